@@ -1,0 +1,56 @@
+package schema
+
+import (
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+)
+
+// ObjectPurge is the durable note that an object must be removed from the
+// bucket. It is written in the same transaction that deletes the upload
+// record, and removed only once the object is gone, so a crash or an S3
+// outage at any moment leaves the object known.
+type ObjectPurge struct {
+	ent.Schema
+}
+
+// Fields of the ObjectPurge.
+func (ObjectPurge) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("bucket").
+			Immutable().
+			NotEmpty(),
+		field.String("object_key").
+			Immutable().
+			NotEmpty(),
+		field.String("upload_id").
+			Immutable().
+			Comment("The deleted upload, for operators reading the queue."),
+		field.Int("attempts").
+			Default(0).
+			NonNegative(),
+		field.Time("next_attempt_at").
+			Comment("The purge is claimed by moving this forward (a lease); it is due when in the past."),
+		field.String("last_error").
+			Default(""),
+		field.Time("created_at").
+			Immutable().
+			Default(time.Now),
+	}
+}
+
+// Indexes of the ObjectPurge.
+func (ObjectPurge) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("next_attempt_at"),
+	}
+}
+
+// Annotations of the ObjectPurge.
+func (ObjectPurge) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}

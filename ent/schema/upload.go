@@ -1,0 +1,86 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/safedelete/uploads/internal/ids"
+)
+
+// Upload is a file a user uploaded: this record plus, usually, one object in
+// the bucket. The record is written before the object and deleted before the
+// object is purged, so that no object ever exists that no record or pending
+// purge knows about.
+type Upload struct {
+	ent.Schema
+}
+
+// Mixin adds created_at and updated_at.
+func (Upload) Mixin() []ent.Mixin {
+	return []ent.Mixin{timestamps{}}
+}
+
+// Fields of the Upload.
+func (Upload) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("id").
+			DefaultFunc(ids.NewUpload).
+			Immutable().
+			NotEmpty(),
+		field.String("owner_id").
+			Immutable().
+			NotEmpty().
+			Annotations(entgql.Skip()),
+		field.String("filename").
+			Annotations(entgql.OrderField("FILENAME")),
+		field.String("content_type"),
+		field.Int64("size").
+			NonNegative().
+			Annotations(entgql.OrderField("SIZE")),
+		field.Enum("status").
+			Values("PENDING", "COMPLETED", "FAILED").
+			Default("PENDING"),
+		field.String("bucket").
+			Default("").
+			Annotations(entgql.Skip()).
+			Comment("Empty when the upload never stored an object."),
+		field.String("object_key").
+			Default("").
+			Annotations(entgql.Skip()).
+			Comment("Empty when the upload never stored an object."),
+	}
+}
+
+// Edges of the Upload.
+func (Upload) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("owner", User.Type).
+			Ref("uploads").
+			Field("owner_id").
+			Unique().
+			Required().
+			Immutable().
+			Annotations(entgql.Skip()),
+	}
+}
+
+// Indexes of the Upload.
+func (Upload) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("owner_id"),
+		// Deleting an object is only safe when no other record references it.
+		index.Fields("bucket", "object_key"),
+	}
+}
+
+// Annotations of the Upload.
+func (Upload) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		entgql.RelayConnection(),
+		entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput),
+	}
+}

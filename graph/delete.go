@@ -1,0 +1,109 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/ids"
+)
+
+// DeletedMessage is the success message of a delete, shared by GraphQL and REST.
+func DeletedMessage(uploadID string) string {
+	return fmt.Sprintf("Upload %s deleted successfully", uploadID)
+}
+
+// deleteUpload is the deleteUpload mutation: the one place that decides who
+// may delete an upload and how.
+//
+// The record's deletion and the note to purge its object commit together;
+// only then is the object removed, inline but bounded by a timeout. If S3 is
+// down or slow, the caller still gets success (the record is gone) and the
+// purger finishes the job later. Whatever crashes when, no object is left
+// that neither a record nor a pending purge knows about, and no record
+// outlives its object.
+func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (*model.DeleteUploadPayload, error) {
+	v, err := requireViewer(ctx)
+	if errors.Is(err, ErrUnauthorized) {
+		return nil, err
+	}
+	if err != nil {
+		r.logger.ErrorContext(ctx, "authenticate delete", "error", err)
+		return nil, ErrDeleteFailed
+	}
+	uploadID = strings.TrimSpace(uploadID)
+	if uploadID == "" {
+		return nil, ErrMissingUploadID
+	}
+	// A malformed id cannot name an upload; answer exactly as for a missing one.
+	if !ids.Valid(ids.UploadPrefix, uploadID) {
+		return nil, ErrUploadNotFound
+	}
+
+	purge, err := r.deleteRecord(ctx, v.UserID, uploadID)
+	if err != nil {
+		return nil, err
+	}
+	if purge != nil {
+		// Detached from the request: a caller hanging up must not cut the
+		// purge short (it would be retried anyway, only later).
+		purgeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.options.InlinePurgeTimeout)
+		defer cancel()
+		_ = r.purger.Attempt(purgeCtx, purge) // on failure the purger retries; Attempt logs
+	}
+	return &model.DeleteUploadPayload{DeletedUploadID: uploadID, Message: DeletedMessage(uploadID)}, nil
+}
+
+// deleteRecord deletes the caller's upload and, in the same transaction,
+// schedules its object's purge. It returns the scheduled purge, or nil when
+// the upload never stored an object.
+func (r *Resolver) deleteRecord(ctx context.Context, ownerID, uploadID string) (*ent.ObjectPurge, error) {
+	tx, err := r.client.Tx(ctx)
+	if err != nil {
+		r.logger.ErrorContext(ctx, "begin delete", "upload_id", uploadID, "error", err)
+		return nil, ErrDeleteFailed
+	}
+	purge, err := r.deleteRecordTx(ctx, tx, ownerID, uploadID)
+	if err != nil {
+		_ = tx.Rollback()
+		if errors.Is(err, ErrUploadNotFound) {
+			return nil, err
+		}
+		r.logger.ErrorContext(ctx, "delete upload record", "upload_id", uploadID, "error", err)
+		return nil, ErrDeleteFailed
+	}
+	if err := tx.Commit(); err != nil {
+		r.logger.ErrorContext(ctx, "commit delete", "upload_id", uploadID, "error", err)
+		return nil, ErrDeleteFailed
+	}
+	return purge, nil
+}
+
+func (r *Resolver) deleteRecordTx(ctx context.Context, tx *ent.Tx, ownerID, uploadID string) (*ent.ObjectPurge, error) {
+	// Another user's upload is indistinguishable from a missing one.
+	mine := upload.And(upload.ID(uploadID), upload.OwnerID(ownerID))
+	u, err := tx.Upload.Query().Where(mine).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, ErrUploadNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Of concurrent deletes, only the one whose DELETE removes the row wins;
+	// the others see zero rows and answer 404.
+	n, err := tx.Upload.Delete().Where(mine).Exec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, ErrUploadNotFound
+	}
+	if u.ObjectKey == "" {
+		return nil, nil // a failed upload that never stored anything
+	}
+	return r.purger.Schedule(ctx, tx, u.ID, u.Bucket, u.ObjectKey)
+}

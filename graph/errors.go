@@ -1,0 +1,68 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// Error codes, in GraphQL errors' extensions.code.
+const (
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	CodeBadUserInput    = "BAD_USER_INPUT"
+	CodeNotFound        = "NOT_FOUND"
+	CodeInternal        = "INTERNAL_SERVER_ERROR"
+)
+
+// PublicError is an error whose message is safe to show to the caller. Its
+// messages are the REST contract's, word for word.
+type PublicError struct {
+	Code    string
+	Message string
+}
+
+func (e *PublicError) Error() string { return e.Message }
+
+// The errors a caller can see. REST maps each to its status code.
+var (
+	ErrUnauthorized    = &PublicError{Code: CodeUnauthenticated, Message: "Unauthorized"}
+	ErrMissingUploadID = &PublicError{Code: CodeBadUserInput, Message: "Missing Upload-Id header"}
+	ErrUploadNotFound  = &PublicError{Code: CodeNotFound, Message: "Upload not found"}
+	ErrDeleteFailed    = &PublicError{Code: CodeInternal, Message: "Failed to delete upload record"}
+	ErrInternal        = &PublicError{Code: CodeInternal, Message: "Internal server error"}
+	ErrUploadTooLarge  = &PublicError{Code: CodeBadUserInput, Message: "File exceeds the maximum upload size"}
+)
+
+// ErrorPresenter shows public errors as they are, with their code, and hides
+// every other error behind a generic internal error (logging it first).
+func ErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		var public *PublicError
+		if errors.As(err, &public) {
+			gqlErr.Message = public.Message
+			gqlErr.Extensions = map[string]any{"code": public.Code}
+			return gqlErr
+		}
+		var parsed *gqlerror.Error
+		if errors.As(err, &parsed) && parsed.Err == nil {
+			// gqlgen's own parse and validation errors already speak to the caller.
+			return gqlErr
+		}
+		logger.ErrorContext(ctx, "graphql resolver error", "path", gqlErr.Path.String(), "error", err)
+		gqlErr.Message = ErrInternal.Message
+		gqlErr.Extensions = map[string]any{"code": CodeInternal}
+		return gqlErr
+	}
+}
+
+// RecoverFunc turns a panic in a resolver into an internal error.
+func RecoverFunc(logger *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		logger.ErrorContext(ctx, "graphql resolver panic", "panic", p)
+		return ErrInternal
+	}
+}

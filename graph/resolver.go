@@ -1,0 +1,60 @@
+// Package graph is the GraphQL API and the home of the service's rules:
+// who may delete what, how a delete happens, and how objects are stored.
+// The REST shim calls the same resolvers.
+package graph
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/purge"
+	"github.com/safedelete/uploads/internal/viewer"
+)
+
+// Resolver holds the dependencies of every resolver.
+type Resolver struct {
+	client  *ent.Client
+	store   *objectstore.Store
+	purger  *purge.Purger
+	logger  *slog.Logger
+	options Options
+}
+
+// Options tune the resolvers. Zero values take the defaults.
+type Options struct {
+	MaxUploadSize      int64         // bytes; default 100 MiB
+	InlinePurgeTimeout time.Duration // how long a delete waits for S3; default 5s
+}
+
+// DefaultMaxUploadSize is the largest file uploadFile accepts by default.
+const DefaultMaxUploadSize = 100 << 20
+
+// NewResolver returns the root resolver.
+func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Purger, logger *slog.Logger, opts Options) *Resolver {
+	if opts.MaxUploadSize <= 0 {
+		opts.MaxUploadSize = DefaultMaxUploadSize
+	}
+	if opts.InlinePurgeTimeout <= 0 {
+		opts.InlinePurgeTimeout = 5 * time.Second
+	}
+	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts}
+}
+
+// MaxUploadSize is the largest file uploadFile accepts.
+func (r *Resolver) MaxUploadSize() int64 { return r.options.MaxUploadSize }
+
+// requireViewer returns the caller, ErrUnauthorized, or (when the
+// credentials could not be checked) an internal error.
+func requireViewer(ctx context.Context) (viewer.Viewer, error) {
+	v, err := viewer.FromContext(ctx)
+	switch {
+	case err == viewer.ErrAnonymous:
+		return viewer.Viewer{}, ErrUnauthorized
+	case err != nil:
+		return viewer.Viewer{}, err
+	}
+	return v, nil
+}

@@ -1,0 +1,106 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/ids"
+)
+
+// uploadFile stores a file for the caller.
+//
+// The record, naming its bucket and key, is written PENDING before any byte
+// reaches the bucket, so that a crash mid-upload leaves a record that knows
+// the (possibly partial) object, never an orphan. Storing then either
+// completes the record or marks it FAILED; a FAILED upload is returned, not
+// an error, so that clients see it and can delete it.
+func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Upload, error) {
+	v, err := requireViewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if file.Size > r.options.MaxUploadSize {
+		return nil, UploadTooLarge(r.options.MaxUploadSize)
+	}
+	contentType := file.ContentType
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	uploadID := ids.NewUpload()
+	key := objectKey(v.UserID, uploadID)
+	u, err := r.client.Upload.Create().
+		SetID(uploadID).
+		SetOwnerID(v.UserID).
+		SetFilename(cleanFilename(file.Filename)).
+		SetContentType(contentType).
+		SetSize(file.Size).
+		SetStatus(upload.StatusPENDING).
+		SetBucket(r.store.Bucket()).
+		SetObjectKey(key).
+		Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create upload record: %w", err)
+	}
+
+	// Finish the record even if the caller hangs up half-way.
+	ctx = context.WithoutCancel(ctx)
+	if putErr := r.store.Put(ctx, key, file.File, file.Size, contentType); putErr != nil {
+		r.logger.ErrorContext(ctx, "store upload", "upload_id", uploadID, "error", putErr)
+		return r.markFailed(ctx, u)
+	}
+	return u.Update().SetStatus(upload.StatusCOMPLETED).Save(ctx)
+}
+
+// markFailed records a failed upload. If nothing of the object can be left in
+// the bucket, the record forgets the key; otherwise it keeps it, so that
+// deleting the upload purges whatever was stored.
+func (r *Resolver) markFailed(ctx context.Context, u *ent.Upload) (*ent.Upload, error) {
+	update := u.Update().SetStatus(upload.StatusFAILED)
+	cleanCtx, cancel := context.WithTimeout(ctx, r.options.InlinePurgeTimeout)
+	defer cancel()
+	if err := r.store.Delete(cleanCtx, u.Bucket, u.ObjectKey); err == nil {
+		update.SetBucket("").SetObjectKey("")
+	}
+	failed, err := update.Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mark upload failed: %w", err)
+	}
+	return failed, nil
+}
+
+// UploadTooLarge is the error for a file over the limit of limit bytes.
+func UploadTooLarge(limit int64) *PublicError {
+	return &PublicError{
+		Code:    CodeBadUserInput,
+		Message: fmt.Sprintf("%s of %d bytes", ErrUploadTooLarge.Message, limit),
+	}
+}
+
+// objectKey names the object of an upload. It contains no part of the
+// user's filename, so no filename can collide, traverse or need escaping.
+func objectKey(userID, uploadID string) string {
+	return "uploads/" + userID + "/" + uploadID
+}
+
+// cleanFilename keeps the base name of what the client sent, as valid UTF-8
+// of at most 255 bytes.
+func cleanFilename(name string) string {
+	name = strings.ToValidUTF8(name, "")
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	if name == "." || name == "/" || name == "" {
+		name = "upload"
+	}
+	for len(name) > 255 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return name
+}
+

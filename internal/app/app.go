@@ -1,0 +1,126 @@
+// Package app assembles the service from its settings: the database, the
+// object store, the resolvers, the purger and the HTTP routes. server.go
+// runs it; tests build it exactly the same way.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/graph"
+	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/embeds3"
+	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/purge"
+)
+
+// EmbeddedBucket is the bucket the embedded S3 server holds uploads in.
+const EmbeddedBucket = "uploads"
+
+// App is the assembled service.
+type App struct {
+	Client   *ent.Client
+	Store    *objectstore.Store
+	Resolver *graph.Resolver
+	Purger   *purge.Purger
+	Handler  http.Handler
+
+	embedded *embeds3.Server
+}
+
+// New opens the database and the object store and builds the service.
+func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
+	a := &App{}
+	if err := a.openStore(ctx, cfg); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	databaseURL := cfg.DatabaseURL
+	if cfg.EmbeddedDatabase() {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			a.Close(ctx)
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		databaseURL = database.SQLiteURL(cfg.SQLitePath())
+	}
+	client, err := database.Open(ctx, databaseURL)
+	if err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	a.Client = client
+	a.Purger = purge.New(client, a.Store, logger, purge.Options{
+		PollInterval: cfg.PurgePollInterval,
+		MaxBackoff:   cfg.PurgeMaxBackoff,
+	})
+	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
+		MaxUploadSize:      cfg.MaxUploadSize,
+		InlinePurgeTimeout: cfg.PurgeInlineTimeout,
+	})
+	a.Handler = httpserver.New(httpserver.Config{
+		Client:          client,
+		Resolver:        a.Resolver,
+		Logger:          logger,
+		Introspection:   cfg.GraphQLIntrospection,
+		ComplexityLimit: cfg.GraphQLComplexityLimit,
+		DepthLimit:      cfg.GraphQLDepthLimit,
+	})
+	return a, nil
+}
+
+// openStore connects to the configured bucket, or starts the embedded S3
+// server and connects to it through the very same client code.
+func (a *App) openStore(ctx context.Context, cfg *config.Config) error {
+	s3cfg := objectstore.Config{
+		Bucket:         cfg.S3Bucket,
+		Region:         cfg.S3Region,
+		Endpoint:       cfg.S3Endpoint,
+		ForcePathStyle: cfg.S3ForcePathStyle,
+		Credentials:    cfg.S3Credentials,
+	}
+	if cfg.EmbeddedS3() {
+		srv, err := embeds3.Start(cfg.EmbeddedS3Dir())
+		if err != nil {
+			return err
+		}
+		a.embedded = srv
+		s3cfg.Bucket = EmbeddedBucket
+		s3cfg.Endpoint = srv.URL
+		s3cfg.ForcePathStyle = true
+		s3cfg.Credentials = objectstore.StaticCredentials(embeds3.AccessKeyID, embeds3.SecretAccessKey)
+	}
+	client, err := objectstore.NewClient(ctx, s3cfg)
+	if err != nil {
+		return err
+	}
+	a.Store = objectstore.New(client, s3cfg.Bucket)
+	if cfg.EmbeddedS3() {
+		// Only our own bucket is ours to create; a configured one must exist.
+		if err := a.Store.EnsureBucket(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the database and stops the embedded S3 server.
+func (a *App) Close(ctx context.Context) error {
+	var errs []error
+	if a.Client != nil {
+		errs = append(errs, a.Client.Close())
+	}
+	if a.embedded != nil {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		errs = append(errs, a.embedded.Close(ctx))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,52 @@
+// Package auth turns the API key of a request into a viewer in its context,
+// for GraphQL and REST alike.
+package auth
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/apikey"
+	"github.com/safedelete/uploads/internal/viewer"
+)
+
+// Middleware authenticates each request by its `x-api-key` header or
+// `Authorization: Bearer <key>`. Requests without a valid key go on
+// anonymous: the resolvers decide what an anonymous caller gets.
+func Middleware(client *ent.Client, logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			secret := credential(r)
+			if secret == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			ctx := r.Context()
+			key, err := apikey.Authenticate(ctx, client, secret)
+			switch {
+			case errors.Is(err, apikey.ErrInvalid):
+				// anonymous
+			case err != nil:
+				logger.ErrorContext(ctx, "authenticate request", "error", err)
+				ctx = viewer.WithError(ctx, err)
+			default:
+				ctx = viewer.NewContext(ctx, viewer.Viewer{UserID: key.OwnerID, APIKeyID: key.ID})
+			}
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+func credential(r *http.Request) string {
+	if key := strings.TrimSpace(r.Header.Get("x-api-key")); key != "" {
+		return key
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(token)
+	}
+	return ""
+}

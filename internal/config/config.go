@@ -1,0 +1,120 @@
+// Package config defines every setting of the service. Each is an
+// environment variable and a flag of the same name (ADDR and --addr); a flag
+// wins over the variable, the variable over the default.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// Config holds the settings.
+type Config struct {
+	Addr        string
+	DataDir     string
+	DatabaseURL string
+
+	S3Bucket         string
+	S3Endpoint       string
+	S3Region         string
+	S3ForcePathStyle bool
+	// S3Credentials overrides the SDK's standard credential chain. It is not
+	// a setting: secrets do not belong in flags. Tests and the embedded
+	// store set it.
+	S3Credentials aws.CredentialsProvider
+
+	MaxUploadSize int64
+
+	GraphQLIntrospection   bool
+	GraphQLComplexityLimit int
+	GraphQLDepthLimit      int
+
+	PurgeInlineTimeout time.Duration
+	PurgePollInterval  time.Duration
+	PurgeMaxBackoff    time.Duration
+
+	ShutdownTimeout time.Duration
+	LogLevel        string
+}
+
+// Setting describes one setting, for flags, environment and documentation.
+type Setting struct {
+	Env, Flag, Default, Usage string
+}
+
+// Register defines every setting as a flag on fs, writing into cfg when fs
+// is parsed. Call Apply after parsing.
+func Register(fs *flag.FlagSet, cfg *Config) []Setting {
+	var settings []Setting
+	add := func(env, def, usage string, define func(name, usage string)) {
+		name := strings.ReplaceAll(strings.ToLower(env), "_", "-")
+		define(name, usage)
+		settings = append(settings, Setting{Env: env, Flag: name, Default: def, Usage: usage})
+	}
+	str := func(p *string, env, def, usage string) {
+		add(env, def, usage, func(name, usage string) { fs.StringVar(p, name, def, usage) })
+	}
+	boolean := func(p *bool, env string, def bool, usage string) {
+		add(env, fmt.Sprint(def), usage, func(name, usage string) { fs.BoolVar(p, name, def, usage) })
+	}
+	integer := func(p *int, env string, def int, usage string) {
+		add(env, fmt.Sprint(def), usage, func(name, usage string) { fs.IntVar(p, name, def, usage) })
+	}
+	duration := func(p *time.Duration, env string, def time.Duration, usage string) {
+		add(env, def.String(), usage, func(name, usage string) { fs.DurationVar(p, name, def, usage) })
+	}
+
+	str(&cfg.Addr, "ADDR", ":8080", "address to listen on")
+	str(&cfg.DataDir, "DATA_DIR", "./data", "directory of the embedded SQLite database and embedded bucket")
+	str(&cfg.DatabaseURL, "DATABASE_URL", "", "sqlite://PATH or postgres://...; default: SQLite file in DATA_DIR")
+	str(&cfg.S3Bucket, "S3_BUCKET", "", "bucket for uploads; unset runs an embedded S3 server over DATA_DIR")
+	str(&cfg.S3Endpoint, "S3_ENDPOINT", "", "S3 endpoint URL for S3-compatible servers; unset for AWS S3")
+	str(&cfg.S3Region, "S3_REGION", "us-east-1", "S3 region")
+	boolean(&cfg.S3ForcePathStyle, "S3_FORCE_PATH_STYLE", false, "address buckets by path (http://host/bucket/key), as most S3-compatible servers need")
+	add("MAX_UPLOAD_SIZE", "104857600", "largest file uploadFile accepts, in bytes", func(name, usage string) {
+		fs.Int64Var(&cfg.MaxUploadSize, name, 100<<20, usage)
+	})
+	boolean(&cfg.GraphQLIntrospection, "GRAPHQL_INTROSPECTION", true, "allow schema introspection (the playground needs it)")
+	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, "largest complexity of one GraphQL operation")
+	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, "deepest field nesting of one GraphQL operation")
+	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, "how long a delete waits for S3 before leaving the object to the background purger")
+	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, "how often the background purger looks for due purges")
+	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, "longest wait between retries of one purge")
+	duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for requests in flight")
+	str(&cfg.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
+	return settings
+}
+
+// ApplyEnv sets every flag that was not given on the command line from its
+// environment variable. Call it after fs.Parse.
+func ApplyEnv(fs *flag.FlagSet, settings []Setting, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range settings {
+		v := getenv(s.Env)
+		if v == "" || given[s.Flag] {
+			continue
+		}
+		if err := fs.Set(s.Flag, v); err != nil {
+			return fmt.Errorf("%s: %w", s.Env, err)
+		}
+	}
+	return nil
+}
+
+// SQLitePath is the embedded database file.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "uploads.db") }
+
+// EmbeddedS3Dir is where the embedded S3 server keeps objects.
+func (c *Config) EmbeddedS3Dir() string { return filepath.Join(c.DataDir, "s3") }
+
+// EmbeddedDatabase reports whether the service uses the default SQLite file.
+func (c *Config) EmbeddedDatabase() bool { return c.DatabaseURL == "" }
+
+// EmbeddedS3 reports whether the service runs its own S3 server.
+func (c *Config) EmbeddedS3() bool { return c.S3Bucket == "" }

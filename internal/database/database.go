@@ -1,0 +1,78 @@
+// Package database opens the Ent client on SQLite (the embedded default) or
+// PostgreSQL, chosen by the URL's scheme.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "github.com/mattn/go-sqlite3"    // registers the "sqlite3" driver
+
+	"github.com/safedelete/uploads/ent"
+)
+
+// SQLiteURL returns the database URL of a SQLite file.
+func SQLiteURL(path string) string { return "sqlite://" + path }
+
+// Open connects to databaseURL (sqlite://PATH or postgres://...) and brings
+// the schema up to date.
+func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
+	drv, err := openDriver(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	client := ent.NewClient(ent.Driver(drv))
+	if err := client.Schema.Create(ctx); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	return client, nil
+}
+
+func openDriver(databaseURL string) (*entsql.Driver, error) {
+	switch {
+	case strings.HasPrefix(databaseURL, "sqlite://"):
+		db, err := sql.Open("sqlite3", sqliteDSN(strings.TrimPrefix(databaseURL, "sqlite://")))
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		return entsql.OpenDB(dialect.SQLite, db), nil
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		db, err := sql.Open("pgx", databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		return entsql.OpenDB(dialect.Postgres, db), nil
+	default:
+		return nil, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))
+	}
+}
+
+// sqliteDSN sets what concurrent writers need: WAL so that readers never
+// wait for writers, BEGIN IMMEDIATE so that a write transaction takes the
+// write lock at its start (a deferred one that upgrades later fails with
+// SQLITE_BUSY without waiting), and a busy timeout so that writers queue
+// instead of failing. Foreign keys are off by default in SQLite.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Set("_fk", "1")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// redact drops the password from a URL for error messages.
+func redact(databaseURL string) string {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}

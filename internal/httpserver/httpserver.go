@@ -1,0 +1,119 @@
+// Package httpserver puts the service's routes in one place: the GraphQL
+// API and its playground, the REST shim, and health checks.
+package httpserver
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/graph"
+	"github.com/safedelete/uploads/graph/generated"
+	"github.com/safedelete/uploads/internal/auth"
+	"github.com/safedelete/uploads/internal/gqllimit"
+	"github.com/safedelete/uploads/rest"
+)
+
+// Config is what the routes need.
+type Config struct {
+	Client          *ent.Client
+	Resolver        *graph.Resolver
+	Logger          *slog.Logger
+	Introspection   bool
+	ComplexityLimit int // default 1000
+	DepthLimit      int // default 10
+}
+
+// multipartOverhead is the room a multipart request needs beyond its file
+// (the operations and map parts, boundaries, part headers).
+const multipartOverhead = 1 << 20
+
+// New returns the service's HTTP handler.
+func New(cfg Config) http.Handler {
+	if cfg.ComplexityLimit <= 0 {
+		cfg.ComplexityLimit = 1000
+	}
+	if cfg.DepthLimit <= 0 {
+		cfg.DepthLimit = 10
+	}
+	authenticate := auth.Middleware(cfg.Client, cfg.Logger)
+	maxRequest := cfg.Resolver.MaxUploadSize() + multipartOverhead
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", playground.Handler("Uploads", "/graphql"))
+	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(newGraphQLServer(cfg, maxRequest))))
+	mux.Handle(rest.Path, authenticate(rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	return mux
+}
+
+// newGraphQLServer configures gqlgen for production: explicit transports, a
+// parsed-query cache, persisted queries, and limits on what one operation
+// may cost.
+func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
+	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver}))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.AddTransport(transport.MultipartForm{
+		MaxUploadSize: maxRequest,
+		MaxMemory:     32 << 20, // larger files spill to temporary files
+	})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
+	srv.Use(gqllimit.Depth{Max: cfg.DepthLimit})
+	srv.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
+	srv.SetRecoverFunc(graph.RecoverFunc(cfg.Logger))
+	return srv
+}
+
+// limitBody answers an oversized upload with a clear GraphQL error before
+// reading it, instead of gqlgen's generic multipart parse failure.
+func limitBody(maxRequest, maxFile int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxRequest && strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			tooLarge := graph.UploadTooLarge(maxFile)
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"errors": []map[string]any{{
+					"message":    tooLarge.Message,
+					"extensions": map[string]any{"code": tooLarge.Code},
+				}},
+				"data": nil,
+			})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// NewHTTPServer wraps h with the timeouts a public server needs. Writes get
+// no deadline because uploads of large files take as long as they take;
+// the read header timeout guards against slow-loris clients.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}

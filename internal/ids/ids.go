@@ -1,0 +1,56 @@
+// Package ids makes the public identifiers of the service's records: a type
+// prefix and 32 lowercase hex digits of randomness, as in the REST contract's
+// "upl_4c0a85f67aa74ecb95a9494a96e4a327".
+package ids
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+)
+
+// Prefixes of each record type. The prefix tells the GraphQL node resolver
+// which table an id belongs to.
+const (
+	UserPrefix   = "usr_"
+	UploadPrefix = "upl_"
+	APIKeyPrefix = "key_"
+)
+
+const randomHexLen = 32
+
+// New returns prefix followed by 128 random bits in lowercase hex.
+func New(prefix string) string {
+	var b [randomHexLen / 2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand never fails on supported platforms (Go 1.24+ panics
+		// itself); an id without randomness must never be issued.
+		panic("ids: crypto/rand failed: " + err.Error())
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// NewUser returns a fresh user id.
+func NewUser() string { return New(UserPrefix) }
+
+// NewUpload returns a fresh upload id.
+func NewUpload() string { return New(UploadPrefix) }
+
+// NewAPIKey returns a fresh API key id (the record's id, not the secret).
+func NewAPIKey() string { return New(APIKeyPrefix) }
+
+// Valid reports whether id is prefix followed by exactly 32 lowercase hex
+// digits. Malformed ids never reach the database.
+func Valid(prefix, id string) bool {
+	rest, ok := strings.CutPrefix(id, prefix)
+	if !ok || len(rest) != randomHexLen {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

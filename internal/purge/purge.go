@@ -1,0 +1,211 @@
+// Package purge removes deleted uploads' objects from the bucket, durably.
+//
+// Deleting an upload writes an ObjectPurge row in the same transaction that
+// deletes the upload record. The object is then removed at once (Attempt) and
+// the row deleted; when S3 fails, the row stays and Run retries it with
+// backoff, across restarts, until the object is gone. A row is claimed by
+// moving its next_attempt_at forward by a lease, in one conditional UPDATE, so
+// that two purgers (goroutines or instances) never work on it at once and a
+// claim whose holder died expires by itself.
+package purge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/ent/upload"
+)
+
+// ObjectDeleter removes one object; removing an absent object succeeds.
+type ObjectDeleter interface {
+	Delete(ctx context.Context, bucket, key string) error
+}
+
+// Options tune the purger. Zero values take the defaults.
+type Options struct {
+	PollInterval time.Duration // how often Run looks for due purges; default 2s
+	Lease        time.Duration // how long a claim lasts; default 1m
+	MinBackoff   time.Duration // delay after the first failure; default 1s
+	MaxBackoff   time.Duration // longest delay between attempts; default 5m
+	BatchSize    int           // purges claimed per poll; default 100
+}
+
+func (o Options) withDefaults() Options {
+	if o.PollInterval <= 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = time.Minute
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Minute
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 100
+	}
+	return o
+}
+
+// Purger runs purges.
+type Purger struct {
+	client  *ent.Client
+	objects ObjectDeleter
+	logger  *slog.Logger
+	opts    Options
+}
+
+// New returns a Purger.
+func New(client *ent.Client, objects ObjectDeleter, logger *slog.Logger, opts Options) *Purger {
+	return &Purger{client: client, objects: objects, logger: logger, opts: opts.withDefaults()}
+}
+
+// Schedule records, inside tx, that the object must be purged. The new row
+// is already claimed by the caller for one lease, so that its inline Attempt
+// does not race the background loop.
+func (p *Purger) Schedule(ctx context.Context, tx *ent.Tx, uploadID, bucket, key string) (*ent.ObjectPurge, error) {
+	job, err := tx.ObjectPurge.Create().
+		SetUploadID(uploadID).
+		SetBucket(bucket).
+		SetObjectKey(key).
+		SetAttempts(1).
+		SetNextAttemptAt(time.Now().Add(p.opts.Lease)).
+		Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("schedule purge: %w", err)
+	}
+	return job, nil
+}
+
+// Attempt tries once to remove the object of a claimed purge. On success the
+// purge row is deleted; on failure it is rescheduled with backoff and the
+// error returned.
+func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) error {
+	// An object that another upload still references must survive; this is
+	// checked here, right before deleting, so that no path can skip it.
+	shared, err := p.client.Upload.Query().
+		Where(upload.Bucket(job.Bucket), upload.ObjectKey(job.ObjectKey)).
+		Exist(ctx)
+	if err != nil {
+		return p.fail(ctx, job, fmt.Errorf("check references: %w", err))
+	}
+	if !shared {
+		if err := p.objects.Delete(ctx, job.Bucket, job.ObjectKey); err != nil {
+			return p.fail(ctx, job, err)
+		}
+	}
+	// A failed row delete only means the (idempotent) purge runs again later.
+	if err := p.client.ObjectPurge.DeleteOneID(job.ID).Exec(ctx); err != nil && !ent.IsNotFound(err) {
+		return fmt.Errorf("finish purge %d: %w", job.ID, err)
+	}
+	p.logger.InfoContext(ctx, "object purged", "upload_id", job.UploadID, "bucket", job.Bucket, "key", job.ObjectKey, "kept_shared", shared, "attempts", job.Attempts)
+	return nil
+}
+
+func (p *Purger) fail(ctx context.Context, job *ent.ObjectPurge, cause error) error {
+	msg := cause.Error()
+	if len(msg) > 500 {
+		msg = msg[:500]
+	}
+	// The request's context may be what failed; recording the failure must not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := p.client.ObjectPurge.UpdateOneID(job.ID).
+		SetNextAttemptAt(time.Now().Add(p.backoff(job.Attempts))).
+		SetLastError(msg).
+		Exec(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		// The lease still expires, so the purge is retried anyway.
+		p.logger.ErrorContext(ctx, "record purge failure", "purge_id", job.ID, "error", err)
+	}
+	p.logger.WarnContext(ctx, "object purge failed; will retry", "upload_id", job.UploadID, "key", job.ObjectKey, "attempts", job.Attempts, "error", cause)
+	return cause
+}
+
+// backoff is exponential in the number of attempts, capped, with jitter so
+// that purges failed by one outage do not all retry at the same instant.
+func (p *Purger) backoff(attempts int) time.Duration {
+	d := p.opts.MaxBackoff
+	if attempts < 31 {
+		d = min(p.opts.MinBackoff<<max(attempts-1, 0), p.opts.MaxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// RunOnce claims the purges that are due and attempts each. It returns how
+// many objects were purged.
+func (p *Purger) RunOnce(ctx context.Context) (int, error) {
+	now := time.Now()
+	due, err := p.client.ObjectPurge.Query().
+		Where(objectpurge.NextAttemptAtLTE(now)).
+		Order(objectpurge.ByNextAttemptAt()).
+		Limit(p.opts.BatchSize).
+		All(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list due purges: %w", err)
+	}
+	purged := 0
+	for _, job := range due {
+		claimed, err := p.claim(ctx, job, now)
+		if err != nil {
+			return purged, err
+		}
+		if !claimed {
+			continue // another purger took it
+		}
+		attemptCtx, cancel := context.WithTimeout(ctx, p.attemptTimeout())
+		if p.Attempt(attemptCtx, job) == nil {
+			purged++
+		}
+		cancel()
+	}
+	return purged, nil
+}
+
+// claim takes job for one lease if it is still due; false means another
+// purger claimed it first.
+func (p *Purger) claim(ctx context.Context, job *ent.ObjectPurge, now time.Time) (bool, error) {
+	n, err := p.client.ObjectPurge.Update().
+		Where(objectpurge.ID(job.ID), objectpurge.NextAttemptAtLTE(now)).
+		SetNextAttemptAt(now.Add(p.opts.Lease)).
+		AddAttempts(1).
+		Save(ctx)
+	if err != nil {
+		return false, fmt.Errorf("claim purge %d: %w", job.ID, err)
+	}
+	job.Attempts++
+	return n == 1, nil
+}
+
+// attemptTimeout keeps one S3 call well inside the lease.
+func (p *Purger) attemptTimeout() time.Duration {
+	return min(p.opts.Lease/2, 30*time.Second)
+}
+
+// Run purges due objects every PollInterval until ctx is cancelled.
+func (p *Purger) Run(ctx context.Context) {
+	ticker := time.NewTicker(p.opts.PollInterval)
+	defer ticker.Stop()
+	for {
+		if _, err := p.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			p.logger.ErrorContext(ctx, "purge pass failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// Pending counts purges not yet done.
+func (p *Purger) Pending(ctx context.Context) (int, error) {
+	return p.client.ObjectPurge.Query().Count(ctx)
+}
