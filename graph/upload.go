@@ -103,4 +103,3 @@ func cleanFilename(name string) string {
 	}
 	return name
 }
-
