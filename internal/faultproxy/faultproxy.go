@@ -18,6 +18,7 @@ const (
 	Pass        Mode = iota // forward every request
 	Refuse                  // drop the connection without answering, like a dead server
 	Unavailable             // answer 503 SlowDown, like an overloaded S3
+	RejectWrites            // answer 503 to PUT and POST, forward the rest
 )
 
 // Proxy forwards to a target until told to fail.
@@ -38,7 +39,14 @@ func Start(target string) (*Proxy, error) {
 	forward := httputil.NewSingleHostReverseProxy(u)
 	p.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)
-		switch Mode(p.mode.Load()) {
+		mode := Mode(p.mode.Load())
+		if mode == RejectWrites {
+			mode = Pass
+			if r.Method == http.MethodPut || r.Method == http.MethodPost {
+				mode = Unavailable
+			}
+		}
+		switch mode {
 		case Refuse:
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {

@@ -1,0 +1,356 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/faultproxy"
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+const deleteMutation = `mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId message } }`
+
+type deletePayload struct {
+	DeleteUpload *struct {
+		DeletedUploadID string `json:"deletedUploadId"`
+		Message         string `json:"message"`
+	} `json:"deleteUpload"`
+}
+
+// expectError checks that res failed with one error of the given code and
+// message, and no data.
+func expectError(t *testing.T, res testenv.GraphQLResponse, code, message string) {
+	t.Helper()
+	if len(res.Errors) != 1 {
+		t.Fatalf("errors = %+v, want one %s", res.Errors, code)
+	}
+	if got := res.Errors[0]; got.Code() != code || got.Message != message {
+		t.Errorf("error = %q (%s), want %q (%s)", got.Message, got.Code(), message, code)
+	}
+	var data map[string]any
+	_ = res.Decode(&data)
+	for field, v := range data {
+		if v != nil {
+			t.Errorf("data.%s = %v, want null", field, v)
+		}
+	}
+}
+
+func TestDeleteUploadErrors(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	_, otherKey := env.NewUser()
+	victim := env.MustUpload(otherKey, "theirs.txt", []byte("theirs"))
+
+	rows := []struct {
+		name, apiKey, id, code, message string
+	}{
+		{"no api key", "", victim.ID, "UNAUTHENTICATED", "Unauthorized"},
+		{"malformed api key", "abcdef1234567890", victim.ID, "UNAUTHENTICATED", "Unauthorized"},
+		{"blank id", key, "  ", "BAD_USER_INPUT", "Missing Upload-Id header"},
+		{"unknown id", key, "upl_00000000000000000000000000000000", "NOT_FOUND", "Upload not found"},
+		{"malformed id", key, "upl_nope", "NOT_FOUND", "Upload not found"},
+		{"another user's upload", key, victim.ID, "NOT_FOUND", "Upload not found"},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			res := env.GraphQL(row.apiKey, deleteMutation, map[string]any{"id": row.id})
+			expectError(t, res, row.code, row.message)
+			if !env.ObjectExists(victim.ObjectKey) {
+				t.Fatal("victim's object deleted")
+			}
+		})
+	}
+}
+
+func TestDeleteUploadSucceedsOnce(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	up := env.MustUpload(key, "a.txt", []byte("a"))
+
+	res := env.GraphQL(key, deleteMutation, map[string]any{"id": up.ID})
+	var data deletePayload
+	if len(res.Errors) > 0 || res.Decode(&data) != nil || data.DeleteUpload == nil {
+		t.Fatalf("delete failed: %+v %s", res.Errors, res.Data)
+	}
+	if got, want := data.DeleteUpload.Message, "Upload "+up.ID+" deleted successfully"; got != want {
+		t.Errorf("message = %q, want %q (the REST message)", got, want)
+	}
+	if data.DeleteUpload.DeletedUploadID != up.ID {
+		t.Errorf("deletedUploadId = %q", data.DeleteUpload.DeletedUploadID)
+	}
+	if env.ObjectExists(up.ObjectKey) {
+		t.Error("object still in the bucket")
+	}
+	expectError(t, env.GraphQL(key, deleteMutation, map[string]any{"id": up.ID}), "NOT_FOUND", "Upload not found")
+}
+
+func TestDatabaseFailureIsInternal(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	up := env.MustUpload(key, "a.txt", []byte("a"))
+	if _, err := env.Client().ExecContext(context.Background(), "DROP TABLE object_purges"); err != nil {
+		t.Fatal(err)
+	}
+	res := env.GraphQL(key, deleteMutation, map[string]any{"id": up.ID})
+	expectError(t, res, "INTERNAL_SERVER_ERROR", "Failed to delete upload record")
+	if _, err := env.Client().Upload.Get(context.Background(), up.ID); err != nil {
+		t.Errorf("record lost: %v", err)
+	}
+}
+
+// TestSharedObjectSurvives: an object that another record still references
+// is never deleted with one of them.
+func TestSharedObjectSurvives(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	userID, key := env.NewUser()
+	first := env.MustUpload(key, "a.txt", []byte("shared"))
+	ctx := context.Background()
+	second, err := env.Client().Upload.Create().
+		SetOwnerID(userID).SetFilename("copy.txt").SetContentType("text/plain").SetSize(first.Size).
+		SetStatus(upload.StatusCOMPLETED).SetBucket(first.Bucket).SetObjectKey(first.ObjectKey).
+		Save(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := env.DeleteREST(key, first.ID); res.Status != 200 {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	if !env.ObjectExists(first.ObjectKey) {
+		t.Fatal("shared object deleted while another record references it")
+	}
+	if n := env.PendingPurges(); n != 0 {
+		t.Errorf("%d purges left pending", n)
+	}
+	if res := env.DeleteREST(key, second.ID); res.Status != 200 {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	if env.ObjectExists(first.ObjectKey) {
+		t.Error("object kept after its last record was deleted")
+	}
+}
+
+func TestQueriesSeeOnlyOwnUploads(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	userID, key := env.NewUser()
+	otherID, otherKey := env.NewUser()
+	mine := env.MustUpload(key, "mine.txt", []byte("mine"))
+	theirs := env.MustUpload(otherKey, "theirs.txt", []byte("theirs"))
+
+	t.Run("viewer needs a key", func(t *testing.T) {
+		expectError(t, env.GraphQL("", `{ viewer { id } }`, nil), "UNAUTHENTICATED", "Unauthorized")
+	})
+	t.Run("Authorization: Bearer", func(t *testing.T) {
+		body := strings.NewReader(`{"query":"{ viewer { id } }"}`)
+		h := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + key}}
+		res := env.Do(http.MethodPost, "/graphql", h, body)
+		if res.Status != 200 || !strings.Contains(res.Body, userID) {
+			t.Errorf("got %d %s", res.Status, res.Body)
+		}
+	})
+	t.Run("upload(id) is null for another user's upload, like a missing one", func(t *testing.T) {
+		for _, id := range []string{theirs.ID, "upl_00000000000000000000000000000000", "bogus"} {
+			res := env.GraphQL(key, `query($id: ID!) { upload(id: $id) { id } }`, map[string]any{"id": id})
+			if len(res.Errors) > 0 || string(res.Data) != `{"upload":null}` {
+				t.Errorf("upload(%s) = %s %+v", id, res.Data, res.Errors)
+			}
+		}
+		res := env.GraphQL(key, `query($id: ID!) { upload(id: $id) { id filename } }`, map[string]any{"id": mine.ID})
+		if !strings.Contains(string(res.Data), mine.ID) {
+			t.Errorf("own upload: %s %+v", res.Data, res.Errors)
+		}
+	})
+	t.Run("node(id) is null for anything not the caller's", func(t *testing.T) {
+		for _, id := range []string{theirs.ID, otherID, "upl_00000000000000000000000000000000"} {
+			res := env.GraphQL(key, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": id})
+			if len(res.Errors) > 0 || string(res.Data) != `{"node":null}` {
+				t.Errorf("node(%s) = %s %+v", id, res.Data, res.Errors)
+			}
+		}
+		res := env.GraphQL(key, `query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Upload { filename } } }`,
+			map[string]any{"ids": []string{mine.ID, theirs.ID, userID}})
+		want := `{"nodes":[{"id":"` + mine.ID + `","filename":"mine.txt"},null,{"id":"` + userID + `"}]}`
+		if string(res.Data) != want {
+			t.Errorf("nodes = %s, want %s", res.Data, want)
+		}
+	})
+}
+
+func TestViewerUploadsConnection(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	_, otherKey := env.NewUser()
+	env.MustUpload(otherKey, "theirs.txt", []byte("x"))
+	var ids []string
+	for _, name := range []string{"a.txt", "b.txt", "c.txt"} {
+		ids = append(ids, env.MustUpload(key, name, []byte(name)).ID)
+	}
+	env.S3.SetMode(faultproxy.Refuse)
+	failed := env.UploadFile(key, "failed.txt", "text/plain", []byte("lost"))
+	env.S3.SetMode(faultproxy.Pass)
+	if !strings.Contains(string(failed.Data), `"status":"FAILED"`) {
+		t.Fatalf("upload during outage: %s %+v", failed.Data, failed.Errors)
+	}
+
+	query := `query($after: Cursor, $where: UploadWhereInput) { viewer { uploads(first: 2, after: $after, where: $where, orderBy: {field: CREATED_AT, direction: ASC}) {
+		totalCount pageInfo { hasNextPage endCursor } edges { node { id filename status } } } } }`
+	type page struct {
+		Viewer struct {
+			Uploads struct {
+				TotalCount int
+				PageInfo   struct {
+					HasNextPage bool
+					EndCursor   *string
+				}
+				Edges []struct {
+					Node struct{ ID, Filename, Status string }
+				}
+			}
+		}
+	}
+	var got []string
+	var after any
+	for {
+		res := env.GraphQL(key, query, map[string]any{"after": after, "where": map[string]any{"status": "COMPLETED"}})
+		var p page
+		if len(res.Errors) > 0 || res.Decode(&p) != nil {
+			t.Fatalf("query: %+v %s", res.Errors, res.Data)
+		}
+		if p.Viewer.Uploads.TotalCount != 3 {
+			t.Errorf("totalCount = %d, want 3 completed uploads", p.Viewer.Uploads.TotalCount)
+		}
+		for _, e := range p.Viewer.Uploads.Edges {
+			got = append(got, e.Node.ID)
+		}
+		if !p.Viewer.Uploads.PageInfo.HasNextPage {
+			break
+		}
+		after = *p.Viewer.Uploads.PageInfo.EndCursor
+	}
+	if strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Errorf("paged through %v, want %v", got, ids)
+	}
+	res := env.GraphQL(key, `{ viewer { uploads(where: {status: FAILED}) { totalCount edges { node { filename } } } } }`, nil)
+	if want := `{"viewer":{"uploads":{"totalCount":1,"edges":[{"node":{"filename":"failed.txt"}}]}}}`; string(res.Data) != want {
+		t.Errorf("failed uploads = %s, want %s", res.Data, want)
+	}
+}
+
+func TestUploadFile(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+
+	t.Run("stored and completed", func(t *testing.T) {
+		content := bytes.Repeat([]byte("0123456789"), 1000)
+		up := env.MustUpload(key, "../../etc/report.csv", content)
+		if up.Filename != "report.csv" || up.Size != int64(len(content)) || up.Status != upload.StatusCOMPLETED {
+			t.Errorf("record = %+v", up)
+		}
+		if !env.ObjectExists(up.ObjectKey) {
+			t.Error("object not in the bucket")
+		}
+	})
+	t.Run("store failure leaves a FAILED record without an object", func(t *testing.T) {
+		env.S3.SetMode(faultproxy.RejectWrites)
+		rec := uploadExpectingFailure(t, env, key)
+		env.S3.SetMode(faultproxy.Pass)
+		if rec.ObjectKey != "" || rec.Bucket != "" {
+			t.Errorf("FAILED upload that stored nothing still names object %q/%q", rec.Bucket, rec.ObjectKey)
+		}
+		if res := env.DeleteREST(key, rec.ID); res.Status != 200 {
+			t.Errorf("delete FAILED upload: %d %s", res.Status, res.Body)
+		}
+		if n := env.PendingPurges(); n != 0 {
+			t.Errorf("%d purges scheduled for an upload without an object", n)
+		}
+	})
+	t.Run("S3 down during the upload: FAILED record keeps its key until deleted", func(t *testing.T) {
+		env.S3.SetMode(faultproxy.Refuse)
+		rec := uploadExpectingFailure(t, env, key)
+		env.S3.SetMode(faultproxy.Pass)
+		// Nobody could confirm that nothing was stored, so the record keeps
+		// the key, and deleting the upload purges whatever may be there.
+		if rec.ObjectKey == "" {
+			t.Fatal("FAILED upload forgot its key although its cleanup could not reach S3")
+		}
+		if res := env.DeleteREST(key, rec.ID); res.Status != 200 {
+			t.Errorf("delete FAILED upload: %d %s", res.Status, res.Body)
+		}
+		env.Eventually(5*time.Second, "purge done", func() bool { return env.PendingPurges() == 0 })
+	})
+	t.Run("over the size limit: clear error, nothing stored", func(t *testing.T) {
+		before := len(env.ObjectKeys())
+		limit := env.Config.MaxUploadSize
+		for _, size := range []int64{limit + 1, limit + 2<<20} {
+			res := env.UploadFile(key, "big.bin", "application/octet-stream", make([]byte, size))
+			if len(res.Errors) != 1 || res.Errors[0].Code() != "BAD_USER_INPUT" ||
+				!strings.Contains(res.Errors[0].Message, "File exceeds the maximum upload size") {
+				t.Errorf("size %d: status %d, errors %+v", size, res.Status, res.Errors)
+			}
+		}
+		if n, _ := env.Client().Upload.Query().Where(upload.Filename("big.bin")).Count(context.Background()); n != 0 {
+			t.Errorf("%d records created for rejected uploads", n)
+		}
+		if after := len(env.ObjectKeys()); after != before {
+			t.Errorf("objects went from %d to %d", before, after)
+		}
+	})
+	t.Run("needs a key", func(t *testing.T) {
+		expectError(t, env.UploadFile("", "a.txt", "text/plain", []byte("a")), "UNAUTHENTICATED", "Unauthorized")
+	})
+}
+
+func uploadExpectingFailure(t *testing.T, env *testenv.Env, key string) *ent.Upload {
+	t.Helper()
+	res := env.UploadFile(key, "doomed.bin", "application/octet-stream", []byte("doomed"))
+	var data struct{ UploadFile testenv.UploadedFile }
+	if len(res.Errors) > 0 || res.Decode(&data) != nil || data.UploadFile.Status != "FAILED" {
+		t.Fatalf("got %+v %s, want a FAILED upload", res.Errors, res.Data)
+	}
+	rec, err := env.Client().Upload.Get(context.Background(), data.UploadFile.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func TestOperationLimits(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
+		c.GraphQLDepthLimit = 4
+		c.GraphQLComplexityLimit = 20
+	}})
+	_, key := env.NewUser()
+	introspection := `{ __schema { types { name fields { name type { name ofType { name ofType { name ofType { name } } } } } } } }`
+
+	rows := []struct{ name, query, code string }{
+		{"within limits", `{ viewer { uploads { totalCount } } }`, ""},
+		{"too deep", `{ viewer { uploads { edges { node { id } } } } }`, "DEPTH_LIMIT_EXCEEDED"},
+		{"too deep through fragments", `{ viewer { ...F } } fragment F on User { uploads { edges { node { id } } } }`, "DEPTH_LIMIT_EXCEEDED"},
+		{"too complex", `{ a: viewer { id email } b: viewer { id email } c: viewer { id email } d: viewer { id email } e: viewer { id email } f: viewer { id email } g: viewer { id email } }`, "COMPLEXITY_LIMIT_EXCEEDED"},
+		{"introspection is not counted against depth", introspection, ""},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			res := env.GraphQL(key, row.query, nil)
+			switch {
+			case row.code == "" && len(res.Errors) > 0:
+				t.Errorf("rejected: %+v", res.Errors)
+			case row.code != "" && (len(res.Errors) != 1 || res.Errors[0].Code() != row.code):
+				t.Errorf("errors = %+v, want %s", res.Errors, row.code)
+			}
+		})
+	}
+
+	closed := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.GraphQLIntrospection = false }})
+	res := closed.GraphQL("", introspection, nil)
+	if len(res.Errors) == 0 {
+		t.Errorf("introspection allowed although switched off: %s", res.Data)
+	}
+}
