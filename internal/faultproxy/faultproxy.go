@@ -15,10 +15,10 @@ type Mode int32
 
 // The modes.
 const (
-	Pass        Mode = iota // forward every request
-	Refuse                  // drop the connection without answering, like a dead server
-	Unavailable             // answer 503 SlowDown, like an overloaded S3
-	RejectWrites            // answer 503 to PUT and POST, forward the rest
+	Pass         Mode = iota // forward every request
+	Refuse                   // drop the connection without answering, like a dead server
+	Unavailable              // answer 503 SlowDown, like an overloaded S3
+	RejectWrites             // answer 503 to PUT and POST, forward the rest
 )
 
 // Proxy forwards to a target until told to fail.
@@ -26,6 +26,7 @@ type Proxy struct {
 	URL      string
 	mode     atomic.Int32
 	requests atomic.Int64
+	observer atomic.Pointer[func(*http.Request)]
 	server   *httptest.Server
 }
 
@@ -39,6 +40,9 @@ func Start(target string) (*Proxy, error) {
 	forward := httputil.NewSingleHostReverseProxy(u)
 	p.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)
+		if observe := p.observer.Load(); observe != nil {
+			(*observe)(r)
+		}
 		mode := Mode(p.mode.Load())
 		if mode == RejectWrites {
 			mode = Pass
@@ -66,6 +70,9 @@ func Start(target string) (*Proxy, error) {
 
 // SetMode changes how the following requests are treated.
 func (p *Proxy) SetMode(m Mode) { p.mode.Store(int32(m)) }
+
+// Observe calls f with every request that arrives from now on.
+func (p *Proxy) Observe(f func(*http.Request)) { p.observer.Store(&f) }
 
 // Requests counts the requests the proxy has seen.
 func (p *Proxy) Requests() int64 { return p.requests.Load() }

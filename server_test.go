@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/safedelete/uploads/internal/config"
+)
+
+// cli runs the binary's entry point as a user would, with DATA_DIR set.
+func cli(t *testing.T, dataDir string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string {
+		if k == "DATA_DIR" {
+			return dataDir
+		}
+		return ""
+	}
+	err = run(context.Background(), args, getenv, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestManagementCommands(t *testing.T) {
+	dir := t.TempDir()
+
+	out, _, err := cli(t, dir, "users", "create", "--email", "Ada@Example.com", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user map[string]string
+	if err := json.Unmarshal([]byte(out), &user); err != nil {
+		t.Fatalf("users create --json printed %q: %v", out, err)
+	}
+	if !strings.HasPrefix(user["user_id"], "usr_") || !strings.HasPrefix(user["api_key"], "ukey_") || user["email"] != "ada@example.com" {
+		t.Errorf("users create: %v", user)
+	}
+
+	out, _, err = cli(t, dir, "keys", "create", "--user", user["user_id"], "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key map[string]string
+	if err := json.Unmarshal([]byte(out), &key); err != nil || !strings.HasPrefix(key["api_key"], "ukey_") || key["user_id"] != user["user_id"] {
+		t.Fatalf("keys create: %q %v", out, err)
+	}
+
+	out, _, err = cli(t, dir, "keys", "revoke", "--id", key["api_key_id"])
+	if err != nil || !strings.Contains(out, "Revoked API key "+key["api_key_id"]) {
+		t.Errorf("keys revoke: %q %v", out, err)
+	}
+
+	for _, bad := range [][]string{
+		{"users", "create"},
+		{"users", "create", "--email", "not-an-address"},
+		{"users", "create", "--email", "ada@example.com"},
+		{"keys", "create", "--user", "usr_00000000000000000000000000000000"},
+		{"keys", "revoke", "--id", "key_00000000000000000000000000000000"},
+		{"users", "delete"},
+	} {
+		if out, _, err := cli(t, dir, bad...); err == nil {
+			t.Errorf("%v succeeded: %q", bad, out)
+		}
+	}
+}
+
+// TestSettingsDocumented: every setting appears in the README's table with
+// its default.
+func TestSettingsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg config.Config
+	for _, s := range config.Register(flag.NewFlagSet("", flag.ContinueOnError), &cfg) {
+		row := "| `" + s.Env + "` | `--" + s.Flag + "` |"
+		if !bytes.Contains(readme, []byte(row)) {
+			t.Errorf("README has no row starting %q", row)
+		}
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	var cfg config.Config
+	settings := config.Register(fs, &cfg)
+	if err := fs.Parse([]string{"--addr", ":9999"}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"ADDR": ":1111", "S3_BUCKET": "from-env", "PURGE_POLL_INTERVAL": "3s"}
+	if err := config.ApplyEnv(fs, settings, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":9999" || cfg.S3Bucket != "from-env" || cfg.PurgePollInterval.String() != "3s" || cfg.S3Region != "us-east-1" {
+		t.Errorf("config = %+v", cfg)
+	}
+	env["MAX_UPLOAD_SIZE"] = "lots"
+	if err := config.ApplyEnv(fs, settings, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "MAX_UPLOAD_SIZE") {
+		t.Errorf("bad MAX_UPLOAD_SIZE: err = %v", err)
+	}
+}
+
+// TestFirstStart runs the service on embedded defaults as a newcomer would:
+// it seeds a demo user, prints a curl line that works, shuts down cleanly on
+// a signal, and does not seed again on the next start.
+func TestFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	out := serveFor(t, dir, addr, func() {})
+	key := regexp.MustCompile(`x-api-key: (ukey_[0-9a-f]+)`).FindStringSubmatch(out)
+	id := regexp.MustCompile(`x-upload-id: (upl_[0-9a-f]+)`).FindStringSubmatch(out)
+	if key == nil || id == nil || !strings.Contains(out, "http://"+addr+"/") {
+		t.Fatalf("first start printed no usable curl line or playground URL:\n%s", out)
+	}
+	var status int
+	var body string
+	again := serveFor(t, dir, addr, func() {
+		req, _ := http.NewRequest(http.MethodDelete, "http://"+addr+"/delete-upload-api", nil)
+		req.Header.Set("x-api-key", key[1])
+		req.Header.Set("x-upload-id", id[1])
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		status, body = res.StatusCode, string(b)
+	})
+	if want := fmt.Sprintf(`{"message":"Upload %s deleted successfully"}`, id[1]); status != 200 || body != want {
+		t.Errorf("the printed curl line got %d %s", status, body)
+	}
+	if strings.Contains(again, "First start") {
+		t.Error("the demo was seeded again on the second start")
+	}
+}
+
+// serveFor runs the server until it answers /healthz, calls during, then
+// stops it as SIGTERM would and returns what it printed on stdout.
+func serveFor(t *testing.T, dataDir, addr string, during func()) string {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	var out, errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		env := map[string]string{"DATA_DIR": dataDir, "ADDR": addr}
+		done <- run(ctx, nil, func(k string) string { return env[k] }, &out, &errOut)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/healthz")
+		if err == nil && res.StatusCode == 200 {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("server did not come up: %v\n%s", err, errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	during()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("server exited with %v\n%s", err, errOut.String())
+	}
+	return out.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
