@@ -29,7 +29,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
@@ -37,7 +37,7 @@ func main() {
 
 // run parses the command line and environment, then serves or runs a
 // management command.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
 	command, args := splitCommand(args)
 	fs := flag.NewFlagSet("uploads", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (commands: %s)", fs.Args(), strings.Join(admin.Commands, ", "))
 	}
-	if err := config.ApplyEnv(fs, settings, getenv); err != nil {
+	if err := config.ApplyEnv(fs, settings, lookupEnv); err != nil {
 		return err
 	}
 	logger, err := newLogger(stderr, cfg.LogLevel)

@@ -22,13 +22,7 @@ import (
 func cli(t *testing.T, dataDir string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	getenv := func(k string) string {
-		if k == "DATA_DIR" {
-			return dataDir
-		}
-		return ""
-	}
-	err = run(context.Background(), args, getenv, &out, &errOut)
+	err = run(context.Background(), args, envOf(map[string]string{"DATA_DIR": dataDir}), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
@@ -99,14 +93,14 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"ADDR": ":1111", "S3_BUCKET": "from-env", "PURGE_POLL_INTERVAL": "3s"}
-	if err := config.ApplyEnv(fs, settings, func(k string) string { return env[k] }); err != nil {
+	if err := config.ApplyEnv(fs, settings, envOf(env)); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Addr != ":9999" || cfg.S3Bucket != "from-env" || cfg.PurgePollInterval.String() != "3s" || cfg.S3Region != "us-east-1" {
 		t.Errorf("config = %+v", cfg)
 	}
 	env["MAX_UPLOAD_SIZE"] = "lots"
-	if err := config.ApplyEnv(fs, settings, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "MAX_UPLOAD_SIZE") {
+	if err := config.ApplyEnv(fs, settings, envOf(env)); err == nil || !strings.Contains(err.Error(), "MAX_UPLOAD_SIZE") {
 		t.Errorf("bad MAX_UPLOAD_SIZE: err = %v", err)
 	}
 }
@@ -154,7 +148,7 @@ func serveFor(t *testing.T, dataDir, addr string, during func()) string {
 	done := make(chan error, 1)
 	go func() {
 		env := map[string]string{"DATA_DIR": dataDir, "ADDR": addr}
-		done <- run(ctx, nil, func(k string) string { return env[k] }, &out, &errOut)
+		done <- run(ctx, nil, envOf(env), &out, &errOut)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -185,4 +179,12 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// envOf is a lookupEnv over a map.
+func envOf(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
 }

@@ -29,6 +29,9 @@ func expect(t *testing.T, res testenv.Response, status int, body string) {
 	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
+	if res.Request.Method != http.MethodHead {
+		validateOpenAPI(t, res)
+	}
 }
 
 // TestContract walks the rows of the spec's error table, then success and

@@ -72,6 +72,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Introspection:   cfg.GraphQLIntrospection,
 		ComplexityLimit: cfg.GraphQLComplexityLimit,
 		DepthLimit:      cfg.GraphQLDepthLimit,
+		AllowedOrigins:  cfg.AllowedOrigins(),
 	})
 	return a, nil
 }

@@ -30,6 +30,8 @@ type Config struct {
 
 	MaxUploadSize int64
 
+	CORSAllowedOrigins string
+
 	GraphQLIntrospection   bool
 	GraphQLComplexityLimit int
 	GraphQLDepthLimit      int
@@ -79,6 +81,7 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 	add("MAX_UPLOAD_SIZE", "104857600", "largest file uploadFile accepts, in bytes", func(name, usage string) {
 		fs.Int64Var(&cfg.MaxUploadSize, name, 100<<20, usage)
 	})
+	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", "comma-separated origins whose browser pages may call the API; * for any")
 	boolean(&cfg.GraphQLIntrospection, "GRAPHQL_INTROSPECTION", true, "allow schema introspection (the playground needs it)")
 	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, "largest complexity of one GraphQL operation")
 	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, "deepest field nesting of one GraphQL operation")
@@ -91,13 +94,14 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 }
 
 // ApplyEnv sets every flag that was not given on the command line from its
-// environment variable. Call it after fs.Parse.
-func ApplyEnv(fs *flag.FlagSet, settings []Setting, getenv func(string) string) error {
+// environment variable, if that is set (even to an empty value). Call it
+// after fs.Parse.
+func ApplyEnv(fs *flag.FlagSet, settings []Setting, lookupEnv func(string) (string, bool)) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	for _, s := range settings {
-		v := getenv(s.Env)
-		if v == "" || given[s.Flag] {
+		v, set := lookupEnv(s.Env)
+		if !set || given[s.Flag] {
 			continue
 		}
 		if err := fs.Set(s.Flag, v); err != nil {
@@ -105,6 +109,17 @@ func ApplyEnv(fs *flag.FlagSet, settings []Setting, getenv func(string) string) 
 		}
 	}
 	return nil
+}
+
+// AllowedOrigins is CORSAllowedOrigins as a list.
+func (c *Config) AllowedOrigins() []string {
+	var origins []string
+	for _, o := range strings.Split(c.CORSAllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	return origins
 }
 
 // SQLitePath is the embedded database file.

@@ -1,5 +1,6 @@
 // Package httpserver puts the service's routes in one place: the GraphQL
-// API and its playground, the REST shim, and health checks.
+// API and its playground, the REST shim and its OpenAPI document, and
+// health checks.
 package httpserver
 
 import (
@@ -13,7 +14,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/safedelete/uploads/ent"
@@ -21,6 +22,7 @@ import (
 	"github.com/safedelete/uploads/graph/generated"
 	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/gqllimit"
+	"github.com/safedelete/uploads/internal/playground"
 	"github.com/safedelete/uploads/rest"
 )
 
@@ -32,6 +34,8 @@ type Config struct {
 	Introspection   bool
 	ComplexityLimit int // default 1000
 	DepthLimit      int // default 10
+	// AllowedOrigins may call the API from a browser page; "*" allows any.
+	AllowedOrigins []string
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -47,17 +51,35 @@ func New(cfg Config) http.Handler {
 		cfg.DepthLimit = 10
 	}
 	authenticate := auth.Middleware(cfg.Client, cfg.Logger)
+	playgroundHandler := playground.Handler()
 	maxRequest := cfg.Resolver.MaxUploadSize() + multipartOverhead
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", playground.Handler("Uploads", "/graphql"))
+	mux.Handle("GET /{$}", playgroundHandler)
+	mux.Handle("GET /playground/", playgroundHandler)
+	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
 	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(newGraphQLServer(cfg, maxRequest))))
 	mux.Handle(rest.Path, authenticate(rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
-	return mux
+	if len(cfg.AllowedOrigins) == 0 {
+		return mux // no cross-origin browser access at all
+	}
+	return corsMiddleware(cfg.AllowedOrigins).Handler(mux)
+}
+
+// corsMiddleware lets browser pages on allowed origins call the API. It
+// wraps every route, so that error responses (401, 404, ...) carry the CORS
+// headers too and a page can read them.
+func corsMiddleware(origins []string) *cors.Cors {
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodOptions},
+		AllowedHeaders: []string{"x-api-key", "x-upload-id", "content-type", "authorization"},
+		MaxAge:         600,
+	})
 }
 
 // newGraphQLServer configures gqlgen for production: explicit transports, a

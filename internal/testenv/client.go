@@ -15,9 +15,10 @@ import (
 
 // Response is what an HTTP caller received.
 type Response struct {
-	Status int
-	Header http.Header
-	Body   string
+	Request *http.Request
+	Status  int
+	Header  http.Header
+	Body    string
 }
 
 // Do sends a request to the service and reads the whole response.
@@ -39,7 +40,7 @@ func (e *Env) Do(method, path string, header http.Header, body io.Reader) Respon
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return Response{Status: res.StatusCode, Header: res.Header, Body: string(b)}
+	return Response{Request: req, Status: res.StatusCode, Header: res.Header, Body: string(b)}
 }
 
 // DeleteREST calls DELETE /delete-upload-api with the given key and upload

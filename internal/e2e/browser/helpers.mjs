@@ -1,0 +1,101 @@
+// Shared set-up for the browser tests: the running service's address and a
+// user's key come from the environment (.ci/run starts the service).
+import { readFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function required(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`set ${name} (see .ci/run)`);
+  return v;
+}
+
+export const serviceURL = required('SERVICE_URL');
+export const apiKey = required('API_KEY');
+export const dataDir = required('DATA_DIR'); // the service's DATA_DIR: its embedded bucket is in s3/
+export const allowedPagePort = Number(required('ALLOWED_PAGE_PORT'));
+export const specFile = required('SPEC_FILE');
+const artifactsDir = process.env.E2E_ARTIFACTS || '/tmp/e2e-artifacts';
+
+export async function graphql(query, variables = {}, key = apiKey) {
+  const res = await fetch(`${serviceURL}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key },
+    body: JSON.stringify({ query, variables }),
+  });
+  return res.json();
+}
+
+// uploadFile stores a small file through the GraphQL multipart request spec.
+export async function uploadFile(name, content) {
+  const form = new FormData();
+  form.append('operations', JSON.stringify({
+    query: 'mutation($f: File!) { uploadFile(file: $f) { id status } }',
+    variables: { f: null },
+  }));
+  form.append('map', JSON.stringify({ 0: ['variables.f'] }));
+  form.append('0', new Blob([content], { type: 'text/plain' }), name);
+  const res = await fetch(`${serviceURL}/graphql`, { method: 'POST', headers: { 'x-api-key': apiKey }, body: form });
+  const body = await res.json();
+  if (body.errors || body.data.uploadFile.status !== 'COMPLETED') throw new Error(`upload failed: ${JSON.stringify(body)}`);
+  return body.data.uploadFile.id;
+}
+
+// objectStored tells whether the embedded bucket still holds the upload's object.
+export async function objectStored(uploadID) {
+  const { data } = await graphql('{ viewer { id } }');
+  return existsSync(join(dataDir, 's3', 'buckets', 'uploads', 'uploads', data.viewer.id, uploadID));
+}
+
+export async function uploadExists(uploadID) {
+  const { data } = await graphql('query($id: ID!) { upload(id: $id) { id } }', { id: uploadID });
+  return data.upload !== null;
+}
+
+function isLoopback(url) {
+  const u = new URL(url);
+  if (u.protocol === 'data:' || u.protocol === 'blob:') return true;
+  return ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
+}
+
+// launch starts headless Chromium in which every request that is not to a
+// loopback address fails, as it would on a machine with no internet: names
+// do not resolve, and everything not on loopback goes to a proxy that
+// refuses connections. (Playwright's request interception is not used: with
+// it, Chromium skips CORS preflights, which the CORS tests are about.)
+export async function launch() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost',
+      '--proxy-server=http://127.0.0.1:9', // nothing listens there
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const blocked = [];
+  context.on('request', (r) => { if (!isLoopback(r.url())) blocked.push(r.url()); });
+  return { browser, context, blocked };
+}
+
+export function saveArtifact(name, data) {
+  mkdirSync(artifactsDir, { recursive: true });
+  const path = join(artifactsDir, name);
+  writeFileSync(path, data);
+  console.log(`artifact: ${path}`);
+}
+
+// specFetchExample is the contract's JavaScript example, verbatim but for the
+// URL's host, the key and the upload id.
+export function specFetchExample(key, uploadID) {
+  const text = readFileSync(specFile, 'utf8');
+  const start = text.indexOf('async function deleteUpload');
+  const end = text.indexOf('Error Handling');
+  if (start < 0 || end < start) throw new Error('no JavaScript example in the contract');
+  return text.slice(start, end)
+    .replaceAll('https://api.apidatatools.com', serviceURL)
+    .replaceAll('your_api_key', key)
+    .replaceAll('upl_4c0a85f67aa74ecb95a9494a96e4a327', uploadID);
+}

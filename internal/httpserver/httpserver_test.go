@@ -1,0 +1,81 @@
+package httpserver_test
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+// TestPlaygroundServedFromBinary: the page and every script and stylesheet
+// it references come from this server, none from a CDN.
+func TestPlaygroundServedFromBinary(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	page := env.Do(http.MethodGet, "/", nil, nil)
+	if page.Status != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", page.Status, page.Header.Get("Content-Type"))
+	}
+	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("CSP = %q: the page must not be able to load anything from elsewhere", csp)
+	}
+	refs := regexp.MustCompile(`(?:src|href)="([^"]+)"`).FindAllStringSubmatch(page.Body, -1)
+	if len(refs) < 4 {
+		t.Fatalf("page references %d assets, want GraphiQL, React, ReactDOM, styles", len(refs))
+	}
+	for _, ref := range refs {
+		if !strings.HasPrefix(ref[1], "/playground/") {
+			t.Errorf("asset %s is not served by this server", ref[1])
+			continue
+		}
+		res := env.Do(http.MethodGet, ref[1], nil, nil)
+		if res.Status != 200 || len(res.Body) == 0 {
+			t.Errorf("GET %s: %d", ref[1], res.Status)
+		}
+	}
+}
+
+func TestCORS(t *testing.T) {
+	const allowed = "http://app.example.test"
+	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.CORSAllowedOrigins = allowed }})
+	preflight := func(origin string) testenv.Response {
+		return env.Do(http.MethodOptions, "/delete-upload-api", http.Header{
+			"Origin":                         {origin},
+			"Access-Control-Request-Method":  {"DELETE"},
+			"Access-Control-Request-Headers": {"content-type,x-api-key,x-upload-id"}, // sorted, as browsers send it,
+		}, nil)
+	}
+	res := preflight(allowed)
+	if res.Header.Get("Access-Control-Allow-Origin") != allowed ||
+		!strings.Contains(strings.ToLower(res.Header.Get("Access-Control-Allow-Headers")), "x-upload-id") ||
+		!strings.Contains(res.Header.Get("Access-Control-Allow-Methods"), "DELETE") {
+		t.Errorf("preflight from an allowed origin: %d %v", res.Status, res.Header)
+	}
+	if res := preflight("http://evil.example.test"); res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight from another origin was allowed: %v", res.Header)
+	}
+	// Error responses carry the headers too, so that a page can read the body.
+	res = env.Do(http.MethodDelete, "/delete-upload-api", http.Header{"Origin": {allowed}, "X-Upload-Id": {"upl_x"}}, nil)
+	if res.Status != 401 || res.Header.Get("Access-Control-Allow-Origin") != allowed {
+		t.Errorf("401 to an allowed origin: %d %v", res.Status, res.Header)
+	}
+}
+
+func TestCORSSetting(t *testing.T) {
+	for _, c := range []struct {
+		setting string
+		want    []string
+	}{{"*", []string{"*"}}, {"", nil}, {" https://a.test, https://b.test ,", []string{"https://a.test", "https://b.test"}}} {
+		cfg := config.Config{CORSAllowedOrigins: c.setting}
+		if got := cfg.AllowedOrigins(); strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("AllowedOrigins(%q) = %q, want %q", c.setting, got, c.want)
+		}
+	}
+	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.CORSAllowedOrigins = "" }})
+	res := env.Do(http.MethodDelete, "/delete-upload-api", http.Header{"Origin": {"http://a.test"}}, nil)
+	if res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("an empty setting still allows cross-origin pages: %v", res.Header)
+	}
+}
