@@ -733,21 +733,22 @@ func (m *APIKeyMutation) ResetEdge(name string) error {
 // ObjectPurgeMutation represents an operation that mutates the ObjectPurge nodes in the graph.
 type ObjectPurgeMutation struct {
 	config
-	op              Op
-	typ             string
-	id              *int
-	bucket          *string
-	object_key      *string
-	upload_id       *string
-	attempts        *int
-	addattempts     *int
-	next_attempt_at *time.Time
-	last_error      *string
-	created_at      *time.Time
-	clearedFields   map[string]struct{}
-	done            bool
-	oldValue        func(context.Context) (*ObjectPurge, error)
-	predicates      []predicate.ObjectPurge
+	op                  Op
+	typ                 string
+	id                  *int
+	bucket              *string
+	object_key          *string
+	multipart_upload_id *string
+	upload_id           *string
+	attempts            *int
+	addattempts         *int
+	next_attempt_at     *time.Time
+	last_error          *string
+	created_at          *time.Time
+	clearedFields       map[string]struct{}
+	done                bool
+	oldValue            func(context.Context) (*ObjectPurge, error)
+	predicates          []predicate.ObjectPurge
 }
 
 var _ ent.Mutation = (*ObjectPurgeMutation)(nil)
@@ -918,6 +919,42 @@ func (m *ObjectPurgeMutation) OldObjectKey(ctx context.Context) (v string, err e
 // ResetObjectKey resets all changes to the "object_key" field.
 func (m *ObjectPurgeMutation) ResetObjectKey() {
 	m.object_key = nil
+}
+
+// SetMultipartUploadID sets the "multipart_upload_id" field.
+func (m *ObjectPurgeMutation) SetMultipartUploadID(s string) {
+	m.multipart_upload_id = &s
+}
+
+// MultipartUploadID returns the value of the "multipart_upload_id" field in the mutation.
+func (m *ObjectPurgeMutation) MultipartUploadID() (r string, exists bool) {
+	v := m.multipart_upload_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMultipartUploadID returns the old "multipart_upload_id" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldMultipartUploadID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMultipartUploadID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMultipartUploadID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMultipartUploadID: %w", err)
+	}
+	return oldValue.MultipartUploadID, nil
+}
+
+// ResetMultipartUploadID resets all changes to the "multipart_upload_id" field.
+func (m *ObjectPurgeMutation) ResetMultipartUploadID() {
+	m.multipart_upload_id = nil
 }
 
 // SetUploadID sets the "upload_id" field.
@@ -1154,12 +1191,15 @@ func (m *ObjectPurgeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ObjectPurgeMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.bucket != nil {
 		fields = append(fields, objectpurge.FieldBucket)
 	}
 	if m.object_key != nil {
 		fields = append(fields, objectpurge.FieldObjectKey)
+	}
+	if m.multipart_upload_id != nil {
+		fields = append(fields, objectpurge.FieldMultipartUploadID)
 	}
 	if m.upload_id != nil {
 		fields = append(fields, objectpurge.FieldUploadID)
@@ -1188,6 +1228,8 @@ func (m *ObjectPurgeMutation) Field(name string) (ent.Value, bool) {
 		return m.Bucket()
 	case objectpurge.FieldObjectKey:
 		return m.ObjectKey()
+	case objectpurge.FieldMultipartUploadID:
+		return m.MultipartUploadID()
 	case objectpurge.FieldUploadID:
 		return m.UploadID()
 	case objectpurge.FieldAttempts:
@@ -1211,6 +1253,8 @@ func (m *ObjectPurgeMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldBucket(ctx)
 	case objectpurge.FieldObjectKey:
 		return m.OldObjectKey(ctx)
+	case objectpurge.FieldMultipartUploadID:
+		return m.OldMultipartUploadID(ctx)
 	case objectpurge.FieldUploadID:
 		return m.OldUploadID(ctx)
 	case objectpurge.FieldAttempts:
@@ -1243,6 +1287,13 @@ func (m *ObjectPurgeMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetObjectKey(v)
+		return nil
+	case objectpurge.FieldMultipartUploadID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMultipartUploadID(v)
 		return nil
 	case objectpurge.FieldUploadID:
 		v, ok := value.(string)
@@ -1349,6 +1400,9 @@ func (m *ObjectPurgeMutation) ResetField(name string) error {
 	case objectpurge.FieldObjectKey:
 		m.ResetObjectKey()
 		return nil
+	case objectpurge.FieldMultipartUploadID:
+		m.ResetMultipartUploadID()
+		return nil
 	case objectpurge.FieldUploadID:
 		m.ResetUploadID()
 		return nil
@@ -1419,24 +1473,25 @@ func (m *ObjectPurgeMutation) ResetEdge(name string) error {
 // UploadMutation represents an operation that mutates the Upload nodes in the graph.
 type UploadMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *string
-	created_at    *time.Time
-	updated_at    *time.Time
-	filename      *string
-	content_type  *string
-	size          *int64
-	addsize       *int64
-	status        *upload.Status
-	bucket        *string
-	object_key    *string
-	clearedFields map[string]struct{}
-	owner         *string
-	clearedowner  bool
-	done          bool
-	oldValue      func(context.Context) (*Upload, error)
-	predicates    []predicate.Upload
+	op                  Op
+	typ                 string
+	id                  *string
+	created_at          *time.Time
+	updated_at          *time.Time
+	filename            *string
+	content_type        *string
+	size                *int64
+	addsize             *int64
+	status              *upload.Status
+	bucket              *string
+	object_key          *string
+	multipart_upload_id *string
+	clearedFields       map[string]struct{}
+	owner               *string
+	clearedowner        bool
+	done                bool
+	oldValue            func(context.Context) (*Upload, error)
+	predicates          []predicate.Upload
 }
 
 var _ ent.Mutation = (*UploadMutation)(nil)
@@ -1887,6 +1942,42 @@ func (m *UploadMutation) ResetObjectKey() {
 	m.object_key = nil
 }
 
+// SetMultipartUploadID sets the "multipart_upload_id" field.
+func (m *UploadMutation) SetMultipartUploadID(s string) {
+	m.multipart_upload_id = &s
+}
+
+// MultipartUploadID returns the value of the "multipart_upload_id" field in the mutation.
+func (m *UploadMutation) MultipartUploadID() (r string, exists bool) {
+	v := m.multipart_upload_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMultipartUploadID returns the old "multipart_upload_id" field's value of the Upload entity.
+// If the Upload object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UploadMutation) OldMultipartUploadID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMultipartUploadID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMultipartUploadID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMultipartUploadID: %w", err)
+	}
+	return oldValue.MultipartUploadID, nil
+}
+
+// ResetMultipartUploadID resets all changes to the "multipart_upload_id" field.
+func (m *UploadMutation) ResetMultipartUploadID() {
+	m.multipart_upload_id = nil
+}
+
 // ClearOwner clears the "owner" edge to the User entity.
 func (m *UploadMutation) ClearOwner() {
 	m.clearedowner = true
@@ -1948,7 +2039,7 @@ func (m *UploadMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UploadMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.created_at != nil {
 		fields = append(fields, upload.FieldCreatedAt)
 	}
@@ -1976,6 +2067,9 @@ func (m *UploadMutation) Fields() []string {
 	if m.object_key != nil {
 		fields = append(fields, upload.FieldObjectKey)
 	}
+	if m.multipart_upload_id != nil {
+		fields = append(fields, upload.FieldMultipartUploadID)
+	}
 	return fields
 }
 
@@ -2002,6 +2096,8 @@ func (m *UploadMutation) Field(name string) (ent.Value, bool) {
 		return m.Bucket()
 	case upload.FieldObjectKey:
 		return m.ObjectKey()
+	case upload.FieldMultipartUploadID:
+		return m.MultipartUploadID()
 	}
 	return nil, false
 }
@@ -2029,6 +2125,8 @@ func (m *UploadMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldBucket(ctx)
 	case upload.FieldObjectKey:
 		return m.OldObjectKey(ctx)
+	case upload.FieldMultipartUploadID:
+		return m.OldMultipartUploadID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Upload field %s", name)
 }
@@ -2100,6 +2198,13 @@ func (m *UploadMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetObjectKey(v)
+		return nil
+	case upload.FieldMultipartUploadID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMultipartUploadID(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Upload field %s", name)
@@ -2191,6 +2296,9 @@ func (m *UploadMutation) ResetField(name string) error {
 		return nil
 	case upload.FieldObjectKey:
 		m.ResetObjectKey()
+		return nil
+	case upload.FieldMultipartUploadID:
+		m.ResetMultipartUploadID()
 		return nil
 	}
 	return fmt.Errorf("unknown Upload field %s", name)

@@ -21,6 +21,8 @@ type ObjectPurge struct {
 	Bucket string `json:"bucket,omitempty"`
 	// ObjectKey holds the value of the "object_key" field.
 	ObjectKey string `json:"object_key,omitempty"`
+	// An incomplete multipart upload of the key to abort, so its parts stop costing storage.
+	MultipartUploadID string `json:"multipart_upload_id,omitempty"`
 	// The deleted upload, for operators reading the queue.
 	UploadID string `json:"upload_id,omitempty"`
 	// Attempts holds the value of the "attempts" field.
@@ -41,7 +43,7 @@ func (*ObjectPurge) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case objectpurge.FieldID, objectpurge.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldUploadID, objectpurge.FieldLastError:
+		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldLastError:
 			values[i] = new(sql.NullString)
 		case objectpurge.FieldNextAttemptAt, objectpurge.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -77,6 +79,12 @@ func (_m *ObjectPurge) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field object_key", values[i])
 			} else if value.Valid {
 				_m.ObjectKey = value.String
+			}
+		case objectpurge.FieldMultipartUploadID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field multipart_upload_id", values[i])
+			} else if value.Valid {
+				_m.MultipartUploadID = value.String
 			}
 		case objectpurge.FieldUploadID:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -149,6 +157,9 @@ func (_m *ObjectPurge) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("object_key=")
 	builder.WriteString(_m.ObjectKey)
+	builder.WriteString(", ")
+	builder.WriteString("multipart_upload_id=")
+	builder.WriteString(_m.MultipartUploadID)
 	builder.WriteString(", ")
 	builder.WriteString("upload_id=")
 	builder.WriteString(_m.UploadID)

@@ -32,6 +32,20 @@ func (_c *ObjectPurgeCreate) SetObjectKey(v string) *ObjectPurgeCreate {
 	return _c
 }
 
+// SetMultipartUploadID sets the "multipart_upload_id" field.
+func (_c *ObjectPurgeCreate) SetMultipartUploadID(v string) *ObjectPurgeCreate {
+	_c.mutation.SetMultipartUploadID(v)
+	return _c
+}
+
+// SetNillableMultipartUploadID sets the "multipart_upload_id" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableMultipartUploadID(v *string) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetMultipartUploadID(*v)
+	}
+	return _c
+}
+
 // SetUploadID sets the "upload_id" field.
 func (_c *ObjectPurgeCreate) SetUploadID(v string) *ObjectPurgeCreate {
 	_c.mutation.SetUploadID(v)
@@ -121,6 +135,10 @@ func (_c *ObjectPurgeCreate) ExecX(ctx context.Context) {
 
 // defaults sets the default values of the builder before save.
 func (_c *ObjectPurgeCreate) defaults() {
+	if _, ok := _c.mutation.MultipartUploadID(); !ok {
+		v := objectpurge.DefaultMultipartUploadID
+		_c.mutation.SetMultipartUploadID(v)
+	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		v := objectpurge.DefaultAttempts
 		_c.mutation.SetAttempts(v)
@@ -152,6 +170,9 @@ func (_c *ObjectPurgeCreate) check() error {
 		if err := objectpurge.ObjectKeyValidator(v); err != nil {
 			return &ValidationError{Name: "object_key", err: fmt.Errorf(`ent: validator failed for field "ObjectPurge.object_key": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.MultipartUploadID(); !ok {
+		return &ValidationError{Name: "multipart_upload_id", err: errors.New(`ent: missing required field "ObjectPurge.multipart_upload_id"`)}
 	}
 	if _, ok := _c.mutation.UploadID(); !ok {
 		return &ValidationError{Name: "upload_id", err: errors.New(`ent: missing required field "ObjectPurge.upload_id"`)}
@@ -206,6 +227,10 @@ func (_c *ObjectPurgeCreate) createSpec() (*ObjectPurge, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ObjectKey(); ok {
 		_spec.SetField(objectpurge.FieldObjectKey, field.TypeString, value)
 		_node.ObjectKey = value
+	}
+	if value, ok := _c.mutation.MultipartUploadID(); ok {
+		_spec.SetField(objectpurge.FieldMultipartUploadID, field.TypeString, value)
+		_node.MultipartUploadID = value
 	}
 	if value, ok := _c.mutation.UploadID(); ok {
 		_spec.SetField(objectpurge.FieldUploadID, field.TypeString, value)

@@ -50,18 +50,22 @@ func init() {
 	objectpurgeDescObjectKey := objectpurgeFields[1].Descriptor()
 	// objectpurge.ObjectKeyValidator is a validator for the "object_key" field. It is called by the builders before save.
 	objectpurge.ObjectKeyValidator = objectpurgeDescObjectKey.Validators[0].(func(string) error)
+	// objectpurgeDescMultipartUploadID is the schema descriptor for multipart_upload_id field.
+	objectpurgeDescMultipartUploadID := objectpurgeFields[2].Descriptor()
+	// objectpurge.DefaultMultipartUploadID holds the default value on creation for the multipart_upload_id field.
+	objectpurge.DefaultMultipartUploadID = objectpurgeDescMultipartUploadID.Default.(string)
 	// objectpurgeDescAttempts is the schema descriptor for attempts field.
-	objectpurgeDescAttempts := objectpurgeFields[3].Descriptor()
+	objectpurgeDescAttempts := objectpurgeFields[4].Descriptor()
 	// objectpurge.DefaultAttempts holds the default value on creation for the attempts field.
 	objectpurge.DefaultAttempts = objectpurgeDescAttempts.Default.(int)
 	// objectpurge.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	objectpurge.AttemptsValidator = objectpurgeDescAttempts.Validators[0].(func(int) error)
 	// objectpurgeDescLastError is the schema descriptor for last_error field.
-	objectpurgeDescLastError := objectpurgeFields[5].Descriptor()
+	objectpurgeDescLastError := objectpurgeFields[6].Descriptor()
 	// objectpurge.DefaultLastError holds the default value on creation for the last_error field.
 	objectpurge.DefaultLastError = objectpurgeDescLastError.Default.(string)
 	// objectpurgeDescCreatedAt is the schema descriptor for created_at field.
-	objectpurgeDescCreatedAt := objectpurgeFields[6].Descriptor()
+	objectpurgeDescCreatedAt := objectpurgeFields[7].Descriptor()
 	// objectpurge.DefaultCreatedAt holds the default value on creation for the created_at field.
 	objectpurge.DefaultCreatedAt = objectpurgeDescCreatedAt.Default.(func() time.Time)
 	uploadMixin := schema.Upload{}.Mixin()
@@ -95,6 +99,10 @@ func init() {
 	uploadDescObjectKey := uploadFields[7].Descriptor()
 	// upload.DefaultObjectKey holds the default value on creation for the object_key field.
 	upload.DefaultObjectKey = uploadDescObjectKey.Default.(string)
+	// uploadDescMultipartUploadID is the schema descriptor for multipart_upload_id field.
+	uploadDescMultipartUploadID := uploadFields[8].Descriptor()
+	// upload.DefaultMultipartUploadID holds the default value on creation for the multipart_upload_id field.
+	upload.DefaultMultipartUploadID = uploadDescMultipartUploadID.Default.(string)
 	// uploadDescID is the schema descriptor for id field.
 	uploadDescID := uploadFields[0].Descriptor()
 	// upload.DefaultID holds the default value on creation for the id field.

@@ -36,6 +36,8 @@ type Upload struct {
 	Bucket string `json:"bucket,omitempty"`
 	// Empty when the upload never stored an object.
 	ObjectKey string `json:"object_key,omitempty"`
+	// The S3 multipart upload in progress, or left incomplete by a failure; empty otherwise.
+	MultipartUploadID string `json:"multipart_upload_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the UploadQuery when eager-loading is set.
 	Edges        UploadEdges `json:"edges"`
@@ -69,7 +71,7 @@ func (*Upload) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case upload.FieldSize:
 			values[i] = new(sql.NullInt64)
-		case upload.FieldID, upload.FieldOwnerID, upload.FieldFilename, upload.FieldContentType, upload.FieldStatus, upload.FieldBucket, upload.FieldObjectKey:
+		case upload.FieldID, upload.FieldOwnerID, upload.FieldFilename, upload.FieldContentType, upload.FieldStatus, upload.FieldBucket, upload.FieldObjectKey, upload.FieldMultipartUploadID:
 			values[i] = new(sql.NullString)
 		case upload.FieldCreatedAt, upload.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -148,6 +150,12 @@ func (_m *Upload) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.ObjectKey = value.String
 			}
+		case upload.FieldMultipartUploadID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field multipart_upload_id", values[i])
+			} else if value.Valid {
+				_m.MultipartUploadID = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -215,6 +223,9 @@ func (_m *Upload) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("object_key=")
 	builder.WriteString(_m.ObjectKey)
+	builder.WriteString(", ")
+	builder.WriteString("multipart_upload_id=")
+	builder.WriteString(_m.MultipartUploadID)
 	builder.WriteByte(')')
 	return builder.String()
 }

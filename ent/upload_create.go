@@ -115,6 +115,20 @@ func (_c *UploadCreate) SetNillableObjectKey(v *string) *UploadCreate {
 	return _c
 }
 
+// SetMultipartUploadID sets the "multipart_upload_id" field.
+func (_c *UploadCreate) SetMultipartUploadID(v string) *UploadCreate {
+	_c.mutation.SetMultipartUploadID(v)
+	return _c
+}
+
+// SetNillableMultipartUploadID sets the "multipart_upload_id" field if the given value is not nil.
+func (_c *UploadCreate) SetNillableMultipartUploadID(v *string) *UploadCreate {
+	if v != nil {
+		_c.SetMultipartUploadID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *UploadCreate) SetID(v string) *UploadCreate {
 	_c.mutation.SetID(v)
@@ -189,6 +203,10 @@ func (_c *UploadCreate) defaults() {
 		v := upload.DefaultObjectKey
 		_c.mutation.SetObjectKey(v)
 	}
+	if _, ok := _c.mutation.MultipartUploadID(); !ok {
+		v := upload.DefaultMultipartUploadID
+		_c.mutation.SetMultipartUploadID(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := upload.DefaultID()
 		_c.mutation.SetID(v)
@@ -238,6 +256,9 @@ func (_c *UploadCreate) check() error {
 	}
 	if _, ok := _c.mutation.ObjectKey(); !ok {
 		return &ValidationError{Name: "object_key", err: errors.New(`ent: missing required field "Upload.object_key"`)}
+	}
+	if _, ok := _c.mutation.MultipartUploadID(); !ok {
+		return &ValidationError{Name: "multipart_upload_id", err: errors.New(`ent: missing required field "Upload.multipart_upload_id"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := upload.IDValidator(v); err != nil {
@@ -313,6 +334,10 @@ func (_c *UploadCreate) createSpec() (*Upload, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ObjectKey(); ok {
 		_spec.SetField(upload.FieldObjectKey, field.TypeString, value)
 		_node.ObjectKey = value
+	}
+	if value, ok := _c.mutation.MultipartUploadID(); ok {
+		_spec.SetField(upload.FieldMultipartUploadID, field.TypeString, value)
+		_node.MultipartUploadID = value
 	}
 	if nodes := _c.mutation.OwnerIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{

@@ -125,6 +125,20 @@ func (_u *UploadUpdate) SetNillableObjectKey(v *string) *UploadUpdate {
 	return _u
 }
 
+// SetMultipartUploadID sets the "multipart_upload_id" field.
+func (_u *UploadUpdate) SetMultipartUploadID(v string) *UploadUpdate {
+	_u.mutation.SetMultipartUploadID(v)
+	return _u
+}
+
+// SetNillableMultipartUploadID sets the "multipart_upload_id" field if the given value is not nil.
+func (_u *UploadUpdate) SetNillableMultipartUploadID(v *string) *UploadUpdate {
+	if v != nil {
+		_u.SetMultipartUploadID(*v)
+	}
+	return _u
+}
+
 // Mutation returns the UploadMutation object of the builder.
 func (_u *UploadUpdate) Mutation() *UploadMutation {
 	return _u.mutation
@@ -219,6 +233,9 @@ func (_u *UploadUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.ObjectKey(); ok {
 		_spec.SetField(upload.FieldObjectKey, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.MultipartUploadID(); ok {
+		_spec.SetField(upload.FieldMultipartUploadID, field.TypeString, value)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -333,6 +350,20 @@ func (_u *UploadUpdateOne) SetObjectKey(v string) *UploadUpdateOne {
 func (_u *UploadUpdateOne) SetNillableObjectKey(v *string) *UploadUpdateOne {
 	if v != nil {
 		_u.SetObjectKey(*v)
+	}
+	return _u
+}
+
+// SetMultipartUploadID sets the "multipart_upload_id" field.
+func (_u *UploadUpdateOne) SetMultipartUploadID(v string) *UploadUpdateOne {
+	_u.mutation.SetMultipartUploadID(v)
+	return _u
+}
+
+// SetNillableMultipartUploadID sets the "multipart_upload_id" field if the given value is not nil.
+func (_u *UploadUpdateOne) SetNillableMultipartUploadID(v *string) *UploadUpdateOne {
+	if v != nil {
+		_u.SetMultipartUploadID(*v)
 	}
 	return _u
 }
@@ -461,6 +492,9 @@ func (_u *UploadUpdateOne) sqlSave(ctx context.Context) (_node *Upload, err erro
 	}
 	if value, ok := _u.mutation.ObjectKey(); ok {
 		_spec.SetField(upload.FieldObjectKey, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.MultipartUploadID(); ok {
+		_spec.SetField(upload.FieldMultipartUploadID, field.TypeString, value)
 	}
 	_node = &Upload{config: _u.config}
 	_spec.Assign = _node.assignValues

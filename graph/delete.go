@@ -105,5 +105,5 @@ func (r *Resolver) deleteRecordTx(ctx context.Context, tx *ent.Tx, ownerID, uplo
 	if u.ObjectKey == "" {
 		return nil, nil // a failed upload that never stored anything
 	}
-	return r.purger.Schedule(ctx, tx, u.ID, u.Bucket, u.ObjectKey)
+	return r.purger.Schedule(ctx, tx, u)
 }

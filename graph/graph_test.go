@@ -354,3 +354,38 @@ func TestOperationLimits(t *testing.T) {
 		t.Errorf("introspection allowed although switched off: %s", res.Data)
 	}
 }
+
+// TestFailedMultipartUploadAbortedOnDelete: an upload stored in parts that
+// failed half-way, and whose clean-up could not reach S3 either, leaves an
+// incomplete multipart upload; deleting the upload aborts it.
+func TestFailedMultipartUploadAbortedOnDelete(t *testing.T) {
+	const partSize = 5 << 20
+	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
+		c.S3PartSize = partSize
+		c.MaxUploadSize = 3 * partSize
+	}})
+	_, key := env.NewUser()
+	env.S3.FailWhen(func(r *http.Request) bool {
+		q := r.URL.Query()
+		return q.Get("partNumber") == "2" || (r.Method == http.MethodDelete && q.Has("uploadId"))
+	})
+	res := env.UploadFile(key, "big.bin", "application/octet-stream", make([]byte, 2*partSize+1))
+	env.S3.FailWhen(nil)
+	var data struct{ UploadFile testenv.UploadedFile }
+	if len(res.Errors) > 0 || res.Decode(&data) != nil || data.UploadFile.Status != "FAILED" {
+		t.Fatalf("got %+v %s, want a FAILED upload", res.Errors, res.Data)
+	}
+	rec, err := env.Client().Upload.Get(context.Background(), data.UploadFile.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.MultipartUploadID == "" || env.IncompleteMultipartUploads() != 1 {
+		t.Fatalf("want the failed multipart upload recorded and incomplete in the bucket; record: %+v", rec)
+	}
+	if res := env.DeleteREST(key, rec.ID); res.Status != 200 {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	env.Eventually(5*time.Second, "multipart upload aborted", func() bool {
+		return env.IncompleteMultipartUploads() == 0 && env.PendingPurges() == 0
+	})
+}

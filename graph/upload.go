@@ -51,22 +51,29 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 
 	// Finish the record even if the caller hangs up half-way.
 	ctx = context.WithoutCancel(ctx)
-	if putErr := r.store.Put(ctx, key, file.File, file.Size, contentType); putErr != nil {
+	// A multipart upload's id is recorded before its first part is sent, so
+	// that a failure (or a crash) leaves it known and abortable.
+	recordMultipart := func(ctx context.Context, multipartID string) error {
+		u.MultipartUploadID = multipartID
+		return r.client.Upload.UpdateOneID(uploadID).SetMultipartUploadID(multipartID).Exec(ctx)
+	}
+	if putErr := r.store.Put(ctx, key, file.File, file.Size, contentType, recordMultipart); putErr != nil {
 		r.logger.ErrorContext(ctx, "store upload", "upload_id", uploadID, "error", putErr)
 		return r.markFailed(ctx, u)
 	}
-	return u.Update().SetStatus(upload.StatusCOMPLETED).Save(ctx)
+	return u.Update().SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("").Save(ctx)
 }
 
-// markFailed records a failed upload. If nothing of the object can be left in
-// the bucket, the record forgets the key; otherwise it keeps it, so that
-// deleting the upload purges whatever was stored.
+// markFailed records a failed upload. If nothing of it can be left in the
+// bucket (the object and any incomplete multipart upload are removed), the
+// record forgets the key; otherwise it keeps the key and the multipart
+// upload's id, so that deleting the upload purges whatever was stored.
 func (r *Resolver) markFailed(ctx context.Context, u *ent.Upload) (*ent.Upload, error) {
-	update := u.Update().SetStatus(upload.StatusFAILED)
+	update := u.Update().SetStatus(upload.StatusFAILED).SetMultipartUploadID(u.MultipartUploadID)
 	cleanCtx, cancel := context.WithTimeout(ctx, r.options.InlinePurgeTimeout)
 	defer cancel()
-	if err := r.store.Delete(cleanCtx, u.Bucket, u.ObjectKey); err == nil {
-		update.SetBucket("").SetObjectKey("")
+	if err := r.store.Discard(cleanCtx, u.Bucket, u.ObjectKey, u.MultipartUploadID); err == nil {
+		update.SetBucket("").SetObjectKey("").SetMultipartUploadID("")
 	}
 	failed, err := update.Save(ctx)
 	if err != nil {

@@ -44,6 +44,7 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "bucket", Type: field.TypeString},
 		{Name: "object_key", Type: field.TypeString},
+		{Name: "multipart_upload_id", Type: field.TypeString, Default: ""},
 		{Name: "upload_id", Type: field.TypeString},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime},
@@ -59,7 +60,7 @@ var (
 			{
 				Name:    "objectpurge_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{ObjectPurgesColumns[5]},
+				Columns: []*schema.Column{ObjectPurgesColumns[6]},
 			},
 		},
 	}
@@ -74,6 +75,7 @@ var (
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "COMPLETED", "FAILED"}, Default: "PENDING"},
 		{Name: "bucket", Type: field.TypeString, Default: ""},
 		{Name: "object_key", Type: field.TypeString, Default: ""},
+		{Name: "multipart_upload_id", Type: field.TypeString, Default: ""},
 		{Name: "owner_id", Type: field.TypeString},
 	}
 	// UploadsTable holds the schema information for the "uploads" table.
@@ -84,7 +86,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "uploads_users_uploads",
-				Columns:    []*schema.Column{UploadsColumns[9]},
+				Columns:    []*schema.Column{UploadsColumns[10]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -93,7 +95,7 @@ var (
 			{
 				Name:    "upload_owner_id",
 				Unique:  false,
-				Columns: []*schema.Column{UploadsColumns[9]},
+				Columns: []*schema.Column{UploadsColumns[10]},
 			},
 			{
 				Name:    "upload_bucket_object_key",

@@ -17,6 +17,8 @@ const (
 	FieldBucket = "bucket"
 	// FieldObjectKey holds the string denoting the object_key field in the database.
 	FieldObjectKey = "object_key"
+	// FieldMultipartUploadID holds the string denoting the multipart_upload_id field in the database.
+	FieldMultipartUploadID = "multipart_upload_id"
 	// FieldUploadID holds the string denoting the upload_id field in the database.
 	FieldUploadID = "upload_id"
 	// FieldAttempts holds the string denoting the attempts field in the database.
@@ -36,6 +38,7 @@ var Columns = []string{
 	FieldID,
 	FieldBucket,
 	FieldObjectKey,
+	FieldMultipartUploadID,
 	FieldUploadID,
 	FieldAttempts,
 	FieldNextAttemptAt,
@@ -58,6 +61,8 @@ var (
 	BucketValidator func(string) error
 	// ObjectKeyValidator is a validator for the "object_key" field. It is called by the builders before save.
 	ObjectKeyValidator func(string) error
+	// DefaultMultipartUploadID holds the default value on creation for the "multipart_upload_id" field.
+	DefaultMultipartUploadID string
 	// DefaultAttempts holds the default value on creation for the "attempts" field.
 	DefaultAttempts int
 	// AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
@@ -84,6 +89,11 @@ func ByBucket(opts ...sql.OrderTermOption) OrderOption {
 // ByObjectKey orders the results by the object_key field.
 func ByObjectKey(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldObjectKey, opts...).ToFunc()
+}
+
+// ByMultipartUploadID orders the results by the multipart_upload_id field.
+func ByMultipartUploadID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMultipartUploadID, opts...).ToFunc()
 }
 
 // ByUploadID orders the results by the upload_id field.

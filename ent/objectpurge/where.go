@@ -64,6 +64,11 @@ func ObjectKey(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldObjectKey, v))
 }
 
+// MultipartUploadID applies equality check predicate on the "multipart_upload_id" field. It's identical to MultipartUploadIDEQ.
+func MultipartUploadID(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldMultipartUploadID, v))
+}
+
 // UploadID applies equality check predicate on the "upload_id" field. It's identical to UploadIDEQ.
 func UploadID(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldUploadID, v))
@@ -217,6 +222,71 @@ func ObjectKeyEqualFold(v string) predicate.ObjectPurge {
 // ObjectKeyContainsFold applies the ContainsFold predicate on the "object_key" field.
 func ObjectKeyContainsFold(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldContainsFold(FieldObjectKey, v))
+}
+
+// MultipartUploadIDEQ applies the EQ predicate on the "multipart_upload_id" field.
+func MultipartUploadIDEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDNEQ applies the NEQ predicate on the "multipart_upload_id" field.
+func MultipartUploadIDNEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDIn applies the In predicate on the "multipart_upload_id" field.
+func MultipartUploadIDIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldMultipartUploadID, vs...))
+}
+
+// MultipartUploadIDNotIn applies the NotIn predicate on the "multipart_upload_id" field.
+func MultipartUploadIDNotIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldMultipartUploadID, vs...))
+}
+
+// MultipartUploadIDGT applies the GT predicate on the "multipart_upload_id" field.
+func MultipartUploadIDGT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDGTE applies the GTE predicate on the "multipart_upload_id" field.
+func MultipartUploadIDGTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDLT applies the LT predicate on the "multipart_upload_id" field.
+func MultipartUploadIDLT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDLTE applies the LTE predicate on the "multipart_upload_id" field.
+func MultipartUploadIDLTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDContains applies the Contains predicate on the "multipart_upload_id" field.
+func MultipartUploadIDContains(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContains(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDHasPrefix applies the HasPrefix predicate on the "multipart_upload_id" field.
+func MultipartUploadIDHasPrefix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasPrefix(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDHasSuffix applies the HasSuffix predicate on the "multipart_upload_id" field.
+func MultipartUploadIDHasSuffix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasSuffix(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDEqualFold applies the EqualFold predicate on the "multipart_upload_id" field.
+func MultipartUploadIDEqualFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEqualFold(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDContainsFold applies the ContainsFold predicate on the "multipart_upload_id" field.
+func MultipartUploadIDContainsFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContainsFold(FieldMultipartUploadID, v))
 }
 
 // UploadIDEQ applies the EQ predicate on the "upload_id" field.

@@ -27,6 +27,10 @@ func (ObjectPurge) Fields() []ent.Field {
 		field.String("object_key").
 			Immutable().
 			NotEmpty(),
+		field.String("multipart_upload_id").
+			Immutable().
+			Default("").
+			Comment("An incomplete multipart upload of the key to abort, so its parts stop costing storage."),
 		field.String("upload_id").
 			Immutable().
 			Comment("The deleted upload, for operators reading the queue."),

@@ -52,6 +52,10 @@ func (Upload) Fields() []ent.Field {
 			Default("").
 			Annotations(entgql.Skip()).
 			Comment("Empty when the upload never stored an object."),
+		field.String("multipart_upload_id").
+			Default("").
+			Annotations(entgql.Skip()).
+			Comment("The S3 multipart upload in progress, or left incomplete by a failure; empty otherwise."),
 	}
 }
 

@@ -35,6 +35,8 @@ const (
 	FieldBucket = "bucket"
 	// FieldObjectKey holds the string denoting the object_key field in the database.
 	FieldObjectKey = "object_key"
+	// FieldMultipartUploadID holds the string denoting the multipart_upload_id field in the database.
+	FieldMultipartUploadID = "multipart_upload_id"
 	// EdgeOwner holds the string denoting the owner edge name in mutations.
 	EdgeOwner = "owner"
 	// Table holds the table name of the upload in the database.
@@ -60,6 +62,7 @@ var Columns = []string{
 	FieldStatus,
 	FieldBucket,
 	FieldObjectKey,
+	FieldMultipartUploadID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -87,6 +90,8 @@ var (
 	DefaultBucket string
 	// DefaultObjectKey holds the default value on creation for the "object_key" field.
 	DefaultObjectKey string
+	// DefaultMultipartUploadID holds the default value on creation for the "multipart_upload_id" field.
+	DefaultMultipartUploadID string
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -171,6 +176,11 @@ func ByBucket(opts ...sql.OrderTermOption) OrderOption {
 // ByObjectKey orders the results by the object_key field.
 func ByObjectKey(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldObjectKey, opts...).ToFunc()
+}
+
+// ByMultipartUploadID orders the results by the multipart_upload_id field.
+func ByMultipartUploadID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMultipartUploadID, opts...).ToFunc()
 }
 
 // ByOwnerField orders the results by owner field.

@@ -105,6 +105,11 @@ func ObjectKey(v string) predicate.Upload {
 	return predicate.Upload(sql.FieldEQ(FieldObjectKey, v))
 }
 
+// MultipartUploadID applies equality check predicate on the "multipart_upload_id" field. It's identical to MultipartUploadIDEQ.
+func MultipartUploadID(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldEQ(FieldMultipartUploadID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Upload {
 	return predicate.Upload(sql.FieldEQ(FieldCreatedAt, v))
@@ -568,6 +573,71 @@ func ObjectKeyEqualFold(v string) predicate.Upload {
 // ObjectKeyContainsFold applies the ContainsFold predicate on the "object_key" field.
 func ObjectKeyContainsFold(v string) predicate.Upload {
 	return predicate.Upload(sql.FieldContainsFold(FieldObjectKey, v))
+}
+
+// MultipartUploadIDEQ applies the EQ predicate on the "multipart_upload_id" field.
+func MultipartUploadIDEQ(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldEQ(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDNEQ applies the NEQ predicate on the "multipart_upload_id" field.
+func MultipartUploadIDNEQ(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldNEQ(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDIn applies the In predicate on the "multipart_upload_id" field.
+func MultipartUploadIDIn(vs ...string) predicate.Upload {
+	return predicate.Upload(sql.FieldIn(FieldMultipartUploadID, vs...))
+}
+
+// MultipartUploadIDNotIn applies the NotIn predicate on the "multipart_upload_id" field.
+func MultipartUploadIDNotIn(vs ...string) predicate.Upload {
+	return predicate.Upload(sql.FieldNotIn(FieldMultipartUploadID, vs...))
+}
+
+// MultipartUploadIDGT applies the GT predicate on the "multipart_upload_id" field.
+func MultipartUploadIDGT(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldGT(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDGTE applies the GTE predicate on the "multipart_upload_id" field.
+func MultipartUploadIDGTE(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldGTE(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDLT applies the LT predicate on the "multipart_upload_id" field.
+func MultipartUploadIDLT(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldLT(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDLTE applies the LTE predicate on the "multipart_upload_id" field.
+func MultipartUploadIDLTE(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldLTE(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDContains applies the Contains predicate on the "multipart_upload_id" field.
+func MultipartUploadIDContains(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldContains(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDHasPrefix applies the HasPrefix predicate on the "multipart_upload_id" field.
+func MultipartUploadIDHasPrefix(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldHasPrefix(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDHasSuffix applies the HasSuffix predicate on the "multipart_upload_id" field.
+func MultipartUploadIDHasSuffix(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldHasSuffix(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDEqualFold applies the EqualFold predicate on the "multipart_upload_id" field.
+func MultipartUploadIDEqualFold(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldEqualFold(FieldMultipartUploadID, v))
+}
+
+// MultipartUploadIDContainsFold applies the ContainsFold predicate on the "multipart_upload_id" field.
+func MultipartUploadIDContainsFold(v string) predicate.Upload {
+	return predicate.Upload(sql.FieldContainsFold(FieldMultipartUploadID, v))
 }
 
 // HasOwner applies the HasEdge predicate on the "owner" edge.

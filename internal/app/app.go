@@ -102,7 +102,10 @@ func (a *App) openStore(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	a.Store = objectstore.New(client, s3cfg.Bucket)
+	a.Store = objectstore.New(client, s3cfg.Bucket, objectstore.Options{
+		PartSize:          cfg.S3PartSize,
+		MarkerOnlyDeletes: cfg.S3DeleteMarkerOnly,
+	})
 	if cfg.EmbeddedS3() {
 		// Only our own bucket is ours to create; a configured one must exist.
 		if err := a.Store.EnsureBucket(ctx); err != nil {

@@ -19,10 +19,12 @@ type Config struct {
 	DataDir     string
 	DatabaseURL string
 
-	S3Bucket         string
-	S3Endpoint       string
-	S3Region         string
-	S3ForcePathStyle bool
+	S3Bucket           string
+	S3Endpoint         string
+	S3Region           string
+	S3ForcePathStyle   bool
+	S3PartSize         int64
+	S3DeleteMarkerOnly bool
 	// S3Credentials overrides the SDK's standard credential chain. It is not
 	// a setting: secrets do not belong in flags. Tests and the embedded
 	// store set it.
@@ -78,6 +80,10 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 	str(&cfg.S3Endpoint, "S3_ENDPOINT", "", "S3 endpoint URL for S3-compatible servers; unset for AWS S3")
 	str(&cfg.S3Region, "S3_REGION", "us-east-1", "S3 region")
 	boolean(&cfg.S3ForcePathStyle, "S3_FORCE_PATH_STYLE", false, "address buckets by path (http://host/bucket/key), as most S3-compatible servers need")
+	add("S3_PART_SIZE", "16777216", "size of each part of a multipart upload, in bytes; larger files are sent in parts", func(name, usage string) {
+		fs.Int64Var(&cfg.S3PartSize, name, 16<<20, usage)
+	})
+	boolean(&cfg.S3DeleteMarkerOnly, "S3_DELETE_MARKER_ONLY", false, "on versioned buckets, only add a delete marker instead of removing every version")
 	add("MAX_UPLOAD_SIZE", "104857600", "largest file uploadFile accepts, in bytes", func(name, usage string) {
 		fs.Int64Var(&cfg.MaxUploadSize, name, 100<<20, usage)
 	})

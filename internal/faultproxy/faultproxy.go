@@ -27,6 +27,7 @@ type Proxy struct {
 	mode     atomic.Int32
 	requests atomic.Int64
 	observer atomic.Pointer[func(*http.Request)]
+	failWhen atomic.Pointer[func(*http.Request) bool]
 	server   *httptest.Server
 }
 
@@ -44,6 +45,9 @@ func Start(target string) (*Proxy, error) {
 			(*observe)(r)
 		}
 		mode := Mode(p.mode.Load())
+		if failWhen := p.failWhen.Load(); failWhen != nil && (*failWhen)(r) {
+			mode = Unavailable
+		}
 		if mode == RejectWrites {
 			mode = Pass
 			if r.Method == http.MethodPut || r.Method == http.MethodPost {
@@ -73,6 +77,16 @@ func (p *Proxy) SetMode(m Mode) { p.mode.Store(int32(m)) }
 
 // Observe calls f with every request that arrives from now on.
 func (p *Proxy) Observe(f func(*http.Request)) { p.observer.Store(&f) }
+
+// FailWhen answers 503 SlowDown to every request for which f returns true,
+// whatever the mode; nil stops it.
+func (p *Proxy) FailWhen(f func(*http.Request) bool) {
+	if f == nil {
+		p.failWhen.Store(nil)
+		return
+	}
+	p.failWhen.Store(&f)
+}
 
 // Requests counts the requests the proxy has seen.
 func (p *Proxy) Requests() int64 { return p.requests.Load() }

@@ -4,11 +4,14 @@
 package objectstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -63,15 +66,45 @@ func StaticCredentials(accessKeyID, secretAccessKey string) aws.CredentialsProvi
 	return credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, "")
 }
 
+// Options tune a Store. Zero values take the defaults.
+type Options struct {
+	// PartSize is the size of each part of a multipart upload; objects up to
+	// this size are sent in one PUT. Default 16 MiB; S3's minimum is 5 MiB.
+	PartSize int64
+	// MarkerOnlyDeletes makes Discard delete like a plain DeleteObject: on a
+	// versioned bucket that only adds a delete marker and keeps every
+	// version. By default every version and marker of the key is removed.
+	MarkerOnlyDeletes bool
+}
+
+// DefaultPartSize is the default multipart part size.
+const DefaultPartSize = 16 << 20
+
 // Store puts objects into one bucket and deletes them from any.
 type Store struct {
 	client *s3.Client
 	bucket string
+	opts   Options
+
+	versioned sync.Map // bucket name -> versioning: what GetBucketVersioning said, and when
 }
 
+type versioning struct {
+	enabled bool
+	checked time.Time
+}
+
+// unversionedRecheck is how long a bucket found unversioned is taken to stay
+// so, saving a GetBucketVersioning call per delete. Enabling versioning
+// while the service runs takes effect for deletes within this time.
+const unversionedRecheck = time.Minute
+
 // New returns a Store writing new objects to bucket.
-func New(client *s3.Client, bucket string) *Store {
-	return &Store{client: client, bucket: bucket}
+func New(client *s3.Client, bucket string, opts Options) *Store {
+	if opts.PartSize <= 0 {
+		opts.PartSize = DefaultPartSize
+	}
+	return &Store{client: client, bucket: bucket, opts: opts}
 }
 
 // Bucket is where Put stores new objects.
@@ -81,23 +114,119 @@ func (s *Store) Bucket() string { return s.bucket }
 func (s *Store) Client() *s3.Client { return s.client }
 
 // Put stores body (size bytes) under key in the store's bucket. body must be
-// seekable so that the request can be signed and retried.
-func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error {
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(s.bucket),
-		Key:           aws.String(key),
-		Body:          body,
-		ContentLength: aws.Int64(size),
-		ContentType:   aws.String(contentType),
+// seekable so that each request can be signed and retried. Objects larger
+// than the part size go up as a multipart upload; started is called with its
+// id before any part is sent, so that the caller can record it and, should
+// anything fail, abort it later (incomplete parts are invisible but cost
+// storage until aborted). On error nothing is cleaned up: see Discard.
+func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string, started func(ctx context.Context, multipartID string) error) error {
+	if size <= s.opts.PartSize {
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:        aws.String(s.bucket),
+			Key:           aws.String(key),
+			Body:          body,
+			ContentLength: aws.Int64(size),
+			ContentType:   aws.String(contentType),
+		})
+		if err != nil {
+			return fmt.Errorf("put object %q: %w", key, err)
+		}
+		return nil
+	}
+	return s.putMultipart(ctx, key, body, size, contentType, started)
+}
+
+func (s *Store) putMultipart(ctx context.Context, key string, body io.Reader, size int64, contentType string, started func(context.Context, string) error) error {
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:      aws.String(s.bucket),
+		Key:         aws.String(key),
+		ContentType: aws.String(contentType),
 	})
 	if err != nil {
-		return fmt.Errorf("put object %q: %w", key, err)
+		return fmt.Errorf("create multipart upload %q: %w", key, err)
+	}
+	uploadID := aws.ToString(created.UploadId)
+	if err := started(ctx, uploadID); err != nil {
+		return err
+	}
+	buf := make([]byte, s.opts.PartSize)
+	var parts []types.CompletedPart
+	for number := int32(1); size > 0; number++ {
+		n := min(size, s.opts.PartSize)
+		if _, err := io.ReadFull(body, buf[:n]); err != nil {
+			return fmt.Errorf("read part %d of %q: %w", number, key, err)
+		}
+		part, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket:        aws.String(s.bucket),
+			Key:           aws.String(key),
+			UploadId:      aws.String(uploadID),
+			PartNumber:    aws.Int32(number),
+			Body:          bytes.NewReader(buf[:n]),
+			ContentLength: aws.Int64(n),
+		})
+		if err != nil {
+			return fmt.Errorf("upload part %d of %q: %w", number, key, err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: part.ETag, PartNumber: aws.Int32(number)})
+		size -= n
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(s.bucket),
+		Key:             aws.String(key),
+		UploadId:        aws.String(uploadID),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return fmt.Errorf("complete multipart upload %q: %w", key, err)
 	}
 	return nil
 }
 
-// Delete removes the object; an object that is already gone counts as
-// removed, so that retries are safe.
+// Discard removes everything stored under key: the incomplete multipart
+// upload multipartID (if not empty) and the object, with every version and
+// delete marker on a versioned bucket (unless MarkerOnlyDeletes). Whatever
+// is already gone counts as removed, so Discard can be retried safely.
+func (s *Store) Discard(ctx context.Context, bucket, key, multipartID string) error {
+	if err := s.Abort(ctx, bucket, key, multipartID); err != nil {
+		return err
+	}
+	if !s.opts.MarkerOnlyDeletes {
+		versioned, err := s.isVersioned(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		if versioned {
+			return s.deleteAllVersions(ctx, bucket, key)
+		}
+	}
+	return s.Delete(ctx, bucket, key)
+}
+
+// Abort aborts the multipart upload multipartID of key, if not empty, so
+// that its parts are freed. An upload already completed or aborted counts
+// as aborted.
+func (s *Store) Abort(ctx context.Context, bucket, key, multipartID string) error {
+	if multipartID == "" {
+		return nil
+	}
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   aws.String(bucket),
+		Key:      aws.String(key),
+		UploadId: aws.String(multipartID),
+	})
+	var noUpload *types.NoSuchUpload
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
+		err = nil
+	}
+	if err != nil && !errors.As(err, &noUpload) && !isNotFound(err) {
+		return fmt.Errorf("abort multipart upload of %q: %w", key, err)
+	}
+	return nil
+}
+
+// Delete removes the object's current version; an object that is already
+// gone counts as removed.
 func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(bucket),
@@ -105,6 +234,73 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	})
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete object %q: %w", key, err)
+	}
+	return nil
+}
+
+// isVersioned reports whether versioning was ever enabled on bucket. Once
+// enabled it can only be suspended, never turned off, so a true answer is
+// kept for good; a false one for unversionedRecheck.
+func (s *Store) isVersioned(ctx context.Context, bucket string) (bool, error) {
+	if v, ok := s.versioned.Load(bucket); ok {
+		if v := v.(versioning); v.enabled || time.Since(v.checked) < unversionedRecheck {
+			return v.enabled, nil
+		}
+	}
+	out, err := s.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		return false, fmt.Errorf("get versioning of bucket %q: %w", bucket, err)
+	}
+	enabled := out.Status != ""
+	s.versioned.Store(bucket, versioning{enabled: enabled, checked: time.Now()})
+	return enabled, nil
+}
+
+// deleteAllVersions lists every version and delete marker of key and
+// removes them in batches.
+func (s *Store) deleteAllVersions(ctx context.Context, bucket, key string) error {
+	var ids []types.ObjectIdentifier
+	p := s3.NewListObjectVersionsPaginator(s.client, &s3.ListObjectVersionsInput{
+		Bucket: aws.String(bucket),
+		Prefix: aws.String(key),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list versions of %q: %w", key, err)
+		}
+		for _, v := range page.Versions {
+			if aws.ToString(v.Key) == key { // the prefix also matches longer keys
+				ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+			}
+		}
+		for _, m := range page.DeleteMarkers {
+			if aws.ToString(m.Key) == key {
+				ids = append(ids, types.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
+			}
+		}
+	}
+	return s.deleteBatch(ctx, bucket, ids)
+}
+
+// deleteBatch removes objects with DeleteObjects, at most 1000 a request
+// (S3's limit), and fails if S3 reports any key it could not delete.
+func (s *Store) deleteBatch(ctx context.Context, bucket string, ids []types.ObjectIdentifier) error {
+	for len(ids) > 0 {
+		n := min(len(ids), 1000)
+		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(bucket),
+			Delete: &types.Delete{Objects: ids[:n], Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return fmt.Errorf("delete %d object versions: %w", n, err)
+		}
+		for _, e := range out.Errors {
+			if aws.ToString(e.Code) != "NoSuchKey" && aws.ToString(e.Code) != "NoSuchVersion" {
+				return fmt.Errorf("delete %q version %q: %s: %s", aws.ToString(e.Key), aws.ToString(e.VersionId), aws.ToString(e.Code), aws.ToString(e.Message))
+			}
+		}
+		ids = ids[n:]
 	}
 	return nil
 }

@@ -4,37 +4,167 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
-// TestRoundTrip runs every call the service makes against the real S3
-// server of the test run (the embedded one, or TEST_S3_ENDPOINT).
+func noMultipart(t *testing.T) func(context.Context, string) error {
+	return func(context.Context, string) error {
+		t.Error("a small object was sent as a multipart upload")
+		return nil
+	}
+}
+
+// TestRoundTrip runs the single-request calls the service makes against the
+// real S3 server of the test run (the embedded one, or TEST_S3_ENDPOINT).
 func TestRoundTrip(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	store := env.App.Store
 	ctx := context.Background()
-	if err := store.Put(ctx, "dir/a.txt", bytes.NewReader([]byte("hello")), 5, "text/plain"); err != nil {
+	if err := store.Put(ctx, "dir/a.txt", bytes.NewReader([]byte("hello")), 5, "text/plain", noMultipart(t)); err != nil {
 		t.Fatal(err)
 	}
 	if !env.ObjectExists("dir/a.txt") {
 		t.Fatal("object not stored")
 	}
-	if err := store.Delete(ctx, env.Bucket, "dir/a.txt"); err != nil {
+	if err := store.Discard(ctx, env.Bucket, "dir/a.txt", ""); err != nil {
 		t.Fatal(err)
 	}
 	if env.ObjectExists("dir/a.txt") {
 		t.Fatal("object not deleted")
 	}
-	if err := store.Delete(ctx, env.Bucket, "dir/a.txt"); err != nil {
-		t.Errorf("deleting an absent object must succeed (purges are retried): %v", err)
+	if err := store.Discard(ctx, env.Bucket, "dir/a.txt", ""); err != nil {
+		t.Errorf("discarding an absent object must succeed (purges are retried): %v", err)
 	}
 	if err := store.EnsureBucket(ctx); err != nil {
 		t.Errorf("EnsureBucket on an existing bucket: %v", err)
 	}
+}
+
+const partSize = 5 << 20 // S3's smallest part size
+
+func multipartEnv(t *testing.T) *testenv.Env {
+	return testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
+		c.S3PartSize = partSize
+		c.MaxUploadSize = 4 * partSize
+	}})
+}
+
+// TestMultipart stores an object in parts, and aborts one that failed
+// half-way so that no invisible parts are left.
+func TestMultipart(t *testing.T) {
+	env := multipartEnv(t)
+	store := env.App.Store
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("0123456789abcdef"), (2*partSize+1000)/16)
+
+	var started []string
+	record := func(_ context.Context, id string) error { started = append(started, id); return nil }
+	if err := store.Put(ctx, "big", bytes.NewReader(content), int64(len(content)), "application/octet-stream", record); err != nil {
+		t.Fatal(err)
+	}
+	if len(started) != 1 {
+		t.Fatalf("multipart upload started %d times, want 1", len(started))
+	}
+	head, err := env.Direct.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String("big")})
+	if err != nil || aws.ToInt64(head.ContentLength) != int64(len(content)) {
+		t.Fatalf("stored object: %v, %v", head, err)
+	}
+
+	// The second part fails: the multipart upload stays incomplete.
+	env.S3.FailWhen(func(r *http.Request) bool { return r.URL.Query().Get("partNumber") == "2" })
+	started = nil
+	if err := store.Put(ctx, "broken", bytes.NewReader(content), int64(len(content)), "application/octet-stream", record); err == nil {
+		t.Fatal("Put succeeded although a part failed")
+	}
+	env.S3.FailWhen(nil)
+	if len(started) != 1 || incompleteUploads(t, env, "broken") != 1 {
+		t.Fatalf("want one incomplete multipart upload of the failed object")
+	}
+	if err := store.Discard(ctx, env.Bucket, "broken", started[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n := incompleteUploads(t, env, "broken"); n != 0 {
+		t.Errorf("%d incomplete multipart uploads left after Discard", n)
+	}
+	if err := store.Discard(ctx, env.Bucket, "broken", started[0]); err != nil {
+		t.Errorf("discarding twice must succeed: %v", err)
+	}
+}
+
+func incompleteUploads(t *testing.T, env *testenv.Env, key string) int {
+	t.Helper()
+	out, err := env.Direct.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(env.Bucket), Prefix: aws.String(key),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Uploads)
+}
+
+// TestVersionedBucket: by default a delete removes every version of the
+// object, not only adds a delete marker; S3_DELETE_MARKER_ONLY keeps them.
+// It needs a server with versioning (.ci/run sets TEST_S3_VERSIONING=1 for
+// versitygw with a versioning directory and for MinIO); the embedded server
+// has none.
+func TestVersionedBucket(t *testing.T) {
+	for _, markerOnly := range []bool{false, true} {
+		env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.S3DeleteMarkerOnly = markerOnly }})
+		ctx := context.Background()
+		client := env.Direct.Client()
+		_, err := client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+			Bucket:                  aws.String(env.Bucket),
+			VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+		})
+		if err != nil {
+			if os.Getenv("TEST_S3_VERSIONING") == "1" {
+				t.Fatalf("enable versioning: %v", err)
+			}
+			t.Skipf("this S3 server has no versioning (%v); .ci/run runs this test on versitygw and MinIO", err)
+		}
+		for _, body := range []string{"v1", "v2", "v3"} {
+			if err := env.App.Store.Put(ctx, "doc", strings.NewReader(body), 2, "text/plain", noMultipart(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := versions(t, env, "doc"); n != 3 {
+			t.Fatalf("%d versions stored, want 3", n)
+		}
+		if err := env.App.Store.Discard(ctx, env.Bucket, "doc", ""); err != nil {
+			t.Fatal(err)
+		}
+		if env.ObjectExists("doc") {
+			t.Error("object still readable after Discard")
+		}
+		n := versions(t, env, "doc")
+		switch {
+		case !markerOnly && n != 0:
+			t.Errorf("%d versions or markers left; a delete must remove them all", n)
+		case markerOnly && n != 4:
+			t.Errorf("marker-only delete left %d versions and markers, want 3 versions + 1 marker", n)
+		}
+	}
+}
+
+func versions(t *testing.T, env *testenv.Env, key string) int {
+	t.Helper()
+	out, err := env.Direct.Client().ListObjectVersions(context.Background(), &s3.ListObjectVersionsInput{
+		Bucket: aws.String(env.Bucket), Prefix: aws.String(key),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Versions) + len(out.DeleteMarkers)
 }
 
 // TestNoChecksumTrailers: since 2025 the SDK by default streams uploads as
@@ -52,7 +182,7 @@ func TestNoChecksumTrailers(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	if err := env.App.Store.Put(context.Background(), "k", strings.NewReader("payload"), 7, "text/plain"); err != nil {
+	if err := env.App.Store.Put(context.Background(), "k", strings.NewReader("payload"), 7, "text/plain", noMultipart(t)); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -21,9 +21,12 @@ import (
 	"github.com/safedelete/uploads/ent/upload"
 )
 
-// ObjectDeleter removes one object; removing an absent object succeeds.
-type ObjectDeleter interface {
-	Delete(ctx context.Context, bucket, key string) error
+// ObjectDiscarder removes everything stored under a key: an incomplete
+// multipart upload and the object with all its versions. Removing what is
+// already gone succeeds.
+type ObjectDiscarder interface {
+	Discard(ctx context.Context, bucket, key, multipartID string) error
+	Abort(ctx context.Context, bucket, key, multipartID string) error
 }
 
 // Options tune the purger. Zero values take the defaults.
@@ -57,24 +60,25 @@ func (o Options) withDefaults() Options {
 // Purger runs purges.
 type Purger struct {
 	client  *ent.Client
-	objects ObjectDeleter
+	objects ObjectDiscarder
 	logger  *slog.Logger
 	opts    Options
 }
 
 // New returns a Purger.
-func New(client *ent.Client, objects ObjectDeleter, logger *slog.Logger, opts Options) *Purger {
+func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts Options) *Purger {
 	return &Purger{client: client, objects: objects, logger: logger, opts: opts.withDefaults()}
 }
 
 // Schedule records, inside tx, that the object must be purged. The new row
 // is already claimed by the caller for one lease, so that its inline Attempt
 // does not race the background loop.
-func (p *Purger) Schedule(ctx context.Context, tx *ent.Tx, uploadID, bucket, key string) (*ent.ObjectPurge, error) {
+func (p *Purger) Schedule(ctx context.Context, tx *ent.Tx, u *ent.Upload) (*ent.ObjectPurge, error) {
 	job, err := tx.ObjectPurge.Create().
-		SetUploadID(uploadID).
-		SetBucket(bucket).
-		SetObjectKey(key).
+		SetUploadID(u.ID).
+		SetBucket(u.Bucket).
+		SetObjectKey(u.ObjectKey).
+		SetMultipartUploadID(u.MultipartUploadID).
 		SetAttempts(1).
 		SetNextAttemptAt(time.Now().Add(p.opts.Lease)).
 		Save(ctx)
@@ -96,10 +100,15 @@ func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) error {
 	if err != nil {
 		return p.fail(ctx, job, fmt.Errorf("check references: %w", err))
 	}
-	if !shared {
-		if err := p.objects.Delete(ctx, job.Bucket, job.ObjectKey); err != nil {
-			return p.fail(ctx, job, err)
-		}
+	if shared {
+		// The object stays, but an incomplete multipart upload was this
+		// upload's alone.
+		err = p.objects.Abort(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
+	} else {
+		err = p.objects.Discard(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
+	}
+	if err != nil {
+		return p.fail(ctx, job, err)
 	}
 	// A failed row delete only means the (idempotent) purge runs again later.
 	if err := p.client.ObjectPurge.DeleteOneID(job.ID).Exec(ctx); err != nil && !ent.IsNotFound(err) {

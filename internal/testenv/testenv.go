@@ -176,6 +176,17 @@ func (e *Env) ObjectKeys() []string {
 	return keys
 }
 
+// IncompleteMultipartUploads counts the bucket's multipart uploads that
+// were neither completed nor aborted, asking S3 directly.
+func (e *Env) IncompleteMultipartUploads() int {
+	e.t.Helper()
+	out, err := e.Direct.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(e.Bucket)})
+	if err != nil {
+		e.t.Fatalf("list multipart uploads: %v", err)
+	}
+	return len(out.Uploads)
+}
+
 // PendingPurges counts purges not yet done.
 func (e *Env) PendingPurges() int {
 	e.t.Helper()
@@ -219,7 +230,7 @@ func newStore(t testing.TB, endpoint string, creds aws.CredentialsProvider, buck
 	if err != nil {
 		t.Fatal(err)
 	}
-	return objectstore.New(client, bucket)
+	return objectstore.New(client, bucket, objectstore.Options{})
 }
 
 func randomHex(n int) string {
