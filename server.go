@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/demo"
 	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/reconcile"
 )
 
 func main() {
@@ -60,7 +62,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return err
 	}
-	if command != "" {
+	switch command {
+	case "":
+	case "reconcile":
+		return runReconcile(ctx, &cfg, logger, opts, stdout)
+	default:
 		return runCommand(ctx, &cfg, command, opts, stdout)
 	}
 	return serve(ctx, &cfg, logger, stdout)
@@ -93,6 +99,24 @@ func runCommand(ctx context.Context, cfg *config.Config, command string, opts ad
 	}
 	defer client.Close()
 	return admin.Run(ctx, client, command, opts, stdout)
+}
+
+// runReconcile compares the bucket with the database and, with --repair,
+// queues orphaned objects for the purger of a running service.
+func runReconcile(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts admin.Options, stdout io.Writer) error {
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.Close(context.WithoutCancel(ctx))
+	report, err := reconcile.Run(ctx, a.Client, a.Store, reconcile.Options{Repair: opts.Repair, Grace: opts.Grace})
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return json.NewEncoder(stdout).Encode(report)
+	}
+	return report.WriteText(stdout)
 }
 
 // serve runs the HTTP server and the background purger until ctx ends, then

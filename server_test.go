@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/embeds3"
+	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // cli runs the binary's entry point as a user would, with DATA_DIR set.
@@ -186,5 +189,57 @@ func envOf(env map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
+	}
+}
+
+// TestReconcileCommand plants an orphan in the embedded bucket of a stopped
+// service and finds it with `reconcile --json`, then queues it with --repair.
+func TestReconcileCommand(t *testing.T) {
+	dir := t.TempDir()
+	serveFor(t, dir, freeAddr(t), func() {}) // seeds two demo uploads
+	plantObject(t, dir, "stray.bin")
+	time.Sleep(10 * time.Millisecond) // older than the 1ms grace period below
+	for _, args := range [][]string{{"reconcile", "--json", "--grace", "1ms"}, {"reconcile", "--json", "--grace", "1ms", "--repair"}} {
+		out, _, err := cli(t, dir, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		var report struct {
+			OrphanedObjects []struct {
+				Key    string `json:"key"`
+				Queued bool   `json:"queued"`
+			} `json:"orphaned_objects"`
+			MissingObjects []any `json:"missing_objects"`
+		}
+		if err := json.Unmarshal([]byte(out), &report); err != nil {
+			t.Fatalf("%v printed %q: %v", args, out, err)
+		}
+		repair := len(args) == 5
+		if len(report.OrphanedObjects) != 1 || report.OrphanedObjects[0].Key != "stray.bin" ||
+			report.OrphanedObjects[0].Queued != repair || len(report.MissingObjects) != 0 {
+			t.Errorf("%v: %s", args, out)
+		}
+	}
+}
+
+// plantObject writes an object into a stopped service's embedded bucket
+// through S3, as a stray upload would have.
+func plantObject(t *testing.T, dataDir, key string) {
+	t.Helper()
+	srv, err := embeds3.Start(dataDir + "/s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	client, err := objectstore.NewClient(context.Background(), objectstore.Config{
+		Region: "us-east-1", Endpoint: srv.URL, ForcePathStyle: true,
+		Credentials: objectstore.StaticCredentials(embeds3.AccessKeyID, embeds3.SecretAccessKey),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := objectstore.New(client, app.EmbeddedBucket, objectstore.Options{})
+	if err := store.Put(context.Background(), key, strings.NewReader("stray"), 5, "text/plain", nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // DeletedMessage is the success message of a delete, shared by GraphQL and REST.
@@ -50,8 +51,9 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (*model.De
 	}
 	if purge != nil {
 		// Detached from the request: a caller hanging up must not cut the
-		// purge short (it would be retried anyway, only later).
-		purgeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.options.InlinePurgeTimeout)
+		// purge short. One try, no retries: if S3 is down the caller gets
+		// its answer now and the background purger retries.
+		purgeCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(context.WithoutCancel(ctx)), r.options.InlinePurgeTimeout)
 		defer cancel()
 		_ = r.purger.Attempt(purgeCtx, purge) // on failure the purger retries; Attempt logs
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/testenv"
@@ -208,5 +209,64 @@ func assertUploadIntact(t *testing.T, env *testenv.Env, uploadID, objectKey stri
 	}
 	if !env.ObjectExists(objectKey) {
 		t.Errorf("upload %s: object gone", uploadID)
+	}
+}
+
+// TestReadOnlyDatabase: with the database read-only, a delete answers the
+// contract's 500 and changes nothing.
+func TestReadOnlyDatabase(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	up := env.MustUpload(key, "a.txt", []byte("a"))
+	env.Config.DatabaseURL = "sqlite://" + env.Config.SQLitePath() + "?mode=ro"
+	env.Restart(testenv.Options{})
+	expect(t, env.DeleteREST(key, up.ID), 500, deleteFailed)
+	assertUploadIntact(t, env, up.ID, up.ObjectKey)
+}
+
+// TestSQLiteContention: 64 callers deleting at once, on the embedded SQLite
+// database, never see a 500: write transactions queue (BEGIN IMMEDIATE and a
+// busy timeout) instead of failing.
+func TestSQLiteContention(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	const deleters, perDeleter = 64, 5
+	type job struct{ key, id string }
+	var jobs []job
+	for range deleters {
+		_, key := env.NewUser()
+		for range perDeleter {
+			jobs = append(jobs, job{key, env.MustUpload(key, "c.txt", []byte("c")).ID})
+		}
+	}
+	statuses := make(chan int, len(jobs)*2)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for d := range deleters {
+		wg.Go(func() {
+			<-start
+			for i := range perDeleter {
+				j := jobs[d*perDeleter+i]
+				statuses <- env.DeleteREST(j.key, j.id).Status
+				// and a read between writes, as a frontend would
+				statuses <- env.GraphQL(j.key, `{ viewer { uploads { totalCount } } }`, nil).Status
+			}
+		})
+	}
+	began := time.Now()
+	close(start)
+	wg.Wait()
+	elapsed := time.Since(began)
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	t.Logf("FIGURE sqlite contention: %d deleters, %d deletes + %d reads in %s: statuses %v",
+		deleters, len(jobs), len(jobs), elapsed.Round(time.Millisecond), counts)
+	if counts[200] != 2*len(jobs) {
+		t.Errorf("statuses %v, want only 200s", counts)
+	}
+	if keys := env.ObjectKeys(); len(keys) != 0 {
+		t.Errorf("%d objects left", len(keys))
 	}
 }

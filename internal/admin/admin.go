@@ -19,7 +19,7 @@ import (
 )
 
 // Commands lists the commands, as typed on the command line.
-var Commands = []string{"users create", "keys create", "keys revoke"}
+var Commands = []string{"users create", "keys create", "keys revoke", "reconcile"}
 
 // Options are the commands' flags.
 type Options struct {
@@ -27,6 +27,8 @@ type Options struct {
 	UserID string
 	KeyID  string
 	JSON   bool
+	Repair bool
+	Grace  time.Duration
 }
 
 // RegisterFlags defines the commands' flags on fs.
@@ -35,6 +37,8 @@ func RegisterFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.UserID, "user", "", "id of the user to issue a key for (keys create)")
 	fs.StringVar(&o.KeyID, "id", "", "id of the key to revoke (keys revoke)")
 	fs.BoolVar(&o.JSON, "json", false, "print machine-readable JSON")
+	fs.BoolVar(&o.Repair, "repair", false, "queue orphaned objects older than --grace for purge (reconcile)")
+	fs.DurationVar(&o.Grace, "grace", time.Hour, "objects younger than this are never queued: an upload in progress looks orphaned for a moment (reconcile)")
 }
 
 // Run runs command and prints its result to out.

@@ -59,12 +59,20 @@ func openDriver(databaseURL string) (*entsql.Driver, error) {
 // write lock at its start (a deferred one that upgrades later fails with
 // SQLITE_BUSY without waiting), and a busy timeout so that writers queue
 // instead of failing. Foreign keys are off by default in SQLite.
+//
+// Parameters in the URL (sqlite://PATH?mode=ro) are kept and win.
 func sqliteDSN(path string) string {
-	q := url.Values{}
-	q.Set("_fk", "1")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_busy_timeout", "10000")
-	q.Set("_txlock", "immediate")
+	path, query, _ := strings.Cut(path, "?")
+	q, _ := url.ParseQuery(query)
+	setDefault := func(k, v string) {
+		if !q.Has(k) {
+			q.Set(k, v)
+		}
+	}
+	setDefault("_fk", "1")
+	setDefault("_journal_mode", "WAL")
+	setDefault("_busy_timeout", "10000")
+	setDefault("_txlock", "immediate")
 	return "file:" + path + "?" + q.Encode()
 }
 

@@ -202,6 +202,23 @@ func (s *Store) Discard(ctx context.Context, bucket, key, multipartID string) er
 	return s.Delete(ctx, bucket, key)
 }
 
+type noRetryKey struct{}
+
+// WithoutRetries marks ctx so that the store's removal calls (Discard,
+// Abort, Delete) try S3 once instead of retrying with backoff. A delete's
+// inline purge uses it: when S3 is down, the caller should get its answer
+// at once, and the background purger retries anyway.
+func WithoutRetries(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRetryKey{}, true)
+}
+
+func callOptions(ctx context.Context) []func(*s3.Options) {
+	if ctx.Value(noRetryKey{}) == nil {
+		return nil
+	}
+	return []func(*s3.Options){func(o *s3.Options) { o.RetryMaxAttempts = 1 }}
+}
+
 // Abort aborts the multipart upload multipartID of key, if not empty, so
 // that its parts are freed. An upload already completed or aborted counts
 // as aborted.
@@ -213,7 +230,7 @@ func (s *Store) Abort(ctx context.Context, bucket, key, multipartID string) erro
 		Bucket:   aws.String(bucket),
 		Key:      aws.String(key),
 		UploadId: aws.String(multipartID),
-	})
+	}, callOptions(ctx)...)
 	var noUpload *types.NoSuchUpload
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
@@ -231,7 +248,7 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(bucket),
 		Key:    aws.String(key),
-	})
+	}, callOptions(ctx)...)
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete object %q: %w", key, err)
 	}
@@ -247,7 +264,7 @@ func (s *Store) isVersioned(ctx context.Context, bucket string) (bool, error) {
 			return v.enabled, nil
 		}
 	}
-	out, err := s.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)})
+	out, err := s.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)}, callOptions(ctx)...)
 	if err != nil {
 		return false, fmt.Errorf("get versioning of bucket %q: %w", bucket, err)
 	}
@@ -265,7 +282,7 @@ func (s *Store) deleteAllVersions(ctx context.Context, bucket, key string) error
 		Prefix: aws.String(key),
 	})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		page, err := p.NextPage(ctx, callOptions(ctx)...)
 		if err != nil {
 			return fmt.Errorf("list versions of %q: %w", key, err)
 		}
@@ -291,7 +308,7 @@ func (s *Store) deleteBatch(ctx context.Context, bucket string, ids []types.Obje
 		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 			Bucket: aws.String(bucket),
 			Delete: &types.Delete{Objects: ids[:n], Quiet: aws.Bool(true)},
-		})
+		}, callOptions(ctx)...)
 		if err != nil {
 			return fmt.Errorf("delete %d object versions: %w", n, err)
 		}

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,6 +52,9 @@ type Env struct {
 
 	handler   atomic.Value // http.Handler, swapped by Restart
 	stopPurge func()
+
+	mu      sync.Mutex
+	secrets []string // every API key issued, to check the logs for
 }
 
 // Options change the environment.
@@ -103,7 +107,22 @@ func New(t testing.TB, opts Options) *Env {
 	e.URL = srv.URL
 	e.start(opts)
 	t.Cleanup(e.stop)
+	t.Cleanup(e.checkLogsForSecrets)
 	return e
+}
+
+// checkLogsForSecrets fails the test if any API key issued in it appears in
+// what the service logged, so every test doubles as a check that secrets
+// never reach the logs.
+func (e *Env) checkLogsForSecrets() {
+	logs := e.Logs.String()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, secret := range e.secrets {
+		if strings.Contains(logs, secret) || strings.Contains(logs, secret[len(secret)-40:]) {
+			e.t.Errorf("an API key (%s…) appears in the service's logs", secret[:9])
+		}
+	}
 }
 
 func (e *Env) start(opts Options) {
@@ -146,6 +165,9 @@ func (e *Env) NewUser() (userID, apiKey string) {
 	if err != nil {
 		e.t.Fatalf("create user: %v", err)
 	}
+	e.mu.Lock()
+	e.secrets = append(e.secrets, secret)
+	e.mu.Unlock()
 	return u.ID, secret
 }
 
