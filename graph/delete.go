@@ -10,7 +10,6 @@ import (
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/ids"
-	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // DeletedMessage is the success message of a delete, shared by GraphQL and REST.
@@ -50,12 +49,7 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (*model.De
 		return nil, err
 	}
 	if purge != nil {
-		// Detached from the request: a caller hanging up must not cut the
-		// purge short. One try, no retries: if S3 is down the caller gets
-		// its answer now and the background purger retries.
-		purgeCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(context.WithoutCancel(ctx)), r.options.InlinePurgeTimeout)
-		defer cancel()
-		_ = r.purger.Attempt(purgeCtx, purge) // on failure the purger retries; Attempt logs
+		_ = r.purger.AttemptInline(ctx, purge) // on failure the purger retries; Attempt logs
 	}
 	return &model.DeleteUploadPayload{DeletedUploadID: uploadID, Message: DeletedMessage(uploadID)}, nil
 }

@@ -47,9 +47,18 @@ func ErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			gqlErr.Extensions = map[string]any{"code": public.Code}
 			return gqlErr
 		}
-		var parsed *gqlerror.Error
-		if errors.As(err, &parsed) && parsed.Err == nil {
-			// gqlgen's own parse and validation errors already speak to the caller.
+		if _, fromGraphQL := err.(*gqlerror.Error); fromGraphQL {
+			// Raised by gqlgen or entgql, not by a resolver: a document that
+			// does not parse or validate, an argument that does not coerce
+			// (a bad cursor or time), pagination arguments that contradict
+			// each other. All are the caller's to fix.
+			code, _ := gqlErr.Extensions["code"].(string)
+			if code == "" || code == "INVALID_PAGINATION" {
+				if gqlErr.Extensions == nil {
+					gqlErr.Extensions = map[string]any{}
+				}
+				gqlErr.Extensions["code"] = CodeBadUserInput
+			}
 			return gqlErr
 		}
 		logger.ErrorContext(ctx, "graphql resolver error", "path", gqlErr.Path.String(), "error", err)

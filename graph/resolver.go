@@ -26,7 +26,7 @@ type Resolver struct {
 // Options tune the resolvers. Zero values take the defaults.
 type Options struct {
 	MaxUploadSize      int64         // bytes; default 100 MiB
-	InlinePurgeTimeout time.Duration // how long a delete waits for S3; default 5s
+	InlinePurgeTimeout time.Duration // how long a failed upload's clean-up waits for S3; default 5s
 }
 
 // DefaultMaxUploadSize is the largest file uploadFile accepts by default.

@@ -58,8 +58,9 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	a.Client = client
 	a.Purger = purge.New(client, a.Store, logger, purge.Options{
-		PollInterval: cfg.PurgePollInterval,
-		MaxBackoff:   cfg.PurgeMaxBackoff,
+		PollInterval:  cfg.PurgePollInterval,
+		MaxBackoff:    cfg.PurgeMaxBackoff,
+		InlineTimeout: cfg.PurgeInlineTimeout,
 	})
 	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
 		MaxUploadSize:      cfg.MaxUploadSize,

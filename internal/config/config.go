@@ -99,6 +99,14 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 	return settings
 }
 
+// Defaults returns the settings with every default applied.
+func Defaults() Config {
+	var cfg Config
+	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	Register(fs, &cfg)
+	return cfg
+}
+
 // ApplyEnv sets every flag that was not given on the command line from its
 // environment variable, if that is set (even to an empty value). Call it
 // after fs.Parse.

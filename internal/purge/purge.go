@@ -19,6 +19,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // ObjectDiscarder removes everything stored under a key: an incomplete
@@ -36,6 +37,8 @@ type Options struct {
 	MinBackoff   time.Duration // delay after the first failure; default 1s
 	MaxBackoff   time.Duration // longest delay between attempts; default 5m
 	BatchSize    int           // purges claimed per poll; default 100
+	// InlineTimeout bounds the attempt made right after a delete; default 5s.
+	InlineTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -54,6 +57,9 @@ func (o Options) withDefaults() Options {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
 	}
+	if o.InlineTimeout <= 0 {
+		o.InlineTimeout = 5 * time.Second
+	}
 	return o
 }
 
@@ -71,8 +77,9 @@ func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts 
 }
 
 // Schedule records, inside tx, that the object must be purged. The new row
-// is already claimed by the caller for one lease, so that its inline Attempt
-// does not race the background loop.
+// is already claimed by the caller for twice the inline timeout, so that
+// AttemptInline does not race the background loop, and so that a purge whose
+// process died before its inline attempt finished is picked up soon.
 func (p *Purger) Schedule(ctx context.Context, tx *ent.Tx, u *ent.Upload) (*ent.ObjectPurge, error) {
 	job, err := tx.ObjectPurge.Create().
 		SetUploadID(u.ID).
@@ -80,12 +87,22 @@ func (p *Purger) Schedule(ctx context.Context, tx *ent.Tx, u *ent.Upload) (*ent.
 		SetObjectKey(u.ObjectKey).
 		SetMultipartUploadID(u.MultipartUploadID).
 		SetAttempts(1).
-		SetNextAttemptAt(time.Now().Add(p.opts.Lease)).
+		SetNextAttemptAt(time.Now().Add(2 * p.opts.InlineTimeout)).
 		Save(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("schedule purge: %w", err)
 	}
 	return job, nil
+}
+
+// AttemptInline makes the attempt right after a delete: bounded by the
+// inline timeout, detached from the caller's cancellation (a caller hanging
+// up must not cut it short), and with a single try, so that when S3 is down
+// the caller gets its answer at once and the background loop retries.
+func (p *Purger) AttemptInline(ctx context.Context, job *ent.ObjectPurge) error {
+	ctx, cancel := context.WithTimeout(objectstore.WithoutRetries(context.WithoutCancel(ctx)), p.opts.InlineTimeout)
+	defer cancel()
+	return p.Attempt(ctx, job)
 }
 
 // Attempt tries once to remove the object of a claimed purge. On success the
@@ -148,9 +165,14 @@ func (p *Purger) backoff(attempts int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// RunOnce claims the purges that are due and attempts each. It returns how
-// many objects were purged.
-func (p *Purger) RunOnce(ctx context.Context) (int, error) {
+// outageThreshold is how many purges in a row may fail before a pass gives
+// up: S3 is most likely down, and the rest stay due (unclaimed) for the next
+// pass instead of each being tried, failed and pushed back.
+const outageThreshold = 3
+
+// RunOnce claims the purges that are due, up to BatchSize, and attempts each.
+// It returns how many it attempted and how many objects were purged.
+func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error) {
 	now := time.Now()
 	due, err := p.client.ObjectPurge.Query().
 		Where(objectpurge.NextAttemptAtLTE(now)).
@@ -158,24 +180,32 @@ func (p *Purger) RunOnce(ctx context.Context) (int, error) {
 		Limit(p.opts.BatchSize).
 		All(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list due purges: %w", err)
+		return 0, 0, fmt.Errorf("list due purges: %w", err)
 	}
-	purged := 0
+	failedInARow := 0
 	for _, job := range due {
+		if failedInARow >= outageThreshold {
+			break
+		}
 		claimed, err := p.claim(ctx, job, now)
 		if err != nil {
-			return purged, err
+			return attempted, purged, err
 		}
 		if !claimed {
 			continue // another purger took it
 		}
-		attemptCtx, cancel := context.WithTimeout(ctx, p.attemptTimeout())
+		attempted++
+		// The purger is the retry loop, with its own backoff: one try each.
+		attemptCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), p.attemptTimeout())
 		if p.Attempt(attemptCtx, job) == nil {
 			purged++
+			failedInARow = 0
+		} else {
+			failedInARow++
 		}
 		cancel()
 	}
-	return purged, nil
+	return attempted, purged, nil
 }
 
 // claim takes job for one lease if it is still due; false means another
@@ -195,16 +225,22 @@ func (p *Purger) claim(ctx context.Context, job *ent.ObjectPurge, now time.Time)
 
 // attemptTimeout keeps one S3 call well inside the lease.
 func (p *Purger) attemptTimeout() time.Duration {
-	return min(p.opts.Lease/2, 30*time.Second)
+	return min(p.opts.Lease/2, 10*time.Second)
 }
 
-// Run purges due objects every PollInterval until ctx is cancelled.
+// Run purges due objects every PollInterval until ctx is cancelled. After a
+// full batch that went well it goes on at once: a backlog (after an
+// outage) drains as fast as S3 allows.
 func (p *Purger) Run(ctx context.Context) {
 	ticker := time.NewTicker(p.opts.PollInterval)
 	defer ticker.Stop()
 	for {
-		if _, err := p.RunOnce(ctx); err != nil && ctx.Err() == nil {
+		attempted, purged, err := p.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
 			p.logger.ErrorContext(ctx, "purge pass failed", "error", err)
+		}
+		if err == nil && attempted == p.opts.BatchSize && purged == attempted {
+			continue
 		}
 		select {
 		case <-ctx.Done():

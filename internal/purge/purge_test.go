@@ -103,7 +103,7 @@ func TestClaimIsExclusive(t *testing.T) {
 	done := make(chan int, 2)
 	for range 2 {
 		go func() {
-			purged, err := env.App.Purger.RunOnce(context.Background())
+			_, purged, err := env.App.Purger.RunOnce(context.Background())
 			if err != nil {
 				t.Error(err)
 			}

@@ -51,7 +51,7 @@ func TestOrphanQueuedAndPurged(t *testing.T) {
 	if !env.ObjectExists("stray/orphan.bin") {
 		t.Fatal("reconcile deleted the object itself; it must only queue it")
 	}
-	purged, err := env.App.Purger.RunOnce(context.Background())
+	_, purged, err := env.App.Purger.RunOnce(context.Background())
 	if err != nil || purged != 1 {
 		t.Fatalf("RunOnce = %d, %v; want 1 purged", purged, err)
 	}
