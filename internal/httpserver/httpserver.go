@@ -5,6 +5,7 @@ package httpserver
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -106,26 +107,50 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	return srv
 }
 
-// limitBody answers an oversized upload with a clear GraphQL error before
-// reading it, instead of gqlgen's generic multipart parse failure.
+// errorResponse is a GraphQL response carrying one public error.
+func errorResponse(e *graph.PublicError) any {
+	type extensions struct {
+		Code string `json:"code"`
+	}
+	type gqlError struct {
+		Message    string     `json:"message"`
+		Extensions extensions `json:"extensions"`
+	}
+	return struct {
+		Errors []gqlError `json:"errors"`
+		Data   any        `json:"data"`
+	}{Errors: []gqlError{{Message: e.Message, Extensions: extensions{Code: e.Code}}}}
+}
+
+// MaxOperationBytes bounds a GraphQL request that carries no file: no
+// legitimate operation comes near it.
+const MaxOperationBytes = 1 << 20
+
+// limitBody answers an oversized request with a clear GraphQL error before
+// reading it, instead of gqlgen's generic parse failures. Bodies of unknown
+// length are cut off at the limit.
 func limitBody(maxRequest, maxFile int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > maxRequest && strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+		limit, tooLarge := int64(MaxOperationBytes), &graph.PublicError{
+			Code:    graph.CodeBadUserInput,
+			Message: fmt.Sprintf("Request body exceeds the limit of %d bytes", MaxOperationBytes),
+		}
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+			limit, tooLarge = maxRequest, graph.UploadTooLarge(maxFile)
+		}
+		if r.ContentLength > limit {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			tooLarge := graph.UploadTooLarge(maxFile)
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"errors": []map[string]any{{
-					"message":    tooLarge.Message,
-					"extensions": map[string]any{"code": tooLarge.Code},
-				}},
-				"data": nil,
-			})
+			_ = json.NewEncoder(w).Encode(errorResponse(tooLarge))
 			return
 		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
+
+// MaxHeaderBytes bounds a request's headers; larger ones get 431.
+const MaxHeaderBytes = 64 << 10
 
 // NewHTTPServer wraps h with the timeouts a public server needs. Writes get
 // no deadline because uploads of large files take as long as they take;
@@ -136,6 +161,6 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 }

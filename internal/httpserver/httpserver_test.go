@@ -1,12 +1,14 @@
 package httpserver_test
 
 import (
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
@@ -77,5 +79,31 @@ func TestCORSSetting(t *testing.T) {
 	res := env.Do(http.MethodDelete, "/delete-upload-api", http.Header{"Origin": {"http://a.test"}}, nil)
 	if res.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("an empty setting still allows cross-origin pages: %v", res.Header)
+	}
+}
+
+// TestRequestLimits: oversized headers and bodies get clear errors.
+func TestRequestLimits(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+
+	res := env.Do(http.MethodDelete, "/delete-upload-api", http.Header{
+		"X-Api-Key": {key}, "X-Upload-Id": {strings.Repeat("a", 2*httpserver.MaxHeaderBytes)},
+	}, nil)
+	if res.Status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("oversized header: %d %s", res.Status, res.Body)
+	}
+
+	big := `{"query":"{ viewer { id } }","variables":{"pad":"` + strings.Repeat("x", httpserver.MaxOperationBytes) + `"}}`
+	res = env.Do(http.MethodPost, "/graphql", http.Header{"Content-Type": {"application/json"}, "X-Api-Key": {key}}, strings.NewReader(big))
+	want := `{"errors":[{"message":"Request body exceeds the limit of 1048576 bytes","extensions":{"code":"BAD_USER_INPUT"}}],"data":null}` + "\n"
+	if res.Status != http.StatusRequestEntityTooLarge || res.Body != want {
+		t.Errorf("oversized GraphQL body: %d %s", res.Status, res.Body)
+	}
+	// A body of unknown length is cut off at the limit rather than read whole.
+	res = env.Do(http.MethodPost, "/graphql", http.Header{"Content-Type": {"application/json"}, "X-Api-Key": {key}},
+		io.MultiReader(strings.NewReader(big))) // io.MultiReader hides the length: chunked
+	if res.Status >= 500 || !strings.Contains(res.Body, "too large") || !strings.Contains(res.Body, "BAD_USER_INPUT") {
+		t.Errorf("oversized chunked GraphQL body: %d %s", res.Status, res.Body)
 	}
 }

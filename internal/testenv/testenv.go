@@ -33,6 +33,7 @@ import (
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/embeds3"
 	"github.com/safedelete/uploads/internal/faultproxy"
+	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/objectstore"
 )
 
@@ -100,9 +101,13 @@ func New(t testing.TB, opts Options) *Env {
 		opts.Configure(cfg)
 	}
 	e := &Env{t: t, Config: cfg, Bucket: bucket, S3: proxy, Direct: direct, Logs: &SyncBuffer{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The production server's settings (timeouts, header limit), around a
+	// handler that Restart can swap.
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = httpserver.NewHTTPServer("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
+	srv.Start()
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL
 	e.start(opts)
