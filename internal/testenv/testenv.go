@@ -5,18 +5,23 @@
 // By default the S3 server is the embedded one (gofakes3) started for the
 // test. With TEST_S3_ENDPOINT set (plus TEST_S3_ACCESS_KEY and
 // TEST_S3_SECRET_KEY), every test gets a fresh bucket on that server
-// instead; .ci/run uses this to run the suite against versitygw.
+// instead; .ci/run uses this to run the suite against versitygw and MinIO.
+//
+// The database is a SQLite file of the test's own, or, with
+// TEST_DATABASE_URL=postgres://..., a PostgreSQL schema of the test's own.
 package testenv
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -84,6 +89,7 @@ func New(t testing.TB, opts Options) *Env {
 
 	cfg := &config.Config{
 		DataDir:                t.TempDir(),
+		DatabaseURL:            testDatabase(t),
 		S3Bucket:               bucket,
 		S3Endpoint:             proxy.URL,
 		S3Region:               "us-east-1",
@@ -234,6 +240,52 @@ func (e *Env) Eventually(timeout time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// testDatabase returns "" (a SQLite file in the data directory) or, when
+// TEST_DATABASE_URL names a PostgreSQL server, the URL of a fresh schema
+// there, dropped when the test ends.
+func testDatabase(t testing.TB) string {
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		return ""
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	schema := "test_" + randomHex(8)
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", base)
+		if err == nil {
+			_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
+			db.Close()
+		}
+	})
+	return withParam(base, "search_path", schema)
+}
+
+// ReadOnlyDatabaseURL is the service's database, opened read-only.
+func (e *Env) ReadOnlyDatabaseURL() string {
+	if e.Config.DatabaseURL == "" {
+		return "sqlite://" + e.Config.SQLitePath() + "?mode=ro"
+	}
+	return withParam(e.Config.DatabaseURL, "default_transaction_read_only", "on")
+}
+
+func withParam(rawURL, key, value string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		panic(err)
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // s3Server returns the endpoint and credentials of the S3 server for the
