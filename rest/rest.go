@@ -45,6 +45,12 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 	})
 }
 
+// WriteTooManyRequests answers a request over the rate limit (the limiter
+// sets Retry-After).
+func WriteTooManyRequests(w http.ResponseWriter) {
+	writeJSON(w, http.StatusTooManyRequests, errorBody{"Too many requests"})
+}
+
 type errorBody struct {
 	Error string `json:"error"`
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/internal/apikey"
+	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
@@ -269,4 +270,28 @@ func TestContention(t *testing.T) {
 	if keys := env.ObjectKeys(); len(keys) != 0 {
 		t.Errorf("%d objects left", len(keys))
 	}
+}
+
+// TestRateLimit: over the limit, a key gets 429 with Retry-After and the
+// documented body; other keys are not affected.
+func TestRateLimit(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
+		c.RateLimit = 3
+		c.RateLimitWindow = time.Minute
+	}})
+	_, key := env.NewUser()
+	_, other := env.NewUser()
+	for range 3 {
+		expect(t, env.DeleteREST(key, "upl_00000000000000000000000000000000"), 404, notFound)
+	}
+	res := env.DeleteREST(key, "upl_00000000000000000000000000000000")
+	expect(t, res, 429, `{"error":"Too many requests"}`)
+	if res.Header.Get("Retry-After") != "60" {
+		t.Errorf("Retry-After = %q", res.Header.Get("Retry-After"))
+	}
+	gql := env.GraphQL(key, `{ viewer { id } }`, nil)
+	if gql.Status != 429 || len(gql.Errors) != 1 || gql.Errors[0].Code() != "RATE_LIMITED" || gql.Errors[0].Message != "Too many requests" {
+		t.Errorf("GraphQL over the limit: %d %+v", gql.Status, gql.Errors)
+	}
+	expect(t, env.DeleteREST(other, "upl_00000000000000000000000000000000"), 404, notFound)
 }

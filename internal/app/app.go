@@ -12,6 +12,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/config"
@@ -20,6 +22,7 @@ import (
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
+	"github.com/safedelete/uploads/internal/ratelimit"
 )
 
 // EmbeddedBucket is the bucket the embedded S3 server holds uploads in.
@@ -66,6 +69,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		MaxUploadSize:      cfg.MaxUploadSize,
 		InlinePurgeTimeout: cfg.PurgeInlineTimeout,
 	})
+	limiter, err := newLimiter(cfg, logger)
+	if err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
 	a.Handler = httpserver.New(httpserver.Config{
 		Client:          client,
 		Resolver:        a.Resolver,
@@ -74,8 +82,23 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		ComplexityLimit: cfg.GraphQLComplexityLimit,
 		DepthLimit:      cfg.GraphQLDepthLimit,
 		AllowedOrigins:  cfg.AllowedOrigins(),
+		Limiter:         limiter,
 	})
 	return a, nil
+}
+
+// newLimiter builds the rate limiter, sharing counts through Redis when
+// REDIS_URL is set.
+func newLimiter(cfg *config.Config, logger *slog.Logger) (*ratelimit.Limiter, error) {
+	rl := ratelimit.Config{Requests: cfg.RateLimit, Window: cfg.RateLimitWindow, Logger: logger}
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		rl.Redis = redis.NewClient(opts)
+	}
+	return ratelimit.New(rl), nil
 }
 
 // openStore connects to the configured bucket, or starts the embedded S3

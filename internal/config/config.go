@@ -34,6 +34,10 @@ type Config struct {
 
 	CORSAllowedOrigins string
 
+	RateLimit       int
+	RateLimitWindow time.Duration
+	RedisURL        string
+
 	GraphQLIntrospection   bool
 	GraphQLComplexityLimit int
 	GraphQLDepthLimit      int
@@ -88,6 +92,9 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 		fs.Int64Var(&cfg.MaxUploadSize, name, 100<<20, usage)
 	})
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", "comma-separated origins whose browser pages may call the API; * for any")
+	integer(&cfg.RateLimit, "RATE_LIMIT", 600, "requests per API key (or per client address without a valid key) per window; 0 for no limit")
+	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, "the rate limit's sliding window")
+	str(&cfg.RedisURL, "REDIS_URL", "", "redis://HOST:PORT/DB to share rate limit counts between instances; unset counts in process")
 	boolean(&cfg.GraphQLIntrospection, "GRAPHQL_INTROSPECTION", true, "allow schema introspection (the playground needs it)")
 	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, "largest complexity of one GraphQL operation")
 	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, "deepest field nesting of one GraphQL operation")

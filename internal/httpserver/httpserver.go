@@ -24,6 +24,7 @@ import (
 	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/gqllimit"
 	"github.com/safedelete/uploads/internal/playground"
+	"github.com/safedelete/uploads/internal/ratelimit"
 	"github.com/safedelete/uploads/rest"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	DepthLimit      int // default 10
 	// AllowedOrigins may call the API from a browser page; "*" allows any.
 	AllowedOrigins []string
+	// Limiter limits requests per API key; nil for no limit.
+	Limiter *ratelimit.Limiter
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -59,8 +62,12 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /{$}", playgroundHandler)
 	mux.Handle("GET /playground/", playgroundHandler)
 	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
-	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(newGraphQLServer(cfg, maxRequest))))
-	mux.Handle(rest.Path, authenticate(rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger)))
+	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter) {
+		writeGraphQLError(w, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
+	})
+	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(graphQL)))
+	deleteUpload := cfg.Limiter.Wrap(rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger), rest.WriteTooManyRequests)
+	mux.Handle(rest.Path, authenticate(deleteUpload))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -107,6 +114,16 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	return srv
 }
 
+// CodeRateLimited is the extensions.code of a GraphQL request over the rate limit.
+const CodeRateLimited = "RATE_LIMITED"
+
+// writeGraphQLError answers with a GraphQL response carrying one error.
+func writeGraphQLError(w http.ResponseWriter, status int, e *graph.PublicError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorResponse(e))
+}
+
 // errorResponse is a GraphQL response carrying one public error.
 func errorResponse(e *graph.PublicError) any {
 	type extensions struct {
@@ -139,9 +156,7 @@ func limitBody(maxRequest, maxFile int64, next http.Handler) http.Handler {
 			limit, tooLarge = maxRequest, graph.UploadTooLarge(maxFile)
 		}
 		if r.ContentLength > limit {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_ = json.NewEncoder(w).Encode(errorResponse(tooLarge))
+			writeGraphQLError(w, http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
