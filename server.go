@@ -26,6 +26,7 @@ import (
 	"github.com/safedelete/uploads/internal/demo"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/reconcile"
+	"github.com/safedelete/uploads/internal/requestlog"
 )
 
 func main() {
@@ -184,5 +185,5 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(requestlog.Handler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})}), nil
 }

@@ -26,7 +26,8 @@ func DeletedMessage(uploadID string) string {
 // purger finishes the job later. Whatever crashes when, no object is left
 // that neither a record nor a pending purge knows about, and no record
 // outlives its object.
-func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (*model.DeleteUploadPayload, error) {
+func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *model.DeleteUploadPayload, err error) {
+	defer func() { r.options.Metrics.Delete(deleteOutcome(err)) }()
 	v, err := requireViewer(ctx)
 	if errors.Is(err, ErrUnauthorized) {
 		return nil, err
@@ -52,6 +53,19 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (*model.De
 		_ = r.purger.AttemptInline(ctx, purge) // on failure the purger retries; Attempt logs
 	}
 	return &model.DeleteUploadPayload{DeletedUploadID: uploadID, Message: DeletedMessage(uploadID)}, nil
+}
+
+// deleteOutcome names a delete's result for the metrics.
+func deleteOutcome(err error) string {
+	var public *PublicError
+	switch {
+	case err == nil:
+		return "deleted"
+	case errors.As(err, &public):
+		return strings.ToLower(public.Code)
+	default:
+		return "error"
+	}
 }
 
 // deleteRecord deletes the caller's upload and, in the same transaction,

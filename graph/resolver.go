@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/viewer"
@@ -27,6 +28,7 @@ type Resolver struct {
 type Options struct {
 	MaxUploadSize      int64         // bytes; default 100 MiB
 	InlinePurgeTimeout time.Duration // how long a failed upload's clean-up waits for S3; default 5s
+	Metrics            *metrics.Metrics
 }
 
 // DefaultMaxUploadSize is the largest file uploadFile accepts by default.

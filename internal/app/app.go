@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/aws/smithy-go/middleware"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/safedelete/uploads/ent"
@@ -20,6 +21,7 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
 	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/ratelimit"
@@ -30,6 +32,7 @@ const EmbeddedBucket = "uploads"
 
 // App is the assembled service.
 type App struct {
+	Metrics  *metrics.Metrics
 	Client   *ent.Client
 	Store    *objectstore.Store
 	Resolver *graph.Resolver
@@ -42,6 +45,8 @@ type App struct {
 // New opens the database and the object store and builds the service.
 func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
 	a := &App{}
+	// The queue's figures come from the purger, made below.
+	a.Metrics = metrics.New(func(ctx context.Context) (int, time.Duration, error) { return a.Purger.QueueStats(ctx) })
 	if err := a.openStore(ctx, cfg); err != nil {
 		a.Close(ctx)
 		return nil, err
@@ -64,10 +69,12 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		PollInterval:  cfg.PurgePollInterval,
 		MaxBackoff:    cfg.PurgeMaxBackoff,
 		InlineTimeout: cfg.PurgeInlineTimeout,
+		Metrics:       a.Metrics,
 	})
 	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
 		MaxUploadSize:      cfg.MaxUploadSize,
 		InlinePurgeTimeout: cfg.PurgeInlineTimeout,
+		Metrics:            a.Metrics,
 	})
 	limiter, err := newLimiter(cfg, logger)
 	if err != nil {
@@ -83,6 +90,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		DepthLimit:      cfg.GraphQLDepthLimit,
 		AllowedOrigins:  cfg.AllowedOrigins(),
 		Limiter:         limiter,
+		Metrics:         a.Metrics,
+		Ready: map[string]func(context.Context) error{
+			"database": func(ctx context.Context) error { _, err := client.User.Query().Exist(ctx); return err },
+			"bucket":   a.Store.Ping,
+		},
 	})
 	return a, nil
 }
@@ -110,6 +122,7 @@ func (a *App) openStore(ctx context.Context, cfg *config.Config) error {
 		Endpoint:       cfg.S3Endpoint,
 		ForcePathStyle: cfg.S3ForcePathStyle,
 		Credentials:    cfg.S3Credentials,
+		APIOptions:     []func(*middleware.Stack) error{a.Metrics.S3APIOption},
 	}
 	if cfg.EmbeddedS3() {
 		srv, err := embeds3.Start(cfg.EmbeddedS3Dir())

@@ -4,6 +4,7 @@
 package httpserver
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -23,8 +24,10 @@ import (
 	"github.com/safedelete/uploads/graph/generated"
 	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/gqllimit"
+	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/playground"
 	"github.com/safedelete/uploads/internal/ratelimit"
+	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/rest"
 )
 
@@ -40,6 +43,9 @@ type Config struct {
 	AllowedOrigins []string
 	// Limiter limits requests per API key; nil for no limit.
 	Limiter *ratelimit.Limiter
+	Metrics *metrics.Metrics
+	// Ready are the checks of /readyz, by name.
+	Ready map[string]func(context.Context) error
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -72,10 +78,40 @@ func New(cfg Config) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
-	if len(cfg.AllowedOrigins) == 0 {
-		return mux // no cross-origin browser access at all
+	mux.Handle("GET /readyz", readyHandler(cfg.Ready, cfg.Logger))
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	}
-	return corsMiddleware(cfg.AllowedOrigins).Handler(mux)
+	var h http.Handler = mux
+	if len(cfg.AllowedOrigins) > 0 { // none: no cross-origin browser access at all
+		h = corsMiddleware(cfg.AllowedOrigins).Handler(h)
+	}
+	return requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest)(h)
+}
+
+// readyHandler answers 200 when every check passes and 503 otherwise,
+// naming each check's state (never its error, which may carry internals;
+// that is logged).
+func readyHandler(checks map[string]func(context.Context) error, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status, ready := map[string]string{}, true
+		for name, check := range checks {
+			status[name] = "ok"
+			if err := check(ctx); err != nil {
+				logger.WarnContext(ctx, "readiness check failed", "check", name, "error", err)
+				status[name], ready = "unavailable", false
+			}
+		}
+		code := http.StatusOK
+		if !ready {
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": status})
+	})
 }
 
 // corsMiddleware lets browser pages on allowed origins call the API. It
@@ -85,7 +121,8 @@ func corsMiddleware(origins []string) *cors.Cors {
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders: []string{"x-api-key", "x-upload-id", "content-type", "authorization"},
+		AllowedHeaders: []string{"x-api-key", "x-upload-id", "content-type", "authorization", "x-request-id"},
+		ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
 		MaxAge:         600,
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -105,5 +106,75 @@ func TestRequestLimits(t *testing.T) {
 		io.MultiReader(strings.NewReader(big))) // io.MultiReader hides the length: chunked
 	if res.Status >= 500 || !strings.Contains(res.Body, "too large") || !strings.Contains(res.Body, "BAD_USER_INPUT") {
 		t.Errorf("oversized chunked GraphQL body: %d %s", res.Status, res.Body)
+	}
+}
+
+func TestRequestIDAndLogs(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	res := env.DeleteREST(key, "upl_00000000000000000000000000000000")
+	id := res.Header.Get("X-Request-Id")
+	if len(id) != 32 {
+		t.Fatalf("X-Request-Id = %q", id)
+	}
+	res = env.Do(http.MethodGet, "/healthz", http.Header{"X-Request-Id": {"from-the-proxy.42"}}, nil)
+	if got := res.Header.Get("X-Request-Id"); got != "from-the-proxy.42" {
+		t.Errorf("a well-formed incoming id was not kept: %q", got)
+	}
+	res = env.Do(http.MethodGet, "/healthz", http.Header{"X-Request-Id": {"bad id\twith spaces"}}, nil)
+	if got := res.Header.Get("X-Request-Id"); len(got) != 32 {
+		t.Errorf("a malformed incoming id was kept: %q", got)
+	}
+	logs := env.Logs.String()
+	want := `"msg":"request","method":"DELETE","route":"/delete-upload-api","status":404`
+	if !strings.Contains(logs, want) || !strings.Contains(logs, `"request_id":"`+id+`"`) {
+		t.Errorf("no structured request line with the id in the logs:\n%s", logs)
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	if res := env.Do(http.MethodGet, "/readyz", nil, nil); res.Status != 200 ||
+		res.Body != `{"checks":{"bucket":"ok","database":"ok"},"ready":true}`+"\n" {
+		t.Errorf("readyz: %d %s", res.Status, res.Body)
+	}
+	env.S3.SetMode(faultproxy.Refuse)
+	if res := env.Do(http.MethodGet, "/readyz", nil, nil); res.Status != 503 ||
+		res.Body != `{"checks":{"bucket":"unavailable","database":"ok"},"ready":false}`+"\n" {
+		t.Errorf("readyz with S3 down: %d %s", res.Status, res.Body)
+	}
+	if res := env.Do(http.MethodGet, "/healthz", nil, nil); res.Status != 200 {
+		t.Errorf("healthz with S3 down: %d (the process is alive)", res.Status)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	_, key := env.NewUser()
+	up := env.MustUpload(key, "a.txt", []byte("a"))
+	stuck := env.MustUpload(key, "b.txt", []byte("b"))
+	env.DeleteREST(key, up.ID)
+	env.DeleteREST(key, up.ID)
+	env.S3.SetMode(faultproxy.Refuse)
+	env.DeleteREST(key, stuck.ID)
+	env.S3.SetMode(faultproxy.Pass)
+
+	res := env.Do(http.MethodGet, "/metrics", nil, nil)
+	for _, want := range []string{
+		`uploads_deletes_total{outcome="deleted"} 2`,
+		`uploads_deletes_total{outcome="not_found"} 1`,
+		`uploads_http_requests_total{route="/delete-upload-api",status="200"} 2`,
+		`uploads_http_requests_total{route="/delete-upload-api",status="404"} 1`,
+		`uploads_http_request_duration_seconds_count{route="/graphql"} 2`,
+		`uploads_purge_attempts_total 2`,
+		`uploads_purge_failures_total 1`,
+		`uploads_purge_queue_depth 1`,
+		`uploads_purge_queue_oldest_age_seconds`,
+		`uploads_s3_request_duration_seconds_count{operation="PutObject",outcome="ok"} 2`,
+		`uploads_s3_request_duration_seconds_count{operation="DeleteObject",outcome="error"} 1`,
+	} {
+		if !strings.Contains(res.Body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // Config says where the bucket is. Credentials come from the SDK's standard
@@ -30,6 +31,8 @@ type Config struct {
 	ForcePathStyle bool
 	Credentials    aws.CredentialsProvider
 	HTTPClient     *http.Client
+	// APIOptions are added to every operation's middleware stack (metrics).
+	APIOptions []func(*middleware.Stack) error
 }
 
 // NewClient builds an S3 client for cfg.
@@ -58,6 +61,7 @@ func NewClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.ForcePathStyle
+		o.APIOptions = append(o.APIOptions, cfg.APIOptions...)
 	}), nil
 }
 
@@ -335,6 +339,12 @@ func (s *Store) Exists(ctx context.Context, bucket, key string) (bool, error) {
 		return false, fmt.Errorf("head object %q: %w", key, err)
 	}
 	return true, nil
+}
+
+// Ping checks that the bucket is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	return err
 }
 
 // EnsureBucket creates the store's bucket unless it exists.

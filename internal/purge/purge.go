@@ -19,6 +19,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 )
 
@@ -39,6 +40,7 @@ type Options struct {
 	BatchSize    int           // purges claimed per poll; default 100
 	// InlineTimeout bounds the attempt made right after a delete; default 5s.
 	InlineTimeout time.Duration
+	Metrics       *metrics.Metrics
 }
 
 func (o Options) withDefaults() Options {
@@ -108,7 +110,8 @@ func (p *Purger) AttemptInline(ctx context.Context, job *ent.ObjectPurge) error 
 // Attempt tries once to remove the object of a claimed purge. On success the
 // purge row is deleted; on failure it is rescheduled with backoff and the
 // error returned.
-func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) error {
+func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) {
+	defer func() { p.opts.Metrics.PurgeAttempt(err) }()
 	// An object that another upload still references must survive; this is
 	// checked here, right before deleting, so that no path can skip it.
 	shared, err := p.client.Upload.Query().
@@ -248,6 +251,19 @@ func (p *Purger) Run(ctx context.Context) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// QueueStats returns how many purges are pending and how old the oldest is.
+func (p *Purger) QueueStats(ctx context.Context) (int, time.Duration, error) {
+	pending, err := p.client.ObjectPurge.Query().Count(ctx)
+	if err != nil || pending == 0 {
+		return pending, 0, err
+	}
+	oldest, err := p.client.ObjectPurge.Query().Order(objectpurge.ByCreatedAt()).First(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	return pending, time.Since(oldest.CreatedAt), nil
 }
 
 // Pending counts purges not yet done.

@@ -40,6 +40,7 @@ import (
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/requestlog"
 )
 
 // Env is one test's running service.
@@ -138,7 +139,7 @@ func (e *Env) checkLogsForSecrets() {
 
 func (e *Env) start(opts Options) {
 	e.t.Helper()
-	logger := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(requestlog.Handler{Handler: slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
 	a, err := app.New(context.Background(), e.Config, logger)
 	if err != nil {
 		e.t.Fatalf("start service: %v", err)

@@ -1,0 +1,141 @@
+// Package metrics defines the service's Prometheus metrics. A nil *Metrics
+// records nothing, so that packages can be used without it.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the collectors.
+type Metrics struct {
+	registry        *prometheus.Registry
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	deletes         *prometheus.CounterVec
+	purgeAttempts   prometheus.Counter
+	purgeFailures   prometheus.Counter
+	s3Duration      *prometheus.HistogramVec
+}
+
+// QueueStats reports the purge queue: how many purges are pending and how
+// old the oldest is.
+type QueueStats func(ctx context.Context) (pending int, oldest time.Duration, err error)
+
+// New registers the service's metrics, the Go runtime's and the process's.
+func New(queue QueueStats) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "uploads_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"route", "status"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "uploads_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+		deletes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "uploads_deletes_total", Help: "deleteUpload calls (GraphQL and REST) by outcome.",
+		}, []string{"outcome"}),
+		purgeAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "uploads_purge_attempts_total", Help: "Attempts to remove a deleted upload's object.",
+		}),
+		purgeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "uploads_purge_failures_total", Help: "Purge attempts that failed and will be retried.",
+		}),
+		s3Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "uploads_s3_request_duration_seconds", Help: "S3 operation latency, retries included.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"operation", "outcome"}),
+	}
+	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if queue != nil {
+		reg.MustRegister(&queueCollector{stats: queue})
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// ObserveRequest records one served request.
+func (m *Metrics) ObserveRequest(route string, status int, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.requestDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+}
+
+// Delete records the outcome of a deleteUpload call.
+func (m *Metrics) Delete(outcome string) {
+	if m != nil {
+		m.deletes.WithLabelValues(outcome).Inc()
+	}
+}
+
+// PurgeAttempt records one purge attempt and whether it failed.
+func (m *Metrics) PurgeAttempt(err error) {
+	if m == nil {
+		return
+	}
+	m.purgeAttempts.Inc()
+	if err != nil {
+		m.purgeFailures.Inc()
+	}
+}
+
+// S3APIOption times every S3 operation; add it to the client's APIOptions.
+func (m *Metrics) S3APIOption(stack *middleware.Stack) error {
+	if m == nil {
+		return nil
+	}
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("UploadsMetrics",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			began := time.Now()
+			out, md, err := next.HandleInitialize(ctx, in)
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+			}
+			m.s3Duration.WithLabelValues(awsmiddleware.GetOperationName(ctx), outcome).Observe(time.Since(began).Seconds())
+			return out, md, err
+		}), middleware.Before)
+}
+
+// queueCollector asks the database for the purge queue's state at each
+// scrape, so the figures are the same whichever instance is scraped.
+type queueCollector struct{ stats QueueStats }
+
+var (
+	queueDepthDesc = prometheus.NewDesc("uploads_purge_queue_depth", "Pending purges.", nil, nil)
+	queueAgeDesc   = prometheus.NewDesc("uploads_purge_queue_oldest_age_seconds", "Age of the oldest pending purge.", nil, nil)
+)
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueDepthDesc
+	ch <- queueAgeDesc
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pending, oldest, err := c.stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(queueDepthDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(queueAgeDesc, prometheus.GaugeValue, oldest.Seconds())
+}

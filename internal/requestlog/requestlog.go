@@ -1,0 +1,120 @@
+// Package requestlog gives every request an id, echoed in the X-Request-Id
+// response header and attached to every log line written while serving it,
+// and logs one structured line per request. Headers are never logged: they
+// carry API keys.
+package requestlog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Header carries the request id.
+const Header = "X-Request-Id"
+
+type ctxKey struct{}
+
+// FromContext returns the request's id, or "".
+func FromContext(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// Middleware assigns the id (keeping a well-formed one sent by a proxy in
+// front), serves the request, and logs it with its route: the pattern of
+// the http.ServeMux inside that matched it. observe, if not nil, is called
+// with the same facts (for metrics).
+func Middleware(logger *slog.Logger, observe func(route string, status int, elapsed time.Duration)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get(Header)
+			if !wellFormed(id) {
+				id = newID()
+			}
+			w.Header().Set(Header, id)
+			ctx := context.WithValue(r.Context(), ctxKey{}, id)
+			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			began := time.Now()
+			req := r.WithContext(ctx)
+			next.ServeHTTP(rec, req)
+			elapsed := time.Since(began)
+			route := req.Pattern // set by the ServeMux on this very request
+			if route == "" {
+				route = "unmatched"
+			}
+			logger.LogAttrs(ctx, slog.LevelInfo, "request",
+				slog.String("method", r.Method),
+				slog.String("route", route),
+				slog.Int("status", rec.status),
+				slog.Duration("duration", elapsed),
+				slog.Int64("bytes_in", max(r.ContentLength, 0)),
+			)
+			if observe != nil {
+				observe(route, rec.status, elapsed)
+			}
+		})
+	}
+}
+
+// Handler adds the request id of the context to every record.
+type Handler struct{ slog.Handler }
+
+// Handle implements slog.Handler.
+func (h Handler) Handle(ctx context.Context, r slog.Record) error {
+	if id := FromContext(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// WithAttrs implements slog.Handler.
+func (h Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return Handler{h.Handler.WithAttrs(attrs)}
+}
+
+// WithGroup implements slog.Handler.
+func (h Handler) WithGroup(name string) slog.Handler { return Handler{h.Handler.WithGroup(name)} }
+
+func wellFormed(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusRecorder remembers the status written. It forwards Flush and
+// Unwrap so that streaming and http.ResponseController keep working.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = status, true
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
