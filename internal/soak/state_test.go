@@ -4,8 +4,6 @@ package soak
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,9 +25,7 @@ func s3Settings(t *testing.T) []string {
 	if endpoint == "" {
 		return nil
 	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	bucket := "soak-" + hex.EncodeToString(b)
+	bucket := "soak-" + randomHex(6)
 	store := s3Store(t, endpoint, bucket)
 	if err := store.EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)
