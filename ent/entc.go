@@ -26,6 +26,7 @@ func main() {
 		Features: []gen.Feature{
 			gen.FeatureLock, // SELECT ... FOR UPDATE on PostgreSQL
 			gen.FeatureExecQuery,
+			gen.FeatureVersionedMigration,
 		},
 	}, entc.Extensions(ex))
 	if err != nil {

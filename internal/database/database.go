@@ -21,18 +21,17 @@ import (
 func SQLiteURL(path string) string { return "sqlite://" + path }
 
 // Open connects to databaseURL (sqlite://PATH or postgres://...) and brings
-// the schema up to date.
+// the schema up to date with the versioned migrations (see Migrate).
 func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 	drv, err := openDriver(databaseURL)
 	if err != nil {
 		return nil, err
 	}
-	client := ent.NewClient(ent.Driver(drv))
-	if err := client.Schema.Create(ctx); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("migrate database: %w", err)
+	if _, err := Migrate(ctx, drv.DB(), drv.Dialect()); err != nil {
+		drv.Close()
+		return nil, err
 	}
-	return client, nil
+	return ent.NewClient(ent.Driver(drv)), nil
 }
 
 func openDriver(databaseURL string) (*entsql.Driver, error) {

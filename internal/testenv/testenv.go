@@ -90,7 +90,7 @@ func New(t testing.TB, opts Options) *Env {
 
 	cfg := &config.Config{
 		DataDir:                t.TempDir(),
-		DatabaseURL:            testDatabase(t),
+		DatabaseURL:            PostgresSchema(t), // "" is a SQLite file in DataDir
 		S3Bucket:               bucket,
 		S3Endpoint:             proxy.URL,
 		S3Region:               "us-east-1",
@@ -243,10 +243,9 @@ func (e *Env) Eventually(timeout time.Duration, what string, cond func() bool) {
 	}
 }
 
-// testDatabase returns "" (a SQLite file in the data directory) or, when
-// TEST_DATABASE_URL names a PostgreSQL server, the URL of a fresh schema
-// there, dropped when the test ends.
-func testDatabase(t testing.TB) string {
+// PostgresSchema returns the URL of a fresh schema on the PostgreSQL server
+// of TEST_DATABASE_URL, dropped when the test ends, or "" when none is set.
+func PostgresSchema(t testing.TB) string {
 	base := os.Getenv("TEST_DATABASE_URL")
 	if base == "" {
 		return ""
