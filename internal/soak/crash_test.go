@@ -18,7 +18,7 @@ import (
 // that neither a record nor a pending purge knows about.
 func TestCrashSafety(t *testing.T) {
 	const uploads, workers, kills = 10000, 32, 5
-	srv := newServer(t, append(s3Settings(t), "PURGE_POLL_INTERVAL=200ms", "PURGE_MAX_BACKOFF=2s")...)
+	srv := newServer(t, append(s3Settings(t), "PURGE_POLL_INTERVAL=200ms", "PURGE_MAX_BACKOFF=2s", "RATE_LIMIT=0")...)
 	srv.start()
 	userID, key := srv.newUser("crash@example.com")
 	seedStart := time.Now()
