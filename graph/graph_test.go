@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -387,5 +388,36 @@ func TestFailedMultipartUploadAbortedOnDelete(t *testing.T) {
 	}
 	env.Eventually(5*time.Second, "multipart upload aborted", func() bool {
 		return env.IncompleteMultipartUploads() == 0 && env.PendingPurges() == 0
+	})
+}
+
+// TestDeleteWhileUploading: an upload deleted while its bytes are still on
+// the way to S3 leaves nothing behind once they arrive.
+func TestDeleteWhileUploading(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	putArrived, releasePut := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	env.S3.FailWhen(func(r *http.Request) bool {
+		if r.Method == http.MethodPut {
+			once.Do(func() { close(putArrived); <-releasePut })
+		}
+		return false
+	})
+	result := make(chan testenv.GraphQLResponse, 1)
+	go func() { result <- env.UploadFile(key, "slow.txt", "text/plain", []byte("slow")) }()
+	<-putArrived
+
+	pending, err := env.Client().Upload.Query().Where(upload.StatusEQ(upload.StatusPENDING)).Only(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := env.DeleteREST(key, pending.ID); res.Status != 200 {
+		t.Fatalf("delete of a PENDING upload: %d %s", res.Status, res.Body)
+	}
+	close(releasePut)
+	expectError(t, <-result, "NOT_FOUND", "Upload not found")
+	env.Eventually(5*time.Second, "the late object purged", func() bool {
+		return !env.ObjectExists(pending.ObjectKey) && env.PendingPurges() == 0
 	})
 }

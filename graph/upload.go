@@ -61,7 +61,32 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 		r.logger.ErrorContext(ctx, "store upload", "upload_id", uploadID, "error", putErr)
 		return r.markFailed(ctx, u)
 	}
-	return u.Update().SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("").Save(ctx)
+	completed, err := u.Update().SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("").Save(ctx)
+	if ent.IsNotFound(err) {
+		return nil, r.purgeAbandoned(ctx, u)
+	}
+	return completed, err
+}
+
+// purgeAbandoned handles an upload deleted while it was being stored: its
+// purge ran before the object was complete, so the object (or the parts)
+// written since would be left with no record. It schedules another purge,
+// durably, and tells the uploader the upload is gone.
+func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload) error {
+	tx, err := r.client.Tx(ctx)
+	if err != nil {
+		return err
+	}
+	job, err := r.purger.Schedule(ctx, tx, u)
+	if err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	_ = r.purger.AttemptInline(ctx, job)
+	return ErrUploadNotFound
 }
 
 // markFailed records a failed upload. If nothing of it can be left in the
@@ -76,6 +101,9 @@ func (r *Resolver) markFailed(ctx context.Context, u *ent.Upload) (*ent.Upload, 
 		update.SetBucket("").SetObjectKey("").SetMultipartUploadID("")
 	}
 	failed, err := update.Save(ctx)
+	if ent.IsNotFound(err) {
+		return nil, r.purgeAbandoned(ctx, u)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mark upload failed: %w", err)
 	}
