@@ -47,11 +47,7 @@ func ErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			gqlErr.Extensions = map[string]any{"code": public.Code}
 			return gqlErr
 		}
-		if _, fromGraphQL := err.(*gqlerror.Error); fromGraphQL {
-			// Raised by gqlgen or entgql, not by a resolver: a document that
-			// does not parse or validate, an argument that does not coerce
-			// (a bad cursor or time), pagination arguments that contradict
-			// each other. All are the caller's to fix.
+		if callersFault(err) {
 			code, _ := gqlErr.Extensions["code"].(string)
 			if code == "" || code == "INVALID_PAGINATION" {
 				if gqlErr.Extensions == nil {
@@ -66,6 +62,20 @@ func ErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 		gqlErr.Extensions = map[string]any{"code": CodeInternal}
 		return gqlErr
 	}
+}
+
+// callersFault tells errors in the caller's request from failures of ours.
+// gqlgen hands the presenter every error as a *gqlerror.Error:
+//   - built as one, without a wrapped cause: gqlgen's parse and validation
+//     errors and entgql's pagination errors (first and last together, a
+//     negative count), all about the request;
+//   - wrapping a cause, without a location: an argument that did not coerce
+//     (a malformed cursor or time), raised before any resolver ran;
+//   - wrapping a cause, with the field's location: an error returned by a
+//     resolver (gqlgen adds the location), which is ours unless public.
+func callersFault(err error) bool {
+	gqlErr, ok := err.(*gqlerror.Error)
+	return ok && (gqlErr.Err == nil || len(gqlErr.Locations) == 0)
 }
 
 // RecoverFunc turns a panic in a resolver into an internal error.

@@ -421,3 +421,25 @@ func TestDeleteWhileUploading(t *testing.T) {
 		return !env.ObjectExists(pending.ObjectKey) && env.PendingPurges() == 0
 	})
 }
+
+// TestInternalErrorsStayInternal: a failure of ours (here the database) is
+// shown as a generic internal error, never with its detail, and logged.
+func TestInternalErrorsStayInternal(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	if _, err := env.Client().ExecContext(context.Background(), "DROP TABLE uploads"); err != nil {
+		t.Fatal(err)
+	}
+	for _, query := range []string{
+		`{ viewer { uploads { totalCount } } }`,
+		`{ upload(id: "upl_00000000000000000000000000000000") { id } }`,
+	} {
+		res := env.GraphQL(key, query, nil)
+		if len(res.Errors) != 1 || res.Errors[0].Code() != "INTERNAL_SERVER_ERROR" || res.Errors[0].Message != "Internal server error" {
+			t.Errorf("%s: %+v", query, res.Errors)
+		}
+	}
+	if !strings.Contains(env.Logs.String(), "uploads") || !strings.Contains(env.Logs.String(), `"level":"ERROR"`) {
+		t.Error("the internal error's detail was not logged")
+	}
+}
