@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,16 +14,6 @@ import (
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/gqllimit"
 	"github.com/safedelete/uploads/internal/testenv"
-)
-
-// Placeholders a fuzz input may contain; each is replaced by a value that
-// exists only in the running service, so that seeds (and the fuzzer's
-// mutations of them) can name real uploads.
-const (
-	phMine   = "{mine}"   // the owner's live upload
-	phMineUp = "{MINE}"   // the owner's live upload, id in upper case
-	phGone   = "{gone}"   // the owner's most recently deleted upload
-	phVictim = "{victim}" // an upload of another user, whose key is never sent
 )
 
 // Callers of FuzzDeleteUploadInput, chosen by the input's caller byte
@@ -70,12 +59,12 @@ func FuzzDeleteUploadInput(f *testing.F) {
 		caller   uint8
 		uploadID string
 	}{
-		{callerOwner, phMine}, // 200, deleted
-		{callerOwner, phGone}, // again: NOT_FOUND
-		{callerOwner, " \t" + phMine + "\n"},
-		{callerOwner, phMine + "\u00a0"},
-		{callerOwner, phMineUp},
-		{callerOwner, phVictim},
+		{callerOwner, testenv.PhMine}, // 200, deleted
+		{callerOwner, testenv.PhGone}, // again: NOT_FOUND
+		{callerOwner, " \t" + testenv.PhMine + "\n"},
+		{callerOwner, testenv.PhMine + "\u00a0"},
+		{callerOwner, testenv.PhMineUp},
+		{callerOwner, testenv.PhVictim},
 		{callerOwner, ""},
 		{callerOwner, "   "},
 		{callerOwner, "upl_4c0a85f67aa74ecb95a9494a96e4a327"}, // the spec's example
@@ -83,23 +72,23 @@ func FuzzDeleteUploadInput(f *testing.F) {
 		{callerOwner, "upl_" + strings.Repeat("a", 1000)},
 		{callerOwner, "upl_ünïcødé-🔑"},
 		{callerOwner, "' OR 1=1 --"},
-		{callerOwner, phMine + "' OR owner_id IS NOT NULL --"},
+		{callerOwner, testenv.PhMine + "' OR owner_id IS NOT NULL --"},
 		{callerOwner, "upl_%"},
-		{callerOwner, `") { id } } mutation { deleteUpload(id: "` + phVictim},
-		{callerOwner, "\x00" + phMine},
+		{callerOwner, `") { id } } mutation { deleteUpload(id: "` + testenv.PhVictim},
+		{callerOwner, "\x00" + testenv.PhMine},
 		{callerOwner, "\xff\xfe"},
 		{callerOwner, "VXBsb2FkOnVwbF8w"}, // base64, as Relay global ids look
-		{callerIntruder, phMine},
-		{callerIntruder, phVictim},
+		{callerIntruder, testenv.PhMine},
+		{callerIntruder, testenv.PhVictim},
 		{callerIntruder, ""},
-		{callerAnonymous, phMine},
+		{callerAnonymous, testenv.PhMine},
 		{callerAnonymous, ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.caller, s.uploadID)
 	}
 	f.Fuzz(func(t *testing.T, caller uint8, uploadID string) {
-		w.checkDeleteInput(t, int(caller%3), w.expand(uploadID))
+		w.checkDeleteInput(t, int(caller%3), w.Expand(uploadID))
 	})
 }
 
@@ -138,55 +127,30 @@ func FuzzGraphQLDocument(f *testing.F) {
 		f.Add(doc)
 	}
 	f.Fuzz(func(t *testing.T, doc string) {
-		w.checkDocument(t, w.expand(doc))
+		w.checkDocument(t, w.Expand(doc))
 	})
 }
 
 // fuzzWorld is the service under fuzzing and a model of its state.
 type fuzzWorld struct {
+	*testenv.Cast
 	env    *testenv.Env
 	client *http.Client
-
-	ownerKey, intruderKey string
-	mine                  *ent.Upload // the owner's one live upload
-	gone                  string      // id of the owner's last deleted upload
-	victim                *ent.Upload // another user's upload; must survive everything
 	// secrets are strings of the victim's that no response may contain.
 	secrets []string
 }
 
 func newFuzzWorld(f *testing.F) *fuzzWorld {
 	env := testenv.New(f, testenv.Options{})
-	_, ownerKey := env.NewUser()
-	_, intruderKey := env.NewUser()
-	victimID, victimKey := env.NewUser()
-	victimUser, err := env.Client().User.Get(context.Background(), victimID)
-	if err != nil {
-		f.Fatal(err)
-	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 4}
 	f.Cleanup(transport.CloseIdleConnections)
-	victim := env.MustUpload(victimKey, "victim-secret-b7e1.txt", []byte("not yours"))
+	cast := env.NewCast()
 	return &fuzzWorld{
-		env:         env,
-		client:      &http.Client{Transport: transport, Timeout: 30 * time.Second},
-		ownerKey:    ownerKey,
-		intruderKey: intruderKey,
-		mine:        env.MustUpload(ownerKey, "mine.txt", []byte("mine")),
-		gone:        "upl_ffffffffffffffffffffffffffffffff",
-		victim:      victim,
-		secrets:     []string{victim.Filename, victim.ObjectKey, victimUser.ID, victimUser.Email},
+		Cast:    cast,
+		env:     env,
+		client:  &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		secrets: []string{cast.Victim.Filename, cast.Victim.ObjectKey, cast.VictimUser.ID, cast.VictimUser.Email},
 	}
-}
-
-// expand replaces the placeholders in a fuzz input by the world's values.
-func (w *fuzzWorld) expand(s string) string {
-	return strings.NewReplacer(
-		phMine, w.mine.ID,
-		phMineUp, strings.ToUpper(w.mine.ID),
-		phGone, w.gone,
-		phVictim, w.victim.ID,
-	).Replace(s)
 }
 
 // gqlResponse is a GraphQL response as sent.
@@ -211,7 +175,7 @@ func (w *fuzzWorld) checkDeleteInput(t *testing.T, caller int, uploadID string) 
 	if err := json.Unmarshal(body, &sent); err != nil {
 		t.Fatal(err)
 	}
-	apiKey := map[int]string{callerOwner: w.ownerKey, callerIntruder: w.intruderKey}[caller]
+	apiKey := map[int]string{callerOwner: w.OwnerKey, callerIntruder: w.IntruderKey}[caller]
 	status, res, raw := w.post(t, apiKey, body)
 	checkCodes(t, res, raw)
 
@@ -222,7 +186,7 @@ func (w *fuzzWorld) checkDeleteInput(t *testing.T, caller int, uploadID string) 
 		wantCode, wantMessage = graph.ErrUnauthorized.Code, graph.ErrUnauthorized.Message
 	case id == "":
 		wantCode, wantMessage = graph.ErrMissingUploadID.Code, graph.ErrMissingUploadID.Message
-	case caller == callerOwner && id == w.mine.ID:
+	case caller == callerOwner && id == w.Mine.ID:
 	default:
 		wantCode, wantMessage = graph.ErrUploadNotFound.Code, graph.ErrUploadNotFound.Message
 	}
@@ -236,7 +200,7 @@ func (w *fuzzWorld) checkDeleteInput(t *testing.T, caller int, uploadID string) 
 		if string(res.Data) != "null" {
 			t.Errorf("id %q: data %s with an error, want null", uploadID, res.Data)
 		}
-		w.settle(t, false)
+		w.Settle(t, false)
 		return
 	}
 	var data struct {
@@ -246,7 +210,7 @@ func (w *fuzzWorld) checkDeleteInput(t *testing.T, caller int, uploadID string) 
 		data.DeleteUpload.DeletedUploadID != id || data.DeleteUpload.Message != graph.DeletedMessage(id) {
 		t.Errorf("owner deleting %q: got %s, want success", uploadID, raw)
 	}
-	w.settle(t, true)
+	w.Settle(t, true)
 }
 
 func (w *fuzzWorld) checkDocument(t *testing.T, doc string) {
@@ -257,18 +221,18 @@ func (w *fuzzWorld) checkDocument(t *testing.T, doc string) {
 	if len(body) > maxFuzzRequest {
 		t.Skip("request too large")
 	}
-	_, res, raw := w.post(t, w.ownerKey, body)
+	_, res, raw := w.post(t, w.OwnerKey, body)
 	for _, secret := range w.secrets {
 		if strings.Contains(string(raw), secret) {
 			t.Errorf("the response shows another user's %q:\n%s", secret, raw)
 		}
 	}
 	// Only the owner's own upload may have gone, and then completely.
-	_, err = w.env.Client().Upload.Get(context.Background(), w.mine.ID)
+	_, err = w.env.Client().Upload.Get(context.Background(), w.Mine.ID)
 	if err != nil && !ent.IsNotFound(err) {
 		t.Fatal(err)
 	}
-	w.settle(t, ent.IsNotFound(err))
+	w.Settle(t, ent.IsNotFound(err))
 	checkCodes(t, res, raw)
 }
 
@@ -317,85 +281,4 @@ func checkCodes(t *testing.T, res gqlResponse, raw []byte) {
 			t.Errorf("error %q with unexpected code %q:\n%s", e.Message, code, raw)
 		}
 	}
-}
-
-// settle checks the bucket and database after a request. When the owner's
-// upload was deleted, its record and object must be gone, and a new live
-// upload replaces it. In every case the victim's record and object remain,
-// and no other record was deleted.
-func (w *fuzzWorld) settle(t *testing.T, deleted bool) {
-	ctx := context.Background()
-	if deleted {
-		if _, err := w.env.Client().Upload.Get(ctx, w.mine.ID); !ent.IsNotFound(err) {
-			t.Errorf("record of deleted upload %s: err %v, want not found", w.mine.ID, err)
-		}
-		w.waitObjectGone(t, w.mine.ObjectKey)
-		w.gone = w.mine.ID
-		w.mine = w.upload(t)
-	}
-	if _, err := w.env.Client().Upload.Get(ctx, w.victim.ID); err != nil {
-		t.Fatalf("victim's record is gone: %v", err)
-	}
-	if ok, err := w.env.Direct.Exists(ctx, w.env.Bucket, w.victim.ObjectKey); err != nil || !ok {
-		t.Fatalf("victim's object is gone (exists %v, err %v)", ok, err)
-	}
-	if _, err := w.env.Client().Upload.Get(ctx, w.mine.ID); err != nil {
-		t.Fatalf("the owner's upload %s was deleted without success: %v", w.mine.ID, err)
-	}
-	if n, err := w.env.Client().Upload.Query().Count(ctx); err != nil || n != 2 {
-		t.Fatalf("%d upload records (err %v), want 2", n, err)
-	}
-}
-
-// waitObjectGone waits for an object's purge: inline normally, by the
-// background purger if S3 was slow.
-func (w *fuzzWorld) waitObjectGone(t *testing.T, objectKey string) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, err := w.env.Direct.Exists(context.Background(), w.env.Bucket, objectKey)
-		if err != nil {
-			t.Fatalf("head object %s: %v", objectKey, err)
-		}
-		if !ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("object %s still in the bucket 10s after its upload was deleted", objectKey)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// upload gives the owner a new live upload through the GraphQL multipart
-// API (testenv's helpers report to the *testing.F, which the fuzz function
-// may not use).
-func (w *fuzzWorld) upload(t *testing.T) *ent.Upload {
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	_ = mw.WriteField("operations", `{"query":"mutation($f: File!) { uploadFile(file: $f) { id status } }","variables":{"f":null}}`)
-	_ = mw.WriteField("map", `{"0":["variables.f"]}`)
-	part, _ := mw.CreateFormFile("0", "mine.txt")
-	_, _ = part.Write([]byte("mine"))
-	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, w.env.URL+"/graphql", &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("x-api-key", w.ownerKey)
-	res, err := w.client.Do(req)
-	if err != nil {
-		t.Fatalf("upload: %v", err)
-	}
-	defer res.Body.Close()
-	var out struct {
-		Data struct {
-			UploadFile struct{ ID, Status string }
-		}
-	}
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || out.Data.UploadFile.Status != "COMPLETED" {
-		t.Fatalf("upload: status %d, %+v, %v", res.StatusCode, out, err)
-	}
-	u, err := w.env.Client().Upload.Get(context.Background(), out.Data.UploadFile.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }

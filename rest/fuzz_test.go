@@ -1,33 +1,13 @@
 package rest_test
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/safedelete/uploads/ent"
-	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/testenv"
-)
-
-// Placeholders a fuzz input may contain; each is replaced by a value that
-// exists only in the running service, so that seeds (and the fuzzer's
-// mutations of them) can name real keys and uploads.
-const (
-	phKey      = "{key}"      // the owner's API key
-	phKeyUpper = "{KEY}"      // the owner's API key in upper case
-	phIntruder = "{intruder}" // a valid key of a user who owns nothing
-	phRevoked  = "{revoked}"  // a revoked key of the owner
-	phMine     = "{mine}"     // the owner's live upload
-	phMineUp   = "{MINE}"     // the owner's live upload, id in upper case
-	phGone     = "{gone}"     // the owner's most recently deleted upload
-	phVictim   = "{victim}"   // an upload of a third user, whose key is never sent
 )
 
 // maxFuzzHeader keeps inputs below the HTTP server's header limit: past it
@@ -46,38 +26,38 @@ const maxFuzzHeader = 16 << 10
 func FuzzDeleteUploadHeaders(f *testing.F) {
 	w := newFuzzWorld(f)
 	seeds := []struct{ method, apiKey, uploadID string }{
-		{"DELETE", phKey, phMine}, // the owner deletes: 200
-		{"DELETE", phKey, phGone}, // again: 404
+		{"DELETE", testenv.PhKey, testenv.PhMine},                              // the owner deletes: 200
+		{"DELETE", testenv.PhKey, testenv.PhGone},                              // again: 404
 		{"DELETE", "abcdef1234567890", "upl_4c0a85f67aa74ecb95a9494a96e4a327"}, // the spec's example key
 		{"DELETE", "", ""},
-		{"DELETE", "", phMine},
-		{"DELETE", "   ", phMine},
-		{"DELETE", phKey, ""},
-		{"DELETE", phKey, " \t "},
-		{"DELETE", " " + phKey + "\t", "\t" + phMine + " "}, // surrounding whitespace is ignored
-		{"DELETE", phKey + "\u00a0", phMine + "\u2003"},     // so is Unicode whitespace
-		{"DELETE", phKeyUpper, phMine},
-		{"DELETE", phKey, phMineUp},
-		{"DELETE", "Bearer " + phKey, phMine},
-		{"DELETE", phRevoked, phMine},
-		{"DELETE", phIntruder, phMine},
-		{"DELETE", phKey, phVictim},
-		{"DELETE", phIntruder, phVictim},
-		{"DELETE", phKey, "upl_00000000000000000000000000000000"},
-		{"DELETE", phKey, "upl_0123456789abcdef0123456789ABCDEF"},
-		{"DELETE", phKey, "upl_" + strings.Repeat("a", 1000)},
-		{"DELETE", strings.Repeat("k", 1000), phMine},
+		{"DELETE", "", testenv.PhMine},
+		{"DELETE", "   ", testenv.PhMine},
+		{"DELETE", testenv.PhKey, ""},
+		{"DELETE", testenv.PhKey, " \t "},
+		{"DELETE", " " + testenv.PhKey + "\t", "\t" + testenv.PhMine + " "}, // surrounding whitespace is ignored
+		{"DELETE", testenv.PhKey + "\u00a0", testenv.PhMine + "\u2003"},     // so is Unicode whitespace
+		{"DELETE", testenv.PhKeyUpper, testenv.PhMine},
+		{"DELETE", testenv.PhKey, testenv.PhMineUp},
+		{"DELETE", "Bearer " + testenv.PhKey, testenv.PhMine},
+		{"DELETE", testenv.PhRevoked, testenv.PhMine},
+		{"DELETE", testenv.PhIntruder, testenv.PhMine},
+		{"DELETE", testenv.PhKey, testenv.PhVictim},
+		{"DELETE", testenv.PhIntruder, testenv.PhVictim},
+		{"DELETE", testenv.PhKey, "upl_00000000000000000000000000000000"},
+		{"DELETE", testenv.PhKey, "upl_0123456789abcdef0123456789ABCDEF"},
+		{"DELETE", testenv.PhKey, "upl_" + strings.Repeat("a", 1000)},
+		{"DELETE", strings.Repeat("k", 1000), testenv.PhMine},
 		{"DELETE", "ключ-🔑", "upl_ünïcødé"},
-		{"DELETE", phKey, "' OR 1=1 --"},
-		{"DELETE", "' OR '1'='1", phMine},
-		{"DELETE", phKey, "upl_%"},
-		{"DELETE", phKey, phMine + "' OR owner_id IS NOT NULL --"},
-		{"DELETE", phKey, "\xff\xfe" + phMine},
-		{"GET", phKey, phMine},
-		{"HEAD", phKey, phMine},
-		{"POST", phKey, phMine},
-		{"OPTIONS", phKey, phMine},
-		{"delete", phKey, phMine},
+		{"DELETE", testenv.PhKey, "' OR 1=1 --"},
+		{"DELETE", "' OR '1'='1", testenv.PhMine},
+		{"DELETE", testenv.PhKey, "upl_%"},
+		{"DELETE", testenv.PhKey, testenv.PhMine + "' OR owner_id IS NOT NULL --"},
+		{"DELETE", testenv.PhKey, "\xff\xfe" + testenv.PhMine},
+		{"GET", testenv.PhKey, testenv.PhMine},
+		{"HEAD", testenv.PhKey, testenv.PhMine},
+		{"POST", testenv.PhKey, testenv.PhMine},
+		{"OPTIONS", testenv.PhKey, testenv.PhMine},
+		{"delete", testenv.PhKey, testenv.PhMine},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.apiKey, s.uploadID)
@@ -89,58 +69,24 @@ func FuzzDeleteUploadHeaders(f *testing.F) {
 
 // fuzzWorld is the service under fuzzing and a model of its state.
 type fuzzWorld struct {
+	*testenv.Cast
 	env    *testenv.Env
 	client *http.Client
-
-	ownerKey, intruderKey, revokedKey string
-	mine                              *ent.Upload // the owner's one live upload
-	gone                              string      // id of the owner's last deleted upload
-	victim                            *ent.Upload // a third user's upload; must survive everything
 }
 
 func newFuzzWorld(f *testing.F) *fuzzWorld {
 	env := testenv.New(f, testenv.Options{})
-	ownerID, ownerKey := env.NewUser()
-	_, intruderKey := env.NewUser()
-	_, victimKey := env.NewUser()
-	revoked, revokedKey, err := apikey.Create(context.Background(), env.Client(), ownerID)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if _, err := apikey.Revoke(context.Background(), env.Client(), revoked.ID); err != nil {
-		f.Fatal(err)
-	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 4}
 	f.Cleanup(transport.CloseIdleConnections)
-	w := &fuzzWorld{
-		env:         env,
-		client:      &http.Client{Transport: transport, Timeout: 30 * time.Second},
-		ownerKey:    ownerKey,
-		intruderKey: intruderKey,
-		revokedKey:  revokedKey,
-		victim:      env.MustUpload(victimKey, "victim-secret.txt", []byte("not yours")),
-		mine:        env.MustUpload(ownerKey, "mine.txt", []byte("mine")),
-		gone:        "upl_ffffffffffffffffffffffffffffffff",
+	return &fuzzWorld{
+		Cast:   env.NewCast(),
+		env:    env,
+		client: &http.Client{Transport: transport, Timeout: 30 * time.Second},
 	}
-	return w
-}
-
-// expand replaces the placeholders in a fuzz input by the world's values.
-func (w *fuzzWorld) expand(s string) string {
-	return strings.NewReplacer(
-		phKey, w.ownerKey,
-		phKeyUpper, strings.ToUpper(w.ownerKey),
-		phIntruder, w.intruderKey,
-		phRevoked, w.revokedKey,
-		phMine, w.mine.ID,
-		phMineUp, strings.ToUpper(w.mine.ID),
-		phGone, w.gone,
-		phVictim, w.victim.ID,
-	).Replace(s)
 }
 
 func (w *fuzzWorld) checkREST(t *testing.T, method, apiKey, uploadID string) {
-	apiKey, uploadID = w.expand(apiKey), w.expand(uploadID)
+	apiKey, uploadID = w.Expand(apiKey), w.Expand(uploadID)
 	if method == "" {
 		method = http.MethodGet // what net/http sends for an empty method
 	}
@@ -187,7 +133,7 @@ func (w *fuzzWorld) checkREST(t *testing.T, method, apiKey, uploadID string) {
 	if res.StatusCode == http.StatusMethodNotAllowed && res.Header.Get("Allow") != http.MethodDelete {
 		t.Errorf("405 with Allow %q, want DELETE", res.Header.Get("Allow"))
 	}
-	w.settle(t, res.StatusCode == http.StatusOK && wantStatus == http.StatusOK)
+	w.Settle(t, res.StatusCode == http.StatusOK && wantStatus == http.StatusOK)
 }
 
 // predictREST is the contract's table applied to the model: credentials,
@@ -202,99 +148,18 @@ func (w *fuzzWorld) predictREST(method, apiKey, uploadID string) (int, string) {
 	// The server strips spaces and tabs around header values; the service
 	// then trims all white space.
 	key := strings.TrimSpace(apiKey)
-	if key != w.ownerKey && key != w.intruderKey {
+	if key != w.OwnerKey && key != w.IntruderKey {
 		return http.StatusUnauthorized, unauthorized
 	}
 	id := strings.TrimSpace(uploadID)
 	switch {
 	case id == "":
 		return http.StatusBadRequest, missingID
-	case key == w.ownerKey && id == w.mine.ID:
+	case key == w.OwnerKey && id == w.Mine.ID:
 		return http.StatusOK, success(id)
 	default:
 		return http.StatusNotFound, notFound
 	}
-}
-
-// settle checks the bucket and database after a request. When the owner's
-// upload was deleted, its record and object must be gone, and a new live
-// upload replaces it. In every case the victim's record and object remain,
-// and no other record was deleted.
-func (w *fuzzWorld) settle(t *testing.T, deleted bool) {
-	ctx := context.Background()
-	if deleted {
-		if _, err := w.env.Client().Upload.Get(ctx, w.mine.ID); !ent.IsNotFound(err) {
-			t.Errorf("record of deleted upload %s: err %v, want not found", w.mine.ID, err)
-		}
-		w.waitObjectGone(t, w.mine.ObjectKey)
-		w.gone = w.mine.ID
-		w.mine = w.upload(t)
-	}
-	if _, err := w.env.Client().Upload.Get(ctx, w.victim.ID); err != nil {
-		t.Fatalf("victim's record is gone: %v", err)
-	}
-	if ok, err := w.env.Direct.Exists(ctx, w.env.Bucket, w.victim.ObjectKey); err != nil || !ok {
-		t.Fatalf("victim's object is gone (exists %v, err %v)", ok, err)
-	}
-	if _, err := w.env.Client().Upload.Get(ctx, w.mine.ID); err != nil {
-		t.Fatalf("the owner's upload %s was deleted without a 200: %v", w.mine.ID, err)
-	}
-	if n, err := w.env.Client().Upload.Query().Count(ctx); err != nil || n != 2 {
-		t.Fatalf("%d upload records (err %v), want 2", n, err)
-	}
-}
-
-// waitObjectGone waits for an object's purge: inline normally, by the
-// background purger if S3 was slow.
-func (w *fuzzWorld) waitObjectGone(t *testing.T, objectKey string) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, err := w.env.Direct.Exists(context.Background(), w.env.Bucket, objectKey)
-		if err != nil {
-			t.Fatalf("head object %s: %v", objectKey, err)
-		}
-		if !ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("object %s still in the bucket 10s after its upload was deleted", objectKey)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// upload gives the owner a new live upload through the GraphQL multipart
-// API (testenv's helpers report to the *testing.F, which the fuzz function
-// may not use).
-func (w *fuzzWorld) upload(t *testing.T) *ent.Upload {
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	_ = mw.WriteField("operations", `{"query":"mutation($f: File!) { uploadFile(file: $f) { id status } }","variables":{"f":null}}`)
-	_ = mw.WriteField("map", `{"0":["variables.f"]}`)
-	part, _ := mw.CreateFormFile("0", "mine.txt")
-	_, _ = part.Write([]byte("mine"))
-	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, w.env.URL+"/graphql", &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("x-api-key", w.ownerKey)
-	res, err := w.client.Do(req)
-	if err != nil {
-		t.Fatalf("upload: %v", err)
-	}
-	defer res.Body.Close()
-	var out struct {
-		Data struct {
-			UploadFile struct{ ID, Status string }
-		}
-	}
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || out.Data.UploadFile.Status != "COMPLETED" {
-		t.Fatalf("upload: status %d, %+v, %v", res.StatusCode, out, err)
-	}
-	u, err := w.env.Client().Upload.Get(context.Background(), out.Data.UploadFile.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
 
 // validHeaderValue is net/http's own check on outgoing header values

@@ -43,9 +43,15 @@ import (
 	"github.com/safedelete/uploads/internal/requestlog"
 )
 
-// Env is one test's running service.
+// Env is one test's running service. Its helpers report failures to the
+// test it was made for; For gives them another (a fuzz function's *testing.T).
 type Env struct {
-	t      testing.TB
+	t testing.TB
+	*world
+}
+
+// world is the service itself, shared by every Env that For returns.
+type world struct {
 	Config *config.Config
 	App    *app.App
 	URL    string // the service
@@ -107,7 +113,7 @@ func New(t testing.TB, opts Options) *Env {
 	if opts.Configure != nil {
 		opts.Configure(cfg)
 	}
-	e := &Env{t: t, Config: cfg, Bucket: bucket, S3: proxy, Direct: direct, Logs: &SyncBuffer{}}
+	e := &Env{t: t, world: &world{Config: cfg, Bucket: bucket, S3: proxy, Direct: direct, Logs: &SyncBuffer{}}}
 	// The production server's settings (timeouts, header limit), around a
 	// handler that Restart can swap.
 	srv := httptest.NewUnstartedServer(nil)
@@ -167,6 +173,9 @@ func (e *Env) Restart(opts Options) {
 	e.start(opts)
 }
 
+// For returns the same service, its helpers reporting to t.
+func (e *Env) For(t testing.TB) *Env { return &Env{t: t, world: e.world} }
+
 // Client is the service's database.
 func (e *Env) Client() *ent.Client { return e.App.Client }
 
@@ -191,6 +200,20 @@ func (e *Env) ObjectExists(key string) bool {
 		e.t.Fatalf("head object: %v", err)
 	}
 	return ok
+}
+
+// AssertIntact fails the test unless each upload still has its record and
+// its object.
+func (e *Env) AssertIntact(uploads ...*ent.Upload) {
+	e.t.Helper()
+	for _, u := range uploads {
+		if _, err := e.Client().Upload.Get(context.Background(), u.ID); err != nil {
+			e.t.Fatalf("upload %s: record gone (%v)", u.ID, err)
+		}
+		if u.ObjectKey != "" && !e.ObjectExists(u.ObjectKey) {
+			e.t.Fatalf("upload %s: object gone", u.ID)
+		}
+	}
 }
 
 // ObjectKeys lists every object in the bucket, asking S3 directly.
