@@ -3,11 +3,14 @@
 package faultproxy
 
 import (
+	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"sync/atomic"
+	"time"
 )
 
 // Mode is how the proxy treats requests.
@@ -15,10 +18,13 @@ type Mode int32
 
 // The modes.
 const (
-	Pass         Mode = iota // forward every request
-	Refuse                   // drop the connection without answering, like a dead server
-	Unavailable              // answer 503 SlowDown, like an overloaded S3
-	RejectWrites             // answer 503 to PUT and POST, forward the rest
+	Pass          Mode = iota // forward every request
+	Refuse                    // drop the connection without answering, like a dead server
+	Unavailable               // answer 503 SlowDown, like an overloaded S3
+	RejectWrites              // answer 503 to PUT and POST, forward the rest
+	InternalError             // answer 500 InternalError
+	Slow                      // forward after the delay set by SetDelay (or until the client gives up)
+	Cut                       // forward, then send the client only the first half of S3's response and hang up
 )
 
 // Proxy forwards to a target until told to fail.
@@ -28,6 +34,7 @@ type Proxy struct {
 	requests atomic.Int64
 	observer atomic.Pointer[func(*http.Request)]
 	failWhen atomic.Pointer[func(*http.Request) bool]
+	delay    atomic.Int64 // nanoseconds, for Slow
 	server   *httptest.Server
 }
 
@@ -61,15 +68,48 @@ func Start(target string) (*Proxy, error) {
 				conn.Close()
 			}
 		case Unavailable:
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`))
+			writeError(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+		case InternalError:
+			writeError(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+		case Slow:
+			select {
+			case <-time.After(time.Duration(p.delay.Load())):
+				forward.ServeHTTP(w, r)
+			case <-r.Context().Done():
+			}
+		case Cut:
+			cutHalfway(w, r, forward)
 		default:
 			forward.ServeHTTP(w, r)
 		}
 	}))
 	p.URL = p.server.URL
 	return p, nil
+}
+
+// SetDelay sets how long Slow holds each request.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, message)
+}
+
+// cutHalfway lets S3 act on the request, then sends the client only the
+// first half of the raw response and closes the connection: the client
+// cannot tell whether the request took effect.
+func cutHalfway(w http.ResponseWriter, r *http.Request, forward http.Handler) {
+	rec := httptest.NewRecorder()
+	forward.ServeHTTP(rec, r)
+	var raw bytes.Buffer
+	_ = rec.Result().Write(&raw)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = conn.Write(raw.Bytes()[:raw.Len()/2])
 }
 
 // SetMode changes how the following requests are treated.

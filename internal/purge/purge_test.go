@@ -12,35 +12,43 @@ import (
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
-// TestS3DownDuringDelete: the delete succeeds for the caller while S3 is
-// unreachable; the object stays known as a pending purge and is removed once
-// S3 is back.
-func TestS3DownDuringDelete(t *testing.T) {
-	for _, mode := range []struct {
+// TestS3FaultsDuringDelete: whatever S3 does wrong (refuses connections,
+// answers 500 or 503 SlowDown, hangs past the inline timeout, or acts but
+// cuts its response half-way), the delete succeeds for the caller, the
+// object stays known as a pending purge, and it is removed once S3 behaves.
+func TestS3FaultsDuringDelete(t *testing.T) {
+	for _, fault := range []struct {
 		name string
 		mode faultproxy.Mode
-	}{{"connection refused", faultproxy.Refuse}, {"503 SlowDown", faultproxy.Unavailable}} {
-		t.Run(mode.name, func(t *testing.T) {
-			env := testenv.New(t, testenv.Options{})
+	}{
+		{"connection refused", faultproxy.Refuse},
+		{"500 InternalError", faultproxy.InternalError},
+		{"503 SlowDown", faultproxy.Unavailable},
+		{"slower than the inline timeout", faultproxy.Slow},
+		{"response cut half-way", faultproxy.Cut},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.PurgeInlineTimeout = 300 * time.Millisecond }})
 			_, key := env.NewUser()
 			up := env.MustUpload(key, "a.txt", []byte("a"))
 
-			env.S3.SetMode(mode.mode)
+			env.S3.SetDelay(2 * time.Second)
+			env.S3.SetMode(fault.mode)
 			if res := env.DeleteREST(key, up.ID); res.Status != 200 {
-				t.Fatalf("delete during outage: %d %s", res.Status, res.Body)
+				t.Fatalf("delete during the fault: %d %s", res.Status, res.Body)
 			}
 			if res := env.DeleteREST(key, up.ID); res.Status != 404 {
-				t.Fatalf("repeat during outage: %d %s", res.Status, res.Body)
-			}
-			if !env.ObjectExists(up.ObjectKey) {
-				t.Fatal("object gone although S3 was unreachable (is the proxy in the path?)")
+				t.Fatalf("repeat during the fault: %d %s", res.Status, res.Body)
 			}
 			if n := env.PendingPurges(); n != 1 {
-				t.Fatalf("pending purges = %d, want 1", n)
+				t.Fatalf("pending purges = %d, want 1: nothing confirmed the object gone", n)
+			}
+			if fault.mode != faultproxy.Cut && fault.mode != faultproxy.Slow && !env.ObjectExists(up.ObjectKey) {
+				t.Fatal("object gone although S3 failed (is the proxy in the path?)")
 			}
 
 			env.S3.SetMode(faultproxy.Pass)
-			env.Eventually(10*time.Second, "object purged after S3 returned", func() bool {
+			env.Eventually(10*time.Second, "object purged once S3 behaves", func() bool {
 				return !env.ObjectExists(up.ObjectKey) && env.PendingPurges() == 0
 			})
 		})
