@@ -260,7 +260,7 @@ func TestUploadFile(t *testing.T) {
 	})
 	t.Run("store failure leaves a FAILED record without an object", func(t *testing.T) {
 		env.S3.SetMode(faultproxy.RejectWrites)
-		rec := uploadExpectingFailure(t, env, key)
+		rec := uploadExpectingFailure(t, env, key, []byte("doomed"))
 		env.S3.SetMode(faultproxy.Pass)
 		if rec.ObjectKey != "" || rec.Bucket != "" {
 			t.Errorf("FAILED upload that stored nothing still names object %q/%q", rec.Bucket, rec.ObjectKey)
@@ -274,7 +274,7 @@ func TestUploadFile(t *testing.T) {
 	})
 	t.Run("S3 down during the upload: FAILED record keeps its key until deleted", func(t *testing.T) {
 		env.S3.SetMode(faultproxy.Refuse)
-		rec := uploadExpectingFailure(t, env, key)
+		rec := uploadExpectingFailure(t, env, key, []byte("doomed"))
 		env.S3.SetMode(faultproxy.Pass)
 		// Nobody could confirm that nothing was stored, so the record keeps
 		// the key, and deleting the upload purges whatever may be there.
@@ -308,9 +308,11 @@ func TestUploadFile(t *testing.T) {
 	})
 }
 
-func uploadExpectingFailure(t *testing.T, env *testenv.Env, key string) *ent.Upload {
+// uploadExpectingFailure uploads content, expects a FAILED upload and
+// returns its record.
+func uploadExpectingFailure(t *testing.T, env *testenv.Env, key string, content []byte) *ent.Upload {
 	t.Helper()
-	res := env.UploadFile(key, "doomed.bin", "application/octet-stream", []byte("doomed"))
+	res := env.UploadFile(key, "doomed.bin", "application/octet-stream", content)
 	var data struct{ UploadFile testenv.UploadedFile }
 	if len(res.Errors) > 0 || res.Decode(&data) != nil || data.UploadFile.Status != "FAILED" {
 		t.Fatalf("got %+v %s, want a FAILED upload", res.Errors, res.Data)
@@ -370,16 +372,8 @@ func TestFailedMultipartUploadAbortedOnDelete(t *testing.T) {
 		q := r.URL.Query()
 		return q.Get("partNumber") == "2" || (r.Method == http.MethodDelete && q.Has("uploadId"))
 	})
-	res := env.UploadFile(key, "big.bin", "application/octet-stream", make([]byte, 2*partSize+1))
+	rec := uploadExpectingFailure(t, env, key, make([]byte, 2*partSize+1))
 	env.S3.FailWhen(nil)
-	var data struct{ UploadFile testenv.UploadedFile }
-	if len(res.Errors) > 0 || res.Decode(&data) != nil || data.UploadFile.Status != "FAILED" {
-		t.Fatalf("got %+v %s, want a FAILED upload", res.Errors, res.Data)
-	}
-	rec, err := env.Client().Upload.Get(context.Background(), data.UploadFile.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if rec.MultipartUploadID == "" || env.IncompleteMultipartUploads() != 1 {
 		t.Fatalf("want the failed multipart upload recorded and incomplete in the bucket; record: %+v", rec)
 	}
