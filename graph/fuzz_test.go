@@ -38,6 +38,7 @@ var expectedCodes = map[string]bool{
 	"GRAPHQL_PARSE_FAILED":      true,
 	// Limits an arbitrary document can run into.
 	gqllimit.ErrCode:            true,
+	gqllimit.ErrCodeFields:      true,
 	"COMPLEXITY_LIMIT_EXCEEDED": true,
 }
 

@@ -3,6 +3,7 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -324,6 +325,18 @@ func uploadExpectingFailure(t *testing.T, env *testenv.Env, key string, content 
 	return rec
 }
 
+// fragmentBomb is a small document whose n fragments each spread the next
+// one twice.
+func fragmentBomb(n int) string {
+	var b strings.Builder
+	b.WriteString("{ viewer { ...F0 } }\n")
+	for i := range n {
+		fmt.Fprintf(&b, "fragment F%d on User { id ...F%d ...F%d }\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "fragment F%d on User { email }\n", n)
+	return b.String()
+}
+
 func TestOperationLimits(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.GraphQLDepthLimit = 4
@@ -333,11 +346,16 @@ func TestOperationLimits(t *testing.T) {
 	introspection := `{ __schema { types { name fields { name type { name ofType { name ofType { name ofType { name } } } } } } } }`
 
 	rows := []struct{ name, query, code string }{
-		{"within limits", `{ viewer { uploads { totalCount } } }`, ""},
+		{"within limits", `{ viewer { uploads(first: 5) { totalCount } } }`, ""},
 		{"too deep", `{ viewer { uploads { edges { node { id } } } } }`, "DEPTH_LIMIT_EXCEEDED"},
 		{"too deep through fragments", `{ viewer { ...F } } fragment F on User { uploads { edges { node { id } } } }`, "DEPTH_LIMIT_EXCEEDED"},
-		{"too complex", `{ a: viewer { id email } b: viewer { id email } c: viewer { id email } d: viewer { id email } e: viewer { id email } f: viewer { id email } g: viewer { id email } }`, "COMPLEXITY_LIMIT_EXCEEDED"},
+		{"too many fields", `{ a: viewer { id email } b: viewer { id email } c: viewer { id email } d: viewer { id email } e: viewer { id email } f: viewer { id email } g: viewer { id email } }`, "FIELD_LIMIT_EXCEEDED"},
+		{"too complex: a large page", `{ viewer { uploads(first: 100000) { totalCount } } }`, "COMPLEXITY_LIMIT_EXCEEDED"},
 		{"introspection is not counted against depth", introspection, ""},
+		{"too many node ids", `{ nodes(ids: [` + strings.Repeat(`"x",`, 30) + `]) { id } }`, "COMPLEXITY_LIMIT_EXCEEDED"},
+		// Each fragment spreads the next twice: 2^40 fields once expanded.
+		// Measured naively (as gqlgen's complexity does) this never ends.
+		{"fragments that expand exponentially", fragmentBomb(40), "FIELD_LIMIT_EXCEEDED"},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {

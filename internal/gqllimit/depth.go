@@ -1,6 +1,11 @@
-// Package gqllimit limits how deeply a GraphQL operation may nest fields.
-// gqlgen limits complexity but not depth; deep queries through cyclic
-// types (node -> user -> uploads -> ...) are a cheap way to load a server.
+// Package gqllimit bounds the shape of a GraphQL operation before anything
+// else looks at it: how deeply fields nest and how many fields the
+// operation expands to. gqlgen limits complexity but not depth, and its
+// complexity calculation expands fragment spreads one by one: a 1 KB
+// document whose fragments each spread the next one twice expands to
+// millions of fields and keeps a core busy for seconds, even unauthenticated.
+// This guard measures each fragment once, so it costs time linear in the
+// document, and must be registered before the complexity limit.
 package gqllimit
 
 import (
@@ -13,65 +18,93 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// ErrCode is the extensions.code of a rejected operation.
-const ErrCode = "DEPTH_LIMIT_EXCEEDED"
+// Error codes of rejected operations.
+const (
+	ErrCode       = "DEPTH_LIMIT_EXCEEDED"
+	ErrCodeFields = "FIELD_LIMIT_EXCEEDED"
+)
 
-// Depth rejects operations nesting fields deeper than Max. Introspection
-// (fields under __schema and __type) is not counted: GraphiQL's own
-// introspection query nests a dozen levels.
-type Depth struct {
-	Max int
+// Limits rejects operations that nest fields deeper than MaxDepth or expand
+// to more than MaxFields fields. Introspection (fields under __schema and
+// __type) is not counted against the depth: GraphiQL's own introspection
+// query nests a dozen levels.
+type Limits struct {
+	MaxDepth  int
+	MaxFields int
 }
 
 var (
-	_ graphql.HandlerExtension        = Depth{}
-	_ graphql.OperationContextMutator = Depth{}
+	_ graphql.HandlerExtension        = Limits{}
+	_ graphql.OperationContextMutator = Limits{}
 )
 
 // ExtensionName implements graphql.HandlerExtension.
-func (Depth) ExtensionName() string { return "DepthLimit" }
+func (Limits) ExtensionName() string { return "OperationLimits" }
 
 // Validate implements graphql.HandlerExtension.
-func (Depth) Validate(graphql.ExecutableSchema) error { return nil }
+func (Limits) Validate(graphql.ExecutableSchema) error { return nil }
 
 // MutateOperationContext implements graphql.OperationContextMutator.
-func (d Depth) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+func (l Limits) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	if opCtx.Operation == nil {
 		return nil
 	}
-	if depth := selectionDepth(opCtx.Operation.SelectionSet, 0); depth > d.Max {
-		err := gqlerror.Errorf("operation has depth %d, which exceeds the limit of %d", depth, d.Max)
+	m := measurer{memo: map[string]shape{}, cap: l.MaxFields + 1}
+	s := m.selections(opCtx.Operation.SelectionSet)
+	switch {
+	case s.fields > l.MaxFields:
+		err := gqlerror.Errorf("operation expands to more than %d fields", l.MaxFields)
+		errcode.Set(err, ErrCodeFields)
+		return err
+	case s.depth > l.MaxDepth:
+		err := gqlerror.Errorf("operation has depth %d, which exceeds the limit of %d", s.depth, l.MaxDepth)
 		errcode.Set(err, ErrCode)
 		return err
 	}
 	return nil
 }
 
-// visitedLimit stops runaway recursion through fragments; validation already
-// rejects fragment cycles, this only guards the walk.
-const visitedLimit = 1000
+// shape is what a selection set expands to: its depth and its field count.
+type shape struct{ depth, fields int }
 
-func selectionDepth(set ast.SelectionSet, level int) int {
-	if level > visitedLimit {
-		return level
-	}
-	deepest := level
+type measurer struct {
+	memo map[string]shape // by fragment name: each is measured once
+	cap  int              // counts saturate here, so they cannot overflow
+}
+
+func (m *measurer) selections(set ast.SelectionSet) shape {
+	var out shape
 	for _, sel := range set {
-		var d int
-		switch s := sel.(type) {
+		var s shape
+		switch sel := sel.(type) {
 		case *ast.Field:
-			if strings.HasPrefix(s.Name, "__") {
-				continue
+			sub := m.selections(sel.SelectionSet)
+			s = shape{depth: sub.depth + 1, fields: sub.fields + 1}
+			if strings.HasPrefix(sel.Name, "__") {
+				s.depth = 0
 			}
-			d = selectionDepth(s.SelectionSet, level+1)
 		case *ast.InlineFragment:
-			d = selectionDepth(s.SelectionSet, level)
+			s = m.selections(sel.SelectionSet)
 		case *ast.FragmentSpread:
-			if s.Definition != nil {
-				d = selectionDepth(s.Definition.SelectionSet, level)
-			}
+			s = m.fragment(sel)
 		}
-		deepest = max(deepest, d)
+		out.depth = max(out.depth, s.depth)
+		out.fields = min(out.fields+s.fields, m.cap)
 	}
-	return deepest
+	return out
+}
+
+func (m *measurer) fragment(spread *ast.FragmentSpread) shape {
+	if s, ok := m.memo[spread.Name]; ok {
+		return s
+	}
+	if spread.Definition == nil {
+		return shape{}
+	}
+	// Validation has rejected fragment cycles; the placeholder only keeps a
+	// cycle from recursing forever should one get here.
+	m.memo[spread.Name] = shape{}
+	s := m.selections(spread.Definition.SelectionSet)
+	m.memo[spread.Name] = s
+	return s
 }

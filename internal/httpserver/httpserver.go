@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"entgo.io/contrib/entgql"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -131,7 +132,13 @@ func corsMiddleware(origins []string) *cors.Cors {
 // parsed-query cache, persisted queries, and limits on what one operation
 // may cost.
 func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
-	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: cfg.Resolver}))
+	schema := generated.Config{Resolvers: cfg.Resolver}
+	// A connection costs its child fields once per element it may return.
+	schema.Complexity.User.Uploads = func(child int, _ *entgql.Cursor[string], first *int, _ *entgql.Cursor[string], last *int, _ *ent.UploadOrder, _ *ent.UploadWhereInput) int {
+		return child * pageSize(first, last)
+	}
+	schema.Complexity.Query.Nodes = func(child int, ids []string) int { return child * max(len(ids), 1) }
+	srv := handler.New(generated.NewExecutableSchema(schema))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -144,8 +151,11 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	// Before the complexity limit, whose calculation is exponential in
+	// nested fragment spreads; an operation cannot cost less than its
+	// fields, so the complexity limit bounds them too.
+	srv.Use(gqllimit.Limits{MaxDepth: cfg.DepthLimit, MaxFields: cfg.ComplexityLimit})
 	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
-	srv.Use(gqllimit.Depth{Max: cfg.DepthLimit})
 	srv.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	srv.SetRecoverFunc(graph.RecoverFunc(cfg.Logger))
 	return srv
@@ -179,6 +189,21 @@ func errorResponse(e *graph.PublicError) any {
 // MaxOperationBytes bounds a GraphQL request that carries no file: no
 // legitimate operation comes near it.
 const MaxOperationBytes = 1 << 20
+
+// defaultPageSize is what a connection asked for without first or last is
+// assumed to return, for its complexity.
+const defaultPageSize = 100
+
+func pageSize(first, last *int) int {
+	switch {
+	case first != nil:
+		return max(*first, 1)
+	case last != nil:
+		return max(*last, 1)
+	default:
+		return defaultPageSize
+	}
+}
 
 // limitBody answers an oversized request with a clear GraphQL error before
 // reading it, instead of gqlgen's generic parse failures. Bodies of unknown
