@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // DeletedMessage is the success message of a delete, shared by GraphQL and REST.
@@ -54,6 +56,9 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 	}
 	return &model.DeleteUploadPayload{DeletedUploadID: uploadID, Message: DeletedMessage(uploadID)}, nil
 }
+
+// pendingPurgeMargin is how long after an upload's deadline its purge waits.
+const pendingPurgeMargin = time.Minute
 
 // deleteOutcome names a delete's result for the metrics.
 func deleteOutcome(err error) string {
@@ -115,5 +120,18 @@ func (r *Resolver) deleteRecordTx(ctx context.Context, tx *ent.Tx, ownerID, uplo
 	if u.ObjectKey == "" {
 		return nil, nil // a failed upload that never stored anything
 	}
-	return r.purger.Schedule(ctx, tx, u)
+	if u.Status == upload.StatusPENDING {
+		// Its bytes may still be on their way: a purge now could run before
+		// the object exists, leaving it unknown once it arrives. The purge
+		// waits until storing must have stopped (plus a margin for a request
+		// S3 is still finishing), and then also aborts any multipart upload
+		// of the key, recorded or not (a crash may have come between
+		// starting it and recording its id).
+		if u.MultipartUploadID == "" {
+			u.MultipartUploadID = objectstore.AllMultipartUploads
+		}
+		_, err := r.purger.Schedule(ctx, tx, u, u.CreatedAt.Add(r.options.UploadTimeout+pendingPurgeMargin))
+		return nil, err
+	}
+	return r.purger.Schedule(ctx, tx, u, time.Time{})
 }

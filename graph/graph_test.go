@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
@@ -404,9 +408,11 @@ func TestFailedMultipartUploadAbortedOnDelete(t *testing.T) {
 }
 
 // TestDeleteWhileUploading: an upload deleted while its bytes are still on
-// the way to S3 leaves nothing behind once they arrive.
+// the way to S3 leaves nothing behind once they arrive, and at no moment is
+// its object unknown: a purge that waits out the upload's deadline names
+// the key from the delete on.
 func TestDeleteWhileUploading(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, key := env.NewUser()
 	putArrived, releasePut := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -420,18 +426,66 @@ func TestDeleteWhileUploading(t *testing.T) {
 	go func() { result <- env.UploadFile(key, "slow.txt", "text/plain", []byte("slow")) }()
 	<-putArrived
 
-	pending, err := env.Client().Upload.Query().Where(upload.StatusEQ(upload.StatusPENDING)).Only(context.Background())
+	ctx := context.Background()
+	pending, err := env.Client().Upload.Query().Where(upload.StatusEQ(upload.StatusPENDING)).Only(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res := env.DeleteREST(key, pending.ID); res.Status != 200 {
 		t.Fatalf("delete of a PENDING upload: %d %s", res.Status, res.Body)
 	}
-	close(releasePut)
+	waiting, err := env.Client().ObjectPurge.Query().Where(objectpurge.ObjectKey(pending.ObjectKey)).Only(ctx)
+	if err != nil {
+		t.Fatalf("no purge names the object still being stored: %v", err)
+	}
+	if deadline := pending.CreatedAt.Add(env.Config.UploadTimeout); waiting.NextAttemptAt.Before(deadline) {
+		t.Errorf("the purge is due at %s, before the upload's deadline %s", waiting.NextAttemptAt, deadline)
+	}
+
+	close(releasePut) // the object arrives in the bucket
 	expectError(t, <-result, "NOT_FOUND", "Upload not found")
-	env.Eventually(5*time.Second, "the late object purged", func() bool {
-		return !env.ObjectExists(pending.ObjectKey) && env.PendingPurges() == 0
-	})
+	if env.ObjectExists(pending.ObjectKey) {
+		t.Error("the late object was not purged when its upload found its record deleted")
+	}
+	// The waiting purge still runs once due, and finds nothing left.
+	if _, err := env.Client().ObjectPurge.Update().SetNextAttemptAt(time.Now().Add(-time.Second)).Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.App.Purger.RunOnce(ctx); err != nil || env.PendingPurges() != 0 {
+		left, _ := env.Client().ObjectPurge.Query().All(ctx)
+		t.Errorf("waiting purge: err %v, %d pending: %v", err, env.PendingPurges(), left)
+	}
+}
+
+// TestDeletePendingAbortsUnrecordedMultipart: a crash between starting a
+// multipart upload and recording its id leaves a PENDING record without the
+// id; deleting it still aborts the incomplete upload.
+func TestDeletePendingAbortsUnrecordedMultipart(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	userID, key := env.NewUser()
+	ctx := context.Background()
+	u, err := env.Client().Upload.Create().SetOwnerID(userID).SetFilename("big.bin").SetContentType("application/octet-stream").
+		SetSize(1 << 30).SetStatus(upload.StatusPENDING).SetBucket(env.Bucket).SetObjectKey("uploads/" + userID + "/crashed").Save(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Direct.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(env.Bucket), Key: aws.String(u.ObjectKey),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if res := env.DeleteREST(key, u.ID); res.Status != 200 {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	if _, err := env.Client().ObjectPurge.Update().SetNextAttemptAt(time.Now().Add(-time.Second)).Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, purged, err := env.App.Purger.RunOnce(ctx); err != nil || purged != 1 {
+		t.Fatalf("RunOnce: %d purged, %v", purged, err)
+	}
+	if n := env.IncompleteMultipartUploads(); n != 0 {
+		t.Errorf("%d incomplete multipart uploads left", n)
+	}
 }
 
 // TestInternalErrorsStayInternal: a failure of ours (here the database) is

@@ -28,6 +28,7 @@ type Resolver struct {
 type Options struct {
 	MaxUploadSize      int64         // bytes; default 100 MiB
 	InlinePurgeTimeout time.Duration // how long a failed upload's clean-up waits for S3; default 5s
+	UploadTimeout      time.Duration // longest time storing one file may take; default 30m
 	Metrics            *metrics.Metrics
 }
 
@@ -41,6 +42,9 @@ func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Pur
 	}
 	if opts.InlinePurgeTimeout <= 0 {
 		opts.InlinePurgeTimeout = 5 * time.Second
+	}
+	if opts.UploadTimeout <= 0 {
+		opts.UploadTimeout = 30 * time.Minute
 	}
 	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -57,7 +58,11 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 		u.MultipartUploadID = multipartID
 		return r.client.Upload.UpdateOneID(uploadID).SetMultipartUploadID(multipartID).Exec(ctx)
 	}
-	if putErr := r.store.Put(ctx, key, file.File, file.Size, contentType, recordMultipart); putErr != nil {
+	// Bounded, so that a PENDING upload deleted meanwhile is known to have
+	// stopped writing by the time its purge runs (see deleteRecordTx).
+	putCtx, cancel := context.WithTimeout(ctx, r.options.UploadTimeout)
+	defer cancel()
+	if putErr := r.store.Put(putCtx, key, file.File, file.Size, contentType, recordMultipart); putErr != nil {
 		r.logger.ErrorContext(ctx, "store upload", "upload_id", uploadID, "error", putErr)
 		return r.markFailed(ctx, u)
 	}
@@ -77,7 +82,7 @@ func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload) error {
 	if err != nil {
 		return err
 	}
-	job, err := r.purger.Schedule(ctx, tx, u)
+	job, err := r.purger.Schedule(ctx, tx, u, time.Time{})
 	if err != nil {
 		_ = tx.Rollback()
 		return err

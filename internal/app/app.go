@@ -74,6 +74,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
 		MaxUploadSize:      cfg.MaxUploadSize,
 		InlinePurgeTimeout: cfg.PurgeInlineTimeout,
+		UploadTimeout:      cfg.UploadTimeout,
 		Metrics:            a.Metrics,
 	})
 	limiter, err := newLimiter(cfg, logger)

@@ -31,6 +31,7 @@ type Config struct {
 	S3Credentials aws.CredentialsProvider
 
 	MaxUploadSize int64
+	UploadTimeout time.Duration
 
 	CORSAllowedOrigins string
 
@@ -91,6 +92,7 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 	add("MAX_UPLOAD_SIZE", "104857600", "largest file uploadFile accepts, in bytes", func(name, usage string) {
 		fs.Int64Var(&cfg.MaxUploadSize, name, 100<<20, usage)
 	})
+	duration(&cfg.UploadTimeout, "UPLOAD_TIMEOUT", 30*time.Minute, "longest time storing one file may take; an upload deleted while still being stored is purged after it")
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", "comma-separated origins whose browser pages may call the API; * for any")
 	integer(&cfg.RateLimit, "RATE_LIMIT", 600, "requests per API key (or per client address without a valid key) per window; 0 for no limit")
 	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, "the rate limit's sliding window")

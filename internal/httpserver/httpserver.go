@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"entgo.io/contrib/entgql"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 

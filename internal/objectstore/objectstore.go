@@ -223,25 +223,54 @@ func callOptions(ctx context.Context) []func(*s3.Options) {
 	return []func(*s3.Options){func(o *s3.Options) { o.RetryMaxAttempts = 1 }}
 }
 
+// AllMultipartUploads, given to Abort as the id, aborts every incomplete
+// multipart upload of the key: for uploads whose id may not have been
+// recorded.
+const AllMultipartUploads = "*"
+
 // Abort aborts the multipart upload multipartID of key, if not empty, so
 // that its parts are freed. An upload already completed or aborted counts
 // as aborted.
 func (s *Store) Abort(ctx context.Context, bucket, key, multipartID string) error {
-	if multipartID == "" {
+	switch multipartID {
+	case "":
 		return nil
+	case AllMultipartUploads:
+		return s.abortAll(ctx, bucket, key)
 	}
 	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket:   aws.String(bucket),
 		Key:      aws.String(key),
 		UploadId: aws.String(multipartID),
 	}, callOptions(ctx)...)
-	var noUpload *types.NoSuchUpload
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
-		err = nil
-	}
-	if err != nil && !errors.As(err, &noUpload) && !isNotFound(err) {
+	if err != nil && !isNoSuchUpload(err) && !isNotFound(err) {
 		return fmt.Errorf("abort multipart upload of %q: %w", key, err)
+	}
+	return nil
+}
+
+// abortAll aborts every incomplete multipart upload of exactly key.
+func (s *Store) abortAll(ctx context.Context, bucket, key string) error {
+	p := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(bucket),
+		Prefix: aws.String(key),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx, callOptions(ctx)...)
+		if isNoSuchUpload(err) || isNotFound(err) {
+			return nil // some servers answer 404 when there are none
+		}
+		if err != nil {
+			return fmt.Errorf("list multipart uploads of %q: %w", key, err)
+		}
+		for _, u := range page.Uploads {
+			if aws.ToString(u.Key) != key { // the prefix also matches longer keys
+				continue
+			}
+			if err := s.Abort(ctx, bucket, key, aws.ToString(u.UploadId)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -359,6 +388,14 @@ func (s *Store) EnsureBucket(ctx context.Context) error {
 		return fmt.Errorf("create bucket %q: %w", s.bucket, err)
 	}
 	return nil
+}
+
+// isNoSuchUpload reports whether err says the multipart upload is gone
+// (completed or aborted already).
+func isNoSuchUpload(err error) bool {
+	var noUpload *types.NoSuchUpload
+	var apiErr smithy.APIError
+	return errors.As(err, &noUpload) || errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload"
 }
 
 // isNotFound reports whether err says the object (or bucket) does not exist.

@@ -78,18 +78,22 @@ func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts 
 	return &Purger{client: client, objects: objects, logger: logger, opts: opts.withDefaults()}
 }
 
-// Schedule records, inside tx, that the object must be purged. The new row
-// is already claimed by the caller for twice the inline timeout, so that
-// AttemptInline does not race the background loop, and so that a purge whose
-// process died before its inline attempt finished is picked up soon.
-func (p *Purger) Schedule(ctx context.Context, tx *ent.Tx, u *ent.Upload) (*ent.ObjectPurge, error) {
+// Schedule records, inside tx, that the upload's object must be purged, not
+// before notBefore. With a zero notBefore the row is due after twice the
+// inline timeout: it is taken as claimed by the caller, so that AttemptInline
+// does not race the background loop, and a purge whose process died before
+// its inline attempt finished is picked up soon.
+func (p *Purger) Schedule(ctx context.Context, tx *ent.Tx, u *ent.Upload, notBefore time.Time) (*ent.ObjectPurge, error) {
+	if notBefore.IsZero() {
+		notBefore = time.Now().Add(2 * p.opts.InlineTimeout)
+	}
 	job, err := tx.ObjectPurge.Create().
 		SetUploadID(u.ID).
 		SetBucket(u.Bucket).
 		SetObjectKey(u.ObjectKey).
 		SetMultipartUploadID(u.MultipartUploadID).
 		SetAttempts(1).
-		SetNextAttemptAt(time.Now().Add(2 * p.opts.InlineTimeout)).
+		SetNextAttemptAt(notBefore).
 		Save(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("schedule purge: %w", err)
@@ -113,7 +117,10 @@ func (p *Purger) AttemptInline(ctx context.Context, job *ent.ObjectPurge) error 
 func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) {
 	defer func() { p.opts.Metrics.PurgeAttempt(err) }()
 	// An object that another upload still references must survive; this is
-	// checked here, right before deleting, so that no path can skip it.
+	// checked here, right before deleting, so that no path can skip it. The
+	// check and the delete are not atomic: that is safe because object keys
+	// contain the upload's id, so no new record can come to reference a key
+	// being purged (only copies made on purpose, which reconcile handles).
 	shared, err := p.client.Upload.Query().
 		Where(upload.Bucket(job.Bucket), upload.ObjectKey(job.ObjectKey)).
 		Exist(ctx)

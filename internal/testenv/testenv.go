@@ -103,6 +103,7 @@ func New(t testing.TB, opts Options) *Env {
 		S3ForcePathStyle:       true,
 		S3Credentials:          creds,
 		MaxUploadSize:          1 << 20,
+		UploadTimeout:          time.Minute,
 		GraphQLIntrospection:   true,
 		GraphQLComplexityLimit: 1000,
 		GraphQLDepthLimit:      10,
