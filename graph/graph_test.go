@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/testenv"
@@ -55,11 +56,17 @@ func TestDeleteUploadErrors(t *testing.T) {
 	_, otherKey := env.NewUser()
 	victim := env.MustUpload(otherKey, "theirs.txt", []byte("theirs"))
 
+	cast := env.NewCast()
+	unknownKey, _, _ := apikey.Generate()
 	rows := []struct {
 		name, apiKey, id, code, message string
 	}{
 		{"no api key", "", victim.ID, "UNAUTHENTICATED", "Unauthorized"},
+		{"blank api key", "   ", victim.ID, "UNAUTHENTICATED", "Unauthorized"},
 		{"malformed api key", "abcdef1234567890", victim.ID, "UNAUTHENTICATED", "Unauthorized"},
+		{"unknown api key", unknownKey, victim.ID, "UNAUTHENTICATED", "Unauthorized"},
+		{"revoked api key", cast.RevokedKey, cast.Mine.ID, "UNAUTHENTICATED", "Unauthorized"},
+		{"api key in the wrong case", strings.ToUpper(cast.OwnerKey), cast.Mine.ID, "UNAUTHENTICATED", "Unauthorized"},
 		{"blank id", key, "  ", "BAD_USER_INPUT", "Missing Upload-Id header"},
 		{"unknown id", key, "upl_00000000000000000000000000000000", "NOT_FOUND", "Upload not found"},
 		{"malformed id", key, "upl_nope", "NOT_FOUND", "Upload not found"},
@@ -69,9 +76,7 @@ func TestDeleteUploadErrors(t *testing.T) {
 		t.Run(row.name, func(t *testing.T) {
 			res := env.GraphQL(row.apiKey, deleteMutation, map[string]any{"id": row.id})
 			expectError(t, res, row.code, row.message)
-			if !env.ObjectExists(victim.ObjectKey) {
-				t.Fatal("victim's object deleted")
-			}
+			env.AssertIntact(victim, cast.Mine, cast.Victim)
 		})
 	}
 }

@@ -298,6 +298,16 @@ func (s *Store) isVersioned(ctx context.Context, bucket string) (bool, error) {
 		}
 	}
 	out, err := s.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)}, callOptions(ctx)...)
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "AccessDenied", "NotImplemented", "MethodNotAllowed":
+			// A policy without s3:GetBucketVersioning, or a server without
+			// versioning: purges must not fail forever over it. Deletes are
+			// then marker-only on a versioned bucket (see the README).
+			err, out = nil, &s3.GetBucketVersioningOutput{}
+		}
+	}
 	if err != nil {
 		return false, fmt.Errorf("get versioning of bucket %q: %w", bucket, err)
 	}
