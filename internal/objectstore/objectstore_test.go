@@ -87,29 +87,18 @@ func TestMultipart(t *testing.T) {
 		t.Fatal("Put succeeded although a part failed")
 	}
 	env.S3.FailWhen(nil)
-	if len(started) != 1 || incompleteUploads(t, env, "broken") != 1 {
+	if len(started) != 1 || env.IncompleteMultipartUploads() != 1 {
 		t.Fatalf("want one incomplete multipart upload of the failed object")
 	}
 	if err := store.Discard(ctx, env.Bucket, "broken", started[0]); err != nil {
 		t.Fatal(err)
 	}
-	if n := incompleteUploads(t, env, "broken"); n != 0 {
+	if n := env.IncompleteMultipartUploads(); n != 0 {
 		t.Errorf("%d incomplete multipart uploads left after Discard", n)
 	}
 	if err := store.Discard(ctx, env.Bucket, "broken", started[0]); err != nil {
 		t.Errorf("discarding twice must succeed: %v", err)
 	}
-}
-
-func incompleteUploads(t *testing.T, env *testenv.Env, key string) int {
-	t.Helper()
-	out, err := env.Direct.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{
-		Bucket: aws.String(env.Bucket), Prefix: aws.String(key),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(out.Uploads)
 }
 
 // TestVersionedBucket: by default a delete removes every version of the

@@ -21,7 +21,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/safedelete/uploads/internal/testenv"
 )
 
 // deleteLog records the object DELETEs that reach S3, with their times, so
@@ -77,7 +79,7 @@ func TestThreeInstances(t *testing.T) {
 		t.Fatal("needs TEST_DATABASE_URL=postgres://... and TEST_S3_ENDPOINT (see .ci/run)")
 	}
 	const uploads, workers, instances = 10000, 32, 3
-	databaseURL := freshSchema(t, baseDB)
+	databaseURL := testenv.PostgresSchema(t) // a schema of its own on TEST_DATABASE_URL
 	bucket := "three-" + randomHex(6)
 	if err := s3Store(t, endpoint, bucket).EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)
@@ -216,32 +218,6 @@ func TestThreeInstances(t *testing.T) {
 		overlapping != 0 || repeated != afterKill {
 		t.Errorf("unexpected: %v", first(unexpected))
 	}
-}
-
-// freshSchema creates a schema of its own on the PostgreSQL server and
-// returns a URL that uses it.
-func freshSchema(t *testing.T, base string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	schema := "soak_" + randomHex(6)
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if db, err := sql.Open("pgx", base); err == nil {
-			_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
-			db.Close()
-		}
-	})
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func randomHex(n int) string {
