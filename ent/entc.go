@@ -24,7 +24,6 @@ func main() {
 	}
 	err = entc.Generate("./schema", &gen.Config{
 		Features: []gen.Feature{
-			gen.FeatureLock, // SELECT ... FOR UPDATE on PostgreSQL
 			gen.FeatureExecQuery,
 			gen.FeatureVersionedMigration,
 		},

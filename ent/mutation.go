@@ -739,6 +739,7 @@ type ObjectPurgeMutation struct {
 	bucket              *string
 	object_key          *string
 	multipart_upload_id *string
+	abort_all_multipart *bool
 	upload_id           *string
 	attempts            *int
 	addattempts         *int
@@ -955,6 +956,42 @@ func (m *ObjectPurgeMutation) OldMultipartUploadID(ctx context.Context) (v strin
 // ResetMultipartUploadID resets all changes to the "multipart_upload_id" field.
 func (m *ObjectPurgeMutation) ResetMultipartUploadID() {
 	m.multipart_upload_id = nil
+}
+
+// SetAbortAllMultipart sets the "abort_all_multipart" field.
+func (m *ObjectPurgeMutation) SetAbortAllMultipart(b bool) {
+	m.abort_all_multipart = &b
+}
+
+// AbortAllMultipart returns the value of the "abort_all_multipart" field in the mutation.
+func (m *ObjectPurgeMutation) AbortAllMultipart() (r bool, exists bool) {
+	v := m.abort_all_multipart
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAbortAllMultipart returns the old "abort_all_multipart" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldAbortAllMultipart(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAbortAllMultipart is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAbortAllMultipart requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAbortAllMultipart: %w", err)
+	}
+	return oldValue.AbortAllMultipart, nil
+}
+
+// ResetAbortAllMultipart resets all changes to the "abort_all_multipart" field.
+func (m *ObjectPurgeMutation) ResetAbortAllMultipart() {
+	m.abort_all_multipart = nil
 }
 
 // SetUploadID sets the "upload_id" field.
@@ -1191,7 +1228,7 @@ func (m *ObjectPurgeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ObjectPurgeMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.bucket != nil {
 		fields = append(fields, objectpurge.FieldBucket)
 	}
@@ -1200,6 +1237,9 @@ func (m *ObjectPurgeMutation) Fields() []string {
 	}
 	if m.multipart_upload_id != nil {
 		fields = append(fields, objectpurge.FieldMultipartUploadID)
+	}
+	if m.abort_all_multipart != nil {
+		fields = append(fields, objectpurge.FieldAbortAllMultipart)
 	}
 	if m.upload_id != nil {
 		fields = append(fields, objectpurge.FieldUploadID)
@@ -1230,6 +1270,8 @@ func (m *ObjectPurgeMutation) Field(name string) (ent.Value, bool) {
 		return m.ObjectKey()
 	case objectpurge.FieldMultipartUploadID:
 		return m.MultipartUploadID()
+	case objectpurge.FieldAbortAllMultipart:
+		return m.AbortAllMultipart()
 	case objectpurge.FieldUploadID:
 		return m.UploadID()
 	case objectpurge.FieldAttempts:
@@ -1255,6 +1297,8 @@ func (m *ObjectPurgeMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldObjectKey(ctx)
 	case objectpurge.FieldMultipartUploadID:
 		return m.OldMultipartUploadID(ctx)
+	case objectpurge.FieldAbortAllMultipart:
+		return m.OldAbortAllMultipart(ctx)
 	case objectpurge.FieldUploadID:
 		return m.OldUploadID(ctx)
 	case objectpurge.FieldAttempts:
@@ -1294,6 +1338,13 @@ func (m *ObjectPurgeMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetMultipartUploadID(v)
+		return nil
+	case objectpurge.FieldAbortAllMultipart:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAbortAllMultipart(v)
 		return nil
 	case objectpurge.FieldUploadID:
 		v, ok := value.(string)
@@ -1402,6 +1453,9 @@ func (m *ObjectPurgeMutation) ResetField(name string) error {
 		return nil
 	case objectpurge.FieldMultipartUploadID:
 		m.ResetMultipartUploadID()
+		return nil
+	case objectpurge.FieldAbortAllMultipart:
+		m.ResetAbortAllMultipart()
 		return nil
 	case objectpurge.FieldUploadID:
 		m.ResetUploadID()

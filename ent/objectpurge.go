@@ -23,6 +23,8 @@ type ObjectPurge struct {
 	ObjectKey string `json:"object_key,omitempty"`
 	// An incomplete multipart upload of the key to abort, so its parts stop costing storage.
 	MultipartUploadID string `json:"multipart_upload_id,omitempty"`
+	// Abort every incomplete multipart upload of the key, recorded or not: for an upload deleted while still being stored, whose multipart upload may have started without its id being recorded.
+	AbortAllMultipart bool `json:"abort_all_multipart,omitempty"`
 	// The deleted upload, for operators reading the queue.
 	UploadID string `json:"upload_id,omitempty"`
 	// Attempts holds the value of the "attempts" field.
@@ -41,6 +43,8 @@ func (*ObjectPurge) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case objectpurge.FieldAbortAllMultipart:
+			values[i] = new(sql.NullBool)
 		case objectpurge.FieldID, objectpurge.FieldAttempts:
 			values[i] = new(sql.NullInt64)
 		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldLastError:
@@ -85,6 +89,12 @@ func (_m *ObjectPurge) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field multipart_upload_id", values[i])
 			} else if value.Valid {
 				_m.MultipartUploadID = value.String
+			}
+		case objectpurge.FieldAbortAllMultipart:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field abort_all_multipart", values[i])
+			} else if value.Valid {
+				_m.AbortAllMultipart = value.Bool
 			}
 		case objectpurge.FieldUploadID:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -160,6 +170,9 @@ func (_m *ObjectPurge) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("multipart_upload_id=")
 	builder.WriteString(_m.MultipartUploadID)
+	builder.WriteString(", ")
+	builder.WriteString("abort_all_multipart=")
+	builder.WriteString(fmt.Sprintf("%v", _m.AbortAllMultipart))
 	builder.WriteString(", ")
 	builder.WriteString("upload_id=")
 	builder.WriteString(_m.UploadID)

@@ -46,6 +46,20 @@ func (_c *ObjectPurgeCreate) SetNillableMultipartUploadID(v *string) *ObjectPurg
 	return _c
 }
 
+// SetAbortAllMultipart sets the "abort_all_multipart" field.
+func (_c *ObjectPurgeCreate) SetAbortAllMultipart(v bool) *ObjectPurgeCreate {
+	_c.mutation.SetAbortAllMultipart(v)
+	return _c
+}
+
+// SetNillableAbortAllMultipart sets the "abort_all_multipart" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableAbortAllMultipart(v *bool) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetAbortAllMultipart(*v)
+	}
+	return _c
+}
+
 // SetUploadID sets the "upload_id" field.
 func (_c *ObjectPurgeCreate) SetUploadID(v string) *ObjectPurgeCreate {
 	_c.mutation.SetUploadID(v)
@@ -139,6 +153,10 @@ func (_c *ObjectPurgeCreate) defaults() {
 		v := objectpurge.DefaultMultipartUploadID
 		_c.mutation.SetMultipartUploadID(v)
 	}
+	if _, ok := _c.mutation.AbortAllMultipart(); !ok {
+		v := objectpurge.DefaultAbortAllMultipart
+		_c.mutation.SetAbortAllMultipart(v)
+	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		v := objectpurge.DefaultAttempts
 		_c.mutation.SetAttempts(v)
@@ -173,6 +191,9 @@ func (_c *ObjectPurgeCreate) check() error {
 	}
 	if _, ok := _c.mutation.MultipartUploadID(); !ok {
 		return &ValidationError{Name: "multipart_upload_id", err: errors.New(`ent: missing required field "ObjectPurge.multipart_upload_id"`)}
+	}
+	if _, ok := _c.mutation.AbortAllMultipart(); !ok {
+		return &ValidationError{Name: "abort_all_multipart", err: errors.New(`ent: missing required field "ObjectPurge.abort_all_multipart"`)}
 	}
 	if _, ok := _c.mutation.UploadID(); !ok {
 		return &ValidationError{Name: "upload_id", err: errors.New(`ent: missing required field "ObjectPurge.upload_id"`)}
@@ -231,6 +252,10 @@ func (_c *ObjectPurgeCreate) createSpec() (*ObjectPurge, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.MultipartUploadID(); ok {
 		_spec.SetField(objectpurge.FieldMultipartUploadID, field.TypeString, value)
 		_node.MultipartUploadID = value
+	}
+	if value, ok := _c.mutation.AbortAllMultipart(); ok {
+		_spec.SetField(objectpurge.FieldAbortAllMultipart, field.TypeBool, value)
+		_node.AbortAllMultipart = value
 	}
 	if value, ok := _c.mutation.UploadID(); ok {
 		_spec.SetField(objectpurge.FieldUploadID, field.TypeString, value)

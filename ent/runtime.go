@@ -54,18 +54,22 @@ func init() {
 	objectpurgeDescMultipartUploadID := objectpurgeFields[2].Descriptor()
 	// objectpurge.DefaultMultipartUploadID holds the default value on creation for the multipart_upload_id field.
 	objectpurge.DefaultMultipartUploadID = objectpurgeDescMultipartUploadID.Default.(string)
+	// objectpurgeDescAbortAllMultipart is the schema descriptor for abort_all_multipart field.
+	objectpurgeDescAbortAllMultipart := objectpurgeFields[3].Descriptor()
+	// objectpurge.DefaultAbortAllMultipart holds the default value on creation for the abort_all_multipart field.
+	objectpurge.DefaultAbortAllMultipart = objectpurgeDescAbortAllMultipart.Default.(bool)
 	// objectpurgeDescAttempts is the schema descriptor for attempts field.
-	objectpurgeDescAttempts := objectpurgeFields[4].Descriptor()
+	objectpurgeDescAttempts := objectpurgeFields[5].Descriptor()
 	// objectpurge.DefaultAttempts holds the default value on creation for the attempts field.
 	objectpurge.DefaultAttempts = objectpurgeDescAttempts.Default.(int)
 	// objectpurge.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	objectpurge.AttemptsValidator = objectpurgeDescAttempts.Validators[0].(func(int) error)
 	// objectpurgeDescLastError is the schema descriptor for last_error field.
-	objectpurgeDescLastError := objectpurgeFields[6].Descriptor()
+	objectpurgeDescLastError := objectpurgeFields[7].Descriptor()
 	// objectpurge.DefaultLastError holds the default value on creation for the last_error field.
 	objectpurge.DefaultLastError = objectpurgeDescLastError.Default.(string)
 	// objectpurgeDescCreatedAt is the schema descriptor for created_at field.
-	objectpurgeDescCreatedAt := objectpurgeFields[7].Descriptor()
+	objectpurgeDescCreatedAt := objectpurgeFields[8].Descriptor()
 	// objectpurge.DefaultCreatedAt holds the default value on creation for the created_at field.
 	objectpurge.DefaultCreatedAt = objectpurgeDescCreatedAt.Default.(func() time.Time)
 	uploadMixin := schema.Upload{}.Mixin()

@@ -24,28 +24,15 @@ type Resolver struct {
 	options Options
 }
 
-// Options tune the resolvers. Zero values take the defaults.
+// Options are the resolvers' settings, all required.
 type Options struct {
-	MaxUploadSize      int64         // bytes; default 100 MiB
-	InlinePurgeTimeout time.Duration // how long a failed upload's clean-up waits for S3; default 5s
-	UploadTimeout      time.Duration // longest time storing one file may take; default 30m
-	Metrics            *metrics.Metrics
+	MaxUploadSize int64         // bytes
+	UploadTimeout time.Duration // longest time storing one file may take
+	Metrics       *metrics.Metrics
 }
-
-// DefaultMaxUploadSize is the largest file uploadFile accepts by default.
-const DefaultMaxUploadSize = 100 << 20
 
 // NewResolver returns the root resolver.
 func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Purger, logger *slog.Logger, opts Options) *Resolver {
-	if opts.MaxUploadSize <= 0 {
-		opts.MaxUploadSize = DefaultMaxUploadSize
-	}
-	if opts.InlinePurgeTimeout <= 0 {
-		opts.InlinePurgeTimeout = 5 * time.Second
-	}
-	if opts.UploadTimeout <= 0 {
-		opts.UploadTimeout = 30 * time.Minute
-	}
 	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts}
 }
 

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 )
 
@@ -68,29 +68,29 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 	}
 	completed, err := u.Update().SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("").Save(ctx)
 	if ent.IsNotFound(err) {
-		return nil, r.purgeAbandoned(ctx, u)
+		return nil, r.purgeAbandoned(ctx, u, upload.StatusCOMPLETED)
 	}
 	return completed, err
 }
 
 // purgeAbandoned handles an upload deleted while it was being stored: its
-// purge ran before the object was complete, so the object (or the parts)
-// written since would be left with no record. It schedules another purge,
+// purge waits out the upload timeout, but storing has stopped now (ending
+// in status), so whatever it left can go at once. It schedules that purge,
 // durably, and tells the uploader the upload is gone.
-func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload) error {
-	tx, err := r.client.Tx(ctx)
+func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload, status upload.Status) error {
+	stopped := *u
+	stopped.Status = status
+	var job *ent.ObjectPurge
+	err := database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
+		job, err = r.purger.ScheduleFor(ctx, tx, &stopped)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	job, err := r.purger.Schedule(ctx, tx, u, time.Time{})
-	if err != nil {
-		_ = tx.Rollback()
-		return err
+	if job != nil {
+		_ = r.purger.AttemptInline(ctx, job)
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	_ = r.purger.AttemptInline(ctx, job)
 	return ErrUploadNotFound
 }
 
@@ -100,14 +100,14 @@ func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload) error {
 // upload's id, so that deleting the upload purges whatever was stored.
 func (r *Resolver) markFailed(ctx context.Context, u *ent.Upload) (*ent.Upload, error) {
 	update := u.Update().SetStatus(upload.StatusFAILED).SetMultipartUploadID(u.MultipartUploadID)
-	cleanCtx, cancel := context.WithTimeout(ctx, r.options.InlinePurgeTimeout)
+	cleanCtx, cancel := r.purger.InlineContext(ctx)
 	defer cancel()
 	if err := r.store.Discard(cleanCtx, u.Bucket, u.ObjectKey, u.MultipartUploadID); err == nil {
 		update.SetBucket("").SetObjectKey("").SetMultipartUploadID("")
 	}
 	failed, err := update.Save(ctx)
 	if ent.IsNotFound(err) {
-		return nil, r.purgeAbandoned(ctx, u)
+		return nil, r.purgeAbandoned(ctx, u, upload.StatusFAILED)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mark upload failed: %w", err)

@@ -45,6 +45,7 @@ var (
 		{Name: "bucket", Type: field.TypeString},
 		{Name: "object_key", Type: field.TypeString},
 		{Name: "multipart_upload_id", Type: field.TypeString, Default: ""},
+		{Name: "abort_all_multipart", Type: field.TypeBool, Default: false},
 		{Name: "upload_id", Type: field.TypeString},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime},
@@ -60,7 +61,7 @@ var (
 			{
 				Name:    "objectpurge_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{ObjectPurgesColumns[6]},
+				Columns: []*schema.Column{ObjectPurgesColumns[7]},
 			},
 		},
 	}

@@ -19,6 +19,8 @@ const (
 	FieldObjectKey = "object_key"
 	// FieldMultipartUploadID holds the string denoting the multipart_upload_id field in the database.
 	FieldMultipartUploadID = "multipart_upload_id"
+	// FieldAbortAllMultipart holds the string denoting the abort_all_multipart field in the database.
+	FieldAbortAllMultipart = "abort_all_multipart"
 	// FieldUploadID holds the string denoting the upload_id field in the database.
 	FieldUploadID = "upload_id"
 	// FieldAttempts holds the string denoting the attempts field in the database.
@@ -39,6 +41,7 @@ var Columns = []string{
 	FieldBucket,
 	FieldObjectKey,
 	FieldMultipartUploadID,
+	FieldAbortAllMultipart,
 	FieldUploadID,
 	FieldAttempts,
 	FieldNextAttemptAt,
@@ -63,6 +66,8 @@ var (
 	ObjectKeyValidator func(string) error
 	// DefaultMultipartUploadID holds the default value on creation for the "multipart_upload_id" field.
 	DefaultMultipartUploadID string
+	// DefaultAbortAllMultipart holds the default value on creation for the "abort_all_multipart" field.
+	DefaultAbortAllMultipart bool
 	// DefaultAttempts holds the default value on creation for the "attempts" field.
 	DefaultAttempts int
 	// AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
@@ -94,6 +99,11 @@ func ByObjectKey(opts ...sql.OrderTermOption) OrderOption {
 // ByMultipartUploadID orders the results by the multipart_upload_id field.
 func ByMultipartUploadID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMultipartUploadID, opts...).ToFunc()
+}
+
+// ByAbortAllMultipart orders the results by the abort_all_multipart field.
+func ByAbortAllMultipart(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAbortAllMultipart, opts...).ToFunc()
 }
 
 // ByUploadID orders the results by the upload_id field.

@@ -69,6 +69,11 @@ func MultipartUploadID(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldMultipartUploadID, v))
 }
 
+// AbortAllMultipart applies equality check predicate on the "abort_all_multipart" field. It's identical to AbortAllMultipartEQ.
+func AbortAllMultipart(v bool) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldAbortAllMultipart, v))
+}
+
 // UploadID applies equality check predicate on the "upload_id" field. It's identical to UploadIDEQ.
 func UploadID(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldUploadID, v))
@@ -287,6 +292,16 @@ func MultipartUploadIDEqualFold(v string) predicate.ObjectPurge {
 // MultipartUploadIDContainsFold applies the ContainsFold predicate on the "multipart_upload_id" field.
 func MultipartUploadIDContainsFold(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldContainsFold(FieldMultipartUploadID, v))
+}
+
+// AbortAllMultipartEQ applies the EQ predicate on the "abort_all_multipart" field.
+func AbortAllMultipartEQ(v bool) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldAbortAllMultipart, v))
+}
+
+// AbortAllMultipartNEQ applies the NEQ predicate on the "abort_all_multipart" field.
+func AbortAllMultipartNEQ(v bool) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldAbortAllMultipart, v))
 }
 
 // UploadIDEQ applies the EQ predicate on the "upload_id" field.

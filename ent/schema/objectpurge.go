@@ -31,6 +31,10 @@ func (ObjectPurge) Fields() []ent.Field {
 			Immutable().
 			Default("").
 			Comment("An incomplete multipart upload of the key to abort, so its parts stop costing storage."),
+		field.Bool("abort_all_multipart").
+			Immutable().
+			Default(false).
+			Comment("Abort every incomplete multipart upload of the key, recorded or not: for an upload deleted while still being stored, whose multipart upload may have started without its id being recorded."),
 		field.String("upload_id").
 			Immutable().
 			Comment("The deleted upload, for operators reading the queue."),

@@ -16,6 +16,8 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/internal/apikey"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/reconcile"
 )
 
 // Commands lists the commands, as typed on the command line.
@@ -38,7 +40,7 @@ func RegisterFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.KeyID, "id", "", "id of the key to revoke (keys revoke)")
 	fs.BoolVar(&o.JSON, "json", false, "print machine-readable JSON")
 	fs.BoolVar(&o.Repair, "repair", false, "queue orphaned objects older than --grace for purge (reconcile)")
-	fs.DurationVar(&o.Grace, "grace", time.Hour, "objects younger than this are never queued: an upload in progress looks orphaned for a moment (reconcile)")
+	fs.DurationVar(&o.Grace, "grace", reconcile.DefaultGrace, "objects younger than this are never queued: an upload in progress looks orphaned for a moment (reconcile)")
 }
 
 // Run runs command and prints its result to out.
@@ -62,26 +64,24 @@ func CreateUser(ctx context.Context, client *ent.Client, email string) (*ent.Use
 	if err != nil || addr.Address != strings.TrimSpace(email) {
 		return nil, nil, "", fmt.Errorf("invalid email address %q", email)
 	}
-	tx, err := client.Tx(ctx)
+	var (
+		u      *ent.User
+		key    *ent.APIKey
+		secret string
+	)
+	err = database.WithTx(ctx, client, func(tx *ent.Tx) (err error) {
+		u, err = tx.User.Create().SetEmail(strings.ToLower(addr.Address)).Save(ctx)
+		if ent.IsConstraintError(err) {
+			return fmt.Errorf("a user with email %q already exists", addr.Address)
+		}
+		if err != nil {
+			return fmt.Errorf("create user: %w", err)
+		}
+		key, secret, err = apikey.Create(ctx, tx.Client(), u.ID)
+		return err
+	})
 	if err != nil {
 		return nil, nil, "", err
-	}
-	u, err := tx.User.Create().SetEmail(strings.ToLower(addr.Address)).Save(ctx)
-	if ent.IsConstraintError(err) {
-		_ = tx.Rollback()
-		return nil, nil, "", fmt.Errorf("a user with email %q already exists", addr.Address)
-	}
-	if err != nil {
-		_ = tx.Rollback()
-		return nil, nil, "", fmt.Errorf("create user: %w", err)
-	}
-	key, secret, err := apikey.Create(ctx, tx.Client(), u.ID)
-	if err != nil {
-		_ = tx.Rollback()
-		return nil, nil, "", err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, nil, "", fmt.Errorf("create user: %w", err)
 	}
 	return u, key, secret, nil
 }

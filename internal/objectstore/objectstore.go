@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sync"
 	"time"
 
@@ -30,7 +29,6 @@ type Config struct {
 	Endpoint       string // empty for AWS S3
 	ForcePathStyle bool
 	Credentials    aws.CredentialsProvider
-	HTTPClient     *http.Client
 	// APIOptions are added to every operation's middleware stack (metrics).
 	APIOptions []func(*middleware.Stack) error
 }
@@ -48,9 +46,6 @@ func NewClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 	}
 	if cfg.Credentials != nil {
 		opts = append(opts, awsconfig.WithCredentialsProvider(cfg.Credentials))
-	}
-	if cfg.HTTPClient != nil {
-		opts = append(opts, awsconfig.WithHTTPClient(cfg.HTTPClient))
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -223,20 +218,12 @@ func callOptions(ctx context.Context) []func(*s3.Options) {
 	return []func(*s3.Options){func(o *s3.Options) { o.RetryMaxAttempts = 1 }}
 }
 
-// AllMultipartUploads, given to Abort as the id, aborts every incomplete
-// multipart upload of the key: for uploads whose id may not have been
-// recorded.
-const AllMultipartUploads = "*"
-
 // Abort aborts the multipart upload multipartID of key, if not empty, so
 // that its parts are freed. An upload already completed or aborted counts
 // as aborted.
 func (s *Store) Abort(ctx context.Context, bucket, key, multipartID string) error {
-	switch multipartID {
-	case "":
+	if multipartID == "" {
 		return nil
-	case AllMultipartUploads:
-		return s.abortAll(ctx, bucket, key)
 	}
 	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket:   aws.String(bucket),
@@ -249,8 +236,9 @@ func (s *Store) Abort(ctx context.Context, bucket, key, multipartID string) erro
 	return nil
 }
 
-// abortAll aborts every incomplete multipart upload of exactly key.
-func (s *Store) abortAll(ctx context.Context, bucket, key string) error {
+// AbortAll aborts every incomplete multipart upload of exactly key, for an
+// upload whose multipart upload may have started before its id was recorded.
+func (s *Store) AbortAll(ctx context.Context, bucket, key string) error {
 	p := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{
 		Bucket: aws.String(bucket),
 		Prefix: aws.String(key),

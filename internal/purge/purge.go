@@ -23,46 +23,34 @@ import (
 	"github.com/safedelete/uploads/internal/objectstore"
 )
 
-// ObjectDiscarder removes everything stored under a key: an incomplete
-// multipart upload and the object with all its versions. Removing what is
+// ObjectDiscarder removes everything stored under a key: incomplete
+// multipart uploads and the object with all its versions. Removing what is
 // already gone succeeds.
 type ObjectDiscarder interface {
 	Discard(ctx context.Context, bucket, key, multipartID string) error
 	Abort(ctx context.Context, bucket, key, multipartID string) error
+	AbortAll(ctx context.Context, bucket, key string) error
 }
 
-// Options tune the purger. Zero values take the defaults.
+// Fixed behaviour, not settings.
+const (
+	lease      = time.Minute // how long a claim lasts
+	minBackoff = time.Second // delay after the first failure
+	batchSize  = 100         // purges claimed per poll
+	// pendingMargin is how long after a PENDING upload's deadline its purge
+	// waits: a request S3 is still finishing may land a little late.
+	pendingMargin = time.Minute
+)
+
+// Options are the purger's settings, all required.
 type Options struct {
-	PollInterval time.Duration // how often Run looks for due purges; default 2s
-	Lease        time.Duration // how long a claim lasts; default 1m
-	MinBackoff   time.Duration // delay after the first failure; default 1s
-	MaxBackoff   time.Duration // longest delay between attempts; default 5m
-	BatchSize    int           // purges claimed per poll; default 100
-	// InlineTimeout bounds the attempt made right after a delete; default 5s.
-	InlineTimeout time.Duration
+	PollInterval  time.Duration // how often Run looks for due purges
+	MaxBackoff    time.Duration // longest delay between attempts
+	InlineTimeout time.Duration // bounds the attempt made right after a delete
+	// UploadTimeout is the longest time storing one upload may take: the
+	// purge of an upload deleted while PENDING waits it out.
+	UploadTimeout time.Duration
 	Metrics       *metrics.Metrics
-}
-
-func (o Options) withDefaults() Options {
-	if o.PollInterval <= 0 {
-		o.PollInterval = 2 * time.Second
-	}
-	if o.Lease <= 0 {
-		o.Lease = time.Minute
-	}
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = time.Second
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Minute
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 100
-	}
-	if o.InlineTimeout <= 0 {
-		o.InlineTimeout = 5 * time.Second
-	}
-	return o
 }
 
 // Purger runs purges.
@@ -75,38 +63,60 @@ type Purger struct {
 
 // New returns a Purger.
 func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts Options) *Purger {
-	return &Purger{client: client, objects: objects, logger: logger, opts: opts.withDefaults()}
+	return &Purger{client: client, objects: objects, logger: logger, opts: opts}
 }
 
-// Schedule records, inside tx, that the upload's object must be purged, not
-// before notBefore. With a zero notBefore the row is due after twice the
-// inline timeout: it is taken as claimed by the caller, so that AttemptInline
-// does not race the background loop, and a purge whose process died before
-// its inline attempt finished is picked up soon.
-func (p *Purger) Schedule(ctx context.Context, tx *ent.Tx, u *ent.Upload, notBefore time.Time) (*ent.ObjectPurge, error) {
-	if notBefore.IsZero() {
-		notBefore = time.Now().Add(2 * p.opts.InlineTimeout)
+// ScheduleFor records, inside tx, that the bytes of the upload u, deleted
+// in the same transaction, must be removed from the bucket. It returns the
+// purge to attempt right away (AttemptInline), or nil when there is none to
+// attempt now: u never stored anything, or its bytes may still be arriving.
+//
+// A purge attempted inline is due only after twice the inline timeout: it
+// counts as claimed by its caller, so the background loop does not race
+// the inline attempt, yet picks it up soon if the process dies first.
+func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, u *ent.Upload) (*ent.ObjectPurge, error) {
+	if u.ObjectKey == "" {
+		return nil, nil // a failed upload that never stored anything
 	}
-	job, err := tx.ObjectPurge.Create().
+	create := tx.ObjectPurge.Create().
 		SetUploadID(u.ID).
 		SetBucket(u.Bucket).
 		SetObjectKey(u.ObjectKey).
 		SetMultipartUploadID(u.MultipartUploadID).
-		SetAttempts(1).
-		SetNextAttemptAt(notBefore).
-		Save(ctx)
+		SetAttempts(1)
+	if u.Status == upload.StatusPENDING {
+		// Its bytes may still be on their way: a purge now could run before
+		// the object exists, leaving it unknown once it arrives. The purge
+		// waits until storing must have stopped, and then aborts every
+		// multipart upload of the key, recorded or not (a crash may have
+		// come between starting one and recording its id).
+		_, err := create.
+			SetNextAttemptAt(u.CreatedAt.Add(p.opts.UploadTimeout + pendingMargin)).
+			SetAbortAllMultipart(true).
+			Save(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("schedule purge: %w", err)
+		}
+		return nil, nil
+	}
+	job, err := create.SetNextAttemptAt(time.Now().Add(2 * p.opts.InlineTimeout)).Save(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("schedule purge: %w", err)
 	}
 	return job, nil
 }
 
-// AttemptInline makes the attempt right after a delete: bounded by the
+// InlineContext bounds an S3 clean-up made on a caller's behalf: by the
 // inline timeout, detached from the caller's cancellation (a caller hanging
 // up must not cut it short), and with a single try, so that when S3 is down
 // the caller gets its answer at once and the background loop retries.
+func (p *Purger) InlineContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(objectstore.WithoutRetries(context.WithoutCancel(ctx)), p.opts.InlineTimeout)
+}
+
+// AttemptInline makes the attempt right after a delete, within InlineContext.
 func (p *Purger) AttemptInline(ctx context.Context, job *ent.ObjectPurge) error {
-	ctx, cancel := context.WithTimeout(objectstore.WithoutRetries(context.WithoutCancel(ctx)), p.opts.InlineTimeout)
+	ctx, cancel := p.InlineContext(ctx)
 	defer cancel()
 	return p.Attempt(ctx, job)
 }
@@ -127,11 +137,16 @@ func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) 
 	if err != nil {
 		return p.fail(ctx, job, fmt.Errorf("check references: %w", err))
 	}
-	if shared {
+	if job.AbortAllMultipart {
+		err = p.objects.AbortAll(ctx, job.Bucket, job.ObjectKey)
+	}
+	switch {
+	case err != nil:
+	case shared:
 		// The object stays, but an incomplete multipart upload was this
 		// upload's alone.
 		err = p.objects.Abort(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
-	} else {
+	default:
 		err = p.objects.Discard(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
 	}
 	if err != nil {
@@ -170,7 +185,7 @@ func (p *Purger) fail(ctx context.Context, job *ent.ObjectPurge, cause error) er
 func (p *Purger) backoff(attempts int) time.Duration {
 	d := p.opts.MaxBackoff
 	if attempts < 31 {
-		d = min(p.opts.MinBackoff<<max(attempts-1, 0), p.opts.MaxBackoff)
+		d = min(minBackoff<<max(attempts-1, 0), p.opts.MaxBackoff)
 	}
 	return d/2 + rand.N(d/2+1)
 }
@@ -187,7 +202,7 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 	due, err := p.client.ObjectPurge.Query().
 		Where(objectpurge.NextAttemptAtLTE(now)).
 		Order(objectpurge.ByNextAttemptAt()).
-		Limit(p.opts.BatchSize).
+		Limit(batchSize).
 		All(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("list due purges: %w", err)
@@ -223,7 +238,7 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 func (p *Purger) claim(ctx context.Context, job *ent.ObjectPurge, now time.Time) (bool, error) {
 	n, err := p.client.ObjectPurge.Update().
 		Where(objectpurge.ID(job.ID), objectpurge.NextAttemptAtLTE(now)).
-		SetNextAttemptAt(now.Add(p.opts.Lease)).
+		SetNextAttemptAt(now.Add(lease)).
 		AddAttempts(1).
 		Save(ctx)
 	if err != nil {
@@ -235,7 +250,7 @@ func (p *Purger) claim(ctx context.Context, job *ent.ObjectPurge, now time.Time)
 
 // attemptTimeout keeps one S3 call well inside the lease.
 func (p *Purger) attemptTimeout() time.Duration {
-	return min(p.opts.Lease/2, 10*time.Second)
+	return min(lease/2, 10*time.Second)
 }
 
 // Run purges due objects every PollInterval until ctx is cancelled. After a
@@ -249,7 +264,7 @@ func (p *Purger) Run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			p.logger.ErrorContext(ctx, "purge pass failed", "error", err)
 		}
-		if err == nil && attempted == p.opts.BatchSize && purged == attempted {
+		if err == nil && attempted == batchSize && purged == attempted {
 			continue
 		}
 		select {
@@ -271,9 +286,4 @@ func (p *Purger) QueueStats(ctx context.Context) (int, time.Duration, error) {
 		return 0, 0, err
 	}
 	return pending, time.Since(oldest.CreatedAt), nil
-}
-
-// Pending counts purges not yet done.
-func (p *Purger) Pending(ctx context.Context) (int, error) {
-	return p.client.ObjectPurge.Query().Count(ctx)
 }
