@@ -17,8 +17,8 @@ const (
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
 )
 
-// PublicError is an error whose message is safe to show to the caller. Its
-// messages are the REST contract's, word for word.
+// PublicError is an error whose message is safe to show to the caller. The
+// REST shim maps each one to its contract's status and wording.
 type PublicError struct {
 	Code    string
 	Message string
@@ -26,10 +26,10 @@ type PublicError struct {
 
 func (e *PublicError) Error() string { return e.Message }
 
-// The errors a caller can see. REST maps each to its status code.
+// The errors a caller can see.
 var (
 	ErrUnauthorized    = &PublicError{Code: CodeUnauthenticated, Message: "Unauthorized"}
-	ErrMissingUploadID = &PublicError{Code: CodeBadUserInput, Message: "Missing Upload-Id header"}
+	ErrMissingUploadID = &PublicError{Code: CodeBadUserInput, Message: "The upload id must not be blank"}
 	ErrUploadNotFound  = &PublicError{Code: CodeNotFound, Message: "Upload not found"}
 	ErrDeleteFailed    = &PublicError{Code: CodeInternal, Message: "Failed to delete upload record"}
 	ErrInternal        = &PublicError{Code: CodeInternal, Message: "Internal server error"}

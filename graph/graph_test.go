@@ -67,7 +67,7 @@ func TestDeleteUploadErrors(t *testing.T) {
 		{"unknown api key", unknownKey, victim.ID, "UNAUTHENTICATED", "Unauthorized"},
 		{"revoked api key", cast.RevokedKey, cast.Mine.ID, "UNAUTHENTICATED", "Unauthorized"},
 		{"api key in the wrong case", strings.ToUpper(cast.OwnerKey), cast.Mine.ID, "UNAUTHENTICATED", "Unauthorized"},
-		{"blank id", key, "  ", "BAD_USER_INPUT", "Missing Upload-Id header"},
+		{"blank id", key, "  ", "BAD_USER_INPUT", "The upload id must not be blank"},
 		{"unknown id", key, "upl_00000000000000000000000000000000", "NOT_FOUND", "Upload not found"},
 		{"malformed id", key, "upl_nope", "NOT_FOUND", "Upload not found"},
 		{"another user's upload", key, victim.ID, "NOT_FOUND", "Upload not found"},

@@ -23,21 +23,39 @@ type DeleteUploader interface {
 // Path is where the contract serves the endpoint.
 const Path = "/delete-upload-api"
 
+// The contract's error bodies, word for word.
+const (
+	msgUnauthorized     = "Unauthorized"
+	msgMissingUploadID  = "Missing Upload-Id header"
+	msgNotFound         = "Upload not found"
+	msgDeleteFailed     = "Failed to delete upload record"
+	msgMethodNotAllowed = "Method not allowed"
+	msgTooManyRequests  = "Too many requests"
+)
+
 // NewDeleteUploadHandler serves DELETE /delete-upload-api. It expects the
-// auth middleware to have run.
+// auth middleware to have run. The resolver logs its own failures; a panic
+// is logged here and answered with the contract's 500, so that no caller
+// ever sees a dropped connection.
 func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodDelete {
 			w.Header().Set("Allow", http.MethodDelete)
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{"Method not allowed"})
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{msgMethodNotAllowed})
 			return
 		}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				logger.ErrorContext(r.Context(), "rest delete panic", "panic", p)
+				writeJSON(w, http.StatusInternalServerError, errorBody{msgDeleteFailed})
+			}
+		}()
 		payload, err := mutation.DeleteUpload(r.Context(), r.Header.Get("x-upload-id"))
 		if err != nil {
 			status, message := statusOf(err)
-			if status == http.StatusInternalServerError {
-				logger.ErrorContext(r.Context(), "rest delete failed", "error", err)
-			}
 			writeJSON(w, status, errorBody{message})
 			return
 		}
@@ -48,7 +66,7 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 // WriteTooManyRequests answers a request over the rate limit (the limiter
 // sets Retry-After).
 func WriteTooManyRequests(w http.ResponseWriter) {
-	writeJSON(w, http.StatusTooManyRequests, errorBody{"Too many requests"})
+	writeJSON(w, http.StatusTooManyRequests, errorBody{msgTooManyRequests})
 }
 
 type errorBody struct {
@@ -59,27 +77,24 @@ type successBody struct {
 	Message string `json:"message"`
 }
 
-// statusOf maps the resolver's public errors to the contract's table.
+// statusOf maps the resolver's errors to the contract's table.
 func statusOf(err error) (int, string) {
 	switch {
 	case errors.Is(err, graph.ErrUnauthorized):
-		return http.StatusUnauthorized, graph.ErrUnauthorized.Message
+		return http.StatusUnauthorized, msgUnauthorized
 	case errors.Is(err, graph.ErrMissingUploadID):
-		return http.StatusBadRequest, graph.ErrMissingUploadID.Message
+		return http.StatusBadRequest, msgMissingUploadID
 	case errors.Is(err, graph.ErrUploadNotFound):
-		return http.StatusNotFound, graph.ErrUploadNotFound.Message
+		return http.StatusNotFound, msgNotFound
 	default:
-		return http.StatusInternalServerError, graph.ErrDeleteFailed.Message
+		return http.StatusInternalServerError, msgDeleteFailed
 	}
 }
 
 // writeJSON writes the body compactly, without a trailing newline, as the
 // contract shows it.
 func writeJSON(w http.ResponseWriter, status int, body any) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		panic("rest: marshal response: " + err.Error()) // only fixed struct types are passed
-	}
+	b, _ := json.Marshal(body) // only structs of strings are passed: cannot fail
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
