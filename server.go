@@ -22,7 +22,6 @@ import (
 	"github.com/safedelete/uploads/internal/admin"
 	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/config"
-	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/demo"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/reconcile"
@@ -87,14 +86,7 @@ func splitCommand(args []string) (string, []string) {
 // runCommand opens only the database: management commands never touch the
 // bucket, and SQLite's locking lets them run beside a serving instance.
 func runCommand(ctx context.Context, cfg *config.Config, command string, opts admin.Options, stdout io.Writer) error {
-	databaseURL := cfg.DatabaseURL
-	if cfg.EmbeddedDatabase() {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return err
-		}
-		databaseURL = database.SQLiteURL(cfg.SQLitePath())
-	}
-	client, err := database.Open(ctx, databaseURL)
+	client, err := app.OpenDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -147,7 +139,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	wg.Go(func() { a.Purger.Run(purgeCtx) })
 	defer func() { stopPurger(); wg.Wait() }()
 
-	srv := httpserver.NewHTTPServer(cfg.Addr, a.Handler)
+	srv := httpserver.NewServer(cfg.Addr, a.Handler)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "url", baseURL, "graphql", baseURL+"/graphql", "playground", baseURL+"/")
@@ -185,5 +177,5 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
-	return slog.New(requestlog.Handler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})}), nil
+	return slog.New(requestlog.NewLogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))), nil
 }

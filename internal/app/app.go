@@ -51,15 +51,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		a.Close(ctx)
 		return nil, err
 	}
-	databaseURL := cfg.DatabaseURL
-	if cfg.EmbeddedDatabase() {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			a.Close(ctx)
-			return nil, fmt.Errorf("create data dir: %w", err)
-		}
-		databaseURL = database.SQLiteURL(cfg.SQLitePath())
-	}
-	client, err := database.Open(ctx, databaseURL)
+	client, err := OpenDatabase(ctx, cfg)
 	if err != nil {
 		a.Close(ctx)
 		return nil, err
@@ -69,20 +61,20 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		PollInterval:  cfg.PurgePollInterval,
 		MaxBackoff:    cfg.PurgeMaxBackoff,
 		InlineTimeout: cfg.PurgeInlineTimeout,
+		UploadTimeout: cfg.UploadTimeout,
 		Metrics:       a.Metrics,
 	})
 	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
-		MaxUploadSize:      cfg.MaxUploadSize,
-		InlinePurgeTimeout: cfg.PurgeInlineTimeout,
-		UploadTimeout:      cfg.UploadTimeout,
-		Metrics:            a.Metrics,
+		MaxUploadSize: cfg.MaxUploadSize,
+		UploadTimeout: cfg.UploadTimeout,
+		Metrics:       a.Metrics,
 	})
 	limiter, err := newLimiter(cfg, logger)
 	if err != nil {
 		a.Close(ctx)
 		return nil, err
 	}
-	a.Handler = httpserver.New(httpserver.Config{
+	a.Handler = httpserver.NewHandler(httpserver.Config{
 		Client:          client,
 		Resolver:        a.Resolver,
 		Logger:          logger,
@@ -98,6 +90,19 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		},
 	})
 	return a, nil
+}
+
+// OpenDatabase opens the configured database (creating the embedded SQLite
+// file's directory if needed) and brings its schema up to date.
+func OpenDatabase(ctx context.Context, cfg *config.Config) (*ent.Client, error) {
+	databaseURL := cfg.DatabaseURL
+	if cfg.EmbeddedDatabase() {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		databaseURL = database.SQLiteURL(cfg.SQLitePath())
+	}
+	return database.Open(ctx, databaseURL)
 }
 
 // newLimiter builds the rate limiter, sharing counts through Redis when

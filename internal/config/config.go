@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // Config holds the settings.
@@ -74,6 +76,9 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 	integer := func(p *int, env string, def int, usage string) {
 		add(env, fmt.Sprint(def), usage, func(name, usage string) { fs.IntVar(p, name, def, usage) })
 	}
+	bytes := func(p *int64, env string, def int64, usage string) {
+		add(env, fmt.Sprint(def), usage, func(name, usage string) { fs.Int64Var(p, name, def, usage) })
+	}
 	duration := func(p *time.Duration, env string, def time.Duration, usage string) {
 		add(env, def.String(), usage, func(name, usage string) { fs.DurationVar(p, name, def, usage) })
 	}
@@ -85,13 +90,9 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 	str(&cfg.S3Endpoint, "S3_ENDPOINT", "", "S3 endpoint URL for S3-compatible servers; unset for AWS S3")
 	str(&cfg.S3Region, "S3_REGION", "us-east-1", "S3 region")
 	boolean(&cfg.S3ForcePathStyle, "S3_FORCE_PATH_STYLE", false, "address buckets by path (http://host/bucket/key), as most S3-compatible servers need")
-	add("S3_PART_SIZE", "16777216", "size of each part of a multipart upload, in bytes; larger files are sent in parts", func(name, usage string) {
-		fs.Int64Var(&cfg.S3PartSize, name, 16<<20, usage)
-	})
+	bytes(&cfg.S3PartSize, "S3_PART_SIZE", objectstore.DefaultPartSize, "size of each part of a multipart upload, in bytes; larger files are sent in parts")
 	boolean(&cfg.S3DeleteMarkerOnly, "S3_DELETE_MARKER_ONLY", false, "on versioned buckets, only add a delete marker instead of removing every version")
-	add("MAX_UPLOAD_SIZE", "104857600", "largest file uploadFile accepts, in bytes", func(name, usage string) {
-		fs.Int64Var(&cfg.MaxUploadSize, name, 100<<20, usage)
-	})
+	bytes(&cfg.MaxUploadSize, "MAX_UPLOAD_SIZE", 100<<20, "largest file uploadFile accepts, in bytes")
 	duration(&cfg.UploadTimeout, "UPLOAD_TIMEOUT", 30*time.Minute, "longest time storing one file may take; an upload deleted while still being stored is purged after it")
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", "comma-separated origins whose browser pages may call the API; * for any")
 	integer(&cfg.RateLimit, "RATE_LIMIT", 600, "requests per API key (or per client address without a valid key) per window; 0 for no limit")

@@ -38,8 +38,8 @@ type Config struct {
 	Resolver        *graph.Resolver
 	Logger          *slog.Logger
 	Introspection   bool
-	ComplexityLimit int // default 1000
-	DepthLimit      int // default 10
+	ComplexityLimit int
+	DepthLimit      int
 	// AllowedOrigins may call the API from a browser page; "*" allows any.
 	AllowedOrigins []string
 	// Limiter limits requests per API key; nil for no limit.
@@ -53,14 +53,8 @@ type Config struct {
 // (the operations and map parts, boundaries, part headers).
 const multipartOverhead = 1 << 20
 
-// New returns the service's HTTP handler.
-func New(cfg Config) http.Handler {
-	if cfg.ComplexityLimit <= 0 {
-		cfg.ComplexityLimit = 1000
-	}
-	if cfg.DepthLimit <= 0 {
-		cfg.DepthLimit = 10
-	}
+// NewHandler returns the service's HTTP handler: every route in one place.
+func NewHandler(cfg Config) http.Handler {
 	authenticate := auth.Middleware(cfg.Client, cfg.Logger)
 	playgroundHandler := playground.Handler()
 	maxRequest := cfg.Resolver.MaxUploadSize() + multipartOverhead
@@ -229,10 +223,10 @@ func limitBody(maxRequest, maxFile int64, next http.Handler) http.Handler {
 // MaxHeaderBytes bounds a request's headers; larger ones get 431.
 const MaxHeaderBytes = 64 << 10
 
-// NewHTTPServer wraps h with the timeouts a public server needs. Writes get
+// NewServer wraps h with the timeouts a public server needs. Writes get
 // no deadline because uploads of large files take as long as they take;
 // the read header timeout guards against slow-loris clients.
-func NewHTTPServer(addr string, h http.Handler) *http.Server {
+func NewServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,

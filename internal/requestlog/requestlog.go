@@ -60,24 +60,24 @@ func Middleware(logger *slog.Logger, observe func(route string, status int, elap
 	}
 }
 
-// Handler adds the request id of the context to every record.
-type Handler struct{ slog.Handler }
+// NewLogHandler returns a slog handler that adds the request id of the
+// context to every record before passing it to next.
+func NewLogHandler(next slog.Handler) slog.Handler { return logHandler{next} }
 
-// Handle implements slog.Handler.
-func (h Handler) Handle(ctx context.Context, r slog.Record) error {
+type logHandler struct{ slog.Handler }
+
+func (h logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := FromContext(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
-// WithAttrs implements slog.Handler.
-func (h Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return Handler{h.Handler.WithAttrs(attrs)}
+func (h logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return logHandler{h.Handler.WithAttrs(attrs)}
 }
 
-// WithGroup implements slog.Handler.
-func (h Handler) WithGroup(name string) slog.Handler { return Handler{h.Handler.WithGroup(name)} }
+func (h logHandler) WithGroup(name string) slog.Handler { return logHandler{h.Handler.WithGroup(name)} }
 
 func wellFormed(id string) bool {
 	if id == "" || len(id) > 64 {

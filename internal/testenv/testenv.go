@@ -118,7 +118,7 @@ func New(t testing.TB, opts Options) *Env {
 	// The production server's settings (timeouts, header limit), around a
 	// handler that Restart can swap.
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = httpserver.NewHTTPServer("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv.Config = httpserver.NewServer("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
 	srv.Start()
@@ -146,7 +146,7 @@ func (e *Env) checkLogsForSecrets() {
 
 func (e *Env) start(opts Options) {
 	e.t.Helper()
-	logger := slog.New(requestlog.Handler{Handler: slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	logger := slog.New(requestlog.NewLogHandler(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	a, err := app.New(context.Background(), e.Config, logger)
 	if err != nil {
 		e.t.Fatalf("start service: %v", err)
@@ -248,7 +248,7 @@ func (e *Env) IncompleteMultipartUploads() int {
 // PendingPurges counts purges not yet done.
 func (e *Env) PendingPurges() int {
 	e.t.Helper()
-	n, err := e.App.Purger.Pending(context.Background())
+	n, _, err := e.App.Purger.QueueStats(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}
