@@ -34,6 +34,9 @@ var (
 	ErrDeleteFailed    = &PublicError{Code: CodeInternal, Message: "Failed to delete upload record"}
 	ErrInternal        = &PublicError{Code: CodeInternal, Message: "Internal server error"}
 	ErrUploadTooLarge  = &PublicError{Code: CodeBadUserInput, Message: "File exceeds the maximum upload size"}
+	// ErrInvalidFileHeader is a file part whose name or content type holds
+	// a NUL character (or a content type that is not UTF-8).
+	ErrInvalidFileHeader = &PublicError{Code: CodeBadUserInput, Message: "The file's name and content type must be UTF-8 without NUL characters"}
 )
 
 // ErrorPresenter shows public errors as they are, with their code, and hides

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 	"unicode/utf8"
@@ -29,6 +30,11 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 	}
 	if file.Size > r.options.MaxUploadSize {
 		return nil, UploadTooLarge(r.options.MaxUploadSize)
+	}
+	// The same rule as for every input string (see gqllimit.Inputs): a NUL
+	// names nothing, and PostgreSQL refuses it.
+	if strings.ContainsRune(file.Filename, 0) || strings.ContainsRune(file.ContentType, 0) || !utf8.ValidString(file.ContentType) {
+		return nil, ErrInvalidFileHeader
 	}
 	contentType := file.ContentType
 	if contentType == "" {
@@ -62,7 +68,12 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 	// stopped writing by the time its purge runs (see deleteRecordTx).
 	putCtx, cancel := context.WithTimeout(ctx, r.options.UploadTimeout)
 	defer cancel()
-	if putErr := r.store.Put(putCtx, key, file.File, file.Size, contentType, recordMultipart); putErr != nil {
+	// An operation may pass one file to several fields; each reads it whole.
+	_, putErr := file.File.Seek(0, io.SeekStart)
+	if putErr == nil {
+		putErr = r.store.Put(putCtx, key, file.File, file.Size, contentType, recordMultipart)
+	}
+	if putErr != nil {
 		r.logger.ErrorContext(ctx, "store upload", "upload_id", uploadID, "error", putErr)
 		return r.markFailed(ctx, u)
 	}

@@ -20,17 +20,24 @@ import (
 
 // Error codes of rejected operations.
 const (
-	ErrCode       = "DEPTH_LIMIT_EXCEEDED"
-	ErrCodeFields = "FIELD_LIMIT_EXCEEDED"
+	ErrCode               = "DEPTH_LIMIT_EXCEEDED"
+	ErrCodeFields         = "FIELD_LIMIT_EXCEEDED"
+	ErrCodeMutationFields = "MUTATION_LIMIT_EXCEEDED"
 )
 
-// Limits rejects operations that nest fields deeper than MaxDepth or expand
-// to more than MaxFields fields. Introspection (fields under __schema and
-// __type) is not counted against the depth: GraphiQL's own introspection
-// query nests a dozen levels.
+// Limits rejects operations that nest fields deeper than MaxDepth, expand
+// to more than MaxFields fields, or (mutations) run more than
+// MaxMutationFields mutation fields. Introspection (fields under __schema
+// and __type) is not counted against the depth: GraphiQL's own
+// introspection query nests a dozen levels.
+//
+// Mutation fields run one after the other, each with its own database
+// transaction and S3 calls; bounding them bounds the work and the time of
+// one request, which the rate limiter counts once.
 type Limits struct {
-	MaxDepth  int
-	MaxFields int
+	MaxDepth          int
+	MaxFields         int
+	MaxMutationFields int
 }
 
 var (
@@ -49,6 +56,13 @@ func (l Limits) MutateOperationContext(_ context.Context, opCtx *graphql.Operati
 	if opCtx.Operation == nil {
 		return nil
 	}
+	if opCtx.Operation.Operation == ast.Mutation {
+		if n := rootFields(opCtx.Operation.SelectionSet, l.MaxMutationFields+1); n > l.MaxMutationFields {
+			err := gqlerror.Errorf("an operation may run at most %d mutation fields; send the rest in another request", l.MaxMutationFields)
+			errcode.Set(err, ErrCodeMutationFields)
+			return err
+		}
+	}
 	m := measurer{memo: map[string]shape{}, cap: l.MaxFields + 1}
 	s := m.selections(opCtx.Operation.SelectionSet)
 	switch {
@@ -62,6 +76,29 @@ func (l Limits) MutateOperationContext(_ context.Context, opCtx *graphql.Operati
 		return err
 	}
 	return nil
+}
+
+// rootFields counts the fields a root selection set runs, fragments
+// expanded, up to limit (a fragment cycle, rejected by validation, cannot
+// make it loop: the count stops at limit).
+func rootFields(set ast.SelectionSet, limit int) int {
+	n := 0
+	for _, sel := range set {
+		if n >= limit {
+			break
+		}
+		switch sel := sel.(type) {
+		case *ast.Field:
+			n++
+		case *ast.InlineFragment:
+			n += rootFields(sel.SelectionSet, limit-n)
+		case *ast.FragmentSpread:
+			if sel.Definition != nil {
+				n += rootFields(sel.Definition.SelectionSet, limit-n)
+			}
+		}
+	}
+	return n
 }
 
 // shape is what a selection set expands to: its depth and its field count.

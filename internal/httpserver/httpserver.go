@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"entgo.io/contrib/entgql"
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -27,6 +28,7 @@ import (
 	"github.com/safedelete/uploads/internal/gqllimit"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/playground"
+	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/ratelimit"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/rest"
@@ -66,6 +68,9 @@ func NewHandler(cfg Config) http.Handler {
 	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter) {
 		writeGraphQLError(w, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
 	})
+	graphQL = gqllimit.MultipartMap(MaxOperationBytes, func(w http.ResponseWriter, message string) {
+		writeGraphQLError(w, http.StatusBadRequest, &graph.PublicError{Code: graph.CodeBadUserInput, Message: message})
+	}, graphQL)
 	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(graphQL)))
 	deleteUpload := cfg.Limiter.Wrap(rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger), rest.WriteTooManyRequests)
 	mux.Handle(rest.Path, authenticate(deleteUpload))
@@ -148,12 +153,27 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	// Before the complexity limit, whose calculation is exponential in
 	// nested fragment spreads; an operation cannot cost less than its
 	// fields, so the complexity limit bounds them too.
-	srv.Use(gqllimit.Limits{MaxDepth: cfg.DepthLimit, MaxFields: cfg.ComplexityLimit})
+	srv.Use(gqllimit.Inputs{MaxStringBytes: MaxInputStringBytes, MaxDepth: maxInputDepth})
+	srv.Use(gqllimit.Limits{MaxDepth: cfg.DepthLimit, MaxFields: cfg.ComplexityLimit, MaxMutationFields: MaxMutationFields})
+	// One request, one inline purge timeout, however many deletes it runs.
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		return next(purge.WithRequestBudget(ctx))
+	})
 	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
 	srv.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	srv.SetRecoverFunc(graph.RecoverFunc(cfg.Logger))
 	return srv
 }
+
+// Bounds on one GraphQL operation beyond depth and complexity.
+const (
+	// MaxMutationFields is how many mutation fields one operation may run.
+	MaxMutationFields = 10
+	// MaxInputStringBytes bounds every input string: ids, filters, cursors.
+	MaxInputStringBytes = 4096
+	// maxInputDepth bounds how deeply input values nest (where: {and: [...]}).
+	maxInputDepth = 16
+)
 
 // CodeRateLimited is the extensions.code of a GraphQL request over the rate limit.
 const CodeRateLimited = "RATE_LIMITED"

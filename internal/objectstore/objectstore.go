@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -43,6 +45,14 @@ func NewClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 		// where an operation requires one; AWS S3 accepts both.
 		awsconfig.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		awsconfig.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		// The standard retryer shares one token bucket ("retry quota") across
+		// the process: a burst of failing requests from one caller would
+		// leave every other request without retries ("retry quota
+		// exceeded"). Each request keeps its own bounded attempts instead;
+		// the purger, which does most retrying, backs off on its own.
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
+		}),
 	}
 	if cfg.Credentials != nil {
 		opts = append(opts, awsconfig.WithCredentialsProvider(cfg.Credentials))

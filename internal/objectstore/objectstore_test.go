@@ -190,3 +190,30 @@ func TestNoChecksumTrailers(t *testing.T) {
 		}
 	}
 }
+
+// TestNoSharedRetryQuota: a burst of failing requests (one caller's, say)
+// does not use up retries for everyone else. The SDK's default retryer
+// shares a token bucket across the process; once it is empty, every request
+// fails on its first error with "retry quota exceeded".
+func TestNoSharedRetryQuota(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	store := env.App.Store
+	ctx := context.Background()
+	env.S3.FailWhen(func(*http.Request) bool { return true })
+	var wg sync.WaitGroup
+	for i := range 60 { // 60 × 2 retries × 5 tokens: more than the SDK's quota of 500
+		wg.Go(func() {
+			key := "burst/" + strings.Repeat("x", i+1)
+			if err := store.Put(ctx, key, bytes.NewReader([]byte("x")), 1, "text/plain", noMultipart(t)); err == nil {
+				t.Error("a Put succeeded while S3 answered 503")
+			}
+		})
+	}
+	wg.Wait()
+
+	// Now S3 fails each request's first attempt only: a retry succeeds.
+	env.S3.FailWhen(func(r *http.Request) bool { return strings.HasPrefix(r.Header.Get("amz-sdk-request"), "attempt=1;") })
+	if err := store.Put(ctx, "after/burst", bytes.NewReader([]byte("x")), 1, "text/plain", noMultipart(t)); err != nil {
+		t.Fatalf("a Put after someone else's failures got no retry: %v", err)
+	}
+}

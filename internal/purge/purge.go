@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
@@ -110,15 +111,51 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, u *ent.Upload) (*e
 // inline timeout, detached from the caller's cancellation (a caller hanging
 // up must not cut it short), and with a single try, so that when S3 is down
 // the caller gets its answer at once and the background loop retries.
+// Under WithRequestBudget, every clean-up of the request shares one inline
+// timeout: once it is spent, the context returned is already done.
 func (p *Purger) InlineContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(objectstore.WithoutRetries(context.WithoutCancel(ctx)), p.opts.InlineTimeout)
+	timeout := p.opts.InlineTimeout
+	if b, ok := ctx.Value(budgetKey{}).(*budget); ok {
+		timeout = b.remaining(timeout)
+	}
+	return context.WithTimeout(objectstore.WithoutRetries(context.WithoutCancel(ctx)), timeout)
 }
 
-// AttemptInline makes the attempt right after a delete, within InlineContext.
+// AttemptInline makes the attempt right after a delete, within
+// InlineContext. When the request's budget is spent it does not try: the
+// purge stays due for the background loop, untouched.
 func (p *Purger) AttemptInline(ctx context.Context, job *ent.ObjectPurge) error {
 	ctx, cancel := p.InlineContext(ctx)
 	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return p.Attempt(ctx, job)
+}
+
+type budgetKey struct{}
+
+// budget is one request's time for inline clean-ups, started by the first.
+type budget struct {
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (b *budget) remaining(total time.Duration) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deadline.IsZero() {
+		b.deadline = time.Now().Add(total)
+	}
+	return time.Until(b.deadline)
+}
+
+// WithRequestBudget makes every inline clean-up under ctx share one inline
+// timeout, so that a request running many deletes (aliased mutations) while
+// S3 is slow answers within that time, not one timeout per delete; what
+// does not fit is left to the background loop.
+func WithRequestBudget(ctx context.Context) context.Context {
+	return context.WithValue(ctx, budgetKey{}, &budget{})
 }
 
 // Attempt tries once to remove the object of a claimed purge. On success the
