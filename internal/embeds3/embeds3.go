@@ -2,6 +2,9 @@
 // directory, so that the service needs no S3 account to run. The service
 // talks to it over loopback HTTP with the same aws-sdk-go-v2 client it uses
 // for AWS, so there is one code path for every object store.
+//
+// gofakes3 speaks S3; the files are kept by store, which writes every object
+// atomically: an interrupted PUT or a killed process leaves nothing visible.
 package embeds3
 
 import (
@@ -14,8 +17,6 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3afero"
-	"github.com/spf13/afero"
 )
 
 // Credentials the embedded server accepts. It does not check signatures: it
@@ -27,8 +28,9 @@ const (
 
 // Server is a running embedded S3 endpoint.
 type Server struct {
-	URL  string
-	http *http.Server
+	URL     string
+	http    *http.Server
+	staging *os.File // its lock tells other servers over the directory this one is alive
 }
 
 // Start serves the objects stored under dir on a loopback port.
@@ -36,13 +38,18 @@ func Start(dir string) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded s3: %w", err)
 	}
-	backend, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), dir))
+	backend, err := newStore(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded s3: %w", err)
+	}
+	staging, err := backend.openStaging()
 	if err != nil {
 		return nil, fmt.Errorf("embedded s3: %w", err)
 	}
 	faker := gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog()))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		staging.Close()
 		return nil, fmt.Errorf("embedded s3: %w", err)
 	}
 	srv := &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second}
@@ -51,10 +58,12 @@ func Start(dir string) (*Server, error) {
 			panic("embedded s3: " + err.Error())
 		}
 	}()
-	return &Server{URL: "http://" + ln.Addr().String(), http: srv}, nil
+	return &Server{URL: "http://" + ln.Addr().String(), http: srv, staging: staging}, nil
 }
 
 // Close stops the server, letting requests in flight finish.
 func (s *Server) Close(ctx context.Context) error {
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	s.staging.Close()
+	return err
 }

@@ -1,0 +1,298 @@
+package embeds3
+
+import (
+	"crypto/md5"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/johannesboyne/gofakes3"
+)
+
+// HeadObject returns an object's metadata and an empty body.
+func (s *store) HeadObject(bucket, key string) (*gofakes3.Object, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.requireBucket(bucket); err != nil {
+		return nil, err
+	}
+	if !canonicalKey(key) {
+		return nil, gofakes3.KeyNotFound(key)
+	}
+	info, err := os.Stat(s.dataPath(bucket, key))
+	if notFound(err) || err == nil && !info.Mode().IsRegular() {
+		return nil, gofakes3.KeyNotFound(key)
+	} else if err != nil {
+		return nil, err
+	}
+	m, err := s.metaFor(bucket, key, info)
+	if err != nil {
+		return nil, err
+	} else if m == nil {
+		return nil, gofakes3.KeyNotFound(key)
+	}
+	return &gofakes3.Object{Name: key, Hash: m.Hash, Metadata: m.Meta, Size: info.Size(), Contents: io.NopCloser(strings.NewReader(""))}, nil
+}
+
+// GetObject returns an object, or the requested range of it. The body reads
+// the file opened here: a later overwrite or delete does not change it.
+func (s *store) GetObject(bucket, key string, rangeRequest *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.requireBucket(bucket); err != nil {
+		return nil, err
+	}
+	if !canonicalKey(key) {
+		return nil, gofakes3.KeyNotFound(key)
+	}
+	f, err := os.Open(s.dataPath(bucket, key))
+	if notFound(err) {
+		return nil, gofakes3.KeyNotFound(key)
+	} else if err != nil {
+		return nil, err
+	}
+	obj, err := s.openedObject(f, bucket, key, rangeRequest)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return obj, nil
+}
+
+func (s *store) openedObject(f *os.File, bucket, key string, rangeRequest *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	} else if !info.Mode().IsRegular() {
+		return nil, gofakes3.KeyNotFound(key)
+	}
+	m, err := s.metaFor(bucket, key, info)
+	if err != nil {
+		return nil, err
+	} else if m == nil {
+		return nil, gofakes3.KeyNotFound(key)
+	}
+	rng, err := rangeRequest.Range(info.Size())
+	if err != nil {
+		return nil, err
+	}
+	var body io.ReadCloser = f
+	if rng != nil {
+		if _, err := f.Seek(rng.Start, io.SeekStart); err != nil {
+			return nil, err
+		}
+		body = struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(f, rng.Length), f}
+	}
+	return &gofakes3.Object{Name: key, Hash: m.Hash, Metadata: m.Meta, Range: rng, Size: info.Size(), Contents: body}, nil
+}
+
+// PutObject stores an object only once its whole body has arrived: the body
+// goes to a staging file, then metadata and data are renamed into place, in
+// that order. The metadata given replaces the old object's, as on S3.
+func (s *store) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, conditions *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	var result gofakes3.PutObjectResult
+	if err := s.requireBucket(bucket); err != nil {
+		return result, err
+	}
+	if !canonicalKey(key) {
+		return result, gofakes3.ErrorMessage(gofakes3.ErrInvalidArgument,
+			"the embedded server stores only keys without empty, '.' or '..' segments or a trailing '/'")
+	}
+	stagedData, info, hash, err := s.stageBody(input, size)
+	if err != nil {
+		return result, err
+	}
+	stagedMeta, err := s.stageMeta(&objectMeta{File: path.Join(bucket, key), ModTime: info.ModTime(), Size: info.Size(), Hash: hash, Meta: meta})
+	if err != nil {
+		_ = os.Remove(stagedData)
+		return result, err
+	}
+	// Whatever is not renamed into place is removed (a renamed file's staging
+	// name may already belong to another upload).
+	defer func() {
+		for _, name := range []string{stagedMeta, stagedData} {
+			if name != "" {
+				_ = os.Remove(name)
+			}
+		}
+	}()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.prepareCommitLocked(bucket, key, conditions); err != nil {
+		return result, err
+	}
+	dataPath, metaPath := s.dataPath(bucket, key), s.metaPath(bucket, key)
+	// Metadata first: a data file must never be visible without it. A crash
+	// between the renames leaves metadata without data, which no read sees,
+	// or, on an overwrite, the old data under the new metadata, which the
+	// next read brings up to date (metaFor): the old object, new headers.
+	if err := os.Rename(stagedMeta, metaPath); err != nil {
+		return result, err
+	}
+	stagedMeta = ""
+	if err := os.Rename(stagedData, dataPath); err != nil {
+		return result, err
+	}
+	stagedData = ""
+	return result, nil
+}
+
+// prepareCommitLocked checks that the object may be written and makes the
+// directories its files go in.
+func (s *store) prepareCommitLocked(bucket, key string, conditions *gofakes3.PutConditions) error {
+	if err := s.requireBucket(bucket); err != nil {
+		return err
+	}
+	if conditions != nil {
+		current, err := s.conditionalInfo(bucket, key)
+		if err != nil {
+			return err
+		}
+		if err := gofakes3.CheckPutConditions(conditions, current); err != nil {
+			return err
+		}
+	}
+	dataPath := s.dataPath(bucket, key)
+	if existing, err := os.Stat(dataPath); err == nil && existing.IsDir() {
+		return fmt.Errorf("key %q is a prefix of other keys", key)
+	}
+	for _, dir := range []string{filepath.Dir(dataPath), filepath.Dir(s.metaPath(bucket, key))} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stageBody receives a body into a staging file and syncs it, or removes
+// it if the body ends early or fails.
+func (s *store) stageBody(input io.Reader, size int64) (name string, info fs.FileInfo, hash []byte, err error) {
+	f, err := os.CreateTemp(s.staging, "body-*")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	h := md5.New()
+	n, err := io.Copy(io.MultiWriter(f, h), input)
+	if err == nil && size >= 0 && n != size {
+		err = gofakes3.ErrIncompleteBody
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", nil, nil, err
+	}
+	// The rename keeps the mtime, which the metadata must match.
+	if info, err = os.Stat(f.Name()); err != nil {
+		return "", nil, nil, err
+	}
+	return f.Name(), info, h.Sum(nil), nil
+}
+
+// stageMeta writes metadata to a synced staging file, to be renamed.
+func (s *store) stageMeta(m *objectMeta) (string, error) {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(s.staging, "meta-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(raw)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+func (s *store) conditionalInfo(bucket, key string) (*gofakes3.ConditionalObjectInfo, error) {
+	info, err := os.Stat(s.dataPath(bucket, key))
+	if notFound(err) || err == nil && !info.Mode().IsRegular() {
+		return &gofakes3.ConditionalObjectInfo{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	m, err := s.metaFor(bucket, key, info)
+	if err != nil || m == nil {
+		return &gofakes3.ConditionalObjectInfo{}, err
+	}
+	return &gofakes3.ConditionalObjectInfo{Exists: true, Hash: m.Hash}, nil
+}
+
+// CopyObject copies through GetObject and PutObject.
+func (s *store) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta map[string]string) (gofakes3.CopyObjectResult, error) {
+	return gofakes3.CopyObject(s, srcBucket, srcKey, dstBucket, dstKey, meta)
+}
+
+// DeleteObject removes an object; a missing one is not an error, as on S3.
+func (s *store) DeleteObject(bucket, key string) (gofakes3.ObjectDeleteResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.requireBucket(bucket); err != nil {
+		return gofakes3.ObjectDeleteResult{}, err
+	}
+	return gofakes3.ObjectDeleteResult{}, s.deleteLocked(bucket, key)
+}
+
+// deleteLocked removes the data before the metadata, the reverse of a
+// commit, so that a crash in between leaves nothing visible.
+func (s *store) deleteLocked(bucket, key string) error {
+	if !canonicalKey(key) {
+		return nil
+	}
+	dataPath := s.dataPath(bucket, key)
+	if info, err := os.Lstat(dataPath); err == nil && !info.IsDir() {
+		if err := os.Remove(dataPath); err != nil && !notFound(err) {
+			return err
+		}
+	}
+	if err := os.Remove(s.metaPath(bucket, key)); err != nil && !notFound(err) {
+		return err
+	}
+	return nil
+}
+
+// DeleteMulti removes several objects, reporting each outcome.
+func (s *store) DeleteMulti(bucket string, keys ...string) (gofakes3.MultiDeleteResult, error) {
+	var result gofakes3.MultiDeleteResult
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.requireBucket(bucket); err != nil {
+		return result, err
+	}
+	for _, key := range keys {
+		if err := s.deleteLocked(bucket, key); err != nil {
+			result.Error = append(result.Error, gofakes3.ErrorResult{
+				Code: gofakes3.ErrInternal, Message: gofakes3.ErrInternal.Message(), Key: key,
+			})
+			continue
+		}
+		result.Deleted = append(result.Deleted, gofakes3.ObjectID{Key: key})
+	}
+	return result, nil
+}
