@@ -13,6 +13,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/gqllimit"
+	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
@@ -183,6 +184,9 @@ func (w *fuzzWorld) checkDeleteInput(t *testing.T, caller int, uploadID string) 
 	id := strings.TrimSpace(sent.Variables.ID)
 	wantCode, wantMessage := "", ""
 	switch {
+	case strings.ContainsRune(sent.Variables.ID, 0) || len(sent.Variables.ID) > httpserver.MaxInputStringBytes:
+		// Refused with the whole operation, before any resolver runs.
+		wantCode, wantMessage = graph.CodeBadUserInput, gqllimit.InputsMessage(httpserver.MaxInputStringBytes, httpserver.MaxInputDepth)
 	case caller == callerAnonymous:
 		wantCode, wantMessage = graph.ErrUnauthorized.Code, graph.ErrUnauthorized.Message
 	case id == "":

@@ -2,6 +2,7 @@ package gqllimit
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -51,9 +52,14 @@ func (in Inputs) MutateOperationContext(_ context.Context, opCtx *graphql.Operat
 	if ok {
 		return nil
 	}
-	err := gqlerror.Errorf("input strings must be valid UTF-8 without NUL characters, at most %d bytes long, in values nested at most %d deep", in.MaxStringBytes, in.MaxDepth)
+	err := gqlerror.Errorf("%s", InputsMessage(in.MaxStringBytes, in.MaxDepth))
 	errcode.Set(err, "BAD_USER_INPUT")
 	return err
+}
+
+// InputsMessage is the error message of an operation Inputs refuses.
+func InputsMessage(maxStringBytes, maxDepth int) string {
+	return fmt.Sprintf("input strings must be valid UTF-8 without NUL characters, at most %d bytes long, in values nested at most %d deep", maxStringBytes, maxDepth)
 }
 
 func (in Inputs) validString(s string) bool {

@@ -153,7 +153,7 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	// Before the complexity limit, whose calculation is exponential in
 	// nested fragment spreads; an operation cannot cost less than its
 	// fields, so the complexity limit bounds them too.
-	srv.Use(gqllimit.Inputs{MaxStringBytes: MaxInputStringBytes, MaxDepth: maxInputDepth})
+	srv.Use(gqllimit.Inputs{MaxStringBytes: MaxInputStringBytes, MaxDepth: MaxInputDepth})
 	srv.Use(gqllimit.Limits{MaxDepth: cfg.DepthLimit, MaxFields: cfg.ComplexityLimit, MaxMutationFields: MaxMutationFields})
 	// One request, one inline purge timeout, however many deletes it runs.
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
@@ -171,8 +171,8 @@ const (
 	MaxMutationFields = 10
 	// MaxInputStringBytes bounds every input string: ids, filters, cursors.
 	MaxInputStringBytes = 4096
-	// maxInputDepth bounds how deeply input values nest (where: {and: [...]}).
-	maxInputDepth = 16
+	// MaxInputDepth bounds how deeply input values nest (where: {and: [...]}).
+	MaxInputDepth = 16
 )
 
 // CodeRateLimited is the extensions.code of a GraphQL request over the rate limit.

@@ -2,7 +2,7 @@
 // database, its own bucket on a real S3-speaking server behind a fault
 // proxy, and the real HTTP handler on a loopback port.
 //
-// By default the S3 server is the embedded one (gofakes3) started for the
+// By default the S3 server is the embedded one (package embeds3) started for the
 // test. With TEST_S3_ENDPOINT set (plus TEST_S3_ACCESS_KEY and
 // TEST_S3_SECRET_KEY), every test gets a fresh bucket on that server
 // instead; .ci/run uses this to run the suite against versitygw and MinIO.
