@@ -109,7 +109,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.s3SecretKey, "s3-secret-key", "", "S3 secret key for -s3-endpoint")
 	fs.IntVar(&o.requests, "n", 2000, "measured requests per side per delete scenario (rest-404 sends 5x as many)")
 	fs.IntVar(&o.callers, "c", 16, "concurrent callers")
-	fs.IntVar(&o.rounds, "rounds", 4, "rounds per scenario; the side that goes first alternates")
+	fs.IntVar(&o.rounds, "rounds", 10, "rounds per scenario; the side that goes first alternates")
 	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|hand-written")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
