@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// handwritten is the baseline: the REST contract as a competent engineer
+// would write it with nothing but net/http, database/sql and the S3 SDK, on
+// the same SQLite settings and the same S3 server as the service. It keeps
+// the service's safety shape (the record's deletion and the purge note
+// commit together; the object is removed inline before answering, then the
+// note) but nothing else: no logging, metrics, CORS, rate limit, request id
+// or last-use tracking, and the 404 is answered from a read, before any
+// write lock is taken. It handles COMPLETED and FAILED uploads only (the
+// benchmark seeds no PENDING ones).
+type handwritten struct {
+	db *sql.DB
+	s3 *s3.Client
+	// lockFirst looks the upload up inside the write transaction, as the
+	// service does, to measure what taking the lock first costs.
+	lockFirst bool
+}
+
+// errNotFound means the caller has no such upload (or a concurrent delete
+// removed it first).
+var errNotFound = errors.New("upload not found")
+
+func (h *handwritten) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != restPath {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodDelete {
+		w.Header().Set("Allow", http.MethodDelete)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{"Method not allowed"})
+		return
+	}
+	ctx := r.Context()
+	ownerID, err := h.owner(ctx, strings.TrimSpace(r.Header.Get("x-api-key")))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		writeJSON(w, http.StatusUnauthorized, errorBody{"Unauthorized"})
+		return
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, errorBody{"Failed to delete upload record"})
+		return
+	}
+	uploadID := strings.TrimSpace(r.Header.Get("x-upload-id"))
+	if uploadID == "" {
+		writeJSON(w, http.StatusBadRequest, errorBody{"Missing Upload-Id header"})
+		return
+	}
+	bucket, key, purgeID, err := h.deleteRecord(ctx, uploadID, ownerID)
+	switch {
+	case errors.Is(err, errNotFound):
+		writeJSON(w, http.StatusNotFound, errorBody{"Upload not found"})
+		return
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, errorBody{"Failed to delete upload record"})
+		return
+	}
+	if key != "" {
+		h.purge(ctx, purgeID, bucket, key)
+	}
+	writeJSON(w, http.StatusOK, messageBody{"Upload " + uploadID + " deleted successfully"})
+}
+
+// owner returns the owner of the live API key whose secret is given.
+func (h *handwritten) owner(ctx context.Context, secret string) (string, error) {
+	if secret == "" {
+		return "", sql.ErrNoRows
+	}
+	sum := sha256.Sum256([]byte(secret))
+	var ownerID string
+	err := h.db.QueryRowContext(ctx, "SELECT owner_id FROM api_keys WHERE digest = ? AND revoked_at IS NULL",
+		hex.EncodeToString(sum[:])).Scan(&ownerID)
+	return ownerID, err
+}
+
+// deleteRecord deletes the caller's upload and writes its purge note in one
+// transaction (BEGIN IMMEDIATE, from the DSN's _txlock), and returns where
+// its object is. The upload is looked up with a plain read first, so that a
+// 404 never takes SQLite's write lock (unless lockFirst).
+func (h *handwritten) deleteRecord(ctx context.Context, uploadID, ownerID string) (bucket, key string, purgeID int64, err error) {
+	const lookup = "SELECT bucket, object_key FROM uploads WHERE id = ? AND owner_id = ?"
+	if !h.lockFirst {
+		if err := h.db.QueryRowContext(ctx, lookup, uploadID, ownerID).Scan(&bucket, &key); err != nil {
+			return "", "", 0, notFound(err)
+		}
+	}
+	tx, err := h.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if h.lockFirst {
+		if err := tx.QueryRowContext(ctx, lookup, uploadID, ownerID).Scan(&bucket, &key); err != nil {
+			return "", "", 0, notFound(err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM uploads WHERE id = ? AND owner_id = ?", uploadID, ownerID)
+	if err != nil {
+		return "", "", 0, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 { // a concurrent delete won
+		return "", "", 0, errors.Join(errNotFound, err)
+	}
+	if key != "" {
+		now := time.Now()
+		res, err = tx.ExecContext(ctx, `INSERT INTO object_purges
+			(bucket, object_key, multipart_upload_id, upload_id, attempts, next_attempt_at, last_error, created_at)
+			VALUES (?, ?, '', ?, 1, ?, '', ?)`, bucket, key, uploadID, now.Add(10*time.Second), now)
+		if err != nil {
+			return "", "", 0, err
+		}
+		if purgeID, err = res.LastInsertId(); err != nil {
+			return "", "", 0, err
+		}
+	}
+	return bucket, key, purgeID, tx.Commit()
+}
+
+// notFound turns "no row" into errNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return errNotFound
+	}
+	return err
+}
+
+// purge removes the object with one DeleteObject, then the purge note. On
+// failure the note stays (a real service would retry it in the background;
+// the benchmark's S3 server does not fail).
+func (h *handwritten) purge(ctx context.Context, purgeID int64, bucket, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := h.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		return
+	}
+	_, _ = h.db.ExecContext(ctx, "DELETE FROM object_purges WHERE id = ?", purgeID)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+type messageBody struct {
+	Message string `json:"message"`
+}
+
+// writeJSON writes the contract's compact body, without a trailing newline.
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	b, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,282 @@
+// Command bench measures the request hot path of the service against a
+// minimal hand-written handler of the same REST contract, side by side in one
+// run, so that anyone can reproduce the ratios:
+//
+//	go run ./internal/bench                                 # embedded S3 (internal/embeds3)
+//	go run ./internal/bench -s3-endpoint http://127.0.0.1:7070 \
+//	    -s3-access-key KEY -s3-secret-key SECRET            # e.g. versitygw, as .ci/run starts it
+//
+// It starts, in this process, the real service exactly as server.go does
+// (app.New from config.Defaults() with a temporary DATA_DIR, served by
+// httpserver.NewHTTPServer on loopback, with its background purger) and the
+// hand-written baseline of handwritten.go (net/http + database/sql on the
+// same go-sqlite3 DSN, its own SQLite file migrated with the service's
+// migrations, one DeleteObject per delete). Both use the same S3 server, one
+// bucket each. Users, keys, upload records and objects are seeded directly,
+// not over HTTP. The same load generator then drives both with -c concurrent
+// callers (one user and API key each), alternating which side goes first in
+// each of -rounds rounds, after a warm-up:
+//
+//	rest-delete   DELETE /delete-upload-api, 200: service vs hand-written
+//	rest-404      the same with an id of nothing or of another user's upload
+//	graphql       mutation { deleteUpload(id: "…") { deletedUploadId message } }
+//	              on the service vs the hand-written REST delete
+//	graphql-vars  (not run by default) the same with the id in $id
+//
+// It prints req/s, p50 and p99 of each side and the service's ratio to the
+// hand-written handler, then checks that both left no purge note and only
+// the objects they should. Every response is checked against the contract.
+// Ratios, not absolute figures, are the result: both sides share the machine.
+//
+// The service logs JSON at -log-level (production's info by default) to
+// io.Discard, and runs every middleware it runs in production: request id
+// and request log, Prometheus metrics, CORS, authentication, and the rate
+// limiter (with -rate-limit requests per minute per key, high enough never
+// to refuse; 0 removes it, as RATE_LIMIT=0 does).
+//
+// -cpuprofile FILE writes a CPU profile of the warm-ups and measured rounds
+// (not of the seeding), with the samples of every request labelled side
+// (service, hand-written), scenario, and run (side/scenario; warm-ups are
+// scenario-warmup). Percentages are of the whole profile, whose samples
+// include the load generator's:
+//
+//	go run ./internal/bench -scenarios rest-404 -cpuprofile 404.prof
+//	go tool pprof -top -cum -tagfocus side=service 404.prof
+//	go tool pprof -top -cum -tagfocus side=hand-written 404.prof
+//	go tool pprof -top -cum -tagfocus run=service/graphql all.prof
+//
+// -handwritten-lock-first makes the hand-written handler look the upload up
+// inside its write transaction, as the service does, to measure what that
+// costs.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/safedelete/uploads/internal/ids"
+)
+
+// options are the command's flags.
+type options struct {
+	s3Endpoint, s3AccessKey, s3SecretKey string
+	requests, callers, rounds            int
+	scenarios                            string
+	cpuprofile                           string
+	logLevel                             string
+	rateLimit                            int
+	sqliteSync                           string
+	lockFirst                            bool
+}
+
+// scenario is one comparison: what the service is sent, and what the
+// hand-written handler is sent to compare it with.
+type scenario struct {
+	name, title       string
+	service, baseline kind
+}
+
+var scenarios = []scenario{
+	{"rest-delete", "REST delete, 200", restDelete, restDelete},
+	{"rest-404", "REST 404 (auth + lookup)", rest404, rest404},
+	{"graphql", "GraphQL deleteUpload vs REST", graphqlDelete, restDelete},
+	{"graphql-vars", "GraphQL with $id vs REST", graphqlDeleteVars, restDelete},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, []scenario, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 server URL (path-style); default: the embedded S3 server")
+	fs.StringVar(&o.s3AccessKey, "s3-access-key", "", "S3 access key for -s3-endpoint")
+	fs.StringVar(&o.s3SecretKey, "s3-secret-key", "", "S3 secret key for -s3-endpoint")
+	fs.IntVar(&o.requests, "n", 2000, "measured requests per side per delete scenario (rest-404 sends 5x as many)")
+	fs.IntVar(&o.callers, "c", 16, "concurrent callers")
+	fs.IntVar(&o.rounds, "rounds", 10, "rounds per scenario; the side that goes first alternates")
+	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|hand-written")
+	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
+	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")
+	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
+	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
+	if err := fs.Parse(args); err != nil {
+		return o, nil, err
+	}
+	if o.requests < o.rounds || o.callers < 1 || o.rounds < 1 {
+		return o, nil, errors.New("want -n >= -rounds >= 1 and -c >= 1")
+	}
+	var chosen []scenario
+	for _, name := range strings.Split(o.scenarios, ",") {
+		i := indexOf(strings.TrimSpace(name))
+		if i < 0 {
+			return o, nil, fmt.Errorf("unknown scenario %q", name)
+		}
+		chosen = append(chosen, scenarios[i])
+	}
+	return o, chosen, nil
+}
+
+func indexOf(name string) int {
+	for i, s := range scenarios {
+		if s.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// measured is how many requests of kind k each side gets: -n for deletes,
+// which each consume a seeded upload, and five times more for the 404 path,
+// which is that much faster and costs no seeding.
+func (o options) measured(k kind) int {
+	if k.consumes() {
+		return o.requests
+	}
+	return 5 * o.requests
+}
+
+// warmups is how many requests each side gets before a scenario is measured.
+func (o options) warmups() int { return min(200, o.requests/5) }
+
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
+	o, chosen, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "uploads-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+	target, err := startS3(ctx, o, dir, &cleanups)
+	if err != nil {
+		return err
+	}
+	svc, svcDB, err := startService(ctx, o, filepath.Join(dir, "service"), target, &cleanups)
+	if err != nil {
+		return err
+	}
+	hw, hwDB, err := startHandwritten(ctx, o, filepath.Join(dir, "hand-written"), target, &cleanups)
+	if err != nil {
+		return err
+	}
+	for _, s := range []struct {
+		side *side
+		db   *sql.DB
+	}{{svc, svcDB}, {hw, hwDB}} {
+		if err := seed(ctx, o, chosen, s.side, s.db, target); err != nil {
+			return fmt.Errorf("seed %s: %w", s.side.name, err)
+		}
+	}
+	if err := printSetup(ctx, stdout, o, target, svcDB, hwDB); err != nil {
+		return err
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	results := measure(ctx, o, chosen, svc, hw)
+	printResults(stdout, chosen, results)
+	if err := printChecks(ctx, stdout, target, map[*side]*sql.DB{svc: svcDB, hw: hwDB}, svc, hw); err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r[0].errors+r[1].errors > 0 {
+			return errors.New("some answers broke the contract (see the errors column)")
+		}
+	}
+	return nil
+}
+
+// seed gives a side its callers, another user with uploads (404 targets),
+// ids of nothing, and an upload per delete it will be sent.
+func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target) error {
+	users, err := seedUsers(ctx, db, o.callers+1)
+	if err != nil {
+		return err
+	}
+	s.users = users[:o.callers]
+	bucket := t.buckets[s.name]
+	if s.foreign, err = seedUploads(ctx, db, t.client, bucket, users[o.callers:], 64); err != nil {
+		return err
+	}
+	for range 256 {
+		s.missing = append(s.missing, ids.NewUpload())
+	}
+	for _, sc := range chosen {
+		k := sc.service
+		if s.name != "service" {
+			k = sc.baseline
+		}
+		if !k.consumes() {
+			continue
+		}
+		if s.pools[sc.name], err = seedUploads(ctx, db, t.client, bucket, s.users, o.requests+o.warmups()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measure runs each scenario: a warm-up of each side, then rounds in which
+// the side that goes first alternates.
+func measure(ctx context.Context, o options, chosen []scenario, svc, hw *side) map[string][2]result {
+	results := map[string][2]result{}
+	for _, sc := range chosen {
+		currentScenario.Store(sc.name + "-warmup")
+		drive(ctx, svc, sc.name, sc.service, o.warmups(), o.callers)
+		drive(ctx, hw, sc.name, sc.baseline, o.warmups(), o.callers)
+		currentScenario.Store(sc.name)
+		var r [2]result
+		total := o.measured(sc.service)
+		for round := range o.rounds {
+			n := total / o.rounds
+			if round == o.rounds-1 {
+				n = total - n*(o.rounds-1)
+			}
+			order := []int{0, 1}
+			if round%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, i := range order {
+				if i == 0 {
+					r[0].merge(drive(ctx, svc, sc.name, sc.service, n, o.callers))
+				} else {
+					r[1].merge(drive(ctx, hw, sc.name, sc.baseline, n, o.callers))
+				}
+			}
+		}
+		results[sc.name] = r
+	}
+	return results
+}

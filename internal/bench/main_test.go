@@ -1,0 +1,27 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestRun runs every scenario briefly on the embedded S3 server, so that the
+// command keeps working as the service changes. It checks that both sides
+// answered every request as the contract says and left nothing behind; it
+// asserts nothing about timing.
+func TestRun(t *testing.T) {
+	var out strings.Builder
+	args := []string{"-n", "40", "-c", "4", "-rounds", "2", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars"}
+	if err := run(context.Background(), args, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, sc := range scenarios {
+		if !strings.Contains(out.String(), sc.title) {
+			t.Errorf("no %q row in:\n%s", sc.title, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "error:") {
+		t.Errorf("requests failed:\n%s", out.String())
+	}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"entgo.io/ent/dialect"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/safedelete/uploads/internal/app"
+	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/embeds3"
+	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/requestlog"
+)
+
+// s3Target is the S3 server both sides use, and a client for seeding it.
+type s3Target struct {
+	label    string
+	endpoint string
+	creds    aws.CredentialsProvider
+	client   *s3.Client
+	buckets  map[string]string // side name -> bucket
+}
+
+func startS3(ctx context.Context, o options, dir string, cleanups *[]func()) (*s3Target, error) {
+	t := &s3Target{label: o.s3Endpoint, endpoint: o.s3Endpoint,
+		creds: objectstore.StaticCredentials(o.s3AccessKey, o.s3SecretKey)}
+	if o.s3Endpoint == "" {
+		srv, err := embeds3.Start(filepath.Join(dir, "s3"))
+		if err != nil {
+			return nil, err
+		}
+		*cleanups = append(*cleanups, func() { _ = srv.Close(context.Background()) })
+		t.label, t.endpoint = "embedded (internal/embeds3) at "+srv.URL, srv.URL
+		t.creds = objectstore.StaticCredentials(embeds3.AccessKeyID, embeds3.SecretAccessKey)
+	}
+	var err error
+	if t.client, err = newS3Client(ctx, t); err != nil {
+		return nil, err
+	}
+	run := ids.New("")[:12]
+	t.buckets = map[string]string{"service": "bench-service-" + run, "hand-written": "bench-handwritten-" + run}
+	for _, b := range t.buckets {
+		if err := createBucket(ctx, t.client, b); err != nil {
+			return nil, err
+		}
+		if o.s3Endpoint != "" {
+			*cleanups = append(*cleanups, func() { _ = removeBucket(context.Background(), t.client, b) })
+		}
+	}
+	return t, nil
+}
+
+// newS3Client is a client with internal/objectstore's settings.
+func newS3Client(ctx context.Context, t *s3Target) (*s3.Client, error) {
+	return objectstore.NewClient(ctx, objectstore.Config{
+		Region: config.Defaults().S3Region, Endpoint: t.endpoint, ForcePathStyle: true, Credentials: t.creds,
+	})
+}
+
+// startService runs the service as server.go's serve does, on a loopback port.
+func startService(ctx context.Context, o options, dir string, t *s3Target, cleanups *[]func()) (*side, *sql.DB, error) {
+	cfg := config.Defaults()
+	cfg.DataDir = dir
+	if o.sqliteSync != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, err
+		}
+		cfg.DatabaseURL = database.SQLiteURL(cfg.SQLitePath() + "?_sync=" + o.sqliteSync)
+	}
+	cfg.S3Bucket, cfg.S3Endpoint, cfg.S3ForcePathStyle, cfg.S3Credentials = t.buckets["service"], t.endpoint, true, t.creds
+	cfg.RateLimit = o.rateLimit
+	cfg.LogLevel = o.logLevel
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, nil, err
+	}
+	// server.go's newLogger, writing to io.Discard.
+	logger := slog.New(requestlog.Handler{Handler: slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level})})
+	a, err := app.New(ctx, &cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	*cleanups = append(*cleanups, func() { _ = a.Close(context.Background()) })
+	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Purger.Run(purgeCtx) })
+	*cleanups = append(*cleanups, func() { stopPurger(); wg.Wait() })
+	s, err := serve("service", a.Handler, o, cleanups)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A connection of our own, with the service's DSN, to seed and inspect.
+	db, err := sql.Open("sqlite3", sqliteDSN(cfg.SQLitePath(), o.sqliteSync))
+	if err != nil {
+		return nil, nil, err
+	}
+	*cleanups = append(*cleanups, func() { _ = db.Close() })
+	return s, db, nil
+}
+
+// startHandwritten runs the baseline on its own migrated SQLite file.
+func startHandwritten(ctx context.Context, o options, dir string, t *s3Target, cleanups *[]func()) (*side, *sql.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	db, err := sql.Open("sqlite3", sqliteDSN(filepath.Join(dir, "uploads.db"), o.sqliteSync))
+	if err != nil {
+		return nil, nil, err
+	}
+	*cleanups = append(*cleanups, func() { _ = db.Close() })
+	if _, err := database.Migrate(ctx, db, dialect.SQLite); err != nil {
+		return nil, nil, err
+	}
+	s3c, err := newS3Client(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := serve("hand-written", &handwritten{db: db, s3: s3c, lockFirst: o.lockFirst}, o, cleanups)
+	return s, db, err
+}
+
+// currentScenario labels profile samples.
+var currentScenario atomic.Value
+
+// serve serves h on a loopback port with the service's http.Server settings.
+func serve(name string, h http.Handler, o options, cleanups *[]func()) (*side, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if o.cpuprofile != "" {
+		h = labelled(name, h)
+	}
+	srv := httpserver.NewHTTPServer(ln.Addr().String(), h)
+	go func() { _ = srv.Serve(ln) }()
+	*cleanups = append(*cleanups, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return &side{name: name, baseURL: "http://" + ln.Addr().String(), client: newClient(o.callers),
+		pools: map[string][]seededUpload{}, used: map[string]int{}}, nil
+}
+
+// labelled marks the samples of every request h serves with its side and
+// the scenario being measured.
+func labelled(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scenario, _ := currentScenario.Load().(string)
+		labels := pprof.Labels("side", name, "scenario", scenario, "run", name+"/"+scenario)
+		pprof.Do(r.Context(), labels, func(ctx context.Context) {
+			h.ServeHTTP(w, r.WithContext(ctx))
+		})
+	})
+}
