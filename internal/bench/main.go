@@ -8,7 +8,7 @@
 //
 // It starts, in this process, the real service exactly as server.go does
 // (app.New from config.Defaults() with a temporary DATA_DIR, served by
-// httpserver.NewHTTPServer on loopback, with its background purger) and the
+// httpserver.NewServer on loopback, with its background purger) and the
 // hand-written baseline of handwritten.go (net/http + database/sql on the
 // same go-sqlite3 DSN, its own SQLite file migrated with the service's
 // migrations, one DeleteObject per delete). Both use the same S3 server, one

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -15,23 +14,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/safedelete/uploads/internal/apikey"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 )
 
-// sqliteDSN is internal/database's DSN for a SQLite file (sqliteDSN there
-// is unexported; keep the two in step): foreign keys, WAL, a 10 s busy
-// timeout and BEGIN IMMEDIATE. synchronous is left to go-sqlite3, which sets
-// NORMAL for WAL, unless sync is given.
+// sqliteDSN is the service's DSN for a SQLite file, with synchronous
+// overridden when sync is given.
 func sqliteDSN(path, sync string) string {
-	q := url.Values{}
-	q.Set("_fk", "1")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_busy_timeout", "10000")
-	q.Set("_txlock", "immediate")
 	if sync != "" {
-		q.Set("_sync", sync)
+		path += "?_sync=" + sync
 	}
-	return "file:" + path + "?" + q.Encode()
+	return database.SQLiteDSN(path)
 }
 
 // sqliteSettings reads back what a connection of db runs with.

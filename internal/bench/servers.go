@@ -91,7 +91,7 @@ func startService(ctx context.Context, o options, dir string, t *s3Target, clean
 		return nil, nil, err
 	}
 	// server.go's newLogger, writing to io.Discard.
-	logger := slog.New(requestlog.Handler{Handler: slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level})})
+	logger := slog.New(requestlog.NewLogHandler(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level})))
 	a, err := app.New(ctx, &cfg, logger)
 	if err != nil {
 		return nil, nil, err
@@ -147,7 +147,7 @@ func serve(name string, h http.Handler, o options, cleanups *[]func()) (*side, e
 	if o.cpuprofile != "" {
 		h = labelled(name, h)
 	}
-	srv := httpserver.NewHTTPServer(ln.Addr().String(), h)
+	srv := httpserver.NewServer(ln.Addr().String(), h)
 	go func() { _ = srv.Serve(ln) }()
 	*cleanups = append(*cleanups, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

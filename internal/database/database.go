@@ -37,7 +37,7 @@ func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 func openDriver(databaseURL string) (*entsql.Driver, error) {
 	switch {
 	case strings.HasPrefix(databaseURL, "sqlite://"):
-		db, err := sql.Open("sqlite3", sqliteDSN(strings.TrimPrefix(databaseURL, "sqlite://")))
+		db, err := sql.Open("sqlite3", SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
@@ -53,14 +53,18 @@ func openDriver(databaseURL string) (*entsql.Driver, error) {
 	}
 }
 
-// sqliteDSN sets what concurrent writers need: WAL so that readers never
-// wait for writers, BEGIN IMMEDIATE so that a write transaction takes the
-// write lock at its start (a deferred one that upgrades later fails with
-// SQLITE_BUSY without waiting), and a busy timeout so that writers queue
-// instead of failing. Foreign keys are off by default in SQLite.
+// SQLiteDSN is the go-sqlite3 DSN of the SQLite file at path. It sets what
+// concurrent writers need: WAL so that readers never wait for writers,
+// BEGIN IMMEDIATE so that a write transaction takes the write lock at its
+// start (a deferred one that upgrades later fails with SQLITE_BUSY without
+// waiting), and a busy timeout so that writers queue instead of failing.
+// synchronous=FULL makes every commit durable before the caller hears of
+// it: go-sqlite3 otherwise sets NORMAL with WAL, under which a power cut can
+// undo a delete already acknowledged, and whose object may already be gone.
+// Foreign keys are off by default in SQLite.
 //
-// Parameters in the URL (sqlite://PATH?mode=ro) are kept and win.
-func sqliteDSN(path string) string {
+// Parameters in the path (PATH?mode=ro) are kept and win.
+func SQLiteDSN(path string) string {
 	path, query, _ := strings.Cut(path, "?")
 	q, _ := url.ParseQuery(query)
 	setDefault := func(k, v string) {
@@ -72,6 +76,7 @@ func sqliteDSN(path string) string {
 	setDefault("_journal_mode", "WAL")
 	setDefault("_busy_timeout", "10000")
 	setDefault("_txlock", "immediate")
+	setDefault("_sync", "FULL")
 	return "file:" + path + "?" + q.Encode()
 }
 

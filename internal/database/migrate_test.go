@@ -91,3 +91,23 @@ func TestMigrateConcurrentStarts(t *testing.T) {
 		t.Errorf("a second run applied %v (%v)", applied, err)
 	}
 }
+
+// TestSQLiteDurableCommits: every connection the service opens commits with
+// synchronous=FULL, so an acknowledged delete survives a power cut (with
+// WAL, go-sqlite3 would otherwise choose NORMAL).
+func TestSQLiteDurableCommits(t *testing.T) {
+	client, err := database.Open(context.Background(), database.SQLiteURL(filepath.Join(t.TempDir(), "d.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	rows, err := client.QueryContext(context.Background(), "PRAGMA synchronous")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var level int
+	if !rows.Next() || rows.Scan(&level) != nil || level != 2 {
+		t.Errorf("PRAGMA synchronous = %d, want 2 (FULL)", level)
+	}
+}
