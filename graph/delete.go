@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/predicate"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/database"
@@ -40,11 +41,21 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 		return nil, ErrUploadNotFound
 	}
 
+	// Read first, outside any transaction: a 404 (a guess, a repeat, a
+	// double click) costs one indexed read and never takes the database's
+	// write lock, which on SQLite every writer queues for.
+	mine := upload.And(upload.ID(uploadID), upload.OwnerID(v.UserID))
+	seen, err := r.client.Upload.Query().Where(mine).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, ErrUploadNotFound
+	}
 	var job *ent.ObjectPurge
-	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
-		job, err = r.deleteRecordTx(ctx, tx, v.UserID, uploadID)
-		return err
-	})
+	if err == nil {
+		err = database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
+			job, err = r.deleteRecordTx(ctx, tx, seen)
+			return err
+		})
+	}
 	switch {
 	case errors.Is(err, ErrUploadNotFound):
 		return nil, err
@@ -58,28 +69,47 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 	return &model.DeleteUploadPayload{DeletedUploadID: uploadID, Message: DeletedMessage(uploadID)}, nil
 }
 
-// deleteRecordTx finds the caller's upload, deletes it and schedules the
-// purge of its object. It returns the purge to attempt now, if any.
-func (r *Resolver) deleteRecordTx(ctx context.Context, tx *ent.Tx, ownerID, uploadID string) (*ent.ObjectPurge, error) {
-	// Another user's upload is indistinguishable from a missing one.
-	mine := upload.And(upload.ID(uploadID), upload.OwnerID(ownerID))
-	u, err := tx.Upload.Query().Where(mine).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, ErrUploadNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	// Of concurrent deletes, only the one whose DELETE removes the row wins;
-	// the others see zero rows and answer 404.
-	n, err := tx.Upload.Delete().Where(mine).Exec(ctx)
+// deleteRecordTx deletes the upload seen (read just before, outside tx) and
+// schedules the purge of its object. It returns the purge to attempt now,
+// if any, or ErrUploadNotFound when the upload is gone.
+func (r *Resolver) deleteRecordTx(ctx context.Context, tx *ent.Tx, seen *ent.Upload) (*ent.ObjectPurge, error) {
+	// The purge is planned from the record as it is when deleted: the DELETE
+	// matches only the record as seen, and if that changed since (its upload
+	// finished or failed), it is read again, now under the write lock.
+	n, err := tx.Upload.Delete().Where(unchanged(seen)).Exec(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if n == 0 {
+		seen, err = tx.Upload.Query().Where(upload.ID(seen.ID), upload.OwnerID(seen.OwnerID)).Only(ctx)
+		if ent.IsNotFound(err) {
+			return nil, ErrUploadNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n, err = tx.Upload.Delete().Where(unchanged(seen)).Exec(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Of concurrent deletes, only the one whose DELETE removes the row wins;
+	// the others see zero rows and answer 404.
+	if n == 0 {
 		return nil, ErrUploadNotFound
 	}
-	return r.purger.ScheduleFor(ctx, tx, u)
+	return r.purger.ScheduleFor(ctx, tx, seen)
+}
+
+// unchanged matches the upload u only while every field its purge depends
+// on is as in u.
+func unchanged(u *ent.Upload) predicate.Upload {
+	return upload.And(
+		upload.ID(u.ID), upload.OwnerID(u.OwnerID), // another user's upload is never matched
+		upload.StatusEQ(u.Status),
+		upload.Bucket(u.Bucket),
+		upload.ObjectKey(u.ObjectKey),
+		upload.MultipartUploadID(u.MultipartUploadID),
+	)
 }
 
 // deleteOutcome names a delete's result for the metrics.

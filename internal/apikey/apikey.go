@@ -98,6 +98,7 @@ func Authenticate(ctx context.Context, client *ent.Client, secret string) (*ent.
 	}
 	key, err := client.APIKey.Query().
 		Where(apikey.Digest(Digest(secret)), apikey.RevokedAtIsNil()).
+		Select(apikey.FieldID, apikey.FieldOwnerID, apikey.FieldLastUsedAt). // on every request: only what it needs
 		Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, ErrInvalid

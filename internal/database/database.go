@@ -41,12 +41,16 @@ func openDriver(databaseURL string) (*entsql.Driver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
+		// Every request reads, and new SQLite connections are costly to
+		// open (each sets its PRAGMAs): keep enough for concurrent callers.
+		db.SetMaxIdleConns(32)
 		return entsql.OpenDB(dialect.SQLite, db), nil
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		db, err := sql.Open("pgx", databaseURL)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
+		db.SetMaxIdleConns(8) // a few warm connections; several instances share max_connections
 		return entsql.OpenDB(dialect.Postgres, db), nil
 	default:
 		return nil, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))

@@ -60,11 +60,12 @@ type Purger struct {
 	objects ObjectDiscarder
 	logger  *slog.Logger
 	opts    Options
+	done    doneRows
 }
 
 // New returns a Purger.
 func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts Options) *Purger {
-	return &Purger{client: client, objects: objects, logger: logger, opts: opts}
+	return &Purger{client: client, objects: objects, logger: logger, opts: opts, done: doneRows{client: client}}
 }
 
 // ScheduleFor records, inside tx, that the bytes of the upload u, deleted
@@ -190,7 +191,7 @@ func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) 
 		return p.fail(ctx, job, err)
 	}
 	// A failed row delete only means the (idempotent) purge runs again later.
-	if err := p.client.ObjectPurge.DeleteOneID(job.ID).Exec(ctx); err != nil && !ent.IsNotFound(err) {
+	if err := p.done.delete(ctx, job.ID); err != nil {
 		return fmt.Errorf("finish purge %d: %w", job.ID, err)
 	}
 	p.logger.InfoContext(ctx, "object purged", "upload_id", job.UploadID, "bucket", job.Bucket, "key", job.ObjectKey, "kept_shared", shared, "attempts", job.Attempts)
@@ -323,4 +324,41 @@ func (p *Purger) QueueStats(ctx context.Context) (int, time.Duration, error) {
 		return 0, 0, err
 	}
 	return pending, time.Since(oldest.CreatedAt), nil
+}
+
+// doneRows deletes the rows of finished purges, many in one statement:
+// while one DELETE commits, the rows finished meanwhile queue up for the
+// next. Under load the database then commits once per group rather than
+// once per purge; alone, a row is deleted at once. Each caller still waits
+// for its own row's delete.
+type doneRows struct {
+	client  *ent.Client
+	mu      sync.Mutex
+	busy    bool
+	ids     []int
+	waiters []chan error
+}
+
+func (d *doneRows) delete(ctx context.Context, id int) error {
+	result := make(chan error, 1)
+	d.mu.Lock()
+	d.ids, d.waiters = append(d.ids, id), append(d.waiters, result)
+	if d.busy { // the running group's leader takes this row next
+		d.mu.Unlock()
+		return <-result
+	}
+	d.busy = true
+	for len(d.ids) > 0 {
+		ids, waiters := d.ids, d.waiters
+		d.ids, d.waiters = nil, nil
+		d.mu.Unlock()
+		_, err := d.client.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx)
+		for _, w := range waiters {
+			w <- err
+		}
+		d.mu.Lock()
+	}
+	d.busy = false
+	d.mu.Unlock()
+	return <-result
 }
