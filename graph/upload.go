@@ -91,17 +91,15 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload, status upload.Status) error {
 	stopped := *u
 	stopped.Status = status
-	var job *ent.ObjectPurge
+	var purges []*ent.ObjectPurge
 	err := database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
-		job, err = r.purger.ScheduleFor(ctx, tx, &stopped)
+		purges, err = r.purger.ScheduleFor(ctx, tx, &stopped)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if job != nil {
-		_ = r.purger.AttemptInline(ctx, job)
-	}
+	r.purger.AttemptInline(ctx, purges...)
 	return ErrUploadNotFound
 }
 

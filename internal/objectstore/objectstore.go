@@ -317,6 +317,18 @@ func (s *Store) isVersioned(ctx context.Context, bucket string) (bool, error) {
 // deleteAllVersions lists every version and delete marker of key and
 // removes them in batches.
 func (s *Store) deleteAllVersions(ctx context.Context, bucket, key string) error {
+	ids, err := s.versionsOf(ctx, bucket, key)
+	if err != nil {
+		return err
+	}
+	for key, err := range s.deleteBatch(ctx, bucket, ids) {
+		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// versionsOf lists every version and delete marker of exactly key.
+func (s *Store) versionsOf(ctx context.Context, bucket, key string) ([]types.ObjectIdentifier, error) {
 	var ids []types.ObjectIdentifier
 	p := s3.NewListObjectVersionsPaginator(s.client, &s3.ListObjectVersionsInput{
 		Bucket: aws.String(bucket),
@@ -325,7 +337,7 @@ func (s *Store) deleteAllVersions(ctx context.Context, bucket, key string) error
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx, callOptions(ctx)...)
 		if err != nil {
-			return fmt.Errorf("list versions of %q: %w", key, err)
+			return nil, fmt.Errorf("list versions of %q: %w", key, err)
 		}
 		for _, v := range page.Versions {
 			if aws.ToString(v.Key) == key { // the prefix also matches longer keys
@@ -338,12 +350,46 @@ func (s *Store) deleteAllVersions(ctx context.Context, bucket, key string) error
 			}
 		}
 	}
-	return s.deleteBatch(ctx, bucket, ids)
+	return ids, nil
+}
+
+// DeleteKeys removes the objects of many keys with DeleteObjects, up to
+// 1,000 keys a request (on a versioned bucket, every version of each, unless
+// MarkerOnlyDeletes), and returns the keys it could not remove, with why.
+// What is already gone counts as removed.
+func (s *Store) DeleteKeys(ctx context.Context, bucket string, keys []string) map[string]error {
+	failed := map[string]error{}
+	var ids []types.ObjectIdentifier
+	versioned, err := false, error(nil)
+	if !s.opts.MarkerOnlyDeletes {
+		versioned, err = s.isVersioned(ctx, bucket)
+	}
+	for _, key := range keys {
+		switch {
+		case err != nil:
+			failed[key] = err
+		case versioned:
+			versions, err := s.versionsOf(ctx, bucket, key)
+			if err != nil {
+				failed[key] = err
+			}
+			ids = append(ids, versions...)
+		default:
+			ids = append(ids, types.ObjectIdentifier{Key: aws.String(key)})
+		}
+	}
+	for key, err := range s.deleteBatch(ctx, bucket, ids) {
+		failed[key] = err
+	}
+	return failed
 }
 
 // deleteBatch removes objects with DeleteObjects, at most 1000 a request
-// (S3's limit), and fails if S3 reports any key it could not delete.
-func (s *Store) deleteBatch(ctx context.Context, bucket string, ids []types.ObjectIdentifier) error {
+// (S3's limit; the SDK adds the body checksum S3 requires), and returns the
+// keys S3 did not delete: those it reported with an error, and every key of
+// a request that failed as a whole.
+func (s *Store) deleteBatch(ctx context.Context, bucket string, ids []types.ObjectIdentifier) map[string]error {
+	failed := map[string]error{}
 	for len(ids) > 0 {
 		n := min(len(ids), 1000)
 		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
@@ -351,16 +397,19 @@ func (s *Store) deleteBatch(ctx context.Context, bucket string, ids []types.Obje
 			Delete: &types.Delete{Objects: ids[:n], Quiet: aws.Bool(true)},
 		}, callOptions(ctx)...)
 		if err != nil {
-			return fmt.Errorf("delete %d object versions: %w", n, err)
-		}
-		for _, e := range out.Errors {
-			if aws.ToString(e.Code) != "NoSuchKey" && aws.ToString(e.Code) != "NoSuchVersion" {
-				return fmt.Errorf("delete %q version %q: %s: %s", aws.ToString(e.Key), aws.ToString(e.VersionId), aws.ToString(e.Code), aws.ToString(e.Message))
+			for _, id := range ids[:n] {
+				failed[aws.ToString(id.Key)] = fmt.Errorf("delete %d objects: %w", n, err)
+			}
+		} else {
+			for _, e := range out.Errors {
+				if code := aws.ToString(e.Code); code != "NoSuchKey" && code != "NoSuchVersion" {
+					failed[aws.ToString(e.Key)] = fmt.Errorf("version %q: %s: %s", aws.ToString(e.VersionId), code, aws.ToString(e.Message))
+				}
 			}
 		}
 		ids = ids[n:]
 	}
-	return nil
+	return failed
 }
 
 // Exists reports whether the object is in the bucket.

@@ -1,0 +1,130 @@
+package purge
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/database"
+)
+
+// AttemptBatch tries once to remove the objects of claimed purges, many per
+// S3 request (DeleteObjects). Purges with a multipart upload to abort, or
+// whose object another upload still references, go one by one through
+// Attempt. Each purge whose object S3 reports removed is done; each other
+// one is rescheduled with backoff. It returns how many were done.
+func (p *Purger) AttemptBatch(ctx context.Context, jobs []*ent.ObjectPurge) (purged int) {
+	shared, err := p.referencedKeys(ctx, jobs)
+	if err != nil {
+		p.failAll(ctx, jobs, fmt.Errorf("check references: %w", err))
+		return 0
+	}
+	byBucket := map[string][]*ent.ObjectPurge{}
+	for _, job := range jobs {
+		if job.AbortAllMultipart || job.MultipartUploadID != "" || shared[ref{job.Bucket, job.ObjectKey}] {
+			if p.Attempt(ctx, job) == nil {
+				purged++
+			}
+			continue
+		}
+		byBucket[job.Bucket] = append(byBucket[job.Bucket], job)
+	}
+	for bucket, jobs := range byBucket {
+		keys := make([]string, len(jobs))
+		for i, job := range jobs {
+			keys[i] = job.ObjectKey
+		}
+		failed := p.objects.DeleteKeys(ctx, bucket, keys)
+		var done []int
+		var retry []*ent.ObjectPurge
+		for _, job := range jobs {
+			err := failed[job.ObjectKey]
+			p.opts.Metrics.PurgeAttempt(err)
+			if err != nil {
+				retry = append(retry, job)
+			} else {
+				done = append(done, job.ID)
+			}
+		}
+		if len(retry) > 0 {
+			p.rescheduleAll(ctx, retry, failed[retry[0].ObjectKey])
+		}
+		if len(done) == 0 {
+			continue
+		}
+		// A failed row delete only means the (idempotent) purges run again later.
+		if _, err := p.client.ObjectPurge.Delete().Where(objectpurge.IDIn(done...)).Exec(ctx); err != nil {
+			p.logger.WarnContext(ctx, "finish purges", "purges", len(done), "error", err)
+			continue
+		}
+		purged += len(done)
+		p.logger.InfoContext(ctx, "objects purged", "bucket", bucket, "purged", len(done))
+	}
+	return purged
+}
+
+type ref struct{ bucket, key string }
+
+// referencedKeys returns which of the purges' objects an upload record
+// still references (see Attempt).
+func (p *Purger) referencedKeys(ctx context.Context, jobs []*ent.ObjectPurge) (map[ref]bool, error) {
+	keys := make([]string, len(jobs))
+	for i, job := range jobs {
+		keys[i] = job.ObjectKey
+	}
+	var rows []struct {
+		Bucket    string `json:"bucket"`
+		ObjectKey string `json:"object_key"`
+	}
+	err := p.client.Upload.Query().
+		Where(upload.ObjectKeyIn(keys...)).
+		Select(upload.FieldBucket, upload.FieldObjectKey).
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, err
+	}
+	shared := map[ref]bool{}
+	for _, r := range rows {
+		shared[ref{r.Bucket, r.ObjectKey}] = true
+	}
+	return shared, nil
+}
+
+func (p *Purger) failAll(ctx context.Context, jobs []*ent.ObjectPurge, cause error) {
+	for range jobs {
+		p.opts.Metrics.PurgeAttempt(cause)
+	}
+	p.rescheduleAll(ctx, jobs, cause)
+}
+
+// rescheduleAll records failed attempts of many purges in one transaction
+// (one commit, not one per purge: an outage fails whole batches) and logs
+// them once.
+func (p *Purger) rescheduleAll(ctx context.Context, jobs []*ent.ObjectPurge, example error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	msg := example.Error()
+	if len(msg) > 500 {
+		msg = msg[:500]
+	}
+	err := database.WithTx(ctx, p.client, func(tx *ent.Tx) error {
+		for _, job := range jobs {
+			err := tx.ObjectPurge.UpdateOneID(job.ID).
+				SetNextAttemptAt(time.Now().Add(p.backoff(job.Attempts))).
+				SetLastError(msg).
+				Exec(ctx)
+			if err != nil && !ent.IsNotFound(err) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// The leases still expire, so the purges are retried anyway.
+		p.logger.ErrorContext(ctx, "record purge failures", "purges", len(jobs), "error", err)
+	}
+	p.logger.WarnContext(ctx, "object purges failed; will retry", "failed", len(jobs), "error", example)
+}

@@ -1,0 +1,130 @@
+package purge
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/objectstore"
+)
+
+// outageThreshold is how many purges a pass tries first, one by one: if
+// all of them fail, S3 is most likely down, and the rest stay due
+// (unclaimed) for the next pass instead of each being claimed, failed and
+// pushed back.
+const outageThreshold = 3
+
+// RunOnce claims the purges that are due, up to batchSize, and attempts
+// them: the first few one by one, then the rest as one batch. It returns how
+// many it attempted and how many objects were purged.
+func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error) {
+	now := time.Now()
+	due, err := p.client.ObjectPurge.Query().
+		Where(objectpurge.NextAttemptAtLTE(now)).
+		Order(objectpurge.ByNextAttemptAt()).
+		Limit(batchSize).
+		All(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("list due purges: %w", err)
+	}
+	probe, rest := due[:min(len(due), outageThreshold)], due[min(len(due), outageThreshold):]
+	claimed, err := p.claim(ctx, probe, now)
+	if err != nil {
+		return 0, 0, err
+	}
+	// The purger is the retry loop, with its own backoff: one try each.
+	for _, job := range claimed {
+		attempted++
+		attemptCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), p.attemptTimeout())
+		if p.Attempt(attemptCtx, job) == nil {
+			purged++
+		}
+		cancel()
+	}
+	if len(claimed) > 0 && purged == 0 {
+		return attempted, purged, nil // S3 is most likely down
+	}
+	if claimed, err = p.claim(ctx, rest, now); err != nil || len(claimed) == 0 {
+		return attempted, purged, err
+	}
+	attempted += len(claimed)
+	// Within the lease, which the claims just began.
+	batchCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), lease/2)
+	defer cancel()
+	purged += p.AttemptBatch(batchCtx, claimed)
+	return attempted, purged, nil
+}
+
+// claim takes, in one transaction, each of the purges that is still due
+// for one lease, and returns those it took: one that is not was claimed by
+// another purger first.
+func (p *Purger) claim(ctx context.Context, due []*ent.ObjectPurge, now time.Time) ([]*ent.ObjectPurge, error) {
+	if len(due) == 0 {
+		return nil, nil
+	}
+	var claimed []*ent.ObjectPurge
+	err := database.WithTx(ctx, p.client, func(tx *ent.Tx) error {
+		for _, job := range due {
+			n, err := tx.ObjectPurge.Update().
+				Where(objectpurge.ID(job.ID), objectpurge.NextAttemptAtLTE(now)).
+				SetNextAttemptAt(now.Add(lease)).
+				AddAttempts(1).
+				Save(ctx)
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				job.Attempts++
+				claimed = append(claimed, job)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %d purges: %w", len(due), err)
+	}
+	return claimed, nil
+}
+
+// attemptTimeout keeps one S3 call well inside the lease.
+func (p *Purger) attemptTimeout() time.Duration {
+	return min(lease/2, 10*time.Second)
+}
+
+// Run purges due objects every PollInterval until ctx is cancelled. After a
+// full batch that went well it goes on at once: a backlog (after an
+// outage) drains as fast as S3 allows.
+func (p *Purger) Run(ctx context.Context) {
+	ticker := time.NewTicker(p.opts.PollInterval)
+	defer ticker.Stop()
+	for {
+		attempted, purged, err := p.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			p.logger.ErrorContext(ctx, "purge pass failed", "error", err)
+		}
+		if err == nil && attempted == batchSize && purged == attempted {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// QueueStats returns how many purges are pending and how old the oldest is.
+func (p *Purger) QueueStats(ctx context.Context) (int, time.Duration, error) {
+	pending, err := p.client.ObjectPurge.Query().Count(ctx)
+	if err != nil || pending == 0 {
+		return pending, 0, err
+	}
+	oldest, err := p.client.ObjectPurge.Query().Order(objectpurge.ByCreatedAt()).First(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	return pending, time.Since(oldest.CreatedAt), nil
+}
