@@ -81,6 +81,7 @@ func NewHandler(cfg Config) http.Handler {
 	if len(cfg.AllowedOrigins) > 0 { // none: no cross-origin browser access at all
 		h = corsMiddleware(cfg.AllowedOrigins).Handler(h)
 	}
+	h = rejectAmbiguousFraming(h)
 	return requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest)(h)
 }
 
@@ -225,7 +226,8 @@ const MaxHeaderBytes = 64 << 10
 
 // NewServer wraps h with the timeouts a public server needs. Writes get
 // no deadline because uploads of large files take as long as they take;
-// the read header timeout guards against slow-loris clients.
+// the read header timeout guards against slow-loris clients. Serve it on a
+// listener wrapped by Listener.
 func NewServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
@@ -233,5 +235,6 @@ func NewServer(addr string, h http.Handler) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    MaxHeaderBytes,
+		ConnContext:       withScanner,
 	}
 }

@@ -121,6 +121,7 @@ func New(t testing.TB, opts Options) *Env {
 	srv.Config = httpserver.NewServer("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
+	srv.Listener = httpserver.Listener(srv.Listener)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL
