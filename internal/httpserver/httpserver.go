@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -85,21 +86,18 @@ func NewHandler(cfg Config) http.Handler {
 	return requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest)(h)
 }
 
+// ReadyCacheTTL is how long /readyz answers with its last result. The
+// route needs no key and has no rate limit: without the cache, every call
+// would cost a database query and an S3 request.
+const ReadyCacheTTL = time.Second
+
 // readyHandler answers 200 when every check passes and 503 otherwise,
 // naming each check's state (never its error, which may carry internals;
 // that is logged).
 func readyHandler(checks map[string]func(context.Context) error, logger *slog.Logger) http.Handler {
+	rd := &readiness{checks: checks, logger: logger}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		status, ready := map[string]string{}, true
-		for name, check := range checks {
-			status[name] = "ok"
-			if err := check(ctx); err != nil {
-				logger.WarnContext(ctx, "readiness check failed", "check", name, "error", err)
-				status[name], ready = "unavailable", false
-			}
-		}
+		ready, status := rd.result(r.Context())
 		code := http.StatusOK
 		if !ready {
 			code = http.StatusServiceUnavailable
@@ -108,6 +106,39 @@ func readyHandler(checks map[string]func(context.Context) error, logger *slog.Lo
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": status})
 	})
+}
+
+// readiness runs the checks at most once per ReadyCacheTTL. Callers that
+// arrive while they run wait for them and share their result.
+type readiness struct {
+	checks map[string]func(context.Context) error
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	checked time.Time // when the last check ended
+	ready   bool
+	status  map[string]string // never changed once returned
+}
+
+func (rd *readiness) result(ctx context.Context) (bool, map[string]string) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if time.Since(rd.checked) < ReadyCacheTTL {
+		return rd.ready, rd.status
+	}
+	// Not bound to this caller: others wait for the result.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	status, ready := map[string]string{}, true
+	for name, check := range rd.checks {
+		status[name] = "ok"
+		if err := check(ctx); err != nil {
+			rd.logger.WarnContext(ctx, "readiness check failed", "check", name, "error", err)
+			status[name], ready = "unavailable", false
+		}
+	}
+	rd.ready, rd.status, rd.checked = ready, status, time.Now()
+	return ready, status
 }
 
 // corsMiddleware lets browser pages on allowed origins call the API. It
