@@ -40,6 +40,7 @@ func main() {
 // run parses the command line and environment, then serves or runs a
 // management command.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	privateFiles()
 	command, args := splitCommand(args)
 	fs := flag.NewFlagSet("uploads", flag.ContinueOnError)
 	fs.SetOutput(stderr)
