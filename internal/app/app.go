@@ -85,6 +85,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		AllowedOrigins:  cfg.AllowedOrigins(),
 		Limiter:         limiter,
 		Metrics:         a.Metrics,
+		BodyTimeout:     cfg.RequestBodyTimeout,
+		UploadIdle:      cfg.UploadBodyIdleTimeout,
 		Ready: map[string]func(context.Context) error{
 			"database": func(ctx context.Context) error { _, err := client.User.Query().Exist(ctx); return err },
 			"bucket":   a.Store.Ping,

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +47,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Ready are the checks of /readyz, by name.
 	Ready map[string]func(context.Context) error
+	// BodyTimeout bounds the time a request body other than an upload may
+	// take to arrive; UploadIdle bounds each pause in an upload's body.
+	// Zero sets no bound.
+	BodyTimeout, UploadIdle time.Duration
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -82,6 +85,7 @@ func NewHandler(cfg Config) http.Handler {
 	if len(cfg.AllowedOrigins) > 0 { // none: no cross-origin browser access at all
 		h = corsMiddleware(cfg.AllowedOrigins).Handler(h)
 	}
+	h = boundBodyReads(cfg.BodyTimeout, cfg.UploadIdle, h)
 	h = rejectAmbiguousFraming(h)
 	return requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest)(h)
 }
@@ -240,7 +244,7 @@ func limitBody(maxRequest, maxFile int64, next http.Handler) http.Handler {
 			Code:    graph.CodeBadUserInput,
 			Message: fmt.Sprintf("Request body exceeds the limit of %d bytes", MaxOperationBytes),
 		}
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+		if isUpload(r) {
 			limit, tooLarge = maxRequest, graph.UploadTooLarge(maxFile)
 		}
 		if r.ContentLength > limit {
@@ -257,8 +261,10 @@ const MaxHeaderBytes = 64 << 10
 
 // NewServer wraps h with the timeouts a public server needs. Writes get
 // no deadline because uploads of large files take as long as they take;
-// the read header timeout guards against slow-loris clients. Serve it on a
-// listener wrapped by Listener.
+// the read header timeout guards against slow-loris clients, and the
+// handler bounds reading bodies (see boundBodyReads), which ReadTimeout
+// cannot do without cutting large uploads. Serve it on a listener wrapped
+// by Listener.
 func NewServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
