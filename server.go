@@ -40,6 +40,7 @@ func main() {
 // run parses the command line and environment, then serves or runs a
 // management command.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	privateFiles()
 	command, args := splitCommand(args)
 	fs := flag.NewFlagSet("uploads", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -141,7 +142,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 
 	srv := httpserver.NewServer(cfg.Addr, a.Handler)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(httpserver.Listener(ln)) }()
 	logger.Info("serving", "url", baseURL, "graphql", baseURL+"/graphql", "playground", baseURL+"/")
 
 	select {

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -114,7 +116,7 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 func TestFirstStart(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	out := serveFor(t, dir, addr, func() {})
+	out, _ := serveFor(t, dir, addr, func() {})
 	key := regexp.MustCompile(`x-api-key: (ukey_[0-9a-f]+)`).FindStringSubmatch(out)
 	id := regexp.MustCompile(`x-upload-id: (upl_[0-9a-f]+)`).FindStringSubmatch(out)
 	if key == nil || id == nil || !strings.Contains(out, "http://"+addr+"/") {
@@ -122,7 +124,7 @@ func TestFirstStart(t *testing.T) {
 	}
 	var status int
 	var body string
-	again := serveFor(t, dir, addr, func() {
+	again, _ := serveFor(t, dir, addr, func() {
 		req, _ := http.NewRequest(http.MethodDelete, "http://"+addr+"/delete-upload-api", nil)
 		req.Header.Set("x-api-key", key[1])
 		req.Header.Set("x-upload-id", id[1])
@@ -143,8 +145,9 @@ func TestFirstStart(t *testing.T) {
 }
 
 // serveFor runs the server until it answers /healthz, calls during, then
-// stops it as SIGTERM would and returns what it printed on stdout.
-func serveFor(t *testing.T, dataDir, addr string, during func()) string {
+// stops it as SIGTERM would and returns what it printed on stdout and
+// stderr.
+func serveFor(t *testing.T, dataDir, addr string, during func()) (stdout, stderr string) {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	var out, errOut bytes.Buffer
@@ -171,7 +174,7 @@ func serveFor(t *testing.T, dataDir, addr string, during func()) string {
 	if err := <-done; err != nil {
 		t.Fatalf("server exited with %v\n%s", err, errOut.String())
 	}
-	return out.String()
+	return out.String(), errOut.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -189,6 +192,50 @@ func envOf(env map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
+	}
+}
+
+// TestDataDirPermissions: in a data directory other users can read, every
+// file and directory the service creates (the database, its -wal and -shm
+// files, the embedded bucket's objects) is its owner's alone, and start-up
+// warns about the directory.
+func TestDataDirPermissions(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var exposed []string
+	files := 0
+	_, stderr := serveFor(t, dir, freeAddr(t), func() { // while the database is open
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || path == dir {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if info.Mode().IsRegular() {
+				files++
+			}
+			if perm := info.Mode().Perm(); perm&0o077 != 0 {
+				rel, _ := filepath.Rel(dir, path)
+				exposed = append(exposed, fmt.Sprintf("%s %#o", rel, perm))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	if files < 5 { // uploads.db, -wal, -shm, two demo objects
+		t.Errorf("found only %d files", files)
+	}
+	if len(exposed) > 0 {
+		t.Errorf("other users can access: %s", strings.Join(exposed, ", "))
+	}
+	if !strings.Contains(stderr, `"level":"WARN"`) || !strings.Contains(stderr, "data directory") || !strings.Contains(stderr, `"mode":"0755"`) {
+		t.Errorf("no warning about the data directory in the logs:\n%s", stderr)
 	}
 }
 

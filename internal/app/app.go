@@ -57,6 +57,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	a.Client = client
+	warnIfDataDirShared(logger, cfg)
 	a.Purger = purge.New(client, a.Store, logger, purge.Options{
 		PollInterval:  cfg.PurgePollInterval,
 		MaxBackoff:    cfg.PurgeMaxBackoff,
@@ -84,6 +85,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		AllowedOrigins:  cfg.AllowedOrigins(),
 		Limiter:         limiter,
 		Metrics:         a.Metrics,
+		BodyTimeout:     cfg.RequestBodyTimeout,
+		UploadIdle:      cfg.UploadBodyIdleTimeout,
 		Ready: map[string]func(context.Context) error{
 			"database": func(ctx context.Context) error { _, err := client.User.Query().Exist(ctx); return err },
 			"bucket":   a.Store.Ping,
@@ -103,6 +106,23 @@ func OpenDatabase(ctx context.Context, cfg *config.Config) (*ent.Client, error) 
 		databaseURL = database.SQLiteURL(cfg.SQLitePath())
 	}
 	return database.Open(ctx, databaseURL)
+}
+
+// warnIfDataDirShared warns when other users may read the data directory.
+// The files the service makes in it are private, but the directory is the
+// operator's: it is not changed, only reported.
+func warnIfDataDirShared(logger *slog.Logger, cfg *config.Config) {
+	if !cfg.EmbeddedDatabase() && !cfg.EmbeddedS3() {
+		return
+	}
+	info, err := os.Stat(cfg.DataDir)
+	if err != nil {
+		return
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		logger.Warn("the data directory is accessible to other users; it holds the database and uploads: chmod 700 it",
+			"dir", cfg.DataDir, "mode", fmt.Sprintf("%#o", perm))
+	}
 }
 
 // newLimiter builds the rate limiter, sharing counts through Redis when

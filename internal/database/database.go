@@ -37,6 +37,11 @@ func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 func openDriver(databaseURL string) (*entsql.Driver, error) {
 	switch {
 	case strings.HasPrefix(databaseURL, "sqlite://"):
+		path, query, _ := strings.Cut(strings.TrimPrefix(databaseURL, "sqlite://"), "?")
+		params, _ := url.ParseQuery(query)
+		if err := privateSQLiteFiles(path, params.Get("mode")); err != nil {
+			return nil, err
+		}
 		db, err := sql.Open("sqlite3", SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -49,6 +49,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Ready are the checks of /readyz, by name.
 	Ready map[string]func(context.Context) error
+	// BodyTimeout bounds the time a request body other than an upload may
+	// take to arrive; UploadIdle bounds each pause in an upload's body.
+	// Zero sets no bound.
+	BodyTimeout, UploadIdle time.Duration
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -86,24 +90,23 @@ func NewHandler(cfg Config) http.Handler {
 	if len(cfg.AllowedOrigins) > 0 { // none: no cross-origin browser access at all
 		h = corsMiddleware(cfg.AllowedOrigins).Handler(h)
 	}
+	h = boundBodyReads(cfg.BodyTimeout, cfg.UploadIdle, h)
+	h = rejectAmbiguousFraming(h)
 	return requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest)(h)
 }
+
+// ReadyCacheTTL is how long /readyz answers with its last result. The
+// route needs no key and has no rate limit: without the cache, every call
+// would cost a database query and an S3 request.
+const ReadyCacheTTL = time.Second
 
 // readyHandler answers 200 when every check passes and 503 otherwise,
 // naming each check's state (never its error, which may carry internals;
 // that is logged).
 func readyHandler(checks map[string]func(context.Context) error, logger *slog.Logger) http.Handler {
+	rd := &readiness{checks: checks, logger: logger}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		status, ready := map[string]string{}, true
-		for name, check := range checks {
-			status[name] = "ok"
-			if err := check(ctx); err != nil {
-				logger.WarnContext(ctx, "readiness check failed", "check", name, "error", err)
-				status[name], ready = "unavailable", false
-			}
-		}
+		ready, status := rd.result(r.Context())
 		code := http.StatusOK
 		if !ready {
 			code = http.StatusServiceUnavailable
@@ -112,6 +115,39 @@ func readyHandler(checks map[string]func(context.Context) error, logger *slog.Lo
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": status})
 	})
+}
+
+// readiness runs the checks at most once per ReadyCacheTTL. Callers that
+// arrive while they run wait for them and share their result.
+type readiness struct {
+	checks map[string]func(context.Context) error
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	checked time.Time // when the last check ended
+	ready   bool
+	status  map[string]string // never changed once returned
+}
+
+func (rd *readiness) result(ctx context.Context) (bool, map[string]string) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if time.Since(rd.checked) < ReadyCacheTTL {
+		return rd.ready, rd.status
+	}
+	// Not bound to this caller: others wait for the result.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	status, ready := map[string]string{}, true
+	for name, check := range rd.checks {
+		status[name] = "ok"
+		if err := check(ctx); err != nil {
+			rd.logger.WarnContext(ctx, "readiness check failed", "check", name, "error", err)
+			status[name], ready = "unavailable", false
+		}
+	}
+	rd.ready, rd.status, rd.checked = ready, status, time.Now()
+	return ready, status
 }
 
 // corsMiddleware lets browser pages on allowed origins call the API. It
@@ -228,7 +264,7 @@ func limitBody(maxRequest, maxFile int64, next http.Handler) http.Handler {
 			Code:    graph.CodeBadUserInput,
 			Message: fmt.Sprintf("Request body exceeds the limit of %d bytes", MaxOperationBytes),
 		}
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+		if isUpload(r) {
 			limit, tooLarge = maxRequest, graph.UploadTooLarge(maxFile)
 		}
 		if r.ContentLength > limit {
@@ -245,7 +281,10 @@ const MaxHeaderBytes = 64 << 10
 
 // NewServer wraps h with the timeouts a public server needs. Writes get
 // no deadline because uploads of large files take as long as they take;
-// the read header timeout guards against slow-loris clients.
+// the read header timeout guards against slow-loris clients, and the
+// handler bounds reading bodies (see boundBodyReads), which ReadTimeout
+// cannot do without cutting large uploads. Serve it on a listener wrapped
+// by Listener.
 func NewServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
@@ -253,5 +292,6 @@ func NewServer(addr string, h http.Handler) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    MaxHeaderBytes,
+		ConnContext:       withScanner,
 	}
 }

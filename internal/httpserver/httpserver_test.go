@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
@@ -139,12 +142,60 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("readyz: %d %s", res.Status, res.Body)
 	}
 	env.S3.SetMode(faultproxy.Refuse)
-	if res := env.Do(http.MethodGet, "/readyz", nil, nil); res.Status != 503 ||
-		res.Body != `{"checks":{"bucket":"unavailable","database":"ok"},"ready":false}`+"\n" {
+	var res testenv.Response
+	env.Eventually(5*time.Second, "readyz to see S3 down", func() bool {
+		res = env.Do(http.MethodGet, "/readyz", nil, nil)
+		return res.Status != 200
+	})
+	if res.Status != 503 || res.Body != `{"checks":{"bucket":"unavailable","database":"ok"},"ready":false}`+"\n" {
 		t.Errorf("readyz with S3 down: %d %s", res.Status, res.Body)
 	}
 	if res := env.Do(http.MethodGet, "/healthz", nil, nil); res.Status != 200 {
 		t.Errorf("healthz with S3 down: %d (the process is alive)", res.Status)
+	}
+}
+
+// TestReadinessIsCached: /readyz needs no key and has no rate limit, so
+// concurrent and repeated calls share one check of the database and the
+// bucket instead of each sending their own.
+func TestReadinessIsCached(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	var bucketChecks atomic.Int64
+	env.S3.Observe(func(r *http.Request) {
+		if r.Method == http.MethodHead && strings.Trim(r.URL.Path, "/") == env.Bucket {
+			bucketChecks.Add(1)
+		}
+	})
+	began := time.Now()
+	statuses := make(chan int, 50)
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			res, err := http.Get(env.URL + "/readyz")
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			res.Body.Close()
+			statuses <- res.StatusCode
+		})
+	}
+	wg.Wait()
+	for range 10 {
+		statuses <- env.Do(http.MethodGet, "/readyz", nil, nil).Status
+	}
+	elapsed := time.Since(began)
+	close(statuses)
+	for status := range statuses {
+		if status != 200 {
+			t.Fatalf("readyz: %d", status)
+		}
+	}
+	// A check starts only once the last result is older than the cache's
+	// lifetime, so however slow the machine, there are at most this many.
+	allowed := 1 + int64(elapsed/httpserver.ReadyCacheTTL)
+	if n := bucketChecks.Load(); n > allowed {
+		t.Errorf("50 calls in %s checked the bucket %d times, want at most %d", elapsed.Round(time.Millisecond), n, allowed)
 	}
 }
 

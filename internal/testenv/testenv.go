@@ -94,6 +94,7 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	t.Cleanup(proxy.Close)
 
+	defaults := config.Defaults()
 	cfg := &config.Config{
 		DataDir:                t.TempDir(),
 		DatabaseURL:            PostgresSchema(t), // "" is a SQLite file in DataDir
@@ -104,6 +105,8 @@ func New(t testing.TB, opts Options) *Env {
 		S3Credentials:          creds,
 		MaxUploadSize:          1 << 20,
 		UploadTimeout:          time.Minute,
+		RequestBodyTimeout:     defaults.RequestBodyTimeout,
+		UploadBodyIdleTimeout:  defaults.UploadBodyIdleTimeout,
 		GraphQLIntrospection:   true,
 		GraphQLComplexityLimit: 1000,
 		GraphQLDepthLimit:      10,
@@ -121,6 +124,7 @@ func New(t testing.TB, opts Options) *Env {
 	srv.Config = httpserver.NewServer("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
+	srv.Listener = httpserver.Listener(srv.Listener)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL
