@@ -20,13 +20,9 @@ import (
 // deleteOwned), answered as the REST contract's single delete.
 func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *model.DeleteUploadPayload, err error) {
 	defer func() { r.options.Metrics.Delete(deleteOutcome(err)) }()
-	v, err := requireViewer(ctx)
-	if errors.Is(err, ErrUnauthorized) {
-		return nil, err
-	}
+	v, err := r.deleter(ctx)
 	if err != nil {
-		r.logger.ErrorContext(ctx, "authenticate delete", "error", err)
-		return nil, ErrDeleteFailed
+		return nil, err
 	}
 	uploadID = strings.TrimSpace(uploadID)
 	if uploadID == "" {

@@ -24,6 +24,16 @@ func (r *mutationResolver) DeleteUpload(ctx context.Context, id string) (*model.
 	return r.deleteUpload(ctx, id)
 }
 
+// DeleteUploads is the resolver for the deleteUploads field.
+func (r *mutationResolver) DeleteUploads(ctx context.Context, ids []string) (*model.DeleteUploadsPayload, error) {
+	return r.deleteUploads(ctx, ids)
+}
+
+// DeleteUploadsWhere is the resolver for the deleteUploadsWhere field.
+func (r *mutationResolver) DeleteUploadsWhere(ctx context.Context, where ent.UploadWhereInput, dryRun bool) (*model.DeleteUploadsWherePayload, error) {
+	return r.deleteUploadsWhere(ctx, where, dryRun)
+}
+
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*ent.User, error) {
 	return r.me(ctx)

@@ -45,9 +45,22 @@ type ComplexityRoot struct {
 		Message         func(childComplexity int) int
 	}
 
+	DeleteUploadsPayload struct {
+		DeletedUploadIds func(childComplexity int) int
+		NotFoundIds      func(childComplexity int) int
+	}
+
+	DeleteUploadsWherePayload struct {
+		DeletedCount func(childComplexity int) int
+		HasMore      func(childComplexity int) int
+		MatchedCount func(childComplexity int) int
+	}
+
 	Mutation struct {
-		DeleteUpload func(childComplexity int, id string) int
-		UploadFile   func(childComplexity int, file graphql.Upload) int
+		DeleteUpload       func(childComplexity int, id string) int
+		DeleteUploads      func(childComplexity int, ids []string) int
+		DeleteUploadsWhere func(childComplexity int, where ent.UploadWhereInput, dryRun bool) int
+		UploadFile         func(childComplexity int, file graphql.Upload) int
 	}
 
 	PageInfo struct {
@@ -101,6 +114,8 @@ type ComplexityRoot struct {
 type MutationResolver interface {
 	UploadFile(ctx context.Context, file graphql.Upload) (*ent.Upload, error)
 	DeleteUpload(ctx context.Context, id string) (*model.DeleteUploadPayload, error)
+	DeleteUploads(ctx context.Context, ids []string) (*model.DeleteUploadsPayload, error)
+	DeleteUploadsWhere(ctx context.Context, where ent.UploadWhereInput, dryRun bool) (*model.DeleteUploadsWherePayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (ent.Noder, error)
@@ -140,6 +155,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeleteUploadPayload.Message(childComplexity), true
 
+	case "DeleteUploadsPayload.deletedUploadIds":
+		if e.ComplexityRoot.DeleteUploadsPayload.DeletedUploadIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsPayload.DeletedUploadIds(childComplexity), true
+	case "DeleteUploadsPayload.notFoundIds":
+		if e.ComplexityRoot.DeleteUploadsPayload.NotFoundIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsPayload.NotFoundIds(childComplexity), true
+
+	case "DeleteUploadsWherePayload.deletedCount":
+		if e.ComplexityRoot.DeleteUploadsWherePayload.DeletedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsWherePayload.DeletedCount(childComplexity), true
+	case "DeleteUploadsWherePayload.hasMore":
+		if e.ComplexityRoot.DeleteUploadsWherePayload.HasMore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsWherePayload.HasMore(childComplexity), true
+	case "DeleteUploadsWherePayload.matchedCount":
+		if e.ComplexityRoot.DeleteUploadsWherePayload.MatchedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsWherePayload.MatchedCount(childComplexity), true
+
 	case "Mutation.deleteUpload":
 		if e.ComplexityRoot.Mutation.DeleteUpload == nil {
 			break
@@ -151,6 +198,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteUpload(childComplexity, args["id"].(string)), true
+	case "Mutation.deleteUploads":
+		if e.ComplexityRoot.Mutation.DeleteUploads == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteUploads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteUploads(childComplexity, args["ids"].([]string)), true
+	case "Mutation.deleteUploadsWhere":
+		if e.ComplexityRoot.Mutation.DeleteUploadsWhere == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteUploadsWhere_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteUploadsWhere(childComplexity, args["where"].(ent.UploadWhereInput), args["dryRun"].(bool)), true
 	case "Mutation.uploadFile":
 		if e.ComplexityRoot.Mutation.UploadFile == nil {
 			break
@@ -753,12 +822,47 @@ type Mutation {
   extensions.code UNAUTHENTICATED, BAD_USER_INPUT, NOT_FOUND or INTERNAL_SERVER_ERROR.
   """
   deleteUpload(id: ID!): DeleteUploadPayload!
+  """
+  Deletes up to 1,000 of the caller's uploads, and their objects, in one
+  database transaction: every one of them among ` + "`" + `ids` + "`" + ` is deleted, or (on a
+  database failure, INTERNAL_SERVER_ERROR) none is. Ids that do not exist,
+  are malformed or belong to someone else are reported in ` + "`" + `notFoundIds` + "`" + `,
+  indistinguishably. An id given twice counts once; both lists follow the
+  order of ` + "`" + `ids` + "`" + `. More than 1,000 ids: BAD_USER_INPUT, and nothing is deleted.
+  """
+  deleteUploads(ids: [ID!]!): DeleteUploadsPayload!
+  """
+  Deletes the caller's uploads that match ` + "`" + `where` + "`" + ` (the filter of
+  ` + "`" + `viewer.uploads` + "`" + `; ` + "`" + `{}` + "`" + ` matches all of them), up to 10,000 per call in
+  transactions of up to 1,000. When more matched, ` + "`" + `hasMore` + "`" + ` is true: call
+  again until it is false. With ` + "`" + `dryRun: true` + "`" + ` nothing is deleted and only
+  ` + "`" + `matchedCount` + "`" + ` is filled. A database failure ends the call with
+  INTERNAL_SERVER_ERROR; the batches committed before it stay deleted, and
+  calling again finishes the job.
+  """
+  deleteUploadsWhere(where: UploadWhereInput!, dryRun: Boolean! = false): DeleteUploadsWherePayload!
 }
 
 type DeleteUploadPayload {
   deletedUploadId: ID!
   "Identical to the REST API's success message."
   message: String!
+}
+
+type DeleteUploadsPayload {
+  "The uploads deleted, in the order of the ids given."
+  deletedUploadIds: [ID!]!
+  "The ids that name none of the caller's uploads, in the order given."
+  notFoundIds: [ID!]!
+}
+
+type DeleteUploadsWherePayload {
+  "How many uploads this call deleted."
+  deletedCount: Int!
+  "How many of the caller's uploads matched when the call began."
+  matchedCount: Int!
+  "Whether uploads that match are left (more than this call's 10,000): call again."
+  hasMore: Boolean!
 }
 `, BuiltIn: false},
 }
@@ -776,6 +880,28 @@ func (ec *executionContext) childFields_DeleteUploadPayload(ctx context.Context,
 		return ec.fieldContext_DeleteUploadPayload_message(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteUploadPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeleteUploadsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedUploadIds":
+		return ec.fieldContext_DeleteUploadsPayload_deletedUploadIds(ctx, field)
+	case "notFoundIds":
+		return ec.fieldContext_DeleteUploadsPayload_notFoundIds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteUploadsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeleteUploadsWherePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedCount":
+		return ec.fieldContext_DeleteUploadsWherePayload_deletedCount(ctx, field)
+	case "matchedCount":
+		return ec.fieldContext_DeleteUploadsWherePayload_matchedCount(ctx, field)
+	case "hasMore":
+		return ec.fieldContext_DeleteUploadsWherePayload_hasMore(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteUploadsWherePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -977,6 +1103,42 @@ func (ec *executionContext) field_Mutation_deleteUpload_args(ctx context.Context
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteUploadsWhere_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (ent.UploadWhereInput, error) {
+			return ec.unmarshalNUploadWhereInput2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚐUploadWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (bool, error) {
+			return ec.unmarshalNBoolean2bool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteUploads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "ids",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ids"] = arg0
 	return args, nil
 }
 
@@ -1224,6 +1386,121 @@ func (ec *executionContext) fieldContext_DeleteUploadPayload_message(_ context.C
 	return graphql.NewScalarFieldContext("DeleteUploadPayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _DeleteUploadsPayload_deletedUploadIds(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsPayload_deletedUploadIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedUploadIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsPayload_deletedUploadIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeleteUploadsPayload_notFoundIds(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsPayload_notFoundIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NotFoundIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsPayload_notFoundIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeleteUploadsWherePayload_deletedCount(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsWherePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsWherePayload_deletedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsWherePayload_deletedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsWherePayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeleteUploadsWherePayload_matchedCount(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsWherePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsWherePayload_matchedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MatchedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsWherePayload_matchedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsWherePayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeleteUploadsWherePayload_hasMore(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsWherePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsWherePayload_hasMore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HasMore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsWherePayload_hasMore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsWherePayload", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Mutation_uploadFile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1306,6 +1583,94 @@ func (ec *executionContext) fieldContext_Mutation_deleteUpload(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteUpload_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteUploads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteUploads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteUploads(ctx, fc.Args["ids"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteUploadsPayload) graphql.Marshaler {
+			return ec.marshalNDeleteUploadsPayload2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeleteUploadsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteUploads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteUploadsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteUploads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteUploadsWhere(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteUploadsWhere(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteUploadsWhere(ctx, fc.Args["where"].(ent.UploadWhereInput), fc.Args["dryRun"].(bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteUploadsWherePayload) graphql.Marshaler {
+			return ec.marshalNDeleteUploadsWherePayload2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeleteUploadsWherePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteUploadsWhere(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteUploadsWherePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteUploadsWhere_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3835,6 +4200,87 @@ func (ec *executionContext) _DeleteUploadPayload(ctx context.Context, sel ast.Se
 	return out
 }
 
+var deleteUploadsPayloadImplementors = []string{"DeleteUploadsPayload"}
+
+func (ec *executionContext) _DeleteUploadsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteUploadsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteUploadsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteUploadsPayload")
+		case "deletedUploadIds":
+			out.Values[i] = ec._DeleteUploadsPayload_deletedUploadIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "notFoundIds":
+			out.Values[i] = ec._DeleteUploadsPayload_notFoundIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deleteUploadsWherePayloadImplementors = []string{"DeleteUploadsWherePayload"}
+
+func (ec *executionContext) _DeleteUploadsWherePayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteUploadsWherePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteUploadsWherePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteUploadsWherePayload")
+		case "deletedCount":
+			out.Values[i] = ec._DeleteUploadsWherePayload_deletedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matchedCount":
+			out.Values[i] = ec._DeleteUploadsWherePayload_matchedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hasMore":
+			out.Values[i] = ec._DeleteUploadsWherePayload_hasMore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -3864,6 +4310,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteUpload":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteUpload(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteUploads":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteUploads(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteUploadsWhere":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteUploadsWhere(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -4599,6 +5059,22 @@ func (ec *executionContext) marshalNDeleteUploadPayload2ᚖgithubᚗcomᚋsafede
 	return ec._DeleteUploadPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDeleteUploadsPayload2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeleteUploadsPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteUploadsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeleteUploadsPayload!")
+		return graphql.Null
+	}
+	return ec._DeleteUploadsPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeleteUploadsWherePayload2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeleteUploadsWherePayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteUploadsWherePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeleteUploadsWherePayload!")
+		return graphql.Null
+	}
+	return ec._DeleteUploadsWherePayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNFile2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, v any) (graphql.Upload, error) {
 	res, err := graphql.UnmarshalUpload(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -4774,6 +5250,11 @@ func (ec *executionContext) unmarshalNUploadStatus2githubᚗcomᚋsafedeleteᚋu
 
 func (ec *executionContext) marshalNUploadStatus2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚋuploadᚐStatus(ctx context.Context, sel ast.SelectionSet, v upload.Status) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNUploadWhereInput2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚐUploadWhereInput(ctx context.Context, v any) (ent.UploadWhereInput, error) {
+	res, err := ec.unmarshalInputUploadWhereInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNUploadWhereInput2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐUploadWhereInput(ctx context.Context, v any) (*ent.UploadWhereInput, error) {

@@ -7,3 +7,19 @@ type DeleteUploadPayload struct {
 	// Identical to the REST API's success message.
 	Message string `json:"message"`
 }
+
+type DeleteUploadsPayload struct {
+	// The uploads deleted, in the order of the ids given.
+	DeletedUploadIds []string `json:"deletedUploadIds"`
+	// The ids that name none of the caller's uploads, in the order given.
+	NotFoundIds []string `json:"notFoundIds"`
+}
+
+type DeleteUploadsWherePayload struct {
+	// How many uploads this call deleted.
+	DeletedCount int `json:"deletedCount"`
+	// How many of the caller's uploads matched when the call began.
+	MatchedCount int `json:"matchedCount"`
+	// Whether uploads that match are left (more than this call's 10,000): call again.
+	HasMore bool `json:"hasMore"`
+}

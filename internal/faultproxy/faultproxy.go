@@ -4,11 +4,14 @@ package faultproxy
 
 import (
 	"bytes"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -34,6 +37,7 @@ type Proxy struct {
 	requests atomic.Int64
 	observer atomic.Pointer[func(*http.Request)]
 	failWhen atomic.Pointer[func(*http.Request) bool]
+	failKey  atomic.Pointer[func(key string) bool]
 	delay    atomic.Int64 // nanoseconds, for Slow
 	server   *httptest.Server
 }
@@ -79,6 +83,12 @@ func Start(target string) (*Proxy, error) {
 			}
 		case Cut:
 			cutHalfway(w, r, forward)
+		case Pass:
+			if failKey := p.failKey.Load(); failKey != nil && r.Method == http.MethodPost && r.URL.Query().Has("delete") {
+				failSomeKeys(w, r, forward, *failKey)
+				return
+			}
+			forward.ServeHTTP(w, r)
 		default:
 			forward.ServeHTTP(w, r)
 		}
@@ -110,6 +120,53 @@ func cutHalfway(w http.ResponseWriter, r *http.Request, forward http.Handler) {
 	}
 	defer conn.Close()
 	_, _ = conn.Write(raw.Bytes()[:raw.Len()/2])
+}
+
+// FailKeys makes S3's answers to DeleteObjects report an error for every
+// key for which f returns true, as S3 reports a key it could not delete.
+// (The request itself is forwarded as it is: its signature covers its body.
+// S3 may then have deleted such a key after all, as it may after a real
+// error: a retry must find it gone and succeed.) nil stops it.
+func (p *Proxy) FailKeys(f func(key string) bool) {
+	if f == nil {
+		p.failKey.Store(nil)
+		return
+	}
+	p.failKey.Store(&f)
+}
+
+// failSomeKeys forwards a DeleteObjects request and adds an error for each
+// key that must fail to S3's answer.
+func failSomeKeys(w http.ResponseWriter, r *http.Request, forward http.Handler, fail func(string) bool) {
+	body, err := io.ReadAll(r.Body)
+	var req struct {
+		Objects []struct {
+			Key string `xml:"Key"`
+		} `xml:"Object"`
+	}
+	if err != nil || xml.Unmarshal(body, &req) != nil {
+		writeError(w, http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed.")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rec := httptest.NewRecorder()
+	forward.ServeHTTP(rec, r)
+	var errs strings.Builder
+	for _, o := range req.Objects {
+		if fail(o.Key) {
+			fmt.Fprintf(&errs, "<Error><Key>%s</Key><Code>InternalError</Code><Message>injected</Message></Error>", o.Key)
+		}
+	}
+	answer := rec.Body.String()
+	if i := strings.LastIndex(answer, "</DeleteResult>"); rec.Code == http.StatusOK && i >= 0 {
+		answer = answer[:i] + errs.String() + answer[i:]
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.Code)
+	_, _ = io.WriteString(w, answer)
 }
 
 // SetMode changes how the following requests are treated.

@@ -1,0 +1,134 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/viewer"
+)
+
+// Limits of the batch deletes.
+const (
+	// MaxDeleteIDs is how many ids one deleteUploads takes (as S3's
+	// DeleteObjects takes 1,000 keys): one transaction, one S3 request.
+	MaxDeleteIDs = 1000
+	// MaxDeleteWhere is how many uploads one deleteUploadsWhere deletes,
+	// in transactions of MaxDeleteIDs.
+	MaxDeleteWhere = 10_000
+)
+
+// ErrTooManyIDs is a deleteUploads call with more than MaxDeleteIDs ids.
+var ErrTooManyIDs = &PublicError{
+	Code:    CodeBadUserInput,
+	Message: fmt.Sprintf("deleteUploads takes at most %d ids; send the rest in another call", MaxDeleteIDs),
+}
+
+// deleteUploads is the deleteUploads mutation: one set, one transaction.
+func (r *Resolver) deleteUploads(ctx context.Context, uploadIDs []string) (payload *model.DeleteUploadsPayload, err error) {
+	defer func() { r.options.Metrics.Delete(deleteOutcome(err)) }()
+	v, err := r.deleter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(uploadIDs) > MaxDeleteIDs {
+		return nil, ErrTooManyIDs
+	}
+	// Each id once, as given and in that order; malformed ones cannot name
+	// an upload.
+	var asked, wellFormed []string
+	seen := map[string]bool{}
+	for _, id := range uploadIDs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		asked = append(asked, id)
+		if ids.Valid(ids.UploadPrefix, id) {
+			wellFormed = append(wellFormed, id)
+		}
+	}
+	payload = &model.DeleteUploadsPayload{DeletedUploadIds: []string{}, NotFoundIds: []string{}}
+	if len(wellFormed) > 0 {
+		if payload.DeletedUploadIds, err = r.deleteOwned(ctx, v.UserID, wellFormed); err != nil {
+			return nil, err
+		}
+	}
+	deleted := make(map[string]bool, len(payload.DeletedUploadIds))
+	for _, id := range payload.DeletedUploadIds {
+		deleted[id] = true
+	}
+	for _, id := range asked {
+		if !deleted[id] {
+			payload.NotFoundIds = append(payload.NotFoundIds, id)
+		}
+	}
+	return payload, nil
+}
+
+// deleteUploadsWhere is the deleteUploadsWhere mutation: the caller's
+// uploads matching where, a set of up to MaxDeleteIDs at a time.
+func (r *Resolver) deleteUploadsWhere(ctx context.Context, where ent.UploadWhereInput, dryRun bool) (payload *model.DeleteUploadsWherePayload, err error) {
+	defer func() { r.options.Metrics.Delete(deleteOutcome(err)) }()
+	v, err := r.deleter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Whatever the filter says, only the caller's uploads.
+	matching := r.client.Upload.Query().Where(upload.OwnerID(v.UserID))
+	filter, err := where.P()
+	switch {
+	case errors.Is(err, ent.ErrEmptyUploadWhereInput): // where: {} is every upload
+	case err != nil:
+		return nil, &PublicError{Code: CodeBadUserInput, Message: err.Error()}
+	default:
+		matching.Where(filter)
+	}
+	matched, err := matching.Clone().Count(ctx)
+	if err != nil {
+		return nil, r.deleteFailed(ctx, err)
+	}
+	payload = &model.DeleteUploadsWherePayload{MatchedCount: matched}
+	if dryRun {
+		return payload, nil
+	}
+	for payload.DeletedCount < MaxDeleteWhere {
+		batch, err := matching.Clone().
+			Order(upload.ByID()).
+			Limit(min(MaxDeleteIDs, MaxDeleteWhere-payload.DeletedCount)).
+			IDs(ctx)
+		if err != nil {
+			return nil, r.deleteFailed(ctx, err)
+		}
+		if len(batch) == 0 {
+			return payload, nil
+		}
+		deleted, err := r.deleteOwned(ctx, v.UserID, batch)
+		if err != nil {
+			return nil, err
+		}
+		if len(deleted) == 0 {
+			break // deleted meanwhile by another call: hasMore says whether any are left
+		}
+		payload.DeletedCount += len(deleted)
+	}
+	if payload.HasMore, err = matching.Clone().Exist(ctx); err != nil {
+		return nil, r.deleteFailed(ctx, err)
+	}
+	return payload, nil
+}
+
+// deleter returns the caller of a delete, ErrUnauthorized, or (when the
+// credentials could not be checked) ErrDeleteFailed.
+func (r *Resolver) deleter(ctx context.Context) (viewer.Viewer, error) {
+	v, err := requireViewer(ctx)
+	if err != nil && !errors.Is(err, ErrUnauthorized) {
+		r.logger.ErrorContext(ctx, "authenticate delete", "error", err)
+		return v, ErrDeleteFailed
+	}
+	return v, err
+}
