@@ -16,7 +16,8 @@ import (
 // TestStuckUploadsReported: PENDING uploads older than the upload timeout
 // (a minute here) plus the margin are reported, whether their object was
 // stored or not; younger ones, and one past the timeout but within the
-// margin, are not. A repair leaves them all alone: the janitor's job.
+// margin, are not; nor are old COMPLETED and FAILED ones. A repair leaves
+// them all alone: the janitor's job.
 func TestStuckUploadsReported(t *testing.T) {
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	ownerID, _ := env.NewUser()
@@ -26,6 +27,9 @@ func TestStuckUploadsReported(t *testing.T) {
 	bare := pendingRecord(t, env, ownerID, "bare", now.Add(-2*time.Hour))
 	pendingRecord(t, env, ownerID, "within-margin", now.Add(-90*time.Second))
 	pendingRecord(t, env, ownerID, "fresh", now)
+	completed := uploadRecord(t, env, ownerID, "completed", upload.StatusCOMPLETED, now.Add(-2*time.Hour))
+	plant(t, env, completed.ObjectKey, []byte("done"))
+	uploadRecord(t, env, ownerID, "failed", upload.StatusFAILED, now.Add(-2*time.Hour))
 
 	report := run(t, env, reconcile.Options{Repair: true})
 	type expected struct {
@@ -49,7 +53,7 @@ func TestStuckUploadsReported(t *testing.T) {
 	if report.StuckAfterSeconds != (time.Minute + reconcile.StuckMargin).Seconds() {
 		t.Errorf("stuck after %vs", report.StuckAfterSeconds)
 	}
-	if len(report.OrphanedObjects) != 0 || env.PendingPurges() != 0 {
+	if len(report.OrphanedObjects) != 0 || len(report.MissingObjects) != 0 || env.PendingPurges() != 0 {
 		t.Errorf("a stuck upload's object was taken for an orphan: %+v", report.OrphanedObjects)
 	}
 	pending, err := env.Client().Upload.Query().Where(upload.StatusEQ(upload.StatusPENDING)).Count(context.Background())
@@ -76,9 +80,16 @@ func TestRunNeedsUploadTimeout(t *testing.T) {
 // createdAt, as a crash mid-upload leaves it.
 func pendingRecord(t *testing.T, env *testenv.Env, ownerID, name string, createdAt time.Time) *ent.Upload {
 	t.Helper()
+	return uploadRecord(t, env, ownerID, name, upload.StatusPENDING, createdAt)
+}
+
+// uploadRecord writes an upload record of ownerID with status, created at
+// createdAt, whose object key ends in name.
+func uploadRecord(t *testing.T, env *testenv.Env, ownerID, name string, status upload.Status, createdAt time.Time) *ent.Upload {
+	t.Helper()
 	u, err := env.Client().Upload.Create().
 		SetOwnerID(ownerID).SetFilename(name + ".bin").SetContentType("application/octet-stream").SetSize(1 << 20).
-		SetStatus(upload.StatusPENDING).SetBucket(env.Bucket).SetObjectKey("uploads/" + ownerID + "/" + name).
+		SetStatus(status).SetBucket(env.Bucket).SetObjectKey("uploads/" + ownerID + "/" + name).
 		SetCreatedAt(createdAt).
 		Save(context.Background())
 	if err != nil {
