@@ -96,14 +96,17 @@ func runCommand(ctx context.Context, cfg *config.Config, command string, opts ad
 }
 
 // runReconcile compares the bucket with the database and, with --repair,
-// queues orphaned objects for the purger of a running service.
+// queues orphaned objects and multipart uploads for the purger of a running
+// service.
 func runReconcile(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts admin.Options, stdout io.Writer) error {
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
-	report, err := reconcile.Run(ctx, a.Client, a.Store, reconcile.Options{Repair: opts.Repair, Grace: opts.Grace})
+	report, err := reconcile.Run(ctx, a.Client, a.Store, reconcile.Options{
+		Repair: opts.Repair, Grace: opts.Grace, UploadTimeout: cfg.UploadTimeout,
+	})
 	if err != nil {
 		return err
 	}

@@ -1,19 +1,31 @@
 // Package reconcile compares the bucket with the database and reports where
-// they drifted apart: objects that no upload record and no pending purge
-// knows about (orphans), and completed uploads whose object is gone.
+// they drifted apart:
+//   - orphaned objects: objects that no upload record and no pending purge
+//     names;
+//   - orphaned multipart uploads: incomplete multipart uploads of keys that
+//     no upload record and no pending purge names (their parts cost storage
+//     but are invisible to object listings);
+//   - missing objects: COMPLETED uploads whose object is gone;
+//   - stuck uploads: PENDING uploads older than the upload timeout plus
+//     StuckMargin, left behind by a crash mid-upload.
 //
-// Repair only ever queues orphans for the normal purger (package purge); it
-// deletes nothing itself, so every deletion still passes the purger's check
-// that no upload references the object. The bucket must belong to this
-// service alone: an object without a record in this database is garbage to
-// reconcile, whoever wrote it.
+// Repair only ever queues orphans (objects and multipart uploads) for the
+// normal purger (package purge); it deletes nothing itself, so every
+// deletion still passes the purger's check that no upload references the
+// key. Missing objects and stuck uploads are only reported: the service's
+// janitor marks stuck uploads FAILED and purges them. The bucket must belong
+// to this service alone: an object or multipart upload without a record in
+// this database is garbage to reconcile, whoever wrote it.
 //
-// Only current objects are compared: noncurrent versions on a versioned
-// bucket and incomplete multipart uploads are not listed.
+// Not compared: noncurrent versions on a versioned bucket, records of other
+// buckets, and, on servers that do not implement ListMultipartUploads,
+// multipart uploads (the report says so). A server that answers the
+// listing with an empty list while it holds uploads cannot be told apart.
 package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -30,6 +42,12 @@ import (
 // DefaultGrace is how old an orphan must be before Repair queues it.
 const DefaultGrace = time.Hour
 
+// StuckMargin is how long past the upload timeout a PENDING upload is given
+// before it counts as stuck: a request S3 is still finishing may land a
+// little late. It is the purger's margin for the same question, so that
+// what reconcile calls stuck is what the purger treats as stopped.
+const StuckMargin = time.Minute
+
 // DefaultPageSize is how many objects one listing request and how many
 // records one query return.
 const DefaultPageSize = 1000
@@ -43,13 +61,20 @@ type Options struct {
 	// Repair queues orphans older than Grace for purge; otherwise Run only
 	// reports.
 	Repair bool
-	// Grace is the age, by the object's LastModified, below which an orphan
-	// is left alone: an object written a moment ago may belong to a write
-	// this run did not see the start of. Zero (or less) means DefaultGrace;
-	// a forgotten option must not make young objects eligible.
+	// Grace is the age, by an object's LastModified or a multipart upload's
+	// Initiated, below which an orphan is left alone: something written a
+	// moment ago may belong to a write this run did not see the start of.
+	// Zero (or less) means DefaultGrace; a forgotten option must not make
+	// young objects eligible.
 	Grace time.Duration
-	// Now is the clock that ages objects; default time.Now. Purges are
-	// still queued due at the real time, which is the purger's clock.
+	// UploadTimeout is the service's upload timeout (UPLOAD_TIMEOUT): a
+	// PENDING upload older than UploadTimeout + StuckMargin is stuck.
+	// Required: Run refuses zero, as any default would misjudge a service
+	// configured otherwise.
+	UploadTimeout time.Duration
+	// Now is the clock that ages objects, multipart uploads and records;
+	// default time.Now. Purges are still queued due at the real time, which
+	// is the purger's clock.
 	Now func() time.Time
 	// PageSize bounds each listing request and each record query; default
 	// DefaultPageSize (S3 returns at most 1000 keys a request anyway).
@@ -69,6 +94,10 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// ErrNoUploadTimeout is returned by Run when Options.UploadTimeout is not
+// set.
+var ErrNoUploadTimeout = errors.New("reconcile: the upload timeout is required to tell stuck uploads")
+
 // Run compares store's bucket with the upload records and pending purges in
 // client, and with opts.Repair queues old orphans for purge. Any error of S3
 // or the database ends the run with no report: a failed listing must never
@@ -77,41 +106,50 @@ func (o Options) withDefaults() Options {
 //
 // It holds one entry per distinct object key of the bucket's records and
 // pending purges in memory, and the orphans it reports; records, purges and
-// the listing are read a page at a time.
+// the listings are read a page at a time.
 func Run(ctx context.Context, client *ent.Client, store *objectstore.Store, opts Options) (*Report, error) {
+	if opts.UploadTimeout <= 0 {
+		return nil, ErrNoUploadTimeout
+	}
 	opts = opts.withDefaults()
 	bucket := store.Bucket()
 	now := opts.Now()
 	report := &Report{
-		Bucket:          bucket,
-		CheckedAt:       now,
-		Repair:          opts.Repair,
-		GraceSeconds:    opts.Grace.Seconds(),
-		OrphanedObjects: []OrphanedObject{},
-		MissingObjects:  []MissingObject{},
+		Bucket:                   bucket,
+		CheckedAt:                now,
+		Repair:                   opts.Repair,
+		GraceSeconds:             opts.Grace.Seconds(),
+		StuckAfterSeconds:        (opts.UploadTimeout + StuckMargin).Seconds(),
+		OrphanedObjects:          []OrphanedObject{},
+		OrphanedMultipartUploads: []OrphanedMultipartUpload{},
+		MissingObjects:           []MissingObject{},
+		StuckUploads:             []StuckUpload{},
 	}
 
 	// The database is read before the bucket is listed. Records are written
-	// before their object, so an object listed afterwards whose record came
-	// too late for the snapshot is only a candidate, looked up again below.
+	// before their object (and before its multipart upload), so an object
+	// listed afterwards whose record came too late for the snapshot is only
+	// a candidate, looked up again below.
 	refs, err := loadReferences(ctx, client, bucket, opts.PageSize, report)
 	if err != nil {
 		return nil, err
 	}
-	candidates, err := listUnreferenced(ctx, store.Client(), bucket, opts.PageSize, refs, report)
+	objects, err := listUnreferenced(ctx, store.Client(), bucket, opts.PageSize, refs, report)
 	if err != nil {
 		return nil, err
 	}
-	for _, obj := range candidates {
-		orphan, ok, err := settleOrphan(ctx, client, bucket, obj, now, opts)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			report.OrphanedObjects = append(report.OrphanedObjects, orphan)
-		}
+	multipart, err := listUnreferencedMultipart(ctx, store.Client(), bucket, opts.PageSize, refs, report)
+	if err != nil {
+		return nil, err
+	}
+	if err := settleOrphans(ctx, client, bucket, groupByKey(objects, multipart), now, opts, report); err != nil {
+		return nil, err
 	}
 	if err := findMissing(ctx, client, store, bucket, refs, report); err != nil {
+		return nil, err
+	}
+	deadline := now.Add(-opts.UploadTimeout - StuckMargin)
+	if err := findStuck(ctx, client, bucket, deadline, opts.PageSize, refs, report); err != nil {
 		return nil, err
 	}
 	return report, nil
@@ -121,6 +159,7 @@ func Run(ctx context.Context, client *ent.Client, store *objectstore.Store, opts
 type keyRef struct {
 	completed bool // a COMPLETED record names it: the object must exist
 	listed    bool // the listing saw the object
+	multipart int  // incomplete multipart uploads listed under it
 }
 
 // references holds every object key of the bucket that a record or a
@@ -243,26 +282,6 @@ func listUnreferenced(ctx context.Context, s3Client *s3.Client, bucket string, p
 	return unknown, nil
 }
 
-// settleOrphan looks up an unreferenced object again, now that the listing
-// is done, and queues its purge if Repair is on and it is old enough. ok is
-// false when it turned out to be referenced after all.
-func settleOrphan(ctx context.Context, client *ent.Client, bucket string, obj OrphanedObject, now time.Time, opts Options) (orphan OrphanedObject, ok bool, err error) {
-	obj.TooYoung = now.Sub(obj.LastModified) < opts.Grace
-	if opts.Repair && !obj.TooYoung {
-		queued, err := queuePurge(ctx, client, bucket, obj.Key)
-		if err != nil {
-			return obj, false, err
-		}
-		obj.Queued = queued
-		return obj, queued, nil
-	}
-	referenced, err := isReferenced(ctx, client.Upload, client.ObjectPurge, bucket, obj.Key)
-	if err != nil {
-		return obj, false, err
-	}
-	return obj, !referenced, nil
-}
-
 // isReferenced reports whether a record or a pending purge names the object.
 // Records are asked first, for the same reason as in loadReferences.
 func isReferenced(ctx context.Context, uploads *ent.UploadClient, purges *ent.ObjectPurgeClient, bucket, key string) (bool, error) {
@@ -284,8 +303,9 @@ func isReferenced(ctx context.Context, uploads *ent.UploadClient, purges *ent.Ob
 // purge names it by then; queued is false in that case. The check and the
 // write share a transaction (on SQLite a write-locked one), so a key is not
 // queued twice; should two runs on PostgreSQL race, the second purge only
-// finds the object gone, which counts as done.
-func queuePurge(ctx context.Context, client *ent.Client, bucket, key string) (queued bool, err error) {
+// finds the object gone, which counts as done. With abortAllMultipart the
+// purger also aborts every incomplete multipart upload of the key.
+func queuePurge(ctx context.Context, client *ent.Client, bucket, key string, abortAllMultipart bool) (queued bool, err error) {
 	tx, err := client.Tx(ctx)
 	if err != nil {
 		return false, fmt.Errorf("begin queueing purge of %q: %w", key, err)
@@ -303,6 +323,7 @@ func queuePurge(ctx context.Context, client *ent.Client, bucket, key string) (qu
 		SetUploadID(PurgeUploadID).
 		SetBucket(bucket).
 		SetObjectKey(key).
+		SetAbortAllMultipart(abortAllMultipart).
 		SetNextAttemptAt(time.Now()).
 		Save(ctx)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -151,9 +152,11 @@ func TestCleanStateHasNoDrift(t *testing.T) {
 		}
 	}
 
-	report := run(t, env, reconcile.Options{Repair: true, Now: later})
+	// The clock two hours on, the PENDING upload is still within its (long)
+	// upload timeout.
+	report := run(t, env, reconcile.Options{Repair: true, Now: later, UploadTimeout: 3 * time.Hour})
 	if !report.Clean() {
-		t.Errorf("drift in a clean state: orphans %+v, missing %+v", report.OrphanedObjects, report.MissingObjects)
+		t.Errorf("drift in a clean state: orphans %+v, missing %+v, stuck %+v", report.OrphanedObjects, report.MissingObjects, report.StuckUploads)
 	}
 	if report.ObjectsScanned != 3 || report.RecordsScanned != 4 {
 		t.Errorf("scanned %d objects, %d records; want 3, 4", report.ObjectsScanned, report.RecordsScanned)
@@ -234,9 +237,9 @@ func TestStoreUnreachable(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	report, err := reconcile.Run(ctx, env.Client(), env.App.Store, reconcile.Options{Repair: true, Now: later})
-	if err == nil {
-		t.Fatalf("Run succeeded with S3 down: %+v", report)
+	report, err := reconcile.Run(ctx, env.Client(), env.App.Store, reconcile.Options{Repair: true, Now: later, UploadTimeout: time.Minute})
+	if err == nil || errors.Is(err, reconcile.ErrNoUploadTimeout) {
+		t.Fatalf("Run = %+v, %v; want S3's error", report, err)
 	}
 	if env.PendingPurges() != 0 {
 		t.Error("purges queued by a failed run")
@@ -248,12 +251,19 @@ func TestStoreUnreachable(t *testing.T) {
 func TestReportFormats(t *testing.T) {
 	modified := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	report := &reconcile.Report{
-		Bucket: "uploads", Repair: true, GraceSeconds: 3600, ObjectsScanned: 3, RecordsScanned: 2,
+		Bucket: "uploads", Repair: true, GraceSeconds: 3600, StuckAfterSeconds: 1860,
+		ObjectsScanned: 3, RecordsScanned: 2, MultipartUploadsScanned: 2,
 		OrphanedObjects: []reconcile.OrphanedObject{
 			{Key: "old.bin", Size: 10, LastModified: modified, Queued: true},
 			{Key: "new.bin", Size: 20, LastModified: modified, TooYoung: true},
 		},
+		OrphanedMultipartUploads: []reconcile.OrphanedMultipartUpload{
+			{Key: "parts.bin", MultipartUploadID: "mpu-1", Initiated: modified, Queued: true},
+		},
 		MissingObjects: []reconcile.MissingObject{{UploadID: "upl_1", OwnerID: "usr_1", Key: "uploads/usr_1/upl_1"}},
+		StuckUploads: []reconcile.StuckUpload{
+			{UploadID: "upl_2", OwnerID: "usr_2", Key: "uploads/usr_2/upl_2", CreatedAt: modified, ObjectStored: true, MultipartUploads: 1},
+		},
 	}
 
 	raw, err := json.Marshal(report)
@@ -261,10 +271,12 @@ func TestReportFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	var decoded struct {
-		ObjectsScanned  *int             `json:"objects_scanned"`
-		RecordsScanned  *int             `json:"records_scanned"`
-		OrphanedObjects []map[string]any `json:"orphaned_objects"`
-		MissingObjects  []map[string]any `json:"missing_objects"`
+		ObjectsScanned           *int             `json:"objects_scanned"`
+		RecordsScanned           *int             `json:"records_scanned"`
+		OrphanedObjects          []map[string]any `json:"orphaned_objects"`
+		OrphanedMultipartUploads []map[string]any `json:"orphaned_multipart_uploads"`
+		MissingObjects           []map[string]any `json:"missing_objects"`
+		StuckUploads             []map[string]any `json:"stuck_uploads"`
 	}
 	if err := json.Unmarshal(raw, &decoded); err != nil {
 		t.Fatal(err)
@@ -282,8 +294,27 @@ func TestReportFormats(t *testing.T) {
 			t.Errorf("missing object has no %q: %s", field, raw)
 		}
 	}
-	if raw, _ := json.Marshal(&reconcile.Report{OrphanedObjects: []reconcile.OrphanedObject{}, MissingObjects: []reconcile.MissingObject{}}); !strings.Contains(string(raw), `"orphaned_objects":[]`) {
-		t.Errorf("empty lists must be [] for JSON readers: %s", raw)
+	for _, field := range []string{"key", "multipart_upload_id", "initiated", "queued", "too_young"} {
+		if _, ok := decoded.OrphanedMultipartUploads[0][field]; !ok {
+			t.Errorf("orphaned multipart upload has no %q: %s", field, raw)
+		}
+	}
+	for _, field := range []string{"upload_id", "owner_id", "key", "created_at", "object_stored", "multipart_uploads"} {
+		if _, ok := decoded.StuckUploads[0][field]; !ok {
+			t.Errorf("stuck upload has no %q: %s", field, raw)
+		}
+	}
+
+	// A run that found nothing says so with empty lists, not nulls.
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	raw, err = json.Marshal(run(t, env, reconcile.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"orphaned_objects", "orphaned_multipart_uploads", "missing_objects", "stuck_uploads"} {
+		if !strings.Contains(string(raw), `"`+field+`":[]`) {
+			t.Errorf("empty %s must be [] for JSON readers: %s", field, raw)
+		}
 	}
 
 	var text strings.Builder
@@ -291,7 +322,10 @@ func TestReportFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Bucket uploads: 3 objects, 2 upload records (repair, grace 1h0m0s)",
-		"old.bin", "queued for purge", "new.bin", "younger than the grace period", "upl_1", "usr_1"} {
+		"2 incomplete multipart uploads.", "old.bin", "queued for purge", "new.bin", "younger than the grace period",
+		"Orphaned multipart uploads", "parts.bin", "mpu-1", "upl_1", "usr_1",
+		"stuck in PENDING for over 31m0s (reported only: the service's janitor marks them FAILED and purges them): 1",
+		"upl_2", "object stored, 1 incomplete multipart uploads"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}
@@ -299,9 +333,13 @@ func TestReportFormats(t *testing.T) {
 	t.Logf("text report:\n%s", text.String())
 }
 
-// run reconciles env's bucket through the service's own store.
+// run reconciles env's bucket through the service's own store, with the
+// service's upload timeout unless opts has one, as the command does.
 func run(t *testing.T, env *testenv.Env, opts reconcile.Options) *reconcile.Report {
 	t.Helper()
+	if opts.UploadTimeout == 0 {
+		opts.UploadTimeout = env.Config.UploadTimeout
+	}
 	report, err := reconcile.Run(context.Background(), env.Client(), env.App.Store, opts)
 	if err != nil {
 		t.Fatalf("reconcile: %v", err)

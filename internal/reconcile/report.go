@@ -13,17 +13,28 @@ type Report struct {
 	CheckedAt    time.Time `json:"checked_at"`
 	Repair       bool      `json:"repair"`
 	GraceSeconds float64   `json:"grace_seconds"`
+	// StuckAfterSeconds is how long a PENDING upload may last before it
+	// counts as stuck: the upload timeout plus StuckMargin.
+	StuckAfterSeconds float64 `json:"stuck_after_seconds"`
 	// ObjectsScanned counts the objects listed in the bucket.
 	ObjectsScanned int `json:"objects_scanned"`
+	// MultipartUploadsScanned counts the incomplete multipart uploads
+	// listed in the bucket.
+	MultipartUploadsScanned int `json:"multipart_uploads_scanned"`
+	// MultipartUploadsNotListed, when not empty, says why the bucket's
+	// multipart uploads could not be listed, and so were not compared.
+	MultipartUploadsNotListed string `json:"multipart_uploads_not_listed,omitempty"`
 	// RecordsScanned counts the upload records naming an object in the
 	// bucket, whatever their status.
 	RecordsScanned int `json:"records_scanned"`
 	// RecordsInOtherBuckets counts records naming an object in another
 	// bucket (the service was once configured with it). They are not
 	// checked: only the store's bucket is listed.
-	RecordsInOtherBuckets int              `json:"records_in_other_buckets"`
-	OrphanedObjects       []OrphanedObject `json:"orphaned_objects"`
-	MissingObjects        []MissingObject  `json:"missing_objects"`
+	RecordsInOtherBuckets    int                       `json:"records_in_other_buckets"`
+	OrphanedObjects          []OrphanedObject          `json:"orphaned_objects"`
+	OrphanedMultipartUploads []OrphanedMultipartUpload `json:"orphaned_multipart_uploads"`
+	MissingObjects           []MissingObject           `json:"missing_objects"`
+	StuckUploads             []StuckUpload             `json:"stuck_uploads"`
 }
 
 // OrphanedObject is an object that no upload record and no pending purge
@@ -39,6 +50,36 @@ type OrphanedObject struct {
 	TooYoung bool `json:"too_young"`
 }
 
+// OrphanedMultipartUpload is an incomplete multipart upload of a key that
+// no upload record and no pending purge names.
+type OrphanedMultipartUpload struct {
+	Key string `json:"key"`
+	// MultipartUploadID is S3's id of the multipart upload.
+	MultipartUploadID string    `json:"multipart_upload_id"`
+	Initiated         time.Time `json:"initiated"`
+	// Queued says this run queued a purge that aborts every multipart
+	// upload of the key (and deletes its object, if any).
+	Queued bool `json:"queued"`
+	// TooYoung says it, or something else stored under its key, is younger
+	// than the grace period, so it is not queued even with Repair.
+	TooYoung bool `json:"too_young"`
+}
+
+// StuckUpload is a PENDING upload older than the upload timeout plus
+// StuckMargin: storing it stopped (a crash) without marking it. Reconcile
+// only reports it; the service's janitor marks it FAILED and purges it.
+type StuckUpload struct {
+	UploadID  string    `json:"upload_id"`
+	OwnerID   string    `json:"owner_id"`
+	Key       string    `json:"key"`
+	CreatedAt time.Time `json:"created_at"`
+	// ObjectStored says the listing saw its object.
+	ObjectStored bool `json:"object_stored"`
+	// MultipartUploads counts the incomplete multipart uploads listed
+	// under its key.
+	MultipartUploads int `json:"multipart_uploads"`
+}
+
 // MissingObject is a COMPLETED upload whose object is not in the bucket.
 type MissingObject struct {
 	UploadID  string    `json:"upload_id"`
@@ -49,7 +90,8 @@ type MissingObject struct {
 
 // Clean reports whether the run found no drift at all.
 func (r *Report) Clean() bool {
-	return len(r.OrphanedObjects) == 0 && len(r.MissingObjects) == 0
+	return len(r.OrphanedObjects) == 0 && len(r.OrphanedMultipartUploads) == 0 &&
+		len(r.MissingObjects) == 0 && len(r.StuckUploads) == 0
 }
 
 // WriteText writes the report for people: a summary line, then one line per
@@ -63,6 +105,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Bucket %s: %d objects, %d upload records (%s, grace %s).\n",
 		r.Bucket, r.ObjectsScanned, r.RecordsScanned, mode, grace)
+	if r.MultipartUploadsNotListed != "" {
+		fmt.Fprintf(tw, "Incomplete multipart uploads were not checked: %s.\n", r.MultipartUploadsNotListed)
+	} else {
+		fmt.Fprintf(tw, "%d incomplete multipart uploads.\n", r.MultipartUploadsScanned)
+	}
 	if r.RecordsInOtherBuckets > 0 {
 		fmt.Fprintf(tw, "%d records name objects in other buckets; they were not checked.\n", r.RecordsInOtherBuckets)
 	}
@@ -73,7 +120,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(r.OrphanedObjects) > 0 {
 		fmt.Fprintf(tw, "\nOrphaned objects (no upload record, no pending purge): %d\n", len(r.OrphanedObjects))
 		for _, o := range r.OrphanedObjects {
-			fmt.Fprintf(tw, "  %s\t%d bytes\t%s\t%s\n", o.Key, o.Size, o.LastModified.UTC().Format(time.RFC3339), orphanAction(o))
+			fmt.Fprintf(tw, "  %s\t%d bytes\t%s\t%s\n", o.Key, o.Size, o.LastModified.UTC().Format(time.RFC3339), orphanAction(o.Queued, o.TooYoung))
+		}
+	}
+	if len(r.OrphanedMultipartUploads) > 0 {
+		fmt.Fprintf(tw, "\nOrphaned multipart uploads (no upload record, no pending purge): %d\n", len(r.OrphanedMultipartUploads))
+		for _, u := range r.OrphanedMultipartUploads {
+			fmt.Fprintf(tw, "  %s\tupload %s\tinitiated %s\t%s\n", u.Key, u.MultipartUploadID, u.Initiated.UTC().Format(time.RFC3339), orphanAction(u.Queued, u.TooYoung))
 		}
 	}
 	if len(r.MissingObjects) > 0 {
@@ -82,16 +135,34 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(tw, "  %s\towner %s\t%s\n", m.UploadID, m.OwnerID, m.Key)
 		}
 	}
+	if len(r.StuckUploads) > 0 {
+		stuckAfter := time.Duration(r.StuckAfterSeconds * float64(time.Second))
+		fmt.Fprintf(tw, "\nUploads stuck in PENDING for over %s (reported only: the service's janitor marks them FAILED and purges them): %d\n", stuckAfter, len(r.StuckUploads))
+		for _, s := range r.StuckUploads {
+			fmt.Fprintf(tw, "  %s\towner %s\t%s\tcreated %s\t%s\n", s.UploadID, s.OwnerID, s.Key, s.CreatedAt.UTC().Format(time.RFC3339), storedState(s))
+		}
+	}
 	return tw.Flush()
 }
 
-func orphanAction(o OrphanedObject) string {
+func orphanAction(queued, tooYoung bool) string {
 	switch {
-	case o.Queued:
+	case queued:
 		return "queued for purge"
-	case o.TooYoung:
+	case tooYoung:
 		return "younger than the grace period: left alone"
 	default:
 		return "would be queued by a repair"
 	}
+}
+
+func storedState(s StuckUpload) string {
+	stored := "no object"
+	if s.ObjectStored {
+		stored = "object stored"
+	}
+	if s.MultipartUploads > 0 {
+		stored += fmt.Sprintf(", %d incomplete multipart uploads", s.MultipartUploads)
+	}
+	return stored
 }
