@@ -116,7 +116,7 @@ func runReconcile(ctx context.Context, cfg *config.Config, logger *slog.Logger, 
 	return report.WriteText(stdout)
 }
 
-// serve runs the HTTP server and the background purger until ctx ends, then
+// serve runs the HTTP server, the background purger and the janitor until ctx ends, then
 // stops accepting, lets requests in flight finish and exits. Pending purges
 // stay in the database for the next start.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
@@ -138,10 +138,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		}
 	}
 
-	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { a.Purger.Run(purgeCtx) })
-	defer func() { stopPurger(); wg.Wait() }()
+	wg.Go(func() { a.Purger.Run(workCtx) })
+	wg.Go(func() { a.Janitor.Run(workCtx) })
+	defer func() { stopWork(); wg.Wait() }()
 
 	srv := httpserver.NewServer(cfg.Addr, a.Handler)
 	serveErr := make(chan error, 1)

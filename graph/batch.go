@@ -54,7 +54,7 @@ func (r *Resolver) deleteUploads(ctx context.Context, uploadIDs []string) (paylo
 	}
 	payload = &model.DeleteUploadsPayload{DeletedUploadIds: []string{}, NotFoundIds: []string{}}
 	if len(wellFormed) > 0 {
-		if payload.DeletedUploadIds, err = r.deleteOwned(ctx, v.UserID, wellFormed); err != nil {
+		if payload.DeletedUploadIds, err = r.DeleteOwned(ctx, v.UserID, wellFormed); err != nil {
 			return nil, err
 		}
 	}
@@ -107,7 +107,7 @@ func (r *Resolver) deleteUploadsWhere(ctx context.Context, where ent.UploadWhere
 		if len(batch) == 0 {
 			return payload, nil
 		}
-		deleted, err := r.deleteOwned(ctx, v.UserID, batch)
+		deleted, err := r.DeleteOwned(ctx, v.UserID, batch)
 		if err != nil {
 			return nil, err
 		}

@@ -17,7 +17,7 @@ import (
 )
 
 // deleteUpload is the deleteUpload mutation: a delete of a set of one (see
-// deleteOwned), answered as the REST contract's single delete.
+// DeleteOwned), answered as the REST contract's single delete.
 func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *model.DeleteUploadPayload, err error) {
 	defer func() { r.options.Metrics.Delete(deleteOutcome(err)) }()
 	v, err := r.deleter(ctx)
@@ -32,7 +32,7 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 	if !ids.Valid(ids.UploadPrefix, uploadID) {
 		return nil, ErrUploadNotFound
 	}
-	deleted, err := r.deleteOwned(ctx, v.UserID, []string{uploadID})
+	deleted, err := r.DeleteOwned(ctx, v.UserID, []string{uploadID})
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 	return &model.DeleteUploadPayload{DeletedUploadID: uploadID, Message: DeletedMessage(uploadID)}, nil
 }
 
-// deleteOwned is the one place where uploads are deleted: those of
+// DeleteOwned is the one place where uploads are deleted: those of
 // uploadIDs that exist and belong to ownerID are deleted in one database
 // transaction, each with the note to purge its object; then the objects
 // are removed, inline but within the request's purge budget. If S3 is down
@@ -53,7 +53,7 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 // It returns the ids it deleted, in the order given; ids that do not exist
 // or are someone else's are left out, indistinguishably. A database failure
 // deletes nothing and is ErrDeleteFailed.
-func (r *Resolver) deleteOwned(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error) {
+func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error) {
 	// Read first, outside any transaction: a 404 (a guess, a repeat, a
 	// double click) costs one indexed read and never takes the database's
 	// write lock, which on SQLite every writer queues for.

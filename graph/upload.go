@@ -62,7 +62,7 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 	// that a failure (or a crash) leaves it known and abortable.
 	recordMultipart := func(ctx context.Context, multipartID string) error {
 		u.MultipartUploadID = multipartID
-		return r.client.Upload.UpdateOneID(uploadID).SetMultipartUploadID(multipartID).Exec(ctx)
+		return r.client.Upload.UpdateOneID(uploadID).Where(stillPending).SetMultipartUploadID(multipartID).Exec(ctx)
 	}
 	// Bounded, so that a PENDING upload deleted meanwhile is known to have
 	// stopped writing by the time its purge runs (see deleteRecordTx).
@@ -77,16 +77,22 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 		r.logger.ErrorContext(ctx, "store upload", "upload_id", uploadID, "error", putErr)
 		return r.markFailed(ctx, u)
 	}
-	completed, err := u.Update().SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("").Save(ctx)
+	completed, err := u.Update().Where(stillPending).SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("").Save(ctx)
 	if ent.IsNotFound(err) {
 		return nil, r.purgeAbandoned(ctx, u, upload.StatusCOMPLETED)
 	}
 	return completed, err
 }
 
-// purgeAbandoned handles an upload deleted while it was being stored: its
-// purge waits out the upload timeout, but storing has stopped now (ending
-// in status), so whatever it left can go at once. It schedules that purge,
+// stillPending matches an upload that its uploader still owns: neither
+// deleted, nor given up by the janitor as stuck. The uploader's every write
+// is conditional on it, so that it never revives an upload someone else
+// has settled; a write that finds nothing purges what it stored.
+var stillPending = upload.StatusEQ(upload.StatusPENDING)
+
+// purgeAbandoned handles an upload deleted (or given up as stuck) while it
+// was being stored: its purge waits out the upload timeout, but storing has
+// stopped now (ending in status), so whatever it left can go at once. It schedules that purge,
 // durably, and tells the uploader the upload is gone.
 func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload, status upload.Status) error {
 	stopped := *u
@@ -108,7 +114,7 @@ func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload, status upl
 // record forgets the key; otherwise it keeps the key and the multipart
 // upload's id, so that deleting the upload purges whatever was stored.
 func (r *Resolver) markFailed(ctx context.Context, u *ent.Upload) (*ent.Upload, error) {
-	update := u.Update().SetStatus(upload.StatusFAILED).SetMultipartUploadID(u.MultipartUploadID)
+	update := u.Update().Where(stillPending).SetStatus(upload.StatusFAILED).SetMultipartUploadID(u.MultipartUploadID)
 	cleanCtx, cancel := r.purger.InlineContext(ctx)
 	defer cancel()
 	if err := r.store.Discard(cleanCtx, u.Bucket, u.ObjectKey, u.MultipartUploadID); err == nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
 	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/janitor"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
@@ -37,6 +38,7 @@ type App struct {
 	Store    *objectstore.Store
 	Resolver *graph.Resolver
 	Purger   *purge.Purger
+	Janitor  *janitor.Janitor
 	Handler  http.Handler
 
 	embedded *embeds3.Server
@@ -69,6 +71,12 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		MaxUploadSize: cfg.MaxUploadSize,
 		UploadTimeout: cfg.UploadTimeout,
 		Metrics:       a.Metrics,
+	})
+	a.Janitor = janitor.New(client, a.Purger, a.Resolver, logger, janitor.Options{
+		Interval:        cfg.JanitorInterval,
+		UploadTimeout:   cfg.UploadTimeout,
+		FailedRetention: cfg.FailedUploadRetention,
+		Metrics:         a.Metrics,
 	})
 	limiter, err := newLimiter(cfg, logger)
 	if err != nil {

@@ -35,6 +35,9 @@ type Config struct {
 	MaxUploadSize int64
 	UploadTimeout time.Duration
 
+	FailedUploadRetention time.Duration
+	JanitorInterval       time.Duration
+
 	RequestBodyTimeout    time.Duration
 	UploadBodyIdleTimeout time.Duration
 
@@ -99,6 +102,8 @@ func Register(fs *flag.FlagSet, cfg *Config) []Setting {
 	duration(&cfg.UploadTimeout, "UPLOAD_TIMEOUT", 30*time.Minute, "longest time storing one file may take; an upload deleted while still being stored is purged after it")
 	duration(&cfg.RequestBodyTimeout, "REQUEST_BODY_TIMEOUT", 10*time.Second, "longest time the body of a request other than an upload may take to arrive; the connection is closed after it")
 	duration(&cfg.UploadBodyIdleTimeout, "UPLOAD_BODY_IDLE_TIMEOUT", 30*time.Second, "longest pause in the bytes of an upload's request body; the connection is closed after it")
+	duration(&cfg.FailedUploadRetention, "FAILED_UPLOAD_RETENTION", 168*time.Hour, "how long FAILED uploads are kept before the janitor deletes them; 0 keeps them")
+	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", "comma-separated origins whose browser pages may call the API; * for any")
 	integer(&cfg.RateLimit, "RATE_LIMIT", 600, "requests per API key (or per client address without a valid key) per window; 0 for no limit")
 	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, "the rate limit's sliding window")

@@ -24,6 +24,7 @@ type Metrics struct {
 	purgeAttempts   prometheus.Counter
 	purgeFailures   prometheus.Counter
 	s3Duration      *prometheus.HistogramVec
+	janitor         *prometheus.CounterVec
 }
 
 // QueueStats reports the purge queue: how many purges are pending and how
@@ -55,8 +56,11 @@ func New(queue QueueStats) *Metrics {
 			Name: "uploads_s3_request_duration_seconds", Help: "S3 operation latency, retries included.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"operation", "outcome"}),
+		janitor: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "uploads_janitor_uploads_total", Help: "Uploads the janitor settled: stuck ones marked failed, expired failed ones deleted.",
+		}, []string{"action"}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration,
+	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		reg.MustRegister(&queueCollector{stats: queue})
@@ -93,6 +97,14 @@ func (m *Metrics) PurgeAttempt(err error) {
 	m.purgeAttempts.Inc()
 	if err != nil {
 		m.purgeFailures.Inc()
+	}
+}
+
+// Janitor records n uploads the janitor settled by action ("failed",
+// "expired").
+func (m *Metrics) Janitor(action string, n int) {
+	if m != nil {
+		m.janitor.WithLabelValues(action).Add(float64(n))
 	}
 }
 

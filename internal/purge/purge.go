@@ -36,9 +36,10 @@ const (
 	lease      = time.Minute // how long a claim lasts
 	minBackoff = time.Second // delay after the first failure
 	batchSize  = 1000        // purges claimed per poll: one DeleteObjects request
-	// pendingMargin is how long after a PENDING upload's deadline its purge
-	// waits: a request S3 is still finishing may land a little late.
-	pendingMargin = time.Minute
+	// PendingMargin is how long past the upload timeout a PENDING upload
+	// may still be storing: a request S3 is still finishing may land a
+	// little late. Its purge waits that long; after it, the upload is stuck.
+	PendingMargin = time.Minute
 )
 
 // Options are the purger's settings, all required.
@@ -96,7 +97,7 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, uploads ...*ent.Up
 			// began before now), then aborts every multipart upload of the
 			// key, recorded or not (a crash may have come between starting
 			// one and recording its id).
-			create.SetNextAttemptAt(now.Add(p.opts.UploadTimeout + pendingMargin)).SetAbortAllMultipart(true)
+			create.SetNextAttemptAt(now.Add(p.opts.UploadTimeout + PendingMargin)).SetAbortAllMultipart(true)
 		}
 		creates = append(creates, create)
 	}
@@ -112,6 +113,35 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, uploads ...*ent.Up
 		if !job.AbortAllMultipart {
 			jobs = append(jobs, job)
 		}
+	}
+	return jobs, nil
+}
+
+// ScheduleStopped records, inside tx, that everything stored under the keys
+// of uploads whose storing stopped without finishing (their uploader
+// crashed) must be removed now: the object, and every multipart upload of
+// the key, recorded or not. It returns the purges, to attempt right away.
+func (p *Purger) ScheduleStopped(ctx context.Context, tx *ent.Tx, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
+	now := time.Now()
+	var creates []*ent.ObjectPurgeCreate
+	for _, u := range uploads {
+		if u.ObjectKey != "" {
+			creates = append(creates, tx.ObjectPurge.Create().
+				SetUploadID(u.ID).
+				SetBucket(u.Bucket).
+				SetObjectKey(u.ObjectKey).
+				SetMultipartUploadID(u.MultipartUploadID).
+				SetAbortAllMultipart(true).
+				SetAttempts(1).
+				SetNextAttemptAt(now.Add(2*p.opts.InlineTimeout)))
+		}
+	}
+	if len(creates) == 0 {
+		return nil, nil
+	}
+	jobs, err := tx.ObjectPurge.CreateBulk(creates...).Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %d purges: %w", len(creates), err)
 	}
 	return jobs, nil
 }

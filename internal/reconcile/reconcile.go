@@ -37,6 +37,7 @@ import (
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/purge"
 )
 
 // DefaultGrace is how old an orphan must be before Repair queues it.
@@ -46,7 +47,7 @@ const DefaultGrace = time.Hour
 // before it counts as stuck: a request S3 is still finishing may land a
 // little late. It is the purger's margin for the same question, so that
 // what reconcile calls stuck is what the purger treats as stopped.
-const StuckMargin = time.Minute
+const StuckMargin = purge.PendingMargin
 
 // DefaultPageSize is how many objects one listing request and how many
 // records one query return.

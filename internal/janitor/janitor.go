@@ -1,0 +1,173 @@
+// Package janitor settles the uploads nobody will finish or keep:
+//
+//   - a PENDING upload older than the upload timeout (plus the purger's
+//     margin) was left by an uploader that died; it becomes FAILED, and
+//     whatever it stored (its object, its multipart uploads, recorded or not)
+//     is purged at once;
+//   - a FAILED upload older than the retention is deleted, through the same
+//     code as a user's delete.
+//
+// Several instances may run it at once: each stuck upload is claimed by one
+// conditional UPDATE (the purger's pattern), and each expired one is
+// deleted by whichever DELETE removes its row.
+package janitor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/metrics"
+	"github.com/safedelete/uploads/internal/purge"
+)
+
+// Deleter deletes uploads of one owner (graph's delete core).
+type Deleter interface {
+	DeleteOwned(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error)
+}
+
+// Options are the janitor's settings, all required.
+type Options struct {
+	Interval      time.Duration // how often Run looks
+	UploadTimeout time.Duration // longest time storing one upload may take
+	// FailedRetention is how long FAILED uploads are kept; 0 keeps them.
+	FailedRetention time.Duration
+	Metrics         *metrics.Metrics
+}
+
+// Janitor settles stuck and expired uploads.
+type Janitor struct {
+	client  *ent.Client
+	purger  *purge.Purger
+	deleter Deleter
+	logger  *slog.Logger
+	opts    Options
+}
+
+// batchSize is how many uploads one transaction settles.
+const batchSize = 1000
+
+// New returns a Janitor.
+func New(client *ent.Client, purger *purge.Purger, deleter Deleter, logger *slog.Logger, opts Options) *Janitor {
+	return &Janitor{client: client, purger: purger, deleter: deleter, logger: logger, opts: opts}
+}
+
+// Run settles uploads every Interval until ctx is cancelled.
+func (j *Janitor) Run(ctx context.Context) {
+	ticker := time.NewTicker(j.opts.Interval)
+	defer ticker.Stop()
+	for {
+		if _, _, err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			j.logger.ErrorContext(ctx, "janitor pass failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// RunOnce settles what is due now: it returns how many stuck uploads it
+// marked FAILED and how many FAILED uploads it deleted.
+func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) {
+	now := time.Now()
+	if failed, err = j.failStuck(ctx, now); err != nil {
+		return failed, 0, err
+	}
+	if j.opts.FailedRetention > 0 {
+		expired, err = j.expireFailed(ctx, now)
+	}
+	return failed, expired, err
+}
+
+// failStuck marks FAILED the PENDING uploads that must have stopped storing
+// by now, and purges what they stored.
+func (j *Janitor) failStuck(ctx context.Context, now time.Time) (int, error) {
+	deadline := now.Add(-j.opts.UploadTimeout - purge.PendingMargin)
+	total := 0
+	for {
+		stuck, err := j.client.Upload.Query().
+			Where(upload.StatusEQ(upload.StatusPENDING), upload.CreatedAtLT(deadline)).
+			Limit(batchSize).
+			All(ctx)
+		if err != nil || len(stuck) == 0 {
+			return total, err
+		}
+		var claimed []*ent.Upload
+		var purges []*ent.ObjectPurge
+		err = database.WithTx(ctx, j.client, func(tx *ent.Tx) (err error) {
+			claimed = claimed[:0]
+			for _, u := range stuck {
+				// Conditional: another janitor, the uploader or a delete
+				// may have settled it since it was read.
+				n, err := tx.Upload.Update().
+					Where(upload.ID(u.ID), upload.StatusEQ(upload.StatusPENDING)).
+					SetStatus(upload.StatusFAILED).
+					SetBucket("").SetObjectKey("").SetMultipartUploadID("").
+					Save(ctx)
+				if err != nil {
+					return err
+				}
+				if n == 1 {
+					claimed = append(claimed, u)
+				}
+			}
+			purges, err = j.purger.ScheduleStopped(ctx, tx, claimed...)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("mark stuck uploads failed: %w", err)
+		}
+		if len(claimed) == 0 {
+			return total, nil // settled by someone else meanwhile
+		}
+		j.purger.AttemptInline(ctx, purges...) // what fails, the purger retries
+		total += len(claimed)
+		j.opts.Metrics.Janitor("failed", len(claimed))
+		j.logger.InfoContext(ctx, "stuck uploads marked failed", "uploads", len(claimed), "objects_purged", len(purges))
+	}
+}
+
+// expireFailed deletes the FAILED uploads that became FAILED longer than
+// the retention ago.
+func (j *Janitor) expireFailed(ctx context.Context, now time.Time) (int, error) {
+	cutoff := now.Add(-j.opts.FailedRetention)
+	total := 0
+	for {
+		var rows []struct {
+			ID      string `json:"id"`
+			OwnerID string `json:"owner_id"`
+		}
+		err := j.client.Upload.Query().
+			Where(upload.StatusEQ(upload.StatusFAILED), upload.UpdatedAtLT(cutoff)).
+			Limit(batchSize).
+			Select(upload.FieldID, upload.FieldOwnerID).
+			Scan(ctx, &rows)
+		if err != nil || len(rows) == 0 {
+			return total, err
+		}
+		byOwner := map[string][]string{}
+		for _, r := range rows {
+			byOwner[r.OwnerID] = append(byOwner[r.OwnerID], r.ID)
+		}
+		deletedNow := 0
+		for owner, ids := range byOwner {
+			deleted, err := j.deleter.DeleteOwned(ctx, owner, ids)
+			if err != nil {
+				return total, fmt.Errorf("delete expired failed uploads: %w", err)
+			}
+			deletedNow += len(deleted)
+		}
+		if deletedNow == 0 {
+			return total, nil // deleted by someone else meanwhile
+		}
+		total += deletedNow
+		j.opts.Metrics.Janitor("expired", deletedNow)
+		j.logger.InfoContext(ctx, "failed uploads expired", "uploads", deletedNow, "retention", j.opts.FailedRetention.String())
+	}
+}
