@@ -1,6 +1,6 @@
 // Command uploads serves the upload deletion service: GraphQL at /graphql
 // (playground at /), the REST contract at /delete-upload-api, and the
-// management commands `users create`, `keys create` and `keys revoke`.
+// management commands (users, keys, reconcile).
 package main
 
 import (
@@ -67,6 +67,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "":
 	case "reconcile":
 		return runReconcile(ctx, &cfg, logger, opts, stdout)
+	case "users delete":
+		return runWithApp(ctx, &cfg, logger, func(a *app.App) error {
+			return admin.RunErase(ctx, a.Client, a.Resolver, opts, stdout)
+		})
 	default:
 		return runCommand(ctx, &cfg, command, opts, stdout)
 	}
@@ -96,24 +100,29 @@ func runCommand(ctx context.Context, cfg *config.Config, command string, opts ad
 }
 
 // runReconcile compares the bucket with the database and, with --repair,
-// queues orphaned objects and multipart uploads for the purger of a running
-// service.
+// queues orphaned objects for the purger of a running service.
 func runReconcile(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts admin.Options, stdout io.Writer) error {
+	return runWithApp(ctx, cfg, logger, func(a *app.App) error {
+		report, err := reconcile.Run(ctx, a.Client, a.Store, reconcile.Options{Repair: opts.Repair, Grace: opts.Grace, UploadTimeout: cfg.UploadTimeout})
+		if err != nil {
+			return err
+		}
+		if opts.JSON {
+			return json.NewEncoder(stdout).Encode(report)
+		}
+		return report.WriteText(stdout)
+	})
+}
+
+// runWithApp runs a command that needs the bucket as well as the database
+// (it deletes or compares objects), beside a serving instance or not.
+func runWithApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, command func(*app.App) error) error {
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
-	report, err := reconcile.Run(ctx, a.Client, a.Store, reconcile.Options{
-		Repair: opts.Repair, Grace: opts.Grace, UploadTimeout: cfg.UploadTimeout,
-	})
-	if err != nil {
-		return err
-	}
-	if opts.JSON {
-		return json.NewEncoder(stdout).Encode(report)
-	}
-	return report.WriteText(stdout)
+	return command(a)
 }
 
 // serve runs the HTTP server, the background purger and the janitor until ctx ends, then

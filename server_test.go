@@ -67,6 +67,7 @@ func TestManagementCommands(t *testing.T) {
 		{"keys", "create", "--user", "usr_00000000000000000000000000000000"},
 		{"keys", "revoke", "--id", "key_00000000000000000000000000000000"},
 		{"users", "delete"},
+		{"users", "delete", "--id", "usr_00000000000000000000000000000000"},
 	} {
 		if out, _, err := cli(t, dir, bad...); err == nil {
 			t.Errorf("%v succeeded: %q", bad, out)
@@ -266,6 +267,33 @@ func TestReconcileCommand(t *testing.T) {
 			report.OrphanedObjects[0].Queued != repair || len(report.MissingObjects) != 0 {
 			t.Errorf("%v: %s", args, out)
 		}
+	}
+}
+
+// TestUsersDeleteCommand: erasing the demo user removes their uploads'
+// records and objects, their keys and the user, and says how many.
+func TestUsersDeleteCommand(t *testing.T) {
+	dir := t.TempDir()
+	serveFor(t, dir, freeAddr(t), func() {}) // seeds a demo user with two uploads
+	client, err := app.OpenDatabase(context.Background(), &config.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo := client.User.Query().OnlyX(context.Background())
+	client.Close()
+
+	out, _, err := cli(t, dir, "users", "delete", "--id", demo.ID, "--json")
+	if err != nil {
+		t.Fatalf("users delete: %v", err)
+	}
+	if want := `{"user_id":"` + demo.ID + `","uploads_deleted":2,"keys_revoked":1}` + "\n"; out != want {
+		t.Errorf("users delete printed %q, want %q", out, want)
+	}
+	if out, _, err := cli(t, dir, "reconcile", "--json"); err != nil || !strings.Contains(out, `"objects_scanned":0`) {
+		t.Errorf("after the erasure the bucket is not empty: %s %v", out, err)
+	}
+	if _, _, err := cli(t, dir, "users", "delete", "--id", demo.ID); err == nil || !strings.Contains(err.Error(), "no such user") {
+		t.Errorf("erasing again: %v, want a clear error", err)
 	}
 }
 

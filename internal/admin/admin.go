@@ -1,5 +1,5 @@
-// Package admin implements the management commands: creating users and
-// issuing and revoking API keys.
+// Package admin implements the management commands: creating and deleting
+// users, and issuing and revoking API keys.
 package admin
 
 import (
@@ -21,13 +21,13 @@ import (
 )
 
 // Commands lists the commands, as typed on the command line.
-var Commands = []string{"users create", "keys create", "keys revoke", "reconcile"}
+var Commands = []string{"users create", "users delete", "keys create", "keys revoke", "reconcile"}
 
 // Options are the commands' flags.
 type Options struct {
 	Email  string
 	UserID string
-	KeyID  string
+	ID     string
 	JSON   bool
 	Repair bool
 	Grace  time.Duration
@@ -37,7 +37,7 @@ type Options struct {
 func RegisterFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.Email, "email", "", "email of the new user (users create)")
 	fs.StringVar(&o.UserID, "user", "", "id of the user to issue a key for (keys create)")
-	fs.StringVar(&o.KeyID, "id", "", "id of the key to revoke (keys revoke)")
+	fs.StringVar(&o.ID, "id", "", "id of the key to revoke (keys revoke), or of the user to delete with all their uploads (users delete)")
 	fs.BoolVar(&o.JSON, "json", false, "print machine-readable JSON")
 	fs.BoolVar(&o.Repair, "repair", false, "queue orphaned objects older than --grace for purge (reconcile)")
 	fs.DurationVar(&o.Grace, "grace", reconcile.DefaultGrace, "objects younger than this are never queued: an upload in progress looks orphaned for a moment (reconcile)")
@@ -121,12 +121,12 @@ func createKey(ctx context.Context, client *ent.Client, o Options, out io.Writer
 }
 
 func revokeKey(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
-	if o.KeyID == "" {
+	if o.ID == "" {
 		return errors.New("keys revoke needs --id")
 	}
-	key, err := apikey.Revoke(ctx, client, o.KeyID)
+	key, err := apikey.Revoke(ctx, client, o.ID)
 	if errors.Is(err, apikey.ErrNotFound) {
-		return fmt.Errorf("no API key with id %q", o.KeyID)
+		return fmt.Errorf("no API key with id %q", o.ID)
 	}
 	if err != nil {
 		return err
