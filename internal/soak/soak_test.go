@@ -212,7 +212,11 @@ func (s *server) command(args ...string) []byte {
 	cmd.Env = s.env
 	out, err := cmd.Output()
 	if err != nil {
-		s.t.Fatalf("%v: %v", args, err)
+		var stderr []byte
+		if exit, ok := err.(*exec.ExitError); ok {
+			stderr = exit.Stderr
+		}
+		s.t.Fatalf("%v: %v: %s", args, err, stderr)
 	}
 	return out
 }
