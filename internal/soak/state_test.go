@@ -98,23 +98,8 @@ func readState(t *testing.T, s *server) state {
 		st.purges[p.ObjectKey] = true
 	}
 
-	var store *objectstore.Store
-	if endpoint := os.Getenv("TEST_S3_ENDPOINT"); endpoint != "" {
-		for _, kv := range s.env {
-			if v, ok := strings.CutPrefix(kv, "S3_BUCKET="); ok {
-				store = s3Store(t, endpoint, v)
-			}
-		}
-	} else {
-		srv, err := embeds3.Start(filepath.Join(s.dataDir, "s3"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close(ctx)
-		t.Setenv("TEST_S3_ACCESS_KEY", embeds3.AccessKeyID)
-		t.Setenv("TEST_S3_SECRET_KEY", embeds3.SecretAccessKey)
-		store = s3Store(t, srv.URL, app.EmbeddedBucket)
-	}
+	store, closeStore := s.store(t)
+	defer closeStore()
 	p := s3.NewListObjectsV2Paginator(store.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(store.Bucket())})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -126,6 +111,26 @@ func readState(t *testing.T, s *server) state {
 		}
 	}
 	return st
+}
+
+// store reaches the bucket of a stopped server: its S3 server's, or the
+// embedded one started over its data directory until the returned func.
+func (s *server) store(t *testing.T) (*objectstore.Store, func()) {
+	t.Helper()
+	if endpoint := os.Getenv("TEST_S3_ENDPOINT"); endpoint != "" {
+		for _, kv := range s.env {
+			if v, ok := strings.CutPrefix(kv, "S3_BUCKET="); ok {
+				return s3Store(t, endpoint, v), func() {}
+			}
+		}
+	}
+	srv, err := embeds3.Start(filepath.Join(s.dataDir, "s3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEST_S3_ACCESS_KEY", embeds3.AccessKeyID)
+	t.Setenv("TEST_S3_SECRET_KEY", embeds3.SecretAccessKey)
+	return s3Store(t, srv.URL, app.EmbeddedBucket), func() { _ = srv.Close(context.Background()) }
 }
 
 // orphans are objects that neither a record nor a pending purge knows.
