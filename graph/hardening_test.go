@@ -2,19 +2,16 @@ package graph_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
-	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/httpserver"
@@ -226,38 +223,5 @@ func TestInputStringsAreTheCallersFault(t *testing.T) {
 	}
 	if logs := env.Logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
 		t.Errorf("the service logged the caller's input as its own failure:\n%s", logs)
-	}
-}
-
-// TestDeletePlansFromTheRecordAsDeleted: the delete reads the upload before
-// its transaction (so that a 404 takes no write lock); if the upload
-// finishes storing in between, the purge is planned from the finished
-// record: its object is purged at once, not after the upload timeout.
-func TestDeletePlansFromTheRecordAsDeleted(t *testing.T) {
-	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
-	userID, key := env.NewUser()
-	ctx := t.Context()
-	u := env.Client().Upload.Create().SetOwnerID(userID).SetFilename("late.txt").SetContentType("text/plain").
-		SetSize(4).SetStatus(upload.StatusPENDING).SetBucket(env.Bucket).SetObjectKey("uploads/" + userID + "/late").
-		SaveX(ctx)
-	if err := env.Direct.Put(ctx, u.ObjectKey, strings.NewReader("late"), 4, "text/plain", nil); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	env.Client().Upload.Intercept(ent.InterceptFunc(func(next ent.Querier) ent.Querier {
-		return ent.QuerierFunc(func(ctx context.Context, q ent.Query) (ent.Value, error) {
-			v, err := next.Query(ctx, q)
-			once.Do(func() { // the uploader finishes right after the delete's first read
-				env.Client().Upload.UpdateOneID(u.ID).SetStatus(upload.StatusCOMPLETED).ExecX(context.Background())
-			})
-			return v, err
-		})
-	}))
-	if res := env.DeleteREST(key, u.ID); res.Status != http.StatusOK {
-		t.Fatalf("delete: %d %s", res.Status, res.Body)
-	}
-	if env.ObjectExists(u.ObjectKey) || env.PendingPurges() != 0 {
-		purges, _ := env.Client().ObjectPurge.Query().All(ctx)
-		t.Errorf("the completed upload's object was left to wait as if still PENDING: %v", purges)
 	}
 }

@@ -5,6 +5,7 @@ package apikey
 
 import (
 	"context"
+	"sync"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/apikey"
@@ -57,8 +61,12 @@ func WellFormed(secret string) bool {
 	if len(secret) != secretLen || !strings.HasPrefix(secret, TypePrefix) {
 		return false
 	}
-	_, err := hex.DecodeString(secret[len(TypePrefix):])
-	return err == nil && strings.ToLower(secret) == secret
+	for _, c := range []byte(secret[len(TypePrefix):]) { // lowercase hex only
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Create issues a key for userID and returns the record and the secret, which
@@ -90,26 +98,61 @@ func Revoke(ctx context.Context, client *ent.Client, keyID string) (*ent.APIKey,
 	return key, nil
 }
 
-// Authenticate returns the live key whose secret is given, or ErrInvalid.
-// Other errors mean the database failed.
-func Authenticate(ctx context.Context, client *ent.Client, secret string) (*ent.APIKey, error) {
+// Authenticator checks the API key of every request. Its lookup is the
+// hottest query of the service, so it is built once (with Ent's SQL
+// builder, from the schema's own names) and reads only the two columns a
+// request needs; the time of last use is written at most once per key per
+// lastUsedGranularity from each process, from what the process remembers.
+type Authenticator struct {
+	client   *ent.Client
+	lookup   string
+	lastUsed sync.Map // key id -> when this process last recorded its use
+}
+
+// NewAuthenticator returns an Authenticator of the keys in client.
+func NewAuthenticator(client *ent.Client) *Authenticator {
+	// PostgreSQL's placeholders ($1) and quoting are also SQLite's.
+	lookup, _ := sql.Dialect(dialect.Postgres).
+		Select(apikey.FieldID, apikey.FieldOwnerID).
+		From(sql.Table(apikey.Table)).
+		Where(sql.And(sql.EQ(apikey.FieldDigest, ""), sql.IsNull(apikey.FieldRevokedAt))).
+		Query()
+	return &Authenticator{client: client, lookup: lookup}
+}
+
+// Authenticate returns the live key whose secret is given (its ID and
+// OwnerID), or ErrInvalid. Other errors mean the database failed.
+func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*ent.APIKey, error) {
 	if !WellFormed(secret) {
 		return nil, ErrInvalid
 	}
-	key, err := client.APIKey.Query().
-		Where(apikey.Digest(Digest(secret)), apikey.RevokedAtIsNil()).
-		Select(apikey.FieldID, apikey.FieldOwnerID, apikey.FieldLastUsedAt). // on every request: only what it needs
-		Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, ErrInvalid
-	}
+	rows, err := a.client.QueryContext(ctx, a.lookup, Digest(secret))
 	if err != nil {
 		return nil, fmt.Errorf("look up api key: %w", err)
 	}
-	now := time.Now()
-	if key.LastUsedAt == nil || now.Sub(*key.LastUsedAt) >= lastUsedGranularity {
-		// Best effort: failing to record the use must not fail the request.
-		_ = client.APIKey.UpdateOneID(key.ID).SetLastUsedAt(now).Exec(ctx)
+	defer rows.Close()
+	if !rows.Next() { // the digest is unique: one row at most
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("look up api key: %w", err)
+		}
+		return nil, ErrInvalid
 	}
+	key := &ent.APIKey{}
+	if err := rows.Scan(&key.ID, &key.OwnerID); err != nil {
+		return nil, fmt.Errorf("look up api key: %w", err)
+	}
+	a.recordUse(ctx, key.ID)
 	return key, nil
+}
+
+// recordUse writes the key's last use, unless this process did so less
+// than lastUsedGranularity ago. Best effort: failing to record the use must
+// not fail the request.
+func (a *Authenticator) recordUse(ctx context.Context, keyID string) {
+	now := time.Now()
+	if last, ok := a.lastUsed.Load(keyID); ok && now.Sub(last.(time.Time)) < lastUsedGranularity {
+		return
+	}
+	a.lastUsed.Store(keyID, now)
+	_ = a.client.APIKey.UpdateOneID(keyID).SetLastUsedAt(now).Exec(ctx)
 }

@@ -58,19 +58,18 @@ func TestAuthenticateAndRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := apikey.Authenticate(ctx, client, secret)
-	if err != nil || got.OwnerID != u.ID {
+	keys := apikey.NewAuthenticator(client)
+	got, err := keys.Authenticate(ctx, secret)
+	if err != nil || got.OwnerID != u.ID || got.ID != key.ID {
 		t.Fatalf("Authenticate = %v, %v", got, err)
 	}
-	if got.LastUsedAt == nil {
-		if again, _ := client.APIKey.Get(ctx, key.ID); again.LastUsedAt == nil {
-			t.Error("last use not recorded")
-		}
+	if again, _ := client.APIKey.Get(ctx, key.ID); again.LastUsedAt == nil {
+		t.Error("last use not recorded")
 	}
 	if _, err := apikey.Revoke(ctx, client, key.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := apikey.Authenticate(ctx, client, secret); !errors.Is(err, apikey.ErrInvalid) {
+	if _, err := keys.Authenticate(ctx, secret); !errors.Is(err, apikey.ErrInvalid) {
 		t.Errorf("revoked key: err = %v, want ErrInvalid at once", err)
 	}
 	if _, err := apikey.Revoke(ctx, client, "key_00000000000000000000000000000000"); !errors.Is(err, apikey.ErrNotFound) {

@@ -17,6 +17,7 @@ import (
 // `Authorization: Bearer <key>`. Requests without a valid key go on
 // anonymous: the resolvers decide what an anonymous caller gets.
 func Middleware(client *ent.Client, logger *slog.Logger) func(http.Handler) http.Handler {
+	keys := apikey.NewAuthenticator(client)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			secret := credential(r)
@@ -25,7 +26,7 @@ func Middleware(client *ent.Client, logger *slog.Logger) func(http.Handler) http
 				return
 			}
 			ctx := r.Context()
-			key, err := apikey.Authenticate(ctx, client, secret)
+			key, err := keys.Authenticate(ctx, secret)
 			switch {
 			case errors.Is(err, apikey.ErrInvalid):
 				// anonymous

@@ -46,13 +46,20 @@ func Middleware(logger *slog.Logger, observe func(route string, status int, elap
 			if route == "" {
 				route = "unmatched"
 			}
-			logger.LogAttrs(ctx, slog.LevelInfo, "request",
-				slog.String("method", r.Method),
-				slog.String("route", route),
-				slog.Int("status", rec.status),
-				slog.Duration("duration", elapsed),
-				slog.Int64("bytes_in", max(r.ContentLength, 0)),
-			)
+			if h := logger.Handler(); h.Enabled(ctx, slog.LevelInfo) {
+				// A record of its own, without the caller's program counter
+				// (Logger.LogAttrs captures it on every request; no log line
+				// here needs a source).
+				line := slog.NewRecord(began.Add(elapsed), slog.LevelInfo, "request", 0)
+				line.AddAttrs(
+					slog.String("method", r.Method),
+					slog.String("route", route),
+					slog.Int("status", rec.status),
+					slog.Duration("duration", elapsed),
+					slog.Int64("bytes_in", max(r.ContentLength, 0)),
+				)
+				_ = h.Handle(ctx, line)
+			}
 			if observe != nil {
 				observe(route, rec.status, elapsed)
 			}
