@@ -5,13 +5,13 @@ package apikey
 
 import (
 	"context"
-	"sync"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"

@@ -88,7 +88,9 @@ func TestAbortedAndKilledUploads(t *testing.T) {
 					time.Sleep(50 * time.Millisecond) // the server is down
 					continue
 				}
-				var out struct{ Data struct{ UploadFile struct{ Status string } } }
+				var out struct {
+					Data struct{ UploadFile struct{ Status string } }
+				}
 				_ = json.NewDecoder(res.Body).Decode(&out)
 				res.Body.Close()
 				if out.Data.UploadFile.Status == "COMPLETED" {
