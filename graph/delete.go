@@ -62,6 +62,9 @@ func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []
 	if err != nil || len(present) == 0 {
 		return nil, r.deleteFailed(ctx, err)
 	}
+	if r.afterRead != nil {
+		r.afterRead()
+	}
 	var deleted []*ent.Upload
 	var purges []*ent.ObjectPurge
 	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {

@@ -420,6 +420,10 @@ func TestDeleteWhileUploading(t *testing.T) {
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, key := env.NewUser()
 	putArrived, releasePut := make(chan struct{}), make(chan struct{})
+	var release sync.Once
+	// Released however the test ends: a failure must not leave the upload
+	// (and the package) hanging.
+	t.Cleanup(func() { release.Do(func() { close(releasePut) }) })
 	var once sync.Once
 	env.S3.FailWhen(func(r *http.Request) bool {
 		if r.Method == http.MethodPut {
@@ -447,7 +451,7 @@ func TestDeleteWhileUploading(t *testing.T) {
 		t.Errorf("the purge is due at %s, before the upload's deadline %s", waiting.NextAttemptAt, deadline)
 	}
 
-	close(releasePut) // the object arrives in the bucket
+	release.Do(func() { close(releasePut) }) // the object arrives in the bucket
 	expectError(t, <-result, "NOT_FOUND", "Upload not found")
 	if env.ObjectExists(pending.ObjectKey) {
 		t.Error("the late object was not purged when its upload found its record deleted")

@@ -2,16 +2,20 @@ package graph_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/httpserver"
@@ -223,5 +227,69 @@ func TestInputStringsAreTheCallersFault(t *testing.T) {
 	}
 	if logs := env.Logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
 		t.Errorf("the service logged the caller's input as its own failure:\n%s", logs)
+	}
+}
+
+// TestRacingDeletesOneWins holds two deletes of one upload after both have
+// read it and before either deletes it, so that they race on every run and
+// engine: exactly one answers 200, the other 404, and the object is purged
+// once.
+func TestRacingDeletesOneWins(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	u := env.MustUpload(key, "twice.txt", []byte("x"))
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	graph.SetAfterRead(env.App.Resolver, func() {
+		arrived.Done()
+		arrived.Wait() // both have read the upload
+	})
+	var s3Deletes atomic.Int64
+	env.S3.Observe(func(r *http.Request) {
+		if r.Method == http.MethodDelete {
+			s3Deletes.Add(1)
+		}
+	})
+	statuses := make(chan int, 2)
+	for range 2 {
+		go func() { statuses <- env.DeleteREST(key, u.ID).Status }()
+	}
+	got := []int{<-statuses, <-statuses}
+	if !(got[0] == 200 && got[1] == 404 || got[0] == 404 && got[1] == 200) {
+		t.Errorf("two racing deletes answered %v, want one 200 and one 404", got)
+	}
+	if n := s3Deletes.Load(); n != 1 || env.ObjectExists(u.ObjectKey) || env.PendingPurges() != 0 {
+		t.Errorf("S3 got %d DELETEs (want 1); object left %v; %d purges pending", n, env.ObjectExists(u.ObjectKey), env.PendingPurges())
+	}
+}
+
+// TestInlinePurgeOutlivesItsCaller: a caller that hangs up while its
+// delete's object is being removed does not cut the removal short: the
+// object is gone, no purge is left, and no failure is counted.
+func TestInlinePurgeOutlivesItsCaller(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	_, key := env.NewUser()
+	u := env.MustUpload(key, "hangup.txt", []byte("x"))
+	ctx, hangUp := context.WithCancel(context.Background())
+	env.S3.Observe(func(r *http.Request) {
+		if r.Method == http.MethodDelete {
+			hangUp()
+			time.Sleep(100 * time.Millisecond) // the server sees the hang-up before S3 answers
+		}
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, env.URL+"/delete-upload-api", nil)
+	req.Header.Set("x-api-key", key)
+	req.Header.Set("x-upload-id", u.ID)
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("the request was not cancelled: %d", res.StatusCode)
+	}
+	env.Eventually(5*time.Second, "the delete finishes", func() bool {
+		exists, _ := env.Client().Upload.Query().Where(upload.ID(u.ID)).Exist(context.Background())
+		return !exists && !env.ObjectExists(u.ObjectKey)
+	})
+	metrics := env.Do(http.MethodGet, "/metrics", nil, nil).Body
+	if n := env.PendingPurges(); n != 0 || !strings.Contains(metrics, "uploads_purge_failures_total 0") {
+		t.Errorf("%d purges pending; failures counted: %v", n, !strings.Contains(metrics, "uploads_purge_failures_total 0"))
 	}
 }

@@ -22,6 +22,11 @@ type Resolver struct {
 	purger  *purge.Purger
 	logger  *slog.Logger
 	options Options
+
+	// afterRead, when set (by tests only), runs in DeleteOwned between the
+	// read and the delete's transaction, so that a test can hold two
+	// deletes of one upload there and make them race every run.
+	afterRead func()
 }
 
 // Options are the resolvers' settings, all required.

@@ -295,3 +295,26 @@ func TestRateLimit(t *testing.T) {
 	}
 	expect(t, env.DeleteREST(other, "upl_00000000000000000000000000000000"), 404, notFound)
 }
+
+// TestRateLimitWithoutValidKey: requests without a valid key (none, unknown,
+// revoked) are counted per client address, on REST and GraphQL alike, so
+// that guessing keys is limited too; a valid key keeps its own count.
+func TestRateLimitWithoutValidKey(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
+		c.RateLimit = 3
+		c.RateLimitWindow = time.Minute
+	}})
+	_, key := env.NewUser()
+	unknown, _, _ := apikey.Generate()
+	expect(t, env.DeleteREST("", "upl_00000000000000000000000000000000"), 401, unauthorized)
+	expect(t, env.DeleteREST(unknown, "upl_00000000000000000000000000000000"), 401, unauthorized)
+	if gql := env.GraphQL(unknown, `{ viewer { id } }`, nil); gql.Status == 429 {
+		t.Fatalf("the third request without a valid key was refused: %+v", gql.Errors)
+	}
+	expect(t, env.DeleteREST(unknown, "upl_00000000000000000000000000000000"), 429, `{"error":"Too many requests"}`)
+	expect(t, env.DeleteREST("", "upl_00000000000000000000000000000000"), 429, `{"error":"Too many requests"}`)
+	if gql := env.GraphQL("", `{ viewer { id } }`, nil); gql.Status != 429 || len(gql.Errors) != 1 || gql.Errors[0].Code() != "RATE_LIMITED" {
+		t.Errorf("anonymous GraphQL over the limit: %d %+v", gql.Status, gql.Errors)
+	}
+	expect(t, env.DeleteREST(key, "upl_00000000000000000000000000000000"), 404, notFound)
+}
