@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/safedelete/uploads/ent/upload"
-	"github.com/safedelete/uploads/internal/database"
 )
 
 // multipartBody is a GraphQL multipart upload of size bytes.
@@ -106,11 +104,11 @@ func TestAbortedAndKilledUploads(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	pendingAfterKills := srv.countStatus(upload.StatusPENDING)
+	pendingAfterKills := srv.countUploads(upload.StatusEQ(upload.StatusPENDING))
 
 	// The janitor settles what the kills left PENDING once it must have stopped.
 	settleStart := time.Now()
-	for srv.countStatus(upload.StatusPENDING) > 0 && time.Since(settleStart) < 3*time.Minute {
+	for srv.countUploads(upload.StatusEQ(upload.StatusPENDING)) > 0 && time.Since(settleStart) < 3*time.Minute {
 		time.Sleep(500 * time.Millisecond)
 	}
 	settled := time.Since(settleStart)
@@ -137,7 +135,7 @@ func TestAbortedAndKilledUploads(t *testing.T) {
 	srv.stop()
 	st := readState(t, srv)
 	parts := srv.incompleteMultipartUploads(t)
-	failed := srv.countStatus(upload.StatusFAILED)
+	failed := srv.countUploads(upload.StatusEQ(upload.StatusFAILED))
 	t.Logf("FIGURE aborted and killed uploads: %d uploads cut off mid-body, %d multipart uploads (12 MiB) completed while the server was SIGKILLed %d times; "+
 		"%d uploads left PENDING by the kills, settled by the janitor in %s (%d FAILED); reconcile --repair found %d orphaned objects and %d orphaned multipart uploads; "+
 		"afterwards %d orphaned objects, %d records without their object, %d incomplete multipart uploads, %d pending purges; "+
@@ -145,22 +143,10 @@ func TestAbortedAndKilledUploads(t *testing.T) {
 		aborted, completed.Load(), kills, pendingAfterKills, settled.Round(time.Second), failed, len(repair.OrphanedObjects), len(repair.OrphanedMultipartUploads),
 		len(st.orphans()), len(st.lost()), parts, len(st.purges),
 		len(final.OrphanedObjects), len(final.MissingObjects), len(final.StuckUploads), len(final.OrphanedMultipartUploads))
-	if len(st.orphans()) > 0 || len(st.lost()) > 0 || parts > 0 || len(st.purges) > 0 || srv.countStatus(upload.StatusPENDING) > 0 ||
+	if len(st.orphans()) > 0 || len(st.lost()) > 0 || parts > 0 || len(st.purges) > 0 || srv.countUploads(upload.StatusEQ(upload.StatusPENDING)) > 0 ||
 		len(final.OrphanedObjects)+len(final.MissingObjects)+len(final.StuckUploads)+len(final.OrphanedMultipartUploads) > 0 {
 		t.Errorf("something was left behind: orphans %v, lost %v", first(st.orphans()), first(st.lost()))
 	}
-}
-
-// countStatus counts upload records in a status, reading the database
-// beside the server.
-func (s *server) countStatus(status upload.Status) int {
-	s.t.Helper()
-	client, err := database.Open(context.Background(), database.SQLiteURL(filepath.Join(s.dataDir, "uploads.db")+"?mode=ro"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer client.Close()
-	return client.Upload.Query().Where(upload.StatusEQ(status)).CountX(context.Background())
 }
 
 // incompleteMultipartUploads counts the bucket's multipart uploads that were

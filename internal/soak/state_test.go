@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/predicate"
 	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
@@ -49,9 +51,20 @@ func s3Store(t *testing.T, endpoint, bucket string) *objectstore.Store {
 	return objectstore.New(client, bucket, objectstore.Options{})
 }
 
-// pendingPurges counts the server's pending purges, reading its database
-// beside it.
+// pendingPurges counts the server's pending purges.
 func (s *server) pendingPurges() int {
+	return s.count(func(ctx context.Context, client *ent.Client) (int, error) { return client.ObjectPurge.Query().Count(ctx) })
+}
+
+// countUploads counts the server's upload records that match where.
+func (s *server) countUploads(where ...predicate.Upload) int {
+	return s.count(func(ctx context.Context, client *ent.Client) (int, error) {
+		return client.Upload.Query().Where(where...).Count(ctx)
+	})
+}
+
+// count runs a count on the server's database, opened read-only beside it.
+func (s *server) count(query func(context.Context, *ent.Client) (int, error)) int {
 	s.t.Helper()
 	ctx := context.Background()
 	client, err := database.Open(ctx, database.SQLiteURL(filepath.Join(s.dataDir, "uploads.db")+"?mode=ro"))
@@ -59,7 +72,7 @@ func (s *server) pendingPurges() int {
 		s.t.Fatal(err)
 	}
 	defer client.Close()
-	n, err := client.ObjectPurge.Query().Count(ctx)
+	n, err := query(ctx, client)
 	if err != nil {
 		s.t.Fatal(err)
 	}
