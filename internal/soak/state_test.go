@@ -53,7 +53,9 @@ func s3Store(t *testing.T, endpoint, bucket string) *objectstore.Store {
 
 // pendingPurges counts the server's pending purges.
 func (s *server) pendingPurges() int {
-	return s.count(func(ctx context.Context, client *ent.Client) (int, error) { return client.ObjectPurge.Query().Count(ctx) })
+	return s.count(func(ctx context.Context, client *ent.Client) (int, error) {
+		return client.ObjectPurge.Query().Count(ctx)
+	})
 }
 
 // countUploads counts the server's upload records that match where.
