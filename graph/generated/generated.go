@@ -496,9 +496,7 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
-	{Name: "../ent.graphqls", Input: `directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
-directive @goModel(model: String, models: [String!], forceGenerate: Boolean) on OBJECT | INPUT_OBJECT | SCALAR | ENUM | INTERFACE | UNION
-"""
+	{Name: "../ent.graphqls", Input: `"""
 Define a Relay Cursor type:
 https://relay.dev/graphql/connections.htm#sec-Cursor
 """
@@ -507,7 +505,7 @@ scalar Cursor
 An object with an ID.
 Follows the [Relay Global Object Identification Specification](https://relay.dev/graphql/objectidentification.htm)
 """
-interface Node @goModel(model: "github.com/safedelete/uploads/ent.Noder") {
+interface Node {
   """
   The id of the object.
   """
@@ -631,7 +629,7 @@ enum UploadOrderField {
 """
 UploadStatus is enum for the field status
 """
-enum UploadStatus @goModel(model: "github.com/safedelete/uploads/ent/upload.Status") {
+enum UploadStatus {
   PENDING
   COMPLETED
   FAILED

@@ -167,7 +167,7 @@ func corsMiddleware(origins []string) *cors.Cors {
 // parsed-query cache, persisted queries, and limits on what one operation
 // may cost.
 func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
-	schema := generated.Config{Resolvers: cfg.Resolver}
+	schema := generated.Config{Resolvers: cfg.Resolver, Schema: graph.ServedSchema()}
 	// A connection costs its child fields once per element it may return.
 	schema.Complexity.User.Uploads = func(child int, _ *entgql.Cursor[string], first *int, _ *entgql.Cursor[string], last *int, _ *ent.UploadOrder, _ *ent.UploadWhereInput) int {
 		return child * pageSize(first, last)
