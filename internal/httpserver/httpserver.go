@@ -240,19 +240,23 @@ func errorResponse(e *graph.PublicError) any {
 // legitimate operation comes near it.
 const MaxOperationBytes = 1 << 20
 
-// defaultPageSize is what a connection asked for without first or last is
-// assumed to return, for its complexity.
-const defaultPageSize = 100
-
+// pageSize is how many elements a connection's page may hold, for its
+// complexity: what the resolver returns at most.
 func pageSize(first, last *int) int {
+	n := graph.DefaultPageSize
 	switch {
 	case first != nil:
-		return max(*first, 1)
+		n = *first
 	case last != nil:
-		return max(*last, 1)
-	default:
-		return defaultPageSize
+		n = *last
 	}
+	if n > graph.MaxPageSize {
+		// The resolver refuses it (BAD_USER_INPUT) before querying
+		// anything; the complexity limit must not answer first, in
+		// terms that do not say what is wrong.
+		return 1
+	}
+	return max(n, 1)
 }
 
 // limitBody answers an oversized request with a clear GraphQL error before
