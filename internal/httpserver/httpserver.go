@@ -6,7 +6,6 @@ package httpserver
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
@@ -69,11 +69,11 @@ func NewHandler(cfg Config) http.Handler {
 	mux.Handle("GET /{$}", playgroundHandler)
 	mux.Handle("GET /playground/", playgroundHandler)
 	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
-	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter) {
-		writeGraphQLError(w, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
+	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter, r *http.Request) {
+		writeGraphQLError(w, r, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
 	})
-	graphQL = gqllimit.MultipartMap(MaxOperationBytes, func(w http.ResponseWriter, message string) {
-		writeGraphQLError(w, http.StatusBadRequest, &graph.PublicError{Code: graph.CodeBadUserInput, Message: message})
+	graphQL = gqllimit.MultipartMap(MaxOperationBytes, func(w http.ResponseWriter, r *http.Request, message string) {
+		writeGraphQLError(w, r, http.StatusBadRequest, &graph.PublicError{Code: graph.CodeBadUserInput, Message: message})
 	}, graphQL)
 	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(graphQL)))
 	deleteUpload := cfg.Limiter.Wrap(rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger), rest.WriteTooManyRequests)
@@ -175,8 +175,7 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	schema.Complexity.Query.Nodes = func(child int, ids []string) int { return child * max(len(ids), 1) }
 	srv := handler.New(generated.NewExecutableSchema(schema))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(graphQLOverHTTP{}) // GET and POST, in place of gqlgen's
 	srv.AddTransport(transport.MultipartForm{
 		MaxUploadSize: maxRequest,
 		MaxMemory:     32 << 20, // larger files spill to temporary files
@@ -214,26 +213,12 @@ const (
 // CodeRateLimited is the extensions.code of a GraphQL request over the rate limit.
 const CodeRateLimited = "RATE_LIMITED"
 
-// writeGraphQLError answers with a GraphQL response carrying one error.
-func writeGraphQLError(w http.ResponseWriter, status int, e *graph.PublicError) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorResponse(e))
-}
-
-// errorResponse is a GraphQL response carrying one public error.
-func errorResponse(e *graph.PublicError) any {
-	type extensions struct {
-		Code string `json:"code"`
-	}
-	type gqlError struct {
-		Message    string     `json:"message"`
-		Extensions extensions `json:"extensions"`
-	}
-	return struct {
-		Errors []gqlError `json:"errors"`
-		Data   any        `json:"data"`
-	}{Errors: []gqlError{{Message: e.Message, Extensions: extensions{Code: e.Code}}}}
+// writeGraphQLError answers a GraphQL request refused before gqlgen saw it
+// with one error, in the media type the caller accepts, without a data entry
+// (nothing was executed).
+func writeGraphQLError(w http.ResponseWriter, r *http.Request, status int, e *graph.PublicError) {
+	writeResponse(w, responseMediaType(r.Header.Get("Accept")), status,
+		requestErrorsResponse{Errors: gqlerror.List{publicGQLError(e)}})
 }
 
 // MaxOperationBytes bounds a GraphQL request that carries no file: no
@@ -264,15 +249,12 @@ func pageSize(first, last *int) int {
 // length are cut off at the limit.
 func limitBody(maxRequest, maxFile int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit, tooLarge := int64(MaxOperationBytes), &graph.PublicError{
-			Code:    graph.CodeBadUserInput,
-			Message: fmt.Sprintf("Request body exceeds the limit of %d bytes", MaxOperationBytes),
-		}
+		limit, tooLarge := int64(MaxOperationBytes), bodyTooLarge(MaxOperationBytes)
 		if isUpload(r) {
 			limit, tooLarge = maxRequest, graph.UploadTooLarge(maxFile)
 		}
 		if r.ContentLength > limit {
-			writeGraphQLError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			writeGraphQLError(w, r, http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

@@ -30,7 +30,7 @@ func TestServedDirectives(t *testing.T) {
 	}
 
 	res = env.GraphQL(key, `{ viewer { email ... @defer { uploads(first: 1) { totalCount } } } }`, nil)
-	if len(res.Errors) != 1 || res.Errors[0].Code() != "GRAPHQL_VALIDATION_FAILED" || res.Errors[0].Message != `Unknown directive "@defer".` {
-		t.Errorf("@defer: %d %+v %s, want one GRAPHQL_VALIDATION_FAILED", res.Status, res.Errors, res.Data)
+	if len(res.Errors) != 1 || res.Errors[0].Code() != "GRAPHQL_VALIDATION_FAILED" || res.Errors[0].Message != `Unknown directive "@defer".` || res.Data != nil {
+		t.Errorf("@defer: %d %+v %s, want one GRAPHQL_VALIDATION_FAILED and no data", res.Status, res.Errors, res.Data)
 	}
 }
