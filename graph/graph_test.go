@@ -359,7 +359,9 @@ func TestOperationLimits(t *testing.T) {
 		{"too deep", `{ viewer { uploads { edges { node { id } } } } }`, "DEPTH_LIMIT_EXCEEDED"},
 		{"too deep through fragments", `{ viewer { ...F } } fragment F on User { uploads { edges { node { id } } } }`, "DEPTH_LIMIT_EXCEEDED"},
 		{"too many fields", `{ a: viewer { id email } b: viewer { id email } c: viewer { id email } d: viewer { id email } e: viewer { id email } f: viewer { id email } g: viewer { id email } }`, "FIELD_LIMIT_EXCEEDED"},
-		{"too complex: a large page", `{ viewer { uploads(first: 100000) { totalCount } } }`, "COMPLEXITY_LIMIT_EXCEEDED"},
+		{"too complex: a large page", `{ viewer { uploads(first: 50) { totalCount } } }`, "COMPLEXITY_LIMIT_EXCEEDED"},
+		// Not a complexity error: the page size is what is wrong, and said so.
+		{"a page over the maximum", `{ viewer { uploads(first: 100000) { edges { cursor } } } }`, "BAD_USER_INPUT"},
 		{"introspection is not counted against depth", introspection, ""},
 		{"too many node ids", `{ nodes(ids: [` + strings.Repeat(`"x",`, 30) + `]) { id } }`, "COMPLEXITY_LIMIT_EXCEEDED"},
 		// Each fragment spreads the next twice: 2^40 fields once expanded.

@@ -9,7 +9,6 @@ import (
 	"github.com/vektah/gqlparser/v2/formatter"
 
 	"github.com/safedelete/uploads/graph"
-	"github.com/safedelete/uploads/graph/generated"
 )
 
 var update = flag.Bool("update", false, "rewrite api.graphql from the served schema")
@@ -18,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite api.graphql from the served sch
 // the committed api.graphql, so that every change to the public API shows up
 // in review. After a deliberate change: go test ./graph -run TestPublishedSchema -update
 func TestPublishedSchema(t *testing.T) {
-	schema := generated.NewExecutableSchema(generated.Config{Resolvers: &graph.Resolver{}}).Schema()
+	schema := graph.ServedSchema()
 	var served bytes.Buffer
 	formatter.NewFormatter(&served).FormatSchema(schema)
 	if *update {

@@ -3,8 +3,10 @@ package rest_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -67,5 +69,56 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if _, err := openAPIRouter(); err != nil {
 		t.Fatalf("the served document is not valid OpenAPI: %v", err)
+	}
+}
+
+// TestOpenAPISecurity: every way the endpoint accepts a key is in the
+// document. A request that carries the key only as x-api-key, or only as
+// Authorization: Bearer, satisfies the document's security requirement; one
+// with neither does not. Wrong methods are answered whatever the
+// credentials, so their operations require none.
+func TestOpenAPISecurity(t *testing.T) {
+	router, err := openAPIRouter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the document's schemes say a request must carry.
+	carries := func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+		scheme := in.SecurityScheme
+		switch {
+		case scheme.Type == "apiKey" && scheme.In == "header" && in.RequestValidationInput.Request.Header.Get(scheme.Name) != "":
+			return nil
+		case scheme.Type == "http" && scheme.Scheme == "bearer" &&
+			strings.HasPrefix(in.RequestValidationInput.Request.Header.Get("Authorization"), "Bearer "):
+			return nil
+		}
+		return errors.New("no credentials for " + in.SecuritySchemeName)
+	}
+	for _, c := range []struct {
+		name, method string
+		header       http.Header
+		accepted     bool
+	}{
+		{"x-api-key", http.MethodDelete, http.Header{"X-Api-Key": {"ukey_x"}}, true},
+		{"Authorization: Bearer", http.MethodDelete, http.Header{"Authorization": {"Bearer ukey_x"}}, true},
+		{"no key", http.MethodDelete, http.Header{}, false},
+		{"a wrong method without a key", http.MethodGet, http.Header{}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, "http://127.0.0.1/delete-upload-api", nil)
+			req.Header = c.header.Clone()
+			req.Header.Set("X-Upload-Id", "upl_4c0a85f67aa74ecb95a9494a96e4a327")
+			route, params, err := router.FindRoute(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+				Request: req, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: carries},
+			})
+			if (err == nil) != c.accepted {
+				t.Errorf("accepted = %v (%v), want %v", err == nil, err, c.accepted)
+			}
+		})
 	}
 }

@@ -65,7 +65,7 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 
 // WriteTooManyRequests answers a request over the rate limit (the limiter
 // sets Retry-After).
-func WriteTooManyRequests(w http.ResponseWriter) {
+func WriteTooManyRequests(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusTooManyRequests, errorBody{msgTooManyRequests})
 }
 

@@ -43,7 +43,10 @@ func (Upload) Fields() []ent.Field {
 			Annotations(entgql.OrderField("SIZE")),
 		field.Enum("status").
 			Values("PENDING", "COMPLETED", "FAILED").
-			Default("PENDING"),
+			Default("PENDING").
+			// Named here because gqlgen.yml binds it to upload.Status (see
+			// ent/entc.go); entgql would otherwise prefix the bound name again.
+			Annotations(entgql.Type("UploadStatus")),
 		field.String("bucket").
 			Default("").
 			Annotations(entgql.Skip()).

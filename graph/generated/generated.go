@@ -34,6 +34,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
+	User() UserResolver
 }
 
 type DirectiveRoot struct {
@@ -122,6 +123,9 @@ type QueryResolver interface {
 	Nodes(ctx context.Context, ids []string) ([]ent.Noder, error)
 	Viewer(ctx context.Context) (*ent.User, error)
 	Upload(ctx context.Context, id string) (*ent.Upload, error)
+}
+type UserResolver interface {
+	Uploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UploadOrder, where *ent.UploadWhereInput) (*ent.UploadConnection, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -496,9 +500,7 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
-	{Name: "../ent.graphqls", Input: `directive @goField(forceResolver: Boolean, name: String, omittable: Boolean) on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
-directive @goModel(model: String, models: [String!], forceGenerate: Boolean) on OBJECT | INPUT_OBJECT | SCALAR | ENUM | INTERFACE | UNION
-"""
+	{Name: "../ent.graphqls", Input: `"""
 Define a Relay Cursor type:
 https://relay.dev/graphql/connections.htm#sec-Cursor
 """
@@ -507,7 +509,7 @@ scalar Cursor
 An object with an ID.
 Follows the [Relay Global Object Identification Specification](https://relay.dev/graphql/objectidentification.htm)
 """
-interface Node @goModel(model: "github.com/safedelete/uploads/ent.Noder") {
+interface Node {
   """
   The id of the object.
   """
@@ -631,7 +633,7 @@ enum UploadOrderField {
 """
 UploadStatus is enum for the field status
 """
-enum UploadStatus @goModel(model: "github.com/safedelete/uploads/ent/upload.Status") {
+enum UploadStatus {
   PENDING
   COMPLETED
   FAILED
@@ -803,6 +805,9 @@ scalar Time
 extend type Query {
   """
   The caller, identified by the ` + "`" + `x-api-key` + "`" + ` header or ` + "`" + `Authorization: Bearer <key>` + "`" + `.
+  Its ` + "`" + `uploads` + "`" + ` are returned a page at a time: ` + "`" + `first` + "`" + ` (or ` + "`" + `last` + "`" + `) uploads,
+  at most 100 (more is BAD_USER_INPUT), and 100 when neither is given.
+  Follow ` + "`" + `pageInfo.endCursor` + "`" + ` with ` + "`" + `after` + "`" + ` for the next page.
   """
   viewer: User
   """
@@ -2414,7 +2419,7 @@ func (ec *executionContext) _User_uploads(ctx context.Context, field graphql.Col
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return obj.Uploads(ctx, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.UploadOrder), fc.Args["where"].(*ent.UploadWhereInput))
+			return ec.Resolvers.User().Uploads(ctx, obj, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.UploadOrder), fc.Args["where"].(*ent.UploadWhereInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.UploadConnection) graphql.Marshaler {
@@ -2429,7 +2434,7 @@ func (ec *executionContext) fieldContext_User_uploads(ctx context.Context, field
 		Object:     "User",
 		Field:      field,
 		IsMethod:   true,
-		IsResolver: false,
+		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UploadConnection(ctx, field)
 		},

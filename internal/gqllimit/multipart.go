@@ -24,7 +24,7 @@ import (
 // hands the request on with its body as it was. A request whose map is
 // wrong is answered by reject with a message for the caller; one whose
 // parts cannot be read is passed on for gqlgen to answer as it does.
-func MultipartMap(maxPrefix int64, reject func(w http.ResponseWriter, message string), next http.Handler) http.Handler {
+func MultipartMap(maxPrefix int64, reject func(w http.ResponseWriter, r *http.Request, message string), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {
@@ -36,7 +36,7 @@ func MultipartMap(maxPrefix int64, reject func(w http.ResponseWriter, message st
 		problem := checkMap(parts)
 		r.Body = replayed{Reader: io.MultiReader(bytes.NewReader(consumed.Bytes()), r.Body), Closer: r.Body}
 		if problem != nil {
-			reject(w, problem.Error())
+			reject(w, r, problem.Error())
 			return
 		}
 		next.ServeHTTP(w, r)

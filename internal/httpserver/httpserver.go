@@ -6,7 +6,6 @@ package httpserver
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
@@ -69,11 +69,11 @@ func NewHandler(cfg Config) http.Handler {
 	mux.Handle("GET /{$}", playgroundHandler)
 	mux.Handle("GET /playground/", playgroundHandler)
 	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
-	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter) {
-		writeGraphQLError(w, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
+	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter, r *http.Request) {
+		writeGraphQLError(w, r, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
 	})
-	graphQL = gqllimit.MultipartMap(MaxOperationBytes, func(w http.ResponseWriter, message string) {
-		writeGraphQLError(w, http.StatusBadRequest, &graph.PublicError{Code: graph.CodeBadUserInput, Message: message})
+	graphQL = gqllimit.MultipartMap(MaxOperationBytes, func(w http.ResponseWriter, r *http.Request, message string) {
+		writeGraphQLError(w, r, http.StatusBadRequest, &graph.PublicError{Code: graph.CodeBadUserInput, Message: message})
 	}, graphQL)
 	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(graphQL)))
 	deleteUpload := cfg.Limiter.Wrap(rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger), rest.WriteTooManyRequests)
@@ -167,7 +167,7 @@ func corsMiddleware(origins []string) *cors.Cors {
 // parsed-query cache, persisted queries, and limits on what one operation
 // may cost.
 func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
-	schema := generated.Config{Resolvers: cfg.Resolver}
+	schema := generated.Config{Resolvers: cfg.Resolver, Schema: graph.ServedSchema()}
 	// A connection costs its child fields once per element it may return.
 	schema.Complexity.User.Uploads = func(child int, _ *entgql.Cursor[string], first *int, _ *entgql.Cursor[string], last *int, _ *ent.UploadOrder, _ *ent.UploadWhereInput) int {
 		return child * pageSize(first, last)
@@ -175,8 +175,7 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	schema.Complexity.Query.Nodes = func(child int, ids []string) int { return child * max(len(ids), 1) }
 	srv := handler.New(generated.NewExecutableSchema(schema))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(graphQLOverHTTP{}) // GET and POST, in place of gqlgen's
 	srv.AddTransport(transport.MultipartForm{
 		MaxUploadSize: maxRequest,
 		MaxMemory:     32 << 20, // larger files spill to temporary files
@@ -214,45 +213,35 @@ const (
 // CodeRateLimited is the extensions.code of a GraphQL request over the rate limit.
 const CodeRateLimited = "RATE_LIMITED"
 
-// writeGraphQLError answers with a GraphQL response carrying one error.
-func writeGraphQLError(w http.ResponseWriter, status int, e *graph.PublicError) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorResponse(e))
-}
-
-// errorResponse is a GraphQL response carrying one public error.
-func errorResponse(e *graph.PublicError) any {
-	type extensions struct {
-		Code string `json:"code"`
-	}
-	type gqlError struct {
-		Message    string     `json:"message"`
-		Extensions extensions `json:"extensions"`
-	}
-	return struct {
-		Errors []gqlError `json:"errors"`
-		Data   any        `json:"data"`
-	}{Errors: []gqlError{{Message: e.Message, Extensions: extensions{Code: e.Code}}}}
+// writeGraphQLError answers a GraphQL request refused before gqlgen saw it
+// with one error, in the media type the caller accepts, without a data entry
+// (nothing was executed).
+func writeGraphQLError(w http.ResponseWriter, r *http.Request, status int, e *graph.PublicError) {
+	writeResponse(w, responseMediaType(r.Header.Get("Accept")), status,
+		requestErrorsResponse{Errors: gqlerror.List{publicGQLError(e)}})
 }
 
 // MaxOperationBytes bounds a GraphQL request that carries no file: no
 // legitimate operation comes near it.
 const MaxOperationBytes = 1 << 20
 
-// defaultPageSize is what a connection asked for without first or last is
-// assumed to return, for its complexity.
-const defaultPageSize = 100
-
+// pageSize is how many elements a connection's page may hold, for its
+// complexity: what the resolver returns at most.
 func pageSize(first, last *int) int {
+	n := graph.DefaultPageSize
 	switch {
 	case first != nil:
-		return max(*first, 1)
+		n = *first
 	case last != nil:
-		return max(*last, 1)
-	default:
-		return defaultPageSize
+		n = *last
 	}
+	if n > graph.MaxPageSize {
+		// The resolver refuses it (BAD_USER_INPUT) before querying
+		// anything; the complexity limit must not answer first, in
+		// terms that do not say what is wrong.
+		return 1
+	}
+	return max(n, 1)
 }
 
 // limitBody answers an oversized request with a clear GraphQL error before
@@ -260,15 +249,12 @@ func pageSize(first, last *int) int {
 // length are cut off at the limit.
 func limitBody(maxRequest, maxFile int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit, tooLarge := int64(MaxOperationBytes), &graph.PublicError{
-			Code:    graph.CodeBadUserInput,
-			Message: fmt.Sprintf("Request body exceeds the limit of %d bytes", MaxOperationBytes),
-		}
+		limit, tooLarge := int64(MaxOperationBytes), bodyTooLarge(MaxOperationBytes)
 		if isUpload(r) {
 			limit, tooLarge = maxRequest, graph.UploadTooLarge(maxFile)
 		}
 		if r.ContentLength > limit {
-			writeGraphQLError(w, http.StatusRequestEntityTooLarge, tooLarge)
+			writeGraphQLError(w, r, http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

@@ -58,7 +58,7 @@ func New(cfg Config) *Limiter {
 
 // Wrap limits next; limited requests get 429, Retry-After, and the body
 // written by respond. It expects the auth middleware to have run.
-func (l *Limiter) Wrap(next http.Handler, respond func(http.ResponseWriter)) http.Handler {
+func (l *Limiter) Wrap(next http.Handler, respond func(http.ResponseWriter, *http.Request)) http.Handler {
 	if l == nil {
 		return next
 	}
@@ -73,7 +73,7 @@ func (l *Limiter) Wrap(next http.Handler, respond func(http.ResponseWriter)) htt
 			if w.Header().Get("Retry-After") == "" {
 				w.Header().Set("Retry-After", strconv.Itoa(1))
 			}
-			respond(w)
+			respond(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -18,7 +18,7 @@ import (
 
 func handler(l *ratelimit.Limiter) http.Handler {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	return l.Wrap(ok, func(w http.ResponseWriter) {
+	return l.Wrap(ok, func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	})
 }
