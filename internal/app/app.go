@@ -189,6 +189,9 @@ func (a *App) openStore(ctx context.Context, cfg *config.Config) error {
 // Close releases the database and stops the embedded S3 server.
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
+	if a.Purger != nil {
+		a.Purger.Flush() // before the database closes under it
+	}
 	if a.Client != nil {
 		errs = append(errs, a.Client.Close())
 	}

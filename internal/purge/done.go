@@ -2,45 +2,70 @@ package purge
 
 import (
 	"context"
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
 )
 
-// doneRows deletes the rows of finished purges, many in one statement:
-// while one DELETE commits, the rows finished meanwhile queue up for the
-// next. Under load the database then commits once per group rather than
-// once per purge; alone, a row is deleted at once. Each caller still waits
-// for its own row's delete.
+// doneRows deletes the rows of finished purges in the background, many in
+// one statement: while one DELETE commits, the rows finished meanwhile queue
+// up for the next. The object is already gone when a row is queued, so
+// nobody waits for the row: a delete's caller gets its answer after one
+// commit (its record's), not two, and under load the database commits once
+// per group of finished purges. A row whose DELETE never happens (a crash,
+// a database error) only means its idempotent purge runs again, when due.
 type doneRows struct {
-	client  *ent.Client
-	mu      sync.Mutex
-	busy    bool
-	ids     []int
-	waiters []chan error
+	client *ent.Client
+	logger *slog.Logger
+	mu     sync.Mutex
+	idle   *sync.Cond // signalled when the queue is empty and no flush runs
+	busy   bool
+	ids    []int
 }
 
-func (d *doneRows) delete(ctx context.Context, id int) error {
-	result := make(chan error, 1)
+func newDoneRows(client *ent.Client, logger *slog.Logger) *doneRows {
+	d := &doneRows{client: client, logger: logger}
+	d.idle = sync.NewCond(&d.mu)
+	return d
+}
+
+// add queues the row of a finished purge for deletion.
+func (d *doneRows) add(id int) {
 	d.mu.Lock()
-	d.ids, d.waiters = append(d.ids, id), append(d.waiters, result)
-	if d.busy { // the running group's leader takes this row next
-		d.mu.Unlock()
-		return <-result
+	defer d.mu.Unlock()
+	d.ids = append(d.ids, id)
+	if !d.busy {
+		d.busy = true
+		go d.flush()
 	}
-	d.busy = true
+}
+
+func (d *doneRows) flush() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for len(d.ids) > 0 {
-		ids, waiters := d.ids, d.waiters
-		d.ids, d.waiters = nil, nil
+		ids := d.ids[:min(len(d.ids), batchSize)]
+		d.ids = d.ids[len(ids):]
 		d.mu.Unlock()
-		_, err := d.client.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx)
-		for _, w := range waiters {
-			w <- err
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := d.client.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx); err != nil {
+			d.logger.WarnContext(ctx, "finish purges; they will run again", "purges", len(ids), "error", err)
 		}
+		cancel()
 		d.mu.Lock()
 	}
 	d.busy = false
-	d.mu.Unlock()
-	return <-result
+	d.idle.Broadcast()
+}
+
+// wait returns once every queued row is deleted (or failed to be).
+func (d *doneRows) wait() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.busy {
+		d.idle.Wait()
+	}
 }

@@ -59,13 +59,17 @@ type Purger struct {
 	objects ObjectDiscarder
 	logger  *slog.Logger
 	opts    Options
-	done    doneRows
+	done    *doneRows
 }
 
 // New returns a Purger.
 func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts Options) *Purger {
-	return &Purger{client: client, objects: objects, logger: logger, opts: opts, done: doneRows{client: client}}
+	return &Purger{client: client, objects: objects, logger: logger, opts: opts, done: newDoneRows(client, logger)}
 }
+
+// Flush waits until the rows of the purges finished so far are deleted.
+// Shutdown calls it, so that a restart does not redo purges already done.
+func (p *Purger) Flush() { p.done.wait() }
 
 // ScheduleFor records, inside tx, that the bytes of the uploads, deleted in
 // the same transaction, must be removed from the bucket. It returns the
@@ -147,8 +151,8 @@ func (p *Purger) ScheduleStopped(ctx context.Context, tx *ent.Tx, uploads ...*en
 }
 
 // Attempt tries once to remove the object of a claimed purge. On success the
-// purge row is deleted; on failure it is rescheduled with backoff and the
-// error returned.
+// purge row is queued for deletion (see doneRows); on failure it is
+// rescheduled with backoff and the error returned.
 func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) {
 	defer func() { p.opts.Metrics.PurgeAttempt(err) }()
 	// An object that another upload still references must survive; this is
@@ -177,10 +181,7 @@ func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) 
 	if err != nil {
 		return p.fail(ctx, job, err)
 	}
-	// A failed row delete only means the (idempotent) purge runs again later.
-	if err := p.done.delete(ctx, job.ID); err != nil {
-		return fmt.Errorf("finish purge %d: %w", job.ID, err)
-	}
+	p.done.add(job.ID)
 	p.logger.InfoContext(ctx, "object purged", "upload_id", job.UploadID, "bucket", job.Bucket, "key", job.ObjectKey, "kept_shared", shared, "attempts", job.Attempts)
 	return nil
 }

@@ -26,6 +26,14 @@ func listUnreferencedMultipart(ctx context.Context, s3Client *s3.Client, bucket 
 	}
 	for {
 		page, err := s3Client.ListMultipartUploads(ctx, input)
+		if errorCode(err) == "InvalidArgument" && aws.ToString(input.UploadIdMarker) != "" {
+			// Some servers (versitygw 1.8) cannot continue a listing inside
+			// one key's uploads and refuse their own upload-id marker. The
+			// rest of that key's uploads are skipped, and the report says so.
+			report.MultipartUploadsSkipped = append(report.MultipartUploadsSkipped, aws.ToString(input.KeyMarker))
+			input.UploadIdMarker = nil
+			page, err = s3Client.ListMultipartUploads(ctx, input)
+		}
 		switch code := errorCode(err); code {
 		case "":
 		case "NoSuchUpload":

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -137,11 +138,19 @@ func TestListsEveryMultipartPage(t *testing.T) {
 		}
 	})
 	report := run(t, env, reconcile.Options{PageSize: 2, Now: later})
+	if slices.Equal(report.MultipartUploadsSkipped, []string{"stray/b"}) {
+		// A server that cannot page inside one key (versitygw 1.8): the
+		// listing goes on after that key, and says what it skipped.
+		if got := multipartKeys(report); got != "stray/a stray/b stray/c" { // the first page ended inside b
+			t.Errorf("orphaned multipart uploads = %s", got)
+		}
+		return
+	}
 	if n := listings.Load(); n != 3 {
 		t.Errorf("%d listing requests, want 3 pages", n)
 	}
-	if got := multipartKeys(report); got != "stray/a stray/b stray/b stray/b stray/c" || report.MultipartUploadsScanned != 5 {
-		t.Errorf("orphaned multipart uploads = %s, %d scanned", got, report.MultipartUploadsScanned)
+	if got := multipartKeys(report); got != "stray/a stray/b stray/b stray/b stray/c" || report.MultipartUploadsScanned != 5 || len(report.MultipartUploadsSkipped) > 0 {
+		t.Errorf("orphaned multipart uploads = %s, %d scanned, skipped %v", got, report.MultipartUploadsScanned, report.MultipartUploadsSkipped)
 	}
 	ids := map[string]bool{}
 	for _, u := range report.OrphanedMultipartUploads {

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -24,6 +25,10 @@ type Report struct {
 	// MultipartUploadsNotListed, when not empty, says why the bucket's
 	// multipart uploads could not be listed, and so were not compared.
 	MultipartUploadsNotListed string `json:"multipart_uploads_not_listed,omitempty"`
+	// MultipartUploadsSkipped names the keys past whose first page of
+	// multipart uploads the server would not list (it refused its own
+	// upload-id marker): further uploads of those keys were not checked.
+	MultipartUploadsSkipped []string `json:"multipart_uploads_skipped,omitempty"`
 	// RecordsScanned counts the upload records naming an object in the
 	// bucket, whatever their status.
 	RecordsScanned int `json:"records_scanned"`
@@ -105,6 +110,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Bucket %s: %d objects, %d upload records (%s, grace %s).\n",
 		r.Bucket, r.ObjectsScanned, r.RecordsScanned, mode, grace)
+	if len(r.MultipartUploadsSkipped) > 0 {
+		fmt.Fprintf(tw, "The server would not list all multipart uploads of: %s (it refused its own upload-id marker).\n", strings.Join(r.MultipartUploadsSkipped, ", "))
+	}
 	if r.MultipartUploadsNotListed != "" {
 		fmt.Fprintf(tw, "Incomplete multipart uploads were not checked: %s.\n", r.MultipartUploadsNotListed)
 	} else {

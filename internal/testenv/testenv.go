@@ -252,6 +252,7 @@ func (e *Env) IncompleteMultipartUploads() int {
 // PendingPurges counts purges not yet done.
 func (e *Env) PendingPurges() int {
 	e.t.Helper()
+	e.App.Purger.Flush() // purges finished a moment ago
 	n, _, err := e.App.Purger.QueueStats(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
