@@ -32,6 +32,7 @@ type side struct {
 	missing []string                  // well-formed ids of no upload
 	pools   map[string][]seededUpload // per scenario, consumed in order
 	used    map[string]int
+	settle  func() // waits for work left after the answers (the purger's row clean-up), if any
 }
 
 // kind is what a scenario sends one side.

@@ -69,6 +69,11 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float6
 // printChecks reports what each side left behind: no purge notes, and in
 // the bucket only the objects of uploads that were not deleted.
 func printChecks(ctx context.Context, w io.Writer, t *s3Target, dbs map[*side]*sql.DB, sides ...*side) error {
+	for _, s := range sides {
+		if s.settle != nil {
+			s.settle()
+		}
+	}
 	fmt.Fprintln(w)
 	var failed []string
 	for _, s := range sides {

@@ -105,6 +105,7 @@ func startService(ctx context.Context, o options, dir string, t *s3Target, clean
 	if err != nil {
 		return nil, nil, err
 	}
+	s.settle = a.Purger.Flush
 	// A connection of our own, with the service's DSN, to seed and inspect.
 	db, err := sql.Open("sqlite3", sqliteDSN(cfg.SQLitePath(), o.sqliteSync))
 	if err != nil {
