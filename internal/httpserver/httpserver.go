@@ -68,6 +68,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", playgroundHandler)
 	mux.Handle("GET /playground/", playgroundHandler)
+	mux.Handle("GET /favicon.ico", playgroundHandler)
 	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
 	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter) {
 		writeGraphQLError(w, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
