@@ -102,6 +102,11 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 	root.SetUsageFunc(usage)
 	root.SetFlagErrorFunc(flagError)
 
+	root.AddCommand(c.usersCommand(), c.keysCommand(), c.reconcileCommand(), c.versionCommand())
+	return root
+}
+
+func (c *commandLine) usersCommand() *cobra.Command {
 	users := &cobra.Command{Use: "users", Short: "Create, list, show and delete users", Args: c.noArgs, RunE: showHelp}
 	users.AddCommand(
 		c.databaseCommand("users create", "create --email EMAIL", "Create a user and an API key for them", "",
@@ -116,6 +121,10 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 			}),
 		c.usersDeleteCommand(),
 	)
+	return users
+}
+
+func (c *commandLine) keysCommand() *cobra.Command {
 	keys := &cobra.Command{Use: "keys", Short: "Create, list and revoke API keys", Args: c.noArgs, RunE: showHelp}
 	keys.AddCommand(
 		c.databaseCommand("keys create", "create --user USER_ID", "Issue another API key for a user", "",
@@ -132,8 +141,7 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 				cmd.Flags().StringVar(&o.ID, "id", "", "id of the key (key_…) (required)")
 			}),
 	)
-	root.AddCommand(users, keys, c.reconcileCommand(), c.versionCommand())
-	return root
+	return keys
 }
 
 // withSettings gives cmd the settings in scope as flags, each read from its
