@@ -13,8 +13,9 @@ import (
 var files embed.FS
 
 // Handler serves the playground page at /, its scripts and styles under
-// /playground/, and its icon at /favicon.ico (where browsers look for it
-// on every page of the origin: without it, each logs a 404).
+// /playground/, and its icon at /favicon.ico, where browsers look for it
+// unasked (without it, each logs a 404; the page stays free of links
+// outside /playground/).
 func Handler() http.Handler {
 	assets, err := fs.Sub(files, "assets")
 	if err != nil {

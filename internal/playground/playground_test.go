@@ -11,8 +11,9 @@ import (
 	"github.com/safedelete/uploads/internal/playground"
 )
 
-// TestFavicon: browsers ask every origin for /favicon.ico; the playground
-// answers with an image, so that its console shows no 404.
+// TestFavicon: browsers ask every origin for /favicon.ico (the page needs
+// no link to it); the playground answers with an image, so that its
+// console shows no 404.
 func TestFavicon(t *testing.T) {
 	rec := httptest.NewRecorder()
 	playground.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/favicon.ico", nil))
@@ -21,11 +22,6 @@ func TestFavicon(t *testing.T) {
 	}
 	if !bytes.HasPrefix(rec.Body.Bytes(), []byte{0, 0, 1, 0}) { // an ICO file's header
 		t.Errorf("GET /favicon.ico is not an icon: % x", rec.Body.Bytes()[:min(8, rec.Body.Len())])
-	}
-	rec = httptest.NewRecorder()
-	playground.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if !strings.Contains(rec.Body.String(), `<link rel="icon" href="/favicon.ico"`) {
-		t.Error("the playground page does not link its icon")
 	}
 }
 
