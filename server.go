@@ -1,13 +1,13 @@
 // Command uploads serves the upload deletion service: GraphQL at /graphql
 // (playground at /), the REST contract at /delete-upload-api, and the
-// management commands (users, keys, reconcile).
+// management commands (users, keys, reconcile, version); cli.go holds the
+// command line.
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
+	"runtime/debug"
 	"sync"
 	"syscall"
 
@@ -30,62 +30,17 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
+	status := exitStatus(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(status)
 }
 
 // run parses the command line and environment, then serves or runs a
-// management command.
+// command (see cli.go). main maps its error to the exit status.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
 	privateFiles()
-	command, args := splitCommand(args)
-	fs := flag.NewFlagSet("uploads", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg config.Config
-	settings := config.Register(fs, &cfg)
-	var opts admin.Options
-	if command != "" {
-		admin.RegisterFlags(fs, &opts)
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (commands: %s)", fs.Args(), strings.Join(admin.Commands, ", "))
-	}
-	if err := config.ApplyEnv(fs, settings, lookupEnv); err != nil {
-		return err
-	}
-	logger, err := newLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	switch command {
-	case "":
-	case "reconcile":
-		return runReconcile(ctx, &cfg, logger, opts, stdout)
-	case "users delete":
-		return runWithApp(ctx, &cfg, logger, func(a *app.App) error {
-			return admin.RunErase(ctx, a.Client, a.Resolver, opts, stdout)
-		})
-	default:
-		return runCommand(ctx, &cfg, command, opts, stdout)
-	}
-	return serve(ctx, &cfg, logger, stdout)
-}
-
-// splitCommand separates a management command ("users create") from flags.
-func splitCommand(args []string) (string, []string) {
-	for _, c := range admin.Commands {
-		words := strings.Fields(c)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c {
-			return c, args[len(words):]
-		}
-	}
-	return "", args
+	c := &commandLine{lookupEnv: lookupEnv, stdout: stdout, stderr: stderr, buildInfo: debug.ReadBuildInfo}
+	return c.run(ctx, args)
 }
 
 // runCommand opens only the database: management commands never touch the
@@ -101,16 +56,22 @@ func runCommand(ctx context.Context, cfg *config.Config, command string, opts ad
 
 // runReconcile compares the bucket with the database and, with --repair,
 // queues orphaned objects for the purger of a running service.
-func runReconcile(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts admin.Options, stdout io.Writer) error {
+// It returns errDrift when it found drift.
+func runReconcile(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts reconcileOptions, stdout io.Writer) error {
 	return runWithApp(ctx, cfg, logger, func(a *app.App) error {
 		report, err := reconcile.Run(ctx, a.Client, a.Store, reconcile.Options{Repair: opts.Repair, Grace: opts.Grace, UploadTimeout: cfg.UploadTimeout})
 		if err != nil {
 			return err
 		}
 		if opts.JSON {
-			return json.NewEncoder(stdout).Encode(report)
+			err = json.NewEncoder(stdout).Encode(report)
+		} else {
+			err = report.WriteText(stdout)
 		}
-		return report.WriteText(stdout)
+		if err == nil && report.Drift() {
+			return errDrift
+		}
+		return err
 	})
 }
 
@@ -129,22 +90,27 @@ func runWithApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, co
 // stops accepting, lets requests in flight finish and exits. Pending purges
 // stay in the database for the next start.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
+	// Listen first: a port that is taken fails the start before anything
+	// (a data directory, a database) is written to disk.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return listenError(cfg.Addr, err)
+	}
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
 	baseURL := "http://" + displayAddr(ln.Addr())
+	firstStart := demo.Options{Seed: cfg.SeedsDemo()}
 	if cfg.EmbeddedDatabase() {
-		if err := demo.SeedIfEmpty(ctx, a.Client, a.Resolver, baseURL, stdout); err != nil {
-			ln.Close()
-			return err
-		}
+		firstStart.DataDir = cfg.DataDir
+	}
+	if err := demo.SeedIfEmpty(ctx, a.Client, a.Resolver, baseURL, firstStart, stdout); err != nil {
+		ln.Close()
+		return err
 	}
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -186,10 +152,30 @@ func displayAddr(addr net.Addr) string {
 	return addr.String()
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// listenError names the setting behind a failed listen.
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("ADDR=%s: the address is in use by another process; choose another with --addr or ADDR", addr)
+	}
+	return fmt.Errorf("ADDR=%s: want HOST:PORT or :PORT that this machine can listen on: %w", addr, err)
+}
+
+// newLogger writes JSON lines for machines, or text for a person at a
+// terminal (LOG_FORMAT), with each request's id.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+		return nil, fmt.Errorf("LOG_LEVEL=%s: want debug, info, warn or error", level)
 	}
-	return slog.New(requestlog.NewLogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))), nil
+	opts := &slog.HandlerOptions{Level: l}
+	var h slog.Handler
+	switch format {
+	case "json":
+		h = slog.NewJSONHandler(w, opts)
+	case "text":
+		h = slog.NewTextHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("LOG_FORMAT=%s: want json or text", format)
+	}
+	return slog.New(requestlog.NewLogHandler(h)), nil
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,8 +14,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/config"
@@ -82,19 +85,24 @@ func TestSettingsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg config.Config
-	for _, s := range config.Register(flag.NewFlagSet("", flag.ContinueOnError), &cfg) {
+	for _, s := range config.Settings() {
 		row := "| `" + s.Env + "` | `--" + s.Flag + "` |"
-		if !bytes.Contains(readme, []byte(row)) {
+		i := bytes.Index(readme, []byte(row))
+		if i < 0 {
 			t.Errorf("README has no row starting %q", row)
+			continue
+		}
+		line, _, _ := bytes.Cut(readme[i+len(row):], []byte("\n"))
+		if s.Default != "" && !bytes.HasPrefix(bytes.TrimSpace(line), []byte("`"+s.Default+"`")) {
+			t.Errorf("README's row of %s does not give its default `%s`: %s", s.Env, s.Default, line)
 		}
 	}
 }
 
 func TestFlagsOverrideEnvironment(t *testing.T) {
-	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	var cfg config.Config
-	settings := config.Register(fs, &cfg)
+	settings := config.Register(fs, &cfg, config.All)
 	if err := fs.Parse([]string{"--addr", ":9999"}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +114,22 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 		t.Errorf("config = %+v", cfg)
 	}
 	env["MAX_UPLOAD_SIZE"] = "lots"
-	if err := config.ApplyEnv(fs, settings, envOf(env)); err == nil || !strings.Contains(err.Error(), "MAX_UPLOAD_SIZE") {
+	if err := config.ApplyEnv(fs, settings, envOf(env)); err == nil || !strings.Contains(err.Error(), "MAX_UPLOAD_SIZE=lots: want a whole number of bytes") {
 		t.Errorf("bad MAX_UPLOAD_SIZE: err = %v", err)
+	}
+}
+
+// TestSettingsInScope: a command offers only the settings it uses, and the
+// others keep their defaults.
+func TestSettingsInScope(t *testing.T) {
+	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
+	var cfg config.Config
+	settings := config.Register(fs, &cfg, config.ForDatabase)
+	if len(settings) != 2 || fs.Lookup("data-dir") == nil || fs.Lookup("database-url") == nil || fs.Lookup("addr") != nil {
+		t.Errorf("database settings: %+v", settings)
+	}
+	if defaults := config.Defaults(); cfg.RateLimit != defaults.RateLimit || cfg.UploadTimeout != defaults.UploadTimeout || cfg.LogFormat != "json" {
+		t.Errorf("settings out of scope lost their defaults: %+v", cfg)
 	}
 }
 
@@ -150,16 +172,20 @@ func TestFirstStart(t *testing.T) {
 // stderr.
 func serveFor(t *testing.T, dataDir, addr string, during func()) (stdout, stderr string) {
 	t.Helper()
+	return serveWith(t, map[string]string{"DATA_DIR": dataDir, "ADDR": addr}, nil, during)
+}
+
+// serveWith is serveFor with any environment and arguments; env must set
+// ADDR.
+func serveWith(t *testing.T, env map[string]string, args []string, during func()) (stdout, stderr string) {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	var out, errOut bytes.Buffer
+	var out, errOut syncBuffer
 	done := make(chan error, 1)
-	go func() {
-		env := map[string]string{"DATA_DIR": dataDir, "ADDR": addr}
-		done <- run(ctx, nil, envOf(env), &out, &errOut)
-	}()
+	go func() { done <- run(ctx, args, envOf(env), &out, &errOut) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := http.Get("http://" + addr + "/healthz")
+		res, err := http.Get("http://" + env["ADDR"] + "/healthz")
 		if err == nil && res.StatusCode == 200 {
 			res.Body.Close()
 			break
@@ -176,6 +202,24 @@ func serveFor(t *testing.T, dataDir, addr string, during func()) (stdout, stderr
 		t.Fatalf("server exited with %v\n%s", err, errOut.String())
 	}
 	return out.String(), errOut.String()
+}
+
+// syncBuffer is a bytes.Buffer that the server writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -249,8 +293,8 @@ func TestReconcileCommand(t *testing.T) {
 	time.Sleep(10 * time.Millisecond) // older than the 1ms grace period below
 	for _, args := range [][]string{{"reconcile", "--json", "--grace", "1ms"}, {"reconcile", "--json", "--grace", "1ms", "--repair"}} {
 		out, _, err := cli(t, dir, args...)
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
+		if !errors.Is(err, errDrift) {
+			t.Fatalf("%v: %v, want drift", args, err)
 		}
 		var report struct {
 			OrphanedObjects []struct {

@@ -1,12 +1,11 @@
-// Package admin implements the management commands: creating and deleting
-// users, and issuing and revoking API keys.
+// Package admin implements the management commands: creating, listing,
+// showing and deleting users, and issuing, listing and revoking API keys.
 package admin
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/mail"
@@ -17,11 +16,11 @@ import (
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/database"
-	"github.com/safedelete/uploads/internal/reconcile"
 )
 
-// Commands lists the commands, as typed on the command line.
-var Commands = []string{"users create", "users delete", "keys create", "keys revoke", "reconcile"}
+// Commands lists the commands that need only the database, as typed on
+// the command line.
+var Commands = []string{"users create", "users list", "users show", "keys create", "keys list", "keys revoke"}
 
 // Options are the commands' flags.
 type Options struct {
@@ -29,27 +28,41 @@ type Options struct {
 	UserID string
 	ID     string
 	JSON   bool
-	Repair bool
-	Grace  time.Duration
 }
 
-// RegisterFlags defines the commands' flags on fs.
-func RegisterFlags(fs *flag.FlagSet, o *Options) {
-	fs.StringVar(&o.Email, "email", "", "email of the new user (users create)")
-	fs.StringVar(&o.UserID, "user", "", "id of the user to issue a key for (keys create)")
-	fs.StringVar(&o.ID, "id", "", "id of the key to revoke (keys revoke), or of the user to delete with all their uploads (users delete)")
-	fs.BoolVar(&o.JSON, "json", false, "print machine-readable JSON")
-	fs.BoolVar(&o.Repair, "repair", false, "queue orphaned objects older than --grace for purge (reconcile)")
-	fs.DurationVar(&o.Grace, "grace", reconcile.DefaultGrace, "objects younger than this are never queued: an upload in progress looks orphaned for a moment (reconcile)")
+// Validate checks that o has the flags command needs, before anything is
+// opened.
+func Validate(command string, o Options) error {
+	missing := func(flag string) error { return fmt.Errorf("%s needs --%s", command, flag) }
+	switch {
+	case command == "users create" && o.Email == "":
+		return missing("email")
+	case command == "users show" && (o.ID == "") == (o.Email == ""):
+		return errors.New("users show needs --id or --email (one of them)")
+	case (command == "keys create" || command == "keys list") && o.UserID == "":
+		return missing("user")
+	case (command == "keys revoke" || command == "users delete") && o.ID == "":
+		return missing("id")
+	}
+	return nil
 }
 
-// Run runs command and prints its result to out.
+// Run runs command, one of Commands, and prints its result to out.
 func Run(ctx context.Context, client *ent.Client, command string, o Options, out io.Writer) error {
+	if err := Validate(command, o); err != nil {
+		return err
+	}
 	switch command {
 	case "users create":
 		return createUser(ctx, client, o, out)
+	case "users list":
+		return listUsers(ctx, client, o, out)
+	case "users show":
+		return showUser(ctx, client, o, out)
 	case "keys create":
 		return createKey(ctx, client, o, out)
+	case "keys list":
+		return listKeys(ctx, client, o, out)
 	case "keys revoke":
 		return revokeKey(ctx, client, o, out)
 	default:
@@ -87,9 +100,6 @@ func CreateUser(ctx context.Context, client *ent.Client, email string) (*ent.Use
 }
 
 func createUser(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
-	if o.Email == "" {
-		return errors.New("users create needs --email")
-	}
 	u, key, secret, err := CreateUser(ctx, client, o.Email)
 	if err != nil {
 		return err
@@ -101,9 +111,6 @@ func createUser(ctx context.Context, client *ent.Client, o Options, out io.Write
 }
 
 func createKey(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
-	if o.UserID == "" {
-		return errors.New("keys create needs --user")
-	}
 	exists, err := client.User.Query().Where(user.ID(o.UserID)).Exist(ctx)
 	if err != nil {
 		return err
@@ -121,9 +128,6 @@ func createKey(ctx context.Context, client *ent.Client, o Options, out io.Writer
 }
 
 func revokeKey(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
-	if o.ID == "" {
-		return errors.New("keys revoke needs --id")
-	}
 	key, err := apikey.Revoke(ctx, client, o.ID)
 	if errors.Is(err, apikey.ErrNotFound) {
 		return fmt.Errorf("no API key with id %q", o.ID)

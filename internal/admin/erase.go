@@ -97,8 +97,8 @@ var errUploadsLeft = errors.New("uploads arrived meanwhile")
 
 // RunErase is `users delete --id usr_… [--json]`.
 func RunErase(ctx context.Context, client *ent.Client, deleter Deleter, o Options, out io.Writer) error {
-	if o.ID == "" {
-		return errors.New("users delete needs --id")
+	if err := Validate("users delete", o); err != nil {
+		return err
 	}
 	erased, err := EraseUser(ctx, client, deleter, o.ID)
 	if err != nil {

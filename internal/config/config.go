@@ -1,16 +1,17 @@
 // Package config defines every setting of the service. Each is an
 // environment variable and a flag of the same name (ADDR and --addr); a flag
-// wins over the variable, the variable over the default.
+// wins over the variable, the variable over the default. A setting's
+// default is written here and nowhere else.
 package config
 
 import (
-	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/pflag"
 
 	"github.com/safedelete/uploads/internal/objectstore"
 )
@@ -57,89 +58,145 @@ type Config struct {
 
 	ShutdownTimeout time.Duration
 	LogLevel        string
+	LogFormat       string
+
+	// Demo seeds the demo user and uploads on a first start even where
+	// they would land in a bucket or database of the operator's.
+	Demo bool
 }
+
+// Scope says which commands take a setting, so that each command offers
+// only the flags it uses. Settings outside a command's scope keep their
+// defaults.
+type Scope uint8
+
+const (
+	// ForDatabase: every command opens the database.
+	ForDatabase Scope = 1 << iota
+	// ForBucket: commands that reach the bucket (serving, users delete,
+	// reconcile) and so log, and judge uploads in progress.
+	ForBucket
+	// ForDeletes: commands that delete objects (serving, users delete).
+	ForDeletes
+	// ForServer: serving only.
+	ForServer
+
+	// All is every setting: serving takes them all.
+	All = ForDatabase | ForBucket | ForDeletes | ForServer
+)
 
 // Setting describes one setting, for flags, environment and documentation.
 type Setting struct {
 	Env, Flag, Default, Usage string
+	Scope                     Scope
 }
 
-// Register defines every setting as a flag on fs, writing into cfg when fs
-// is parsed. Call Apply after parsing.
-func Register(fs *flag.FlagSet, cfg *Config) []Setting {
+// EnvAnnotation is the flag annotation that names a setting's environment
+// variable, for help texts.
+const EnvAnnotation = "env"
+
+// Register writes every setting's default into cfg, defines the settings
+// in scope as flags on fs, and returns those. Call ApplyEnv after parsing.
+func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	var settings []Setting
-	add := func(env, def, usage string, define func(name, usage string)) {
-		name := strings.ReplaceAll(strings.ToLower(env), "_", "-")
-		define(name, usage)
-		settings = append(settings, Setting{Env: env, Flag: name, Default: def, Usage: usage})
+	add := func(v value, env string, in Scope, usage string) {
+		s := Setting{Env: env, Flag: FlagName(env), Default: v.String(), Usage: usage, Scope: in}
+		if in&scope == 0 {
+			return
+		}
+		settings = append(settings, s)
+		f := fs.VarPF(v, s.Flag, "", usage)
+		f.Annotations = map[string][]string{EnvAnnotation: {env}}
+		if v.Type() == "bool" {
+			f.NoOptDefVal = "true" // --flag alone means true
+		}
 	}
-	str := func(p *string, env, def, usage string) {
-		add(env, def, usage, func(name, usage string) { fs.StringVar(p, name, def, usage) })
+	str := func(p *string, env, def string, in Scope, usage string) {
+		*p = def
+		add((*stringValue)(p), env, in, usage)
 	}
-	boolean := func(p *bool, env string, def bool, usage string) {
-		add(env, fmt.Sprint(def), usage, func(name, usage string) { fs.BoolVar(p, name, def, usage) })
+	oneOf := func(p *string, env, def string, choices []string, in Scope, usage string) {
+		*p = def
+		add(&choiceValue{p: p, choices: choices}, env, in, usage)
 	}
-	integer := func(p *int, env string, def int, usage string) {
-		add(env, fmt.Sprint(def), usage, func(name, usage string) { fs.IntVar(p, name, def, usage) })
+	boolean := func(p *bool, env string, def bool, in Scope, usage string) {
+		*p = def
+		add((*boolValue)(p), env, in, usage)
 	}
-	bytes := func(p *int64, env string, def int64, usage string) {
-		add(env, fmt.Sprint(def), usage, func(name, usage string) { fs.Int64Var(p, name, def, usage) })
+	integer := func(p *int, env string, def int, in Scope, usage string) {
+		*p = def
+		add((*intValue)(p), env, in, usage)
 	}
-	duration := func(p *time.Duration, env string, def time.Duration, usage string) {
-		add(env, def.String(), usage, func(name, usage string) { fs.DurationVar(p, name, def, usage) })
+	bytes := func(p *int64, env string, def int64, in Scope, usage string) {
+		*p = def
+		add((*bytesValue)(p), env, in, usage)
+	}
+	duration := func(p *time.Duration, env string, def time.Duration, in Scope, usage string) {
+		*p = def
+		add((*durationValue)(p), env, in, usage)
 	}
 
-	str(&cfg.Addr, "ADDR", ":8080", "address to listen on")
-	str(&cfg.DataDir, "DATA_DIR", "./data", "directory of the embedded SQLite database and embedded bucket")
-	str(&cfg.DatabaseURL, "DATABASE_URL", "", "sqlite://PATH or postgres://...; default: SQLite file in DATA_DIR")
-	str(&cfg.S3Bucket, "S3_BUCKET", "", "bucket for uploads; unset runs an embedded S3 server over DATA_DIR")
-	str(&cfg.S3Endpoint, "S3_ENDPOINT", "", "S3 endpoint URL for S3-compatible servers; unset for AWS S3")
-	str(&cfg.S3Region, "S3_REGION", "us-east-1", "S3 region")
-	boolean(&cfg.S3ForcePathStyle, "S3_FORCE_PATH_STYLE", false, "address buckets by path (http://host/bucket/key), as most S3-compatible servers need")
-	bytes(&cfg.S3PartSize, "S3_PART_SIZE", objectstore.DefaultPartSize, "size of each part of a multipart upload, in bytes; larger files are sent in parts")
-	boolean(&cfg.S3DeleteMarkerOnly, "S3_DELETE_MARKER_ONLY", false, "on versioned buckets, only add a delete marker instead of removing every version")
-	bytes(&cfg.MaxUploadSize, "MAX_UPLOAD_SIZE", 100<<20, "largest file uploadFile accepts, in bytes")
-	duration(&cfg.UploadTimeout, "UPLOAD_TIMEOUT", 30*time.Minute, "longest time storing one file may take; an upload deleted while still being stored is purged after it")
-	duration(&cfg.RequestBodyTimeout, "REQUEST_BODY_TIMEOUT", 10*time.Second, "longest time the body of a request other than an upload may take to arrive; the connection is closed after it")
-	duration(&cfg.UploadBodyIdleTimeout, "UPLOAD_BODY_IDLE_TIMEOUT", 30*time.Second, "longest pause in the bytes of an upload's request body; the connection is closed after it")
-	duration(&cfg.FailedUploadRetention, "FAILED_UPLOAD_RETENTION", 168*time.Hour, "how long FAILED uploads are kept before the janitor deletes them; 0 keeps them")
-	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
-	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", "comma-separated origins whose browser pages may call the API; * for any")
-	integer(&cfg.RateLimit, "RATE_LIMIT", 600, "requests per API key (or per client address without a valid key) per window; 0 for no limit")
-	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, "the rate limit's sliding window")
-	str(&cfg.RedisURL, "REDIS_URL", "", "redis://HOST:PORT/DB to share rate limit counts between instances; unset counts in process")
-	boolean(&cfg.GraphQLIntrospection, "GRAPHQL_INTROSPECTION", true, "allow schema introspection (the playground needs it)")
-	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, "largest complexity of one GraphQL operation")
-	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, "deepest field nesting of one GraphQL operation")
-	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, "how long a delete waits for S3 before leaving the object to the background purger")
-	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, "how often the background purger looks for due purges")
-	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, "longest wait between retries of one purge")
-	duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for requests in flight")
-	str(&cfg.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&cfg.Addr, "ADDR", ":8080", ForServer, "address to listen on")
+	str(&cfg.DataDir, "DATA_DIR", "./data", ForDatabase, "directory of the embedded SQLite database and embedded bucket")
+	str(&cfg.DatabaseURL, "DATABASE_URL", "", ForDatabase, "sqlite://PATH or postgres://...; default: SQLite file in DATA_DIR")
+	str(&cfg.S3Bucket, "S3_BUCKET", "", ForBucket, "bucket for uploads; unset runs an embedded S3 server over DATA_DIR")
+	str(&cfg.S3Endpoint, "S3_ENDPOINT", "", ForBucket, "S3 endpoint URL for S3-compatible servers; unset for AWS S3")
+	str(&cfg.S3Region, "S3_REGION", "us-east-1", ForBucket, "S3 region")
+	boolean(&cfg.S3ForcePathStyle, "S3_FORCE_PATH_STYLE", false, ForBucket, "address buckets by path (http://host/bucket/key), as most S3-compatible servers need")
+	bytes(&cfg.S3PartSize, "S3_PART_SIZE", objectstore.DefaultPartSize, ForBucket, "size of each part of a multipart upload, in bytes; larger files are sent in parts")
+	boolean(&cfg.S3DeleteMarkerOnly, "S3_DELETE_MARKER_ONLY", false, ForBucket, "on versioned buckets, only add a delete marker instead of removing every version")
+	bytes(&cfg.MaxUploadSize, "MAX_UPLOAD_SIZE", 100<<20, ForServer, "largest file uploadFile accepts, in bytes")
+	duration(&cfg.UploadTimeout, "UPLOAD_TIMEOUT", 30*time.Minute, ForBucket, "longest time storing one file may take; an upload deleted while still being stored is purged after it")
+	duration(&cfg.RequestBodyTimeout, "REQUEST_BODY_TIMEOUT", 10*time.Second, ForServer, "longest time the body of a request other than an upload may take to arrive; the connection is closed after it")
+	duration(&cfg.UploadBodyIdleTimeout, "UPLOAD_BODY_IDLE_TIMEOUT", 30*time.Second, ForServer, "longest pause in the bytes of an upload's request body; the connection is closed after it")
+	duration(&cfg.FailedUploadRetention, "FAILED_UPLOAD_RETENTION", 168*time.Hour, ForServer, "how long FAILED uploads are kept before the janitor deletes them; 0 keeps them")
+	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, ForServer, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
+	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", ForServer, "comma-separated origins whose browser pages may call the API; * for any")
+	integer(&cfg.RateLimit, "RATE_LIMIT", 600, ForServer, "requests per API key (or per client address without a valid key) per window; 0 for no limit")
+	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, ForServer, "the rate limit's sliding window")
+	str(&cfg.RedisURL, "REDIS_URL", "", ForServer, "redis://HOST:PORT/DB to share rate limit counts between instances; unset counts in process")
+	boolean(&cfg.GraphQLIntrospection, "GRAPHQL_INTROSPECTION", true, ForServer, "allow schema introspection (the playground needs it)")
+	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, ForServer, "largest complexity of one GraphQL operation")
+	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, ForServer, "deepest field nesting of one GraphQL operation")
+	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, ForDeletes, "how long a delete waits for S3 before leaving the object to the background purger")
+	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, ForServer, "how often the background purger looks for due purges")
+	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, ForServer, "longest wait between retries of one purge")
+	duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, ForServer, "how long shutdown waits for requests in flight")
+	oneOf(&cfg.LogLevel, "LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, ForBucket, "debug, info, warn or error")
+	oneOf(&cfg.LogFormat, "LOG_FORMAT", "json", []string{"json", "text"}, ForBucket, "json (one object a line, for machines) or text (for a person at a terminal)")
+	boolean(&cfg.Demo, "DEMO", false, ForServer, "seed the demo user and uploads on the first start even with S3_BUCKET or DATABASE_URL set")
 	return settings
+}
+
+// FlagName is the flag of the setting env: ADDR is --addr.
+func FlagName(env string) string { return strings.ReplaceAll(strings.ToLower(env), "_", "-") }
+
+// Settings lists every setting.
+func Settings() []Setting {
+	var cfg Config
+	return Register(pflag.NewFlagSet("settings", pflag.ContinueOnError), &cfg, All)
 }
 
 // Defaults returns the settings with every default applied.
 func Defaults() Config {
 	var cfg Config
-	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
-	Register(fs, &cfg)
+	Register(pflag.NewFlagSet("defaults", pflag.ContinueOnError), &cfg, All)
 	return cfg
 }
 
-// ApplyEnv sets every flag that was not given on the command line from its
-// environment variable, if that is set (even to an empty value). Call it
-// after fs.Parse.
-func ApplyEnv(fs *flag.FlagSet, settings []Setting, lookupEnv func(string) (string, bool)) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+// ApplyEnv sets every setting that was not given on the command line from
+// its environment variable, if that is set (even to an empty value). Call
+// it after fs.Parse. An error names the variable, its value and the form
+// expected: "RATE_LIMIT=abc: want a whole number".
+func ApplyEnv(fs *pflag.FlagSet, settings []Setting, lookupEnv func(string) (string, bool)) error {
 	for _, s := range settings {
+		f := fs.Lookup(s.Flag)
 		v, set := lookupEnv(s.Env)
-		if !set || given[s.Flag] {
+		if f == nil || f.Changed || !set {
 			continue
 		}
-		if err := fs.Set(s.Flag, v); err != nil {
-			return fmt.Errorf("%s: %w", s.Env, err)
+		if err := f.Value.Set(v); err != nil {
+			return fmt.Errorf("%s=%s: %w", s.Env, v, err)
 		}
 	}
 	return nil
@@ -167,3 +224,8 @@ func (c *Config) EmbeddedDatabase() bool { return c.DatabaseURL == "" }
 
 // EmbeddedS3 reports whether the service runs its own S3 server.
 func (c *Config) EmbeddedS3() bool { return c.S3Bucket == "" }
+
+// SeedsDemo reports whether a first start seeds the demo user and uploads:
+// always on the embedded database and bucket, which are the service's own,
+// and elsewhere only when asked, never into someone's real bucket unbidden.
+func (c *Config) SeedsDemo() bool { return c.Demo || c.EmbeddedDatabase() && c.EmbeddedS3() }

@@ -68,6 +68,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", playgroundHandler)
 	mux.Handle("GET /playground/", playgroundHandler)
+	mux.Handle("GET /favicon.ico", playgroundHandler)
 	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
 	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter, r *http.Request) {
 		writeGraphQLError(w, r, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
@@ -92,7 +93,10 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	h = boundBodyReads(cfg.BodyTimeout, cfg.UploadIdle, h)
 	h = rejectAmbiguousFraming(h)
-	return requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest)(h)
+	// The routes registered without a method, and the methods they serve.
+	return requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest,
+		requestlog.Serves("/graphql", http.MethodGet, http.MethodPost, http.MethodOptions),
+		requestlog.Serves(rest.Path, http.MethodDelete))(h)
 }
 
 // ReadyCacheTTL is how long /readyz answers with its last result. The

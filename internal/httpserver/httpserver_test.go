@@ -131,7 +131,7 @@ func TestRequestIDAndLogs(t *testing.T) {
 		t.Errorf("a malformed incoming id was kept: %q", got)
 	}
 	logs := env.Logs.String()
-	want := `"msg":"request","method":"DELETE","route":"/delete-upload-api","status":404`
+	want := `"msg":"request","method":"DELETE","route":"DELETE /delete-upload-api","status":404`
 	if !strings.Contains(logs, want) || !strings.Contains(logs, `"request_id":"`+id+`"`) {
 		t.Errorf("no structured request line with the id in the logs:\n%s", logs)
 	}
@@ -216,9 +216,9 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`uploads_deletes_total{outcome="deleted"} 2`,
 		`uploads_deletes_total{outcome="not_found"} 1`,
-		`uploads_http_requests_total{route="/delete-upload-api",status="200"} 2`,
-		`uploads_http_requests_total{route="/delete-upload-api",status="404"} 1`,
-		`uploads_http_request_duration_seconds_count{route="/graphql"} 2`,
+		`uploads_http_requests_total{route="DELETE /delete-upload-api",status="200"} 2`,
+		`uploads_http_requests_total{route="DELETE /delete-upload-api",status="404"} 1`,
+		`uploads_http_request_duration_seconds_count{route="POST /graphql"} 2`,
 		`uploads_purge_attempts_total 2`,
 		`uploads_purge_failures_total 1`,
 		`uploads_purge_queue_depth 1`,

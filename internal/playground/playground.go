@@ -9,11 +9,13 @@ import (
 	"net/http"
 )
 
-//go:embed index.html init.js assets/*.js assets/*.css
+//go:embed index.html init.js favicon.ico assets/*.js assets/*.css
 var files embed.FS
 
-// Handler serves the playground page at / and its scripts and styles under
-// /playground/.
+// Handler serves the playground page at /, its scripts and styles under
+// /playground/, and its icon at /favicon.ico, where browsers look for it
+// unasked (without it, each logs a 404; the page stays free of links
+// outside /playground/).
 func Handler() http.Handler {
 	assets, err := fs.Sub(files, "assets")
 	if err != nil {
@@ -28,5 +30,12 @@ func Handler() http.Handler {
 		http.ServeFileFS(w, r, files, "init.js")
 	})
 	mux.Handle("GET /playground/", http.StripPrefix("/playground/", http.FileServerFS(assets)))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		// Set here: the type of .ico files is not in Go's built-in table,
+		// and the machine's may lack it.
+		w.Header().Set("Content-Type", "image/x-icon")
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		http.ServeFileFS(w, r, files, "favicon.ico")
+	})
 	return mux
 }

@@ -174,3 +174,10 @@ func storedState(s StuckUpload) string {
 	}
 	return stored
 }
+
+// Drift reports whether the run found anything out of agreement: orphaned
+// objects or multipart uploads, missing objects or stuck uploads, whether
+// or not it queued repairs for them.
+func (r *Report) Drift() bool {
+	return len(r.OrphanedObjects)+len(r.OrphanedMultipartUploads)+len(r.MissingObjects)+len(r.StuckUploads) > 0
+}

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -24,11 +26,40 @@ func FromContext(ctx context.Context) string {
 	return id
 }
 
+// Option configures Middleware.
+type Option func(*options)
+
+type options struct {
+	served map[string][]string // methods of each pattern registered without one
+}
+
+// Serves declares the methods the handler of pattern, registered on the
+// ServeMux without a method (it answers other methods itself, as /graphql
+// does), serves. Its requests in one of methods are labelled "METHOD
+// pattern"; in any other method, "OTHER pattern".
+func Serves(pattern string, methods ...string) Option {
+	return func(o *options) {
+		if o.served == nil {
+			o.served = map[string][]string{}
+		}
+		o.served[pattern] = append(o.served[pattern], methods...)
+	}
+}
+
+// Unmatched labels requests that no route of the ServeMux took: unknown
+// paths, methods a route does not serve, and CORS preflights answered
+// before routing.
+const Unmatched = "unmatched"
+
 // Middleware assigns the id (keeping a well-formed one sent by a proxy in
-// front), serves the request, and logs it with its route: the pattern of
-// the http.ServeMux inside that matched it. observe, if not nil, is called
-// with the same facts (for metrics).
-func Middleware(logger *slog.Logger, observe func(route string, status int, elapsed time.Duration)) func(http.Handler) http.Handler {
+// front), serves the request, and logs it with its route label (see
+// Route). observe, if not nil, is called with the same facts (for
+// metrics).
+func Middleware(logger *slog.Logger, observe func(route string, status int, elapsed time.Duration), opts ...Option) func(http.Handler) http.Handler {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := r.Header.Get(Header)
@@ -42,10 +73,7 @@ func Middleware(logger *slog.Logger, observe func(route string, status int, elap
 			req := r.WithContext(ctx)
 			next.ServeHTTP(rec, req)
 			elapsed := time.Since(began)
-			route := req.Pattern // set by the ServeMux on this very request
-			if route == "" {
-				route = "unmatched"
-			}
+			route := o.route(req.Pattern, r.Method) // Pattern: set by the ServeMux on this very request
 			if h := logger.Handler(); h.Enabled(ctx, slog.LevelInfo) {
 				// A record of its own, without the caller's program counter
 				// (Logger.LogAttrs captures it on every request; no log line
@@ -55,7 +83,7 @@ func Middleware(logger *slog.Logger, observe func(route string, status int, elap
 					slog.String("method", r.Method),
 					slog.String("route", route),
 					slog.Int("status", rec.status),
-					slog.Duration("duration", elapsed),
+					slog.Float64("duration_ms", Milliseconds(elapsed)),
 					slog.Int64("bytes_in", max(r.ContentLength, 0)),
 				)
 				_ = h.Handle(ctx, line)
@@ -66,6 +94,30 @@ func Middleware(logger *slog.Logger, observe func(route string, status int, elap
 		})
 	}
 }
+
+// route is the label of a request in the logs and the metrics: "METHOD
+// /path", from the ServeMux pattern that took it. The set of labels is
+// fixed by the routes, whatever requests arrive, so that the metrics'
+// cardinality stays bounded: a pattern registered with a method is its
+// own label ("GET /healthz"); one registered without gets the request's
+// method if the route serves it ("POST /graphql"), else "OTHER /graphql";
+// a request no route took is Unmatched.
+func (o *options) route(pattern, method string) string {
+	if pattern == "" {
+		return Unmatched
+	}
+	if strings.ContainsRune(pattern, ' ') { // "GET /healthz"; mux patterns name no host here
+		return pattern
+	}
+	if slices.Contains(o.served[pattern], method) {
+		return method + " " + pattern
+	}
+	return "OTHER " + pattern
+}
+
+// Milliseconds is d in milliseconds, to the microsecond: how durations
+// appear in the logs, under names ending in _ms.
+func Milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // NewLogHandler returns a slog handler that adds the request id of the
 // context to every record before passing it to next.

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/safedelete/uploads/internal/admin"
+	"github.com/safedelete/uploads/internal/app"
+	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/reconcile"
+)
+
+// commandLine is one run of the command line: its environment, its output, and
+// what the binary knows of its own build.
+type commandLine struct {
+	lookupEnv      func(string) (string, bool)
+	stdout, stderr io.Writer
+	buildInfo      func() (*debug.BuildInfo, bool)
+}
+
+// exitError asks for an exit status other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// errDrift is reconcile's answer when it found drift: its report says
+// what, and the exit status tells cron and CI.
+var errDrift = &exitError{code: 1, err: errors.New("reconcile found drift")}
+
+// errorExitStatus, a command annotation, is the exit status of its errors
+// when not 1.
+const errorExitStatus = "error-exit-status"
+
+// exitStatus prints err, if any, to stderr and returns the process's exit
+// status: 0 without error, 1 for most errors, reconcile's 1 and 2.
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	if !errors.Is(err, errDrift) {
+		fmt.Fprintln(stderr, "error:", err)
+	}
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return 1
+}
+
+// run parses the command line and runs the command it names.
+func (c *commandLine) run(ctx context.Context, args []string) error {
+	root := c.rootCommand()
+	if args == nil {
+		args = []string{} // nil would make cobra read os.Args
+	}
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	var e *exitError
+	if err != nil && !errors.As(err, &e) && cmd != nil && cmd.Annotations[errorExitStatus] == "2" {
+		return &exitError{code: 2, err: err}
+	}
+	return err
+}
+
+// rootCommand builds the command tree. Serving is the root itself: the
+// binary run with no command serves, as it always has.
+func (c *commandLine) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "uploads",
+		Short: "Delete what you uploaded, exactly once, with nothing left behind",
+		Long: `uploads serves the upload deletion service: GraphQL at /graphql (with the
+playground at /), the REST contract at DELETE /delete-upload-api, health at
+/healthz and /readyz, and metrics at /metrics. With no command, it serves.`,
+		Args:          c.noArgs,
+		SilenceErrors: true, // exitStatus prints them
+		SilenceUsage:  true, // an error says where help is instead
+		Version:       "-",  // the template below prints it
+	}
+	cfg := c.withSettings(root, config.All)
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		logger, err := newLogger(c.stderr, cfg.LogLevel, cfg.LogFormat)
+		if err != nil {
+			return err
+		}
+		return serve(cmd.Context(), cfg, logger, c.stdout)
+	}
+	root.SetVersionTemplate(versionText(c.buildInfo()))
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.SetUsageFunc(usage)
+	root.SetFlagErrorFunc(flagError)
+
+	root.AddCommand(c.usersCommand(), c.keysCommand(), c.reconcileCommand(), c.versionCommand())
+	return root
+}
+
+func (c *commandLine) usersCommand() *cobra.Command {
+	users := &cobra.Command{Use: "users", Short: "Create, list, show and delete users", Args: c.noArgs, RunE: showHelp}
+	users.AddCommand(
+		c.databaseCommand("users create", "create --email EMAIL", "Create a user and an API key for them", "",
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.Email, "email", "", "email address of the new user (required)")
+			}),
+		c.databaseCommand("users list", "list", "List users with their counts of active keys and uploads", "", nil),
+		c.databaseCommand("users show", "show (--id USER_ID | --email EMAIL)", "Show a user and their API keys (never the secrets)", "",
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.ID, "id", "", "id of the user (usr_…)")
+				cmd.Flags().StringVar(&o.Email, "email", "", "email address of the user")
+			}),
+		c.usersDeleteCommand(),
+	)
+	return users
+}
+
+func (c *commandLine) keysCommand() *cobra.Command {
+	keys := &cobra.Command{Use: "keys", Short: "Create, list and revoke API keys", Args: c.noArgs, RunE: showHelp}
+	keys.AddCommand(
+		c.databaseCommand("keys create", "create --user USER_ID", "Issue another API key for a user", "",
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
+			}),
+		c.databaseCommand("keys list", "list --user USER_ID", "List a user's API keys, revoked ones included",
+			"Lists a user's keys by id and prefix; the secrets are never stored, so a lost\nkey cannot be shown again: revoke it and create another.",
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
+			}),
+		c.databaseCommand("keys revoke", "revoke --id KEY_ID", "Revoke an API key: it stops working at once", "",
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.ID, "id", "", "id of the key (key_…) (required)")
+			}),
+	)
+	return keys
+}
+
+// withSettings gives cmd the settings in scope as flags, each read from its
+// environment variable when the flag is not given, and returns where they
+// are written. Settings out of scope keep their defaults.
+func (c *commandLine) withSettings(cmd *cobra.Command, scope config.Scope) *config.Config {
+	cfg := &config.Config{}
+	settings := config.Register(cmd.Flags(), cfg, scope)
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		return config.ApplyEnv(cmd.Flags(), settings, c.lookupEnv)
+	}
+	return cfg
+}
+
+// databaseCommand is a command that needs only the database: it takes the
+// database's settings, --json, and the flags flags defines.
+func (c *commandLine) databaseCommand(command, use, short, long string, flags func(*cobra.Command, *admin.Options)) *cobra.Command {
+	var opts admin.Options
+	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: c.noArgs}
+	cfg := c.withSettings(cmd, config.ForDatabase)
+	if flags != nil {
+		flags(cmd, &opts)
+	}
+	jsonFlag(cmd.Flags(), &opts.JSON)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := admin.Validate(command, opts); err != nil {
+			return err // before the database is opened (and its file made)
+		}
+		return runCommand(cmd.Context(), cfg, command, opts, c.stdout)
+	}
+	return cmd
+}
+
+func (c *commandLine) usersDeleteCommand() *cobra.Command {
+	var opts admin.Options
+	cmd := &cobra.Command{
+		Use:   "delete --id USER_ID",
+		Short: "Erase a user: their uploads (records and objects), keys and account",
+		Long: `Erases a user: revokes their keys, deletes every upload (records, then
+objects) through the same batched delete as deleteUploads, then the keys and
+the user. Interrupted at any point, running it again finishes the job. It
+reaches the bucket, so it takes the same bucket settings as the server.`,
+		Args: c.noArgs,
+	}
+	cfg := c.withSettings(cmd, config.ForDatabase|config.ForBucket|config.ForDeletes)
+	cmd.Flags().StringVar(&opts.ID, "id", "", "id of the user (usr_…) (required)")
+	jsonFlag(cmd.Flags(), &opts.JSON)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := admin.Validate("users delete", opts); err != nil {
+			return err
+		}
+		logger, err := newLogger(c.stderr, cfg.LogLevel, cfg.LogFormat)
+		if err != nil {
+			return err
+		}
+		return runWithApp(cmd.Context(), cfg, logger, func(a *app.App) error {
+			return admin.RunErase(cmd.Context(), a.Client, a.Resolver, opts, c.stdout)
+		})
+	}
+	return cmd
+}
+
+func (c *commandLine) reconcileCommand() *cobra.Command {
+	var opts reconcileOptions
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Find drift between the bucket and the database (exit 0 clean, 1 drift, 2 error)",
+		Long: `Compares the bucket with the database and reports orphaned objects, orphaned
+multipart uploads, missing objects and stuck uploads. With --repair, it queues
+orphans older than --grace for the purger of a running service; it never
+deletes anything itself.
+
+Exit status: 0 when it found no drift, 1 when it found some (repaired or
+not), 2 when it could not tell (an error), so that cron and CI can act on it.`,
+		Args:        c.noArgs,
+		Annotations: map[string]string{errorExitStatus: "2"},
+	}
+	cfg := c.withSettings(cmd, config.ForDatabase|config.ForBucket)
+	jsonFlag(cmd.Flags(), &opts.JSON)
+	cmd.Flags().BoolVar(&opts.Repair, "repair", false, "queue orphans older than --grace for the purger")
+	opts.Grace = reconcile.DefaultGrace
+	cmd.Flags().Var((*graceValue)(&opts.Grace), "grace",
+		"orphans younger than this are never queued: an upload in progress looks orphaned for a moment")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		logger, err := newLogger(c.stderr, cfg.LogLevel, cfg.LogFormat)
+		if err != nil {
+			return err
+		}
+		return runReconcile(cmd.Context(), cfg, logger, opts, c.stdout)
+	}
+	return cmd
+}
+
+// reconcileOptions are reconcile's own flags.
+type reconcileOptions struct {
+	JSON, Repair bool
+	Grace        time.Duration
+}
+
+// graceValue is --grace: a duration above zero. reconcile.Run takes zero
+// for its default, so a zero the operator typed would silently become an
+// hour; a negative one would queue what is being uploaded.
+type graceValue time.Duration
+
+func (g *graceValue) String() string { return time.Duration(*g).String() }
+func (g *graceValue) Type() string   { return "duration" }
+func (g *graceValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return errors.New("want a duration above zero, such as 10m or 1h")
+	}
+	*g = graceValue(d)
+	return nil
+}
+
+func (c *commandLine) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the module version and the VCS revision it was built from",
+		Args:  c.noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := io.WriteString(c.stdout, versionText(c.buildInfo()))
+			return err
+		},
+	}
+}
+
+func jsonFlag(fs *pflag.FlagSet, p *bool) {
+	fs.BoolVar(p, "json", false, "print JSON instead of text")
+}
+
+// showHelp is the action of a command that only groups others.
+func showHelp(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+
+// noArgs rejects arguments: every command takes flags only, so an argument
+// is a mistyped command.
+func (c *commandLine) noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it sets only on the root
+	if suggestions := cmd.SuggestionsFor(args[0]); len(suggestions) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", suggestions[0])
+	}
+	return fmt.Errorf("%s (see '%s --help')", msg, cmd.CommandPath())
+}
+
+// flagError words a command line error as a setting error is worded
+// ("--rate-limit=abc: want a whole number"), and says where help is.
+func flagError(cmd *cobra.Command, err error) error {
+	var invalid *pflag.InvalidValueError
+	if errors.As(err, &invalid) {
+		return fmt.Errorf("--%s=%s: %w", invalid.GetFlag().Name, invalid.GetValue(), errors.Unwrap(invalid))
+	}
+	return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
+}
+
+// versionText describes the build: the module's version, and the VCS
+// revision it was built from when the build recorded one (go build in a
+// git checkout does, unless -buildvcs=false).
+func versionText(info *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "uploads: no build information in this binary\n"
+	}
+	var b strings.Builder
+	version := info.Main.Version
+	if version == "" {
+		version = "(devel)"
+	}
+	fmt.Fprintf(&b, "uploads %s\n", version)
+	if info.Main.Path != "" {
+		fmt.Fprintf(&b, "module:   %s\n", info.Main.Path)
+	}
+	vcs := map[string]string{}
+	for _, s := range info.Settings {
+		vcs[s.Key] = s.Value
+	}
+	switch revision := vcs["vcs.revision"]; {
+	case revision == "":
+		b.WriteString("revision: unknown (built outside a VCS checkout, or with -buildvcs=false)\n")
+	default:
+		fmt.Fprintf(&b, "revision: %s", revision)
+		if t := vcs["vcs.time"]; t != "" {
+			fmt.Fprintf(&b, " (%s)", t)
+		}
+		if vcs["vcs.modified"] == "true" {
+			b.WriteString(", with uncommitted changes")
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "go:       %s\n", info.GoVersion)
+	return b.String()
+}
