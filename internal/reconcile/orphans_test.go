@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -146,7 +147,9 @@ func TestListsEveryMultipartPage(t *testing.T) {
 		}
 		return
 	}
-	if n := listings.Load(); n != 3 {
+	// The embedded server honours max-uploads; some others (MinIO) answer
+	// everything at once, which the listing must take as well.
+	if n := listings.Load(); n != 3 && os.Getenv("TEST_S3_ENDPOINT") == "" {
 		t.Errorf("%d listing requests, want 3 pages", n)
 	}
 	if got := multipartKeys(report); got != "stray/a stray/b stray/b stray/b stray/c" || report.MultipartUploadsScanned != 5 || len(report.MultipartUploadsSkipped) > 0 {
