@@ -12,9 +12,10 @@ package main
 // -rate-limit is given, its own DATA_DIR and bucket, its purger running),
 // and one user with -uploads uploads seeded directly (seedUploads: records
 // in one SQLite transaction, objects by concurrent PutObject; then sync(2);
-// not timed).
-// The clock runs from the first call until ListObjectsV2 finds the bucket
-// empty; the bucket is polled every emptyPoll once the last call has
+// not timed). The ceiling is measured right before each way, on as many
+// objects seeded alongside (the machine is shared: the load drifts over a
+// run). The clock runs from the first call until ListObjectsV2 finds the
+// bucket empty; the bucket is polled every emptyPoll once the last call has
 // returned (until then it cannot be empty, and listing a large bucket
 // meanwhile would load the S3 server).
 //
@@ -27,34 +28,29 @@ package main
 //	users-delete    admin.EraseUser on the way's app, in this process: what
 //	                `users delete --id` runs, minus starting a process
 //
-// It prints each way's uploads/s and its ratio to the ceiling's objects/s,
+// It prints each way's uploads/s and its ratio to its ceiling's objects/s,
 // the time the service spent in S3 requests and in serving /graphql (from
 // its own metrics), and then checks that every way left no record, no
 // purge note and no object. Figures only: nothing is asserted about time.
 //
-// With -cpuprofile FILE, each way's timed part is profiled into its own
-// file, FILE with the way's name before the extension (erase.prof ->
-// erase.delete-uploads.prof):
+// With -cpuprofile FILE, each way's timed part (and each ceiling's) is
+// profiled into its own file, FILE with the way's name before the extension
+// (erase.prof -> erase.delete-uploads.prof, erase.ceiling-delete-uploads.prof):
 //
 //	go tool pprof -top -cum erase.delete-uploads.prof
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -62,8 +58,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/safedelete/uploads/graph"
-	"github.com/safedelete/uploads/internal/admin"
 	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/ids"
 )
@@ -182,19 +176,15 @@ func runErase(ctx context.Context, o options, stdout io.Writer) error {
 		return err
 	}
 	loadAtStart := loadAverage()
-	ceiling, err := eraseCeiling(ctx, o, target)
-	if err != nil {
-		return fmt.Errorf("%s: %w", ceilingName, err)
-	}
-	var results []eraseResult
+	var ceilings, results []eraseResult
 	for _, w := range chosen {
-		r, err := eraseOneWay(ctx, o, w, target, filepath.Join(dir, w.name))
+		ceiling, r, err := eraseOneWay(ctx, o, w, target, filepath.Join(dir, w.name))
 		if err != nil {
 			return fmt.Errorf("%s: %w", w.name, err)
 		}
-		results = append(results, r)
+		ceilings, results = append(ceilings, ceiling), append(results, r)
 	}
-	printErase(stdout, o, target, loadAtStart, chosen, ceiling, results)
+	printErase(stdout, o, target, loadAtStart, chosen, ceilings, results)
 	var failed []string
 	for _, r := range results {
 		if r.left.records+r.left.purges+r.left.objects > 0 || (r.way == "users-delete" && r.left.users > 0) {
@@ -207,25 +197,24 @@ func runErase(ctx context.Context, o options, stdout io.Writer) error {
 	return nil
 }
 
-// eraseCeiling removes -uploads objects of a bucket of their own with
-// DeleteObjects, deleteObjectsKeys a request, one after another from one
-// client, as the purger does: the S3 server's own rate.
-func eraseCeiling(ctx context.Context, o options, t *s3Target) (eraseResult, error) {
-	r := eraseResult{way: ceilingName, n: o.uploads}
-	bucket := t.buckets[ceilingName]
+// seedCeiling puts -uploads objects, named as uploads are, in the
+// ceiling's bucket.
+func seedCeiling(ctx context.Context, o options, t *s3Target) ([]seededUpload, error) {
 	owner := user{id: ids.NewUser()}
 	objects := make([]seededUpload, o.uploads)
 	for i := range objects {
 		objects[i] = seededUpload{id: ids.NewUpload(), owner: owner}
 	}
-	fmt.Fprintf(os.Stderr, "erase: %s: seeding %d objects\n", ceilingName, len(objects))
-	if err := putObjects(ctx, t.client, bucket, objects); err != nil {
-		return r, err
-	}
-	flushFilesystems()
-	runtime.GC()
-	fmt.Fprintf(os.Stderr, "erase: %s: erasing\n", ceilingName)
-	stop, err := startProfile(o, ceilingName)
+	return objects, putObjects(ctx, t.client, t.buckets[ceilingName], objects)
+}
+
+// eraseCeiling removes the seeded objects with DeleteObjects,
+// deleteObjectsKeys a request, one after another from one client, as the
+// purger sends them: the S3 server's own rate, with no database involved.
+func eraseCeiling(ctx context.Context, o options, t *s3Target, objects []seededUpload, profile string) (eraseResult, error) {
+	r := eraseResult{way: ceilingName, n: len(objects)}
+	bucket := t.buckets[ceilingName]
+	stop, err := startProfile(o, profile)
 	if err != nil {
 		return r, err
 	}
@@ -262,46 +251,72 @@ type eraseRun struct {
 	name    string
 	svc     *side
 	app     *app.App
+	db      *sql.DB // the bench's own connection to the service's database
+	bucket  string
 	owner   user
 	uploads []seededUpload
 }
 
-// eraseOneWay starts a fresh service, seeds its user, erases the uploads
-// the way w does, and stops the service.
-func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir string) (r eraseResult, err error) {
-	r = eraseResult{way: w.name, n: o.uploads}
+// eraseOneWay starts a fresh service, seeds the ceiling's objects and its
+// user's uploads, measures the ceiling, erases the uploads the way w does,
+// checks what is left, and stops the service. The ceiling is measured
+// right before each way: on a shared machine, the load drifts over a run.
+func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir string) (ceiling, r eraseResult, err error) {
 	var cleanups []func()
 	defer func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
 			cleanups[i]()
 		}
 	}()
-	bucket := t.buckets[w.name]
-	svc, db, a, err := startService(ctx, o, dir, bucket, t, &cleanups)
+	svc, db, a, err := startService(ctx, o, dir, t.buckets[w.name], t, &cleanups)
 	if err != nil {
-		return r, err
+		return ceiling, r, err
 	}
-	if r.sqlite, err = sqliteSettings(ctx, db); err != nil {
-		return r, err
-	}
-	fmt.Fprintf(os.Stderr, "erase: %s: seeding %d uploads\n", w.name, o.uploads)
-	users, err := seedUsers(ctx, db, 1)
+	fmt.Fprintf(os.Stderr, "erase: %s: seeding %d objects for the ceiling, %d uploads for the way\n", w.name, o.uploads, o.uploads)
+	objects, err := seedCeiling(ctx, o, t)
 	if err != nil {
-		return r, err
+		return ceiling, r, err
 	}
-	uploads, err := seedUploads(ctx, db, t.client, bucket, users, o.uploads)
+	e := &eraseRun{name: w.name, svc: svc, app: a, db: db, bucket: t.buckets[w.name]}
+	if err := e.seed(ctx, t, o.uploads); err != nil {
+		return ceiling, r, err
+	}
+	fmt.Fprintf(os.Stderr, "erase: %s: erasing\n", w.name)
+	if ceiling, err = eraseCeiling(ctx, o, t, objects, ceilingName+"-"+w.name); err != nil {
+		return ceiling, r, fmt.Errorf("%s: %w", ceilingName, err)
+	}
+	runtime.GC()
+	r, err = e.measure(ctx, o, w, t)
+	return ceiling, r, err
+}
+
+// seed gives the way's service one user with n uploads.
+func (e *eraseRun) seed(ctx context.Context, t *s3Target, n int) error {
+	users, err := seedUsers(ctx, e.db, 1)
 	if err != nil {
-		return r, err
+		return err
+	}
+	e.owner = users[0]
+	if e.uploads, err = seedUploads(ctx, e.db, t.client, e.bucket, users, n); err != nil {
+		return err
 	}
 	// The seed's WAL is checkpointed, and its files written, now rather
 	// than during the timed part.
-	if _, err := db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		return r, err
+	if _, err := e.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return err
 	}
 	flushFilesystems()
 	runtime.GC()
-	fmt.Fprintf(os.Stderr, "erase: %s: erasing\n", w.name)
-	e := &eraseRun{name: w.name, svc: svc, app: a, owner: users[0], uploads: uploads}
+	return nil
+}
+
+// measure times the way from its first call until its bucket is empty,
+// then reads the service's metrics and what is left.
+func (e *eraseRun) measure(ctx context.Context, o options, w eraseWay, t *s3Target) (r eraseResult, err error) {
+	r = eraseResult{way: w.name, n: len(e.uploads)}
+	if r.sqlite, err = sqliteSettings(ctx, e.db); err != nil {
+		return r, err
+	}
 	currentScenario.Store(w.name)
 	stop, err := startProfile(o, w.name)
 	if err != nil {
@@ -314,7 +329,7 @@ func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir st
 		stop()
 		return r, err
 	}
-	emptied, err := waitEmpty(ctx, t, bucket)
+	emptied, err := waitEmpty(ctx, t, e.bucket)
 	stop()
 	if err != nil {
 		return r, err
@@ -322,10 +337,10 @@ func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir st
 	r.elapsed, r.drain = emptied.Sub(began), emptied.Sub(lastCall)
 	// A purge's note goes just after its object: the checks wait for the
 	// notes (not timed).
-	if r.notesAfter, err = waitNoNotes(ctx, db); err != nil {
+	if r.notesAfter, err = waitNoNotes(ctx, e.db); err != nil {
 		return r, err
 	}
-	if r.served, err = servedSums(a); err != nil {
+	if r.served, err = servedSums(e.app); err != nil {
 		return r, err
 	}
 	for _, c := range []struct {
@@ -336,113 +351,12 @@ func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir st
 		{"SELECT count(*) FROM object_purges", &r.left.purges},
 		{"SELECT count(*) FROM users", &r.left.users},
 	} {
-		if err := db.QueryRowContext(ctx, c.query).Scan(c.into); err != nil {
+		if err := e.db.QueryRowContext(ctx, c.query).Scan(c.into); err != nil {
 			return r, err
 		}
 	}
-	r.left.objects, err = countObjects(ctx, t.client, bucket)
+	r.left.objects, err = countObjects(ctx, t.client, e.bucket)
 	return r, err
-}
-
-// deleteUploadsPages sends the seeded ids in pages of graph.MaxDeleteIDs,
-// as a client that knows them would.
-func (e *eraseRun) deleteUploadsPages(ctx context.Context) (calls int, err error) {
-	const mutation = `mutation($ids: [ID!]!) { deleteUploads(ids: $ids) { deletedUploadIds notFoundIds } }`
-	for page := range slices.Chunk(e.uploads, graph.MaxDeleteIDs) {
-		uploadIDs := make([]string, len(page))
-		for i, u := range page {
-			uploadIDs[i] = u.id
-		}
-		var data struct {
-			DeleteUploads struct{ DeletedUploadIDs, NotFoundIDs []string }
-		}
-		if err := e.graphql(ctx, mutation, map[string]any{"ids": uploadIDs}, &data); err != nil {
-			return calls, err
-		}
-		calls++
-		if got := data.DeleteUploads; len(got.DeletedUploadIDs) != len(uploadIDs) || len(got.NotFoundIDs) > 0 {
-			return calls, fmt.Errorf("deleteUploads of %d ids: %d deleted, %d not found",
-				len(uploadIDs), len(got.DeletedUploadIDs), len(got.NotFoundIDs))
-		}
-	}
-	return calls, nil
-}
-
-// deleteUploadsWhere calls deleteUploadsWhere(where: {}) until hasMore is
-// false.
-func (e *eraseRun) deleteUploadsWhere(ctx context.Context) (calls int, err error) {
-	const mutation = `mutation { deleteUploadsWhere(where: {}) { deletedCount matchedCount hasMore } }`
-	deleted := 0
-	for {
-		var data struct {
-			DeleteUploadsWhere struct {
-				DeletedCount, MatchedCount int
-				HasMore                    bool
-			}
-		}
-		if err := e.graphql(ctx, mutation, nil, &data); err != nil {
-			return calls, err
-		}
-		calls++
-		deleted += data.DeleteUploadsWhere.DeletedCount
-		if !data.DeleteUploadsWhere.HasMore {
-			break
-		}
-		if calls > len(e.uploads)/graph.MaxDeleteWhere+10 {
-			return calls, fmt.Errorf("hasMore still true after %d calls (%d deleted)", calls, deleted)
-		}
-	}
-	if deleted != len(e.uploads) {
-		return calls, fmt.Errorf("deleteUploadsWhere deleted %d of %d", deleted, len(e.uploads))
-	}
-	return calls, nil
-}
-
-// eraseUser erases the user as `users delete --id` does, on the way's app.
-func (e *eraseRun) eraseUser(ctx context.Context) (calls int, err error) {
-	var erased admin.Erasure
-	pprof.Do(ctx, pprof.Labels("side", "service", "scenario", e.name, "run", "service/"+e.name), func(ctx context.Context) {
-		erased, err = admin.EraseUser(ctx, e.app.Client, e.app.Resolver, e.owner.id)
-	})
-	if err != nil {
-		return 1, err
-	}
-	if erased.UploadsDeleted != len(e.uploads) {
-		return 1, fmt.Errorf("EraseUser deleted %d of %d uploads", erased.UploadsDeleted, len(e.uploads))
-	}
-	return 1, nil
-}
-
-// graphql sends one operation with the user's key and decodes its data
-// into data; any error in the answer is an error.
-func (e *eraseRun) graphql(ctx context.Context, query string, variables map[string]any, data any) error {
-	body, err := json.Marshal(map[string]any{"query": query, "variables": variables})
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.svc.baseURL+"/graphql", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("x-api-key", e.owner.key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.svc.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var answer struct {
-		Data   json.RawMessage
-		Errors []json.RawMessage
-	}
-	if err := json.Unmarshal(b, &answer); err != nil || resp.StatusCode != http.StatusOK || len(answer.Errors) > 0 {
-		return fmt.Errorf("POST /graphql: %d %.300s", resp.StatusCode, b)
-	}
-	return json.Unmarshal(answer.Data, data)
 }
 
 // waitEmpty lists the bucket every emptyPoll until it holds no object, and
@@ -496,120 +410,4 @@ func startProfile(o options, name string) (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-// histogramSum is one series of one of the service's latency histograms:
-// how many observations, and their total.
-type histogramSum struct {
-	series  string // e.g. s3 DeleteObjects, http POST /graphql
-	count   int
-	seconds float64
-}
-
-// servedSums reads, from the service's own /metrics, how many S3 requests
-// of each operation it made and how long they took, and the same for the
-// HTTP routes it served.
-func servedSums(a *app.App) ([]histogramSum, error) {
-	rec := httptest.NewRecorder()
-	a.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	sums := map[string]*histogramSum{}
-	var order []string
-	for line := range strings.Lines(rec.Body.String()) {
-		for _, h := range []struct{ metric, label, prefix string }{
-			{"uploads_s3_request_duration_seconds", "operation", "S3 "},
-			{"uploads_http_request_duration_seconds", "route", "HTTP "},
-		} {
-			rest, ok := strings.CutPrefix(line, h.metric+"_")
-			if !ok {
-				continue
-			}
-			kind, rest, _ := strings.Cut(rest, "{")
-			labels, value, _ := strings.Cut(rest, "} ")
-			if kind != "sum" && kind != "count" {
-				continue
-			}
-			series := h.prefix + labelValue(labels, h.label)
-			if outcome := labelValue(labels, "outcome"); outcome != "" && outcome != "ok" {
-				series += " (" + outcome + ")"
-			}
-			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			if err != nil {
-				return nil, fmt.Errorf("metrics: %q: %w", line, err)
-			}
-			if sums[series] == nil {
-				sums[series] = &histogramSum{series: series}
-				order = append(order, series)
-			}
-			if kind == "sum" {
-				sums[series].seconds = v
-			} else {
-				sums[series].count = int(v)
-			}
-		}
-	}
-	out := make([]histogramSum, len(order))
-	for i, series := range order {
-		out[i] = *sums[series]
-	}
-	return out, nil
-}
-
-// labelValue is the value of label in a Prometheus text series' labels.
-func labelValue(labels, label string) string {
-	for pair := range strings.SplitSeq(labels, ",") {
-		if v, ok := strings.CutPrefix(pair, label+"="); ok {
-			return strings.Trim(v, `"`)
-		}
-	}
-	return ""
-}
-
-// printErase prints what was measured, on what, and what was left behind.
-func printErase(w io.Writer, o options, t *s3Target, loadAtStart string, chosen []eraseWay, ceiling eraseResult, results []eraseResult) {
-	fmt.Fprintf(w, "bench -erase: %s %s/%s GOMAXPROCS=%d, load average at start %s, at end %s\n", runtime.Version(), runtime.GOOS,
-		runtime.GOARCH, runtime.GOMAXPROCS(0), loadAtStart, loadAverage())
-	fmt.Fprintf(w, "S3: %s, a bucket per way\n", t.label)
-	if len(results) > 0 {
-		fmt.Fprintf(w, "SQLite service: %s\n", results[0].sqlite)
-	}
-	limiter := fmt.Sprintf("RATE_LIMIT=%d", o.rateLimit)
-	if o.rateLimit <= 0 {
-		limiter = "RATE_LIMIT=0 (no limiter)"
-	}
-	fmt.Fprintf(w, "service: app.New + httpserver.NewServer, a fresh one per way (own DATA_DIR and bucket); %s; JSON logs at %s to io.Discard; purger running\n",
-		limiter, o.logLevel)
-	fmt.Fprintf(w, "each way: one user, %d uploads seeded directly (records: one SQLite transaction; objects: 16 concurrent PutObject; then sync(2); not timed);\n", o.uploads)
-	fmt.Fprintf(w, "  timed from the first call until ListObjectsV2 (max-keys 1, every %v after the last call) finds the bucket empty\n", emptyPoll)
-	fmt.Fprintf(w, "  %-15s DeleteObjects, 1,000 keys a request, one after another from one client; no database, no service\n", ceilingName)
-	for _, way := range chosen {
-		fmt.Fprintf(w, "  %-15s %s\n", way.name, way.title)
-	}
-	fmt.Fprintf(w, "\n%-15s %7s %6s %8s %10s %9s %7s\n", "way", "n", "calls", "seconds", "last call", "uploads/s", "ratio")
-	for _, r := range append([]eraseResult{ceiling}, results...) {
-		rate := float64(r.n) / r.elapsed.Seconds()
-		fmt.Fprintf(w, "%-15s %7d %6d %8.2f %9.2fs %9.0f %6.2fx\n", r.way, r.n, r.calls, r.elapsed.Seconds(),
-			(r.elapsed - r.drain).Seconds(), rate, rate/(float64(ceiling.n)/ceiling.elapsed.Seconds()))
-	}
-	fmt.Fprintf(w, "(ceiling: objects/s; last call: seconds until the last call returned; ratio: to the ceiling's objects/s)\n")
-	fmt.Fprintf(w, "\nthe service's own metrics (requests, seconds in them):\n")
-	for _, r := range results {
-		var parts []string
-		for _, s := range r.served {
-			parts = append(parts, fmt.Sprintf("%s %d %.2fs", s.series, s.count, s.seconds))
-		}
-		fmt.Fprintf(w, "  %-15s %s\n", r.way, strings.Join(parts, ", "))
-	}
-	fmt.Fprintln(w)
-	for _, r := range results {
-		userLeft := "user kept"
-		if r.left.users == 0 {
-			userLeft = "user deleted"
-		}
-		fmt.Fprintf(w, "check %-15s: %d upload records, %d purge notes, %d objects in its bucket, %s",
-			r.way, r.left.records, r.left.purges, r.left.objects, userLeft)
-		if r.notesAfter > emptyPoll {
-			fmt.Fprintf(w, " (the last purge notes went %.2fs after the last object)", r.notesAfter.Seconds())
-		}
-		fmt.Fprintln(w)
-	}
 }
