@@ -48,6 +48,12 @@
 // -handwritten-lock-first makes the hand-written handler look the upload up
 // inside its write transaction, as the service does, to measure what that
 // costs.
+//
+// -erase measures something else instead: how fast one user's uploads are
+// erased end to end (deleteUploads pages, deleteUploadsWhere loops, users
+// delete), beside the S3 server's own DeleteObjects rate; see erase.go.
+//
+//	go run ./internal/bench -erase [-uploads 100000] [-ways delete-uploads,...] [-s3-endpoint ...]
 package main
 
 import (
@@ -76,6 +82,9 @@ type options struct {
 	rateLimit                            int
 	sqliteSync                           string
 	lockFirst                            bool
+	erase                                bool   // -erase: the erase benchmark (erase.go) instead
+	uploads                              int    // -uploads, for -erase
+	ways                                 string // -ways, for -erase
 }
 
 // scenario is one comparison: what the service is sent, and what the
@@ -116,8 +125,14 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")
 	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
 	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
+	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads three ways and compare with DeleteObjects alone (see erase.go)")
+	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))
+	fs.StringVar(&o.ways, "ways", eraseWayNames(), "-erase: comma-separated ways to erase")
 	if err := fs.Parse(args); err != nil {
 		return o, nil, err
+	}
+	if o.erase {
+		return o, nil, o.eraseDefaults(fs)
 	}
 	if o.requests < o.rounds || o.callers < 1 || o.rounds < 1 {
 		return o, nil, errors.New("want -n >= -rounds >= 1 and -c >= 1")
@@ -160,6 +175,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if o.erase {
+		return runErase(ctx, o, stdout)
+	}
 	dir, err := os.MkdirTemp("", "uploads-bench-")
 	if err != nil {
 		return err
@@ -171,11 +189,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			cleanups[i]()
 		}
 	}()
-	target, err := startS3(ctx, o, dir, &cleanups)
+	target, err := startS3(ctx, o, dir, []string{"service", "hand-written"}, &cleanups)
 	if err != nil {
 		return err
 	}
-	svc, svcDB, err := startService(ctx, o, filepath.Join(dir, "service"), target, &cleanups)
+	svc, svcDB, _, err := startService(ctx, o, filepath.Join(dir, "service"), target.buckets["service"], target, &cleanups)
 	if err != nil {
 		return err
 	}

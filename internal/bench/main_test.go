@@ -25,3 +25,18 @@ func TestRun(t *testing.T) {
 		t.Errorf("requests failed:\n%s", out.String())
 	}
 }
+
+// TestRunErase runs the erase benchmark on a few uploads (two pages) on the
+// embedded S3 server: every way must erase them all and leave nothing
+// behind. It asserts nothing about timing.
+func TestRunErase(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-erase", "-uploads", "1001"}, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, way := range append([]string{ceilingName}, strings.Split(eraseWayNames(), ",")...) {
+		if !strings.Contains(out.String(), "\n"+way+" ") {
+			t.Errorf("no %q row in:\n%s", way, out.String())
+		}
+	}
+}

@@ -21,14 +21,12 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, svcDB,
 	if err != nil {
 		return err
 	}
-	loadavg, _ := os.ReadFile("/proc/loadavg") // others may be using the machine
-	load := strings.Fields(string(loadavg))
 	limiter := fmt.Sprintf("rate limiter (httprate, %d/min per key)", o.rateLimit)
 	if o.rateLimit <= 0 {
 		limiter = "no rate limiter (RATE_LIMIT=0)"
 	}
 	fmt.Fprintf(w, "bench: %s %s/%s GOMAXPROCS=%d, load average at start %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.GOMAXPROCS(0), strings.Join(load[:min(3, len(load))], " "))
+		runtime.GOMAXPROCS(0), loadAverage())
 	fmt.Fprintf(w, "S3: %s, one bucket per side\n", t.label)
 	fmt.Fprintf(w, "SQLite service:      %s\n", svcSQL)
 	fmt.Fprintf(w, "SQLite hand-written: %s\n", hwSQL)
@@ -40,6 +38,14 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, svcDB,
 	fmt.Fprintf(w, "load: %d callers (a user and key each), %d requests per side per delete scenario (rest-404: %d) in %d rounds (first side alternates), after %d warm-up each\n\n",
 		o.callers, o.requests, o.measured(rest404), o.rounds, o.warmups())
 	return nil
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load average: others may
+// be using it.
+func loadAverage() string {
+	loadavg, _ := os.ReadFile("/proc/loadavg")
+	load := strings.Fields(string(loadavg))
+	return strings.Join(load[:min(3, len(load))], " ")
 }
 
 // printResults prints each scenario's figures and the service's ratios.

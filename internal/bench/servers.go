@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,16 +29,18 @@ import (
 	"github.com/safedelete/uploads/internal/requestlog"
 )
 
-// s3Target is the S3 server both sides use, and a client for seeding it.
+// s3Target is the S3 server every side uses, and a client for seeding it.
 type s3Target struct {
 	label    string
 	endpoint string
 	creds    aws.CredentialsProvider
 	client   *s3.Client
-	buckets  map[string]string // side name -> bucket
+	buckets  map[string]string // side (or erase way) name -> bucket
 }
 
-func startS3(ctx context.Context, o options, dir string, cleanups *[]func()) (*s3Target, error) {
+// startS3 connects to -s3-endpoint, or starts the embedded S3 server, and
+// creates a bucket of this run's for each of names.
+func startS3(ctx context.Context, o options, dir string, names []string, cleanups *[]func()) (*s3Target, error) {
 	t := &s3Target{label: o.s3Endpoint, endpoint: o.s3Endpoint,
 		creds: objectstore.StaticCredentials(o.s3AccessKey, o.s3SecretKey)}
 	if o.s3Endpoint == "" {
@@ -54,7 +57,10 @@ func startS3(ctx context.Context, o options, dir string, cleanups *[]func()) (*s
 		return nil, err
 	}
 	run := ids.New("")[:12]
-	t.buckets = map[string]string{"service": "bench-service-" + run, "hand-written": "bench-handwritten-" + run}
+	t.buckets = map[string]string{}
+	for _, name := range names {
+		t.buckets[name] = "bench-" + strings.ReplaceAll(name, "-", "") + "-" + run
+	}
 	for _, b := range t.buckets {
 		if err := createBucket(ctx, t.client, b); err != nil {
 			return nil, err
@@ -73,28 +79,29 @@ func newS3Client(ctx context.Context, t *s3Target) (*s3.Client, error) {
 	})
 }
 
-// startService runs the service as server.go's serve does, on a loopback port.
-func startService(ctx context.Context, o options, dir string, t *s3Target, cleanups *[]func()) (*side, *sql.DB, error) {
+// startService runs the service as server.go's serve does, on a loopback
+// port, with bucket as its S3_BUCKET.
+func startService(ctx context.Context, o options, dir, bucket string, t *s3Target, cleanups *[]func()) (*side, *sql.DB, *app.App, error) {
 	cfg := config.Defaults()
 	cfg.DataDir = dir
 	if o.sqliteSync != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		cfg.DatabaseURL = database.SQLiteURL(cfg.SQLitePath() + "?_sync=" + o.sqliteSync)
 	}
-	cfg.S3Bucket, cfg.S3Endpoint, cfg.S3ForcePathStyle, cfg.S3Credentials = t.buckets["service"], t.endpoint, true, t.creds
+	cfg.S3Bucket, cfg.S3Endpoint, cfg.S3ForcePathStyle, cfg.S3Credentials = bucket, t.endpoint, true, t.creds
 	cfg.RateLimit = o.rateLimit
 	cfg.LogLevel = o.logLevel
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// server.go's newLogger, writing to io.Discard.
 	logger := slog.New(requestlog.NewLogHandler(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level})))
 	a, err := app.New(ctx, &cfg, logger)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	*cleanups = append(*cleanups, func() { _ = a.Close(context.Background()) })
 	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
@@ -103,16 +110,16 @@ func startService(ctx context.Context, o options, dir string, t *s3Target, clean
 	*cleanups = append(*cleanups, func() { stopPurger(); wg.Wait() })
 	s, err := serve("service", a.Handler, o, cleanups)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s.settle = a.Purger.Flush
 	// A connection of our own, with the service's DSN, to seed and inspect.
 	db, err := sql.Open("sqlite3", sqliteDSN(cfg.SQLitePath(), o.sqliteSync))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	*cleanups = append(*cleanups, func() { _ = db.Close() })
-	return s, db, nil
+	return s, db, a, nil
 }
 
 // startHandwritten runs the baseline on its own migrated SQLite file.

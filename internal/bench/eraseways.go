@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/pprof"
+	"slices"
+
+	"github.com/safedelete/uploads/graph"
+	"github.com/safedelete/uploads/internal/admin"
+)
+
+// deleteUploadsPages sends the seeded ids in pages of graph.MaxDeleteIDs,
+// as a client that knows them would.
+func (e *eraseRun) deleteUploadsPages(ctx context.Context) (calls int, err error) {
+	const mutation = `mutation($ids: [ID!]!) { deleteUploads(ids: $ids) { deletedUploadIds notFoundIds } }`
+	for page := range slices.Chunk(e.uploads, graph.MaxDeleteIDs) {
+		uploadIDs := make([]string, len(page))
+		for i, u := range page {
+			uploadIDs[i] = u.id
+		}
+		var data struct {
+			DeleteUploads struct{ DeletedUploadIDs, NotFoundIDs []string }
+		}
+		if err := e.graphql(ctx, mutation, map[string]any{"ids": uploadIDs}, &data); err != nil {
+			return calls, err
+		}
+		calls++
+		if got := data.DeleteUploads; len(got.DeletedUploadIDs) != len(uploadIDs) || len(got.NotFoundIDs) > 0 {
+			return calls, fmt.Errorf("deleteUploads of %d ids: %d deleted, %d not found",
+				len(uploadIDs), len(got.DeletedUploadIDs), len(got.NotFoundIDs))
+		}
+	}
+	return calls, nil
+}
+
+// deleteUploadsWhere calls deleteUploadsWhere(where: {}) until hasMore is
+// false.
+func (e *eraseRun) deleteUploadsWhere(ctx context.Context) (calls int, err error) {
+	const mutation = `mutation { deleteUploadsWhere(where: {}) { deletedCount matchedCount hasMore } }`
+	deleted := 0
+	for {
+		var data struct {
+			DeleteUploadsWhere struct {
+				DeletedCount, MatchedCount int
+				HasMore                    bool
+			}
+		}
+		if err := e.graphql(ctx, mutation, nil, &data); err != nil {
+			return calls, err
+		}
+		calls++
+		deleted += data.DeleteUploadsWhere.DeletedCount
+		if !data.DeleteUploadsWhere.HasMore {
+			break
+		}
+		if calls > len(e.uploads)/graph.MaxDeleteWhere+10 {
+			return calls, fmt.Errorf("hasMore still true after %d calls (%d deleted)", calls, deleted)
+		}
+	}
+	if deleted != len(e.uploads) {
+		return calls, fmt.Errorf("deleteUploadsWhere deleted %d of %d", deleted, len(e.uploads))
+	}
+	return calls, nil
+}
+
+// eraseUser erases the user as `users delete --id` does, on the way's app.
+func (e *eraseRun) eraseUser(ctx context.Context) (calls int, err error) {
+	var erased admin.Erasure
+	pprof.Do(ctx, pprof.Labels("side", "service", "scenario", e.name, "run", "service/"+e.name), func(ctx context.Context) {
+		erased, err = admin.EraseUser(ctx, e.app.Client, e.app.Resolver, e.owner.id)
+	})
+	if err != nil {
+		return 1, err
+	}
+	if erased.UploadsDeleted != len(e.uploads) {
+		return 1, fmt.Errorf("EraseUser deleted %d of %d uploads", erased.UploadsDeleted, len(e.uploads))
+	}
+	return 1, nil
+}
+
+// graphql sends one operation with the user's key and decodes its data
+// into data; any error in the answer is an error.
+func (e *eraseRun) graphql(ctx context.Context, query string, variables map[string]any, data any) error {
+	body, err := json.Marshal(map[string]any{"query": query, "variables": variables})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.svc.baseURL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("x-api-key", e.owner.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.svc.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var answer struct {
+		Data   json.RawMessage
+		Errors []json.RawMessage
+	}
+	if err := json.Unmarshal(b, &answer); err != nil || resp.StatusCode != http.StatusOK || len(answer.Errors) > 0 {
+		return fmt.Errorf("POST /graphql: %d %.300s", resp.StatusCode, b)
+	}
+	return json.Unmarshal(answer.Data, data)
+}
