@@ -94,9 +94,9 @@ var (
 		},
 		Indexes: []*schema.Index{
 			{
-				Name:    "upload_owner_id",
+				Name:    "upload_owner_id_id",
 				Unique:  false,
-				Columns: []*schema.Column{UploadsColumns[10]},
+				Columns: []*schema.Column{UploadsColumns[10], UploadsColumns[0]},
 			},
 			{
 				Name:    "upload_bucket_object_key",

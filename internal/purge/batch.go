@@ -17,78 +17,84 @@ import (
 // Attempt. Each purge whose object S3 reports removed is done; each other
 // one is rescheduled with backoff. It returns how many were done.
 func (p *Purger) AttemptBatch(ctx context.Context, jobs []*ent.ObjectPurge) (purged int) {
-	shared, err := p.referencedKeys(ctx, jobs)
+	byBucket := map[string][]*ent.ObjectPurge{}
+	for _, job := range jobs {
+		byBucket[job.Bucket] = append(byBucket[job.Bucket], job)
+	}
+	for bucket, jobs := range byBucket {
+		purged += p.attemptBucket(ctx, bucket, jobs)
+	}
+	return purged
+}
+
+// attemptBucket is AttemptBatch for the purges of one bucket.
+func (p *Purger) attemptBucket(ctx context.Context, bucket string, jobs []*ent.ObjectPurge) (purged int) {
+	shared, err := p.referencedKeys(ctx, bucket, jobs)
 	if err != nil {
 		p.failAll(ctx, jobs, fmt.Errorf("check references: %w", err))
 		return 0
 	}
-	byBucket := map[string][]*ent.ObjectPurge{}
+	var batch []*ent.ObjectPurge
 	for _, job := range jobs {
-		if job.AbortAllMultipart || job.MultipartUploadID != "" || shared[ref{job.Bucket, job.ObjectKey}] {
+		if job.AbortAllMultipart || job.MultipartUploadID != "" || shared[job.ObjectKey] {
 			if p.Attempt(ctx, job) == nil {
 				purged++
 			}
 			continue
 		}
-		byBucket[job.Bucket] = append(byBucket[job.Bucket], job)
+		batch = append(batch, job)
 	}
-	for bucket, jobs := range byBucket {
-		keys := make([]string, len(jobs))
-		for i, job := range jobs {
-			keys[i] = job.ObjectKey
-		}
-		failed := p.objects.DeleteKeys(ctx, bucket, keys)
-		var done []int
-		var retry []*ent.ObjectPurge
-		for _, job := range jobs {
-			err := failed[job.ObjectKey]
-			p.opts.Metrics.PurgeAttempt(err)
-			if err != nil {
-				retry = append(retry, job)
-			} else {
-				done = append(done, job.ID)
-			}
-		}
-		if len(retry) > 0 {
-			p.rescheduleAll(ctx, retry, failed[retry[0].ObjectKey])
-		}
-		if len(done) == 0 {
-			continue
-		}
-		// A failed row delete only means the (idempotent) purges run again later.
-		if _, err := p.client.ObjectPurge.Delete().Where(objectpurge.IDIn(done...)).Exec(ctx); err != nil {
-			p.logger.WarnContext(ctx, "finish purges", "purges", len(done), "error", err)
-			continue
-		}
-		purged += len(done)
-		p.logger.InfoContext(ctx, "objects purged", "bucket", bucket, "purged", len(done))
+	if len(batch) == 0 {
+		return purged
 	}
-	return purged
+	keys := make([]string, len(batch))
+	for i, job := range batch {
+		keys[i] = job.ObjectKey
+	}
+	failed := p.objects.DeleteKeys(ctx, bucket, keys)
+	var done []int
+	var retry []*ent.ObjectPurge
+	for _, job := range batch {
+		err := failed[job.ObjectKey]
+		p.opts.Metrics.PurgeAttempt(err)
+		if err != nil {
+			retry = append(retry, job)
+		} else {
+			done = append(done, job.ID)
+		}
+	}
+	if len(retry) > 0 {
+		p.rescheduleAll(ctx, retry, failed[retry[0].ObjectKey])
+	}
+	if len(done) == 0 {
+		return purged
+	}
+	// A failed row delete only means the (idempotent) purges run again later.
+	if _, err := p.client.ObjectPurge.Delete().Where(objectpurge.IDIn(done...)).Exec(ctx); err != nil {
+		p.logger.WarnContext(ctx, "finish purges", "purges", len(done), "error", err)
+		return purged
+	}
+	p.logger.InfoContext(ctx, "objects purged", "bucket", bucket, "purged", len(done))
+	return purged + len(done)
 }
 
-type ref struct{ bucket, key string }
-
-// referencedKeys returns which of the purges' objects an upload record
-// still references (see Attempt).
-func (p *Purger) referencedKeys(ctx context.Context, jobs []*ent.ObjectPurge) (map[ref]bool, error) {
+// referencedKeys returns which of the purges' objects in bucket an upload
+// record still references (see Attempt).
+func (p *Purger) referencedKeys(ctx context.Context, bucket string, jobs []*ent.ObjectPurge) (map[string]bool, error) {
 	keys := make([]string, len(jobs))
 	for i, job := range jobs {
 		keys[i] = job.ObjectKey
 	}
-	var rows []struct {
-		Bucket    string `json:"bucket"`
-		ObjectKey string `json:"object_key"`
-	}
-	err := p.client.Upload.Query().
-		Where(upload.ObjectKeyIn(keys...)).
-		Select(upload.FieldBucket, upload.FieldObjectKey).
-		Scan(ctx, &rows)
+	referenced, err := p.client.Upload.Query().
+		Where(upload.Bucket(bucket), upload.ObjectKeyIn(keys...)).
+		Select(upload.FieldObjectKey).
+		Strings(ctx)
 	if err != nil {
 		return nil, err
 	}
-	shared := map[ref]bool{}
-	for _, r := range rows {
-		shared[ref{r.Bucket, r.ObjectKey}] = true
+	shared := make(map[string]bool, len(referenced))
+	for _, key := range referenced {
+		shared[key] = true
 	}
 	return shared, nil
 }

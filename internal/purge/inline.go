@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/internal/objectstore"
 )
 
@@ -35,6 +36,7 @@ func (p *Purger) AttemptInline(ctx context.Context, jobs ...*ent.ObjectPurge) in
 	ctx, cancel := p.InlineContext(ctx)
 	defer cancel()
 	if ctx.Err() != nil {
+		p.dueNow(jobs) // the request's budget is spent: the background loop takes them
 		return 0
 	}
 	if len(jobs) == 1 {
@@ -69,4 +71,18 @@ func (b *budget) remaining(total time.Duration) time.Duration {
 // does not fit is left to the background loop.
 func WithRequestBudget(ctx context.Context) context.Context {
 	return context.WithValue(ctx, budgetKey{}, &budget{})
+}
+
+// dueNow makes purges due at once, for the background loop's next pass,
+// rather than after the inline attempt they will not get.
+func (p *Purger) dueNow(jobs []*ent.ObjectPurge) {
+	ids := make([]int, len(jobs))
+	for i, job := range jobs {
+		ids[i] = job.ID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.client.ObjectPurge.Update().Where(objectpurge.IDIn(ids...)).SetNextAttemptAt(time.Now()).Exec(ctx); err != nil {
+		p.logger.WarnContext(ctx, "make purges due", "purges", len(ids), "error", err) // they are due soon anyway
+	}
 }
