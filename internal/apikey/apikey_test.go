@@ -63,8 +63,16 @@ func TestAuthenticateAndRevoke(t *testing.T) {
 	if err != nil || got.OwnerID != u.ID || got.ID != key.ID {
 		t.Fatalf("Authenticate = %v, %v", got, err)
 	}
-	if again, _ := client.APIKey.Get(ctx, key.ID); again.LastUsedAt == nil {
-		t.Error("last use not recorded")
+	first, _ := client.APIKey.Get(ctx, key.ID)
+	if first.LastUsedAt == nil {
+		t.Fatal("last use not recorded")
+	}
+	// Recorded at most once a minute per key: not a write per request.
+	if _, err := keys.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := client.APIKey.Get(ctx, key.ID); !again.LastUsedAt.Equal(*first.LastUsedAt) {
+		t.Errorf("last use written again at once: %v, then %v", first.LastUsedAt, again.LastUsedAt)
 	}
 	if _, err := apikey.Revoke(ctx, client, key.ID); err != nil {
 		t.Fatal(err)
