@@ -153,18 +153,9 @@ func TestFindUsersAndKeys(t *testing.T) {
 // TestFirstStartWithBucket: with S3_BUCKET set, the first start writes no
 // demo object into the bucket unless asked with --demo.
 func TestFirstStartWithBucket(t *testing.T) {
-	srv, err := embeds3.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startEmbeddedS3(t, t.TempDir())
 	defer srv.Close(context.Background())
-	client, err := objectstore.NewClient(context.Background(), objectstore.Config{
-		Region: "us-east-1", Endpoint: srv.URL, ForcePathStyle: true,
-		Credentials: objectstore.StaticCredentials(embeds3.AccessKeyID, embeds3.SecretAccessKey),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := embeddedClient(t, srv)
 	if err := objectstore.New(client, "theirs", objectstore.Options{}).EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/pflag"
 
 	"github.com/safedelete/uploads/internal/app"
@@ -345,11 +346,27 @@ func TestUsersDeleteCommand(t *testing.T) {
 // through S3, as a stray upload would have.
 func plantObject(t *testing.T, dataDir, key string) {
 	t.Helper()
-	srv, err := embeds3.Start(dataDir + "/s3")
+	srv := startEmbeddedS3(t, dataDir+"/s3")
+	defer srv.Close(context.Background())
+	store := objectstore.New(embeddedClient(t, srv), app.EmbeddedBucket, objectstore.Options{})
+	if err := store.Put(context.Background(), key, strings.NewReader("stray"), 5, "text/plain", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startEmbeddedS3 runs an embedded S3 server over dir; close it when done.
+func startEmbeddedS3(t *testing.T, dir string) *embeds3.Server {
+	t.Helper()
+	srv, err := embeds3.Start(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close(context.Background())
+	return srv
+}
+
+// embeddedClient is an S3 client of srv, with its credentials.
+func embeddedClient(t *testing.T, srv *embeds3.Server) *s3.Client {
+	t.Helper()
 	client, err := objectstore.NewClient(context.Background(), objectstore.Config{
 		Region: "us-east-1", Endpoint: srv.URL, ForcePathStyle: true,
 		Credentials: objectstore.StaticCredentials(embeds3.AccessKeyID, embeds3.SecretAccessKey),
@@ -357,8 +374,5 @@ func plantObject(t *testing.T, dataDir, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := objectstore.New(client, app.EmbeddedBucket, objectstore.Options{})
-	if err := store.Put(context.Background(), key, strings.NewReader("stray"), 5, "text/plain", nil); err != nil {
-		t.Fatal(err)
-	}
+	return client
 }
