@@ -162,11 +162,7 @@ func runErase(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	var cleanups []func()
-	defer func() {
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-	}()
+	defer runCleanups(&cleanups)
 	names := []string{ceilingName}
 	for _, w := range chosen {
 		names = append(names, w.name)
@@ -263,11 +259,7 @@ type eraseRun struct {
 // right before each way: on a shared machine, the load drifts over a run.
 func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir string) (ceiling, r eraseResult, err error) {
 	var cleanups []func()
-	defer func() {
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-	}()
+	defer runCleanups(&cleanups)
 	svc, db, a, err := startService(ctx, o, dir, t.buckets[w.name], t, &cleanups)
 	if err != nil {
 		return ceiling, r, err

@@ -184,11 +184,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	defer os.RemoveAll(dir)
 	var cleanups []func()
-	defer func() {
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-	}()
+	defer runCleanups(&cleanups)
 	target, err := startS3(ctx, o, dir, []string{"service", "hand-written"}, &cleanups)
 	if err != nil {
 		return err
@@ -297,4 +293,11 @@ func measure(ctx context.Context, o options, chosen []scenario, svc, hw *side) m
 		results[sc.name] = r
 	}
 	return results
+}
+
+// runCleanups runs what a run started, in the reverse order of starting.
+func runCleanups(cleanups *[]func()) {
+	for i := len(*cleanups) - 1; i >= 0; i-- {
+		(*cleanups)[i]()
+	}
 }
