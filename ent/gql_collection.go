@@ -10,9 +10,126 @@ import (
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent/dialect/sql"
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 )
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *DeletedUploadQuery) CollectFields(ctx context.Context, satisfies ...string) (*DeletedUploadQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *DeletedUploadQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(deletedupload.Columns))
+		selectedFields = []string{deletedupload.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "filename":
+			if _, ok := fieldSeen[deletedupload.FieldFilename]; !ok {
+				selectedFields = append(selectedFields, deletedupload.FieldFilename)
+				fieldSeen[deletedupload.FieldFilename] = struct{}{}
+			}
+		case "contentType":
+			if _, ok := fieldSeen[deletedupload.FieldContentType]; !ok {
+				selectedFields = append(selectedFields, deletedupload.FieldContentType)
+				fieldSeen[deletedupload.FieldContentType] = struct{}{}
+			}
+		case "size":
+			if _, ok := fieldSeen[deletedupload.FieldSize]; !ok {
+				selectedFields = append(selectedFields, deletedupload.FieldSize)
+				fieldSeen[deletedupload.FieldSize] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[deletedupload.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, deletedupload.FieldStatus)
+				fieldSeen[deletedupload.FieldStatus] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[deletedupload.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, deletedupload.FieldCreatedAt)
+				fieldSeen[deletedupload.FieldCreatedAt] = struct{}{}
+			}
+		case "deletedAt":
+			if _, ok := fieldSeen[deletedupload.FieldDeletedAt]; !ok {
+				selectedFields = append(selectedFields, deletedupload.FieldDeletedAt)
+				fieldSeen[deletedupload.FieldDeletedAt] = struct{}{}
+			}
+		case "purgeAt":
+			if _, ok := fieldSeen[deletedupload.FieldPurgeAt]; !ok {
+				selectedFields = append(selectedFields, deletedupload.FieldPurgeAt)
+				fieldSeen[deletedupload.FieldPurgeAt] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type deleteduploadPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []DeletedUploadPaginateOption
+}
+
+func newDeletedUploadPaginateArgs(rv map[string]any) *deleteduploadPaginateArgs {
+	args := &deleteduploadPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &DeletedUploadOrder{Field: &DeletedUploadOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithDeletedUploadOrder(order))
+			}
+		case *DeletedUploadOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithDeletedUploadOrder(v))
+			}
+		}
+	}
+	return args
+}
 
 // CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
 func (_q *UploadQuery) CollectFields(ctx context.Context, satisfies ...string) (*UploadQuery, error) {

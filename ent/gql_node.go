@@ -9,6 +9,7 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/hashicorp/go-multierror"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 )
@@ -17,6 +18,11 @@ import (
 type Noder interface {
 	IsNode()
 }
+
+var deleteduploadImplementors = []string{"DeletedUpload", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*DeletedUpload) IsNode() {}
 
 var uploadImplementors = []string{"Upload", "Node"}
 
@@ -86,6 +92,15 @@ func (c *Client) Noder(ctx context.Context, id string, opts ...NodeOption) (_ No
 
 func (c *Client) noder(ctx context.Context, table string, id string) (Noder, error) {
 	switch table {
+	case deletedupload.Table:
+		query := c.DeletedUpload.Query().
+			Where(deletedupload.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, deleteduploadImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
 	case upload.Table:
 		query := c.Upload.Query().
 			Where(upload.ID(id))
@@ -177,6 +192,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []string) ([]Node
 		idmap[id] = append(idmap[id], &noders[i])
 	}
 	switch table {
+	case deletedupload.Table:
+		query := c.DeletedUpload.Query().
+			Where(deletedupload.IDIn(ids...))
+		query, err := query.CollectFields(ctx, deleteduploadImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
 	case upload.Table:
 		query := c.Upload.Query().
 			Where(upload.IDIn(ids...))

@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -97,6 +98,302 @@ func paginateLimit(first, last *int) int {
 		limit = *last + 1
 	}
 	return limit
+}
+
+// DeletedUploadEdge is the edge representation of DeletedUpload.
+type DeletedUploadEdge struct {
+	Node   *DeletedUpload `json:"node"`
+	Cursor Cursor         `json:"cursor"`
+}
+
+// DeletedUploadConnection is the connection containing edges to DeletedUpload.
+type DeletedUploadConnection struct {
+	Edges      []*DeletedUploadEdge `json:"edges"`
+	PageInfo   PageInfo             `json:"pageInfo"`
+	TotalCount int                  `json:"totalCount"`
+}
+
+func (c *DeletedUploadConnection) build(nodes []*DeletedUpload, pager *deleteduploadPager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *DeletedUpload
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *DeletedUpload {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *DeletedUpload {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*DeletedUploadEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &DeletedUploadEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// DeletedUploadPaginateOption enables pagination customization.
+type DeletedUploadPaginateOption func(*deleteduploadPager) error
+
+// WithDeletedUploadOrder configures pagination ordering.
+func WithDeletedUploadOrder(order *DeletedUploadOrder) DeletedUploadPaginateOption {
+	if order == nil {
+		order = DefaultDeletedUploadOrder
+	}
+	o := *order
+	return func(pager *deleteduploadPager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultDeletedUploadOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithDeletedUploadFilter configures pagination filter.
+func WithDeletedUploadFilter(filter func(*DeletedUploadQuery) (*DeletedUploadQuery, error)) DeletedUploadPaginateOption {
+	return func(pager *deleteduploadPager) error {
+		if filter == nil {
+			return errors.New("DeletedUploadQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type deleteduploadPager struct {
+	reverse bool
+	order   *DeletedUploadOrder
+	filter  func(*DeletedUploadQuery) (*DeletedUploadQuery, error)
+}
+
+func newDeletedUploadPager(opts []DeletedUploadPaginateOption, reverse bool) (*deleteduploadPager, error) {
+	pager := &deleteduploadPager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultDeletedUploadOrder
+	}
+	return pager, nil
+}
+
+func (p *deleteduploadPager) applyFilter(query *DeletedUploadQuery) (*DeletedUploadQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *deleteduploadPager) toCursor(_m *DeletedUpload) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *deleteduploadPager) applyCursors(query *DeletedUploadQuery, after, before *Cursor) (*DeletedUploadQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultDeletedUploadOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *deleteduploadPager) applyOrder(query *DeletedUploadQuery) *DeletedUploadQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultDeletedUploadOrder.Field {
+		query = query.Order(DefaultDeletedUploadOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *deleteduploadPager) orderExpr(query *DeletedUploadQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultDeletedUploadOrder.Field {
+			b.Comma().Ident(DefaultDeletedUploadOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to DeletedUpload.
+func (_m *DeletedUploadQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...DeletedUploadPaginateOption,
+) (*DeletedUploadConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newDeletedUploadPager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &DeletedUploadConnection{Edges: []*DeletedUploadEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// DeletedUploadOrderFieldDeletedAt orders DeletedUpload by deleted_at.
+	DeletedUploadOrderFieldDeletedAt = &DeletedUploadOrderField{
+		Value: func(_m *DeletedUpload) (ent.Value, error) {
+			return _m.DeletedAt, nil
+		},
+		column: deletedupload.FieldDeletedAt,
+		toTerm: deletedupload.ByDeletedAt,
+		toCursor: func(_m *DeletedUpload) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.DeletedAt,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f DeletedUploadOrderField) String() string {
+	var str string
+	switch f.column {
+	case DeletedUploadOrderFieldDeletedAt.column:
+		str = "DELETED_AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f DeletedUploadOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *DeletedUploadOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("DeletedUploadOrderField %T must be a string", v)
+	}
+	switch str {
+	case "DELETED_AT":
+		*f = *DeletedUploadOrderFieldDeletedAt
+	default:
+		return fmt.Errorf("%s is not a valid DeletedUploadOrderField", str)
+	}
+	return nil
+}
+
+// DeletedUploadOrderField defines the ordering field of DeletedUpload.
+type DeletedUploadOrderField struct {
+	// Value extracts the ordering value from the given DeletedUpload.
+	Value    func(*DeletedUpload) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) deletedupload.OrderOption
+	toCursor func(*DeletedUpload) Cursor
+}
+
+// DeletedUploadOrder defines the ordering of DeletedUpload.
+type DeletedUploadOrder struct {
+	Direction OrderDirection           `json:"direction"`
+	Field     *DeletedUploadOrderField `json:"field"`
+}
+
+// DefaultDeletedUploadOrder is the default ordering of DeletedUpload.
+var DefaultDeletedUploadOrder = &DeletedUploadOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &DeletedUploadOrderField{
+		Value: func(_m *DeletedUpload) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: deletedupload.FieldID,
+		toTerm: deletedupload.ByID,
+		toCursor: func(_m *DeletedUpload) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts DeletedUpload into DeletedUploadEdge.
+func (_m *DeletedUpload) ToEdge(order *DeletedUploadOrder) *DeletedUploadEdge {
+	if order == nil {
+		order = DefaultDeletedUploadOrder
+	}
+	return &DeletedUploadEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
 }
 
 // UploadEdge is the edge representation of Upload.

@@ -6,10 +6,14 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent/apikey"
+	"github.com/safedelete/uploads/ent/auditevent"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/schema"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
+	"github.com/safedelete/uploads/ent/webhookendpoint"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -40,6 +44,58 @@ func init() {
 	apikey.DefaultID = apikeyDescID.Default.(func() string)
 	// apikey.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	apikey.IDValidator = apikeyDescID.Validators[0].(func(string) error)
+	auditeventFields := schema.AuditEvent{}.Fields()
+	_ = auditeventFields
+	// auditeventDescUploadID is the schema descriptor for upload_id field.
+	auditeventDescUploadID := auditeventFields[0].Descriptor()
+	// auditevent.UploadIDValidator is a validator for the "upload_id" field. It is called by the builders before save.
+	auditevent.UploadIDValidator = auditeventDescUploadID.Validators[0].(func(string) error)
+	// auditeventDescOwnerID is the schema descriptor for owner_id field.
+	auditeventDescOwnerID := auditeventFields[1].Descriptor()
+	// auditevent.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	auditevent.OwnerIDValidator = auditeventDescOwnerID.Validators[0].(func(string) error)
+	// auditeventDescActor is the schema descriptor for actor field.
+	auditeventDescActor := auditeventFields[3].Descriptor()
+	// auditevent.ActorValidator is a validator for the "actor" field. It is called by the builders before save.
+	auditevent.ActorValidator = auditeventDescActor.Validators[0].(func(string) error)
+	// auditeventDescRequestID is the schema descriptor for request_id field.
+	auditeventDescRequestID := auditeventFields[5].Descriptor()
+	// auditevent.DefaultRequestID holds the default value on creation for the request_id field.
+	auditevent.DefaultRequestID = auditeventDescRequestID.Default.(string)
+	// auditeventDescCreatedAt is the schema descriptor for created_at field.
+	auditeventDescCreatedAt := auditeventFields[6].Descriptor()
+	// auditevent.DefaultCreatedAt holds the default value on creation for the created_at field.
+	auditevent.DefaultCreatedAt = auditeventDescCreatedAt.Default.(func() time.Time)
+	deleteduploadFields := schema.DeletedUpload{}.Fields()
+	_ = deleteduploadFields
+	// deleteduploadDescOwnerID is the schema descriptor for owner_id field.
+	deleteduploadDescOwnerID := deleteduploadFields[1].Descriptor()
+	// deletedupload.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	deletedupload.OwnerIDValidator = deleteduploadDescOwnerID.Validators[0].(func(string) error)
+	// deleteduploadDescSize is the schema descriptor for size field.
+	deleteduploadDescSize := deleteduploadFields[4].Descriptor()
+	// deletedupload.SizeValidator is a validator for the "size" field. It is called by the builders before save.
+	deletedupload.SizeValidator = deleteduploadDescSize.Validators[0].(func(int64) error)
+	// deleteduploadDescBucket is the schema descriptor for bucket field.
+	deleteduploadDescBucket := deleteduploadFields[6].Descriptor()
+	// deletedupload.DefaultBucket holds the default value on creation for the bucket field.
+	deletedupload.DefaultBucket = deleteduploadDescBucket.Default.(string)
+	// deleteduploadDescObjectKey is the schema descriptor for object_key field.
+	deleteduploadDescObjectKey := deleteduploadFields[7].Descriptor()
+	// deletedupload.DefaultObjectKey holds the default value on creation for the object_key field.
+	deletedupload.DefaultObjectKey = deleteduploadDescObjectKey.Default.(string)
+	// deleteduploadDescMultipartUploadID is the schema descriptor for multipart_upload_id field.
+	deleteduploadDescMultipartUploadID := deleteduploadFields[8].Descriptor()
+	// deletedupload.DefaultMultipartUploadID holds the default value on creation for the multipart_upload_id field.
+	deletedupload.DefaultMultipartUploadID = deleteduploadDescMultipartUploadID.Default.(string)
+	// deleteduploadDescDeletedAt is the schema descriptor for deleted_at field.
+	deleteduploadDescDeletedAt := deleteduploadFields[10].Descriptor()
+	// deletedupload.DefaultDeletedAt holds the default value on creation for the deleted_at field.
+	deletedupload.DefaultDeletedAt = deleteduploadDescDeletedAt.Default.(func() time.Time)
+	// deleteduploadDescID is the schema descriptor for id field.
+	deleteduploadDescID := deleteduploadFields[0].Descriptor()
+	// deletedupload.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	deletedupload.IDValidator = deleteduploadDescID.Validators[0].(func(string) error)
 	objectpurgeFields := schema.ObjectPurge{}.Fields()
 	_ = objectpurgeFields
 	// objectpurgeDescBucket is the schema descriptor for bucket field.
@@ -138,4 +194,72 @@ func init() {
 	user.DefaultID = userDescID.Default.(func() string)
 	// user.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	user.IDValidator = userDescID.Validators[0].(func(string) error)
+	webhookdeliveryFields := schema.WebhookDelivery{}.Fields()
+	_ = webhookdeliveryFields
+	// webhookdeliveryDescMessageID is the schema descriptor for message_id field.
+	webhookdeliveryDescMessageID := webhookdeliveryFields[0].Descriptor()
+	// webhookdelivery.MessageIDValidator is a validator for the "message_id" field. It is called by the builders before save.
+	webhookdelivery.MessageIDValidator = webhookdeliveryDescMessageID.Validators[0].(func(string) error)
+	// webhookdeliveryDescEndpointID is the schema descriptor for endpoint_id field.
+	webhookdeliveryDescEndpointID := webhookdeliveryFields[1].Descriptor()
+	// webhookdelivery.EndpointIDValidator is a validator for the "endpoint_id" field. It is called by the builders before save.
+	webhookdelivery.EndpointIDValidator = webhookdeliveryDescEndpointID.Validators[0].(func(string) error)
+	// webhookdeliveryDescUploadID is the schema descriptor for upload_id field.
+	webhookdeliveryDescUploadID := webhookdeliveryFields[2].Descriptor()
+	// webhookdelivery.UploadIDValidator is a validator for the "upload_id" field. It is called by the builders before save.
+	webhookdelivery.UploadIDValidator = webhookdeliveryDescUploadID.Validators[0].(func(string) error)
+	// webhookdeliveryDescEventType is the schema descriptor for event_type field.
+	webhookdeliveryDescEventType := webhookdeliveryFields[3].Descriptor()
+	// webhookdelivery.EventTypeValidator is a validator for the "event_type" field. It is called by the builders before save.
+	webhookdelivery.EventTypeValidator = webhookdeliveryDescEventType.Validators[0].(func(string) error)
+	// webhookdeliveryDescPayload is the schema descriptor for payload field.
+	webhookdeliveryDescPayload := webhookdeliveryFields[4].Descriptor()
+	// webhookdelivery.PayloadValidator is a validator for the "payload" field. It is called by the builders before save.
+	webhookdelivery.PayloadValidator = webhookdeliveryDescPayload.Validators[0].(func(string) error)
+	// webhookdeliveryDescAttempts is the schema descriptor for attempts field.
+	webhookdeliveryDescAttempts := webhookdeliveryFields[6].Descriptor()
+	// webhookdelivery.DefaultAttempts holds the default value on creation for the attempts field.
+	webhookdelivery.DefaultAttempts = webhookdeliveryDescAttempts.Default.(int)
+	// webhookdelivery.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	webhookdelivery.AttemptsValidator = webhookdeliveryDescAttempts.Validators[0].(func(int) error)
+	// webhookdeliveryDescLastError is the schema descriptor for last_error field.
+	webhookdeliveryDescLastError := webhookdeliveryFields[8].Descriptor()
+	// webhookdelivery.DefaultLastError holds the default value on creation for the last_error field.
+	webhookdelivery.DefaultLastError = webhookdeliveryDescLastError.Default.(string)
+	// webhookdeliveryDescLastStatusCode is the schema descriptor for last_status_code field.
+	webhookdeliveryDescLastStatusCode := webhookdeliveryFields[9].Descriptor()
+	// webhookdelivery.DefaultLastStatusCode holds the default value on creation for the last_status_code field.
+	webhookdelivery.DefaultLastStatusCode = webhookdeliveryDescLastStatusCode.Default.(int)
+	// webhookdeliveryDescCreatedAt is the schema descriptor for created_at field.
+	webhookdeliveryDescCreatedAt := webhookdeliveryFields[10].Descriptor()
+	// webhookdelivery.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhookdelivery.DefaultCreatedAt = webhookdeliveryDescCreatedAt.Default.(func() time.Time)
+	webhookendpointFields := schema.WebhookEndpoint{}.Fields()
+	_ = webhookendpointFields
+	// webhookendpointDescOwnerID is the schema descriptor for owner_id field.
+	webhookendpointDescOwnerID := webhookendpointFields[1].Descriptor()
+	// webhookendpoint.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	webhookendpoint.OwnerIDValidator = webhookendpointDescOwnerID.Validators[0].(func(string) error)
+	// webhookendpointDescURL is the schema descriptor for url field.
+	webhookendpointDescURL := webhookendpointFields[2].Descriptor()
+	// webhookendpoint.URLValidator is a validator for the "url" field. It is called by the builders before save.
+	webhookendpoint.URLValidator = webhookendpointDescURL.Validators[0].(func(string) error)
+	// webhookendpointDescSecret is the schema descriptor for secret field.
+	webhookendpointDescSecret := webhookendpointFields[4].Descriptor()
+	// webhookendpoint.SecretValidator is a validator for the "secret" field. It is called by the builders before save.
+	webhookendpoint.SecretValidator = webhookendpointDescSecret.Validators[0].(func([]byte) error)
+	// webhookendpointDescCreatedAt is the schema descriptor for created_at field.
+	webhookendpointDescCreatedAt := webhookendpointFields[5].Descriptor()
+	// webhookendpoint.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhookendpoint.DefaultCreatedAt = webhookendpointDescCreatedAt.Default.(func() time.Time)
+	// webhookendpointDescDisabledReason is the schema descriptor for disabled_reason field.
+	webhookendpointDescDisabledReason := webhookendpointFields[7].Descriptor()
+	// webhookendpoint.DefaultDisabledReason holds the default value on creation for the disabled_reason field.
+	webhookendpoint.DefaultDisabledReason = webhookendpointDescDisabledReason.Default.(string)
+	// webhookendpointDescID is the schema descriptor for id field.
+	webhookendpointDescID := webhookendpointFields[0].Descriptor()
+	// webhookendpoint.DefaultID holds the default value on creation for the id field.
+	webhookendpoint.DefaultID = webhookendpointDescID.Default.(func() string)
+	// webhookendpoint.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	webhookendpoint.IDValidator = webhookendpointDescID.Validators[0].(func(string) error)
 }

@@ -9,6 +9,12 @@ import (
 // APIKey is the predicate function for apikey builders.
 type APIKey func(*sql.Selector)
 
+// AuditEvent is the predicate function for auditevent builders.
+type AuditEvent func(*sql.Selector)
+
+// DeletedUpload is the predicate function for deletedupload builders.
+type DeletedUpload func(*sql.Selector)
+
 // ObjectPurge is the predicate function for objectpurge builders.
 type ObjectPurge func(*sql.Selector)
 
@@ -17,3 +23,9 @@ type Upload func(*sql.Selector)
 
 // User is the predicate function for user builders.
 type User func(*sql.Selector)
+
+// WebhookDelivery is the predicate function for webhookdelivery builders.
+type WebhookDelivery func(*sql.Selector)
+
+// WebhookEndpoint is the predicate function for webhookendpoint builders.
+type WebhookEndpoint func(*sql.Selector)

@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -55,6 +56,28 @@ type ComplexityRoot struct {
 		DeletedCount func(childComplexity int) int
 		HasMore      func(childComplexity int) int
 		MatchedCount func(childComplexity int) int
+	}
+
+	DeletedUpload struct {
+		ContentType func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		DeletedAt   func(childComplexity int) int
+		Filename    func(childComplexity int) int
+		ID          func(childComplexity int) int
+		PurgeAt     func(childComplexity int) int
+		Size        func(childComplexity int) int
+		Status      func(childComplexity int) int
+	}
+
+	DeletedUploadConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	DeletedUploadEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -190,6 +213,87 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeleteUploadsWherePayload.MatchedCount(childComplexity), true
+
+	case "DeletedUpload.contentType":
+		if e.ComplexityRoot.DeletedUpload.ContentType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUpload.ContentType(childComplexity), true
+	case "DeletedUpload.createdAt":
+		if e.ComplexityRoot.DeletedUpload.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUpload.CreatedAt(childComplexity), true
+	case "DeletedUpload.deletedAt":
+		if e.ComplexityRoot.DeletedUpload.DeletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUpload.DeletedAt(childComplexity), true
+	case "DeletedUpload.filename":
+		if e.ComplexityRoot.DeletedUpload.Filename == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUpload.Filename(childComplexity), true
+	case "DeletedUpload.id":
+		if e.ComplexityRoot.DeletedUpload.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUpload.ID(childComplexity), true
+	case "DeletedUpload.purgeAt":
+		if e.ComplexityRoot.DeletedUpload.PurgeAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUpload.PurgeAt(childComplexity), true
+	case "DeletedUpload.size":
+		if e.ComplexityRoot.DeletedUpload.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUpload.Size(childComplexity), true
+	case "DeletedUpload.status":
+		if e.ComplexityRoot.DeletedUpload.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUpload.Status(childComplexity), true
+
+	case "DeletedUploadConnection.edges":
+		if e.ComplexityRoot.DeletedUploadConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUploadConnection.Edges(childComplexity), true
+	case "DeletedUploadConnection.pageInfo":
+		if e.ComplexityRoot.DeletedUploadConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUploadConnection.PageInfo(childComplexity), true
+	case "DeletedUploadConnection.totalCount":
+		if e.ComplexityRoot.DeletedUploadConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUploadConnection.TotalCount(childComplexity), true
+
+	case "DeletedUploadEdge.cursor":
+		if e.ComplexityRoot.DeletedUploadEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUploadEdge.Cursor(childComplexity), true
+	case "DeletedUploadEdge.node":
+		if e.ComplexityRoot.DeletedUploadEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedUploadEdge.Node(childComplexity), true
 
 	case "Mutation.deleteUpload":
 		if e.ComplexityRoot.Mutation.DeleteUpload == nil {
@@ -421,6 +525,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("DeletedUploadOrder", ec.unmarshalInputDeletedUploadOrder),
 			graphql.NewInputUnmarshaler("UploadOrder", ec.unmarshalInputUploadOrder),
 			graphql.NewInputUnmarshaler("UploadWhereInput", ec.unmarshalInputUploadWhereInput),
 			graphql.NewInputUnmarshaler("UserOrder", ec.unmarshalInputUserOrder),
@@ -505,6 +610,74 @@ Define a Relay Cursor type:
 https://relay.dev/graphql/connections.htm#sec-Cursor
 """
 scalar Cursor
+type DeletedUpload implements Node {
+  """
+  The upload's id, kept: a restored upload is the same upload.
+  """
+  id: ID!
+  filename: String!
+  contentType: String!
+  size: Int!
+  status: UploadStatus!
+  """
+  When the upload was created.
+  """
+  createdAt: Time!
+  deletedAt: Time!
+  """
+  When the restore window closes and the object is purged.
+  """
+  purgeAt: Time!
+}
+"""
+A connection to a list of items.
+"""
+type DeletedUploadConnection {
+  """
+  A list of edges.
+  """
+  edges: [DeletedUploadEdge]
+  """
+  Information to aid in pagination.
+  """
+  pageInfo: PageInfo!
+  """
+  Identifies the total count of items in the connection.
+  """
+  totalCount: Int!
+}
+"""
+An edge in a connection.
+"""
+type DeletedUploadEdge {
+  """
+  The item at the end of the edge.
+  """
+  node: DeletedUpload
+  """
+  A cursor for use in pagination.
+  """
+  cursor: Cursor!
+}
+"""
+Ordering options for DeletedUpload connections
+"""
+input DeletedUploadOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order DeletedUploads.
+  """
+  field: DeletedUploadOrderField!
+}
+"""
+Properties by which DeletedUpload connections can be ordered.
+"""
+enum DeletedUploadOrderField {
+  DELETED_AT
+}
 """
 An object with an ID.
 Follows the [Relay Global Object Identification Specification](https://relay.dev/graphql/objectidentification.htm)
@@ -907,6 +1080,38 @@ func (ec *executionContext) childFields_DeleteUploadsWherePayload(ctx context.Co
 		return ec.fieldContext_DeleteUploadsWherePayload_hasMore(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteUploadsWherePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeletedUpload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_DeletedUpload_id(ctx, field)
+	case "filename":
+		return ec.fieldContext_DeletedUpload_filename(ctx, field)
+	case "contentType":
+		return ec.fieldContext_DeletedUpload_contentType(ctx, field)
+	case "size":
+		return ec.fieldContext_DeletedUpload_size(ctx, field)
+	case "status":
+		return ec.fieldContext_DeletedUpload_status(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_DeletedUpload_createdAt(ctx, field)
+	case "deletedAt":
+		return ec.fieldContext_DeletedUpload_deletedAt(ctx, field)
+	case "purgeAt":
+		return ec.fieldContext_DeletedUpload_purgeAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletedUpload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeletedUploadEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_DeletedUploadEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_DeletedUploadEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletedUploadEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1504,6 +1709,332 @@ func (ec *executionContext) _DeleteUploadsWherePayload_hasMore(ctx context.Conte
 }
 func (ec *executionContext) fieldContext_DeleteUploadsWherePayload_hasMore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeleteUploadsWherePayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeletedUpload_id(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUpload_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUpload_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUpload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeletedUpload_filename(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUpload_filename(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Filename, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUpload_filename(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUpload", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletedUpload_contentType(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUpload_contentType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContentType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUpload_contentType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUpload", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletedUpload_size(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUpload_size(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Size, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUpload_size(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUpload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletedUpload_status(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUpload_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v deletedupload.Status) graphql.Marshaler {
+			return ec.marshalNUploadStatus2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚋdeleteduploadᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUpload_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUpload", field, false, false, "UploadStatus")
+}
+
+func (ec *executionContext) _DeletedUpload_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUpload_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUpload_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUpload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletedUpload_deletedAt(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUpload_deletedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUpload_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUpload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletedUpload_purgeAt(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUpload_purgeAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PurgeAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUpload_purgeAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUpload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletedUploadConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUploadConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUploadConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.DeletedUploadEdge) graphql.Marshaler {
+			return ec.marshalODeletedUploadEdge2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUploadEdge(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUploadConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletedUploadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletedUploadEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletedUploadConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUploadConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUploadConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.PageInfo[string]) graphql.Marshaler {
+			return ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUploadConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletedUploadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletedUploadConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUploadConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUploadConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUploadConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUploadConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletedUploadEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUploadEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUploadEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletedUpload) graphql.Marshaler {
+			return ec.marshalODeletedUpload2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUpload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUploadEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletedUploadEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletedUpload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletedUploadEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.DeletedUploadEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedUploadEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[string]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedUploadEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedUploadEdge", field, false, false, "Cursor")
 }
 
 func (ec *executionContext) _Mutation_uploadFile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -3526,6 +4057,59 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputDeletedUploadOrder(ctx context.Context, obj any) (ent.DeletedUploadOrder, error) {
+	var it ent.DeletedUploadOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNDeletedUploadOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUploadOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeletedUploadOrder unmarshals raw into the DeletedUploadOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeletedUploadOrder(ctx context.Context, raw any) (ent.DeletedUploadOrder, error) {
+	var out ent.DeletedUploadOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeletedUploadOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUploadOrder(ctx context.Context, obj any) (ent.UploadOrder, error) {
 	var it ent.UploadOrder
 	if obj == nil {
@@ -4154,6 +4738,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Upload(ctx, sel, obj)
+	case *ent.DeletedUpload:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._DeletedUpload(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -4266,6 +4855,155 @@ func (ec *executionContext) _DeleteUploadsWherePayload(ctx context.Context, sel 
 			}
 		case "hasMore":
 			out.Values[i] = ec._DeleteUploadsWherePayload_hasMore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deletedUploadImplementors = []string{"DeletedUpload", "Node"}
+
+func (ec *executionContext) _DeletedUpload(ctx context.Context, sel ast.SelectionSet, obj *ent.DeletedUpload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deletedUploadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletedUpload")
+		case "id":
+			out.Values[i] = ec._DeletedUpload_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filename":
+			out.Values[i] = ec._DeletedUpload_filename(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contentType":
+			out.Values[i] = ec._DeletedUpload_contentType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "size":
+			out.Values[i] = ec._DeletedUpload_size(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._DeletedUpload_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._DeletedUpload_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deletedAt":
+			out.Values[i] = ec._DeletedUpload_deletedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "purgeAt":
+			out.Values[i] = ec._DeletedUpload_purgeAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deletedUploadConnectionImplementors = []string{"DeletedUploadConnection"}
+
+func (ec *executionContext) _DeletedUploadConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.DeletedUploadConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deletedUploadConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletedUploadConnection")
+		case "edges":
+			out.Values[i] = ec._DeletedUploadConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._DeletedUploadConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._DeletedUploadConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deletedUploadEdgeImplementors = []string{"DeletedUploadEdge"}
+
+func (ec *executionContext) _DeletedUploadEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.DeletedUploadEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deletedUploadEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletedUploadEdge")
+		case "node":
+			out.Values[i] = ec._DeletedUploadEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._DeletedUploadEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -5080,6 +5818,20 @@ func (ec *executionContext) marshalNDeleteUploadsWherePayload2ᚖgithubᚗcomᚋ
 	return ec._DeleteUploadsWherePayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNDeletedUploadOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUploadOrderField(ctx context.Context, v any) (*ent.DeletedUploadOrderField, error) {
+	var res = new(ent.DeletedUploadOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeletedUploadOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUploadOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.DeletedUploadOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletedUploadOrderField!")
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalNFile2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, v any) (graphql.Upload, error) {
 	res, err := graphql.UnmarshalUpload(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -5244,6 +5996,16 @@ func (ec *executionContext) marshalNUploadOrderField2ᚖgithubᚗcomᚋsafedelet
 		graphql.AddInvalidNullError(ctx, "UploadOrderField!")
 		return graphql.Null
 	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNUploadStatus2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚋdeleteduploadᚐStatus(ctx context.Context, v any) (deletedupload.Status, error) {
+	var res deletedupload.Status
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUploadStatus2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚋdeleteduploadᚐStatus(ctx context.Context, sel ast.SelectionSet, v deletedupload.Status) graphql.Marshaler {
 	return v
 }
 
@@ -5467,6 +6229,33 @@ func (ec *executionContext) marshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCu
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalODeletedUpload2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUpload(ctx context.Context, sel ast.SelectionSet, v *ent.DeletedUpload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeletedUpload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODeletedUploadEdge2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUploadEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.DeletedUploadEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalODeletedUploadEdge2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUploadEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalODeletedUploadEdge2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletedUploadEdge(ctx context.Context, sel ast.SelectionSet, v *ent.DeletedUploadEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeletedUploadEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

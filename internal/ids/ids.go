@@ -15,6 +15,10 @@ const (
 	UserPrefix   = "usr_"
 	UploadPrefix = "upl_"
 	APIKeyPrefix = "key_"
+	// WebhookEndpointPrefix names a webhook endpoint.
+	WebhookEndpointPrefix = "whe_"
+	// MessagePrefix names a webhook delivery: its webhook-id header.
+	MessagePrefix = "msg_"
 )
 
 const randomHexLen = 32
@@ -34,6 +38,12 @@ func NewUpload() string { return New(UploadPrefix) }
 
 // NewAPIKey returns a fresh API key id (the record's id, not the secret).
 func NewAPIKey() string { return New(APIKeyPrefix) }
+
+// NewWebhookEndpoint returns a fresh webhook endpoint id.
+func NewWebhookEndpoint() string { return New(WebhookEndpointPrefix) }
+
+// NewMessage returns a fresh webhook message id.
+func NewMessage() string { return New(MessagePrefix) }
 
 // Valid reports whether id is prefix followed by exactly 32 lowercase hex
 // digits. Malformed ids never reach the database.
