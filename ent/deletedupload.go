@@ -38,7 +38,7 @@ type DeletedUpload struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// DeletedAt holds the value of the "deleted_at" field.
 	DeletedAt time.Time `json:"deleted_at,omitempty"`
-	// When the restore window closes and the object is purged.
+	// When the restore window closes and the object is purged; purgeUpload closes it early.
 	PurgeAt      time.Time `json:"purge_at,omitempty"`
 	selectValues sql.SelectValues
 }

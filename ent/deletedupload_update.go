@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
@@ -24,6 +25,20 @@ type DeletedUploadUpdate struct {
 // Where appends a list predicates to the DeletedUploadUpdate builder.
 func (_u *DeletedUploadUpdate) Where(ps ...predicate.DeletedUpload) *DeletedUploadUpdate {
 	_u.mutation.Where(ps...)
+	return _u
+}
+
+// SetPurgeAt sets the "purge_at" field.
+func (_u *DeletedUploadUpdate) SetPurgeAt(v time.Time) *DeletedUploadUpdate {
+	_u.mutation.SetPurgeAt(v)
+	return _u
+}
+
+// SetNillablePurgeAt sets the "purge_at" field if the given value is not nil.
+func (_u *DeletedUploadUpdate) SetNillablePurgeAt(v *time.Time) *DeletedUploadUpdate {
+	if v != nil {
+		_u.SetPurgeAt(*v)
+	}
 	return _u
 }
 
@@ -68,6 +83,9 @@ func (_u *DeletedUploadUpdate) sqlSave(ctx context.Context) (_node int, err erro
 			}
 		}
 	}
+	if value, ok := _u.mutation.PurgeAt(); ok {
+		_spec.SetField(deletedupload.FieldPurgeAt, field.TypeTime, value)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{deletedupload.Label}
@@ -86,6 +104,20 @@ type DeletedUploadUpdateOne struct {
 	fields   []string
 	hooks    []Hook
 	mutation *DeletedUploadMutation
+}
+
+// SetPurgeAt sets the "purge_at" field.
+func (_u *DeletedUploadUpdateOne) SetPurgeAt(v time.Time) *DeletedUploadUpdateOne {
+	_u.mutation.SetPurgeAt(v)
+	return _u
+}
+
+// SetNillablePurgeAt sets the "purge_at" field if the given value is not nil.
+func (_u *DeletedUploadUpdateOne) SetNillablePurgeAt(v *time.Time) *DeletedUploadUpdateOne {
+	if v != nil {
+		_u.SetPurgeAt(*v)
+	}
+	return _u
 }
 
 // Mutation returns the DeletedUploadMutation object of the builder.
@@ -158,6 +190,9 @@ func (_u *DeletedUploadUpdateOne) sqlSave(ctx context.Context) (_node *DeletedUp
 				ps[i](selector)
 			}
 		}
+	}
+	if value, ok := _u.mutation.PurgeAt(); ok {
+		_spec.SetField(deletedupload.FieldPurgeAt, field.TypeTime, value)
 	}
 	_node = &DeletedUpload{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 )
@@ -65,14 +68,25 @@ func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []
 	if r.afterRead != nil {
 		r.afterRead()
 	}
+	// A user's delete keeps the objects for the restore window, if there is
+	// one; the janitor's and an account erasure purge at once.
+	now, keepUntil := time.Now(), time.Time{}
+	if r.options.DeleteRetention > 0 && !audit.ActorFrom(ctx).System() {
+		keepUntil = now.Add(r.options.DeleteRetention)
+	}
 	var deleted []*ent.Upload
 	var purges []*ent.ObjectPurge
 	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
 		if deleted, err = deleteReturning(ctx, tx, ownerID, present); err != nil {
 			return err
 		}
-		purges, err = r.purger.ScheduleFor(ctx, tx, deleted...)
-		return err
+		if purges, err = r.purger.ScheduleFor(ctx, tx, keepUntil, deleted...); err != nil {
+			return err
+		}
+		if err = toTrash(ctx, tx, now, keepUntil, deleted); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Deleted, subjectsOf(deleted)...)
 	})
 	if err != nil {
 		return nil, r.deleteFailed(ctx, err)
@@ -154,6 +168,7 @@ func deleteReturning(ctx context.Context, tx *ent.Tx, ownerID string, uploadIDs 
 		Query()
 	rows, err := tx.QueryContext(ctx, query+" RETURNING "+strings.Join([]string{
 		upload.FieldID, upload.FieldStatus, upload.FieldBucket, upload.FieldObjectKey, upload.FieldMultipartUploadID,
+		upload.FieldFilename, upload.FieldContentType, upload.FieldSize, upload.FieldCreatedAt,
 	}, ", "), queryArgs...)
 	if err != nil {
 		return nil, fmt.Errorf("delete uploads: %w", err)
@@ -162,7 +177,8 @@ func deleteReturning(ctx context.Context, tx *ent.Tx, ownerID string, uploadIDs 
 	var deleted []*ent.Upload
 	for rows.Next() {
 		u := &ent.Upload{OwnerID: ownerID}
-		if err := rows.Scan(&u.ID, &u.Status, &u.Bucket, &u.ObjectKey, &u.MultipartUploadID); err != nil {
+		if err := rows.Scan(&u.ID, &u.Status, &u.Bucket, &u.ObjectKey, &u.MultipartUploadID,
+			&u.Filename, &u.ContentType, &u.Size, &u.CreatedAt); err != nil {
 			return nil, fmt.Errorf("delete uploads: %w", err)
 		}
 		deleted = append(deleted, u)
@@ -171,6 +187,57 @@ func deleteReturning(ctx context.Context, tx *ent.Tx, ownerID string, uploadIDs 
 		return nil, fmt.Errorf("delete uploads: %w", err)
 	}
 	return deleted, nil
+}
+
+// toTrash writes, inside the delete's transaction, the trash entries of
+// the deleted uploads: restorable until keepUntil, or (with no window, or
+// for an upload deleted while still storing, whose storing was abandoned)
+// already closed, kept only until the object's purge records "purged".
+func toTrash(ctx context.Context, tx *ent.Tx, now, keepUntil time.Time, deleted []*ent.Upload) error {
+	var creates []*ent.DeletedUploadCreate
+	for _, u := range deleted {
+		restorable := !keepUntil.IsZero() && u.Status != upload.StatusPENDING
+		if u.ObjectKey == "" && !restorable {
+			continue // nothing to restore, nothing to purge
+		}
+		purgeAt := now
+		if restorable {
+			purgeAt = keepUntil
+		}
+		creates = append(creates, tx.DeletedUpload.Create().
+			SetID(u.ID).
+			SetOwnerID(u.OwnerID).
+			SetFilename(u.Filename).
+			SetContentType(u.ContentType).
+			SetSize(u.Size).
+			SetStatus(deletedupload.Status(u.Status)).
+			SetBucket(u.Bucket).
+			SetObjectKey(u.ObjectKey).
+			SetMultipartUploadID(u.MultipartUploadID).
+			SetCreatedAt(u.CreatedAt).
+			SetDeletedAt(now).
+			SetPurgeAt(purgeAt))
+	}
+	for len(creates) > 0 {
+		n := min(len(creates), trashChunk)
+		if _, err := tx.DeletedUpload.CreateBulk(creates[:n]...).Save(ctx); err != nil {
+			return fmt.Errorf("move %d uploads to the trash: %w", len(creates), err)
+		}
+		creates = creates[n:]
+	}
+	return nil
+}
+
+// trashChunk keeps one INSERT's parameters (12 a row) under PostgreSQL's
+// limit of 65,535.
+const trashChunk = 1000
+
+func subjectsOf(uploads []*ent.Upload) []audit.Subject {
+	subjects := make([]audit.Subject, len(uploads))
+	for i, u := range uploads {
+		subjects[i] = audit.Of(u)
+	}
+	return subjects
 }
 
 // deleteFailed logs a database failure of a delete and returns the public

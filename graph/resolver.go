@@ -33,7 +33,10 @@ type Resolver struct {
 type Options struct {
 	MaxUploadSize int64         // bytes
 	UploadTimeout time.Duration // longest time storing one file may take
-	Metrics       *metrics.Metrics
+	// DeleteRetention is how long a user's deleted upload can be restored
+	// (its object kept); 0 purges at once.
+	DeleteRetention time.Duration
+	Metrics         *metrics.Metrics
 }
 
 // NewResolver returns the root resolver.

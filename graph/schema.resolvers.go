@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 
+	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph/generated"
@@ -34,6 +35,16 @@ func (r *mutationResolver) DeleteUploadsWhere(ctx context.Context, where ent.Upl
 	return r.deleteUploadsWhere(ctx, where, dryRun)
 }
 
+// RestoreUpload is the resolver for the restoreUpload field.
+func (r *mutationResolver) RestoreUpload(ctx context.Context, id string) (*ent.Upload, error) {
+	return r.restoreUpload(ctx, id)
+}
+
+// PurgeUpload is the resolver for the purgeUpload field.
+func (r *mutationResolver) PurgeUpload(ctx context.Context, id string) (*model.PurgeUploadPayload, error) {
+	return r.purgeUpload(ctx, id)
+}
+
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*ent.User, error) {
 	return r.me(ctx)
@@ -42,6 +53,16 @@ func (r *queryResolver) Viewer(ctx context.Context) (*ent.User, error) {
 // Upload is the resolver for the upload field.
 func (r *queryResolver) Upload(ctx context.Context, id string) (*ent.Upload, error) {
 	return r.myUpload(ctx, id)
+}
+
+// DeletedUploads is the resolver for the deletedUploads field.
+func (r *userResolver) DeletedUploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletedUploadConnection, error) {
+	return r.deletedUploads(ctx, obj, after, first, before, last)
+}
+
+// AuditEvents is the resolver for the auditEvents field.
+func (r *userResolver) AuditEvents(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, where *model.AuditEventFilter) (*model.AuditEventConnection, error) {
+	return r.auditEvents(ctx, obj, after, first, where)
 }
 
 // Mutation returns generated.MutationResolver implementation.

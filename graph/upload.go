@@ -6,12 +6,14 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 )
@@ -77,11 +79,28 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 		r.logger.ErrorContext(ctx, "store upload", "upload_id", uploadID, "error", putErr)
 		return r.markFailed(ctx, u)
 	}
-	completed, err := u.Update().Where(stillPending).SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("").Save(ctx)
+	completed, err := r.settle(ctx, u, func(update *ent.UploadUpdateOne) {
+		update.SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("")
+	})
 	if ent.IsNotFound(err) {
 		return nil, r.purgeAbandoned(ctx, u, upload.StatusCOMPLETED)
 	}
 	return completed, err
+}
+
+// settle writes an upload's final status and, in the same transaction, its
+// "created" event: an upload is created, for its owner's trail and
+// webhooks, once storing it has ended, COMPLETED or FAILED.
+func (r *Resolver) settle(ctx context.Context, u *ent.Upload, change func(*ent.UploadUpdateOne)) (settled *ent.Upload, err error) {
+	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
+		update := tx.Upload.UpdateOne(u).Where(stillPending)
+		change(update)
+		if settled, err = update.Save(ctx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Created, audit.Of(settled))
+	})
+	return settled, err
 }
 
 // stillPending matches an upload that its uploader still owns: neither
@@ -99,7 +118,7 @@ func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload, status upl
 	stopped.Status = status
 	var purges []*ent.ObjectPurge
 	err := database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
-		purges, err = r.purger.ScheduleFor(ctx, tx, &stopped)
+		purges, err = r.purger.ScheduleFor(ctx, tx, time.Time{}, &stopped)
 		return err
 	})
 	if err != nil {
@@ -114,13 +133,15 @@ func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload, status upl
 // record forgets the key; otherwise it keeps the key and the multipart
 // upload's id, so that deleting the upload purges whatever was stored.
 func (r *Resolver) markFailed(ctx context.Context, u *ent.Upload) (*ent.Upload, error) {
-	update := u.Update().Where(stillPending).SetStatus(upload.StatusFAILED).SetMultipartUploadID(u.MultipartUploadID)
 	cleanCtx, cancel := r.purger.InlineContext(ctx)
 	defer cancel()
-	if err := r.store.Discard(cleanCtx, u.Bucket, u.ObjectKey, u.MultipartUploadID); err == nil {
-		update.SetBucket("").SetObjectKey("").SetMultipartUploadID("")
-	}
-	failed, err := update.Save(ctx)
+	discarded := r.store.Discard(cleanCtx, u.Bucket, u.ObjectKey, u.MultipartUploadID) == nil
+	failed, err := r.settle(ctx, u, func(update *ent.UploadUpdateOne) {
+		update.SetStatus(upload.StatusFAILED).SetMultipartUploadID(u.MultipartUploadID)
+		if discarded {
+			update.SetBucket("").SetObjectKey("").SetMultipartUploadID("")
+		}
+	})
 	if ent.IsNotFound(err) {
 		return nil, r.purgeAbandoned(ctx, u, upload.StatusFAILED)
 	}

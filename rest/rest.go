@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/audit"
 )
 
 // DeleteUploader is the deleteUpload mutation.
@@ -53,7 +55,7 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 				writeJSON(w, http.StatusInternalServerError, errorBody{msgDeleteFailed})
 			}
 		}()
-		payload, err := mutation.DeleteUpload(r.Context(), r.Header.Get("x-upload-id"))
+		payload, err := mutation.DeleteUpload(audit.WithVia(r.Context(), auditevent.ViaREST), r.Header.Get("x-upload-id"))
 		if err != nil {
 			status, message := statusOf(err)
 			writeJSON(w, status, errorBody{message})

@@ -61,8 +61,7 @@ func (DeletedUpload) Fields() []ent.Field {
 			Default(time.Now).
 			Annotations(entgql.OrderField("DELETED_AT")),
 		field.Time("purge_at").
-			Immutable().
-			Comment("When the restore window closes and the object is purged."),
+			Comment("When the restore window closes and the object is purged; purgeUpload closes it early."),
 	}
 }
 

@@ -2,6 +2,32 @@
 
 package model
 
+import (
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/auditevent"
+)
+
+type AuditEventConnection struct {
+	Edges    []*AuditEventEdge        `json:"edges"`
+	PageInfo *entgql.PageInfo[string] `json:"pageInfo"`
+}
+
+type AuditEventEdge struct {
+	Node   *ent.AuditEvent       `json:"node"`
+	Cursor entgql.Cursor[string] `json:"cursor"`
+}
+
+// Narrows viewer.auditEvents; every field given must match.
+type AuditEventFilter struct {
+	UploadID *string          `json:"uploadId,omitempty"`
+	Kind     *auditevent.Kind `json:"kind,omitempty"`
+	// Only events at or after this time.
+	Since *time.Time `json:"since,omitempty"`
+}
+
 type DeleteUploadPayload struct {
 	DeletedUploadID string `json:"deletedUploadId"`
 	// Identical to the REST API's success message.
@@ -22,4 +48,8 @@ type DeleteUploadsWherePayload struct {
 	MatchedCount int `json:"matchedCount"`
 	// Whether uploads that match are left (more than this call's 10,000): call again.
 	HasMore bool `json:"hasMore"`
+}
+
+type PurgeUploadPayload struct {
+	PurgedUploadID string `json:"purgedUploadId"`
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
+	"github.com/safedelete/uploads/ent/webhookendpoint"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 )
 
@@ -20,6 +23,9 @@ import (
 // delete goes through.
 type Deleter interface {
 	DeleteOwned(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error)
+	// PurgeTrash purges at once the objects of the owner's uploads in the
+	// trash, closing their restore window, and returns how many.
+	PurgeTrash(ctx context.Context, ownerID string) (int, error)
 }
 
 // Erasure is what EraseUser did.
@@ -44,6 +50,9 @@ var ErrNoSuchUser = errors.New("no such user")
 // process; the service's purger finishes it). The counts are this run's.
 func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID string) (Erasure, error) {
 	result := Erasure{UserID: userID}
+	// An erasure is the operator's: it skips the trash, and the trail says
+	// so.
+	ctx = audit.WithActor(ctx, audit.CLI)
 	exists, err := client.User.Query().Where(user.ID(userID)).Exist(ctx)
 	if err != nil {
 		return result, err
@@ -75,9 +84,19 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 			}
 			result.UploadsDeleted += len(deleted)
 		}
+		if _, err := deleter.PurgeTrash(ctx, userID); err != nil {
+			return result, fmt.Errorf("purge the trash: %w", err)
+		}
 		err := database.WithTx(ctx, client, func(tx *ent.Tx) error {
 			if left, err := tx.Upload.Query().Where(upload.OwnerID(userID)).Exist(ctx); err != nil || left {
 				return cmp.Or(err, errUploadsLeft)
+			}
+			// Their webhooks go with them: nobody is left to tell.
+			if _, err := tx.WebhookDelivery.Delete().Where(webhookdelivery.HasEndpointWith(webhookendpoint.OwnerID(userID))).Exec(ctx); err != nil {
+				return err
+			}
+			if _, err := tx.WebhookEndpoint.Delete().Where(webhookendpoint.OwnerID(userID)).Exec(ctx); err != nil {
+				return err
 			}
 			if _, err := tx.APIKey.Delete().Where(apikey.OwnerID(userID)).Exec(ctx); err != nil {
 				return err

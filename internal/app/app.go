@@ -68,14 +68,16 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Metrics:       a.Metrics,
 	})
 	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
-		MaxUploadSize: cfg.MaxUploadSize,
-		UploadTimeout: cfg.UploadTimeout,
-		Metrics:       a.Metrics,
+		MaxUploadSize:   cfg.MaxUploadSize,
+		UploadTimeout:   cfg.UploadTimeout,
+		DeleteRetention: cfg.DeleteRetention,
+		Metrics:         a.Metrics,
 	})
 	a.Janitor = janitor.New(client, a.Purger, a.Resolver, logger, janitor.Options{
 		Interval:        cfg.JanitorInterval,
 		UploadTimeout:   cfg.UploadTimeout,
 		FailedRetention: cfg.FailedUploadRetention,
+		AuditRetention:  cfg.AuditRetention,
 		Metrics:         a.Metrics,
 	})
 	limiter, err := newLimiter(cfg, logger)

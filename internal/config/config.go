@@ -37,6 +37,8 @@ type Config struct {
 	UploadTimeout time.Duration
 
 	FailedUploadRetention time.Duration
+	DeleteRetention       time.Duration
+	AuditRetention        time.Duration
 	JanitorInterval       time.Duration
 
 	RequestBodyTimeout    time.Duration
@@ -150,6 +152,8 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	duration(&cfg.RequestBodyTimeout, "REQUEST_BODY_TIMEOUT", 10*time.Second, ForServer, "longest time the body of a request other than an upload may take to arrive; the connection is closed after it")
 	duration(&cfg.UploadBodyIdleTimeout, "UPLOAD_BODY_IDLE_TIMEOUT", 30*time.Second, ForServer, "longest pause in the bytes of an upload's request body; the connection is closed after it")
 	duration(&cfg.FailedUploadRetention, "FAILED_UPLOAD_RETENTION", 168*time.Hour, ForServer, "how long FAILED uploads are kept before the janitor deletes them; 0 keeps them")
+	duration(&cfg.DeleteRetention, "DELETE_RETENTION", 0, ForServer, "how long a user's deleted upload stays in the trash, restorable, before its object is purged; 0 purges at once")
+	duration(&cfg.AuditRetention, "AUDIT_RETENTION", 2160*time.Hour, ForServer, "how long audit events are kept before the janitor prunes them; 0 keeps them")
 	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, ForServer, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", ForServer, "comma-separated origins whose browser pages may call the API; * for any")
 	integer(&cfg.RateLimit, "RATE_LIMIT", 600, ForServer, "requests per API key (or per client address without a valid key) per window; 0 for no limit")

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/purge"
@@ -36,7 +38,9 @@ type Options struct {
 	UploadTimeout time.Duration // longest time storing one upload may take
 	// FailedRetention is how long FAILED uploads are kept; 0 keeps them.
 	FailedRetention time.Duration
-	Metrics         *metrics.Metrics
+	// AuditRetention is how long audit events are kept; 0 keeps them.
+	AuditRetention time.Duration
+	Metrics        *metrics.Metrics
 }
 
 // Janitor settles stuck and expired uploads.
@@ -75,14 +79,46 @@ func (j *Janitor) Run(ctx context.Context) {
 // RunOnce settles what is due now: it returns how many stuck uploads it
 // marked FAILED and how many FAILED uploads it deleted.
 func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) {
+	ctx = audit.WithActor(ctx, audit.Janitor)
 	now := time.Now()
 	if failed, err = j.failStuck(ctx, now); err != nil {
 		return failed, 0, err
 	}
 	if j.opts.FailedRetention > 0 {
-		expired, err = j.expireFailed(ctx, now)
+		if expired, err = j.expireFailed(ctx, now); err != nil {
+			return failed, expired, err
+		}
 	}
-	return failed, expired, err
+	if err = j.emptyTrash(ctx, now); err != nil {
+		return failed, expired, err
+	}
+	if j.opts.AuditRetention > 0 {
+		pruned, err := audit.Prune(ctx, j.client, now.Add(-j.opts.AuditRetention))
+		if pruned > 0 {
+			j.opts.Metrics.Janitor("audit_pruned", pruned)
+			j.logger.InfoContext(ctx, "audit events pruned", "events", pruned, "retention", j.opts.AuditRetention.String())
+		}
+		if err != nil {
+			return failed, expired, fmt.Errorf("prune audit events: %w", err)
+		}
+	}
+	return failed, expired, nil
+}
+
+// emptyTrash removes the trash entries of uploads that never stored an
+// object once their window closed: there is no purge to end them. (An
+// entry with an object ends with its purge.)
+func (j *Janitor) emptyTrash(ctx context.Context, now time.Time) error {
+	n, err := j.client.DeletedUpload.Delete().
+		Where(deletedupload.PurgeAtLTE(now), deletedupload.ObjectKey("")).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("empty the trash: %w", err)
+	}
+	if n > 0 {
+		j.logger.InfoContext(ctx, "trash emptied", "uploads", n)
+	}
+	return nil
 }
 
 // failStuck marks FAILED the PENDING uploads that must have stopped storing
@@ -117,8 +153,15 @@ func (j *Janitor) failStuck(ctx context.Context, now time.Time) (int, error) {
 					claimed = append(claimed, u)
 				}
 			}
-			purges, err = j.purger.ScheduleStopped(ctx, tx, claimed...)
-			return err
+			if purges, err = j.purger.ScheduleStopped(ctx, tx, claimed...); err != nil {
+				return err
+			}
+			expired := make([]audit.Subject, len(claimed))
+			for i, u := range claimed {
+				expired[i] = audit.Of(u)
+				expired[i].Status = upload.StatusFAILED.String()
+			}
+			return audit.Record(ctx, tx, audit.Expired, expired...)
 		})
 		if err != nil {
 			return total, fmt.Errorf("mark stuck uploads failed: %w", err)

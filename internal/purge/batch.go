@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
-	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/database"
 )
@@ -52,7 +51,7 @@ func (p *Purger) attemptBucket(ctx context.Context, bucket string, jobs []*ent.O
 		keys[i] = job.ObjectKey
 	}
 	failed := p.objects.DeleteKeys(ctx, bucket, keys)
-	var done []int
+	var done []*ent.ObjectPurge
 	var retry []*ent.ObjectPurge
 	for _, job := range batch {
 		err := failed[job.ObjectKey]
@@ -60,7 +59,7 @@ func (p *Purger) attemptBucket(ctx context.Context, bucket string, jobs []*ent.O
 		if err != nil {
 			retry = append(retry, job)
 		} else {
-			done = append(done, job.ID)
+			done = append(done, job)
 		}
 	}
 	if len(retry) > 0 {
@@ -69,8 +68,8 @@ func (p *Purger) attemptBucket(ctx context.Context, bucket string, jobs []*ent.O
 	if len(done) == 0 {
 		return purged
 	}
-	// A failed row delete only means the (idempotent) purges run again later.
-	if _, err := p.client.ObjectPurge.Delete().Where(objectpurge.IDIn(done...)).Exec(ctx); err != nil {
+	// A failure only means the (idempotent) purges run again later.
+	if err := finish(ctx, p.client, done); err != nil {
 		p.logger.WarnContext(ctx, "finish purges", "purges", len(done), "error", err)
 		return purged
 	}

@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/database"
 )
 
 // doneRows deletes the rows of finished purges in the background, many in
@@ -23,7 +26,7 @@ type doneRows struct {
 	mu     sync.Mutex
 	idle   *sync.Cond // signalled when the queue is empty and no flush runs
 	busy   bool
-	ids    []int
+	jobs   []*ent.ObjectPurge
 }
 
 func newDoneRows(client *ent.Client, logger *slog.Logger) *doneRows {
@@ -33,10 +36,10 @@ func newDoneRows(client *ent.Client, logger *slog.Logger) *doneRows {
 }
 
 // add queues the row of a finished purge for deletion.
-func (d *doneRows) add(id int) {
+func (d *doneRows) add(job *ent.ObjectPurge) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.ids = append(d.ids, id)
+	d.jobs = append(d.jobs, job)
 	if !d.busy {
 		d.busy = true
 		go d.flush()
@@ -46,13 +49,13 @@ func (d *doneRows) add(id int) {
 func (d *doneRows) flush() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for len(d.ids) > 0 {
-		ids := d.ids[:min(len(d.ids), batchSize)]
-		d.ids = d.ids[len(ids):]
+	for len(d.jobs) > 0 {
+		jobs := d.jobs[:min(len(d.jobs), batchSize)]
+		d.jobs = d.jobs[len(jobs):]
 		d.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := d.client.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx); err != nil {
-			d.logger.WarnContext(ctx, "finish purges; they will run again", "purges", len(ids), "error", err)
+		if err := finish(ctx, d.client, jobs); err != nil {
+			d.logger.WarnContext(ctx, "finish purges; they will run again", "purges", len(jobs), "error", err)
 		}
 		cancel()
 		d.mu.Lock()
@@ -68,4 +71,33 @@ func (d *doneRows) wait() {
 	for d.busy {
 		d.idle.Wait()
 	}
+}
+
+// finish records, in one transaction, that the purges' objects are gone:
+// their rows are deleted, and so are the uploads' places in the trash, each
+// with its "purged" event. If it fails, the (idempotent) purges run again.
+func finish(ctx context.Context, client *ent.Client, jobs []*ent.ObjectPurge) error {
+	ids := make([]int, len(jobs))
+	uploadIDs := make([]string, len(jobs))
+	for i, job := range jobs {
+		ids[i], uploadIDs[i] = job.ID, job.UploadID
+	}
+	ctx = audit.WithActor(ctx, audit.Purger)
+	return database.WithTx(ctx, client, func(tx *ent.Tx) error {
+		if _, err := tx.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx); err != nil {
+			return err
+		}
+		trashed, err := tx.DeletedUpload.Query().Where(deletedupload.IDIn(uploadIDs...)).All(ctx)
+		if err != nil || len(trashed) == 0 {
+			return err
+		}
+		subjects := make([]audit.Subject, len(trashed))
+		for i, d := range trashed {
+			subjects[i] = audit.OfDeleted(d)
+		}
+		if _, err := tx.DeletedUpload.Delete().Where(deletedupload.IDIn(uploadIDs...)).Exec(ctx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Purged, subjects...)
+	})
 }

@@ -77,11 +77,16 @@ func (p *Purger) Flush() { p.done.wait() }
 // for an upload that never stored anything, nor for one whose bytes may
 // still be arriving.
 //
+// With a keepUntil in the future, the objects of uploads that finished
+// storing stay until then (the trash): their purges are due at keepUntil,
+// unclaimed, so that Unschedule can still take them back.
+//
 // A purge attempted inline is due only after twice the inline timeout: it
 // counts as claimed by its caller, so the background loop does not race
 // the inline attempt, yet picks it up soon if the process dies first.
-func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
+func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Time, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
 	now := time.Now()
+	keep := keepUntil.After(now)
 	var creates []*ent.ObjectPurgeCreate
 	for _, u := range uploads {
 		if u.ObjectKey == "" {
@@ -102,6 +107,8 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, uploads ...*ent.Up
 			// key, recorded or not (a crash may have come between starting
 			// one and recording its id).
 			create.SetNextAttemptAt(now.Add(p.opts.UploadTimeout + PendingMargin)).SetAbortAllMultipart(true)
+		} else if keep {
+			create.SetNextAttemptAt(keepUntil).SetAttempts(0)
 		}
 		creates = append(creates, create)
 	}
@@ -114,7 +121,7 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, uploads ...*ent.Up
 	}
 	jobs := scheduled[:0]
 	for _, job := range scheduled {
-		if !job.AbortAllMultipart {
+		if !job.AbortAllMultipart && job.Attempts > 0 {
 			jobs = append(jobs, job)
 		}
 	}
@@ -181,7 +188,7 @@ func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) 
 	if err != nil {
 		return p.fail(ctx, job, err)
 	}
-	p.done.add(job.ID)
+	p.done.add(job)
 	p.logger.InfoContext(ctx, "object purged", "upload_id", job.UploadID, "bucket", job.Bucket, "key", job.ObjectKey, "kept_shared", shared, "attempts", job.Attempts)
 	return nil
 }

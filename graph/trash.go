@@ -1,0 +1,200 @@
+package graph
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"entgo.io/contrib/entgql"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/ids"
+)
+
+// ErrNotInTrash is a restore or purge of an upload that cannot be restored:
+// never deleted, someone else's, or its window closed. The cases look the
+// same.
+var ErrNotInTrash = &PublicError{Code: CodeNotFound, Message: "Upload not found in the trash"}
+
+// restoreUpload brings a deleted upload back, with its object, while its
+// restore window is open. It races the purger fairly: the restore takes
+// back the upload's unclaimed purge in its transaction, and a purger
+// claims it only if still unclaimed, so either the upload is back with its
+// object, or the purge goes on and the restore is ErrNotInTrash — never a
+// record without its object.
+func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upload, error) {
+	v, err := r.deleter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ids.Valid(ids.UploadPrefix, uploadID) {
+		return nil, ErrNotInTrash
+	}
+	var restored *ent.Upload
+	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
+		now := time.Now()
+		d, err := tx.DeletedUpload.Query().
+			Where(deletedupload.ID(uploadID), deletedupload.OwnerID(v.UserID), deletedupload.PurgeAtGT(now)).
+			Only(ctx)
+		if ent.IsNotFound(err) {
+			return ErrNotInTrash
+		}
+		if err != nil {
+			return err
+		}
+		if d.ObjectKey != "" {
+			if back, err := r.purger.Unschedule(ctx, tx, uploadID); err != nil || !back {
+				return cmp.Or(err, error(ErrNotInTrash))
+			}
+		}
+		// The entry itself decides between two restores of one upload.
+		if n, err := tx.DeletedUpload.Delete().Where(deletedupload.ID(uploadID)).Exec(ctx); err != nil || n == 0 {
+			return cmp.Or(err, error(ErrNotInTrash))
+		}
+		restored, err = tx.Upload.Create().
+			SetID(d.ID).
+			SetOwnerID(d.OwnerID).
+			SetFilename(d.Filename).
+			SetContentType(d.ContentType).
+			SetSize(d.Size).
+			SetStatus(upload.Status(d.Status)).
+			SetBucket(d.Bucket).
+			SetObjectKey(d.ObjectKey).
+			SetMultipartUploadID(d.MultipartUploadID).
+			SetCreatedAt(d.CreatedAt).
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("restore upload: %w", err)
+		}
+		return audit.Record(ctx, tx, audit.Restored, audit.Of(restored))
+	})
+	if err != nil {
+		return nil, r.publicOr(ctx, "restore upload", err)
+	}
+	return restored, nil
+}
+
+// purgeUpload removes one of the caller's uploads from the trash now, with
+// its object, instead of at the end of its window.
+func (r *Resolver) purgeUpload(ctx context.Context, uploadID string) (*model.PurgeUploadPayload, error) {
+	v, err := r.deleter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ids.Valid(ids.UploadPrefix, uploadID) {
+		return nil, ErrNotInTrash
+	}
+	purged, err := r.purgeTrash(ctx, v.UserID, uploadID)
+	if err != nil {
+		return nil, r.publicOr(ctx, "purge upload", err)
+	}
+	if purged == 0 {
+		return nil, ErrNotInTrash
+	}
+	return &model.PurgeUploadPayload{PurgedUploadID: uploadID}, nil
+}
+
+// PurgeTrash purges at once everything the owner has in the trash (an
+// account erasure does), and returns how many uploads.
+func (r *Resolver) PurgeTrash(ctx context.Context, ownerID string) (int, error) {
+	return r.purgeTrash(ctx, ownerID, "")
+}
+
+// purgeTrash closes the restore window of the owner's uploads in the trash
+// (of one, when uploadID is given) and purges their objects: inline, within
+// the request's budget, and by the purger for what does not fit.
+func (r *Resolver) purgeTrash(ctx context.Context, ownerID, uploadID string) (int, error) {
+	total := 0
+	for {
+		var purges []*ent.ObjectPurge
+		var closed int
+		err := database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
+			now := time.Now()
+			query := tx.DeletedUpload.Query().
+				Where(deletedupload.OwnerID(ownerID), deletedupload.PurgeAtGT(now)).
+				Limit(MaxDeleteIDs)
+			if uploadID != "" {
+				query.Where(deletedupload.ID(uploadID))
+			}
+			trashed, err := query.All(ctx)
+			if err != nil || len(trashed) == 0 {
+				return err
+			}
+			var objectless []string
+			for _, d := range trashed {
+				if d.ObjectKey == "" {
+					objectless = append(objectless, d.ID)
+					closed++
+					continue
+				}
+				job, err := r.purger.Expedite(ctx, tx, d.ID)
+				if err != nil {
+					return err
+				}
+				if job != nil { // else a purger claimed it: under way already
+					purges = append(purges, job)
+					closed++
+				}
+			}
+			// The purge's end removes an entry with an object; one without
+			// has nothing to wait for.
+			if _, err := tx.DeletedUpload.Delete().Where(deletedupload.IDIn(objectless...)).Exec(ctx); err != nil {
+				return err
+			}
+			_, err = tx.DeletedUpload.Update().
+				Where(deletedupload.OwnerID(ownerID), deletedupload.IDIn(idsOf(trashed)...)).
+				SetPurgeAt(now).
+				Save(ctx)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		r.purger.AttemptInline(ctx, purges...)
+		total += closed
+		if closed == 0 || uploadID != "" {
+			return total, nil
+		}
+	}
+}
+
+func idsOf(trashed []*ent.DeletedUpload) []string {
+	out := make([]string, len(trashed))
+	for i, d := range trashed {
+		out[i] = d.ID
+	}
+	return out
+}
+
+// deletedUploads is viewer.deletedUploads: the caller's restorable
+// uploads, most recently deleted first.
+func (r *Resolver) deletedUploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletedUploadConnection, error) {
+	first, err := boundedFirst(first, last)
+	if err != nil {
+		return nil, err
+	}
+	return r.client.DeletedUpload.Query().
+		Where(deletedupload.OwnerID(obj.ID), deletedupload.PurgeAtGT(time.Now())).
+		Paginate(ctx, after, first, before, last, ent.WithDeletedUploadOrder(&ent.DeletedUploadOrder{
+			Direction: entgql.OrderDirectionDesc,
+			Field:     ent.DeletedUploadOrderFieldDeletedAt,
+		}))
+}
+
+// publicOr returns err when it is meant for the caller; anything else is
+// logged and hidden behind ErrInternal.
+func (r *Resolver) publicOr(ctx context.Context, what string, err error) error {
+	var public *PublicError
+	if errors.As(err, &public) {
+		return public
+	}
+	r.logger.ErrorContext(ctx, what, "error", err)
+	return ErrInternal
+}
