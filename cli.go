@@ -102,7 +102,7 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 	root.SetUsageFunc(usage)
 	root.SetFlagErrorFunc(flagError)
 
-	root.AddCommand(c.usersCommand(), c.keysCommand(), c.reconcileCommand(), c.versionCommand())
+	root.AddCommand(c.usersCommand(), c.keysCommand(), c.auditCommand(), c.reconcileCommand(), c.versionCommand())
 	return root
 }
 
@@ -142,6 +142,18 @@ func (c *commandLine) keysCommand() *cobra.Command {
 			}),
 	)
 	return keys
+}
+
+func (c *commandLine) auditCommand() *cobra.Command {
+	return c.databaseCommand("audit", "audit --user USER_ID", "Show a user's audit trail, newest first",
+		`Shows what happened to a user's uploads, newest first: created, deleted,
+restored, purged, expired; by which API key (its id, never the key), or by
+the cli, the janitor or the purger; through which interface; in which
+request. An erased user's trail stays until AUDIT_RETENTION prunes it.`,
+		func(cmd *cobra.Command, o *admin.Options) {
+			cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
+			cmd.Flags().IntVar(&o.Limit, "limit", 100, "most events shown; 0 for all")
+		})
 }
 
 // withSettings gives cmd the settings in scope as flags, each read from its

@@ -247,3 +247,49 @@ func TestRequestLogsAndMetrics(t *testing.T) {
 		t.Errorf("LOG_FORMAT=text wrote JSON:\n%s", logs)
 	}
 }
+
+// TestAuditCommand: after an account erasure, the operator reads the
+// user's trail: every upload's creation and its deletion by the cli.
+func TestAuditCommand(t *testing.T) {
+	dir := t.TempDir()
+	out, _ := serveFor(t, dir, freeAddr(t), func() {}) // two demo uploads
+	userID := regexp.MustCompile(`user id: +(usr_[0-9a-f]+)`).FindStringSubmatch(out)
+	if userID == nil {
+		t.Fatalf("no user id in:\n%s", out)
+	}
+	env := map[string]string{"DATA_DIR": dir}
+	if run := runCommandLine(t, env, "users", "delete", "--id", userID[1]); run.status != 0 {
+		t.Fatalf("users delete: %s%s", run.stdout, run.stderr)
+	}
+	run := runCommandLine(t, env, "audit", "--user", userID[1], "--json")
+	var entries []struct {
+		UploadID string `json:"upload_id"`
+		Kind     string `json:"kind"`
+		Actor    string `json:"actor"`
+		Via      string `json:"via"`
+	}
+	if err := json.Unmarshal([]byte(run.stdout), &entries); err != nil || run.status != 0 {
+		t.Fatalf("audit --json: %v\n%s%s", err, run.stdout, run.stderr)
+	}
+	counts := map[string]int{}
+	for _, e := range entries {
+		counts[e.Kind+" by "+e.Actor+" via "+e.Via]++
+	}
+	for _, want := range []string{"DELETED by cli via CLI", "PURGED by purger via PURGER"} {
+		if counts[want] != 2 {
+			t.Errorf("%q: %d events, want one per demo upload; trail %v", want, counts[want], counts)
+		}
+	}
+	if len(entries) == 0 || entries[0].Kind != "PURGED" {
+		t.Errorf("not newest first: %+v", entries)
+	}
+	if run := runCommandLine(t, env, "audit", "--user", userID[1], "--limit", "1"); run.status != 0 ||
+		strings.Count(run.stdout, "\n") != 2 || !strings.HasPrefix(run.stdout, "TIME") {
+		t.Errorf("audit --limit 1 (a header and one row):\n%s%s", run.stdout, run.stderr)
+	}
+	for _, args := range [][]string{{"audit"}, {"audit", "--user", "usr_00000000000000000000000000000000"}} {
+		if run := runCommandLine(t, env, args...); run.status != 1 || !strings.HasPrefix(run.stderr, "error: ") {
+			t.Errorf("%v: exit status %d, stderr %q", args, run.status, run.stderr)
+		}
+	}
+}

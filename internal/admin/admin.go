@@ -20,7 +20,7 @@ import (
 
 // Commands lists the commands that need only the database, as typed on
 // the command line.
-var Commands = []string{"users create", "users list", "users show", "keys create", "keys list", "keys revoke"}
+var Commands = []string{"users create", "users list", "users show", "keys create", "keys list", "keys revoke", "audit"}
 
 // Options are the commands' flags.
 type Options struct {
@@ -28,6 +28,7 @@ type Options struct {
 	UserID string
 	ID     string
 	JSON   bool
+	Limit  int // audit: most events shown; 0 for all
 }
 
 // Validate checks that o has the flags command needs, before anything is
@@ -39,7 +40,7 @@ func Validate(command string, o Options) error {
 		return missing("email")
 	case command == "users show" && (o.ID == "") == (o.Email == ""):
 		return errors.New("users show needs --id or --email (one of them)")
-	case (command == "keys create" || command == "keys list") && o.UserID == "":
+	case (command == "keys create" || command == "keys list" || command == "audit") && o.UserID == "":
 		return missing("user")
 	case (command == "keys revoke" || command == "users delete") && o.ID == "":
 		return missing("id")
@@ -65,6 +66,8 @@ func Run(ctx context.Context, client *ent.Client, command string, o Options, out
 		return listKeys(ctx, client, o, out)
 	case "keys revoke":
 		return revokeKey(ctx, client, o, out)
+	case "audit":
+		return showAudit(ctx, client, o, out)
 	default:
 		return fmt.Errorf("unknown command %q (commands: %s)", command, strings.Join(Commands, ", "))
 	}
