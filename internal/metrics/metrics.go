@@ -25,6 +25,7 @@ type Metrics struct {
 	purgeFailures   prometheus.Counter
 	s3Duration      *prometheus.HistogramVec
 	janitor         *prometheus.CounterVec
+	webhooks        *prometheus.CounterVec
 }
 
 // QueueStats reports the purge queue: how many purges are pending and how
@@ -59,8 +60,11 @@ func New(queue QueueStats) *Metrics {
 		janitor: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "uploads_janitor_uploads_total", Help: "Uploads the janitor settled: stuck ones marked failed, expired failed ones deleted.",
 		}, []string{"action"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "uploads_webhook_attempts_total", Help: "Webhook delivery attempts by outcome: delivered, retry (failed, will be retried), failed (failed for good).",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor,
+	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		reg.MustRegister(&queueCollector{stats: queue})
@@ -105,6 +109,14 @@ func (m *Metrics) PurgeAttempt(err error) {
 func (m *Metrics) Janitor(action string, n int) {
 	if m != nil {
 		m.janitor.WithLabelValues(action).Add(float64(n))
+	}
+}
+
+// WebhookDelivery records one webhook delivery attempt by outcome
+// ("delivered", "retry", "failed").
+func (m *Metrics) WebhookDelivery(outcome string) {
+	if m != nil {
+		m.webhooks.WithLabelValues(outcome).Inc()
 	}
 }
 

@@ -1,0 +1,41 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+)
+
+// Claim claims due deliveries as a pass does and sends nothing: a sender
+// that dies right after claiming.
+func (s *Sender) Claim(ctx context.Context) ([]*ent.WebhookDelivery, error) { return s.claim(ctx) }
+
+// Take claims deliveries read as due at now, as the second half of a pass
+// does; the caller plays the first half with the database's client.
+func (s *Sender) Take(ctx context.Context, due []*ent.WebhookDelivery, now time.Time) ([]*ent.WebhookDelivery, error) {
+	return s.take(ctx, due, now)
+}
+
+// Attempt sends a claimed delivery once and records the outcome.
+func (s *Sender) Attempt(ctx context.Context, d *ent.WebhookDelivery) bool { return s.attempt(ctx, d) }
+
+// Post makes one attempt at url and returns its error as the client gave it.
+func (s *Sender) Post(ctx context.Context, url string) (int, error) {
+	return s.post(ctx, url, "msg_test", []byte("{}"), []byte("secret"))
+}
+
+// Transport is the transport deliveries go through.
+func (s *Sender) Transport() *http.Transport { return s.http.Transport.(*http.Transport) }
+
+// BlockedReason is blockedReason.
+var BlockedReason = blockedReason
+
+// RefusedBeforeConnect reports whether err is the dialer's Control refusing
+// an address: it runs before connect(2), so no packet left.
+func RefusedBeforeConnect(err error) bool {
+	var blocked *blockedError
+	return errors.As(err, &blocked)
+}
