@@ -86,7 +86,8 @@ func runWithApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, co
 	return command(a)
 }
 
-// serve runs the HTTP server, the background purger and the janitor until ctx ends, then
+// serve runs the HTTP server, the background purger, the janitor and the
+// webhook sender until ctx ends, then
 // stops accepting, lets requests in flight finish and exits. Pending purges
 // stay in the database for the next start.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
@@ -113,10 +114,16 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 
+	sender, err := a.WebhookSender()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Purger.Run(workCtx) })
 	wg.Go(func() { a.Janitor.Run(workCtx) })
+	wg.Go(func() { sender.Run(workCtx) })
 	defer func() { stopWork(); wg.Wait() }()
 
 	srv := httpserver.NewServer(cfg.Addr, a.Handler)

@@ -13,6 +13,7 @@ import (
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/viewer"
+	"github.com/safedelete/uploads/internal/webhook"
 )
 
 // Resolver holds the dependencies of every resolver.
@@ -36,7 +37,11 @@ type Options struct {
 	// DeleteRetention is how long a user's deleted upload can be restored
 	// (its object kept); 0 purges at once.
 	DeleteRetention time.Duration
-	Metrics         *metrics.Metrics
+	// WebhookSealer seals the signing secrets of webhook endpoints.
+	WebhookSealer func() (*webhook.Sealer, error)
+	// WebhookAllowHTTP accepts http:// endpoints, not only https://.
+	WebhookAllowHTTP bool
+	Metrics          *metrics.Metrics
 }
 
 // NewResolver returns the root resolver.

@@ -45,6 +45,31 @@ func (r *mutationResolver) PurgeUpload(ctx context.Context, id string) (*model.P
 	return r.purgeUpload(ctx, id)
 }
 
+// CreateWebhookEndpoint is the resolver for the createWebhookEndpoint field.
+func (r *mutationResolver) CreateWebhookEndpoint(ctx context.Context, url string, events []model.UploadEventKind) (*model.WebhookEndpointSecretPayload, error) {
+	return r.createWebhookEndpoint(ctx, url, events)
+}
+
+// DeleteWebhookEndpoint is the resolver for the deleteWebhookEndpoint field.
+func (r *mutationResolver) DeleteWebhookEndpoint(ctx context.Context, id string) (*model.DeleteWebhookEndpointPayload, error) {
+	return r.deleteWebhookEndpoint(ctx, id)
+}
+
+// RotateWebhookSecret is the resolver for the rotateWebhookSecret field.
+func (r *mutationResolver) RotateWebhookSecret(ctx context.Context, id string) (*model.WebhookEndpointSecretPayload, error) {
+	return r.rotateWebhookSecret(ctx, id)
+}
+
+// EnableWebhookEndpoint is the resolver for the enableWebhookEndpoint field.
+func (r *mutationResolver) EnableWebhookEndpoint(ctx context.Context, id string) (*ent.WebhookEndpoint, error) {
+	return r.enableWebhookEndpoint(ctx, id)
+}
+
+// Redeliver is the resolver for the redeliver field.
+func (r *mutationResolver) Redeliver(ctx context.Context, id string) (*ent.WebhookDelivery, error) {
+	return r.redeliver(ctx, id)
+}
+
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*ent.User, error) {
 	return r.me(ctx)
@@ -65,7 +90,30 @@ func (r *userResolver) AuditEvents(ctx context.Context, obj *ent.User, after *en
 	return r.auditEvents(ctx, obj, after, first, where)
 }
 
+// WebhookEndpoints is the resolver for the webhookEndpoints field.
+func (r *userResolver) WebhookEndpoints(ctx context.Context, obj *ent.User) ([]*ent.WebhookEndpoint, error) {
+	return r.webhookEndpoints(ctx, obj)
+}
+
+// Events is the resolver for the events field.
+func (r *webhookEndpointResolver) Events(ctx context.Context, obj *ent.WebhookEndpoint) ([]model.UploadEventKind, error) {
+	return webhookEvents(obj), nil
+}
+
+// Deliveries is the resolver for the deliveries field.
+func (r *webhookEndpointResolver) Deliveries(ctx context.Context, obj *ent.WebhookEndpoint, first *int) ([]*ent.WebhookDelivery, error) {
+	return r.webhookDeliveries(ctx, obj, first)
+}
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
-type mutationResolver struct{ *Resolver }
+// WebhookEndpoint returns generated.WebhookEndpointResolver implementation.
+func (r *Resolver) WebhookEndpoint() generated.WebhookEndpointResolver {
+	return &webhookEndpointResolver{r}
+}
+
+type (
+	mutationResolver        struct{ *Resolver }
+	webhookEndpointResolver struct{ *Resolver }
+)

@@ -3,6 +3,10 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -50,6 +54,80 @@ type DeleteUploadsWherePayload struct {
 	HasMore bool `json:"hasMore"`
 }
 
+type DeleteWebhookEndpointPayload struct {
+	DeletedWebhookEndpointID string `json:"deletedWebhookEndpointId"`
+}
+
 type PurgeUploadPayload struct {
 	PurgedUploadID string `json:"purgedUploadId"`
+}
+
+type WebhookEndpointSecretPayload struct {
+	Endpoint *ent.WebhookEndpoint `json:"endpoint"`
+	// The signing secret (whsec_…), shown this once: keep it where the receiver can read it.
+	Secret string `json:"secret"`
+}
+
+// An event that webhook endpoints can subscribe to; the payload's type is upload.<kind in lowercase>.
+type UploadEventKind string
+
+const (
+	// upload.created: storing an upload ended (COMPLETED or FAILED).
+	UploadEventKindCreated UploadEventKind = "CREATED"
+	// upload.deleted: an upload was deleted.
+	UploadEventKindDeleted UploadEventKind = "DELETED"
+	// upload.restored: an upload came back from the trash.
+	UploadEventKindRestored UploadEventKind = "RESTORED"
+	// upload.purged: an upload's object is gone from the bucket.
+	UploadEventKindPurged UploadEventKind = "PURGED"
+)
+
+var AllUploadEventKind = []UploadEventKind{
+	UploadEventKindCreated,
+	UploadEventKindDeleted,
+	UploadEventKindRestored,
+	UploadEventKindPurged,
+}
+
+func (e UploadEventKind) IsValid() bool {
+	switch e {
+	case UploadEventKindCreated, UploadEventKindDeleted, UploadEventKindRestored, UploadEventKindPurged:
+		return true
+	}
+	return false
+}
+
+func (e UploadEventKind) String() string {
+	return string(e)
+}
+
+func (e *UploadEventKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UploadEventKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UploadEventKind", str)
+	}
+	return nil
+}
+
+func (e UploadEventKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UploadEventKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UploadEventKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/smithy-go/middleware"
@@ -26,6 +27,7 @@ import (
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/ratelimit"
+	"github.com/safedelete/uploads/internal/webhook"
 )
 
 // EmbeddedBucket is the bucket the embedded S3 server holds uploads in.
@@ -41,12 +43,25 @@ type App struct {
 	Janitor  *janitor.Janitor
 	Handler  http.Handler
 
-	embedded *embeds3.Server
+	embedded       *embeds3.Server
+	sealer         func() (*webhook.Sealer, error)
+	webhookOptions webhook.Options
+	logger         *slog.Logger
+}
+
+// WebhookSender returns the sender of webhook deliveries, reading (or
+// making) the key that opens the endpoints' secrets.
+func (a *App) WebhookSender() (*webhook.Sender, error) {
+	sealer, err := a.sealer()
+	if err != nil {
+		return nil, err
+	}
+	return webhook.NewSender(a.Client, sealer, a.logger, a.webhookOptions), nil
 }
 
 // New opens the database and the object store and builds the service.
 func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
-	a := &App{}
+	a := &App{logger: logger}
 	// The queue's figures come from the purger, made below.
 	a.Metrics = metrics.New(func(ctx context.Context) (int, time.Duration, error) { return a.Purger.QueueStats(ctx) })
 	if err := a.openStore(ctx, cfg); err != nil {
@@ -67,12 +82,28 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		UploadTimeout: cfg.UploadTimeout,
 		Metrics:       a.Metrics,
 	})
-	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
-		MaxUploadSize:   cfg.MaxUploadSize,
-		UploadTimeout:   cfg.UploadTimeout,
-		DeleteRetention: cfg.DeleteRetention,
-		Metrics:         a.Metrics,
+	// The key is read (or made) on first use: serving and registering
+	// endpoints need it, commands that only delete do not.
+	a.sealer = sync.OnceValues(func() (*webhook.Sealer, error) {
+		key, err := webhook.LoadOrCreateKey(cfg.WebhookKeyPath())
+		if err != nil {
+			return nil, fmt.Errorf("webhook key (WEBHOOK_KEY_FILE): %w", err)
+		}
+		return webhook.NewSealer(key)
 	})
+	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
+		MaxUploadSize:    cfg.MaxUploadSize,
+		UploadTimeout:    cfg.UploadTimeout,
+		DeleteRetention:  cfg.DeleteRetention,
+		WebhookSealer:    a.sealer,
+		WebhookAllowHTTP: cfg.WebhookAllowHTTP,
+		Metrics:          a.Metrics,
+	})
+	a.webhookOptions = webhook.Options{
+		Timeout:              cfg.WebhookTimeout,
+		AllowPrivateNetworks: cfg.WebhookAllowPrivateNetworks,
+		Metrics:              a.Metrics,
+	}
 	a.Janitor = janitor.New(client, a.Purger, a.Resolver, logger, janitor.Options{
 		Interval:        cfg.JanitorInterval,
 		UploadTimeout:   cfg.UploadTimeout,

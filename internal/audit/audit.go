@@ -1,7 +1,8 @@
 // Package audit records the changes in an upload's life — created, deleted,
 // restored, purged, expired — each as one row written in the transaction
 // that makes the change, so that the trail can neither miss a committed
-// change nor show one that rolled back. Who made a change travels in the
+// change nor show one that rolled back. The same transaction queues the
+// change for the owner's webhook endpoints. Who made a change travels in the
 // request's context (WithActor); a row holds ids, never a key or a secret.
 package audit
 
@@ -14,6 +15,7 @@ import (
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/internal/viewer"
+	"github.com/safedelete/uploads/internal/webhook"
 )
 
 // The kinds of change.
@@ -96,11 +98,23 @@ func OfDeleted(d *ent.DeletedUpload) Subject {
 	return Subject{ID: d.ID, OwnerID: d.OwnerID, Filename: d.Filename, Size: d.Size, Status: d.Status.String()}
 }
 
+// webhookTypes are the kinds that the owners' webhook endpoints hear of.
+var webhookTypes = map[auditevent.Kind]string{
+	Created:  webhook.EventUploadCreated,
+	Deleted:  webhook.EventUploadDeleted,
+	Restored: webhook.EventUploadRestored,
+	Purged:   webhook.EventUploadPurged,
+}
+
 // Record writes, inside tx, one event of kind for each subject, made by
-// ctx's actor.
+// ctx's actor, and queues it for the owners' webhook endpoints (the
+// outbox): both commit with the change, or neither does.
 func Record(ctx context.Context, tx *ent.Tx, kind auditevent.Kind, subjects ...Subject) error {
 	if len(subjects) == 0 {
 		return nil
+	}
+	if err := notify(ctx, tx, kind, subjects); err != nil {
+		return err
 	}
 	actor, requestID, now := ActorFrom(ctx), requestlog.FromContext(ctx), time.Now()
 	creates := make([]*ent.AuditEventCreate, len(subjects))
@@ -122,6 +136,22 @@ func Record(ctx context.Context, tx *ent.Tx, kind auditevent.Kind, subjects ...S
 		creates = creates[n:]
 	}
 	return nil
+}
+
+func notify(ctx context.Context, tx *ent.Tx, kind auditevent.Kind, subjects []Subject) error {
+	eventType, ok := webhookTypes[kind]
+	if !ok {
+		return nil
+	}
+	now := time.Now()
+	events := make([]webhook.Event, len(subjects))
+	for i, s := range subjects {
+		events[i] = webhook.Event{
+			Type: eventType, OwnerID: s.OwnerID, UploadID: s.ID, Time: now,
+			Data: webhook.UploadData{ID: s.ID, Filename: s.Filename, Size: s.Size, Status: s.Status},
+		}
+	}
+	return webhook.Enqueue(ctx, tx, events...)
 }
 
 // chunk keeps one INSERT's parameters under SQLite's and PostgreSQL's

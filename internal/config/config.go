@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/webhook"
 )
 
 // Config holds the settings.
@@ -53,6 +54,11 @@ type Config struct {
 	GraphQLIntrospection   bool
 	GraphQLComplexityLimit int
 	GraphQLDepthLimit      int
+
+	WebhookAllowHTTP            bool
+	WebhookAllowPrivateNetworks bool
+	WebhookKeyFile              string
+	WebhookTimeout              time.Duration
 
 	PurgeInlineTimeout time.Duration
 	PurgePollInterval  time.Duration
@@ -165,6 +171,10 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, ForDeletes, "how long a delete waits for S3 before leaving the object to the background purger")
 	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, ForServer, "how often the background purger looks for due purges")
 	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, ForServer, "longest wait between retries of one purge")
+	boolean(&cfg.WebhookAllowHTTP, "WEBHOOK_ALLOW_HTTP", false, ForServer, "accept http:// webhook endpoints, not only https://")
+	boolean(&cfg.WebhookAllowPrivateNetworks, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", false, ForServer, "let webhook deliveries reach loopback, private and link-local addresses (development and tests only)")
+	str(&cfg.WebhookKeyFile, "WEBHOOK_KEY_FILE", "", ForServer, "file of the key that seals webhook signing secrets (created if missing); default: webhook.key in DATA_DIR; every instance needs the same")
+	duration(&cfg.WebhookTimeout, "WEBHOOK_TIMEOUT", webhook.DefaultTimeout, ForServer, "longest time one webhook delivery attempt may take")
 	duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, ForServer, "how long shutdown waits for requests in flight")
 	oneOf(&cfg.LogLevel, "LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, ForBucket, "debug, info, warn or error")
 	oneOf(&cfg.LogFormat, "LOG_FORMAT", "json", []string{"json", "text"}, ForBucket, "json (one object a line, for machines) or text (for a person at a terminal)")
@@ -219,6 +229,14 @@ func (c *Config) AllowedOrigins() []string {
 
 // SQLitePath is the embedded database file.
 func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "uploads.db") }
+
+// WebhookKeyPath is the file of the key that seals webhook secrets.
+func (c *Config) WebhookKeyPath() string {
+	if c.WebhookKeyFile != "" {
+		return c.WebhookKeyFile
+	}
+	return filepath.Join(c.DataDir, "webhook.key")
+}
 
 // EmbeddedS3Dir is where the embedded S3 server keeps objects.
 func (c *Config) EmbeddedS3Dir() string { return filepath.Join(c.DataDir, "s3") }

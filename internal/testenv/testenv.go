@@ -162,6 +162,11 @@ func (e *Env) start(opts Options) {
 	if !opts.NoPurgeLoop {
 		wg.Go(func() { a.Purger.Run(ctx) })
 	}
+	sender, err := a.WebhookSender()
+	if err != nil {
+		e.t.Fatalf("start the webhook sender: %v", err)
+	}
+	wg.Go(func() { sender.Run(ctx) })
 	e.stopPurge = func() { cancel(); wg.Wait() }
 }
 
