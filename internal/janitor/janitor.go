@@ -21,6 +21,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
@@ -38,7 +39,8 @@ type Options struct {
 	UploadTimeout time.Duration // longest time storing one upload may take
 	// FailedRetention is how long FAILED uploads are kept; 0 keeps them.
 	FailedRetention time.Duration
-	// AuditRetention is how long audit events are kept; 0 keeps them.
+	// AuditRetention is how long audit events, and webhook deliveries that
+	// were answered, are kept; 0 keeps them.
 	AuditRetention time.Duration
 	Metrics        *metrics.Metrics
 }
@@ -93,6 +95,12 @@ func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) 
 		return failed, expired, err
 	}
 	if j.opts.AuditRetention > 0 {
+		// Answered webhook deliveries are history too, kept as long.
+		if _, err := j.client.WebhookDelivery.Delete().
+			Where(webhookdelivery.StatusNEQ(webhookdelivery.StatusPENDING), webhookdelivery.CreatedAtLT(now.Add(-j.opts.AuditRetention))).
+			Exec(ctx); err != nil {
+			return failed, expired, fmt.Errorf("prune webhook deliveries: %w", err)
+		}
 		pruned, err := audit.Prune(ctx, j.client, now.Add(-j.opts.AuditRetention))
 		if pruned > 0 {
 			j.opts.Metrics.Janitor("audit_pruned", pruned)

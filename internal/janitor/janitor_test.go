@@ -2,6 +2,8 @@ package janitor_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,7 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/auditevent"
+	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -133,5 +138,61 @@ func TestFailedUploadsExpire(t *testing.T) {
 			t.Errorf("the old FAILED upload is still there (record: %v, object: %v)", err, env.ObjectExists(old.ObjectKey))
 		}
 		env.AssertIntact(young, completed)
+	}
+}
+
+// TestJanitorTrailAndRetention: the janitor's own changes are in the audit
+// trail as the janitor's, its deletes skip the trash, and it prunes events
+// and answered webhook deliveries older than AUDIT_RETENTION.
+func TestJanitorTrailAndRetention(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true, Configure: func(c *config.Config) {
+		c.UploadTimeout = time.Minute
+		c.FailedUploadRetention = time.Hour
+		c.DeleteRetention = 24 * time.Hour
+		c.AuditRetention = 48 * time.Hour
+	}})
+	ctx := context.Background()
+	userID, _ := env.NewUser()
+	stuck := stored(t, env, userID, upload.StatusPENDING, time.Now().Add(-time.Hour))
+	expiring := stored(t, env, userID, upload.StatusFAILED, time.Now().Add(-2*time.Hour))
+
+	// History: an event and a delivery three days old, and young ones.
+	endpoint := env.Client().WebhookEndpoint.Create().SetOwnerID(userID).SetURL("https://hooks.example.com").
+		SetEvents(nil).SetSecret([]byte("sealed")).SaveX(ctx)
+	for i, age := range []time.Duration{72 * time.Hour, time.Hour} {
+		env.Client().AuditEvent.Create().SetUploadID("upl_old").SetOwnerID(userID).SetKind(auditevent.KindCREATED).
+			SetActor("key_x").SetVia(auditevent.ViaGRAPHQL).SetCreatedAt(time.Now().Add(-age)).SaveX(ctx)
+		for _, status := range []webhookdelivery.Status{webhookdelivery.StatusDELIVERED, webhookdelivery.StatusPENDING} {
+			env.Client().WebhookDelivery.Create().SetMessageID(fmt.Sprintf("msg_%d%s", i, status)).SetEndpointID(endpoint.ID).
+				SetUploadID("upl_old").SetEventType("upload.created").SetPayload("{}").SetStatus(status).
+				SetNextAttemptAt(time.Now().Add(time.Hour)).SetCreatedAt(time.Now().Add(-age)).SaveX(ctx)
+		}
+	}
+
+	if _, _, err := env.App.Janitor.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	byKind := map[string]string{}
+	for _, e := range env.Client().AuditEvent.Query().Where(auditevent.UploadIDIn(stuck.ID, expiring.ID)).AllX(ctx) {
+		byKind[e.UploadID+" "+e.Kind.String()] = e.Actor + "/" + e.Via.String()
+	}
+	for _, want := range []string{stuck.ID + " EXPIRED", expiring.ID + " DELETED"} {
+		if byKind[want] != "janitor/JANITOR" {
+			t.Errorf("%s: recorded as %q, want janitor/JANITOR (trail: %v)", want, byKind[want], byKind)
+		}
+	}
+	if env.Client().DeletedUpload.Query().Where(deletedupload.ID(expiring.ID), deletedupload.PurgeAtGT(time.Now())).ExistX(ctx) {
+		t.Error("the janitor's delete went to the trash")
+	}
+	if env.ObjectExists(expiring.ObjectKey) {
+		t.Error("the janitor's delete kept the object")
+	}
+	if n := env.Client().AuditEvent.Query().Where(auditevent.UploadID("upl_old")).CountX(ctx); n != 1 {
+		t.Errorf("%d old-upload events left, want the young one", n)
+	}
+	left := env.Client().WebhookDelivery.Query().Where(webhookdelivery.UploadID("upl_old")).Select(webhookdelivery.FieldMessageID).StringsX(ctx)
+	slices.Sort(left)
+	if want := []string{"msg_0PENDING", "msg_1DELIVERED", "msg_1PENDING"}; !slices.Equal(left, want) {
+		t.Errorf("deliveries left %v, want %v (only answered ones past the retention go)", left, want)
 	}
 }
