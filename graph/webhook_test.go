@@ -242,7 +242,7 @@ func TestWebhookEndpointRules(t *testing.T) {
 		if res.Decode(&last) != nil || len(last.Viewer.WebhookEndpoints) != 1 || len(last.Viewer.WebhookEndpoints[0].Deliveries) != 1 {
 			return false
 		}
-		return last.Viewer.WebhookEndpoints[0].Deliveries[0].Attempts > 0
+		return last.Viewer.WebhookEndpoints[0].Deliveries[0].LastError != ""
 	})
 	d := last.Viewer.WebhookEndpoints[0].Deliveries[0]
 	if d.Status != "PENDING" || !strings.Contains(d.LastError, "refused") {

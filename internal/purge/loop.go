@@ -123,6 +123,9 @@ func (p *Purger) QueueStats(ctx context.Context) (int, time.Duration, error) {
 		return pending, 0, err
 	}
 	oldest, err := p.client.ObjectPurge.Query().Order(objectpurge.ByCreatedAt()).First(ctx)
+	if ent.IsNotFound(err) {
+		return 0, 0, nil // the last ones finished between the two reads
+	}
 	if err != nil {
 		return 0, 0, err
 	}
