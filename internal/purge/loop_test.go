@@ -25,7 +25,7 @@ func TestPassPurgesEverythingDue(t *testing.T) {
 	const n = 10
 	keys := w.storeObjects(n + 1)
 	w.due(keys[:n]...)
-	notYet := w.queue(w.Bucket, time.Now().Add(time.Hour), keys[n])[0]
+	notYet := w.row(w.queue(w.Bucket, time.Now().Add(time.Hour), keys[n])[0].ID) // as stored
 	traffic := w.watchS3()
 
 	attempted, purged, err := w.purger().RunOnce(context.Background())
