@@ -1,0 +1,74 @@
+package purge_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/safedelete/uploads/internal/faultproxy"
+	"github.com/safedelete/uploads/internal/objectstore"
+)
+
+// TestAttempt: one attempt removes everything stored under the key (the
+// object and the multipart uploads it must abort) unless another upload
+// still uses the object, which then stays; only its multipart upload, this
+// purge's own, is aborted. When S3 fails, the purge stays, with the error.
+func TestAttempt(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		shared      bool // another upload still uses the object
+		multiparts  int  // incomplete multipart uploads of the key
+		recorded    bool // the purge names the first
+		abortAll    bool // the purge aborts every one, recorded or not
+		outage      bool
+		objectStays bool
+		left        int // multipart uploads left
+	}{
+		{name: "object"},
+		{name: "object and its multipart upload", multiparts: 1, recorded: true},
+		{name: "object and every multipart upload of the key", multiparts: 2, abortAll: true},
+		{name: "object another upload uses", shared: true, multiparts: 1, recorded: true, objectStays: true},
+		{name: "S3 down", multiparts: 2, abortAll: true, outage: true, objectStays: true, left: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, nil)
+			ctx := objectstore.WithoutRetries(context.Background())
+			key := w.storeObjects(1)[0]
+			if tc.shared {
+				key = w.uploadInUse().ObjectKey
+			}
+			create := w.Client().ObjectPurge.Create().SetBucket(w.Bucket).SetObjectKey(key).SetUploadID("upl_purged").
+				SetAbortAllMultipart(tc.abortAll).SetAttempts(1).SetNextAttemptAt(time.Now().Add(time.Minute))
+			for i := range tc.multiparts {
+				if id := w.startMultipart(key); i == 0 && tc.recorded {
+					create.SetMultipartUploadID(id)
+				}
+			}
+			job := create.SaveX(ctx)
+			if tc.outage {
+				w.S3.SetMode(faultproxy.Refuse)
+			}
+
+			err := w.purger().Attempt(ctx, job)
+			w.S3.SetMode(faultproxy.Pass)
+			if (err != nil) != tc.outage {
+				t.Fatalf("Attempt = %v", err)
+			}
+			if stays := w.ObjectExists(key); stays != tc.objectStays {
+				t.Errorf("object stays: %v, want %v", stays, tc.objectStays)
+			}
+			if tc.multiparts > 0 { // (some servers answer 404 when a bucket never had one)
+				if n := w.IncompleteMultipartUploads(); n != tc.left {
+					t.Errorf("%d multipart uploads left, want %d", n, tc.left)
+				}
+			}
+			row := w.row(job.ID)
+			if done := row == nil; done == tc.outage {
+				t.Fatalf("purge done: %v after %v", done, err)
+			}
+			if tc.outage && (row.LastError == "" || row.Attempts != 1) {
+				t.Errorf("failed purge: %+v", row)
+			}
+		})
+	}
+}
