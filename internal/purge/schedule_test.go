@@ -9,6 +9,7 @@ import (
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/purge"
 )
 
@@ -27,7 +28,7 @@ func TestScheduleFor(t *testing.T) {
 		{ID: "upl_partial", Bucket: w.Bucket, ObjectKey: "partial", MultipartUploadID: "mp-2", Status: upload.StatusFAILED},
 	}
 	before := time.Now()
-	jobs := w.schedule(w.purger().ScheduleFor, uploads...)
+	jobs := w.schedule(w.scheduleFor(time.Time{}), uploads...)
 	after := time.Now()
 
 	if len(jobs) != 2 || jobs[0].UploadID != "upl_stored" || jobs[1].UploadID != "upl_partial" {
@@ -56,7 +57,7 @@ func TestScheduleFor(t *testing.T) {
 		})
 	}
 
-	if jobs := w.schedule(w.purger().ScheduleFor, uploads[1]); jobs != nil {
+	if jobs := w.schedule(w.scheduleFor(time.Time{}), uploads[1]); jobs != nil {
 		t.Errorf("purges for an upload that stored nothing: %v", uploadIDs(jobs))
 	}
 }
@@ -84,5 +85,60 @@ func TestScheduleStopped(t *testing.T) {
 	within(t, "purge after the inline attempt", row.NextAttemptAt, before.Add(2*inline), after.Add(2*inline))
 	if jobs := w.schedule(w.purger().ScheduleStopped, uploads[1]); jobs != nil {
 		t.Errorf("purges for an upload that stored nothing: %v", uploadIDs(jobs))
+	}
+}
+
+// TestTrashPurges: with a restore window, a stored upload's purge waits,
+// unclaimed, for the window's end and is not attempted inline; a PENDING
+// upload's ignores the window. Unschedule takes back only an unclaimed
+// purge in its window; Expedite claims one for an attempt now, once.
+func TestTrashPurges(t *testing.T) {
+	const inline = 3 * time.Second
+	w := newWorld(t, func(c *config.Config) { c.PurgeInlineTimeout, c.UploadTimeout = inline, time.Minute })
+	keep := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	uploads := []*ent.Upload{
+		{ID: "upl_kept", Bucket: w.Bucket, ObjectKey: "kept", Status: upload.StatusCOMPLETED},
+		{ID: "upl_restored", Bucket: w.Bucket, ObjectKey: "restored", Status: upload.StatusCOMPLETED},
+		{ID: "upl_pending", Bucket: w.Bucket, ObjectKey: "pending", Status: upload.StatusPENDING},
+	}
+	if jobs := w.schedule(w.scheduleFor(keep), uploads...); len(jobs) != 0 {
+		t.Fatalf("purges attempted inline inside the window: %v", uploadIDs(jobs))
+	}
+	ctx := context.Background()
+	for _, row := range w.Client().ObjectPurge.Query().AllX(ctx) {
+		switch {
+		case row.UploadID == "upl_pending" && (row.Attempts != 1 || !row.AbortAllMultipart || !row.NextAttemptAt.Before(keep)):
+			t.Errorf("PENDING upload's purge kept for the window: %+v", row)
+		case row.UploadID != "upl_pending" && (row.Attempts != 0 || !row.NextAttemptAt.Equal(keep)):
+			t.Errorf("kept purge: attempts %d, due %s; want 0, the window's end %s", row.Attempts, row.NextAttemptAt, keep)
+		}
+	}
+	inTx := func(f func(tx *ent.Tx) error) {
+		t.Helper()
+		if err := database.WithTx(ctx, w.Client(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var back bool
+	inTx(func(tx *ent.Tx) (err error) { back, err = w.purger().Unschedule(ctx, tx, "upl_restored"); return err })
+	if !back || w.Client().ObjectPurge.Query().Where(objectpurge.UploadID("upl_restored")).ExistX(ctx) {
+		t.Error("Unschedule did not take back an unclaimed purge in its window")
+	}
+	inTx(func(tx *ent.Tx) (err error) { back, err = w.purger().Unschedule(ctx, tx, "upl_pending"); return err })
+	if back {
+		t.Error("Unschedule took back a claimed (attempted) purge")
+	}
+	var job *ent.ObjectPurge
+	inTx(func(tx *ent.Tx) (err error) { job, err = w.purger().Expedite(ctx, tx, "upl_kept"); return err })
+	if job == nil || job.Attempts != 1 || !job.NextAttemptAt.After(time.Now()) || job.NextAttemptAt.After(time.Now().Add(2*inline)) {
+		t.Fatalf("Expedite = %+v, want the purge claimed for an inline attempt", job)
+	}
+	if row := w.row(job.ID); row.Attempts != 1 || !row.NextAttemptAt.Before(keep) {
+		t.Errorf("expedited purge in the database: %+v", row)
+	}
+	inTx(func(tx *ent.Tx) (err error) { back, err = w.purger().Unschedule(ctx, tx, "upl_kept"); return err })
+	inTx(func(tx *ent.Tx) (err error) { job, err = w.purger().Expedite(ctx, tx, "upl_kept"); return err })
+	if back || job != nil {
+		t.Errorf("an expedited purge was taken back (%v) or claimed again (%v)", back, job)
 	}
 }

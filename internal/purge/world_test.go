@@ -136,10 +136,18 @@ func (w *world) scheduled(keys ...string) []*ent.ObjectPurge {
 	for i, key := range keys {
 		uploads[i] = &ent.Upload{ID: "upl_" + key, Bucket: w.Bucket, ObjectKey: key, Status: upload.StatusCOMPLETED}
 	}
-	return w.schedule(w.purger().ScheduleFor, uploads...)
+	return w.schedule(w.scheduleFor(time.Time{}), uploads...)
 }
 
 type scheduler func(context.Context, *ent.Tx, ...*ent.Upload) ([]*ent.ObjectPurge, error)
+
+// scheduleFor is ScheduleFor keeping the objects until keepUntil (zero:
+// purge now), as a scheduler.
+func (w *world) scheduleFor(keepUntil time.Time) scheduler {
+	return func(ctx context.Context, tx *ent.Tx, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
+		return w.purger().ScheduleFor(ctx, tx, keepUntil, uploads...)
+	}
+}
 
 // schedule runs a scheduler (ScheduleFor, ScheduleStopped) in a
 // transaction of its own, as a delete does in its.
