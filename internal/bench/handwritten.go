@@ -20,10 +20,10 @@ import (
 // the same SQLite settings and the same S3 server as the service. It keeps
 // the service's safety shape (the record's deletion and the purge note
 // commit together; the object is removed inline before answering, then the
-// note) but nothing else: no logging, metrics, CORS, rate limit, request id
-// or last-use tracking, and the 404 is answered from a read, before any
-// write lock is taken. It handles COMPLETED and FAILED uploads only (the
-// benchmark seeds no PENDING ones).
+// note) but nothing else: no logging, metrics, CORS, rate limit, request id,
+// last-use tracking or framing check (httpserver.Listener), and the 404 is
+// answered from a read, before any write lock is taken. It handles COMPLETED
+// and FAILED uploads only (the benchmark seeds no PENDING ones).
 type handwritten struct {
 	db *sql.DB
 	s3 *s3.Client

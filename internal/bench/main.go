@@ -8,14 +8,15 @@
 //
 // It starts, in this process, the real service exactly as server.go does
 // (app.New from config.Defaults() with a temporary DATA_DIR, served by
-// httpserver.NewServer on loopback, with its background purger) and the
-// hand-written baseline of handwritten.go (net/http + database/sql on the
-// same go-sqlite3 DSN, its own SQLite file migrated with the service's
-// migrations, one DeleteObject per delete). Both use the same S3 server, one
-// bucket each. Users, keys, upload records and objects are seeded directly,
-// not over HTTP. The same load generator then drives both with -c concurrent
-// callers (one user and API key each), alternating which side goes first in
-// each of -rounds rounds, after a warm-up:
+// httpserver.NewServer through httpserver.Listener on loopback, with its
+// background purger) and the hand-written baseline of handwritten.go
+// (net/http + database/sql on the same go-sqlite3 DSN, its own SQLite file
+// migrated with the service's migrations, one DeleteObject per delete). Both
+// use the same S3 server, one bucket each. Users, keys, upload records and
+// objects are seeded directly, not over HTTP. The same load generator then
+// drives both with -c concurrent callers (one user and API key each),
+// alternating which side goes first in each of -rounds rounds, after a
+// warm-up:
 //
 //	rest-delete   DELETE /delete-upload-api, 200: service vs hand-written
 //	rest-404      the same with an id of nothing or of another user's upload
