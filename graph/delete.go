@@ -190,11 +190,24 @@ func deleteOutcome(err error) string {
 	case err == nil:
 		return "deleted"
 	case errors.As(err, &public):
+		if outcome, ok := outcomeOfCode[public.Code]; ok {
+			return outcome
+		}
 		return strings.ToLower(public.Code)
 	default:
 		return "error"
 	}
 }
+
+// outcomeOfCode is each error code's outcome, lowercased once rather than
+// on every refused delete.
+var outcomeOfCode = func() map[string]string {
+	outcomes := map[string]string{}
+	for _, code := range []string{CodeUnauthenticated, CodeBadUserInput, CodeNotFound, CodeInternal} {
+		outcomes[code] = strings.ToLower(code)
+	}
+	return outcomes
+}()
 
 // DeletedMessage is the success message of a delete, shared by GraphQL and REST.
 func DeletedMessage(uploadID string) string {
