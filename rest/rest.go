@@ -53,7 +53,7 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 				deleteFailed.write(w)
 			}
 		}()
-		payload, err := mutation.DeleteUpload(r.Context(), r.Header.Get("x-upload-id"))
+		payload, err := mutation.DeleteUpload(r.Context(), r.Header.Get("X-Upload-Id")) // canonical: not rewritten per request
 		if err != nil {
 			answerTo(err).write(w)
 			return
