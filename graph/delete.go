@@ -97,9 +97,10 @@ func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []
 // builder rather than a full Ent query (no interceptors, no entity).
 func ownedAmong(ctx context.Context, client *ent.Client, ownerID string, uploadIDs []string) ([]string, error) {
 	query, args := ownedOne(), []any{ownerID, ""}
-	if len(uploadIDs) == 1 { // a single delete, the hot path: the statement is built once
+	if len(uploadIDs) == 1 { // a single delete, the hot path: the statement is built, and prepared, once
 		args[1] = uploadIDs[0]
-	} else {
+		ctx = database.Prepared(ctx)
+	} else { // a statement per number of ids, not kept prepared
 		query, args = ownedSelector(ownerID, anySlice(uploadIDs)...).Query()
 	}
 	rows, err := client.QueryContext(ctx, query, args...)
