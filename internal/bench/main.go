@@ -46,6 +46,11 @@
 //	go tool pprof -top -cum -tagfocus side=hand-written 404.prof
 //	go tool pprof -top -cum -tagfocus run=service/graphql all.prof
 //
+// -handwritten-prepared makes the hand-written handler run its two reads
+// (the key's owner, the upload) as prepared statements, as the service runs
+// its own: without it, the baseline has SQLite parse and plan both on every
+// request, which the service does not.
+//
 // -handwritten-lock-first makes the hand-written handler look the upload up
 // inside its write transaction, as the service does, to measure what that
 // costs.
@@ -83,6 +88,7 @@ type options struct {
 	rateLimit                            int
 	sqliteSync                           string
 	lockFirst                            bool
+	prepared                             bool
 	erase                                bool   // -erase: the erase benchmark (erase.go) instead
 	uploads                              int    // -uploads, for -erase
 	ways                                 string // -ways, for -erase
@@ -125,6 +131,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
 	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")
 	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
+	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written handler runs its two reads as prepared statements, as the service does (to compare like with like)")
 	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
 	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads three ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))

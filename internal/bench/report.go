@@ -30,6 +30,9 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, svcDB,
 	fmt.Fprintf(w, "S3: %s, one bucket per side\n", t.label)
 	fmt.Fprintf(w, "SQLite service:      %s\n", svcSQL)
 	fmt.Fprintf(w, "SQLite hand-written: %s\n", hwSQL)
+	if o.prepared {
+		fmt.Fprintln(w, "hand-written: runs its two reads as prepared statements (-handwritten-prepared)")
+	}
 	if o.lockFirst {
 		fmt.Fprintln(w, "hand-written: looks the upload up inside its write transaction (-handwritten-lock-first)")
 	}

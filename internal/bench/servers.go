@@ -141,7 +141,13 @@ func startHandwritten(ctx context.Context, o options, dir string, t *s3Target, c
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := serve("hand-written", &handwritten{db: db, s3: s3c, lockFirst: o.lockFirst}, nil, o, cleanups)
+	h := &handwritten{db: db, s3: s3c, lockFirst: o.lockFirst}
+	if o.prepared {
+		if err := h.prepare(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	s, err := serve("hand-written", h, nil, o, cleanups)
 	return s, db, err
 }
 
