@@ -111,9 +111,10 @@ func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []
 // builder rather than a full Ent query (no interceptors, no entity).
 func ownedAmong(ctx context.Context, client *ent.Client, ownerID string, uploadIDs []string) ([]string, error) {
 	query, args := ownedOne(), []any{ownerID, ""}
-	if len(uploadIDs) == 1 { // a single delete, the hot path: the statement is built once
+	if len(uploadIDs) == 1 { // a single delete, the hot path: the statement is built, and prepared, once
 		args[1] = uploadIDs[0]
-	} else {
+		ctx = database.Prepared(ctx)
+	} else { // a statement per number of ids, not kept prepared
 		query, args = ownedSelector(ownerID, anySlice(uploadIDs)...).Query()
 	}
 	rows, err := client.QueryContext(ctx, query, args...)
@@ -257,11 +258,24 @@ func deleteOutcome(err error) string {
 	case err == nil:
 		return "deleted"
 	case errors.As(err, &public):
+		if outcome, ok := outcomeOfCode[public.Code]; ok {
+			return outcome
+		}
 		return strings.ToLower(public.Code)
 	default:
 		return "error"
 	}
 }
+
+// outcomeOfCode is each error code's outcome, lowercased once rather than
+// on every refused delete.
+var outcomeOfCode = func() map[string]string {
+	outcomes := map[string]string{}
+	for _, code := range []string{CodeUnauthenticated, CodeBadUserInput, CodeNotFound, CodeInternal} {
+		outcomes[code] = strings.ToLower(code)
+	}
+	return outcomes
+}()
 
 // DeletedMessage is the success message of a delete, shared by GraphQL and REST.
 func DeletedMessage(uploadID string) string {

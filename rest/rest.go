@@ -43,7 +43,7 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodDelete {
 			w.Header().Set("Allow", http.MethodDelete)
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{msgMethodNotAllowed})
+			methodNotAllowed.write(w)
 			return
 		}
 		defer func() {
@@ -52,23 +52,23 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 					panic(p)
 				}
 				logger.ErrorContext(r.Context(), "rest delete panic", "panic", p)
-				writeJSON(w, http.StatusInternalServerError, errorBody{msgDeleteFailed})
+				deleteFailed.write(w)
 			}
 		}()
-		payload, err := mutation.DeleteUpload(audit.WithVia(r.Context(), auditevent.ViaREST), r.Header.Get("x-upload-id"))
+		payload, err := mutation.DeleteUpload(audit.WithVia(r.Context(), auditevent.ViaREST), r.Header.Get("X-Upload-Id")) // canonical: not rewritten per request
 		if err != nil {
-			status, message := statusOf(err)
-			writeJSON(w, status, errorBody{message})
+			answerTo(err).write(w)
 			return
 		}
-		writeJSON(w, http.StatusOK, successBody{payload.Message})
+		body, _ := json.Marshal(successBody{payload.Message}) // a struct of a string: cannot fail
+		writeJSON(w, http.StatusOK, body)
 	})
 }
 
 // WriteTooManyRequests answers a request over the rate limit (the limiter
 // sets Retry-After).
 func WriteTooManyRequests(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusTooManyRequests, errorBody{msgTooManyRequests})
+	tooManyRequests.write(w)
 }
 
 type errorBody struct {
@@ -79,25 +79,48 @@ type successBody struct {
 	Message string `json:"message"`
 }
 
-// statusOf maps the resolver's errors to the contract's table.
-func statusOf(err error) (int, string) {
+// errorAnswer is one of the contract's error responses. Their bodies are
+// fixed, so each is encoded once rather than on every refusal (a 404 is
+// the cheapest request there is: its encoding showed in profiles).
+type errorAnswer struct {
+	status int
+	body   []byte
+}
+
+func newErrorAnswer(status int, message string) errorAnswer {
+	body, _ := json.Marshal(errorBody{message}) // a struct of a string: cannot fail
+	return errorAnswer{status, body}
+}
+
+var (
+	unauthorized     = newErrorAnswer(http.StatusUnauthorized, msgUnauthorized)
+	missingUploadID  = newErrorAnswer(http.StatusBadRequest, msgMissingUploadID)
+	notFound         = newErrorAnswer(http.StatusNotFound, msgNotFound)
+	deleteFailed     = newErrorAnswer(http.StatusInternalServerError, msgDeleteFailed)
+	methodNotAllowed = newErrorAnswer(http.StatusMethodNotAllowed, msgMethodNotAllowed)
+	tooManyRequests  = newErrorAnswer(http.StatusTooManyRequests, msgTooManyRequests)
+)
+
+func (a errorAnswer) write(w http.ResponseWriter) { writeJSON(w, a.status, a.body) }
+
+// answerTo maps the resolver's errors to the contract's table.
+func answerTo(err error) errorAnswer {
 	switch {
 	case errors.Is(err, graph.ErrUnauthorized):
-		return http.StatusUnauthorized, msgUnauthorized
+		return unauthorized
 	case errors.Is(err, graph.ErrMissingUploadID):
-		return http.StatusBadRequest, msgMissingUploadID
+		return missingUploadID
 	case errors.Is(err, graph.ErrUploadNotFound):
-		return http.StatusNotFound, msgNotFound
+		return notFound
 	default:
-		return http.StatusInternalServerError, msgDeleteFailed
+		return deleteFailed
 	}
 }
 
-// writeJSON writes the body compactly, without a trailing newline, as the
+// writeJSON writes a compact JSON body, without a trailing newline, as the
 // contract shows it.
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	b, _ := json.Marshal(body) // only structs of strings are passed: cannot fail
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(body)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/apikey"
+	"github.com/safedelete/uploads/internal/database"
 )
 
 const (
@@ -100,9 +101,10 @@ func Revoke(ctx context.Context, client *ent.Client, keyID string) (*ent.APIKey,
 
 // Authenticator checks the API key of every request. Its lookup is the
 // hottest query of the service, so it is built once (with Ent's SQL
-// builder, from the schema's own names) and reads only the two columns a
-// request needs; the time of last use is written at most once per key per
-// lastUsedGranularity from each process, from what the process remembers.
+// builder, from the schema's own names), runs as a prepared statement, and
+// reads only the two columns a request needs; the time of last use is
+// written at most once per key per lastUsedGranularity from each process,
+// from what the process remembers.
 type Authenticator struct {
 	client   *ent.Client
 	lookup   string
@@ -126,7 +128,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*ent.A
 	if !WellFormed(secret) {
 		return nil, ErrInvalid
 	}
-	rows, err := a.client.QueryContext(ctx, a.lookup, Digest(secret))
+	rows, err := a.client.QueryContext(database.Prepared(ctx), a.lookup, Digest(secret))
 	if err != nil {
 		return nil, fmt.Errorf("look up api key: %w", err)
 	}

@@ -42,7 +42,9 @@ func Middleware(client *ent.Client, logger *slog.Logger) func(http.Handler) http
 }
 
 func credential(r *http.Request) string {
-	if key := strings.TrimSpace(r.Header.Get("x-api-key")); key != "" {
+	// Header names in canonical form are looked up as they are; any other
+	// spelling is rewritten, into a new string, on every request.
+	if key := strings.TrimSpace(r.Header.Get("X-Api-Key")); key != "" {
 		return key
 	}
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")

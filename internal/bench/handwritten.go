@@ -20,16 +20,48 @@ import (
 // the same SQLite settings and the same S3 server as the service. It keeps
 // the service's safety shape (the record's deletion and the purge note
 // commit together; the object is removed inline before answering, then the
-// note) but nothing else: no logging, metrics, CORS, rate limit, request id
-// or last-use tracking, and the 404 is answered from a read, before any
-// write lock is taken. It handles COMPLETED and FAILED uploads only (the
-// benchmark seeds no PENDING ones).
+// note) but nothing else: no logging, metrics, CORS, rate limit, request id,
+// last-use tracking or framing check (httpserver.Listener), and the 404 is
+// answered from a read, before any write lock is taken. It handles COMPLETED
+// and FAILED uploads only (the benchmark seeds no PENDING ones).
 type handwritten struct {
 	db *sql.DB
 	s3 *s3.Client
 	// lockFirst looks the upload up inside the write transaction, as the
 	// service does, to measure what taking the lock first costs.
 	lockFirst bool
+	// ownerStmt and lookupStmt are the two reads prepared, as the service
+	// runs them (-handwritten-prepared); nil sends their SQL each time.
+	ownerStmt, lookupStmt *sql.Stmt
+}
+
+// The reads of every request.
+const (
+	ownerQuery  = "SELECT owner_id FROM api_keys WHERE digest = ? AND revoked_at IS NULL"
+	lookupQuery = "SELECT bucket, object_key FROM uploads WHERE id = ? AND owner_id = ?"
+)
+
+// prepare makes the handler run its two reads as prepared statements.
+func (h *handwritten) prepare(ctx context.Context) (err error) {
+	if h.ownerStmt, err = h.db.PrepareContext(ctx, ownerQuery); err != nil {
+		return err
+	}
+	h.lookupStmt, err = h.db.PrepareContext(ctx, lookupQuery)
+	return err
+}
+
+// queryRow runs query, or stmt if it is prepared, in tx if it is not nil.
+func (h *handwritten) queryRow(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, query string, args ...any) *sql.Row {
+	switch {
+	case stmt != nil && tx != nil:
+		return tx.StmtContext(ctx, stmt).QueryRowContext(ctx, args...)
+	case stmt != nil:
+		return stmt.QueryRowContext(ctx, args...)
+	case tx != nil:
+		return tx.QueryRowContext(ctx, query, args...)
+	default:
+		return h.db.QueryRowContext(ctx, query, args...)
+	}
 }
 
 // errNotFound means the caller has no such upload (or a concurrent delete
@@ -83,8 +115,7 @@ func (h *handwritten) owner(ctx context.Context, secret string) (string, error) 
 	}
 	sum := sha256.Sum256([]byte(secret))
 	var ownerID string
-	err := h.db.QueryRowContext(ctx, "SELECT owner_id FROM api_keys WHERE digest = ? AND revoked_at IS NULL",
-		hex.EncodeToString(sum[:])).Scan(&ownerID)
+	err := h.queryRow(ctx, nil, h.ownerStmt, ownerQuery, hex.EncodeToString(sum[:])).Scan(&ownerID)
 	return ownerID, err
 }
 
@@ -93,9 +124,8 @@ func (h *handwritten) owner(ctx context.Context, secret string) (string, error) 
 // its object is. The upload is looked up with a plain read first, so that a
 // 404 never takes SQLite's write lock (unless lockFirst).
 func (h *handwritten) deleteRecord(ctx context.Context, uploadID, ownerID string) (bucket, key string, purgeID int64, err error) {
-	const lookup = "SELECT bucket, object_key FROM uploads WHERE id = ? AND owner_id = ?"
 	if !h.lockFirst {
-		if err := h.db.QueryRowContext(ctx, lookup, uploadID, ownerID).Scan(&bucket, &key); err != nil {
+		if err := h.queryRow(ctx, nil, h.lookupStmt, lookupQuery, uploadID, ownerID).Scan(&bucket, &key); err != nil {
 			return "", "", 0, notFound(err)
 		}
 	}
@@ -105,7 +135,7 @@ func (h *handwritten) deleteRecord(ctx context.Context, uploadID, ownerID string
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	if h.lockFirst {
-		if err := tx.QueryRowContext(ctx, lookup, uploadID, ownerID).Scan(&bucket, &key); err != nil {
+		if err := h.queryRow(ctx, tx, h.lookupStmt, lookupQuery, uploadID, ownerID).Scan(&bucket, &key); err != nil {
 			return "", "", 0, notFound(err)
 		}
 	}

@@ -8,14 +8,15 @@
 //
 // It starts, in this process, the real service exactly as server.go does
 // (app.New from config.Defaults() with a temporary DATA_DIR, served by
-// httpserver.NewServer on loopback, with its background purger) and the
-// hand-written baseline of handwritten.go (net/http + database/sql on the
-// same go-sqlite3 DSN, its own SQLite file migrated with the service's
-// migrations, one DeleteObject per delete). Both use the same S3 server, one
-// bucket each. Users, keys, upload records and objects are seeded directly,
-// not over HTTP. The same load generator then drives both with -c concurrent
-// callers (one user and API key each), alternating which side goes first in
-// each of -rounds rounds, after a warm-up:
+// httpserver.NewServer through httpserver.Listener on loopback, with its
+// background purger) and the hand-written baseline of handwritten.go
+// (net/http + database/sql on the same go-sqlite3 DSN, its own SQLite file
+// migrated with the service's migrations, one DeleteObject per delete). Both
+// use the same S3 server, one bucket each. Users, keys, upload records and
+// objects are seeded directly, not over HTTP. The same load generator then
+// drives both with -c concurrent callers (one user and API key each),
+// alternating which side goes first in each of -rounds rounds, after a
+// warm-up:
 //
 //	rest-delete   DELETE /delete-upload-api, 200: service vs hand-written
 //	rest-404      the same with an id of nothing or of another user's upload
@@ -44,6 +45,11 @@
 //	go tool pprof -top -cum -tagfocus side=service 404.prof
 //	go tool pprof -top -cum -tagfocus side=hand-written 404.prof
 //	go tool pprof -top -cum -tagfocus run=service/graphql all.prof
+//
+// -handwritten-prepared makes the hand-written handler run its two reads
+// (the key's owner, the upload) as prepared statements, as the service runs
+// its own: without it, the baseline has SQLite parse and plan both on every
+// request, which the service does not.
 //
 // -handwritten-lock-first makes the hand-written handler look the upload up
 // inside its write transaction, as the service does, to measure what that
@@ -82,6 +88,7 @@ type options struct {
 	rateLimit                            int
 	sqliteSync                           string
 	lockFirst                            bool
+	prepared                             bool
 	erase                                bool   // -erase: the erase benchmark (erase.go) instead
 	uploads                              int    // -uploads, for -erase
 	ways                                 string // -ways, for -erase
@@ -124,6 +131,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
 	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")
 	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
+	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written handler runs its two reads as prepared statements, as the service does (to compare like with like)")
 	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
 	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads three ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))

@@ -30,10 +30,13 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, svcDB,
 	fmt.Fprintf(w, "S3: %s, one bucket per side\n", t.label)
 	fmt.Fprintf(w, "SQLite service:      %s\n", svcSQL)
 	fmt.Fprintf(w, "SQLite hand-written: %s\n", hwSQL)
+	if o.prepared {
+		fmt.Fprintln(w, "hand-written: runs its two reads as prepared statements (-handwritten-prepared)")
+	}
 	if o.lockFirst {
 		fmt.Fprintln(w, "hand-written: looks the upload up inside its write transaction (-handwritten-lock-first)")
 	}
-	fmt.Fprintf(w, "service: app.New + httpserver.NewServer; JSON logs at %s to io.Discard; request id + log, metrics, CORS, auth, %s; purger polling\n",
+	fmt.Fprintf(w, "service: app.New + httpserver.NewServer + Listener; JSON logs at %s to io.Discard; request id + log, metrics, CORS, auth, %s; purger polling\n",
 		o.logLevel, limiter)
 	fmt.Fprintf(w, "load: %d callers (a user and key each), %d requests per side per delete scenario (rest-404: %d) in %d rounds (first side alternates), after %d warm-up each\n\n",
 		o.callers, o.requests, o.measured(rest404), o.rounds, o.warmups())

@@ -108,7 +108,9 @@ func startService(ctx context.Context, o options, dir, bucket string, t *s3Targe
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Purger.Run(purgeCtx) })
 	*cleanups = append(*cleanups, func() { stopPurger(); wg.Wait() })
-	s, err := serve("service", a.Handler, o, cleanups)
+	// Through httpserver.Listener, as server.go serves it: its framing
+	// check reads every byte of every request.
+	s, err := serve("service", a.Handler, httpserver.Listener, o, cleanups)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -139,30 +141,41 @@ func startHandwritten(ctx context.Context, o options, dir string, t *s3Target, c
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := serve("hand-written", &handwritten{db: db, s3: s3c, lockFirst: o.lockFirst}, o, cleanups)
+	h := &handwritten{db: db, s3: s3c, lockFirst: o.lockFirst}
+	if o.prepared {
+		if err := h.prepare(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	s, err := serve("hand-written", h, nil, o, cleanups)
 	return s, db, err
 }
 
 // currentScenario labels profile samples.
 var currentScenario atomic.Value
 
-// serve serves h on a loopback port with the service's http.Server settings.
-func serve(name string, h http.Handler, o options, cleanups *[]func()) (*side, error) {
+// serve serves h on a loopback port with the service's http.Server
+// settings, through wrap's listener if wrap is not nil.
+func serve(name string, h http.Handler, wrap func(net.Listener) net.Listener, o options, cleanups *[]func()) (*side, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	addr := ln.Addr().String()
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	if o.cpuprofile != "" {
 		h = labelled(name, h)
 	}
-	srv := httpserver.NewServer(ln.Addr().String(), h)
+	srv := httpserver.NewServer(addr, h)
 	go func() { _ = srv.Serve(ln) }()
 	*cleanups = append(*cleanups, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	return &side{name: name, baseURL: "http://" + ln.Addr().String(), client: newClient(o.callers),
+	return &side{name: name, baseURL: "http://" + addr, client: newClient(o.callers),
 		pools: map[string][]seededUpload{}, used: map[string]int{}}, nil
 }
 

@@ -21,7 +21,8 @@ import (
 func SQLiteURL(path string) string { return "sqlite://" + path }
 
 // Open connects to databaseURL (sqlite://PATH or postgres://...) and brings
-// the schema up to date with the versioned migrations (see Migrate).
+// the schema up to date with the versioned migrations (see Migrate). The
+// client's reads marked Prepared are prepared statements.
 func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 	drv, err := openDriver(databaseURL)
 	if err != nil {
@@ -31,7 +32,7 @@ func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 		drv.Close()
 		return nil, err
 	}
-	return ent.NewClient(ent.Driver(drv)), nil
+	return ent.NewClient(ent.Driver(&driver{Driver: drv})), nil
 }
 
 func openDriver(databaseURL string) (*entsql.Driver, error) {

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -144,10 +145,12 @@ func headerEnd(b []byte, from int) int {
 
 // endOfBlock notes the framing of one header block and sets up the skipping
 // of its body. A block net/http would reject stops the scanner: the server
-// closes that connection without serving it.
+// closes that connection without serving it. It runs on every request, so
+// it reads the block in place, line by line, copying out only the request
+// line and Content-Length values.
 func (s *headerScanner) endOfBlock(block []byte) {
-	lines := strings.Split(strings.ReplaceAll(string(block), "\r\n", "\n"), "\n")
-	method, rest, ok1 := strings.Cut(lines[0], " ")
+	line, block := nextLine(block)
+	method, rest, ok1 := strings.Cut(string(line), " ")
 	target, _, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 {
 		s.stopped = true
@@ -155,21 +158,25 @@ func (s *headerScanner) endOfBlock(block []byte) {
 	}
 	f := framing{method: method, target: target}
 	var lengths []string
-	for i := 1; i < len(lines); i++ {
-		name, value, ok := strings.Cut(lines[i], ":")
-		if !ok || strings.ContainsAny(name, " \t") {
+	for len(block) > 0 {
+		line, block = nextLine(block)
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || bytes.ContainsAny(name, " \t") {
 			continue // an empty line, or one net/http rejects
 		}
+		isLength := bytes.EqualFold(name, []byte("Content-Length"))
 		// Continuation lines (obs-fold) belong to this field's value.
-		for i+1 < len(lines) && (strings.HasPrefix(lines[i+1], " ") || strings.HasPrefix(lines[i+1], "\t")) {
-			i++
-			value += " " + lines[i]
+		for len(block) > 0 && (block[0] == ' ' || block[0] == '\t') {
+			line, block = nextLine(block)
+			if isLength {
+				value = append(append(value[:len(value):len(value)], ' '), line...)
+			}
 		}
 		switch {
-		case strings.EqualFold(name, "Content-Length"):
+		case isLength:
 			f.contentLength = true
-			lengths = append(lengths, strings.Trim(value, " \t"))
-		case strings.EqualFold(name, "Transfer-Encoding"):
+			lengths = append(lengths, string(bytes.Trim(value, " \t")))
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			f.transferEncoding = true
 		}
 	}
@@ -199,6 +206,13 @@ func (s *headerScanner) endOfBlock(block []byte) {
 	}
 }
 
+// nextLine splits b after its first line, which it returns without its
+// line ending ("\n" or "\r\n").
+func nextLine(b []byte) (line, rest []byte) {
+	line, rest, _ = bytes.Cut(b, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r")), rest
+}
+
 // next returns the framing of the oldest request not yet served.
 func (s *headerScanner) next() (framing, bool) {
 	s.mu.Lock()
@@ -207,7 +221,9 @@ func (s *headerScanner) next() (framing, bool) {
 		return framing{}, false
 	}
 	f := s.requests[0]
-	s.requests = s.requests[1:]
+	// Shifted in place, not resliced: the array is then reused for the
+	// connection's next request instead of being allocated anew.
+	s.requests = append(s.requests[:0], s.requests[1:]...)
 	return f, true
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -26,6 +27,51 @@ type Metrics struct {
 	s3Duration      *prometheus.HistogramVec
 	janitor         *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
+
+	// Every request is counted and timed, and every delete counted: the
+	// children of the vectors are kept here by label, since looking one up
+	// by its label values hashes them (and formats the status) each time.
+	requestChildren children[routeStatus, requestObservers]
+	deleteChildren  children[string, prometheus.Counter]
+}
+
+type routeStatus struct {
+	route  string
+	status int
+}
+
+type requestObservers struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// children is a memo of a metric vector's children by label. The labels a
+// service uses are few (routes, statuses, outcomes), so it only grows to
+// that size.
+type children[K comparable, V any] struct {
+	mu   sync.RWMutex
+	byID map[K]V
+}
+
+// get returns the child of id, made by create the first time.
+func (c *children[K, V]) get(id K, create func() V) V {
+	c.mu.RLock()
+	v, ok := c.byID[id]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.byID[id]; ok {
+		return v
+	}
+	if c.byID == nil {
+		c.byID = map[K]V{}
+	}
+	v = create()
+	c.byID[id] = v
+	return v
 }
 
 // QueueStats reports the purge queue: how many purges are pending and how
@@ -82,14 +128,20 @@ func (m *Metrics) ObserveRequest(route string, status int, elapsed time.Duration
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.requestDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+	o := m.requestChildren.get(routeStatus{route, status}, func() requestObservers {
+		return requestObservers{
+			count:    m.requests.WithLabelValues(route, strconv.Itoa(status)),
+			duration: m.requestDuration.WithLabelValues(route),
+		}
+	})
+	o.count.Inc()
+	o.duration.Observe(elapsed.Seconds())
 }
 
 // Delete records the outcome of a deleteUpload call.
 func (m *Metrics) Delete(outcome string) {
 	if m != nil {
-		m.deletes.WithLabelValues(outcome).Inc()
+		m.deleteChildren.get(outcome, func() prometheus.Counter { return m.deletes.WithLabelValues(outcome) }).Inc()
 	}
 }
 

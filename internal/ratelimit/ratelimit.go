@@ -42,6 +42,17 @@ func New(cfg Config) *Limiter {
 		return nil
 	}
 	opts := []httprate.Option{
+		// httprate's own header names, spelled as net/http canonicalises
+		// them: so they already appear on the wire, and a canonical name is
+		// stored as it is instead of being rewritten, in a new string, for
+		// every header of every request.
+		httprate.WithResponseHeaders(httprate.ResponseHeaders{
+			Limit:      "X-Ratelimit-Limit",
+			Remaining:  "X-Ratelimit-Remaining",
+			Increment:  "X-Ratelimit-Increment",
+			Reset:      "X-Ratelimit-Reset",
+			RetryAfter: "Retry-After",
+		}),
 		// A failing counter (Redis down) must not take deletes down with it:
 		// the limiter fails open, and says so in the logs.
 		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {

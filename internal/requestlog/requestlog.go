@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 )
@@ -30,7 +29,9 @@ func FromContext(ctx context.Context) string {
 type Option func(*options)
 
 type options struct {
-	served map[string][]string // methods of each pattern registered without one
+	// served holds, for each pattern registered without a method, the
+	// label of each method it serves: built once, not on every request.
+	served map[string]map[string]string
 }
 
 // Serves declares the methods the handler of pattern, registered on the
@@ -40,9 +41,14 @@ type options struct {
 func Serves(pattern string, methods ...string) Option {
 	return func(o *options) {
 		if o.served == nil {
-			o.served = map[string][]string{}
+			o.served = map[string]map[string]string{}
 		}
-		o.served[pattern] = append(o.served[pattern], methods...)
+		if o.served[pattern] == nil {
+			o.served[pattern] = map[string]string{}
+		}
+		for _, method := range methods {
+			o.served[pattern][method] = method + " " + pattern
+		}
 	}
 }
 
@@ -109,8 +115,8 @@ func (o *options) route(pattern, method string) string {
 	if strings.ContainsRune(pattern, ' ') { // "GET /healthz"; mux patterns name no host here
 		return pattern
 	}
-	if slices.Contains(o.served[pattern], method) {
-		return method + " " + pattern
+	if label, ok := o.served[pattern][method]; ok {
+		return label
 	}
 	return "OTHER " + pattern
 }
