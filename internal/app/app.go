@@ -101,6 +101,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	})
 	a.webhookOptions = webhook.Options{
 		Timeout:              cfg.WebhookTimeout,
+		MaxBackoff:           cfg.WebhookMaxBackoff,
 		AllowPrivateNetworks: cfg.WebhookAllowPrivateNetworks,
 		Metrics:              a.Metrics,
 	}

@@ -59,6 +59,7 @@ type Config struct {
 	WebhookAllowPrivateNetworks bool
 	WebhookKeyFile              string
 	WebhookTimeout              time.Duration
+	WebhookMaxBackoff           time.Duration
 
 	PurgeInlineTimeout time.Duration
 	PurgePollInterval  time.Duration
@@ -175,6 +176,7 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	boolean(&cfg.WebhookAllowPrivateNetworks, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", false, ForServer, "let webhook deliveries reach loopback, private and link-local addresses (development and tests only)")
 	str(&cfg.WebhookKeyFile, "WEBHOOK_KEY_FILE", "", ForServer, "file of the key that seals webhook signing secrets (created if missing); default: webhook.key in DATA_DIR; every instance needs the same")
 	duration(&cfg.WebhookTimeout, "WEBHOOK_TIMEOUT", webhook.DefaultTimeout, ForServer, "longest time one webhook delivery attempt may take")
+	duration(&cfg.WebhookMaxBackoff, "WEBHOOK_MAX_BACKOFF", webhook.DefaultMaxBackoff, ForServer, "longest wait between attempts of one webhook delivery")
 	duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, ForServer, "how long shutdown waits for requests in flight")
 	oneOf(&cfg.LogLevel, "LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, ForBucket, "debug, info, warn or error")
 	oneOf(&cfg.LogFormat, "LOG_FORMAT", "json", []string{"json", "text"}, ForBucket, "json (one object a line, for machines) or text (for a person at a terminal)")
