@@ -97,8 +97,8 @@ func ParseKey(encoded string) ([]byte, error) {
 }
 
 // LoadOrCreateKey reads the base64 webhook key in the file at path, or, if
-// there is none, creates the file with a new random key, readable by its
-// owner only.
+// there is none, creates the file (and its directory) with a new random
+// key, readable by its owner only.
 func LoadOrCreateKey(path string) ([]byte, error) {
 	for range 3 { // a dangling symlink at path would loop for ever
 		encoded, err := os.ReadFile(path)
@@ -111,6 +111,11 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
+		}
+		// The directory too: with PostgreSQL and S3 nothing else needs
+		// DATA_DIR, so nothing else has made it.
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create webhook key: %w", err)
 		}
 		key := make([]byte, KeySize)
 		_, _ = rand.Read(key)

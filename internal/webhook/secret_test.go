@@ -105,16 +105,22 @@ func TestLoadOrCreateKey(t *testing.T) {
 	if again, err := webhook.LoadOrCreateKey(path); err != nil || !bytes.Equal(again, keys[0]) {
 		t.Fatalf("reloaded %v", err)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 { // before the nested case below
 		t.Fatalf("%d files in the directory, want the key alone", len(entries))
+	}
+
+	// A directory nothing made yet, as DATA_DIR with PostgreSQL and S3.
+	nested := filepath.Join(dir, "data", "deeper", "webhook.key")
+	if _, err := webhook.LoadOrCreateKey(nested); err != nil {
+		t.Fatalf("a key in a directory that does not exist yet: %v", err)
+	}
+	if info, err := os.Stat(filepath.Dir(nested)); err != nil || info.Mode().Perm() != 0o700 {
+		t.Fatalf("the key's directory: %v, %v; want 0700", info, err)
 	}
 
 	bad := filepath.Join(dir, "bad.key")
 	_ = os.WriteFile(bad, []byte("hunter2"), 0o600)
 	if _, err := webhook.LoadOrCreateKey(bad); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("a malformed key file: %v", err)
-	}
-	if _, err := webhook.LoadOrCreateKey(filepath.Join(dir, "missing", "webhook.key")); err == nil {
-		t.Fatal("a key in a directory that does not exist was created")
 	}
 }
