@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -219,12 +220,10 @@ func toTrash(ctx context.Context, tx *ent.Tx, now, keepUntil time.Time, deleted 
 			SetDeletedAt(now).
 			SetPurgeAt(purgeAt))
 	}
-	for len(creates) > 0 {
-		n := min(len(creates), trashChunk)
-		if _, err := tx.DeletedUpload.CreateBulk(creates[:n]...).Save(ctx); err != nil {
+	for part := range slices.Chunk(creates, trashChunk) {
+		if err := tx.DeletedUpload.CreateBulk(part...).Exec(ctx); err != nil {
 			return fmt.Errorf("move %d uploads to the trash: %w", len(creates), err)
 		}
-		creates = creates[n:]
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
@@ -128,12 +129,10 @@ func Record(ctx context.Context, tx *ent.Tx, kind auditevent.Kind, subjects ...S
 			SetRequestID(requestID).
 			SetCreatedAt(now)
 	}
-	for len(creates) > 0 {
-		n := min(len(creates), chunk)
-		if _, err := tx.AuditEvent.CreateBulk(creates[:n]...).Save(ctx); err != nil {
+	for part := range slices.Chunk(creates, chunk) {
+		if err := tx.AuditEvent.CreateBulk(part...).Exec(ctx); err != nil {
 			return fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
 		}
-		creates = creates[n:]
 	}
 	return nil
 }
