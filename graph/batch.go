@@ -96,25 +96,12 @@ func (r *Resolver) deleteUploadsWhere(ctx context.Context, where ent.UploadWhere
 	if dryRun {
 		return payload, nil
 	}
-	for payload.DeletedCount < MaxDeleteWhere {
-		batch, err := matching.Clone().
-			Order(upload.ByID()).
-			Limit(min(MaxDeleteIDs, MaxDeleteWhere-payload.DeletedCount)).
-			IDs(ctx)
-		if err != nil {
-			return nil, r.deleteFailed(ctx, err)
-		}
-		if len(batch) == 0 {
-			return payload, nil
-		}
-		deleted, err := r.DeleteOwned(ctx, v.UserID, batch)
-		if err != nil {
-			return nil, err
-		}
-		if len(deleted) == 0 {
-			break // deleted meanwhile by another call: hasMore says whether any are left
-		}
-		payload.DeletedCount += len(deleted)
+	payload.DeletedCount, err = r.DeleteOwnedBatches(ctx, v.UserID, MaxDeleteWhere,
+		func(ctx context.Context, atMost int) ([]string, error) {
+			return matching.Clone().Order(upload.ByID()).Limit(atMost).IDs(ctx)
+		})
+	if err != nil {
+		return nil, err
 	}
 	if payload.HasMore, err = matching.Clone().Exist(ctx); err != nil {
 		return nil, r.deleteFailed(ctx, err)

@@ -309,3 +309,32 @@ func TestDeleteUploadsWhereHasMore(t *testing.T) {
 		t.Errorf("%d uploads left", n)
 	}
 }
+
+// TestDeleteUploadsWhereEveryBatchPurged: a call spanning several batches
+// answers only once every batch's objects are gone (a batch's objects are
+// removed while the next batch's transaction runs), and each object is
+// removed by the call itself, not left to the background purger.
+func TestDeleteUploadsWhereEveryBatchPurged(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	userID, key := env.NewUser()
+	ctx := context.Background()
+	const total = 2*graph.MaxDeleteIDs + 500
+	creates := make([]*ent.UploadCreate, total)
+	for i := range creates {
+		objectKey := fmt.Sprintf("uploads/%s/%05d", userID, i)
+		if err := env.Direct.Put(ctx, objectKey, strings.NewReader("x"), 1, "text/plain", nil); err != nil {
+			t.Fatal(err)
+		}
+		creates[i] = env.Client().Upload.Create().SetOwnerID(userID).SetFilename("f").SetContentType("text/plain").
+			SetSize(1).SetStatus(upload.StatusCOMPLETED).SetBucket(env.Bucket).SetObjectKey(objectKey)
+	}
+	for part := range slices.Chunk(creates, 1000) {
+		env.Client().Upload.CreateBulk(part...).ExecX(ctx)
+	}
+	if got := deleteWhere(t, env, key, map[string]any{}, false); got != (whereResult{DeletedCount: total, MatchedCount: total}) {
+		t.Errorf("where {}: %+v, want all %d deleted", got, total)
+	}
+	if n, left, pending := env.Client().Upload.Query().CountX(ctx), len(env.ObjectKeys()), env.PendingPurges(); n+left+pending != 0 {
+		t.Errorf("when the call answered: %d records, %d objects, %d purges pending", n, left, pending)
+	}
+}

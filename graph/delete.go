@@ -59,12 +59,80 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 // or are someone else's are left out, indistinguishably. A database failure
 // deletes nothing and is ErrDeleteFailed.
 func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error) {
+	deleted, purges, err := r.deleteRecords(ctx, ownerID, uploadIDs)
+	if err != nil {
+		return nil, err
+	}
+	r.purger.AttemptInline(ctx, purges...) // what fails is retried by the purger; it logs
+	done := make(map[string]bool, len(deleted))
+	for _, u := range deleted {
+		done[u.ID] = true
+	}
+	inOrder := make([]string, 0, len(deleted))
+	for _, id := range uploadIDs {
+		if done[id] {
+			inOrder = append(inOrder, id)
+			delete(done, id) // an id asked for twice is deleted once
+		}
+	}
+	return inOrder, nil
+}
+
+// DeleteOwnedBatches deletes, as DeleteOwned does, the batches of ownerID's
+// uploads that next returns, one transaction each, until next returns none,
+// a batch deletes nothing (deleted meanwhile by someone else) or limit
+// uploads are deleted (0: no limit); next is told how many more may go.
+// Batch k's objects are removed while batch k+1's transaction runs, so an
+// erasure's pace is the slower of the database and S3, not their sum. It
+// returns how many uploads it deleted; on an error, the batches before it
+// stay deleted.
+func (r *Resolver) DeleteOwnedBatches(ctx context.Context, ownerID string, limit int,
+	next func(ctx context.Context, atMost int) ([]string, error),
+) (deleted int, err error) {
+	purging := make(chan struct{})
+	close(purging) // nothing purging yet
+	defer func() { <-purging }()
+	for limit == 0 || deleted < limit {
+		atMost := MaxDeleteIDs
+		if limit > 0 {
+			atMost = min(atMost, limit-deleted)
+		}
+		batch, err := next(ctx, atMost)
+		if err != nil {
+			return deleted, r.deleteFailed(ctx, err)
+		}
+		if len(batch) == 0 {
+			return deleted, nil
+		}
+		uploads, purges, err := r.deleteRecords(ctx, ownerID, batch)
+		if err != nil {
+			return deleted, err
+		}
+		if len(uploads) == 0 {
+			return deleted, nil
+		}
+		deleted += len(uploads)
+		<-purging
+		purging = make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			r.purger.AttemptInline(ctx, purges...)
+		}(purging)
+	}
+	return deleted, nil
+}
+
+// deleteRecords deletes, in one transaction, those of uploadIDs that
+// exist and belong to ownerID, each with the note to purge its object, its
+// trash entry and its audit event. It returns the uploads as they were
+// deleted and their purges, not yet attempted.
+func (r *Resolver) deleteRecords(ctx context.Context, ownerID string, uploadIDs []string) ([]*ent.Upload, []*ent.ObjectPurge, error) {
 	// Read first, outside any transaction: a 404 (a guess, a repeat, a
 	// double click) costs one indexed read and never takes the database's
 	// write lock, which on SQLite every writer queues for.
 	present, err := ownedAmong(ctx, r.client, ownerID, uploadIDs)
 	if err != nil || len(present) == 0 {
-		return nil, r.deleteFailed(ctx, err)
+		return nil, nil, r.deleteFailed(ctx, err)
 	}
 	if r.afterRead != nil {
 		r.afterRead()
@@ -90,21 +158,9 @@ func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []
 		return audit.Record(ctx, tx, audit.Deleted, subjectsOf(deleted)...)
 	})
 	if err != nil {
-		return nil, r.deleteFailed(ctx, err)
+		return nil, nil, r.deleteFailed(ctx, err)
 	}
-	r.purger.AttemptInline(ctx, purges...) // what fails is retried by the purger; it logs
-	done := make(map[string]bool, len(deleted))
-	for _, u := range deleted {
-		done[u.ID] = true
-	}
-	inOrder := make([]string, 0, len(deleted))
-	for _, id := range uploadIDs {
-		if done[id] {
-			inOrder = append(inOrder, id)
-			delete(done, id) // an id asked for twice is deleted once
-		}
-	}
-	return inOrder, nil
+	return deleted, purges, nil
 }
 
 // ownedAmong returns which of uploadIDs name uploads of ownerID. It runs on

@@ -22,7 +22,9 @@ import (
 // Deleter deletes uploads of one owner: graph's delete core, the one every
 // delete goes through.
 type Deleter interface {
-	DeleteOwned(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error)
+	// DeleteOwnedBatches deletes the owner's uploads that next returns, a
+	// batch at a time, until it returns none; see graph.
+	DeleteOwnedBatches(ctx context.Context, ownerID string, limit int, next func(ctx context.Context, atMost int) ([]string, error)) (int, error)
 	// PurgeTrash purges at once the objects of the owner's uploads in the
 	// trash, closing their restore window, and returns how many.
 	PurgeTrash(ctx context.Context, ownerID string) (int, error)
@@ -34,9 +36,6 @@ type Erasure struct {
 	UploadsDeleted int    `json:"uploads_deleted"`
 	KeysRevoked    int    `json:"keys_revoked"`
 }
-
-// eraseBatch is how many uploads one transaction of an erasure deletes.
-const eraseBatch = 1000
 
 // ErrNoSuchUser is returned by EraseUser for a user id that does not exist.
 var ErrNoSuchUser = errors.New("no such user")
@@ -70,24 +69,17 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 	for {
 		// A request authenticated just before the revocation may still
 		// create an upload: the user goes only once none is left.
-		for {
-			ids, err := client.Upload.Query().Where(upload.OwnerID(userID)).Limit(eraseBatch).IDs(ctx)
-			if err != nil {
-				return result, err
-			}
-			if len(ids) == 0 {
-				break
-			}
-			deleted, err := deleter.DeleteOwned(ctx, userID, ids)
-			if err != nil {
-				return result, fmt.Errorf("delete uploads: %w", err)
-			}
-			result.UploadsDeleted += len(deleted)
+		deleted, err := deleter.DeleteOwnedBatches(ctx, userID, 0, func(ctx context.Context, atMost int) ([]string, error) {
+			return client.Upload.Query().Where(upload.OwnerID(userID)).Limit(atMost).IDs(ctx)
+		})
+		result.UploadsDeleted += deleted
+		if err != nil {
+			return result, fmt.Errorf("delete uploads: %w", err)
 		}
 		if _, err := deleter.PurgeTrash(ctx, userID); err != nil {
 			return result, fmt.Errorf("purge the trash: %w", err)
 		}
-		err := database.WithTx(ctx, client, func(tx *ent.Tx) error {
+		err = database.WithTx(ctx, client, func(tx *ent.Tx) error {
 			if left, err := tx.Upload.Query().Where(upload.OwnerID(userID)).Exist(ctx); err != nil || left {
 				return cmp.Or(err, errUploadsLeft)
 			}
