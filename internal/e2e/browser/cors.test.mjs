@@ -27,7 +27,9 @@ window.addEventListener('unhandledrejection', (e) => { out.textContent += 'REFUS
 }
 
 async function waitLines(page, n) {
-  await page.waitForFunction((n) => document.getElementById('out').textContent.trim().split('\n').length >= n,
+  // Lines that are there: ''.split('\n') is one empty line, which must not
+  // count (it made a page that had printed nothing yet look done).
+  await page.waitForFunction((n) => document.getElementById('out').textContent.split('\n').filter((l) => l.trim() !== '').length >= n,
     n, { timeout: 20000 });
   return page.locator('#out').innerText();
 }
