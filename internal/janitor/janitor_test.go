@@ -190,9 +190,46 @@ func TestJanitorTrailAndRetention(t *testing.T) {
 	if n := env.Client().AuditEvent.Query().Where(auditevent.UploadID("upl_old")).CountX(ctx); n != 1 {
 		t.Errorf("%d old-upload events left, want the young one", n)
 	}
+	if metrics := env.Do("GET", "/metrics", nil, nil).Body; !strings.Contains(metrics, `uploads_janitor_uploads_total{action="audit_pruned"} 1`+"\n") {
+		t.Errorf("the pruned event is not counted in /metrics:\n%s", grepLines(metrics, "uploads_janitor"))
+	}
 	left := env.Client().WebhookDelivery.Query().Where(webhookdelivery.UploadID("upl_old")).Select(webhookdelivery.FieldMessageID).StringsX(ctx)
 	slices.Sort(left)
 	if want := []string{"msg_0PENDING", "msg_1DELIVERED", "msg_1PENDING"}; !slices.Equal(left, want) {
 		t.Errorf("deliveries left %v, want %v (only answered ones past the retention go)", left, want)
 	}
+}
+
+// TestAuditRetentionZeroKeeps: AUDIT_RETENTION=0 keeps the trail and the
+// answered deliveries forever, however old.
+func TestAuditRetentionZeroKeeps(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true, Configure: func(c *config.Config) { c.AuditRetention = 0 }})
+	ctx := context.Background()
+	userID, _ := env.NewUser()
+	endpoint := env.Client().WebhookEndpoint.Create().SetOwnerID(userID).SetURL("https://hooks.example.com").
+		SetEvents(nil).SetSecret([]byte("sealed")).SaveX(ctx)
+	old := time.Now().Add(-365 * 24 * time.Hour)
+	env.Client().AuditEvent.Create().SetUploadID("upl_old").SetOwnerID(userID).SetKind(auditevent.KindCREATED).
+		SetActor("key_x").SetVia(auditevent.ViaGRAPHQL).SetCreatedAt(old).SaveX(ctx)
+	env.Client().WebhookDelivery.Create().SetMessageID("msg_old").SetEndpointID(endpoint.ID).SetUploadID("upl_old").
+		SetEventType("upload.created").SetPayload("{}").SetStatus(webhookdelivery.StatusDELIVERED).
+		SetNextAttemptAt(old).SetCreatedAt(old).SaveX(ctx)
+	if _, _, err := env.App.Janitor.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	events, deliveries := env.Client().AuditEvent.Query().CountX(ctx), env.Client().WebhookDelivery.Query().CountX(ctx)
+	if events != 1 || deliveries != 1 {
+		t.Errorf("with AUDIT_RETENTION=0: %d events and %d deliveries left, want both kept", events, deliveries)
+	}
+}
+
+// grepLines returns the lines of s that contain substr.
+func grepLines(s, substr string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
