@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/faultproxy"
+	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
@@ -215,5 +217,43 @@ func TestNoSharedRetryQuota(t *testing.T) {
 	env.S3.FailWhen(func(r *http.Request) bool { return strings.HasPrefix(r.Header.Get("amz-sdk-request"), "attempt=1;") })
 	if err := store.Put(ctx, "after/burst", bytes.NewReader([]byte("x")), 1, "text/plain", noMultipart(t)); err != nil {
 		t.Fatalf("a Put after someone else's failures got no retry: %v", err)
+	}
+}
+
+// TestRemovalFailures: a removal S3 refuses is an error, never "already
+// gone" (the purge would end with the object or its parts still stored),
+// and it is retried with backoff unless the context asks for one try (a
+// delete's inline attempt, whose caller is waiting).
+func TestRemovalFailures(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	store := env.App.Store
+	ctx := context.Background()
+	if err := store.Put(ctx, "kept.txt", bytes.NewReader([]byte("x")), 1, "text/plain", noMultipart(t)); err != nil {
+		t.Fatal(err)
+	}
+	env.S3.SetMode(faultproxy.InternalError)
+	for _, tc := range []struct {
+		name     string
+		ctx      context.Context
+		attempts int64
+	}{
+		{"background", ctx, 3}, // the SDK's standard retryer: three attempts
+		{"inline", objectstore.WithoutRetries(ctx), 1},
+	} {
+		for what, remove := range map[string]func(context.Context) error{
+			"Delete":  func(ctx context.Context) error { return store.Delete(ctx, env.Bucket, "kept.txt") },
+			"Abort":   func(ctx context.Context) error { return store.Abort(ctx, env.Bucket, "kept.txt", "some-upload-id") },
+			"Discard": func(ctx context.Context) error { return store.Discard(ctx, env.Bucket, "kept.txt", "some-upload-id") },
+		} {
+			before := env.S3.Requests()
+			err := remove(tc.ctx)
+			if n := env.S3.Requests() - before; err == nil || n != tc.attempts {
+				t.Errorf("%s, %s while S3 answers 500: error %v after %d requests; want an error after %d", tc.name, what, err, n, tc.attempts)
+			}
+		}
+	}
+	env.S3.SetMode(faultproxy.Pass)
+	if !env.ObjectExists("kept.txt") {
+		t.Error("the object went while S3 refused")
 	}
 }
