@@ -82,16 +82,17 @@ func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []
 // uploads that next returns, one transaction each, until next returns none,
 // a batch deletes nothing (deleted meanwhile by someone else) or limit
 // uploads are deleted (0: no limit); next is told how many more may go.
-// Batch k's objects are removed while batch k+1's transaction runs, so an
-// erasure's pace is the slower of the database and S3, not their sum. It
-// returns how many uploads it deleted; on an error, the batches before it
-// stay deleted.
+// The objects of earlier batches are removed while the next batch's
+// transaction runs, up to purgesInFlight batches at once, so an erasure
+// goes at the pace of the slower of the database and S3, not their sum.
+// It returns how many uploads it deleted once every batch's inline purge
+// is over; on an error, the batches before it stay deleted.
 func (r *Resolver) DeleteOwnedBatches(ctx context.Context, ownerID string, limit int,
 	next func(ctx context.Context, atMost int) ([]string, error),
 ) (deleted int, err error) {
-	purging := make(chan struct{})
-	close(purging) // nothing purging yet
-	defer func() { <-purging }()
+	inFlight := make(chan struct{}, purgesInFlight)
+	var purging sync.WaitGroup
+	defer purging.Wait()
 	for limit == 0 || deleted < limit {
 		atMost := MaxDeleteIDs
 		if limit > 0 {
@@ -112,15 +113,19 @@ func (r *Resolver) DeleteOwnedBatches(ctx context.Context, ownerID string, limit
 			return deleted, nil
 		}
 		deleted += len(uploads)
-		<-purging
-		purging = make(chan struct{})
-		go func(done chan struct{}) {
-			defer close(done)
+		inFlight <- struct{}{}
+		purging.Go(func() {
+			defer func() { <-inFlight }()
 			r.purger.AttemptInline(ctx, purges...)
-		}(purging)
+		})
 	}
 	return deleted, nil
 }
+
+// purgesInFlight is how many batches' objects DeleteOwnedBatches removes at
+// once: an S3 server serves two DeleteObjects requests side by side faster
+// than one after the other (versitygw on two cores: about 1.4 times).
+const purgesInFlight = 2
 
 // deleteRecords deletes, in one transaction, those of uploadIDs that
 // exist and belong to ownerID, each with the note to purge its object, its
