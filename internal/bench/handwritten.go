@@ -20,10 +20,14 @@ import (
 // the same SQLite settings and the same S3 server as the service. It keeps
 // the service's safety shape (the record's deletion and the purge note
 // commit together; the object is removed inline before answering, then the
-// note) but nothing else: no logging, metrics, CORS, rate limit, request id,
-// last-use tracking or framing check (httpserver.Listener), and the 404 is
-// answered from a read, before any write lock is taken. It handles COMPLETED
-// and FAILED uploads only (the benchmark seeds no PENDING ones).
+// note) and writes what the service's delete writes with it (the trash
+// entry and the "deleted" audit event in the delete's transaction, after a
+// read of the owner's webhook endpoints; once the object is gone, the
+// note's and the entry's removal and the "purged" event in one more), but
+// nothing else: no logging, metrics, CORS, rate limit, request id, last-use
+// tracking or framing check (httpserver.Listener), and the 404 is answered
+// from a read, before any write lock is taken. It handles COMPLETED and
+// FAILED uploads only (the benchmark seeds no PENDING ones).
 type handwritten struct {
 	db *sql.DB
 	s3 *s3.Client
@@ -39,6 +43,9 @@ type handwritten struct {
 const (
 	ownerQuery  = "SELECT owner_id FROM api_keys WHERE digest = ? AND revoked_at IS NULL"
 	lookupQuery = "SELECT bucket, object_key FROM uploads WHERE id = ? AND owner_id = ?"
+	// The owner's live webhook endpoints, read before each event is
+	// recorded (the service queues a delivery for each).
+	endpointsQuery = "SELECT id FROM webhook_endpoints WHERE owner_id = ? AND disabled_at IS NULL"
 )
 
 // prepare makes the handler run its two reads as prepared statements.
@@ -103,7 +110,7 @@ func (h *handwritten) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if key != "" {
-		h.purge(ctx, purgeID, bucket, key)
+		h.purge(ctx, purgeID, uploadID, ownerID, bucket, key)
 	}
 	writeJSON(w, http.StatusOK, messageBody{"Upload " + uploadID + " deleted successfully"})
 }
@@ -139,16 +146,18 @@ func (h *handwritten) deleteRecord(ctx context.Context, uploadID, ownerID string
 			return "", "", 0, notFound(err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, "DELETE FROM uploads WHERE id = ? AND owner_id = ?", uploadID, ownerID)
-	if err != nil {
-		return "", "", 0, err
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 { // a concurrent delete won
-		return "", "", 0, errors.Join(errNotFound, err)
+	now := time.Now()
+	var filename, contentType, status string
+	var size int64
+	var createdAt time.Time
+	err = tx.QueryRowContext(ctx, `DELETE FROM uploads WHERE id = ? AND owner_id = ?
+		RETURNING filename, content_type, size, status, created_at`, uploadID, ownerID).
+		Scan(&filename, &contentType, &size, &status, &createdAt)
+	if err != nil { // no row: a concurrent delete won
+		return "", "", 0, notFound(err)
 	}
 	if key != "" {
-		now := time.Now()
-		res, err = tx.ExecContext(ctx, `INSERT INTO object_purges
+		res, err := tx.ExecContext(ctx, `INSERT INTO object_purges
 			(bucket, object_key, multipart_upload_id, upload_id, attempts, next_attempt_at, last_error, created_at)
 			VALUES (?, ?, '', ?, 1, ?, '', ?)`, bucket, key, uploadID, now.Add(10*time.Second), now)
 		if err != nil {
@@ -157,8 +166,35 @@ func (h *handwritten) deleteRecord(ctx context.Context, uploadID, ownerID string
 		if purgeID, err = res.LastInsertId(); err != nil {
 			return "", "", 0, err
 		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO deleted_uploads
+			(id, owner_id, filename, content_type, size, status, bucket, object_key, multipart_upload_id, created_at, deleted_at, purge_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`,
+			uploadID, ownerID, filename, contentType, size, status, bucket, key, createdAt, now, now)
+		if err != nil {
+			return "", "", 0, err
+		}
+	}
+	if err := recordEvent(ctx, tx, uploadID, ownerID, "DELETED", now); err != nil {
+		return "", "", 0, err
 	}
 	return bucket, key, purgeID, tx.Commit()
+}
+
+// recordEvent writes an audit event, after reading the owner's webhook
+// endpoints as the service does (the benchmark's users have none).
+func recordEvent(ctx context.Context, tx *sql.Tx, uploadID, ownerID, kind string, now time.Time) error {
+	rows, err := tx.QueryContext(ctx, endpointsQuery, ownerID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_events (upload_id, owner_id, kind, actor, via, request_id, created_at)
+		VALUES (?, ?, ?, 'key', 'REST', '', ?)`, uploadID, ownerID, kind, now)
+	return err
 }
 
 // notFound turns "no row" into errNotFound.
@@ -169,16 +205,31 @@ func notFound(err error) error {
 	return err
 }
 
-// purge removes the object with one DeleteObject, then the purge note. On
-// failure the note stays (a real service would retry it in the background;
-// the benchmark's S3 server does not fail).
-func (h *handwritten) purge(ctx context.Context, purgeID int64, bucket, key string) {
+// purge removes the object with one DeleteObject, then, in one
+// transaction, the purge note and the trash entry, recording the "purged"
+// event. On failure the note stays (a real service would retry it in the
+// background; the benchmark's S3 server does not fail).
+func (h *handwritten) purge(ctx context.Context, purgeID int64, uploadID, ownerID, bucket, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if _, err := h.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
 		return
 	}
-	_, _ = h.db.ExecContext(ctx, "DELETE FROM object_purges WHERE id = ?", purgeID)
+	tx, err := h.db.BeginTx(ctx, nil)
+	if err != nil {
+		return
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, "DELETE FROM object_purges WHERE id = ?", purgeID); err != nil {
+		return
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM deleted_uploads WHERE id = ?", uploadID); err != nil {
+		return
+	}
+	if recordEvent(ctx, tx, uploadID, ownerID, "PURGED", time.Now()) != nil {
+		return
+	}
+	_ = tx.Commit()
 }
 
 type errorBody struct {

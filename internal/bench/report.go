@@ -75,8 +75,9 @@ func printResults(w io.Writer, chosen []scenario, results map[string][2]result) 
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
-// printChecks reports what each side left behind: no purge notes, and in
-// the bucket only the objects of uploads that were not deleted.
+// printChecks reports what each side left behind: no purge notes and no
+// trash entries, a "purged" event for each "deleted" one, and in the bucket
+// only the objects of uploads that were not deleted.
 func printChecks(ctx context.Context, w io.Writer, t *s3Target, dbs map[*side]*sql.DB, sides ...*side) error {
 	for _, s := range sides {
 		if s.settle != nil {
@@ -93,17 +94,26 @@ func printChecks(ctx context.Context, w io.Writer, t *s3Target, dbs map[*side]*s
 		if err := dbs[s].QueryRowContext(ctx, "SELECT count(*) FROM uploads").Scan(&uploads); err != nil {
 			return err
 		}
+		var trash, deletedEvents, purgedEvents int
+		if err := dbs[s].QueryRowContext(ctx, "SELECT count(*) FROM deleted_uploads").Scan(&trash); err != nil {
+			return err
+		}
+		if err := dbs[s].QueryRowContext(ctx, `SELECT coalesce(sum(kind = 'DELETED'), 0), coalesce(sum(kind = 'PURGED'), 0)
+			FROM audit_events`).Scan(&deletedEvents, &purgedEvents); err != nil {
+			return err
+		}
 		objects, err := countObjects(ctx, t.client, t.buckets[s.name])
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "check %-12s: %d purge notes left, %d upload records, %d objects in its bucket\n", s.name, purges, uploads, objects)
-		if purges != 0 || objects != uploads {
+		fmt.Fprintf(w, "check %-12s: %d purge notes left, %d trash entries, %d upload records, %d objects in its bucket; %d deleted and %d purged events\n",
+			s.name, purges, trash, uploads, objects, deletedEvents, purgedEvents)
+		if purges != 0 || trash != 0 || objects != uploads || deletedEvents != purgedEvents {
 			failed = append(failed, s.name)
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%s left purge notes or objects without records", strings.Join(failed, ", "))
+		return fmt.Errorf("%s left purge notes, trash entries, objects without records or deletes without a purged event", strings.Join(failed, ", "))
 	}
 	return nil
 }
