@@ -66,7 +66,7 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 	if err != nil {
 		return result, fmt.Errorf("revoke keys: %w", err)
 	}
-	for {
+	for stalled := 0; ; {
 		// A request authenticated just before the revocation may still
 		// create an upload: the user goes only once none is left.
 		deleted, err := deleter.DeleteOwnedBatches(ctx, userID, 0, func(ctx context.Context, atMost int) ([]string, error) {
@@ -101,10 +101,26 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 			}
 			return result, nil
 		}
+		// Uploads are left that a round did not delete: once, a concurrent
+		// delete may have raced it; round after round, something keeps
+		// them, and looping would never end.
+		if stalled = stalled + 1; deleted > 0 {
+			stalled = 0
+		}
+		if stalled == maxStalledRounds {
+			return result, fmt.Errorf("delete uploads: %w", errUploadsStuck)
+		}
 	}
 }
 
-var errUploadsLeft = errors.New("uploads arrived meanwhile")
+var (
+	errUploadsLeft  = errors.New("uploads arrived meanwhile")
+	errUploadsStuck = errors.New("uploads are left that rounds of deletes did not remove; the user is kept, run it again")
+)
+
+// maxStalledRounds is how many rounds in a row may delete nothing while
+// uploads are left before EraseUser gives up.
+const maxStalledRounds = 3
 
 // RunErase is `users delete --id usr_… [--json]`.
 func RunErase(ctx context.Context, client *ent.Client, deleter Deleter, o Options, out io.Writer) error {
