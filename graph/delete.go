@@ -89,7 +89,8 @@ func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []
 // is over; on an error, the batches before it stay deleted.
 func (r *Resolver) DeleteOwnedBatches(ctx context.Context, ownerID string, limit int,
 	next func(ctx context.Context, atMost int) ([]string, error),
-) (deleted int, err error) {
+) (int, error) {
+	deleted := 0
 	inFlight := make(chan struct{}, purgesInFlight)
 	var purging sync.WaitGroup
 	defer purging.Wait()

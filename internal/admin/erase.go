@@ -104,10 +104,9 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 		// Uploads are left that a round did not delete: once, a concurrent
 		// delete may have raced it; round after round, something keeps
 		// them, and looping would never end.
-		if stalled = stalled + 1; deleted > 0 {
+		if deleted > 0 {
 			stalled = 0
-		}
-		if stalled == maxStalledRounds {
+		} else if stalled++; stalled == maxStalledRounds {
 			return result, fmt.Errorf("delete uploads: %w", errUploadsStuck)
 		}
 	}
