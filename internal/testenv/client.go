@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/safedelete/uploads/ent"
 )
@@ -21,6 +22,11 @@ type Response struct {
 	Body    string
 }
 
+// httpClient gives up on an answer after a minute, far past anything the
+// service should take: a handler that never answers (a bug, or a planted
+// mutant that loops) fails its test instead of the package's timeout.
+var httpClient = &http.Client{Timeout: time.Minute}
+
 // Do sends a request to the service and reads the whole response.
 func (e *Env) Do(method, path string, header http.Header, body io.Reader) Response {
 	e.t.Helper()
@@ -31,7 +37,7 @@ func (e *Env) Do(method, path string, header http.Header, body io.Reader) Respon
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := httpClient.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
