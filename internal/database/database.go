@@ -32,7 +32,11 @@ func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 		drv.Close()
 		return nil, err
 	}
-	return ent.NewClient(ent.Driver(&driver{Driver: drv})), nil
+	d := &driver{Driver: drv}
+	if drv.Dialect() == dialect.SQLite {
+		d.writers = newWriters()
+	}
+	return ent.NewClient(ent.Driver(d)), nil
 }
 
 func openDriver(databaseURL string) (*entsql.Driver, error) {
@@ -67,7 +71,9 @@ func openDriver(databaseURL string) (*entsql.Driver, error) {
 // concurrent writers need: WAL so that readers never wait for writers,
 // BEGIN IMMEDIATE so that a write transaction takes the write lock at its
 // start (a deferred one that upgrades later fails with SQLITE_BUSY without
-// waiting), and a busy timeout so that writers queue instead of failing.
+// waiting), and a busy timeout so that writers outside this process, and
+// writes outside a transaction, wait instead of failing (this process's
+// transactions queue for their turn before that: writers.go).
 // synchronous=FULL makes every commit durable before the caller hears of
 // it: go-sqlite3 otherwise sets NORMAL with WAL, under which a power cut can
 // undo a delete already acknowledged, and whose object may already be gone.

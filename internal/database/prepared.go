@@ -25,9 +25,11 @@ func Prepared(ctx context.Context) context.Context {
 type preparedKey struct{}
 
 // driver is Ent's SQL driver, with the reads marked Prepared run as
-// prepared statements.
+// prepared statements and, on SQLite, transactions queued for their turn
+// to write (writers.go).
 type driver struct {
 	*entsql.Driver
+	writers *writers // nil but on SQLite
 
 	mu    sync.RWMutex
 	stmts map[string]*sql.Stmt // by query text
