@@ -170,7 +170,7 @@ func TestDeleteEndpoint(t *testing.T) {
 }
 
 // TestDeliveriesNewestFirst: an endpoint's deliveries are listed newest
-// first, first at a time, 1 to 100.
+// first, first at a time, 1 to 100 (both allowed).
 func TestDeliveriesNewestFirst(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
@@ -181,6 +181,11 @@ func TestDeliveriesNewestFirst(t *testing.T) {
 	got, err := webhook.Deliveries(ctx, w.client, owner, ep.ID, 2)
 	if err != nil || len(got) != 2 || got[0].EventType != webhook.EventUploadPurged || got[1].EventType != webhook.EventUploadDeleted {
 		t.Fatalf("Deliveries(first 2) = %v, %v; want purged, deleted", got, err)
+	}
+	for first, want := range map[int]int{1: 1, webhook.MaxDeliveriesPage: 3} { // the bounds are allowed
+		if got, err := webhook.Deliveries(ctx, w.client, owner, ep.ID, first); err != nil || len(got) != want {
+			t.Errorf("Deliveries(first %d) = %d deliveries, %v; want %d", first, len(got), err, want)
+		}
 	}
 	for _, first := range []int{0, -1, webhook.MaxDeliveriesPage + 1} {
 		if _, err := webhook.Deliveries(ctx, w.client, owner, ep.ID, first); !errors.Is(err, webhook.ErrInvalidInput) {

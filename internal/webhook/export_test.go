@@ -39,3 +39,6 @@ func RefusedBeforeConnect(err error) bool {
 	var blocked *blockedError
 	return errors.As(err, &blocked)
 }
+
+// Clip is clip, and MaxErrorLength the length it clips to.
+var Clip, MaxErrorLength = clip, maxErrorLength
