@@ -12,6 +12,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph"
+	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -315,7 +316,13 @@ func TestDeleteUploadsWhereHasMore(t *testing.T) {
 // removed while the next batch's transaction runs), and each object is
 // removed by the call itself, not left to the background purger.
 func TestDeleteUploadsWhereEveryBatchPurged(t *testing.T) {
-	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	// A generous inline budget: three batches' removals must fit in it on a
+	// loaded machine too (PostgreSQL under a parallel test run once took
+	// past testenv's 2 s), and the bug guarded against leaves objects or
+	// purges behind whatever the budget.
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true, Configure: func(c *config.Config) {
+		c.PurgeInlineTimeout = time.Minute
+	}})
 	userID, key := env.NewUser()
 	ctx := context.Background()
 	const total = 2*graph.MaxDeleteIDs + 500
