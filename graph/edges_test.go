@@ -171,6 +171,28 @@ func TestPurgeTrashPastOneBatch(t *testing.T) {
 	}
 }
 
+// TestPurgeTrashCountsObjects: emptying a trash whose uploads have objects
+// says how many it purged, and the objects are gone.
+func TestPurgeTrashCountsObjects(t *testing.T) {
+	env := testenv.New(t, withTrash(time.Hour))
+	userID, key := env.NewUser()
+	var ids []string
+	for _, name := range []string{"a.txt", "b.txt", "c.txt"} {
+		ids = append(ids, env.MustUpload(key, name, []byte(name)).ID)
+	}
+	if res := env.GraphQL(key, `mutation($ids: [ID!]!) { deleteUploads(ids: $ids) { deletedUploadIds } }`,
+		map[string]any{"ids": ids}); len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	n, err := env.App.Resolver.PurgeTrash(context.Background(), userID)
+	if err != nil || n != len(ids) {
+		t.Errorf("PurgeTrash = %d, %v; want %d", n, err, len(ids))
+	}
+	if left := env.ObjectKeys(); len(left) != 0 {
+		t.Errorf("objects left after PurgeTrash: %v", left)
+	}
+}
+
 // TestPurgeUploadWhileS3IsDown: purgeUpload closes the window at once even
 // when the object cannot go yet: the upload leaves the trash listing and can
 // no longer be restored; its purge is left to the background loop.

@@ -510,6 +510,7 @@ func TestInternalErrorsStayInternal(t *testing.T) {
 	for _, query := range []string{
 		`{ viewer { uploads { totalCount } } }`,
 		`{ upload(id: "upl_00000000000000000000000000000000") { id } }`,
+		`{ node(id: "upl_00000000000000000000000000000000") { id } }`, // an error, not "no such upload"
 	} {
 		res := env.GraphQL(key, query, nil)
 		if len(res.Errors) != 1 || res.Errors[0].Code() != "INTERNAL_SERVER_ERROR" || res.Errors[0].Message != "Internal server error" {
