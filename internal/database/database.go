@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"entgo.io/ent/dialect"
@@ -90,7 +91,7 @@ func SQLiteDSN(path string) string {
 	}
 	setDefault("_fk", "1")
 	setDefault("_journal_mode", "WAL")
-	setDefault("_busy_timeout", "10000")
+	setDefault("_busy_timeout", strconv.FormatInt(busyTimeout.Milliseconds(), 10))
 	setDefault("_txlock", "immediate")
 	setDefault("_sync", "FULL")
 	return "file:" + path + "?" + q.Encode()

@@ -26,8 +26,8 @@ type writers struct {
 	turn chan struct{}
 }
 
-// busyTimeout is how long a transaction waits for its turn to write: the
-// _busy_timeout SQLiteDSN gives SQLite by default.
+// busyTimeout is how long a writer waits: for its turn here, and (as the
+// _busy_timeout SQLiteDSN gives by default) for SQLite's lock.
 const busyTimeout = 10 * time.Second
 
 func newWriters() *writers { return &writers{turn: make(chan struct{}, 1)} }

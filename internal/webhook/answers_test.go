@@ -43,9 +43,13 @@ func TestAnswerStatuses(t *testing.T) {
 			t.Errorf("answer %d: status %s, want delivered %v", c.status, d.Status, c.delivered)
 		}
 		redirect := c.status >= 300 && c.status <= 399
-		if !strings.HasPrefix(d.LastError, c.lastError) || c.lastError == "" && d.LastError != "" ||
-			!redirect && strings.Contains(d.LastError, "redirect") {
+		switch {
+		case c.lastError == "" && d.LastError != "":
+			t.Errorf("answer %d: last_error %q, want none", c.status, d.LastError)
+		case !strings.HasPrefix(d.LastError, c.lastError):
 			t.Errorf("answer %d: last_error %q, want it to begin %q", c.status, d.LastError, c.lastError)
+		case !redirect && strings.Contains(d.LastError, "redirect"):
+			t.Errorf("answer %d: last_error %q speaks of a redirect", c.status, d.LastError)
 		}
 	}
 }
