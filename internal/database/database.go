@@ -25,46 +25,46 @@ func SQLiteURL(path string) string { return "sqlite://" + path }
 // the schema up to date with the versioned migrations (see Migrate). The
 // client's reads marked Prepared are prepared statements.
 func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
-	drv, err := openDriver(databaseURL)
+	drv, checkpoints, err := openDriver(databaseURL)
 	if err != nil {
 		return nil, err
 	}
+	d := &driver{Driver: drv, checkpoints: checkpoints}
 	if _, err := Migrate(ctx, drv.DB(), drv.Dialect()); err != nil {
-		drv.Close()
+		d.Close()
 		return nil, err
 	}
-	d := &driver{Driver: drv}
 	if drv.Dialect() == dialect.SQLite {
-		d.writers = newWriters()
+		d.writers = newWriters(checkpoints.wake)
 	}
 	return ent.NewClient(ent.Driver(d)), nil
 }
 
-func openDriver(databaseURL string) (*entsql.Driver, error) {
+// openDriver opens the database; on SQLite, with its checkpointer running.
+func openDriver(databaseURL string) (*entsql.Driver, *checkpointer, error) {
 	switch {
 	case strings.HasPrefix(databaseURL, "sqlite://"):
 		path, query, _ := strings.Cut(strings.TrimPrefix(databaseURL, "sqlite://"), "?")
 		params, _ := url.ParseQuery(query)
 		if err := privateSQLiteFiles(path, params.Get("mode")); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		db, err := sql.Open("sqlite3", SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")))
-		if err != nil {
-			return nil, fmt.Errorf("open sqlite: %w", err)
-		}
+		checkpoints := newCheckpointer()
+		db := sql.OpenDB(newSQLiteConnector(SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")), checkpoints.wake))
+		checkpoints.start(db)
 		// Every request reads, and new SQLite connections are costly to
 		// open (each sets its PRAGMAs): keep enough for concurrent callers.
 		db.SetMaxIdleConns(32)
-		return entsql.OpenDB(dialect.SQLite, db), nil
+		return entsql.OpenDB(dialect.SQLite, db), checkpoints, nil
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		db, err := sql.Open("pgx", databaseURL)
 		if err != nil {
-			return nil, fmt.Errorf("open postgres: %w", err)
+			return nil, nil, fmt.Errorf("open postgres: %w", err)
 		}
 		db.SetMaxIdleConns(8) // a few warm connections; several instances share max_connections
-		return entsql.OpenDB(dialect.Postgres, db), nil
+		return entsql.OpenDB(dialect.Postgres, db), nil, nil
 	default:
-		return nil, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))
+		return nil, nil, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))
 	}
 }
 

@@ -29,7 +29,8 @@ type preparedKey struct{}
 // to write (writers.go).
 type driver struct {
 	*entsql.Driver
-	writers *writers // nil but on SQLite
+	writers     *writers      // nil but on SQLite
+	checkpoints *checkpointer // nil but on SQLite
 
 	mu    sync.RWMutex
 	stmts map[string]*sql.Stmt // by query text

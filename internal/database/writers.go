@@ -24,13 +24,18 @@ import (
 // on a hot path.
 type writers struct {
 	turn chan struct{}
+	// committed is called after each commit, once it is done (it wakes
+	// the checkpointer: checkpoints.go).
+	committed func()
 }
 
 // busyTimeout is how long a writer waits: for its turn here, and (as the
 // _busy_timeout SQLiteDSN gives by default) for SQLite's lock.
 const busyTimeout = 10 * time.Second
 
-func newWriters() *writers { return &writers{turn: make(chan struct{}, 1)} }
+func newWriters(committed func()) *writers {
+	return &writers{turn: make(chan struct{}, 1), committed: committed}
+}
 
 // begin waits for the turn to write, then begins a transaction of drv that
 // gives the turn back when it commits or rolls back.
@@ -50,19 +55,23 @@ func (w *writers) begin(ctx context.Context, drv *entsql.Driver, opts *entsql.Tx
 		done()
 		return nil, err
 	}
-	return &turnTx{Tx: tx.(*entsql.Tx), done: done}, nil
+	return &turnTx{Tx: tx.(*entsql.Tx), done: done, committed: w.committed}, nil
 }
 
 // turnTx is a transaction that holds the turn to write until it ends.
 // It embeds Ent's own so that ExecContext and QueryContext stay reachable.
 type turnTx struct {
 	*entsql.Tx
-	done func()
+	done, committed func()
 }
 
 func (t *turnTx) Commit() error {
 	defer t.done()
-	return t.Tx.Commit()
+	err := t.Tx.Commit()
+	if err == nil {
+		t.committed()
+	}
+	return err
 }
 
 func (t *turnTx) Rollback() error {

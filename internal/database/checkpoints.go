@@ -1,0 +1,124 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	sqldriver "database/sql/driver"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// In WAL mode a commit appends the pages it changed to the WAL; a
+// checkpoint copies them back into the database file. By default the
+// connection whose commit takes the WAL past 1,000 pages runs that
+// checkpoint before its commit returns: a batch delete (4,000 rows and
+// their indexes, over 1,000 pages) paid for one on nearly every commit,
+// about 45 ms of its 150. Here the checkpoints run in the background
+// instead, right after commits, while the writers go on: the WAL is copied
+// back as promptly, off the writers' path.
+//
+// Two things wake the checkpointer: a transaction of this process once its
+// commit is done (writers.go), and SQLite's commit hook on every
+// connection, which also sees writes outside transactions but fires just
+// before their commit completes (a checkpoint then may miss that commit's
+// pages; the next wake takes them).
+//
+// Durability is unchanged: a commit is durable once it is in the WAL
+// (synchronous=FULL), checkpointed or not. walBackstop keeps SQLite's own
+// automatic checkpoint, at a larger size, for the case where the
+// background checkpoints cannot keep up.
+const (
+	// walBackstop is the WAL size, in pages, past which a commit still
+	// checkpoints itself (SQLite's default: 1,000).
+	walBackstop = 10_000
+	// checkpointDelay is how long the checkpointer waits after it is woken
+	// before it checkpoints: a burst of commits is checkpointed once.
+	checkpointDelay = 10 * time.Millisecond
+)
+
+// sqliteConnector opens connections to a SQLite database that leave
+// checkpoints to a checkpointer (up to walBackstop), and wake it as they
+// commit.
+type sqliteConnector struct {
+	dsn    string
+	driver *sqlite3.SQLiteDriver
+}
+
+func newSQLiteConnector(dsn string, wake func()) *sqliteConnector {
+	return &sqliteConnector{dsn: dsn, driver: &sqlite3.SQLiteDriver{
+		ConnectHook: func(conn *sqlite3.SQLiteConn) error {
+			if _, err := conn.Exec("PRAGMA wal_autocheckpoint = "+strconv.Itoa(walBackstop), nil); err != nil {
+				return err
+			}
+			// Called as a commit is about to complete; returning 0 lets it.
+			conn.RegisterCommitHook(func() int { wake(); return 0 })
+			return nil
+		},
+	}}
+}
+
+func (c *sqliteConnector) Connect(context.Context) (sqldriver.Conn, error) {
+	return c.driver.Open(c.dsn)
+}
+func (c *sqliteConnector) Driver() sqldriver.Driver { return c.driver }
+
+// checkpointer runs a PASSIVE checkpoint (one that waits for no reader or
+// writer) shortly after each commit, or once for a burst of them.
+type checkpointer struct {
+	wakeup  chan struct{}
+	stop    chan struct{}
+	closing sync.Once
+	stopped sync.WaitGroup
+}
+
+func newCheckpointer() *checkpointer {
+	return &checkpointer{wakeup: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+// wake asks for a checkpoint soon; it never blocks a commit.
+func (c *checkpointer) wake() {
+	select {
+	case c.wakeup <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
+// start runs the checkpoints on db until close.
+func (c *checkpointer) start(db *sql.DB) {
+	c.stopped.Go(func() {
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-c.wakeup:
+			}
+			select {
+			case <-c.stop:
+				return
+			case <-time.After(checkpointDelay):
+			}
+			// A failure (the database closing, a disk error) leaves the
+			// pages in the WAL, where they are as durable; the next commit
+			// tries again, and past walBackstop the writers do.
+			_, _ = db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	})
+}
+
+// close stops the checkpoints; the database's last connection to close
+// checkpoints what is left.
+func (c *checkpointer) close() {
+	c.closing.Do(func() { close(c.stop) })
+	c.stopped.Wait()
+}
+
+// Close stops the checkpointer, if any, then closes the database.
+func (d *driver) Close() error {
+	if d.checkpoints != nil {
+		d.checkpoints.close()
+	}
+	return d.Driver.Close()
+}
