@@ -24,6 +24,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 )
 
@@ -620,28 +621,60 @@ func TestWebhookSenderKilled(t *testing.T) {
 	defer close(release)
 	registerEndpoint(t, srv, key, rc, "DELETED", "PURGED")
 	ids := uploadMany(t, srv.url(), key, uploads, 4)
-	var deletedIDs struct {
-		DeleteUploads struct{ DeletedUploadIds []string }
+	// The kill must come within the timeout of the first arrival, or the
+	// sender gives up on the held deliveries and retries them on its own,
+	// with backoff, before there is a kill to survive. So it is timed from
+	// the first arrival, not from deleteUploads' answer: the deliveries go
+	// out as soon as the delete commits, and the answer may come later (it
+	// waits for the objects' removal, up to the inline budget), or never,
+	// if the kill comes first.
+	type answer struct {
+		deleted []string
+		err     error
+		took    time.Duration
 	}
-	err := graphQL(srv.url(), key, `mutation($ids: [ID!]!) { deleteUploads(ids: $ids) { deletedUploadIds } }`,
-		map[string]any{"ids": ids}, &deletedIDs)
-	if err != nil || len(deletedIDs.DeleteUploads.DeletedUploadIds) != uploads {
-		t.Fatalf("deleteUploads: %+v %v", deletedIDs, err)
-	}
+	answered := make(chan answer, 1)
+	deleteSent := time.Now()
+	go func() {
+		var out struct {
+			DeleteUploads struct{ DeletedUploadIds []string }
+		}
+		err := graphQL(srv.url(), key, `mutation($ids: [ID!]!) { deleteUploads(ids: $ids) { deletedUploadIds } }`,
+			map[string]any{"ids": ids}, &out)
+		answered <- answer{out.DeleteUploads.DeletedUploadIds, err, time.Since(deleteSent)}
+	}()
 
 	select {
 	case <-arrived:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no delivery arrived within 30 s")
 	}
+	firstArrival := time.Since(deleteSent)
 	time.Sleep(200 * time.Millisecond) // the rest of the sender's batch arrives; well within the timeout
 	srv.kill()
 	killedAt := time.Now()
 	heldOpen := rc.arrivals()
 	held := len(heldOpen)
 	holding.Store(false)
+	// Whether deleteUploads answered before the kill or was cut short by
+	// it, its transaction had committed (the deliveries are written in it):
+	// every upload is deleted.
+	var delAnswer answer
+	select {
+	case delAnswer = <-answered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("deleteUploads neither answered nor failed within 30 s of the kill")
+	}
+	if delAnswer.err == nil && len(delAnswer.deleted) != uploads {
+		t.Fatalf("deleteUploads deleted %d of %d", len(delAnswer.deleted), uploads)
+	}
 	srv.start()
 	restartedIn := time.Since(killedAt)
+	if left := srv.count(func(ctx context.Context, client *ent.Client) (int, error) {
+		return client.Upload.Query().Where(upload.IDIn(ids...)).Count(ctx)
+	}); left != 0 {
+		t.Fatalf("%d of %d uploads left after deleteUploads (answer: %v)", left, uploads, delAnswer.err)
+	}
 
 	// Each held delivery must come again, with its webhook-id, after its
 	// lease. Decided early if the database shows one not due until long
@@ -710,6 +743,12 @@ func TestWebhookSenderKilled(t *testing.T) {
 		return client.WebhookDelivery.Query().Where(webhookdelivery.MessageIDIn(keys(firstAt)...),
 			webhookdelivery.StatusEQ(webhookdelivery.StatusDELIVERED), webhookdelivery.Attempts(2)).Count(ctx)
 	})
+	deleteOutcome := fmt.Sprintf("answered in %s", delAnswer.took.Round(time.Millisecond))
+	if delAnswer.err != nil {
+		deleteOutcome = "cut short by the kill"
+	}
+	t.Logf("deleteUploads: first delivery arrived %s after it was sent; its answer: %s",
+		firstArrival.Round(time.Millisecond), deleteOutcome)
 	t.Logf("FIGURE webhook sender SIGKILLed: %d deliveries %v held open by the receiver when the server was killed; restarted in %s; "+
 		"%d of %d came again with the same webhook-id %s–%s after their first arrival (lease %s), %d recorded delivered at their 2nd attempt; "+
 		"%d of %d events arrived in all (%d requests, %d duplicates); lost=%d",
