@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -384,33 +385,52 @@ func (s *Store) DeleteKeys(ctx context.Context, bucket string, keys []string) ma
 	return failed
 }
 
-// deleteBatch removes objects with DeleteObjects, at most 1000 a request
-// (S3's limit; the SDK adds the body checksum S3 requires), and returns the
-// keys S3 did not delete: those it reported with an error, and every key of
-// a request that failed as a whole.
+// deleteBatch removes objects with DeleteObjects and returns the keys S3
+// did not delete: those it reported with an error, and every key of a
+// request that failed as a whole. It sends requests of at most
+// deleteRequestKeys keys (S3's limit is 1,000; the SDK adds the body
+// checksum S3 requires), deleteRequestsInFlight at a time.
 func (s *Store) deleteBatch(ctx context.Context, bucket string, ids []types.ObjectIdentifier) map[string]error {
 	failed := map[string]error{}
-	for len(ids) > 0 {
-		n := min(len(ids), 1000)
-		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
-			Bucket: aws.String(bucket),
-			Delete: &types.Delete{Objects: ids[:n], Quiet: aws.Bool(true)},
-		}, callOptions(ctx)...)
-		if err != nil {
-			for _, id := range ids[:n] {
-				failed[aws.ToString(id.Key)] = fmt.Errorf("delete %d objects: %w", n, err)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	inFlight := make(chan struct{}, deleteRequestsInFlight)
+	for part := range slices.Chunk(ids, deleteRequestKeys) {
+		inFlight <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-inFlight }()
+			out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+				Bucket: aws.String(bucket),
+				Delete: &types.Delete{Objects: part, Quiet: aws.Bool(true)},
+			}, callOptions(ctx)...)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				for _, id := range part {
+					failed[aws.ToString(id.Key)] = fmt.Errorf("delete %d objects: %w", len(part), err)
+				}
+				return
 			}
-		} else {
 			for _, e := range out.Errors {
 				if code := aws.ToString(e.Code); code != "NoSuchKey" && code != "NoSuchVersion" {
 					failed[aws.ToString(e.Key)] = fmt.Errorf("version %q: %s: %s", aws.ToString(e.VersionId), code, aws.ToString(e.Message))
 				}
 			}
-		}
-		ids = ids[n:]
+		})
 	}
+	wg.Wait()
 	return failed
 }
+
+// A set of keys goes to DeleteObjects in requests of at most
+// deleteRequestKeys, deleteRequestsInFlight at a time: an S3 server works
+// on two requests side by side faster than on one of twice the keys
+// (versitygw on two cores: a batch of 1,000 in 111-118 ms as two of 500,
+// 148-150 ms as one request, erasing 30,000 uploads in pages of 1,000).
+const (
+	deleteRequestKeys      = 500
+	deleteRequestsInFlight = 2
+)
 
 // Exists reports whether the object is in the bucket.
 func (s *Store) Exists(ctx context.Context, bucket, key string) (bool, error) {

@@ -3,8 +3,11 @@ package objectstore_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -255,5 +258,60 @@ func TestRemovalFailures(t *testing.T) {
 	env.S3.SetMode(faultproxy.Pass)
 	if !env.ObjectExists("kept.txt") {
 		t.Error("the object went while S3 refused")
+	}
+}
+
+// TestDeleteKeysInRequestsSideBySide: a set of keys larger than one
+// request's share goes in several DeleteObjects requests, none over 500
+// keys, sent side by side; every object goes, and a key S3 reports it
+// could not delete is reported, and only that one, whichever request
+// carried it.
+func TestDeleteKeysInRequestsSideBySide(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	store := env.App.Store
+	ctx := context.Background()
+	const n = 700
+	keys := make([]string, n)
+	var wg sync.WaitGroup
+	puts := make(chan struct{}, 16)
+	for i := range keys {
+		keys[i] = "many/" + strconv.Itoa(i)
+		puts <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-puts }()
+			if err := store.Put(ctx, keys[i], bytes.NewReader([]byte("x")), 1, "text/plain", noMultipart(t)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var mu sync.Mutex
+	var perRequest []int
+	env.S3.Observe(func(r *http.Request) {
+		if r.Method != http.MethodPost || !r.URL.Query().Has("delete") {
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		mu.Lock()
+		defer mu.Unlock()
+		perRequest = append(perRequest, strings.Count(string(body), "<Key>"))
+	})
+	refused := keys[n-1] // in the last request
+	env.S3.FailKeys(func(key string) bool { return key == refused })
+
+	failed := store.DeleteKeys(ctx, env.Bucket, keys)
+	if len(failed) != 1 || failed[refused] == nil {
+		t.Errorf("DeleteKeys reported %d keys failed (%v), want only %s", len(failed), failed, refused)
+	}
+	slices.Sort(perRequest)
+	if !slices.Equal(perRequest, []int{200, 500}) {
+		t.Errorf("DeleteObjects requests of %v keys, want one of 500 and one of 200", perRequest)
+	}
+	env.S3.FailKeys(nil)
+	for _, key := range keys[:n-1] {
+		if env.ObjectExists(key) {
+			t.Fatalf("object %s left after DeleteKeys", key)
+		}
 	}
 }
