@@ -37,6 +37,11 @@ const (
 	// checkpointDelay is how long the checkpointer waits after it is woken
 	// before it checkpoints: a burst of commits is checkpointed once.
 	checkpointDelay = 10 * time.Millisecond
+	// checkpointInterval is the least time between two checkpoints: under
+	// a stream of small commits (single deletes, hundreds a second) a page
+	// that every commit changes is copied back once per interval, not once
+	// per commit. A checkpoint still comes within this of any commit.
+	checkpointInterval = 200 * time.Millisecond
 )
 
 // sqliteConnector opens connections to a SQLite database that leave
@@ -66,7 +71,7 @@ func (c *sqliteConnector) Connect(context.Context) (sqldriver.Conn, error) {
 func (c *sqliteConnector) Driver() sqldriver.Driver { return c.driver }
 
 // checkpointer runs a PASSIVE checkpoint (one that waits for no reader or
-// writer) shortly after each commit, or once for a burst of them.
+// writer) shortly after a commit, at most once per checkpointInterval.
 type checkpointer struct {
 	wakeup  chan struct{}
 	stop    chan struct{}
@@ -104,6 +109,11 @@ func (c *checkpointer) start(db *sql.DB) {
 			// pages in the WAL, where they are as durable; the next commit
 			// tries again, and past walBackstop the writers do.
 			_, _ = db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			select {
+			case <-c.stop:
+				return
+			case <-time.After(checkpointInterval): // a wake meanwhile waits in c.wakeup
+			}
 		}
 	})
 }
