@@ -94,28 +94,26 @@ func (c *checkpointer) wake() {
 // start runs the checkpoints on db until close.
 func (c *checkpointer) start(db *sql.DB) {
 	c.stopped.Go(func() {
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-c.wakeup:
-			}
-			select {
-			case <-c.stop:
-				return
-			case <-time.After(checkpointDelay):
-			}
+		for await(c.stop, c.wakeup) && await(c.stop, time.After(checkpointDelay)) {
 			// A failure (the database closing, a disk error) leaves the
 			// pages in the WAL, where they are as durable; the next commit
 			// tries again, and past walBackstop the writers do.
 			_, _ = db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
-			select {
-			case <-c.stop:
+			if !await(c.stop, time.After(checkpointInterval)) { // a wake meanwhile waits in c.wakeup
 				return
-			case <-time.After(checkpointInterval): // a wake meanwhile waits in c.wakeup
 			}
 		}
 	})
+}
+
+// await waits for ch; it reports false if stop is closed first.
+func await[T any](stop <-chan struct{}, ch <-chan T) bool {
+	select {
+	case <-stop:
+		return false
+	case <-ch:
+		return true
+	}
 }
 
 // close stops the checkpoints; the database's last connection to close
