@@ -22,7 +22,10 @@ package main
 //	ceiling         DeleteObjects, 1,000 keys a request, one request after
 //	                another from one client, as the purger sends them; no
 //	                database, no service: the most any bulk erase can reach
-//	delete-uploads  POST /graphql deleteUploads(ids: $ids), 1,000 ids a call
+//	delete-uploads  POST /graphql deleteUploads(ids: $ids), 1,000 ids a call,
+//	                one call after another
+//	delete-uploads-2  the same calls, two at a time (a client overlapping
+//	                one page's wait for S3 with the next page's transaction)
 //	delete-where    POST /graphql deleteUploadsWhere(where: {}) until hasMore
 //	                is false
 //	users-delete    admin.EraseUser on the way's app, in this process: what
@@ -88,6 +91,7 @@ type eraseWay struct {
 
 var eraseWays = []eraseWay{
 	{"delete-uploads", "POST /graphql deleteUploads(ids: $ids), 1,000 ids a call, one call after another", (*eraseRun).deleteUploadsPages},
+	{"delete-uploads-2", "the same calls, two at a time", (*eraseRun).deleteUploadsPagesTwo},
 	{"delete-where", "POST /graphql deleteUploadsWhere(where: {}) until hasMore is false", (*eraseRun).deleteUploadsWhere},
 	{"users-delete", "admin.EraseUser on the way's app, in this process (`users delete --id` minus starting a process)", (*eraseRun).eraseUser},
 }

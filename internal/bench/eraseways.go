@@ -9,33 +9,75 @@ import (
 	"net/http"
 	"runtime/pprof"
 	"slices"
+	"sync"
 
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/admin"
 )
 
 // deleteUploadsPages sends the seeded ids in pages of graph.MaxDeleteIDs,
-// as a client that knows them would.
+// as a client that knows them would, one call after another.
 func (e *eraseRun) deleteUploadsPages(ctx context.Context) (calls int, err error) {
+	return e.pages(ctx, 1)
+}
+
+// deleteUploadsPagesTwo sends the same pages two calls at a time, as a
+// client that overlaps one page's wait for S3 with the next page's
+// transaction would.
+func (e *eraseRun) deleteUploadsPagesTwo(ctx context.Context) (calls int, err error) {
+	return e.pages(ctx, 2)
+}
+
+// pages sends the seeded ids in pages of graph.MaxDeleteIDs, sideBySide
+// calls at a time, and stops at the first error.
+func (e *eraseRun) pages(ctx context.Context, sideBySide int) (calls int, err error) {
 	const mutation = `mutation($ids: [ID!]!) { deleteUploads(ids: $ids) { deletedUploadIds notFoundIds } }`
-	for page := range slices.Chunk(e.uploads, graph.MaxDeleteIDs) {
-		uploadIDs := make([]string, len(page))
-		for i, u := range page {
-			uploadIDs[i] = u.id
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan []seededUpload)
+	go func() {
+		defer close(pages)
+		for page := range slices.Chunk(e.uploads, graph.MaxDeleteIDs) {
+			select {
+			case pages <- page:
+			case <-ctx.Done():
+				return
+			}
 		}
-		var data struct {
-			DeleteUploads struct{ DeletedUploadIDs, NotFoundIDs []string }
-		}
-		if err := e.graphql(ctx, mutation, map[string]any{"ids": uploadIDs}, &data); err != nil {
-			return calls, err
-		}
-		calls++
-		if got := data.DeleteUploads; len(got.DeletedUploadIDs) != len(uploadIDs) || len(got.NotFoundIDs) > 0 {
-			return calls, fmt.Errorf("deleteUploads of %d ids: %d deleted, %d not found",
-				len(uploadIDs), len(got.DeletedUploadIDs), len(got.NotFoundIDs))
-		}
+	}()
+	var mu sync.Mutex
+	var callers sync.WaitGroup
+	for range sideBySide {
+		callers.Go(func() {
+			for page := range pages {
+				uploadIDs := make([]string, len(page))
+				for i, u := range page {
+					uploadIDs[i] = u.id
+				}
+				var data struct {
+					DeleteUploads struct{ DeletedUploadIDs, NotFoundIDs []string }
+				}
+				callErr := e.graphql(ctx, mutation, map[string]any{"ids": uploadIDs}, &data)
+				if got := data.DeleteUploads; callErr == nil && (len(got.DeletedUploadIDs) != len(uploadIDs) || len(got.NotFoundIDs) > 0) {
+					callErr = fmt.Errorf("deleteUploads of %d ids: %d deleted, %d not found",
+						len(uploadIDs), len(got.DeletedUploadIDs), len(got.NotFoundIDs))
+				}
+				mu.Lock()
+				if callErr == nil {
+					calls++
+				} else if err == nil {
+					err = callErr
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
 	}
-	return calls, nil
+	callers.Wait()
+	if pageCount := (len(e.uploads) + graph.MaxDeleteIDs - 1) / graph.MaxDeleteIDs; err == nil && calls != pageCount {
+		err = fmt.Errorf("deleteUploads answered %d of %d pages", calls, pageCount)
+	}
+	return calls, err
 }
 
 // deleteUploadsWhere calls deleteUploadsWhere(where: {}) until hasMore is

@@ -133,7 +133,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
 	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written handler runs its two reads as prepared statements, as the service does (to compare like with like)")
 	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
-	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads three ways and compare with DeleteObjects alone (see erase.go)")
+	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads four ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))
 	fs.StringVar(&o.ways, "ways", eraseWayNames(), "-erase: comma-separated ways to erase")
 	if err := fs.Parse(args); err != nil {
