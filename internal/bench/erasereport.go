@@ -83,6 +83,10 @@ func printErase(w io.Writer, o options, t *s3Target, loadAtStart string, chosen 
 	fmt.Fprintf(w, "bench -erase: %s %s/%s GOMAXPROCS=%d, load average at start %s, at end %s\n", runtime.Version(), runtime.GOOS,
 		runtime.GOARCH, runtime.GOMAXPROCS(0), loadAtStart, loadAverage())
 	fmt.Fprintf(w, "S3: %s, a bucket per way\n", t.label)
+	width := len(ceilingName) // the way column: as wide as the longest name
+	for _, way := range eraseWays {
+		width = max(width, len(way.name))
+	}
 	if len(results) > 0 {
 		fmt.Fprintf(w, "SQLite service: %s\n", results[0].sqlite)
 	}
@@ -94,17 +98,17 @@ func printErase(w io.Writer, o options, t *s3Target, loadAtStart string, chosen 
 		limiter, o.logLevel)
 	fmt.Fprintf(w, "each way: one user, %d uploads seeded directly (records: one SQLite transaction; objects: 16 concurrent PutObject; then sync(2); not timed);\n", o.uploads)
 	fmt.Fprintf(w, "  timed from the first call until ListObjectsV2 (max-keys 1, every %v after the last call) finds the bucket empty\n", emptyPoll)
-	fmt.Fprintf(w, "  %-16s DeleteObjects, 1,000 keys a request, one after another from one client; no database, no service;\n", ceilingName)
-	fmt.Fprintf(w, "  %-16s measured right before each way, on as many objects seeded alongside the way's\n", "")
+	fmt.Fprintf(w, "  %-*s DeleteObjects, 1,000 keys a request, one after another from one client; no database, no service;\n", width, ceilingName)
+	fmt.Fprintf(w, "  %-*s measured right before each way, on as many objects seeded alongside the way's\n", width, "")
 	for _, way := range chosen {
-		fmt.Fprintf(w, "  %-16s %s\n", way.name, way.title)
+		fmt.Fprintf(w, "  %-*s %s\n", width, way.name, way.title)
 	}
-	fmt.Fprintf(w, "\n%-16s %7s %6s %8s %10s %9s %7s\n", "way", "n", "calls", "seconds", "last call", "uploads/s", "ratio")
+	fmt.Fprintf(w, "\n%-*s %7s %6s %8s %10s %9s %7s\n", width, "way", "n", "calls", "seconds", "last call", "uploads/s", "ratio")
 	for i, r := range results {
 		ceilingRate := float64(ceilings[i].n) / ceilings[i].elapsed.Seconds()
 		for _, row := range []eraseResult{ceilings[i], r} {
 			rate := float64(row.n) / row.elapsed.Seconds()
-			fmt.Fprintf(w, "%-16s %7d %6d %8.2f %9.2fs %9.0f %6.2fx\n", row.way, row.n, row.calls, row.elapsed.Seconds(),
+			fmt.Fprintf(w, "%-*s %7d %6d %8.2f %9.2fs %9.0f %6.2fx\n", width, row.way, row.n, row.calls, row.elapsed.Seconds(),
 				(row.elapsed - row.drain).Seconds(), rate, rate/ceilingRate)
 		}
 	}
@@ -115,7 +119,7 @@ func printErase(w io.Writer, o options, t *s3Target, loadAtStart string, chosen 
 		for _, s := range r.served {
 			parts = append(parts, fmt.Sprintf("%s %d %.2fs", s.series, s.count, s.seconds))
 		}
-		fmt.Fprintf(w, "  %-16s %s\n", r.way, strings.Join(parts, ", "))
+		fmt.Fprintf(w, "  %-*s %s\n", width, r.way, strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
 	for _, r := range results {
@@ -123,8 +127,8 @@ func printErase(w io.Writer, o options, t *s3Target, loadAtStart string, chosen 
 		if r.left.users == 0 {
 			userLeft = "user deleted"
 		}
-		fmt.Fprintf(w, "check %-16s: %d upload records, %d purge notes, %d objects in its bucket, %s",
-			r.way, r.left.records, r.left.purges, r.left.objects, userLeft)
+		fmt.Fprintf(w, "check %-*s: %d upload records, %d purge notes, %d objects in its bucket, %s",
+			width, r.way, r.left.records, r.left.purges, r.left.objects, userLeft)
 		if r.notesAfter > emptyPoll {
 			fmt.Fprintf(w, " (the last purge notes went %.2fs after the last object)", r.notesAfter.Seconds())
 		}
