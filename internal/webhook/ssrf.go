@@ -59,7 +59,7 @@ func ValidateURL(raw string, allowHTTP bool) error {
 // are proxies from the environment used: either would let someone else
 // choose where the request goes.
 func newHTTPClient(opts Options) *http.Client {
-	dialer := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second, Resolver: resolver}
 	if !opts.AllowPrivateNetworks {
 		dialer.Control = refuseBlocked
 	}
@@ -83,6 +83,10 @@ func newHTTPClient(opts Options) *http.Client {
 		},
 	}
 }
+
+// resolver looks up the names deliveries connect to; nil is the system's.
+// Tests set it to a DNS server that answers differently each time.
+var resolver *net.Resolver
 
 // blockedError is a connection refused before it was made (no packet left)
 // because of where it would have gone.
