@@ -28,6 +28,10 @@ type Resolver struct {
 	// read and the delete's transaction, so that a test can hold two
 	// deletes of one upload there and make them race every run.
 	afterRead func()
+	// beforeTakeBack, when set (by tests only), runs in restoreUpload
+	// between its read of the trash entry and taking back the purge, so
+	// that a test can have a purger claim the purge there.
+	beforeTakeBack func()
 }
 
 // Options are the resolvers' settings, all required.

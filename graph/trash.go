@@ -49,6 +49,9 @@ func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upl
 		if err != nil {
 			return err
 		}
+		if r.beforeTakeBack != nil {
+			r.beforeTakeBack()
+		}
 		if d.ObjectKey != "" {
 			if back, err := r.purger.Unschedule(ctx, tx, uploadID); err != nil || !back {
 				return cmp.Or(err, error(ErrNotInTrash))
