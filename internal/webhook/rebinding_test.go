@@ -3,10 +3,12 @@ package webhook_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,8 +121,9 @@ func (d *rebindingDNS) answeredPrivate() int {
 // first time and the service's own loopback the next (DNS rebinding)
 // never gets a delivery to the loopback listener: whatever a lookup said
 // before, the address actually dialled is checked, and refused before any
-// packet leaves. (The public address is in 2001:db8::/32, reserved for
-// documentation and routed nowhere, so the attempt that dials it fails.)
+// packet leaves. The attempt that the guard lets dial the public address
+// (2001:db8::/32, reserved for documentation) is stopped by the test just
+// before connect, so no packet leaves this machine either way.
 func TestDNSRebindingRefused(t *testing.T) {
 	public, private := netip.MustParseAddr("2001:db8::7"), netip.MustParseAddr("127.0.0.1")
 	if webhook.BlockedReason(public) != "" || webhook.BlockedReason(private) == "" {
@@ -128,6 +131,15 @@ func TestDNSRebindingRefused(t *testing.T) {
 	}
 	dns := newRebindingDNS(t, public, private)
 	webhook.UseResolver(t, dns.resolver())
+	var offMachine atomic.Int32
+	webhook.ConfineDials(t, func(address string) error {
+		host, _, _ := net.SplitHostPort(address)
+		if addr, err := netip.ParseAddr(host); err != nil || !addr.IsLoopback() {
+			offMachine.Add(1)
+			return errors.New("test: not dialling an address off this machine")
+		}
+		return nil
+	})
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	target, _ := url.Parse(rcv.URL)
@@ -144,6 +156,9 @@ func TestDNSRebindingRefused(t *testing.T) {
 		if dns.answeredPrivate() > 0 && !webhook.RefusedBeforeConnect(err) {
 			t.Errorf("attempt %d, after DNS answered %s: %v; want refused by the dialer", attempt, private, err)
 		}
+	}
+	if offMachine.Load() == 0 {
+		t.Fatalf("the guard never let %s through: the test did not test a lookup that changed", public)
 	}
 	if dns.answeredPrivate() == 0 {
 		t.Fatalf("DNS never answered %s: the test did not test", private)

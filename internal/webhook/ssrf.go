@@ -63,6 +63,17 @@ func newHTTPClient(opts Options) *http.Client {
 	if !opts.AllowPrivateNetworks {
 		dialer.Control = refuseBlocked
 	}
+	if confine != nil {
+		guard := dialer.Control
+		dialer.Control = func(network, address string, c syscall.RawConn) error {
+			if guard != nil {
+				if err := guard(network, address, c); err != nil {
+					return err
+				}
+			}
+			return confine(address)
+		}
+	}
 	transport := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
@@ -84,9 +95,15 @@ func newHTTPClient(opts Options) *http.Client {
 	}
 }
 
-// resolver looks up the names deliveries connect to; nil is the system's.
-// Tests set it to a DNS server that answers differently each time.
-var resolver *net.Resolver
+// Seams for tests only, nil otherwise. resolver looks up the names
+// deliveries connect to (nil is the system's): a test sets a DNS server that
+// answers differently each time. confine runs on each address the guard let
+// through, just before connect: a test refuses there every address off this
+// machine, so that a delivery the guard allows never leaves it.
+var (
+	resolver *net.Resolver
+	confine  func(address string) error
+)
 
 // blockedError is a connection refused before it was made (no packet left)
 // because of where it would have gone.
