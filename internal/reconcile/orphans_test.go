@@ -254,3 +254,66 @@ func multipartKeys(report *reconcile.Report) string {
 	}
 	return strings.Join(keys, " ")
 }
+
+// TestListedButGoneMultipartNotOrphaned: a multipart upload that the
+// listing shows but the server no longer holds is not reported, nor queued.
+// MinIO lists such an upload for up to 24 hours after a
+// CompleteMultipartUpload cut off by its client (a SIGKILLed service): it
+// has no parts, ListParts answers NoSuchUpload, and no abort removes it, so
+// reporting it made `reconcile --repair` report drift that it could never
+// settle. The proxy plays MinIO's listing; a real orphan is still reported.
+func TestListedButGoneMultipartNotOrphaned(t *testing.T) {
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	startMultipart(t, env, "stray/parts.bin")
+	const goneKey, goneID = "stray/completed.bin", "Z29uZS1hZnRlci1hLWN1dC1vZmYtY29tcGxldGlvbg"
+	gone := fmt.Sprintf("<Upload><Key>%s</Key><UploadId>%s</UploadId><Initiator><ID>x</ID><DisplayName>x</DisplayName></Initiator>"+
+		"<Owner><ID>x</ID><DisplayName>x</DisplayName></Owner><StorageClass>STANDARD</StorageClass><Initiated>%s</Initiated></Upload>",
+		goneKey, goneID, time.Now().Add(-3*time.Hour).UTC().Format(time.RFC3339))
+	target, err := url.Parse(env.S3.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isListMultipart(r) || r.URL.Query().Get("prefix") != "" {
+			forward.ServeHTTP(w, r)
+			return
+		}
+		listed := httptest.NewRecorder()
+		forward.ServeHTTP(listed, r)
+		body := strings.Replace(listed.Body.String(), "</ListMultipartUploadsResult>", gone+"</ListMultipartUploadsResult>", 1)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(listed.Code)
+		fmt.Fprint(w, body)
+	}))
+	defer server.Close()
+	client, err := objectstore.NewClient(context.Background(), objectstore.Config{
+		Region: env.Config.S3Region, Endpoint: server.URL, ForcePathStyle: true, Credentials: env.Config.S3Credentials,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	report, err := reconcile.Run(context.Background(), env.Client(), objectstore.New(client, env.Bucket, objectstore.Options{}),
+		reconcile.Options{Repair: true, Now: later, UploadTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.MultipartUploadsScanned != 2 {
+		t.Fatalf("%d multipart uploads listed, want 2: the proxy did not add the gone one", report.MultipartUploadsScanned)
+	}
+	if got := multipartKeys(report); got != "stray/parts.bin" || report.MultipartUploadsGone != 1 {
+		t.Errorf("orphaned multipart uploads = %q, %d gone; want only stray/parts.bin, 1 gone (%+v)", got, report.MultipartUploadsGone, report.OrphanedMultipartUploads)
+	}
+	queued, err := env.Client().ObjectPurge.Query().Where(objectpurge.ObjectKey(goneKey)).Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if queued != 0 {
+		t.Errorf("%d purges queued for a multipart upload the server no longer holds", queued)
+	}
+	var text strings.Builder
+	if err := report.WriteText(&text); err != nil || !strings.Contains(text.String(), "1 of them listed but no longer held by the server") {
+		t.Errorf("WriteText = %q, %v", text.String(), err)
+	}
+}

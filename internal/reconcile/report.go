@@ -22,6 +22,12 @@ type Report struct {
 	// MultipartUploadsScanned counts the incomplete multipart uploads
 	// listed in the bucket.
 	MultipartUploadsScanned int `json:"multipart_uploads_scanned"`
+	// MultipartUploadsGone counts the multipart uploads that the listing
+	// showed under keys nothing names but that the server no longer holds
+	// (it answered NoSuchUpload when asked for their parts): MinIO lists an
+	// upload whose completion was cut off for up to 24 hours. They are not
+	// orphans: nothing is stored, and nothing is left to abort.
+	MultipartUploadsGone int `json:"multipart_uploads_gone,omitempty"`
 	// MultipartUploadsNotListed, when not empty, says why the bucket's
 	// multipart uploads could not be listed, and so were not compared.
 	MultipartUploadsNotListed string `json:"multipart_uploads_not_listed,omitempty"`
@@ -117,6 +123,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "Incomplete multipart uploads were not checked: %s.\n", r.MultipartUploadsNotListed)
 	} else {
 		fmt.Fprintf(tw, "%d incomplete multipart uploads.\n", r.MultipartUploadsScanned)
+	}
+	if r.MultipartUploadsGone > 0 {
+		fmt.Fprintf(tw, "%d of them listed but no longer held by the server (NoSuchUpload): not orphans.\n", r.MultipartUploadsGone)
 	}
 	if r.RecordsInOtherBuckets > 0 {
 		fmt.Fprintf(tw, "%d records name objects in other buckets; they were not checked.\n", r.RecordsInOtherBuckets)

@@ -115,6 +115,7 @@ func TestAbortedAndKilledUploads(t *testing.T) {
 	var repair struct {
 		OrphanedObjects          []struct{ Queued bool } `json:"orphaned_objects"`
 		OrphanedMultipartUploads []struct{ Queued bool } `json:"orphaned_multipart_uploads"`
+		MultipartUploadsGone     int                     `json:"multipart_uploads_gone"`
 	}
 	if err := json.Unmarshal(srv.command("reconcile", "--repair", "--grace", "1s", "--json"), &repair); err != nil {
 		t.Fatal(err)
@@ -134,33 +135,52 @@ func TestAbortedAndKilledUploads(t *testing.T) {
 	}
 	srv.stop()
 	st := readState(t, srv)
-	parts := srv.incompleteMultipartUploads(t)
+	parts, gone := srv.incompleteMultipartUploads(t)
 	failed := srv.countUploads(upload.StatusEQ(upload.StatusFAILED))
 	t.Logf("FIGURE aborted and killed uploads: %d uploads cut off mid-body, %d multipart uploads (12 MiB) completed while the server was SIGKILLed %d times; "+
-		"%d uploads left PENDING by the kills, settled by the janitor in %s (%d FAILED); reconcile --repair found %d orphaned objects and %d orphaned multipart uploads; "+
-		"afterwards %d orphaned objects, %d records without their object, %d incomplete multipart uploads, %d pending purges; "+
+		"%d uploads left PENDING by the kills, settled by the janitor in %s (%d FAILED); reconcile --repair found %d orphaned objects and %d orphaned multipart uploads (%d listed but gone); "+
+		"afterwards %d orphaned objects, %d records without their object, %d incomplete multipart uploads (and %d listed that the server no longer holds), %d pending purges; "+
 		"reconcile: %d orphaned, %d missing, %d stuck, %d orphaned multipart",
-		aborted, completed.Load(), kills, pendingAfterKills, settled.Round(time.Second), failed, len(repair.OrphanedObjects), len(repair.OrphanedMultipartUploads),
-		len(st.orphans()), len(st.lost()), parts, len(st.purges),
+		aborted, completed.Load(), kills, pendingAfterKills, settled.Round(time.Second), failed, len(repair.OrphanedObjects), len(repair.OrphanedMultipartUploads), repair.MultipartUploadsGone,
+		len(st.orphans()), len(st.lost()), len(parts), len(gone), len(st.purges),
 		len(final.OrphanedObjects), len(final.MissingObjects), len(final.StuckUploads), len(final.OrphanedMultipartUploads))
-	if len(st.orphans()) > 0 || len(st.lost()) > 0 || parts > 0 || len(st.purges) > 0 || srv.countUploads(upload.StatusEQ(upload.StatusPENDING)) > 0 ||
+	if len(st.orphans()) > 0 || len(st.lost()) > 0 || len(parts) > 0 || len(st.purges) > 0 || srv.countUploads(upload.StatusEQ(upload.StatusPENDING)) > 0 ||
 		len(final.OrphanedObjects)+len(final.MissingObjects)+len(final.StuckUploads)+len(final.OrphanedMultipartUploads) > 0 {
-		t.Errorf("something was left behind: orphans %v, lost %v", first(st.orphans()), first(st.lost()))
+		t.Errorf("something was left behind: orphans %v, lost %v, incomplete multipart uploads %v", first(st.orphans()), first(st.lost()), first(parts))
 	}
 }
 
 // incompleteMultipartUploads counts the bucket's multipart uploads that were
-// neither completed nor aborted.
-func (s *server) incompleteMultipartUploads(t *testing.T) int {
+// neither completed nor aborted: held, those the server still holds (their
+// parts answer), and gone, those it only lists. MinIO lists, for up to 24
+// hours, an upload whose CompleteMultipartUpload was cut off by a SIGKILL
+// although it completed: it holds no part and answers NoSuchUpload, and no
+// abort removes it, so it is nothing left behind.
+func (s *server) incompleteMultipartUploads(t *testing.T) (held, gone []string) {
 	store, closeStore := s.store(t)
 	defer closeStore()
-	out, err := store.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(store.Bucket())})
+	ctx := context.Background()
+	out, err := store.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(store.Bucket())})
 	if err != nil {
 		var apiErr interface{ ErrorCode() string }
 		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
-			return 0 // the embedded server's answer when there are none
+			return nil, nil // the embedded server's answer when there are none
 		}
 		t.Fatal(err)
 	}
-	return len(out.Uploads)
+	for _, u := range out.Uploads {
+		_, err := store.Client().ListParts(ctx, &s3.ListPartsInput{
+			Bucket: aws.String(store.Bucket()), Key: u.Key, UploadId: u.UploadId, MaxParts: aws.Int32(1),
+		})
+		var apiErr interface{ ErrorCode() string }
+		switch {
+		case err == nil:
+			held = append(held, aws.ToString(u.Key))
+		case errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload":
+			gone = append(gone, aws.ToString(u.Key))
+		default:
+			t.Fatal(err)
+		}
+	}
+	return held, gone
 }
