@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/webhook"
 )
 
 // outOfRange are values of number settings outside their limits: each must
@@ -134,4 +137,30 @@ func settingNamed(t *testing.T, env string) config.Setting {
 	}
 	t.Fatalf("no setting %s", env)
 	return config.Setting{}
+}
+
+// TestWebhookKeyFilePermissions: start-up warns when other users may read
+// the webhook key file (it opens every endpoint's signing secret), naming
+// the file and its mode, and is quiet about a private one.
+func TestWebhookKeyFilePermissions(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, webhook.KeySize)) + "\n"
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o600} {
+		t.Run(fmt.Sprintf("%#o", mode), func(t *testing.T) {
+			dataDir := t.TempDir()
+			keyFile := filepath.Join(t.TempDir(), "webhook.key")
+			if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(keyFile, mode); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+			env := map[string]string{"DATA_DIR": dataDir, "ADDR": freeAddr(t), "WEBHOOK_KEY_FILE": keyFile}
+			_, stderr := serveWith(t, env, nil, func() {})
+			warned := strings.Contains(stderr, "webhook key file is accessible to other users") &&
+				strings.Contains(stderr, `"file":"`+keyFile+`"`) && strings.Contains(stderr, fmt.Sprintf(`"mode":"%#o"`, mode))
+			if want := mode&0o077 != 0; warned != want {
+				t.Errorf("warned: %v, want %v; logs:\n%s", warned, want, stderr)
+			}
+		})
+	}
 }
