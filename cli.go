@@ -162,8 +162,13 @@ request. An erased user's trail stays until AUDIT_RETENTION prunes it.`,
 func (c *commandLine) withSettings(cmd *cobra.Command, scope config.Scope) *config.Config {
 	cfg := &config.Config{}
 	settings := config.Register(cmd.Flags(), cfg, scope)
+	// Every setting is read and checked here, before the command runs: a
+	// wrong one stops it before anything is opened or written.
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
-		return config.ApplyEnv(cmd.Flags(), settings, c.lookupEnv)
+		if err := config.ApplyEnv(cmd.Flags(), settings, c.lookupEnv); err != nil {
+			return err
+		}
+		return cfg.Check()
 	}
 	return cfg
 }

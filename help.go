@@ -96,6 +96,9 @@ func writeFlags(b *strings.Builder, flags []*pflag.Flag, column int) {
 			}
 			notes = append(notes, "default "+def)
 		}
+		if r := f.Annotations[config.RangeAnnotation]; r != nil {
+			notes = append(notes, r[0])
+		}
 		if len(notes) > 0 { // kept on one line, so that a name is never cut
 			words = append(words, "("+strings.Join(notes, ", ")+")")
 		}

@@ -29,7 +29,7 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 	if err != nil {
 		return nil, err
 	}
-	uploadID = strings.TrimSpace(uploadID)
+	uploadID = ids.Trim(uploadID)
 	if uploadID == "" {
 		return nil, ErrMissingUploadID
 	}

@@ -71,6 +71,12 @@ func TestDeleteUploadErrors(t *testing.T) {
 		{"unknown id", key, "upl_00000000000000000000000000000000", "NOT_FOUND", "Upload not found"},
 		{"malformed id", key, "upl_nope", "NOT_FOUND", "Upload not found"},
 		{"another user's upload", key, victim.ID, "NOT_FOUND", "Upload not found"},
+		// Ids are ASCII: only ASCII whitespace around one is ignored. These
+		// deleted the upload when Unicode's spaces were trimmed.
+		{"own id followed by a no-break space", cast.OwnerKey, cast.Mine.ID + "\u00a0", "NOT_FOUND", "Upload not found"},
+		{"own id after a no-break space", cast.OwnerKey, "\u00a0" + cast.Mine.ID, "NOT_FOUND", "Upload not found"},
+		{"own id followed by an ideographic space", cast.OwnerKey, cast.Mine.ID + "\u3000", "NOT_FOUND", "Upload not found"},
+		{"own id followed by a next line (U+0085)", cast.OwnerKey, cast.Mine.ID + "\u0085", "NOT_FOUND", "Upload not found"},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -101,6 +107,19 @@ func TestDeleteUploadSucceedsOnce(t *testing.T) {
 		t.Error("object still in the bucket")
 	}
 	expectError(t, env.GraphQL(key, deleteMutation, map[string]any{"id": up.ID}), "NOT_FOUND", "Upload not found")
+}
+
+// TestDeleteUploadIgnoresASCIISpace: ASCII whitespace around an id, as a
+// form or a JSON string may carry it, is not part of the id.
+func TestDeleteUploadIgnoresASCIISpace(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	up := env.MustUpload(key, "a.txt", []byte("a"))
+	res := env.GraphQL(key, deleteMutation, map[string]any{"id": " \t" + up.ID + "\r\n"})
+	var data deletePayload
+	if len(res.Errors) > 0 || res.Decode(&data) != nil || data.DeleteUpload == nil || data.DeleteUpload.DeletedUploadID != up.ID {
+		t.Fatalf("delete failed: %+v %s", res.Errors, res.Data)
+	}
 }
 
 func TestDatabaseFailureIsInternal(t *testing.T) {

@@ -35,7 +35,7 @@ func FuzzDeleteUploadHeaders(f *testing.F) {
 		{"DELETE", testenv.PhKey, ""},
 		{"DELETE", testenv.PhKey, " \t "},
 		{"DELETE", " " + testenv.PhKey + "\t", "\t" + testenv.PhMine + " "}, // surrounding whitespace is ignored
-		{"DELETE", testenv.PhKey + "\u00a0", testenv.PhMine + "\u2003"},     // so is Unicode whitespace
+		{"DELETE", testenv.PhKey + "\u00a0", testenv.PhMine + "\u2003"},     // Unicode whitespace: around the key it is trimmed, around the id it is not
 		{"DELETE", testenv.PhKeyUpper, testenv.PhMine},
 		{"DELETE", testenv.PhKey, testenv.PhMineUp},
 		{"DELETE", "Bearer " + testenv.PhKey, testenv.PhMine},
@@ -146,12 +146,13 @@ func (w *fuzzWorld) predictREST(method, apiKey, uploadID string) (int, string) {
 		return http.StatusMethodNotAllowed, `{"error":"Method not allowed"}`
 	}
 	// The server strips spaces and tabs around header values; the service
-	// then trims all white space.
+	// then trims all white space around a key, and only ASCII's around an
+	// id: ids are ASCII, and an id bordered by a no-break space is not one.
 	key := strings.TrimSpace(apiKey)
 	if key != w.OwnerKey && key != w.IntruderKey {
 		return http.StatusUnauthorized, unauthorized
 	}
-	id := strings.TrimSpace(uploadID)
+	id := strings.Trim(uploadID, " \t\n\v\f\r")
 	switch {
 	case id == "":
 		return http.StatusBadRequest, missingID

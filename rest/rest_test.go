@@ -68,6 +68,12 @@ func TestContract(t *testing.T) {
 		{"injection attempt", hdr(key, "' OR 1=1 --"), 404, notFound},
 		{"very long upload id", hdr(key, "upl_"+strings.Repeat("a", 4000)), 404, notFound},
 		{"user id instead of upload id", hdr(key, mine.OwnerID), 404, notFound},
+		// Ids are ASCII: only ASCII whitespace around one is ignored. These
+		// deleted the upload when Unicode's spaces were trimmed.
+		{"own upload id followed by a no-break space", hdr(key, mine.ID+"\u00a0"), 404, notFound},
+		{"own upload id after a no-break space", hdr(key, "\u00a0"+mine.ID), 404, notFound},
+		{"own upload id followed by an em space", hdr(key, mine.ID+"\u2003"), 404, notFound},
+		{"own upload id followed by a next line (U+0085)", hdr(key, mine.ID+"\u0085"), 404, notFound},
 		{"another user's upload", hdr(key, victim.ID), 404, notFound},
 		{"another user's upload, id in upper case", hdr(key, strings.ToUpper(victim.ID)), 404, notFound},
 	}

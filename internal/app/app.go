@@ -89,6 +89,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		if err != nil {
 			return nil, fmt.Errorf("webhook key (WEBHOOK_KEY_FILE): %w", err)
 		}
+		warnIfKeyShared(logger, cfg.WebhookKeyPath())
 		return webhook.NewSealer(key)
 	})
 	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
@@ -164,6 +165,21 @@ func warnIfDataDirShared(logger *slog.Logger, cfg *config.Config) {
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		logger.Warn("the data directory is accessible to other users; it holds the database and uploads: chmod 700 it",
 			"dir", cfg.DataDir, "mode", fmt.Sprintf("%#o", perm))
+	}
+}
+
+// warnIfKeyShared warns when other users may read or change the webhook
+// key file: the key opens every endpoint's signing secret, with which
+// anyone can forge deliveries. A key the service made is private; one an
+// operator provided is theirs, so it is reported, not changed.
+func warnIfKeyShared(logger *slog.Logger, path string) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		logger.Warn("the webhook key file is accessible to other users; it opens every endpoint's signing secret: chmod 600 it",
+			"file", path, "mode", fmt.Sprintf("%#o", perm))
 	}
 }
 

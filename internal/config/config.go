@@ -74,6 +74,22 @@ type Config struct {
 	Demo bool
 }
 
+// S3's limits on multipart uploads
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html):
+// a part other than the last is 5 MiB to 5 GiB, an upload has at most
+// 10,000 parts, and an object is at most 5 TiB.
+const (
+	MinPartSize   int64 = 5 << 20
+	MaxPartSize   int64 = 5 << 30
+	MaxParts            = 10_000
+	MaxObjectSize int64 = 5 << 40
+)
+
+const (
+	day  = 24 * time.Hour
+	week = 7 * day
+)
+
 // Scope says which commands take a setting, so that each command offers
 // only the flags it uses. Settings outside a command's scope keep their
 // defaults.
@@ -97,12 +113,19 @@ const (
 // Setting describes one setting, for flags, environment and documentation.
 type Setting struct {
 	Env, Flag, Default, Usage string
-	Scope                     Scope
+	// Range says the values a number setting may take ("from 10ms to 1h");
+	// empty for the others.
+	Range string
+	Scope Scope
 }
 
 // EnvAnnotation is the flag annotation that names a setting's environment
 // variable, for help texts.
 const EnvAnnotation = "env"
+
+// RangeAnnotation is the flag annotation that holds a number setting's
+// Range, for help texts.
+const RangeAnnotation = "range"
 
 // Register writes every setting's default into cfg, defines the settings
 // in scope as flags on fs, and returns those. Call ApplyEnv after parsing.
@@ -110,12 +133,18 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	var settings []Setting
 	add := func(v value, env string, in Scope, usage string) {
 		s := Setting{Env: env, Flag: FlagName(env), Default: v.String(), Usage: usage, Scope: in}
+		if r, ok := v.(interface{ Range() string }); ok {
+			s.Range = r.Range()
+		}
 		if in&scope == 0 {
 			return
 		}
 		settings = append(settings, s)
 		f := fs.VarPF(v, s.Flag, "", usage)
 		f.Annotations = map[string][]string{EnvAnnotation: {env}}
+		if s.Range != "" {
+			f.Annotations[RangeAnnotation] = []string{s.Range}
+		}
 		if v.Type() == "bool" {
 			f.NoOptDefVal = "true" // --flag alone means true
 		}
@@ -132,17 +161,20 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 		*p = def
 		add((*boolValue)(p), env, in, usage)
 	}
-	integer := func(p *int, env string, def int, in Scope, usage string) {
+	// Number settings take the limits of their meaningful values: a value
+	// outside them is refused as the setting is read, naming it, before
+	// anything is opened or written.
+	integer := func(p *int, env string, def int, lim limits[int], in Scope, usage string) {
 		*p = def
-		add((*intValue)(p), env, in, usage)
+		add(&intValue{p: p, lim: lim}, env, in, usage)
 	}
-	bytes := func(p *int64, env string, def int64, in Scope, usage string) {
+	bytes := func(p *int64, env string, def int64, lim limits[int64], in Scope, usage string) {
 		*p = def
-		add((*bytesValue)(p), env, in, usage)
+		add(&bytesValue{p: p, lim: lim}, env, in, usage)
 	}
-	duration := func(p *time.Duration, env string, def time.Duration, in Scope, usage string) {
+	duration := func(p *time.Duration, env string, def time.Duration, lim limits[time.Duration], in Scope, usage string) {
 		*p = def
-		add((*durationValue)(p), env, in, usage)
+		add(&durationValue{p: p, lim: lim}, env, in, usage)
 	}
 
 	str(&cfg.Addr, "ADDR", ":8080", ForServer, "address to listen on")
@@ -152,36 +184,48 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	str(&cfg.S3Endpoint, "S3_ENDPOINT", "", ForBucket, "S3 endpoint URL for S3-compatible servers; unset for AWS S3")
 	str(&cfg.S3Region, "S3_REGION", "us-east-1", ForBucket, "S3 region")
 	boolean(&cfg.S3ForcePathStyle, "S3_FORCE_PATH_STYLE", false, ForBucket, "address buckets by path (http://host/bucket/key), as most S3-compatible servers need")
-	bytes(&cfg.S3PartSize, "S3_PART_SIZE", objectstore.DefaultPartSize, ForBucket, "size of each part of a multipart upload, in bytes; larger files are sent in parts")
+	bytes(&cfg.S3PartSize, "S3_PART_SIZE", objectstore.DefaultPartSize, between(MinPartSize, MaxPartSize), ForBucket, "size of each part of a multipart upload, in bytes; larger files are sent in parts")
 	boolean(&cfg.S3DeleteMarkerOnly, "S3_DELETE_MARKER_ONLY", false, ForBucket, "on versioned buckets, only add a delete marker instead of removing every version")
-	bytes(&cfg.MaxUploadSize, "MAX_UPLOAD_SIZE", 100<<20, ForServer, "largest file uploadFile accepts, in bytes")
-	duration(&cfg.UploadTimeout, "UPLOAD_TIMEOUT", 30*time.Minute, ForBucket, "longest time storing one file may take; an upload deleted while still being stored is purged after it")
-	duration(&cfg.RequestBodyTimeout, "REQUEST_BODY_TIMEOUT", 10*time.Second, ForServer, "longest time the body of a request other than an upload may take to arrive; the connection is closed after it")
-	duration(&cfg.UploadBodyIdleTimeout, "UPLOAD_BODY_IDLE_TIMEOUT", 30*time.Second, ForServer, "longest pause in the bytes of an upload's request body; the connection is closed after it")
-	duration(&cfg.FailedUploadRetention, "FAILED_UPLOAD_RETENTION", 168*time.Hour, ForServer, "how long FAILED uploads are kept before the janitor deletes them; 0 keeps them")
-	duration(&cfg.DeleteRetention, "DELETE_RETENTION", 0, ForServer, "how long a user's deleted upload stays in the trash, restorable, before its object is purged; 0 purges at once")
-	duration(&cfg.AuditRetention, "AUDIT_RETENTION", 2160*time.Hour, ForServer, "how long audit events are kept before the janitor prunes them; 0 keeps them")
-	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, ForServer, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
+	bytes(&cfg.MaxUploadSize, "MAX_UPLOAD_SIZE", 100<<20, between(1, MaxObjectSize), ForServer, "largest file uploadFile accepts, in bytes")
+	duration(&cfg.UploadTimeout, "UPLOAD_TIMEOUT", 30*time.Minute, between(time.Second, week), ForBucket, "longest time storing one file may take; an upload deleted while still being stored is purged after it")
+	duration(&cfg.RequestBodyTimeout, "REQUEST_BODY_TIMEOUT", 10*time.Second, between(time.Second, time.Hour), ForServer, "longest time the body of a request other than an upload may take to arrive; the connection is closed after it")
+	duration(&cfg.UploadBodyIdleTimeout, "UPLOAD_BODY_IDLE_TIMEOUT", 30*time.Second, between(time.Second, time.Hour), ForServer, "longest pause in the bytes of an upload's request body; the connection is closed after it")
+	duration(&cfg.FailedUploadRetention, "FAILED_UPLOAD_RETENTION", 168*time.Hour, atLeast[time.Duration](0), ForServer, "how long FAILED uploads are kept before the janitor deletes them; 0 keeps them")
+	duration(&cfg.DeleteRetention, "DELETE_RETENTION", 0, atLeast[time.Duration](0), ForServer, "how long a user's deleted upload stays in the trash, restorable, before its object is purged; 0 purges at once")
+	duration(&cfg.AuditRetention, "AUDIT_RETENTION", 2160*time.Hour, atLeast[time.Duration](0), ForServer, "how long audit events are kept before the janitor prunes them; 0 keeps them")
+	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, between(10*time.Millisecond, day), ForServer, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", ForServer, "comma-separated origins whose browser pages may call the API; * for any")
-	integer(&cfg.RateLimit, "RATE_LIMIT", 600, ForServer, "requests per API key (or per client address without a valid key) per window; 0 for no limit")
-	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, ForServer, "the rate limit's sliding window")
+	integer(&cfg.RateLimit, "RATE_LIMIT", 600, atLeast(0), ForServer, "requests per API key (or per client address without a valid key) per window; 0 for no limit")
+	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, between(time.Second, day), ForServer, "the rate limit's sliding window")
 	str(&cfg.RedisURL, "REDIS_URL", "", ForServer, "redis://HOST:PORT/DB to share rate limit counts between instances; unset counts in process")
 	boolean(&cfg.GraphQLIntrospection, "GRAPHQL_INTROSPECTION", true, ForServer, "allow schema introspection (the playground needs it)")
-	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, ForServer, "largest complexity of one GraphQL operation")
-	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, ForServer, "deepest field nesting of one GraphQL operation")
-	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, ForDeletes, "how long a delete waits for S3 before leaving the object to the background purger")
-	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, ForServer, "how often the background purger looks for due purges")
-	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, ForServer, "longest wait between retries of one purge")
+	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, between(1, 1_000_000), ForServer, "largest complexity of one GraphQL operation")
+	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, between(1, 100), ForServer, "deepest field nesting of one GraphQL operation")
+	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, between(10*time.Millisecond, time.Hour), ForDeletes, "how long a delete waits for S3 before leaving the object to the background purger")
+	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, between(10*time.Millisecond, time.Hour), ForServer, "how often the background purger looks for due purges")
+	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, between(time.Second, day), ForServer, "longest wait between retries of one purge")
 	boolean(&cfg.WebhookAllowHTTP, "WEBHOOK_ALLOW_HTTP", false, ForServer, "accept http:// webhook endpoints, not only https://")
 	boolean(&cfg.WebhookAllowPrivateNetworks, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", false, ForServer, "let webhook deliveries reach loopback, private and link-local addresses (development and tests only)")
 	str(&cfg.WebhookKeyFile, "WEBHOOK_KEY_FILE", "", ForServer, "file of the key that seals webhook signing secrets (created if missing); default: webhook.key in DATA_DIR; every instance needs the same")
-	duration(&cfg.WebhookTimeout, "WEBHOOK_TIMEOUT", webhook.DefaultTimeout, ForServer, "longest time one webhook delivery attempt may take")
-	duration(&cfg.WebhookMaxBackoff, "WEBHOOK_MAX_BACKOFF", webhook.DefaultMaxBackoff, ForServer, "longest wait between attempts of one webhook delivery")
-	duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, ForServer, "how long shutdown waits for requests in flight")
+	duration(&cfg.WebhookTimeout, "WEBHOOK_TIMEOUT", webhook.DefaultTimeout, between(100*time.Millisecond, time.Hour), ForServer, "longest time one webhook delivery attempt may take")
+	duration(&cfg.WebhookMaxBackoff, "WEBHOOK_MAX_BACKOFF", webhook.DefaultMaxBackoff, between(time.Second, day), ForServer, "longest wait between attempts of one webhook delivery")
+	duration(&cfg.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, between(time.Second, day), ForServer, "how long shutdown waits for requests in flight")
 	oneOf(&cfg.LogLevel, "LOG_LEVEL", "info", []string{"debug", "info", "warn", "error"}, ForBucket, "debug, info, warn or error")
 	oneOf(&cfg.LogFormat, "LOG_FORMAT", "json", []string{"json", "text"}, ForBucket, "json (one object a line, for machines) or text (for a person at a terminal)")
 	boolean(&cfg.Demo, "DEMO", false, ForServer, "seed the demo user and uploads on the first start even with S3_BUCKET or DATABASE_URL set")
 	return settings
+}
+
+// Check refuses settings that are each within their limits but do not go
+// together. Call it after ApplyEnv, before anything is opened.
+func (c *Config) Check() error {
+	// Put sends a file in parts of S3PartSize; S3 refuses part 10,001, so
+	// a file that needs more would fail after 10,000 parts were sent.
+	if c.MaxUploadSize > MaxParts*c.S3PartSize {
+		return fmt.Errorf("MAX_UPLOAD_SIZE=%d: a file this large needs more than %d parts of S3_PART_SIZE=%d, more than S3 allows: "+
+			"raise S3_PART_SIZE to at least %d or lower MAX_UPLOAD_SIZE", c.MaxUploadSize, MaxParts, c.S3PartSize, (c.MaxUploadSize+MaxParts-1)/MaxParts)
+	}
+	return nil
 }
 
 // FlagName is the flag of the setting env: ADDR is --addr.

@@ -36,43 +36,60 @@ func (v *boolValue) Set(s string) error {
 	return nil
 }
 
-type intValue int
+// intValue is a whole number within its limits.
+type intValue struct {
+	p   *int
+	lim limits[int]
+}
 
-func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *intValue) String() string { return strconv.Itoa(*v.p) }
 func (v *intValue) Type() string   { return "int" }
+func (v *intValue) Range() string  { return v.lim.text(strconv.Itoa) }
 func (v *intValue) Set(s string) error {
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return errors.New("want a whole number")
+	if err != nil || !v.lim.hold(n) {
+		return errors.New("want a whole number " + v.lim.phrase(v.Range()))
 	}
-	*v = intValue(n)
+	*v.p = n
 	return nil
 }
 
-// bytesValue is a size in bytes.
-type bytesValue int64
+// bytesValue is a size in bytes within its limits.
+type bytesValue struct {
+	p   *int64
+	lim limits[int64]
+}
 
-func (v *bytesValue) String() string { return strconv.FormatInt(int64(*v), 10) }
+func (v *bytesValue) String() string { return strconv.FormatInt(*v.p, 10) }
 func (v *bytesValue) Type() string   { return "bytes" }
+func (v *bytesValue) Range() string  { return v.lim.text(sizeText) }
 func (v *bytesValue) Set(s string) error {
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return errors.New("want a whole number of bytes, such as 104857600 for 100 MiB")
+	if err != nil || !v.lim.hold(n) {
+		return errors.New("want a whole number of bytes " + v.lim.phrase(v.Range()))
 	}
-	*v = bytesValue(n)
+	*v.p = n
 	return nil
 }
 
-type durationValue time.Duration
+// durationValue is a duration within its limits.
+type durationValue struct {
+	p   *time.Duration
+	lim limits[time.Duration]
+}
 
-func (v *durationValue) String() string { return time.Duration(*v).String() }
+func (v *durationValue) String() string { return v.p.String() }
 func (v *durationValue) Type() string   { return "duration" }
+func (v *durationValue) Range() string  { return v.lim.text(durationText) }
 func (v *durationValue) Set(s string) error {
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return errors.New("want a duration such as 500ms, 30s, 5m or 1h")
+	if err != nil {
+		return errors.New("want a duration " + v.lim.phrase(v.Range()) + ", such as 30s, 5m or 1h")
 	}
-	*v = durationValue(d)
+	if !v.lim.hold(d) {
+		return errors.New("want a duration " + v.lim.phrase(v.Range()))
+	}
+	*v.p = d
 	return nil
 }
 
@@ -98,4 +115,63 @@ func orList(words []string) string {
 		return strings.Join(words, "")
 	}
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// limits are the values a number setting may take, both ends included; a
+// value outside them is refused when the setting is read, before anything
+// is opened. open means no upper end.
+type limits[T ~int | ~int64] struct {
+	min, max T
+	open     bool
+}
+
+// between is from min to max.
+func between[T ~int | ~int64](min, max T) limits[T] { return limits[T]{min: min, max: max} }
+
+// atLeast is min or more.
+func atLeast[T ~int | ~int64](min T) limits[T] { return limits[T]{min: min, open: true} }
+
+func (l limits[T]) hold(v T) bool { return v >= l.min && (l.open || v <= l.max) }
+
+// text says the limits: "from 10ms to 1h", "0 or more".
+func (l limits[T]) text(format func(T) string) string {
+	if l.open {
+		return format(l.min) + " or more"
+	}
+	return "from " + format(l.min) + " to " + format(l.max)
+}
+
+// phrase is text put after a noun: "a duration of 0s or more".
+func (l limits[T]) phrase(text string) string {
+	if l.open {
+		return "of " + text
+	}
+	return text
+}
+
+// durationText is d without zero minutes and seconds: 1h, not 1h0m0s.
+func durationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// sizeText is n bytes, with its size in binary units when it has one:
+// "5242880 (5 MiB)".
+func sizeText(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for _, unit := range []struct {
+		name  string
+		bytes int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= unit.bytes && n%unit.bytes == 0 {
+			return s + " (" + strconv.FormatInt(n/unit.bytes, 10) + " " + unit.name + ")"
+		}
+	}
+	return s
 }

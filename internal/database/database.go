@@ -27,12 +27,12 @@ func SQLiteURL(path string) string { return "sqlite://" + path }
 func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 	drv, checkpoints, err := openDriver(databaseURL)
 	if err != nil {
-		return nil, err
+		return nil, explainStartError(err, databaseURL)
 	}
 	d := &driver{Driver: drv, checkpoints: checkpoints}
 	if _, err := Migrate(ctx, drv.DB(), drv.Dialect()); err != nil {
 		d.Close()
-		return nil, err
+		return nil, explainStartError(err, databaseURL)
 	}
 	if drv.Dialect() == dialect.SQLite {
 		d.writers = newWriters(checkpoints.wake)

@@ -45,6 +45,15 @@ func NewWebhookEndpoint() string { return New(WebhookEndpointPrefix) }
 // NewMessage returns a fresh webhook message id.
 func NewMessage() string { return New(MessagePrefix) }
 
+// asciiSpace is the whitespace Trim removes: ASCII's, as HTTP and JSON
+// write it. Ids are ASCII, so no other character can border one.
+const asciiSpace = " \t\n\v\f\r"
+
+// Trim removes the ASCII whitespace around an id as a caller sent it, and
+// nothing else: a no-break space (U+00A0) or any other Unicode space stays,
+// so that the id is malformed, not taken for the id it borders.
+func Trim(id string) string { return strings.Trim(id, asciiSpace) }
+
 // Valid reports whether id is prefix followed by exactly 32 lowercase hex
 // digits. Malformed ids never reach the database.
 func Valid(prefix, id string) bool {

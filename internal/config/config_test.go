@@ -1,0 +1,77 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// TestLimitsAcceptTheirEnds: each end of a setting's limits is a value it
+// takes, as are the values the soak tests run with.
+func TestLimitsAcceptTheirEnds(t *testing.T) {
+	for env, values := range map[string][]string{
+		"PURGE_POLL_INTERVAL":      {"10ms", "200ms", "1h"},
+		"JANITOR_INTERVAL":         {"10ms", "500ms", "24h"},
+		"RATE_LIMIT_WINDOW":        {"1s", "24h"},
+		"WEBHOOK_TIMEOUT":          {"100ms", "2s", "1h"},
+		"WEBHOOK_MAX_BACKOFF":      {"1s", "5s", "24h"},
+		"PURGE_MAX_BACKOFF":        {"1s", "2s", "24h"},
+		"PURGE_INLINE_TIMEOUT":     {"10ms", "1h"},
+		"SHUTDOWN_TIMEOUT":         {"1s", "24h"},
+		"UPLOAD_TIMEOUT":           {"1s", "3s", "168h"},
+		"REQUEST_BODY_TIMEOUT":     {"1s", "1h"},
+		"UPLOAD_BODY_IDLE_TIMEOUT": {"1s", "1h"},
+		"FAILED_UPLOAD_RETENTION":  {"0", "87600h"},
+		"DELETE_RETENTION":         {"0", "720h"},
+		"AUDIT_RETENTION":          {"0", "87600h"},
+		"S3_PART_SIZE":             {"5242880", "5368709120"},
+		"MAX_UPLOAD_SIZE":          {"1", "33554432"},
+		"RATE_LIMIT":               {"0", "1000000"},
+		"GRAPHQL_COMPLEXITY_LIMIT": {"1", "1000000"},
+		"GRAPHQL_DEPTH_LIMIT":      {"1", "100"},
+	} {
+		for _, v := range values {
+			fs := pflag.NewFlagSet("", pflag.ContinueOnError)
+			var cfg Config
+			settings := Register(fs, &cfg, All)
+			env := map[string]string{env: v}
+			if err := ApplyEnv(fs, settings, func(k string) (string, bool) { s, ok := env[k]; return s, ok }); err != nil {
+				t.Errorf("%s=%s: %v", env, v, err)
+			}
+			if err := cfg.Check(); err != nil {
+				t.Errorf("%s=%s: %v", env, v, err)
+			}
+		}
+	}
+}
+
+// TestDefaultsWithinLimits: no default is refused by its own limits.
+func TestDefaultsWithinLimits(t *testing.T) {
+	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
+	var cfg Config
+	for _, s := range Register(fs, &cfg, All) {
+		if err := fs.Set(s.Flag, s.Default); err != nil {
+			t.Errorf("%s's default %s: %v", s.Env, s.Default, err)
+		}
+	}
+	if err := cfg.Check(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestCheckParts: the largest upload fits in S3's 10,000 parts of the part
+// size, or start-up says which to raise.
+func TestCheckParts(t *testing.T) {
+	cfg := Defaults()
+	cfg.S3PartSize = MinPartSize
+	cfg.MaxUploadSize = MaxParts * MinPartSize
+	if err := cfg.Check(); err != nil {
+		t.Errorf("10,000 parts exactly: %v", err)
+	}
+	cfg.MaxUploadSize++
+	err := cfg.Check()
+	if err == nil || !strings.Contains(err.Error(), "MAX_UPLOAD_SIZE=52428800001") || !strings.Contains(err.Error(), "raise S3_PART_SIZE to at least 5242881") {
+		t.Errorf("one byte more: %v", err)
+	}
+}
