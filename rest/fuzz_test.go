@@ -146,9 +146,9 @@ func (w *fuzzWorld) predictREST(method, apiKey, uploadID string) (int, string) {
 		return http.StatusMethodNotAllowed, `{"error":"Method not allowed"}`
 	}
 	// The server strips spaces and tabs around header values; the service
-	// then trims all white space around a key, and only ASCII's around an
-	// id: ids are ASCII, and an id bordered by a no-break space is not one.
-	key := strings.TrimSpace(apiKey)
+	// then trims only ASCII white space around a key and an id: both are
+	// ASCII, and one bordered by a no-break space is not one.
+	key := strings.Trim(apiKey, " \t\n\v\f\r")
 	if key != w.OwnerKey && key != w.IntruderKey {
 		return http.StatusUnauthorized, unauthorized
 	}

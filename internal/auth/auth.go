@@ -10,6 +10,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/apikey"
+	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/viewer"
 )
 
@@ -41,15 +42,18 @@ func Middleware(client *ent.Client, logger *slog.Logger) func(http.Handler) http
 	}
 }
 
+// credential is the key a request carries. Keys are ASCII: only ASCII white
+// space around one is dropped, so a key bordered by a no-break space is not
+// the key (as an id bordered by one is not the id).
 func credential(r *http.Request) string {
 	// Header names in canonical form are looked up as they are; any other
 	// spelling is rewritten, into a new string, on every request.
-	if key := strings.TrimSpace(r.Header.Get("X-Api-Key")); key != "" {
+	if key := ids.Trim(r.Header.Get("X-Api-Key")); key != "" {
 		return key
 	}
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if ok && strings.EqualFold(scheme, "Bearer") {
-		return strings.TrimSpace(token)
+		return ids.Trim(token)
 	}
 	return ""
 }

@@ -40,6 +40,10 @@ func TestLookalikeKeysRefused(t *testing.T) {
 		"the stored digest":   stored.Digest,
 		"ukey_ + the digest":  "ukey_" + stored.Digest,
 		"the digest, upper":   strings.ToUpper(stored.Digest),
+		// Keys are ASCII, as ids are: a Unicode space is part of what
+		// was sent, not white space around it.
+		"the key, then a no-break space": secret + "\u00a0",
+		"an em space, then the key":      "\u2003" + secret,
 	}
 	for name, credential := range lookalikes {
 		for _, header := range []string{"X-Api-Key", "Authorization"} {
