@@ -26,8 +26,9 @@ type Resolver struct {
 
 	// afterRead, when set (by tests only), runs in DeleteOwned between the
 	// read and the delete's transaction, so that a test can hold two
-	// deletes of one upload there and make them race every run.
-	afterRead func()
+	// deletes of one upload there and make them race every run, or hold
+	// one until its operation's deadline (ctx is the delete's).
+	afterRead func(ctx context.Context)
 }
 
 // Options are the resolvers' settings, all required.
