@@ -3,6 +3,7 @@ package graph_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/gqllimit"
+	"github.com/safedelete/uploads/internal/httpserver"
 	idgen "github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/testenv"
 	"github.com/safedelete/uploads/internal/webhook"
@@ -239,4 +241,26 @@ func fullWorld(t testing.TB, env *testenv.Env, userID string) {
 	client.Upload.CreateBulk(uploads...).ExecX(ctx)
 	client.AuditEvent.CreateBulk(events...).ExecX(ctx)
 	client.DeletedUpload.CreateBulk(trash...).ExecX(ctx)
+}
+
+// TestCostDocumented: the schema tells a caller the cost model's numbers
+// where they read about the fields it prices.
+func TestCostDocumented(t *testing.T) {
+	schema := graph.ServedSchema()
+	viewer := schema.Query.Fields.ForName("viewer").Description
+	for _, n := range []int{config.Defaults().GraphQLComplexityLimit, graph.MaxPageSize, webhook.MaxEndpointsPerOwner,
+		graph.DefaultDeliveriesPage, httpserver.CountCost, httpserver.FilterTermCost, httpserver.MaxFilterTerms} {
+		if !regexp.MustCompile(fmt.Sprintf(`\b%d\b`, n)).MatchString(viewer) {
+			t.Errorf("Query.viewer's description does not mention %d", n)
+		}
+	}
+	for _, words := range []string{"GRAPHQL_COMPLEXITY_LIMIT", "COMPLEXITY_LIMIT_EXCEEDED", "GRAPHQL_TIMEOUT", graph.CodeOperationTimeout, fmt.Sprint(config.Defaults().GraphQLTimeout.Seconds())} {
+		if !strings.Contains(viewer, words) {
+			t.Errorf("Query.viewer's description does not mention %s", words)
+		}
+	}
+	where := schema.Mutation.Fields.ForName("deleteUploadsWhere").Description
+	if !strings.Contains(where, fmt.Sprintf("%d terms", httpserver.MaxFilterTerms)) {
+		t.Errorf("deleteUploadsWhere's description does not give the filter limit:\n%s", where)
+	}
 }
