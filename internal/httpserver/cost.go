@@ -47,6 +47,11 @@ func operationCost(limit int) gqllimit.Cost {
 			"Query.nodes": {Elements: func(args map[string]any) int {
 				return max(gqllimit.ListLen(args, "ids"), 1)
 			}},
+			// Introspection answers with the whole schema, however few
+			// fields ask for it: half the limit, so that an operation may
+			// introspect once (the playground does) and not more.
+			"Query.__schema":        {Own: limit / 2},
+			"Query.__type":          {Own: limit / 20},
 			"User.webhookEndpoints": {Elements: func(map[string]any) int { return webhook.MaxEndpointsPerOwner }},
 			"WebhookEndpoint.deliveries": {Elements: func(args map[string]any) int {
 				first, ok := gqllimit.IntArg(args, "first")
