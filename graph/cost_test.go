@@ -117,6 +117,10 @@ func TestOperationCost(t *testing.T) {
 		{"a variable of 25 terms referenced 40 times",
 			`query($w: UploadWhereInput) { viewer {` + aliased(40, `uploads(first: 1, where: $w) { edges { cursor } }`) + ` } }`,
 			map[string]any{"w": filter25}, gqllimit.ErrCodeComplexity},
+		{"eight 4 KB filenameContains terms",
+			`query($w: UploadWhereInput) { viewer { uploads(first: 1, where: $w) { edges { cursor } } } }`,
+			map[string]any{"w": map[string]any{"or": manyOf(8, func(int) any { return map[string]any{"filenameContains": strings.Repeat("%_", 2048)} })}},
+			gqllimit.ErrCodeComplexity},
 		{"a filter of 30,000 terms",
 			`query($w: UploadWhereInput) { viewer { uploads(first: 1, where: $w) { edges { cursor } } } }`,
 			map[string]any{"w": map[string]any{"or": manyOf(30_000, func(i int) any { return map[string]any{"sizeGT": i} })}}, graph.CodeBadUserInput},
@@ -249,7 +253,7 @@ func TestCostDocumented(t *testing.T) {
 	schema := graph.ServedSchema()
 	viewer := schema.Query.Fields.ForName("viewer").Description
 	for _, n := range []int{config.Defaults().GraphQLComplexityLimit, graph.MaxPageSize, webhook.MaxEndpointsPerOwner,
-		graph.DefaultDeliveriesPage, httpserver.CountCost, httpserver.FilterTermCost, httpserver.MaxFilterTerms} {
+		graph.DefaultDeliveriesPage, httpserver.CountCost, httpserver.FilterTermCost, httpserver.MaxFilterTerms, gqllimit.FilterBytesPerCost} {
 		if !regexp.MustCompile(fmt.Sprintf(`\b%d\b`, n)).MatchString(viewer) {
 			t.Errorf("Query.viewer's description does not mention %d", n)
 		}

@@ -1392,9 +1392,9 @@ extend type Query {
   neither is given; ` + "`" + `webhookEndpoints` + "`" + ` 10 times (the most a user may have),
   and each endpoint's ` + "`" + `deliveries` + "`" + ` ` + "`" + `first` + "`" + ` times, 20 when not given. A
   ` + "`" + `totalCount` + "`" + ` costs 100 (it counts every match). A filter (` + "`" + `where` + "`" + `) costs
-  2 per term, and may have at most 100 terms: each field given, each element
-  of a list such as ` + "`" + `filenameIn` + "`" + `, each ` + "`" + `and` + "`" + `, ` + "`" + `or` + "`" + ` and ` + "`" + `not` + "`" + `; a variable
-  counts wherever it is used. A larger filter is BAD_USER_INPUT, and nothing
+  2 per term and 1 per 32 bytes of its strings, and may have at most 100
+  terms: each field given, each element of a list such as ` + "`" + `filenameIn` + "`" + `,
+  each ` + "`" + `and` + "`" + `, ` + "`" + `or` + "`" + ` and ` + "`" + `not` + "`" + `; a variable counts wherever it is used. A larger filter is BAD_USER_INPUT, and nothing
   runs. So a full page of 100 uploads with 3 fields, its ` + "`" + `totalCount` + "`" + ` and a
   filter of 100 terms fits (805).
 

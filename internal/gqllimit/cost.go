@@ -17,6 +17,9 @@ import (
 // code gqlgen's own complexity limit used, which callers already know.
 const ErrCodeComplexity = "COMPLEXITY_LIMIT_EXCEEDED"
 
+// FilterBytesPerCost is how many bytes of a filter's strings cost 1.
+const FilterBytesPerCost = 32
+
 // Price is what a field costs beyond the 1 every field costs, and how often
 // its selection runs. The zero Price is a field resolved once.
 type Price struct {
@@ -44,8 +47,9 @@ type Price struct {
 //
 // A filter is every argument whose type is one of Filters; its terms are
 // every field given, every element of a list (filenameIn: [...]) and every
-// and/or/not, counted after expansion. Each term costs FilterTermCost and a
-// filter of more terms than MaxFilterTerms is BAD_USER_INPUT: it is refused
+// and/or/not, counted after expansion. Each term costs FilterTermCost, and
+// each FilterBytesPerCost bytes of its strings 1 more (a LIKE costs time
+// in the length of its pattern), and a filter of more terms than MaxFilterTerms is BAD_USER_INPUT: it is refused
 // before anything runs, rather than failing on the database's own limits.
 type Cost struct {
 	Limit          int
@@ -172,9 +176,11 @@ func (m *coster) field(f *ast.Field, page int) int {
 	if f.Definition != nil {
 		for _, def := range f.Definition.Arguments {
 			if def.Type != nil && m.Filters[def.Type.Name()] {
-				terms := filterTerms(args[def.Name])
+				var size filterSize
+				size.add(args[def.Name])
+				terms := size.terms
 				m.maxTerms = max(m.maxTerms, terms)
-				own = m.add(own, m.mul(terms, m.FilterTermCost))
+				own = m.add(own, m.add(m.mul(terms, m.FilterTermCost), size.bytes/FilterBytesPerCost))
 			}
 		}
 	}
@@ -203,37 +209,41 @@ func (m *coster) arguments(f *ast.Field) (args map[string]any) {
 	return f.ArgumentMap(m.vars)
 }
 
-// filterTerms counts the terms of a filter value: each field given, each
-// list element, each nested object (and, or, not) and its own terms. It
-// takes time linear in the value, which the request body bounds.
-func filterTerms(v any) int {
+// filterSize is the size of a filter value: its terms (each field given,
+// each list element, each nested object, such as and, or and not, with its
+// own terms) and the bytes of its strings. It takes time linear in the
+// value, which the request body bounds.
+type filterSize struct{ terms, bytes int }
+
+func (z *filterSize) add(v any) {
 	switch v := v.(type) {
 	case nil:
-		return 0
 	case map[string]any:
-		n := 0
 		for _, e := range v {
-			switch e.(type) {
+			switch e := e.(type) {
 			case nil:
 			case map[string]any:
-				n += 1 + filterTerms(e)
+				z.terms++
+				z.add(e)
+			case []any:
+				if len(e) == 0 {
+					z.terms++
+				}
+				z.add(e)
 			default:
-				n += max(filterTerms(e), 1)
+				z.terms++
+				z.add(e)
 			}
 		}
-		return n
 	case []any:
-		n := 0
 		for _, e := range v {
-			if _, nested := e.(map[string]any); nested {
-				n += 1 + filterTerms(e)
-			} else {
-				n++
+			if e != nil {
+				z.terms++ // a nested filter, or a value of an …In list
+				z.add(e)
 			}
 		}
-		return n
-	default:
-		return 1
+	case string:
+		z.bytes += len(v)
 	}
 }
 
