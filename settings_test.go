@@ -59,6 +59,8 @@ var outOfRange = []struct{ env, value string }{
 	{"GRAPHQL_COMPLEXITY_LIMIT", "1000001"},
 	{"GRAPHQL_DEPTH_LIMIT", "0"},
 	{"GRAPHQL_DEPTH_LIMIT", "101"},
+	{"GRAPHQL_TIMEOUT", "0"}, // every operation would time out at once
+	{"GRAPHQL_TIMEOUT", "2h"},
 }
 
 // TestSettingOutOfRange: a number setting outside its limits, given as a

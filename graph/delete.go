@@ -141,7 +141,7 @@ func (r *Resolver) deleteRecords(ctx context.Context, ownerID string, uploadIDs 
 		return nil, nil, r.deleteFailed(ctx, err)
 	}
 	if r.afterRead != nil {
-		r.afterRead()
+		r.afterRead(ctx)
 	}
 	// A user's delete keeps the objects for the restore window, if there is
 	// one; the janitor's and an account erasure purge at once.
@@ -307,6 +307,10 @@ func subjectsOf(uploads []*ent.Upload) []audit.Subject {
 func (r *Resolver) deleteFailed(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
+	}
+	if timedOut(ctx) {
+		r.logger.WarnContext(ctx, "delete uploads stopped by the operation's deadline", "error", err)
+		return ErrOperationTimeout
 	}
 	r.logger.ErrorContext(ctx, "delete uploads", "error", err)
 	return ErrDeleteFailed

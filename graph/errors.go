@@ -45,7 +45,12 @@ func ErrorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var public *PublicError
-		if errors.As(err, &public) {
+		isPublic := errors.As(err, &public)
+		if timedOut(ctx) && (!isPublic || public.Code == CodeInternal) {
+			// Whatever failed once the deadline passed failed because of it.
+			public, isPublic = ErrOperationTimeout, true
+		}
+		if isPublic {
 			gqlErr.Message = public.Message
 			gqlErr.Extensions = map[string]any{"code": public.Code}
 			return gqlErr

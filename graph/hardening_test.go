@@ -240,7 +240,7 @@ func TestRacingDeletesOneWins(t *testing.T) {
 	u := env.MustUpload(key, "twice.txt", []byte("x"))
 	var arrived sync.WaitGroup
 	arrived.Add(2)
-	graph.SetAfterRead(env.App.Resolver, func() {
+	graph.SetAfterRead(env.App.Resolver, func(context.Context) {
 		arrived.Done()
 		arrived.Wait() // both have read the upload
 	})

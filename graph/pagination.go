@@ -36,3 +36,15 @@ func boundedFirst(first, last *int) (*int, error) {
 	}
 	return first, nil
 }
+
+// Limits of a filter (UploadWhereInput, AuditEventFilter), documented on
+// Query.viewer in schema.graphqls and enforced, with the page sizes, by
+// the server's cost model before anything runs.
+const (
+	// MaxFilterTerms is the most terms one filter may have: each field
+	// given, each element of a list (filenameIn) and each and, or and not.
+	MaxFilterTerms = 100
+	// FilterTermCost is what each term costs against
+	// GRAPHQL_COMPLEXITY_LIMIT, where the filter is given.
+	FilterTermCost = 2
+)

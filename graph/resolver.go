@@ -26,8 +26,9 @@ type Resolver struct {
 
 	// afterRead, when set (by tests only), runs in DeleteOwned between the
 	// read and the delete's transaction, so that a test can hold two
-	// deletes of one upload there and make them race every run.
-	afterRead func()
+	// deletes of one upload there and make them race every run, or hold
+	// one until its operation's deadline (ctx is the delete's).
+	afterRead func(ctx context.Context)
 	// beforeTakeBack, when set (by tests only), runs in restoreUpload
 	// between its read of the trash entry and taking back the purge, so
 	// that a test can have a purger claim the purge there.

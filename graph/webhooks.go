@@ -82,8 +82,12 @@ func (r *Resolver) webhookEndpoints(ctx context.Context, obj *ent.User) ([]*ent.
 	return webhook.Endpoints(ctx, r.client, obj.ID)
 }
 
+// DefaultDeliveriesPage is how many deliveries WebhookEndpoint.deliveries
+// returns when first is not given (the schema's default, for first: null).
+const DefaultDeliveriesPage = 20
+
 func (r *Resolver) webhookDeliveries(ctx context.Context, obj *ent.WebhookEndpoint, first *int) ([]*ent.WebhookDelivery, error) {
-	n := 20
+	n := DefaultDeliveriesPage
 	if first != nil {
 		n = *first
 	}

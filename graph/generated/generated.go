@@ -1383,6 +1383,25 @@ extend type Query {
   Its ` + "`" + `uploads` + "`" + ` are returned a page at a time: ` + "`" + `first` + "`" + ` (or ` + "`" + `last` + "`" + `) uploads,
   at most 100 (more is BAD_USER_INPUT), and 100 when neither is given.
   Follow ` + "`" + `pageInfo.endCursor` + "`" + ` with ` + "`" + `after` + "`" + ` for the next page.
+
+  What one operation may cost is bounded by the server's
+  GRAPHQL_COMPLEXITY_LIMIT (1000 by default; more is
+  COMPLEXITY_LIMIT_EXCEEDED, and nothing runs). Each field costs 1; the
+  fields under a list count once per element it may return, times its
+  parents': a page's ` + "`" + `edges` + "`" + ` count ` + "`" + `first` + "`" + ` (or ` + "`" + `last` + "`" + `) times, 100 when
+  neither is given; ` + "`" + `webhookEndpoints` + "`" + ` 10 times (the most a user may have),
+  and each endpoint's ` + "`" + `deliveries` + "`" + ` ` + "`" + `first` + "`" + ` times, 20 when not given. A
+  ` + "`" + `totalCount` + "`" + ` costs 100 (it counts every match). A filter (` + "`" + `where` + "`" + `) costs
+  2 per term and 1 per 32 bytes of its strings, and may have at most 100
+  terms: each field given, each element of a list such as ` + "`" + `filenameIn` + "`" + `,
+  each ` + "`" + `and` + "`" + `, ` + "`" + `or` + "`" + ` and ` + "`" + `not` + "`" + `; a variable counts wherever it is used. A larger filter is BAD_USER_INPUT, and nothing
+  runs. So a full page of 100 uploads with 3 fields, its ` + "`" + `totalCount` + "`" + ` and a
+  filter of 100 terms fits (805).
+
+  An operation's work may take at most the server's GRAPHQL_TIMEOUT (30
+  seconds by default; storing a file excepted): a field still running then
+  fails with OPERATION_TIMEOUT. A delete it interrupts is rolled back; those
+  that finished stay done.
   """
   viewer: User
   """
@@ -1416,7 +1435,8 @@ type Mutation {
   ` + "`" + `viewer.uploads` + "`" + `; ` + "`" + `{}` + "`" + ` matches all of them), up to 10,000 per call in
   transactions of up to 1,000. When more matched, ` + "`" + `hasMore` + "`" + ` is true: call
   again until it is false. With ` + "`" + `dryRun: true` + "`" + ` nothing is deleted and only
-  ` + "`" + `matchedCount` + "`" + ` is filled. A database failure ends the call with
+  ` + "`" + `matchedCount` + "`" + ` is filled. A filter of more than 100 terms is
+  BAD_USER_INPUT, dry run or not, and nothing is deleted (see Query.viewer). A database failure ends the call with
   INTERNAL_SERVER_ERROR; the batches committed before it stay deleted, and
   calling again finishes the job.
   """
@@ -1446,14 +1466,16 @@ extend type User {
   The caller's deleted uploads that can still be restored, most recently
   deleted first, each with when it was deleted and when it will be purged.
   Empty unless the server keeps deleted uploads (DELETE_RETENTION). Pages as
-  ` + "`" + `uploads` + "`" + ` does: at most 100, and 100 when neither first nor last is given.
+  ` + "`" + `uploads` + "`" + ` does: at most 100, and 100 when neither first nor last is given;
+  its ` + "`" + `edges` + "`" + ` cost that many times their fields, its ` + "`" + `totalCount` + "`" + ` 100.
   """
   deletedUploads(after: Cursor, first: Int, before: Cursor, last: Int): DeletedUploadConnection!
   """
   The audit trail of the caller's uploads, newest first: one event per
   change (created, deleted, restored, purged, expired), written in the
-  transaction of the change. Pages of at most 100 (100 by default); follow
-  ` + "`" + `pageInfo.endCursor` + "`" + ` with ` + "`" + `after` + "`" + `.
+  transaction of the change. Pages of at most 100 (100 by default), whose
+  ` + "`" + `edges` + "`" + ` cost that many times their fields; follow ` + "`" + `pageInfo.endCursor` + "`" + `
+  with ` + "`" + `after` + "`" + `.
   """
   auditEvents(after: Cursor, first: Int, where: AuditEventFilter): AuditEventConnection!
 }
@@ -1559,7 +1581,13 @@ type WebhookEndpoint {
   "Set when deliveries failed for the whole retry window (about three days); nothing is sent until it is enabled again."
   disabledAt: Time
   disabledReason: String!
-  "Its most recent deliveries, newest first: at most 100, 20 by default."
+  """
+  Its most recent deliveries, newest first: at most 100, 20 by default.
+  They cost ` + "`" + `first` + "`" + ` times their fields for each of the caller's endpoints,
+  counted as 10 (the most a user may have): 20 deliveries of every endpoint
+  with 4 fields fit the default GRAPHQL_COMPLEXITY_LIMIT; 100 of every
+  endpoint do not.
+  """
   deliveries(first: Int = 20): [WebhookDelivery!]!
 }
 
@@ -1600,7 +1628,7 @@ type DeleteWebhookEndpointPayload {
 }
 
 extend type User {
-  "The caller's webhook endpoints, oldest first."
+  "The caller's webhook endpoints, oldest first: at most 10, and counted as 10 against the complexity limit."
   webhookEndpoints: [WebhookEndpoint!]!
 }
 

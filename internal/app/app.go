@@ -130,6 +130,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Metrics:         a.Metrics,
 		BodyTimeout:     cfg.RequestBodyTimeout,
 		UploadIdle:      cfg.UploadBodyIdleTimeout,
+		GraphQLTimeout:  cfg.GraphQLTimeout,
 		Ready: map[string]func(context.Context) error{
 			"database": func(ctx context.Context) error { _, err := client.User.Query().Exist(ctx); return err },
 			"bucket":   a.Store.Ping,

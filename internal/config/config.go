@@ -54,6 +54,7 @@ type Config struct {
 	GraphQLIntrospection   bool
 	GraphQLComplexityLimit int
 	GraphQLDepthLimit      int
+	GraphQLTimeout         time.Duration
 
 	WebhookAllowHTTP            bool
 	WebhookAllowPrivateNetworks bool
@@ -201,6 +202,7 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	boolean(&cfg.GraphQLIntrospection, "GRAPHQL_INTROSPECTION", true, ForServer, "allow schema introspection (the playground needs it)")
 	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, between(1, 1_000_000), ForServer, "largest complexity of one GraphQL operation")
 	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, between(1, 100), ForServer, "deepest field nesting of one GraphQL operation")
+	duration(&cfg.GraphQLTimeout, "GRAPHQL_TIMEOUT", 30*time.Second, between(time.Second, time.Hour), ForServer, "longest time the work of one GraphQL operation may take (uploadFile's storing excepted); then it is stopped with OPERATION_TIMEOUT")
 	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, between(10*time.Millisecond, time.Hour), ForDeletes, "how long a delete waits for S3 before leaving the object to the background purger")
 	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, between(10*time.Millisecond, time.Hour), ForServer, "how often the background purger looks for due purges")
 	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, between(time.Second, day), ForServer, "longest wait between retries of one purge")

@@ -30,6 +30,7 @@ func TestLimitsAcceptTheirEnds(t *testing.T) {
 		"RATE_LIMIT":               {"0", "1000000"},
 		"GRAPHQL_COMPLEXITY_LIMIT": {"1", "1000000"},
 		"GRAPHQL_DEPTH_LIMIT":      {"1", "100"},
+		"GRAPHQL_TIMEOUT":          {"1s", "1h"},
 	} {
 		for _, v := range values {
 			fs := pflag.NewFlagSet("", pflag.ContinueOnError)

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -53,6 +52,10 @@ type Config struct {
 	// take to arrive; UploadIdle bounds each pause in an upload's body.
 	// Zero sets no bound.
 	BodyTimeout, UploadIdle time.Duration
+	// GraphQLTimeout bounds the work of one GraphQL operation, all its
+	// root fields but uploadFile (which UPLOAD_TIMEOUT bounds). Zero sets
+	// no bound.
+	GraphQLTimeout time.Duration
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -172,11 +175,6 @@ func corsMiddleware(origins []string) *cors.Cors {
 // may cost.
 func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	schema := generated.Config{Resolvers: cfg.Resolver, Schema: graph.ServedSchema()}
-	// A connection costs its child fields once per element it may return.
-	schema.Complexity.User.Uploads = func(child int, _ *entgql.Cursor[string], first *int, _ *entgql.Cursor[string], last *int, _ *ent.UploadOrder, _ *ent.UploadWhereInput) int {
-		return child * pageSize(first, last)
-	}
-	schema.Complexity.Query.Nodes = func(child int, ids []string) int { return child * max(len(ids), 1) }
 	srv := handler.New(generated.NewExecutableSchema(schema))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(graphQLOverHTTP{}) // GET and POST, in place of gqlgen's
@@ -189,16 +187,30 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
-	// Before the complexity limit, whose calculation is exponential in
-	// nested fragment spreads; an operation cannot cost less than its
-	// fields, so the complexity limit bounds them too.
 	srv.Use(gqllimit.Inputs{MaxStringBytes: MaxInputStringBytes, MaxDepth: MaxInputDepth})
 	srv.Use(gqllimit.Limits{MaxDepth: cfg.DepthLimit, MaxFields: cfg.ComplexityLimit, MaxMutationFields: MaxMutationFields})
-	// One request, one inline purge timeout, however many deletes it runs.
+	// Every list priced by its page times its parents, every filter by its
+	// terms, variables expanded (in place of gqlgen's complexity limit,
+	// which counted a list once and expanded fragments one by one).
+	srv.Use(operationCost(cfg.ComplexityLimit))
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		return next(purge.WithRequestBudget(ctx))
+		// One request, one inline purge timeout, however many deletes it runs.
+		ctx = purge.WithRequestBudget(ctx)
+		if cfg.GraphQLTimeout > 0 {
+			ctx = graph.WithOperationDeadline(ctx, time.Now().Add(cfg.GraphQLTimeout))
+		}
+		return next(ctx)
 	})
-	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
+	srv.AroundRootFields(func(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+		// Storing a file takes as long as the file needs, within
+		// UPLOAD_TIMEOUT; every other root field shares the deadline.
+		if graphql.GetRootFieldContext(ctx).Field.Name == "uploadFile" {
+			return next(ctx)
+		}
+		ctx, cancel := graph.WithDeadline(ctx)
+		defer cancel() // the field is resolved, its children included, when next returns
+		return next(ctx)
+	})
 	srv.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	srv.SetRecoverFunc(graph.RecoverFunc(cfg.Logger))
 	return srv
@@ -228,25 +240,6 @@ func writeGraphQLError(w http.ResponseWriter, r *http.Request, status int, e *gr
 // MaxOperationBytes bounds a GraphQL request that carries no file: no
 // legitimate operation comes near it.
 const MaxOperationBytes = 1 << 20
-
-// pageSize is how many elements a connection's page may hold, for its
-// complexity: what the resolver returns at most.
-func pageSize(first, last *int) int {
-	n := graph.DefaultPageSize
-	switch {
-	case first != nil:
-		n = *first
-	case last != nil:
-		n = *last
-	}
-	if n > graph.MaxPageSize {
-		// The resolver refuses it (BAD_USER_INPUT) before querying
-		// anything; the complexity limit must not answer first, in
-		// terms that do not say what is wrong.
-		return 1
-	}
-	return max(n, 1)
-}
 
 // limitBody answers an oversized request with a clear GraphQL error before
 // reading it, instead of gqlgen's generic parse failures. Bodies of unknown
