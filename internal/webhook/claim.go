@@ -1,0 +1,249 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"entgo.io/ent/dialect/sql"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/predicate"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
+	"github.com/safedelete/uploads/ent/webhookendpoint"
+	"github.com/safedelete/uploads/internal/backoff"
+	"github.com/safedelete/uploads/internal/database"
+)
+
+// maxPerEndpoint bounds a sender's attempts in flight to one endpoint: an
+// endpoint that hangs holds that many workers, no more.
+const maxPerEndpoint = 2
+
+// ownerShare bounds a sender's attempts in flight to one owner's endpoints:
+// a quarter of its workers (at least maxPerEndpoint), so that one owner's
+// hanging endpoints leave the rest to everyone else.
+func (s *Sender) ownerShare() int { return max(maxPerEndpoint, s.opts.Concurrency/4) }
+
+// claim takes up to slots due deliveries, with their endpoints, for one
+// lease, sharing the slots fairly (see pick) rather than oldest first: one
+// owner's backlog does not hold back another's deliveries. Deliveries to
+// disabled endpoints are not due, nor those waiting for an earlier one
+// (see firstPendingOfUpload).
+func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
+	now := time.Now()
+	candidates, err := s.client.WebhookDelivery.Query().
+		Where(oldestDuePerEndpoint(now, maxPerEndpoint, 4*s.opts.Concurrency)).
+		WithEndpoint().
+		Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list due deliveries: %w", err)
+	}
+	claimed, err := s.take(ctx, s.pick(candidates, slots), now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range claimed {
+		s.endpointLoad[d.EndpointID]++
+		s.ownerLoad[d.Edges.Endpoint.OwnerID]++
+	}
+	return claimed, err
+}
+
+// release ends a claimed delivery's attempt in the sender's counts.
+func (s *Sender) release(d *ent.WebhookDelivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	decrement(s.endpointLoad, d.EndpointID)
+	decrement(s.ownerLoad, d.Edges.Endpoint.OwnerID)
+}
+
+func decrement(m map[string]int, key string) {
+	if m[key] <= 1 {
+		delete(m, key) // the maps hold only what is in flight
+		return
+	}
+	m[key]--
+}
+
+// pick chooses up to slots of the candidates (oldest first) in turns: each
+// owner with room in turn, oldest first, takes the oldest candidate of its
+// least busy endpoint. Counting this sender's attempts in flight, no
+// endpoint gets more than maxPerEndpoint nor owner more than ownerShare.
+func (s *Sender) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.WebhookDelivery {
+	var owners []string
+	byOwner := map[string][]*ent.WebhookDelivery{}
+	for _, d := range candidates {
+		if d.Edges.Endpoint == nil {
+			continue // deleted since, with its deliveries
+		}
+		owner := d.Edges.Endpoint.OwnerID
+		if byOwner[owner] == nil {
+			owners = append(owners, owner)
+		}
+		byOwner[owner] = append(byOwner[owner], d)
+	}
+	s.mu.Lock()
+	endpointLoad, ownerLoad := maps.Clone(s.endpointLoad), maps.Clone(s.ownerLoad)
+	s.mu.Unlock()
+	var picked []*ent.WebhookDelivery
+	for progress := true; progress && len(picked) < slots; {
+		progress = false
+		for _, owner := range owners {
+			if len(picked) == slots || ownerLoad[owner] >= s.ownerShare() {
+				continue
+			}
+			queue := byOwner[owner]
+			best := -1
+			for i, d := range queue {
+				if load := endpointLoad[d.EndpointID]; load < maxPerEndpoint && (best < 0 || load < endpointLoad[queue[best].EndpointID]) {
+					best = i
+				}
+			}
+			if best < 0 {
+				continue
+			}
+			d := queue[best]
+			byOwner[owner] = slices.Delete(queue, best, best+1)
+			endpointLoad[d.EndpointID]++
+			ownerLoad[owner]++
+			picked = append(picked, d)
+			progress = true
+		}
+	}
+	return picked
+}
+
+// take claims, in one transaction, each of the deliveries that is still due
+// at now, by moving its next_attempt_at a lease forward, and returns those
+// it took: one that is not was claimed by another sender since it was read.
+func (s *Sender) take(ctx context.Context, due []*ent.WebhookDelivery, now time.Time) ([]*ent.WebhookDelivery, error) {
+	if len(due) == 0 {
+		return nil, nil
+	}
+	leaseEnd := time.Now().Add(s.lease())
+	var claimed []*ent.WebhookDelivery
+	err := database.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		for _, d := range due {
+			if d.Edges.Endpoint == nil {
+				continue // deleted since, with its deliveries
+			}
+			n, err := tx.WebhookDelivery.Update().
+				Where(
+					webhookdelivery.ID(d.ID),
+					webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+					webhookdelivery.NextAttemptAtLTE(now),
+				).
+				SetNextAttemptAt(leaseEnd).
+				AddAttempts(1).
+				Save(ctx)
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				// As read plus one: nobody claimed it in between, or it
+				// would not be due. Also the claim's token (stillClaimed).
+				d.Attempts++
+				claimed = append(claimed, d)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %d deliveries: %w", len(due), err)
+	}
+	return claimed, nil
+}
+
+// oldestDuePerEndpoint keeps the deliveries due at now to enabled
+// endpoints, at most perEndpoint of each endpoint (its oldest), limit in
+// all, each endpoint's oldest first: the candidates of a claim. Every
+// endpoint with due deliveries is among them (up to limit endpoints),
+// however long another endpoint's backlog.
+func oldestDuePerEndpoint(now time.Time, perEndpoint, limit int) predicate.WebhookDelivery {
+	return func(s *sql.Selector) {
+		b := sql.Dialect(s.Dialect())
+		t := b.Table(webhookdelivery.Table)
+		const rank = "endpoint_rank"
+		due := b.Select(t.C(webhookdelivery.FieldID), t.C(webhookdelivery.FieldNextAttemptAt)).
+			AppendSelectExprAs(sql.RowNumber().
+				PartitionBy(t.C(webhookdelivery.FieldEndpointID)).
+				OrderBy(t.C(webhookdelivery.FieldNextAttemptAt), t.C(webhookdelivery.FieldID)), rank).
+			From(t).
+			Where(sql.And(
+				sql.EQ(t.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING.String()),
+				sql.LTE(t.C(webhookdelivery.FieldNextAttemptAt), now),
+			))
+		webhookdelivery.HasEndpointWith(webhookendpoint.DisabledAtIsNil())(due)
+		firstPendingOfUpload()(due)
+		ranked := due.As("due")
+		s.Where(sql.In(s.C(webhookdelivery.FieldID), b.Select(ranked.C(webhookdelivery.FieldID)).
+			From(ranked).
+			Where(sql.LTE(ranked.C(rank), perEndpoint)).
+			OrderBy(ranked.C(rank), ranked.C(webhookdelivery.FieldNextAttemptAt), ranked.C(webhookdelivery.FieldID)).
+			Limit(limit)))
+	}
+}
+
+// firstPendingOfUpload keeps a delivery back while an earlier one (a lower
+// id) of the same upload to the same endpoint is PENDING, whether due,
+// backing off or in flight: a receiver hears of an upload's events in
+// order (deleted before purged), across retries. Other uploads' deliveries
+// do not wait. Ids are handed out at INSERT: the order is that of Enqueue
+// calls, which for one upload follow each other (each change of an upload
+// commits before the next begins).
+func firstPendingOfUpload() predicate.WebhookDelivery {
+	return func(s *sql.Selector) {
+		earlier := sql.Table(webhookdelivery.Table).As("earlier")
+		s.Where(sql.NotExists(
+			sql.Dialect(s.Dialect()).Select(earlier.C(webhookdelivery.FieldID)).From(earlier).Where(sql.And(
+				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldEndpointID), s.C(webhookdelivery.FieldEndpointID)),
+				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldUploadID), s.C(webhookdelivery.FieldUploadID)),
+				sql.EQ(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING),
+				sql.ColumnsLT(earlier.C(webhookdelivery.FieldID), s.C(webhookdelivery.FieldID)),
+			)),
+		))
+	}
+}
+
+// noAnswer is the endpoint's circuit breaker: an attempt got no answer
+// (it timed out, could not connect, or could not be made at all), so the
+// endpoint's other pending deliveries are postponed with a backoff that
+// grows with the attempts in a row that got none. A dead or hanging
+// endpoint is then tried about once per backoff, not once per delivery,
+// by every sender: the postponement is in the database. Answers of any
+// status close the breaker (answered): the endpoint is up, and a refusal
+// is about one message.
+func (s *Sender) noAnswer(ctx context.Context, endpointID string) {
+	s.mu.Lock()
+	s.silences[endpointID]++
+	silences := s.silences[endpointID]
+	s.mu.Unlock()
+	ctx, cancel := recordContext(ctx)
+	defer cancel()
+	until := time.Now().Add(backoff.Delay(silences, firstBackoff, s.opts.MaxBackoff))
+	// Deliveries in flight move too, which only lengthens their lease:
+	// their outcome is recorded by attempts (stillClaimed), not by time.
+	n, err := s.client.WebhookDelivery.Update().
+		Where(
+			webhookdelivery.EndpointID(endpointID),
+			webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+			webhookdelivery.NextAttemptAtLT(until),
+		).
+		SetNextAttemptAt(until).
+		Save(ctx)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "postpone webhook endpoint", "endpoint_id", endpointID, "error", err)
+		return
+	}
+	s.logger.WarnContext(ctx, "webhook endpoint did not answer; its deliveries wait", "endpoint_id", endpointID,
+		"attempts_without_answer", silences, "postponed", n, "until", until)
+}
+
+// answered closes the endpoint's circuit breaker.
+func (s *Sender) answered(endpointID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.silences, endpointID)
+}
