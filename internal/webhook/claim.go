@@ -33,15 +33,31 @@ func (s *Sender) ownerShare() int { return max(maxPerEndpoint, s.opts.Concurrenc
 // (see firstPendingOfUpload).
 func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
 	now := time.Now()
+	limit := 4 * s.opts.Concurrency
+	// The oldest due first: read in the order of an index, as far as limit.
 	candidates, err := s.client.WebhookDelivery.Query().
-		Where(oldestDuePerEndpoint(now, maxPerEndpoint, 4*s.opts.Concurrency)).
+		Where(dueAt(now)...).
 		WithEndpoint().
 		Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
+		Limit(limit).
 		All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list due deliveries: %w", err)
 	}
-	claimed, err := s.take(ctx, s.pick(candidates, slots), now)
+	s.mu.Lock()
+	endpointLoad, ownerLoad := maps.Clone(s.endpointLoad), maps.Clone(s.ownerLoad)
+	s.mu.Unlock()
+	picked := s.pick(candidates, slots, endpointLoad, ownerLoad)
+	if len(candidates) == limit && len(picked) < slots {
+		// The oldest are all of endpoints or owners that have their
+		// share, and there may be others' behind them, however many.
+		others, err := s.othersDue(ctx, now, limit, picked, endpointLoad, ownerLoad)
+		if err != nil {
+			return nil, err
+		}
+		picked = append(picked, s.pick(others, slots-len(picked), endpointLoad, ownerLoad)...)
+	}
+	claimed, err := s.take(ctx, picked, now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range claimed {
@@ -49,6 +65,66 @@ func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, 
 		s.ownerLoad[d.Edges.Endpoint.OwnerID]++
 	}
 	return claimed, err
+}
+
+// dueAt are the conditions of a delivery due at now.
+func dueAt(now time.Time) []predicate.WebhookDelivery {
+	return []predicate.WebhookDelivery{
+		webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+		webhookdelivery.NextAttemptAtLTE(now),
+		webhookdelivery.HasEndpointWith(webhookendpoint.DisabledAtIsNil()),
+		firstPendingOfUpload(),
+	}
+}
+
+// othersDue returns the oldest due deliveries (up to limit) of the
+// endpoints that have due deliveries and room, per the loads, besides
+// those picked: found endpoint by endpoint, so that a backlog of endpoints
+// without room is not read through.
+func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked []*ent.WebhookDelivery, endpointLoad, ownerLoad map[string]int) ([]*ent.WebhookDelivery, error) {
+	endpointPreds := []predicate.WebhookEndpoint{
+		webhookendpoint.DisabledAtIsNil(),
+		webhookendpoint.HasDeliveriesWith(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), webhookdelivery.NextAttemptAtLTE(now)),
+	}
+	if full := fullKeys(endpointLoad, maxPerEndpoint); len(full) > 0 {
+		endpointPreds = append(endpointPreds, webhookendpoint.IDNotIn(full...))
+	}
+	if full := fullKeys(ownerLoad, s.ownerShare()); len(full) > 0 {
+		endpointPreds = append(endpointPreds, webhookendpoint.OwnerIDNotIn(full...))
+	}
+	endpointIDs, err := s.client.WebhookEndpoint.Query().Where(endpointPreds...).Limit(limit).IDs(ctx)
+	if err != nil || len(endpointIDs) == 0 {
+		return nil, err
+	}
+	preds := append(dueAt(now), webhookdelivery.EndpointIDIn(endpointIDs...))
+	if len(picked) > 0 {
+		ids := make([]int, len(picked))
+		for i, d := range picked {
+			ids[i] = d.ID
+		}
+		preds = append(preds, webhookdelivery.IDNotIn(ids...))
+	}
+	others, err := s.client.WebhookDelivery.Query().
+		Where(preds...).
+		WithEndpoint().
+		Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
+		Limit(limit).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list due deliveries: %w", err)
+	}
+	return others, nil
+}
+
+// fullKeys returns the keys of load at limit or past it.
+func fullKeys(load map[string]int, limit int) []string {
+	var full []string
+	for key, n := range load {
+		if n >= limit {
+			full = append(full, key)
+		}
+	}
+	return full
 }
 
 // release ends a claimed delivery's attempt in the sender's counts.
@@ -69,9 +145,10 @@ func decrement(m map[string]int, key string) {
 
 // pick chooses up to slots of the candidates (oldest first) in turns: each
 // owner with room in turn, oldest first, takes the oldest candidate of its
-// least busy endpoint. Counting this sender's attempts in flight, no
-// endpoint gets more than maxPerEndpoint nor owner more than ownerShare.
-func (s *Sender) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.WebhookDelivery {
+// least busy endpoint. Counting attempts in flight and those picked (the
+// loads, which it updates), no endpoint gets more than maxPerEndpoint nor
+// owner more than ownerShare.
+func (s *Sender) pick(candidates []*ent.WebhookDelivery, slots int, endpointLoad, ownerLoad map[string]int) []*ent.WebhookDelivery {
 	var owners []string
 	byOwner := map[string][]*ent.WebhookDelivery{}
 	for _, d := range candidates {
@@ -84,9 +161,6 @@ func (s *Sender) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.Webho
 		}
 		byOwner[owner] = append(byOwner[owner], d)
 	}
-	s.mu.Lock()
-	endpointLoad, ownerLoad := maps.Clone(s.endpointLoad), maps.Clone(s.ownerLoad)
-	s.mu.Unlock()
 	var picked []*ent.WebhookDelivery
 	for progress := true; progress && len(picked) < slots; {
 		progress = false
@@ -154,36 +228,6 @@ func (s *Sender) take(ctx context.Context, due []*ent.WebhookDelivery, now time.
 		return nil, fmt.Errorf("claim %d deliveries: %w", len(due), err)
 	}
 	return claimed, nil
-}
-
-// oldestDuePerEndpoint keeps the deliveries due at now to enabled
-// endpoints, at most perEndpoint of each endpoint (its oldest), limit in
-// all, each endpoint's oldest first: the candidates of a claim. Every
-// endpoint with due deliveries is among them (up to limit endpoints),
-// however long another endpoint's backlog.
-func oldestDuePerEndpoint(now time.Time, perEndpoint, limit int) predicate.WebhookDelivery {
-	return func(s *sql.Selector) {
-		b := sql.Dialect(s.Dialect())
-		t := b.Table(webhookdelivery.Table)
-		const rank = "endpoint_rank"
-		due := b.Select(t.C(webhookdelivery.FieldID), t.C(webhookdelivery.FieldNextAttemptAt)).
-			AppendSelectExprAs(sql.RowNumber().
-				PartitionBy(t.C(webhookdelivery.FieldEndpointID)).
-				OrderBy(t.C(webhookdelivery.FieldNextAttemptAt), t.C(webhookdelivery.FieldID)), rank).
-			From(t).
-			Where(sql.And(
-				sql.EQ(t.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING.String()),
-				sql.LTE(t.C(webhookdelivery.FieldNextAttemptAt), now),
-			))
-		webhookdelivery.HasEndpointWith(webhookendpoint.DisabledAtIsNil())(due)
-		firstPendingOfUpload()(due)
-		ranked := due.As("due")
-		s.Where(sql.In(s.C(webhookdelivery.FieldID), b.Select(ranked.C(webhookdelivery.FieldID)).
-			From(ranked).
-			Where(sql.LTE(ranked.C(rank), perEndpoint)).
-			OrderBy(ranked.C(rank), ranked.C(webhookdelivery.FieldNextAttemptAt), ranked.C(webhookdelivery.FieldID)).
-			Limit(limit)))
-	}
 }
 
 // firstPendingOfUpload keeps a delivery back while an earlier one (a lower

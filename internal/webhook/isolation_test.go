@@ -17,7 +17,7 @@ import (
 // first owner's, arrives while those attempts still hang.
 func TestHangingEndpointsDelayNoOneElse(t *testing.T) {
 	w := newWorld(t)
-	const hangingEndpoints, uploads = 3, 10
+	const hangingEndpoints, uploads = 3, 30 // a backlog past what one read of the oldest sees
 	var mu sync.Mutex
 	hanging, mostHanging, ended := 0, 0, 0
 	release := make(chan struct{})
