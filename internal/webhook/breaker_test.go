@@ -15,7 +15,7 @@ import (
 )
 
 // TestSilentEndpointBacksOff: attempts to an endpoint that does not answer
-// take two workers at most, and once they time out the endpoint's other
+// take its owner's share of workers at most, and once they time out the endpoint's other
 // deliveries wait (its circuit breaker is open) instead of each taking a
 // worker for a timeout in turn. An endpoint that answers, even with an
 // error, is not held back.
@@ -36,7 +36,8 @@ func TestSilentEndpointBacksOff(t *testing.T) {
 		w.enqueue(event(webhook.EventUploadDeleted, owner, ids.NewUpload()), event(webhook.EventUploadDeleted, other, ids.NewUpload()))
 	}
 	ctx := context.Background()
-	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Timeout: 100 * time.Millisecond})
+	// Eight workers: two each at most for an owner, and so an endpoint.
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Timeout: 100 * time.Millisecond, Concurrency: 8})
 
 	if attempted, _, err := sender.RunOnce(ctx); attempted != 4 || err != nil {
 		t.Fatalf("first pass attempted %d (%v); want 2 to each endpoint", attempted, err)

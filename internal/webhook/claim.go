@@ -17,14 +17,27 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 )
 
-// maxPerEndpoint bounds a sender's attempts in flight to one endpoint: an
-// endpoint that hangs holds that many workers, no more.
-const maxPerEndpoint = 2
+// ownerShare bounds a sender's attempts in flight to one owner's endpoints,
+// and so to one endpoint: a quarter of its workers (at least 2), so that
+// one owner's hanging endpoints leave the rest to everyone else.
+func (s *Sender) ownerShare() int { return max(2, s.opts.Concurrency/4) }
 
-// ownerShare bounds a sender's attempts in flight to one owner's endpoints:
-// a quarter of its workers (at least maxPerEndpoint), so that one owner's
-// hanging endpoints leave the rest to everyone else.
-func (s *Sender) ownerShare() int { return max(maxPerEndpoint, s.opts.Concurrency/4) }
+// loads are a sender's attempts in flight (and picked) by endpoint and by
+// owner, and the endpoints whose last attempts got no answer.
+type loads struct {
+	endpoint, owner map[string]int
+	silent          map[string]int
+	share           int
+}
+
+// endpointLimit is how many attempts an endpoint may have in flight: the
+// owner's share, or one (a probe) while it does not answer.
+func (l *loads) endpointLimit(endpointID string) int {
+	if l.silent[endpointID] > 0 {
+		return 1
+	}
+	return l.share
+}
 
 // claim takes up to slots due deliveries, with their endpoints, for one
 // lease, sharing the slots fairly (see pick) rather than oldest first: one
@@ -45,17 +58,17 @@ func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, 
 		return nil, fmt.Errorf("list due deliveries: %w", err)
 	}
 	s.mu.Lock()
-	endpointLoad, ownerLoad := maps.Clone(s.endpointLoad), maps.Clone(s.ownerLoad)
+	l := &loads{endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad), silent: maps.Clone(s.silences), share: s.ownerShare()}
 	s.mu.Unlock()
-	picked := s.pick(candidates, slots, endpointLoad, ownerLoad)
+	picked := l.pick(candidates, slots)
 	if len(candidates) == limit && len(picked) < slots {
 		// The oldest are all of endpoints or owners that have their
 		// share, and there may be others' behind them, however many.
-		others, err := s.othersDue(ctx, now, limit, picked, endpointLoad, ownerLoad)
+		others, err := s.othersDue(ctx, now, limit, picked, l)
 		if err != nil {
 			return nil, err
 		}
-		picked = append(picked, s.pick(others, slots-len(picked), endpointLoad, ownerLoad)...)
+		picked = append(picked, l.pick(others, slots-len(picked))...)
 	}
 	claimed, err := s.take(ctx, picked, now)
 	s.mu.Lock()
@@ -81,15 +94,15 @@ func dueAt(now time.Time) []predicate.WebhookDelivery {
 // endpoints that have due deliveries and room, per the loads, besides
 // those picked: found endpoint by endpoint, so that a backlog of endpoints
 // without room is not read through.
-func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked []*ent.WebhookDelivery, endpointLoad, ownerLoad map[string]int) ([]*ent.WebhookDelivery, error) {
+func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked []*ent.WebhookDelivery, l *loads) ([]*ent.WebhookDelivery, error) {
 	endpointPreds := []predicate.WebhookEndpoint{
 		webhookendpoint.DisabledAtIsNil(),
 		webhookendpoint.HasDeliveriesWith(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), webhookdelivery.NextAttemptAtLTE(now)),
 	}
-	if full := fullKeys(endpointLoad, maxPerEndpoint); len(full) > 0 {
+	if full := fullKeys(l.endpoint, l.endpointLimit); len(full) > 0 {
 		endpointPreds = append(endpointPreds, webhookendpoint.IDNotIn(full...))
 	}
-	if full := fullKeys(ownerLoad, s.ownerShare()); len(full) > 0 {
+	if full := fullKeys(l.owner, func(string) int { return l.share }); len(full) > 0 {
 		endpointPreds = append(endpointPreds, webhookendpoint.OwnerIDNotIn(full...))
 	}
 	endpointIDs, err := s.client.WebhookEndpoint.Query().Where(endpointPreds...).Limit(limit).IDs(ctx)
@@ -116,11 +129,11 @@ func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked
 	return others, nil
 }
 
-// fullKeys returns the keys of load at limit or past it.
-func fullKeys(load map[string]int, limit int) []string {
+// fullKeys returns the keys of load at their limit or past it.
+func fullKeys(load map[string]int, limit func(string) int) []string {
 	var full []string
 	for key, n := range load {
-		if n >= limit {
+		if n >= limit(key) {
 			full = append(full, key)
 		}
 	}
@@ -146,9 +159,9 @@ func decrement(m map[string]int, key string) {
 // pick chooses up to slots of the candidates (oldest first) in turns: each
 // owner with room in turn, oldest first, takes the oldest candidate of its
 // least busy endpoint. Counting attempts in flight and those picked (the
-// loads, which it updates), no endpoint gets more than maxPerEndpoint nor
-// owner more than ownerShare.
-func (s *Sender) pick(candidates []*ent.WebhookDelivery, slots int, endpointLoad, ownerLoad map[string]int) []*ent.WebhookDelivery {
+// loads, which it updates), no endpoint gets more than its limit nor owner
+// more than its share.
+func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.WebhookDelivery {
 	var owners []string
 	byOwner := map[string][]*ent.WebhookDelivery{}
 	for _, d := range candidates {
@@ -165,13 +178,13 @@ func (s *Sender) pick(candidates []*ent.WebhookDelivery, slots int, endpointLoad
 	for progress := true; progress && len(picked) < slots; {
 		progress = false
 		for _, owner := range owners {
-			if len(picked) == slots || ownerLoad[owner] >= s.ownerShare() {
+			if len(picked) == slots || l.owner[owner] >= l.share {
 				continue
 			}
 			queue := byOwner[owner]
 			best := -1
 			for i, d := range queue {
-				if load := endpointLoad[d.EndpointID]; load < maxPerEndpoint && (best < 0 || load < endpointLoad[queue[best].EndpointID]) {
+				if load := l.endpoint[d.EndpointID]; load < l.endpointLimit(d.EndpointID) && (best < 0 || load < l.endpoint[queue[best].EndpointID]) {
 					best = i
 				}
 			}
@@ -180,8 +193,8 @@ func (s *Sender) pick(candidates []*ent.WebhookDelivery, slots int, endpointLoad
 			}
 			d := queue[best]
 			byOwner[owner] = slices.Delete(queue, best, best+1)
-			endpointLoad[d.EndpointID]++
-			ownerLoad[owner]++
+			l.endpoint[d.EndpointID]++
+			l.owner[owner]++
 			picked = append(picked, d)
 			progress = true
 		}
@@ -256,7 +269,8 @@ func firstPendingOfUpload() predicate.WebhookDelivery {
 // endpoint's other pending deliveries are postponed with a backoff that
 // grows with the attempts in a row that got none. A dead or hanging
 // endpoint is then tried about once per backoff, not once per delivery,
-// by every sender: the postponement is in the database. Answers of any
+// by every sender: the postponement is in the database; and this sender
+// sends it one attempt at a time (endpointLimit). Answers of any
 // status close the breaker (answered): the endpoint is up, and a refusal
 // is about one message.
 func (s *Sender) noAnswer(ctx context.Context, endpointID string) {

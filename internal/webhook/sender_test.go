@@ -238,7 +238,8 @@ func TestLongAnswers(t *testing.T) {
 }
 
 // TestSendsConcurrently: a pass sends its deliveries at once, up to
-// Concurrency and no more, and no more than two to one endpoint.
+// Concurrency and no more, and no more than an owner's share (a quarter,
+// at least two) to one endpoint.
 func TestSendsConcurrently(t *testing.T) {
 	w := newWorld(t)
 	const concurrency, endpoints = 4, 4
