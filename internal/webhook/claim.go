@@ -17,24 +17,51 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 )
 
-// ownerShare bounds a sender's attempts in flight to one owner's endpoints,
-// and so to one endpoint: a quarter of its workers (at least 2), so that
-// one owner's hanging endpoints leave the rest to everyone else.
+// ownerShare bounds a sender's attempts in flight to one owner's endpoints
+// that have not shown they answer: a quarter of its workers (at least 2),
+// so that one owner's hanging endpoints leave the rest to everyone else.
 func (s *Sender) ownerShare() int { return max(2, s.opts.Concurrency/4) }
 
+// ownerSpare bounds them when they go to endpoints whose last attempt got
+// an answer: every worker but a share, which stays free for the others. A
+// busy endpoint that answers then drains its backlog at several times the
+// share's pace, and one that starts hanging holds these workers for one
+// Timeout at most (then it is silent, and gets one at a time).
+func (s *Sender) ownerSpare() int { return max(s.ownerShare(), s.opts.Concurrency-s.ownerShare()) }
+
+// maxAnswering bounds the endpoints a sender remembers as answering; past
+// it, it forgets them all and they show again that they answer.
+const maxAnswering = 100_000
+
 // loads are a sender's attempts in flight (and picked) by endpoint and by
-// owner, and the endpoints whose last attempts got no answer.
+// owner, the endpoints whose last attempts got no answer and those whose
+// last attempt got one.
 type loads struct {
 	endpoint, owner map[string]int
 	silent          map[string]int
-	share           int
+	answering       map[string]string // endpoint id -> owner id
+	share, spare    int
 }
 
-// endpointLimit is how many attempts an endpoint may have in flight: the
-// owner's share, or one (a probe) while it does not answer.
+// endpointLimit is how many attempts an endpoint may have in flight: one
+// (a probe) while it does not answer, its owner's spare once it answers,
+// and its owner's share until then.
 func (l *loads) endpointLimit(endpointID string) int {
-	if l.silent[endpointID] > 0 {
+	switch {
+	case l.silent[endpointID] > 0:
 		return 1
+	case l.answering[endpointID] != "":
+		return l.spare
+	}
+	return l.share
+}
+
+// ownerLimit is how many attempts an owner may have in flight, counting
+// one more to endpointID: its spare if that endpoint answers, else its
+// share.
+func (l *loads) ownerLimit(endpointID string) int {
+	if l.silent[endpointID] == 0 && l.answering[endpointID] != "" {
+		return l.spare
 	}
 	return l.share
 }
@@ -58,7 +85,11 @@ func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, 
 		return nil, fmt.Errorf("list due deliveries: %w", err)
 	}
 	s.mu.Lock()
-	l := &loads{endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad), silent: maps.Clone(s.silences), share: s.ownerShare()}
+	l := &loads{
+		endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad),
+		silent: maps.Clone(s.silences), answering: maps.Clone(s.answering),
+		share: s.ownerShare(), spare: s.ownerSpare(),
+	}
 	s.mu.Unlock()
 	picked := l.pick(candidates, slots)
 	if len(candidates) == limit && len(picked) < slots {
@@ -102,8 +133,22 @@ func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked
 	if full := fullKeys(l.endpoint, l.endpointLimit); len(full) > 0 {
 		endpointPreds = append(endpointPreds, webhookendpoint.IDNotIn(full...))
 	}
-	if full := fullKeys(l.owner, func(string) int { return l.share }); len(full) > 0 {
+	if full := fullKeys(l.owner, func(string) int { return l.spare }); len(full) > 0 {
 		endpointPreds = append(endpointPreds, webhookendpoint.OwnerIDNotIn(full...))
+	}
+	// An owner with its share in flight has room only at endpoints that answer.
+	if atShare := fullKeys(l.owner, func(string) int { return l.share }); len(atShare) > 0 {
+		var answering []string
+		for endpointID, ownerID := range l.answering {
+			if l.owner[ownerID] >= l.share && l.silent[endpointID] == 0 {
+				answering = append(answering, endpointID)
+			}
+		}
+		room := webhookendpoint.OwnerIDNotIn(atShare...)
+		if len(answering) > 0 {
+			room = webhookendpoint.Or(room, webhookendpoint.IDIn(answering...))
+		}
+		endpointPreds = append(endpointPreds, room)
 	}
 	endpointIDs, err := s.client.WebhookEndpoint.Query().Where(endpointPreds...).Limit(limit).IDs(ctx)
 	if err != nil || len(endpointIDs) == 0 {
@@ -160,7 +205,7 @@ func decrement(m map[string]int, key string) {
 // owner with room in turn, oldest first, takes the oldest candidate of its
 // least busy endpoint. Counting attempts in flight and those picked (the
 // loads, which it updates), no endpoint gets more than its limit nor owner
-// more than its share.
+// more than its limit (its share, or its spare for endpoints that answer).
 func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.WebhookDelivery {
 	var owners []string
 	byOwner := map[string][]*ent.WebhookDelivery{}
@@ -178,12 +223,15 @@ func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.Webhoo
 	for progress := true; progress && len(picked) < slots; {
 		progress = false
 		for _, owner := range owners {
-			if len(picked) == slots || l.owner[owner] >= l.share {
+			if len(picked) == slots || l.owner[owner] >= l.spare {
 				continue
 			}
 			queue := byOwner[owner]
 			best := -1
 			for i, d := range queue {
+				if l.owner[owner] >= l.ownerLimit(d.EndpointID) {
+					continue
+				}
 				if load := l.endpoint[d.EndpointID]; load < l.endpointLimit(d.EndpointID) && (best < 0 || load < l.endpoint[queue[best].EndpointID]) {
 					best = i
 				}
@@ -275,6 +323,7 @@ func firstPendingOfUpload() predicate.WebhookDelivery {
 // is about one message.
 func (s *Sender) noAnswer(ctx context.Context, endpointID string) {
 	s.mu.Lock()
+	delete(s.answering, endpointID)
 	s.silences[endpointID]++
 	silences := s.silences[endpointID]
 	s.mu.Unlock()
@@ -299,9 +348,14 @@ func (s *Sender) noAnswer(ctx context.Context, endpointID string) {
 		"attempts_without_answer", silences, "postponed", n, "until", until)
 }
 
-// answered closes the endpoint's circuit breaker.
-func (s *Sender) answered(endpointID string) {
+// answered closes the endpoint's circuit breaker, and lets it have its
+// owner's spare workers (see ownerSpare).
+func (s *Sender) answered(endpoint *ent.WebhookEndpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.silences, endpointID)
+	delete(s.silences, endpoint.ID)
+	if len(s.answering) >= maxAnswering {
+		clear(s.answering)
+	}
+	s.answering[endpoint.ID] = endpoint.OwnerID
 }

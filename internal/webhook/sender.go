@@ -68,10 +68,11 @@ type Sender struct {
 
 	mu sync.Mutex
 	// This sender's attempts in flight, by endpoint and by owner (see
-	// pick), and each endpoint's attempts in a row that got no answer
-	// (see noAnswer).
+	// pick), each endpoint's attempts in a row that got no answer (see
+	// noAnswer), and the endpoints whose last attempt got one.
 	endpointLoad, ownerLoad map[string]int
 	silences                map[string]int
+	answering               map[string]string // endpoint id -> owner id
 }
 
 // NewSender returns a Sender.
@@ -84,6 +85,7 @@ func NewSender(client *ent.Client, sealer *Sealer, logger *slog.Logger, opts Opt
 	return &Sender{
 		client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts),
 		endpointLoad: map[string]int{}, ownerLoad: map[string]int{}, silences: map[string]int{},
+		answering: map[string]string{},
 	}
 }
 
@@ -194,7 +196,7 @@ func (s *Sender) attempt(ctx context.Context, d *ent.WebhookDelivery) bool {
 	if code == 0 {
 		s.noAnswer(ctx, endpoint.ID)
 	} else {
-		s.answered(endpoint.ID)
+		s.answered(endpoint)
 	}
 	return err == nil
 }
