@@ -245,7 +245,8 @@ func TestWebhookEndpointRules(t *testing.T) {
 		return last.Viewer.WebhookEndpoints[0].Deliveries[0].LastError != ""
 	})
 	d := last.Viewer.WebhookEndpoints[0].Deliveries[0]
-	if d.Status != "PENDING" || !strings.Contains(d.LastError, "refused") {
+	// Unreachable, without saying where the name led (an internal DNS oracle).
+	if d.Status != "PENDING" || !strings.HasPrefix(d.LastError, "could not connect") || strings.Contains(d.LastError, "127.0.0.1") {
 		t.Errorf("a delivery to loopback: %+v", d)
 	}
 	if n := len(h.seen()) + h.refused; n != 0 {

@@ -59,6 +59,16 @@ func (a *App) WebhookSender() (*webhook.Sender, error) {
 	return webhook.NewSender(a.Client, sealer, a.logger, a.webhookOptions), nil
 }
 
+// checkWebhookKey is the readiness check of webhooks: the key is readable
+// and opens the stored secrets, or no delivery could be sent.
+func (a *App) checkWebhookKey(ctx context.Context) error {
+	sealer, err := a.sealer()
+	if err != nil {
+		return err
+	}
+	return webhook.CheckKey(ctx, a.Client, sealer)
+}
+
 // New opens the database and the object store and builds the service.
 func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
 	a := &App{logger: logger}
@@ -104,6 +114,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Timeout:              cfg.WebhookTimeout,
 		MaxBackoff:           cfg.WebhookMaxBackoff,
 		AllowPrivateNetworks: cfg.WebhookAllowPrivateNetworks,
+		AllowHTTP:            cfg.WebhookAllowHTTP,
 		Metrics:              a.Metrics,
 	}
 	a.Janitor = janitor.New(client, a.Purger, a.Resolver, logger, janitor.Options{
@@ -134,6 +145,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Ready: map[string]func(context.Context) error{
 			"database": func(ctx context.Context) error { _, err := client.User.Query().Exist(ctx); return err },
 			"bucket":   a.Store.Ping,
+			"webhooks": a.checkWebhookKey,
 		},
 	})
 	return a, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
@@ -34,27 +35,62 @@ func CreateEndpoint(ctx context.Context, client *ent.Client, sealer *Sealer, own
 	if err != nil {
 		return nil, "", err
 	}
-	// Counted, then created: two racing calls may pass the bound by one.
-	n, err := client.WebhookEndpoint.Query().Where(webhookendpoint.OwnerID(ownerID)).Count(ctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("count webhook endpoints: %w", err)
-	}
-	if n >= MaxEndpointsPerOwner {
-		return nil, "", ErrTooManyEndpoints
-	}
 	id := ids.NewWebhookEndpoint()
 	secret, raw := NewSecret()
-	endpoint, err := client.WebhookEndpoint.Create().
-		SetID(id).
-		SetOwnerID(ownerID).
-		SetURL(rawURL).
-		SetEvents(events).
-		SetSecret(sealer.Seal(id, raw)).
-		Save(ctx)
+	var endpoint *ent.WebhookEndpoint
+	// Counted and created in one transaction that excludes the owner's
+	// other registrations (lockOwnerEndpoints): racing calls cannot both
+	// see room for one more.
+	err = database.WithTx(ctx, client, func(tx *ent.Tx) error {
+		if err := lockOwnerEndpoints(ctx, tx, ownerID); err != nil {
+			return fmt.Errorf("lock webhook endpoints: %w", err)
+		}
+		n, err := tx.WebhookEndpoint.Query().Where(webhookendpoint.OwnerID(ownerID)).Count(ctx)
+		if err != nil {
+			return fmt.Errorf("count webhook endpoints: %w", err)
+		}
+		if n >= MaxEndpointsPerOwner {
+			return ErrTooManyEndpoints
+		}
+		endpoint, err = tx.WebhookEndpoint.Create().
+			SetID(id).
+			SetOwnerID(ownerID).
+			SetURL(rawURL).
+			SetEvents(events).
+			SetSecret(sealer.Seal(id, raw)).
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("create webhook endpoint: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, "", fmt.Errorf("create webhook endpoint: %w", err)
+		return nil, "", err
 	}
 	return endpoint, secret, nil
+}
+
+// endpointsLockClass is the first key of the PostgreSQL advisory locks that
+// serialize an owner's endpoint registrations (the second is the owner's).
+const endpointsLockClass = 0x77686b // "whk"
+
+// lockOwnerEndpoints makes the transactions that register endpoints for
+// ownerID take turns until tx ends. On PostgreSQL it takes an advisory
+// lock on the owner (a lock on the user row would hold only for owners
+// that have one); SQLite's write transactions take turns already (see
+// internal/database/writers.go).
+func lockOwnerEndpoints(ctx context.Context, tx *ent.Tx, ownerID string) error {
+	// Only the query builder knows the dialect: this query reads nothing.
+	var postgres bool
+	_, err := tx.WebhookEndpoint.Query().Where(func(s *sql.Selector) {
+		postgres = s.Dialect() == dialect.Postgres
+		s.Where(sql.False())
+	}).Exist(ctx)
+	if err != nil || !postgres {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", endpointsLockClass, ownerID)
+	return err
 }
 
 // subscription checks the event types of a new endpoint and returns them

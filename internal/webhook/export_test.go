@@ -11,7 +11,9 @@ import (
 
 // Claim claims due deliveries as a pass does and sends nothing: a sender
 // that dies right after claiming.
-func (s *Sender) Claim(ctx context.Context) ([]*ent.WebhookDelivery, error) { return s.claim(ctx) }
+func (s *Sender) Claim(ctx context.Context) ([]*ent.WebhookDelivery, error) {
+	return s.claim(ctx, s.opts.Concurrency)
+}
 
 // Take claims deliveries read as due at now, as the second half of a pass
 // does; the caller plays the first half with the database's client.
@@ -42,3 +44,11 @@ func RefusedBeforeConnect(err error) bool {
 
 // Clip is clip, and MaxErrorLength the length it clips to.
 var Clip, MaxErrorLength = clip, maxErrorLength
+
+// Describe is how a failed attempt reads in last_error; Unreachable is
+// what it says of a host it may not or cannot connect to.
+func (s *Sender) Describe(ctx context.Context, err error) string {
+	return s.describe(ctx, "ep_test", err)
+}
+
+const Unreachable = unreachable

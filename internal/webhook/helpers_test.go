@@ -62,14 +62,19 @@ func openClient(t *testing.T, dbURL string) *ent.Client {
 }
 
 // sender returns a sender on the world's database that may reach the
-// test's loopback receivers unless opts says otherwise.
+// test's loopback receivers (over http) unless opts says otherwise.
 func (w *world) sender(opts webhook.Options) *webhook.Sender {
 	return w.senderOn(w.client, opts)
 }
 
 func (w *world) senderOn(client *ent.Client, opts webhook.Options) *webhook.Sender {
-	logger := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return webhook.NewSender(client, w.sealer, logger, opts)
+	opts.AllowHTTP = true // the receivers are httptest servers
+	return webhook.NewSender(client, w.sealer, w.logger(), opts)
+}
+
+// logger writes to the world's logs, which its tests search for secrets.
+func (w *world) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // endpoint registers url for a new owner and returns the owner, the
@@ -77,6 +82,14 @@ func (w *world) senderOn(client *ent.Client, opts webhook.Options) *webhook.Send
 func (w *world) endpoint(url string, events ...string) (ownerID string, ep *ent.WebhookEndpoint, secret string) {
 	w.t.Helper()
 	ownerID = ids.NewUser()
+	ep, secret = w.endpointOf(ownerID, url, events...)
+	return ownerID, ep, secret
+}
+
+// endpointOf registers url for ownerID and returns the endpoint and its
+// secret.
+func (w *world) endpointOf(ownerID, url string, events ...string) (ep *ent.WebhookEndpoint, secret string) {
+	w.t.Helper()
 	ep, secret, err := webhook.CreateEndpoint(context.Background(), w.client, w.sealer, ownerID, url, events, true)
 	if err != nil {
 		w.t.Fatal(err)
@@ -89,7 +102,7 @@ func (w *world) endpoint(url string, events ...string) (ownerID string, ep *ent.
 			w.t.Error("an endpoint URL's token was logged")
 		}
 	})
-	return ownerID, ep, secret
+	return ep, secret
 }
 
 // enqueue enqueues events in a transaction of their own and commits it.

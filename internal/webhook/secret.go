@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -14,6 +15,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"entgo.io/ent/dialect/sql"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/webhookendpoint"
 )
 
 // KeySize is the length of the key endpoint secrets are sealed under
@@ -158,6 +164,28 @@ func createFile(path string, data []byte) error {
 	if dir, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = dir.Sync() // the new name survives a power cut
 		dir.Close()
+	}
+	return nil
+}
+
+// CheckKey reports whether sealer opens the stored secrets, trying the
+// newest enabled endpoint's: with a key that does not (WEBHOOK_KEY_FILE
+// replaced, or a database restored from another deployment), no delivery
+// can be signed and all would wait. Without endpoints it reads one row.
+func CheckKey(ctx context.Context, client *ent.Client, sealer *Sealer) error {
+	endpoint, err := client.WebhookEndpoint.Query().
+		Where(webhookendpoint.DisabledAtIsNil()).
+		Order(webhookendpoint.ByCreatedAt(sql.OrderDesc()), webhookendpoint.ByID(sql.OrderDesc())).
+		Select(webhookendpoint.FieldID, webhookendpoint.FieldSecret).
+		First(ctx)
+	if ent.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read a webhook endpoint: %w", err)
+	}
+	if _, err := sealer.Open(endpoint.ID, endpoint.Secret); err != nil {
+		return fmt.Errorf("the webhook key (WEBHOOK_KEY_FILE) does not open endpoint %s's secret: %w", endpoint.ID, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,13 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"entgo.io/ent/dialect/sql"
-
 	"github.com/safedelete/uploads/ent"
-	"github.com/safedelete/uploads/ent/predicate"
-	"github.com/safedelete/uploads/ent/webhookdelivery"
-	"github.com/safedelete/uploads/ent/webhookendpoint"
-	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
 )
 
@@ -46,7 +41,7 @@ const (
 // Options are the sender's settings; zero means the default.
 type Options struct {
 	PollInterval time.Duration // how often Run looks for due deliveries
-	Concurrency  int           // deliveries claimed and sent at once
+	Concurrency  int           // deliveries sent at once, at most
 	Timeout      time.Duration // bounds one attempt: connecting, sending, the answer
 	MaxBackoff   time.Duration // longest wait between attempts of one delivery
 	// RetryWindow is how long after its creation a delivery is retried.
@@ -57,7 +52,10 @@ type Options struct {
 	// AllowPrivateNetworks lets deliveries reach loopback and private
 	// addresses: for development and tests, never for users' endpoints.
 	AllowPrivateNetworks bool
-	Metrics              *metrics.Metrics
+	// AllowHTTP lets deliveries go to http:// endpoints; without it, an
+	// endpoint registered over http while it was allowed gets nothing.
+	AllowHTTP bool
+	Metrics   *metrics.Metrics
 }
 
 // Sender sends due deliveries.
@@ -67,6 +65,14 @@ type Sender struct {
 	logger *slog.Logger
 	opts   Options
 	http   *http.Client
+
+	mu sync.Mutex
+	// This sender's attempts in flight, by endpoint and by owner (see
+	// pick), each endpoint's attempts in a row that got no answer (see
+	// noAnswer), and the endpoints whose last attempt got one.
+	endpointLoad, ownerLoad map[string]int
+	silences                map[string]int
+	answering               map[string]string // endpoint id -> owner id
 }
 
 // NewSender returns a Sender.
@@ -76,7 +82,11 @@ func NewSender(client *ent.Client, sealer *Sealer, logger *slog.Logger, opts Opt
 	setDefault(&opts.Timeout, DefaultTimeout)
 	setDefault(&opts.MaxBackoff, DefaultMaxBackoff)
 	setDefault(&opts.RetryWindow, DefaultRetryWindow)
-	return &Sender{client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts)}
+	return &Sender{
+		client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts),
+		endpointLoad: map[string]int{}, ownerLoad: map[string]int{}, silences: map[string]int{},
+		answering: map[string]string{},
+	}
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {
@@ -90,31 +100,54 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // it, and the delivery is sent again (with the same webhook-id).
 func (s *Sender) lease() time.Duration { return 3 * s.opts.Timeout }
 
-// Run sends due deliveries every PollInterval until ctx is cancelled. After
-// a full batch it goes on at once, so a backlog drains without waiting.
+// Run sends due deliveries until ctx is cancelled, Concurrency at a time:
+// whenever attempts end it claims more at once, and otherwise looks every
+// PollInterval. A slow endpoint holds only its own workers (see pick),
+// never a whole pass of everyone's. Run returns once its attempts ended.
 func (s *Sender) Run(ctx context.Context) {
 	ticker := time.NewTicker(s.opts.PollInterval)
 	defer ticker.Stop()
+	ended := make(chan struct{}, s.opts.Concurrency) // one per attempt that ended; never full
+	var attempts sync.WaitGroup
+	defer attempts.Wait()
+	busy := 0
 	for {
-		attempted, _, err := s.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.logger.ErrorContext(ctx, "webhook pass failed", "error", err)
-		}
-		if err == nil && attempted == s.opts.Concurrency {
-			continue
+		if free := s.opts.Concurrency - busy; free > 0 && ctx.Err() == nil {
+			claimed, err := s.claim(ctx, free)
+			if err != nil && ctx.Err() == nil {
+				s.logger.ErrorContext(ctx, "webhook claim failed", "error", err)
+			}
+			busy += len(claimed)
+			for _, d := range claimed {
+				attempts.Go(func() {
+					s.attempt(ctx, d)
+					ended <- struct{}{}
+				})
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-ended:
+			busy--
 		case <-ticker.C:
+		}
+		for drained := false; !drained; { // attempts that ended meanwhile: one claim for all
+			select {
+			case <-ended:
+				busy--
+			default:
+				drained = true
+			}
 		}
 	}
 }
 
-// RunOnce claims up to Concurrency due deliveries and sends them, all at
-// once. It returns how many it attempted and how many were delivered.
+// RunOnce claims up to Concurrency due deliveries, as fairly as Run does,
+// sends them all at once and waits for them. It returns how many it
+// attempted and how many were delivered.
 func (s *Sender) RunOnce(ctx context.Context) (attempted, delivered int, err error) {
-	claimed, err := s.claim(ctx)
+	claimed, err := s.claim(ctx, s.opts.Concurrency)
 	if err != nil || len(claimed) == 0 {
 		return 0, 0, err
 	}
@@ -131,111 +164,41 @@ func (s *Sender) RunOnce(ctx context.Context) (attempted, delivered int, err err
 	return len(claimed), int(ok.Load()), nil
 }
 
-// claim takes due deliveries, with their endpoints, for one lease.
-// Deliveries to disabled endpoints are not due, nor those waiting for an
-// earlier one (see firstPendingOfUpload).
-func (s *Sender) claim(ctx context.Context) ([]*ent.WebhookDelivery, error) {
-	now := time.Now()
-	due, err := s.client.WebhookDelivery.Query().
-		Where(
-			webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
-			webhookdelivery.NextAttemptAtLTE(now),
-			webhookdelivery.HasEndpointWith(webhookendpoint.DisabledAtIsNil()),
-			firstPendingOfUpload(),
-		).
-		WithEndpoint().
-		Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
-		Limit(s.opts.Concurrency).
-		All(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list due deliveries: %w", err)
-	}
-	return s.take(ctx, due, now)
-}
-
-// take claims, in one transaction, each of the deliveries that is still due
-// at now, by moving its next_attempt_at a lease forward, and returns those
-// it took: one that is not was claimed by another sender since it was read.
-func (s *Sender) take(ctx context.Context, due []*ent.WebhookDelivery, now time.Time) ([]*ent.WebhookDelivery, error) {
-	if len(due) == 0 {
-		return nil, nil
-	}
-	leaseEnd := time.Now().Add(s.lease())
-	var claimed []*ent.WebhookDelivery
-	err := database.WithTx(ctx, s.client, func(tx *ent.Tx) error {
-		for _, d := range due {
-			if d.Edges.Endpoint == nil {
-				continue // deleted since, with its deliveries
-			}
-			n, err := tx.WebhookDelivery.Update().
-				Where(
-					webhookdelivery.ID(d.ID),
-					webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
-					webhookdelivery.NextAttemptAtLTE(now),
-				).
-				SetNextAttemptAt(leaseEnd).
-				AddAttempts(1).
-				Save(ctx)
-			if err != nil {
-				return err
-			}
-			if n == 1 {
-				// As read plus one: nobody claimed it in between, or it
-				// would not be due. Also the claim's token (stillClaimed).
-				d.Attempts++
-				claimed = append(claimed, d)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim %d deliveries: %w", len(due), err)
-	}
-	return claimed, nil
-}
-
-// firstPendingOfUpload keeps a delivery back while an earlier one (a lower
-// id) of the same upload to the same endpoint is PENDING, whether due,
-// backing off or in flight: a receiver hears of an upload's events in
-// order (deleted before purged), across retries. Other uploads' deliveries
-// do not wait. Ids are handed out at INSERT: the order is that of Enqueue
-// calls, which for one upload follow each other (each change of an upload
-// commits before the next begins).
-func firstPendingOfUpload() predicate.WebhookDelivery {
-	return func(s *sql.Selector) {
-		earlier := sql.Table(webhookdelivery.Table).As("earlier")
-		s.Where(sql.NotExists(
-			sql.Dialect(s.Dialect()).Select(earlier.C(webhookdelivery.FieldID)).From(earlier).Where(sql.And(
-				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldEndpointID), s.C(webhookdelivery.FieldEndpointID)),
-				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldUploadID), s.C(webhookdelivery.FieldUploadID)),
-				sql.EQ(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING),
-				sql.ColumnsLT(earlier.C(webhookdelivery.FieldID), s.C(webhookdelivery.FieldID)),
-			)),
-		))
-	}
-}
-
 // attempt sends a claimed delivery once and records the outcome. It
 // reports whether the receiver accepted it.
 func (s *Sender) attempt(ctx context.Context, d *ent.WebhookDelivery) bool {
+	defer s.release(d)
 	endpoint := d.Edges.Endpoint
+	// Checked again at each attempt: an http endpoint registered while
+	// WEBHOOK_ALLOW_HTTP was true gets nothing once it is false.
+	if err := ValidateURL(endpoint.URL, s.opts.AllowHTTP); err != nil {
+		s.failed(ctx, d, 0, "not sent: "+err.Error()+"; register an https URL instead")
+		s.noAnswer(ctx, endpoint.ID)
+		return false
+	}
 	secret, err := s.sealer.Open(endpoint.ID, endpoint.Secret)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "webhook secret", "endpoint_id", endpoint.ID, "error", err)
-		s.failed(ctx, d, 0, err.Error())
+		s.failed(ctx, d, 0, "not sent: the service cannot read the endpoint's signing secret")
+		s.noAnswer(ctx, endpoint.ID)
 		return false
 	}
 	code, err := s.post(ctx, endpoint.URL, d.MessageID, []byte(d.Payload), secret)
-	if err != nil {
-		msg := s.describe(err)
-		if ctx.Err() != nil {
-			msg = "interrupted: the sender stopped" // not the receiver's fault
-		}
-		s.failed(ctx, d, code, msg)
+	switch {
+	case err == nil:
+		s.delivered(ctx, d, code)
+	case ctx.Err() != nil:
+		s.failed(ctx, d, code, "interrupted: the sender stopped") // not the receiver's fault
 		return false
+	default:
+		s.failed(ctx, d, code, s.describe(ctx, endpoint.ID, err))
 	}
-	s.delivered(ctx, d, code)
-	return true
+	if code == 0 {
+		s.noAnswer(ctx, endpoint.ID)
+	} else {
+		s.answered(endpoint)
+	}
+	return err == nil
 }
 
 // post makes one attempt: a POST signed as Standard Webhooks has it, with
@@ -283,15 +246,35 @@ func (e *statusError) Error() string {
 	return msg
 }
 
+// unreachable is last_error for an endpoint whose host cannot be reached:
+// one that does not resolve and one that resolves only to addresses
+// deliveries may not go to read the same, or last_error would tell anyone
+// who registers an endpoint what the service's internal names resolve to.
+const unreachable = "could not connect: the endpoint's host has no address deliveries may go to"
+
 // describe words a failed attempt for last_error, which the endpoint's
-// owner sees: never the URL, which may hold a token.
-func (s *Sender) describe(err error) string {
+// owner sees: never the URL, which may hold a token, nor an address its
+// host resolved to (the detail is logged).
+func (s *Sender) describe(ctx context.Context, endpointID string, err error) string {
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		if urlErr.Timeout() {
 			return fmt.Sprintf("timed out after %s", s.opts.Timeout)
 		}
 		err = urlErr.Err
+	}
+	var blocked *blockedError
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &blocked), errors.As(err, &dnsErr):
+		s.logger.WarnContext(ctx, "webhook endpoint unreachable", "endpoint_id", endpointID, "error", err)
+		return unreachable
+	case errors.As(err, &opErr):
+		// "dial tcp 203.0.113.7:443: connect: connection refused", less
+		// the addresses.
+		s.logger.WarnContext(ctx, "webhook endpoint connection failed", "endpoint_id", endpointID, "error", err)
+		return clip(opErr.Op + ": " + opErr.Err.Error())
 	}
 	return clip(err.Error())
 }

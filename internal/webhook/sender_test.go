@@ -238,42 +238,49 @@ func TestLongAnswers(t *testing.T) {
 }
 
 // TestSendsConcurrently: a pass sends its deliveries at once, up to
-// Concurrency and no more.
+// Concurrency and no more, and no more than an owner's share (a quarter,
+// at least two) to one endpoint.
 func TestSendsConcurrently(t *testing.T) {
 	w := newWorld(t)
-	rcv := newReceiver(t)
-	owner, _, secret := w.endpoint(rcv.URL)
-	rcv.trust(secret)
-	const concurrency = 4
+	const concurrency, endpoints = 4, 4
 	var mu sync.Mutex
 	inFlight, most := 0, 0
+	perEndpoint := map[int]int{}
+	mostPerEndpoint := 0
 	full := make(chan struct{})
-	rcv.setAnswer(func(arrival) int {
-		mu.Lock()
-		inFlight++
-		most = max(most, inFlight)
-		if inFlight == concurrency {
-			close(full)
+	for i := range endpoints {
+		rcv := newReceiver(t)
+		owner, _, secret := w.endpoint(rcv.URL)
+		rcv.trust(secret)
+		rcv.setAnswer(func(arrival) int {
+			mu.Lock()
+			inFlight++
+			perEndpoint[i]++
+			most, mostPerEndpoint = max(most, inFlight), max(mostPerEndpoint, perEndpoint[i])
+			if inFlight == concurrency {
+				close(full)
+			}
+			mu.Unlock()
+			select { // hold every request until all are in (or long enough to fail)
+			case <-full:
+			case <-time.After(2 * time.Second):
+			}
+			mu.Lock()
+			inFlight--
+			perEndpoint[i]--
+			mu.Unlock()
+			return http.StatusNoContent
+		})
+		for range concurrency {
+			w.enqueue(event(webhook.EventUploadDeleted, owner, ids.NewUpload()))
 		}
-		mu.Unlock()
-		select { // hold every request until all are in (or long enough to fail)
-		case <-full:
-		case <-time.After(2 * time.Second):
-		}
-		mu.Lock()
-		inFlight--
-		mu.Unlock()
-		return http.StatusNoContent
-	})
-	for range 2 * concurrency {
-		w.enqueue(event(webhook.EventUploadDeleted, owner, ids.NewUpload()))
 	}
 	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: concurrency})
 	if attempted, delivered, err := sender.RunOnce(context.Background()); attempted != concurrency || delivered != concurrency || err != nil {
 		t.Fatalf("RunOnce = %d, %d, %v; want %d each", attempted, delivered, err, concurrency)
 	}
-	if most != concurrency {
-		t.Fatalf("at most %d attempts in flight at once, want %d", most, concurrency)
+	if most != concurrency || mostPerEndpoint > 2 {
+		t.Fatalf("at most %d attempts in flight at once, %d to one endpoint; want %d, and 2 to one endpoint at most", most, mostPerEndpoint, concurrency)
 	}
 }
 

@@ -10,7 +10,9 @@
 // capped, jittered backoff for a retry window; a delivery still failing
 // after it is FAILED, and its endpoint disabled. Delivery is at least once:
 // every attempt carries the same webhook-id, for receivers to drop
-// duplicates.
+// duplicates. Endpoints are isolated from each other: the sender shares
+// its workers among owners and endpoints in turn, and postpones an endpoint
+// that does not answer (claim.go).
 package webhook
 
 import (

@@ -1,0 +1,50 @@
+package app_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+// TestReadyzReportsAnUnusableWebhookKey: when the webhook key no longer
+// opens the stored endpoint secrets (the key file replaced), no delivery
+// can be signed: /readyz says so in its "webhooks" check, instead of
+// ready while deliveries pile up.
+func TestReadyzReportsAnUnusableWebhookKey(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	res := env.GraphQL(key, `mutation { createWebhookEndpoint(url: "https://hooks.example.com/a") { secret } }`, nil)
+	if len(res.Errors) > 0 {
+		t.Fatalf("createWebhookEndpoint: %+v", res.Errors)
+	}
+	if code, checks := readyz(t, env); code != http.StatusOK || checks["webhooks"] != "ok" {
+		t.Fatalf("/readyz with the key that sealed the secrets: %d %v", code, checks)
+	}
+
+	// Another deployment's key, as an operator who replaced the file would.
+	other := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
+	if err := os.WriteFile(env.Config.WebhookKeyPath(), []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env.Restart(testenv.Options{})
+	if code, checks := readyz(t, env); code != http.StatusServiceUnavailable || checks["webhooks"] != "unavailable" {
+		t.Fatalf("/readyz with a key that opens no secret: %d %v; want 503, webhooks unavailable", code, checks)
+	}
+}
+
+func readyz(t *testing.T, env *testenv.Env) (int, map[string]string) {
+	t.Helper()
+	res, err := http.Get(env.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct{ Checks map[string]string }
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, body.Checks
+}

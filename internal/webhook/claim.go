@@ -1,0 +1,361 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"entgo.io/ent/dialect/sql"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/predicate"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
+	"github.com/safedelete/uploads/ent/webhookendpoint"
+	"github.com/safedelete/uploads/internal/backoff"
+	"github.com/safedelete/uploads/internal/database"
+)
+
+// ownerShare bounds a sender's attempts in flight to one owner's endpoints
+// that have not shown they answer: a quarter of its workers (at least 2),
+// so that one owner's hanging endpoints leave the rest to everyone else.
+func (s *Sender) ownerShare() int { return max(2, s.opts.Concurrency/4) }
+
+// ownerSpare bounds them when they go to endpoints whose last attempt got
+// an answer: every worker but a share, which stays free for the others. A
+// busy endpoint that answers then drains its backlog at several times the
+// share's pace, and one that starts hanging holds these workers for one
+// Timeout at most (then it is silent, and gets one at a time).
+func (s *Sender) ownerSpare() int { return max(s.ownerShare(), s.opts.Concurrency-s.ownerShare()) }
+
+// maxAnswering bounds the endpoints a sender remembers as answering; past
+// it, it forgets them all and they show again that they answer.
+const maxAnswering = 100_000
+
+// loads are a sender's attempts in flight (and picked) by endpoint and by
+// owner, the endpoints whose last attempts got no answer and those whose
+// last attempt got one.
+type loads struct {
+	endpoint, owner map[string]int
+	silent          map[string]int
+	answering       map[string]string // endpoint id -> owner id
+	share, spare    int
+}
+
+// endpointLimit is how many attempts an endpoint may have in flight: one
+// (a probe) while it does not answer, its owner's spare once it answers,
+// and its owner's share until then.
+func (l *loads) endpointLimit(endpointID string) int {
+	switch {
+	case l.silent[endpointID] > 0:
+		return 1
+	case l.answering[endpointID] != "":
+		return l.spare
+	}
+	return l.share
+}
+
+// ownerLimit is how many attempts an owner may have in flight, counting
+// one more to endpointID: its spare if that endpoint answers, else its
+// share.
+func (l *loads) ownerLimit(endpointID string) int {
+	if l.silent[endpointID] == 0 && l.answering[endpointID] != "" {
+		return l.spare
+	}
+	return l.share
+}
+
+// claim takes up to slots due deliveries, with their endpoints, for one
+// lease, sharing the slots fairly (see pick) rather than oldest first: one
+// owner's backlog does not hold back another's deliveries. Deliveries to
+// disabled endpoints are not due, nor those waiting for an earlier one
+// (see firstPendingOfUpload).
+func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
+	now := time.Now()
+	limit := 4 * s.opts.Concurrency
+	// The oldest due first: read in the order of an index, as far as limit.
+	candidates, err := s.client.WebhookDelivery.Query().
+		Where(dueAt(now)...).
+		WithEndpoint().
+		Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
+		Limit(limit).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list due deliveries: %w", err)
+	}
+	s.mu.Lock()
+	l := &loads{
+		endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad),
+		silent: maps.Clone(s.silences), answering: maps.Clone(s.answering),
+		share: s.ownerShare(), spare: s.ownerSpare(),
+	}
+	s.mu.Unlock()
+	picked := l.pick(candidates, slots)
+	if len(candidates) == limit && len(picked) < slots {
+		// The oldest are all of endpoints or owners that have their
+		// share, and there may be others' behind them, however many.
+		others, err := s.othersDue(ctx, now, limit, picked, l)
+		if err != nil {
+			return nil, err
+		}
+		picked = append(picked, l.pick(others, slots-len(picked))...)
+	}
+	claimed, err := s.take(ctx, picked, now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range claimed {
+		s.endpointLoad[d.EndpointID]++
+		s.ownerLoad[d.Edges.Endpoint.OwnerID]++
+	}
+	return claimed, err
+}
+
+// dueAt are the conditions of a delivery due at now.
+func dueAt(now time.Time) []predicate.WebhookDelivery {
+	return []predicate.WebhookDelivery{
+		webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+		webhookdelivery.NextAttemptAtLTE(now),
+		webhookdelivery.HasEndpointWith(webhookendpoint.DisabledAtIsNil()),
+		firstPendingOfUpload(),
+	}
+}
+
+// othersDue returns the oldest due deliveries (up to limit) of the
+// endpoints that have due deliveries and room, per the loads, besides
+// those picked: found endpoint by endpoint, so that a backlog of endpoints
+// without room is not read through.
+func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked []*ent.WebhookDelivery, l *loads) ([]*ent.WebhookDelivery, error) {
+	endpointPreds := []predicate.WebhookEndpoint{
+		webhookendpoint.DisabledAtIsNil(),
+		webhookendpoint.HasDeliveriesWith(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), webhookdelivery.NextAttemptAtLTE(now)),
+	}
+	if full := fullKeys(l.endpoint, l.endpointLimit); len(full) > 0 {
+		endpointPreds = append(endpointPreds, webhookendpoint.IDNotIn(full...))
+	}
+	if full := fullKeys(l.owner, func(string) int { return l.spare }); len(full) > 0 {
+		endpointPreds = append(endpointPreds, webhookendpoint.OwnerIDNotIn(full...))
+	}
+	// An owner with its share in flight has room only at endpoints that answer.
+	if atShare := fullKeys(l.owner, func(string) int { return l.share }); len(atShare) > 0 {
+		var answering []string
+		for endpointID, ownerID := range l.answering {
+			if l.owner[ownerID] >= l.share && l.silent[endpointID] == 0 {
+				answering = append(answering, endpointID)
+			}
+		}
+		room := webhookendpoint.OwnerIDNotIn(atShare...)
+		if len(answering) > 0 {
+			room = webhookendpoint.Or(room, webhookendpoint.IDIn(answering...))
+		}
+		endpointPreds = append(endpointPreds, room)
+	}
+	endpointIDs, err := s.client.WebhookEndpoint.Query().Where(endpointPreds...).Limit(limit).IDs(ctx)
+	if err != nil || len(endpointIDs) == 0 {
+		return nil, err
+	}
+	preds := append(dueAt(now), webhookdelivery.EndpointIDIn(endpointIDs...))
+	if len(picked) > 0 {
+		ids := make([]int, len(picked))
+		for i, d := range picked {
+			ids[i] = d.ID
+		}
+		preds = append(preds, webhookdelivery.IDNotIn(ids...))
+	}
+	others, err := s.client.WebhookDelivery.Query().
+		Where(preds...).
+		WithEndpoint().
+		Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
+		Limit(limit).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list due deliveries: %w", err)
+	}
+	return others, nil
+}
+
+// fullKeys returns the keys of load at their limit or past it.
+func fullKeys(load map[string]int, limit func(string) int) []string {
+	var full []string
+	for key, n := range load {
+		if n >= limit(key) {
+			full = append(full, key)
+		}
+	}
+	return full
+}
+
+// release ends a claimed delivery's attempt in the sender's counts.
+func (s *Sender) release(d *ent.WebhookDelivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	decrement(s.endpointLoad, d.EndpointID)
+	decrement(s.ownerLoad, d.Edges.Endpoint.OwnerID)
+}
+
+func decrement(m map[string]int, key string) {
+	if m[key] <= 1 {
+		delete(m, key) // the maps hold only what is in flight
+		return
+	}
+	m[key]--
+}
+
+// pick chooses up to slots of the candidates (oldest first) in turns: each
+// owner with room in turn, oldest first, takes the oldest candidate of its
+// least busy endpoint. Counting attempts in flight and those picked (the
+// loads, which it updates), no endpoint gets more than its limit nor owner
+// more than its limit (its share, or its spare for endpoints that answer).
+func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.WebhookDelivery {
+	var owners []string
+	byOwner := map[string][]*ent.WebhookDelivery{}
+	for _, d := range candidates {
+		if d.Edges.Endpoint == nil {
+			continue // deleted since, with its deliveries
+		}
+		owner := d.Edges.Endpoint.OwnerID
+		if byOwner[owner] == nil {
+			owners = append(owners, owner)
+		}
+		byOwner[owner] = append(byOwner[owner], d)
+	}
+	var picked []*ent.WebhookDelivery
+	for progress := true; progress && len(picked) < slots; {
+		progress = false
+		for _, owner := range owners {
+			if len(picked) == slots || l.owner[owner] >= l.spare {
+				continue
+			}
+			queue := byOwner[owner]
+			best := -1
+			for i, d := range queue {
+				if l.owner[owner] >= l.ownerLimit(d.EndpointID) {
+					continue
+				}
+				if load := l.endpoint[d.EndpointID]; load < l.endpointLimit(d.EndpointID) && (best < 0 || load < l.endpoint[queue[best].EndpointID]) {
+					best = i
+				}
+			}
+			if best < 0 {
+				continue
+			}
+			d := queue[best]
+			byOwner[owner] = slices.Delete(queue, best, best+1)
+			l.endpoint[d.EndpointID]++
+			l.owner[owner]++
+			picked = append(picked, d)
+			progress = true
+		}
+	}
+	return picked
+}
+
+// take claims, in one transaction, each of the deliveries that is still due
+// at now, by moving its next_attempt_at a lease forward, and returns those
+// it took: one that is not was claimed by another sender since it was read.
+func (s *Sender) take(ctx context.Context, due []*ent.WebhookDelivery, now time.Time) ([]*ent.WebhookDelivery, error) {
+	if len(due) == 0 {
+		return nil, nil
+	}
+	leaseEnd := time.Now().Add(s.lease())
+	var claimed []*ent.WebhookDelivery
+	err := database.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		for _, d := range due {
+			if d.Edges.Endpoint == nil {
+				continue // deleted since, with its deliveries
+			}
+			n, err := tx.WebhookDelivery.Update().
+				Where(
+					webhookdelivery.ID(d.ID),
+					webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+					webhookdelivery.NextAttemptAtLTE(now),
+				).
+				SetNextAttemptAt(leaseEnd).
+				AddAttempts(1).
+				Save(ctx)
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				// As read plus one: nobody claimed it in between, or it
+				// would not be due. Also the claim's token (stillClaimed).
+				d.Attempts++
+				claimed = append(claimed, d)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %d deliveries: %w", len(due), err)
+	}
+	return claimed, nil
+}
+
+// firstPendingOfUpload keeps a delivery back while an earlier one (a lower
+// id) of the same upload to the same endpoint is PENDING, whether due,
+// backing off or in flight: a receiver hears of an upload's events in
+// order (deleted before purged), across retries. Other uploads' deliveries
+// do not wait. Ids are handed out at INSERT: the order is that of Enqueue
+// calls, which for one upload follow each other (each change of an upload
+// commits before the next begins).
+func firstPendingOfUpload() predicate.WebhookDelivery {
+	return func(s *sql.Selector) {
+		earlier := sql.Table(webhookdelivery.Table).As("earlier")
+		s.Where(sql.NotExists(
+			sql.Dialect(s.Dialect()).Select(earlier.C(webhookdelivery.FieldID)).From(earlier).Where(sql.And(
+				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldEndpointID), s.C(webhookdelivery.FieldEndpointID)),
+				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldUploadID), s.C(webhookdelivery.FieldUploadID)),
+				sql.EQ(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING),
+				sql.ColumnsLT(earlier.C(webhookdelivery.FieldID), s.C(webhookdelivery.FieldID)),
+			)),
+		))
+	}
+}
+
+// noAnswer is the endpoint's circuit breaker: an attempt got no answer
+// (it timed out, could not connect, or could not be made at all), so the
+// endpoint's other pending deliveries are postponed with a backoff that
+// grows with the attempts in a row that got none. A dead or hanging
+// endpoint is then tried about once per backoff, not once per delivery,
+// by every sender: the postponement is in the database; and this sender
+// sends it one attempt at a time (endpointLimit). Answers of any
+// status close the breaker (answered): the endpoint is up, and a refusal
+// is about one message.
+func (s *Sender) noAnswer(ctx context.Context, endpointID string) {
+	s.mu.Lock()
+	delete(s.answering, endpointID)
+	s.silences[endpointID]++
+	silences := s.silences[endpointID]
+	s.mu.Unlock()
+	ctx, cancel := recordContext(ctx)
+	defer cancel()
+	until := time.Now().Add(backoff.Delay(silences, firstBackoff, s.opts.MaxBackoff))
+	// Deliveries in flight move too, which only lengthens their lease:
+	// their outcome is recorded by attempts (stillClaimed), not by time.
+	n, err := s.client.WebhookDelivery.Update().
+		Where(
+			webhookdelivery.EndpointID(endpointID),
+			webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+			webhookdelivery.NextAttemptAtLT(until),
+		).
+		SetNextAttemptAt(until).
+		Save(ctx)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "postpone webhook endpoint", "endpoint_id", endpointID, "error", err)
+		return
+	}
+	s.logger.WarnContext(ctx, "webhook endpoint did not answer; its deliveries wait", "endpoint_id", endpointID,
+		"attempts_without_answer", silences, "postponed", n, "until", until)
+}
+
+// answered closes the endpoint's circuit breaker, and lets it have its
+// owner's spare workers (see ownerSpare).
+func (s *Sender) answered(endpoint *ent.WebhookEndpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.silences, endpoint.ID)
+	if len(s.answering) >= maxAnswering {
+		clear(s.answering)
+	}
+	s.answering[endpoint.ID] = endpoint.OwnerID
+}
