@@ -1385,7 +1385,7 @@ extend type Query {
   Follow ` + "`" + `pageInfo.endCursor` + "`" + ` with ` + "`" + `after` + "`" + ` for the next page.
 
   What one operation may cost is bounded by the server's
-  GRAPHQL_COMPLEXITY_LIMIT (1000 by default; more is
+  GRAPHQL_COMPLEXITY_LIMIT (2500 by default; more is
   COMPLEXITY_LIMIT_EXCEEDED, and nothing runs). Each field costs 1; the
   fields under a list count once per element it may return, times its
   parents': a page's ` + "`" + `edges` + "`" + ` count ` + "`" + `first` + "`" + ` (or ` + "`" + `last` + "`" + `) times, 100 when
@@ -1396,7 +1396,8 @@ extend type Query {
   terms: each field given, each element of a list such as ` + "`" + `filenameIn` + "`" + `,
   each ` + "`" + `and` + "`" + `, ` + "`" + `or` + "`" + ` and ` + "`" + `not` + "`" + `; a variable counts wherever it is used. A larger filter is BAD_USER_INPUT, and nothing
   runs. So a full page of 100 uploads with 3 fields, its ` + "`" + `totalCount` + "`" + ` and a
-  filter of 100 terms fits (805).
+  filter of 100 terms fits (805), and so does every endpoint with its 20
+  latest deliveries of 8 fields (1,860).
 
   An operation's work may take at most the server's GRAPHQL_TIMEOUT (30
   seconds by default; storing a file excepted): a field still running then

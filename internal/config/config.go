@@ -200,7 +200,7 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, between(time.Second, day), ForServer, "the rate limit's sliding window")
 	str(&cfg.RedisURL, "REDIS_URL", "", ForServer, "redis://HOST:PORT/DB to share rate limit counts between instances; unset counts in process")
 	boolean(&cfg.GraphQLIntrospection, "GRAPHQL_INTROSPECTION", true, ForServer, "allow schema introspection (the playground needs it)")
-	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 1000, between(1, 1_000_000), ForServer, "largest complexity of one GraphQL operation")
+	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 2500, between(1, 1_000_000), ForServer, "largest complexity of one GraphQL operation")
 	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, between(1, 100), ForServer, "deepest field nesting of one GraphQL operation")
 	duration(&cfg.GraphQLTimeout, "GRAPHQL_TIMEOUT", 30*time.Second, between(time.Second, time.Hour), ForServer, "longest time the work of one GraphQL operation may take (uploadFile's storing excepted); then it is stopped with OPERATION_TIMEOUT")
 	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, between(10*time.Millisecond, time.Hour), ForDeletes, "how long a delete waits for S3 before leaving the object to the background purger")
