@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/safedelete/uploads/internal/durationtext"
 )
 
 // value is a setting's flag value. Set's errors say the form expected,
@@ -80,7 +82,7 @@ type durationValue struct {
 
 func (v *durationValue) String() string { return v.p.String() }
 func (v *durationValue) Type() string   { return "duration" }
-func (v *durationValue) Range() string  { return v.lim.text(durationText) }
+func (v *durationValue) Range() string  { return v.lim.text(durationtext.Short) }
 func (v *durationValue) Set(s string) error {
 	d, err := time.ParseDuration(s)
 	if err != nil {
@@ -147,18 +149,6 @@ func (l limits[T]) phrase(text string) string {
 		return "of " + text
 	}
 	return text
-}
-
-// durationText is d without zero minutes and seconds: 1h, not 1h0m0s.
-func durationText(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // sizeText is n bytes, with its size in binary units when it has one:

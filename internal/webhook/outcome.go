@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
@@ -12,6 +11,7 @@ import (
 	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/durationtext"
 )
 
 // stillClaimed matches a claimed delivery only while the claim is this
@@ -86,7 +86,7 @@ func (s *Sender) failed(ctx context.Context, d *ent.WebhookDelivery, code int, m
 // endpoint works and refuses only this message.
 func (s *Sender) giveUp(ctx context.Context, d *ent.WebhookDelivery, code int, msg string, now time.Time) {
 	s.opts.Metrics.WebhookDelivery("failed")
-	reason := fmt.Sprintf("deliveries failed for %s; last error: %s", shortDuration(s.opts.RetryWindow), msg)
+	reason := fmt.Sprintf("deliveries failed for %s; last error: %s", durationtext.Short(s.opts.RetryWindow), msg)
 	var disabled int
 	err := database.WithTx(ctx, s.client, func(tx *ent.Tx) error {
 		n, err := tx.WebhookDelivery.Update().
@@ -124,16 +124,4 @@ func (s *Sender) giveUp(ctx context.Context, d *ent.WebhookDelivery, code int, m
 	if disabled > 0 {
 		s.logger.WarnContext(ctx, "webhook endpoint disabled", "endpoint_id", d.EndpointID, "reason", reason)
 	}
-}
-
-// shortDuration writes 72h rather than 72h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
