@@ -140,7 +140,7 @@ func TestRequestIDAndLogs(t *testing.T) {
 func TestReadiness(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	if res := env.Do(http.MethodGet, "/readyz", nil, nil); res.Status != 200 ||
-		res.Body != `{"checks":{"bucket":"ok","database":"ok"},"ready":true}`+"\n" {
+		res.Body != `{"checks":{"bucket":"ok","database":"ok","webhooks":"ok"},"ready":true}`+"\n" {
 		t.Errorf("readyz: %d %s", res.Status, res.Body)
 	}
 	env.S3.SetMode(faultproxy.Refuse)
@@ -149,7 +149,7 @@ func TestReadiness(t *testing.T) {
 		res = env.Do(http.MethodGet, "/readyz", nil, nil)
 		return res.Status != 200
 	})
-	if res.Status != 503 || res.Body != `{"checks":{"bucket":"unavailable","database":"ok"},"ready":false}`+"\n" {
+	if res.Status != 503 || res.Body != `{"checks":{"bucket":"unavailable","database":"ok","webhooks":"ok"},"ready":false}`+"\n" {
 		t.Errorf("readyz with S3 down: %d %s", res.Status, res.Body)
 	}
 	if res := env.Do(http.MethodGet, "/healthz", nil, nil); res.Status != 200 {
