@@ -34,8 +34,10 @@ func (s *Sender) ownerSpare() int { return max(s.ownerShare(), s.opts.Concurrenc
 const maxAnswering = 100_000
 
 // loads are a sender's attempts in flight (and picked) by endpoint and by
-// owner, the endpoints whose last attempts got no answer and those whose
-// last attempt got one.
+// owner, copied for one claim, and the sender's own maps of the endpoints
+// whose last attempts got no answer and those whose last attempt got one
+// (read in place, under the sender's lock: a claim copies nothing that
+// grows with the number of endpoints).
 type loads struct {
 	endpoint, owner map[string]int
 	silent          map[string]int
@@ -84,22 +86,31 @@ func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, 
 	if err != nil {
 		return nil, fmt.Errorf("list due deliveries: %w", err)
 	}
+	// The loads read the sender's breaker maps in place, so they are used
+	// under s.mu only, and only for work without I/O.
 	s.mu.Lock()
 	l := &loads{
 		endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad),
-		silent: maps.Clone(s.silences), answering: maps.Clone(s.answering),
+		silent: s.silences, answering: s.answering,
 		share: s.ownerShare(), spare: s.ownerSpare(),
 	}
-	s.mu.Unlock()
 	picked := l.pick(candidates, slots)
-	if len(candidates) == limit && len(picked) < slots {
+	more := len(candidates) == limit && len(picked) < slots
+	var room []predicate.WebhookEndpoint
+	if more {
+		room = l.room()
+	}
+	s.mu.Unlock()
+	if more {
 		// The oldest are all of endpoints or owners that have their
 		// share, and there may be others' behind them, however many.
-		others, err := s.othersDue(ctx, now, limit, picked, l)
+		others, err := s.othersDue(ctx, now, limit, picked, room)
 		if err != nil {
 			return nil, err
 		}
+		s.mu.Lock()
 		picked = append(picked, l.pick(others, slots-len(picked))...)
+		s.mu.Unlock()
 	}
 	claimed, err := s.take(ctx, picked, now)
 	s.mu.Lock()
@@ -121,20 +132,15 @@ func dueAt(now time.Time) []predicate.WebhookDelivery {
 	}
 }
 
-// othersDue returns the oldest due deliveries (up to limit) of the
-// endpoints that have due deliveries and room, per the loads, besides
-// those picked: found endpoint by endpoint, so that a backlog of endpoints
-// without room is not read through.
-func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked []*ent.WebhookDelivery, l *loads) ([]*ent.WebhookDelivery, error) {
-	endpointPreds := []predicate.WebhookEndpoint{
-		webhookendpoint.DisabledAtIsNil(),
-		webhookendpoint.HasDeliveriesWith(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), webhookdelivery.NextAttemptAtLTE(now)),
-	}
+// room are the conditions of an endpoint with room for another attempt,
+// per the loads: neither it nor its owner is full.
+func (l *loads) room() []predicate.WebhookEndpoint {
+	var room []predicate.WebhookEndpoint
 	if full := fullKeys(l.endpoint, l.endpointLimit); len(full) > 0 {
-		endpointPreds = append(endpointPreds, webhookendpoint.IDNotIn(full...))
+		room = append(room, webhookendpoint.IDNotIn(full...))
 	}
 	if full := fullKeys(l.owner, func(string) int { return l.spare }); len(full) > 0 {
-		endpointPreds = append(endpointPreds, webhookendpoint.OwnerIDNotIn(full...))
+		room = append(room, webhookendpoint.OwnerIDNotIn(full...))
 	}
 	// An owner with its share in flight has room only at endpoints that answer.
 	if atShare := fullKeys(l.owner, func(string) int { return l.share }); len(atShare) > 0 {
@@ -144,12 +150,24 @@ func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked
 				answering = append(answering, endpointID)
 			}
 		}
-		room := webhookendpoint.OwnerIDNotIn(atShare...)
+		owners := webhookendpoint.OwnerIDNotIn(atShare...)
 		if len(answering) > 0 {
-			room = webhookendpoint.Or(room, webhookendpoint.IDIn(answering...))
+			owners = webhookendpoint.Or(owners, webhookendpoint.IDIn(answering...))
 		}
-		endpointPreds = append(endpointPreds, room)
+		room = append(room, owners)
 	}
+	return room
+}
+
+// othersDue returns the oldest due deliveries (up to limit) of the
+// endpoints that have due deliveries and room (see loads.room), besides
+// those picked: found endpoint by endpoint, so that a backlog of endpoints
+// without room is not read through.
+func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked []*ent.WebhookDelivery, room []predicate.WebhookEndpoint) ([]*ent.WebhookDelivery, error) {
+	endpointPreds := append([]predicate.WebhookEndpoint{
+		webhookendpoint.DisabledAtIsNil(),
+		webhookendpoint.HasDeliveriesWith(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), webhookdelivery.NextAttemptAtLTE(now)),
+	}, room...)
 	endpointIDs, err := s.client.WebhookEndpoint.Query().Where(endpointPreds...).Limit(limit).IDs(ctx)
 	if err != nil || len(endpointIDs) == 0 {
 		return nil, err
