@@ -15,6 +15,7 @@ import (
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
@@ -83,6 +84,7 @@ func checkColumn(t, c string) error {
 			apikey.Table:          apikey.ValidColumn,
 			auditevent.Table:      auditevent.ValidColumn,
 			deletedupload.Table:   deletedupload.ValidColumn,
+			identity.Table:        identity.ValidColumn,
 			objectpurge.Table:     objectpurge.ValidColumn,
 			upload.Table:          upload.ValidColumn,
 			user.Table:            user.ValidColumn,

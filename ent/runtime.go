@@ -8,6 +8,7 @@ import (
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/schema"
 	"github.com/safedelete/uploads/ent/upload"
@@ -96,6 +97,30 @@ func init() {
 	deleteduploadDescID := deleteduploadFields[0].Descriptor()
 	// deletedupload.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	deletedupload.IDValidator = deleteduploadDescID.Validators[0].(func(string) error)
+	identityFields := schema.Identity{}.Fields()
+	_ = identityFields
+	// identityDescUserID is the schema descriptor for user_id field.
+	identityDescUserID := identityFields[1].Descriptor()
+	// identity.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	identity.UserIDValidator = identityDescUserID.Validators[0].(func(string) error)
+	// identityDescIssuer is the schema descriptor for issuer field.
+	identityDescIssuer := identityFields[2].Descriptor()
+	// identity.IssuerValidator is a validator for the "issuer" field. It is called by the builders before save.
+	identity.IssuerValidator = identityDescIssuer.Validators[0].(func(string) error)
+	// identityDescSubject is the schema descriptor for subject field.
+	identityDescSubject := identityFields[3].Descriptor()
+	// identity.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
+	identity.SubjectValidator = identityDescSubject.Validators[0].(func(string) error)
+	// identityDescCreatedAt is the schema descriptor for created_at field.
+	identityDescCreatedAt := identityFields[4].Descriptor()
+	// identity.DefaultCreatedAt holds the default value on creation for the created_at field.
+	identity.DefaultCreatedAt = identityDescCreatedAt.Default.(func() time.Time)
+	// identityDescID is the schema descriptor for id field.
+	identityDescID := identityFields[0].Descriptor()
+	// identity.DefaultID holds the default value on creation for the id field.
+	identity.DefaultID = identityDescID.Default.(func() string)
+	// identity.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	identity.IDValidator = identityDescID.Validators[0].(func(string) error)
 	objectpurgeFields := schema.ObjectPurge{}.Fields()
 	_ = objectpurgeFields
 	// objectpurgeDescBucket is the schema descriptor for bucket field.

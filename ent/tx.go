@@ -20,6 +20,8 @@ type Tx struct {
 	AuditEvent *AuditEventClient
 	// DeletedUpload is the client for interacting with the DeletedUpload builders.
 	DeletedUpload *DeletedUploadClient
+	// Identity is the client for interacting with the Identity builders.
+	Identity *IdentityClient
 	// ObjectPurge is the client for interacting with the ObjectPurge builders.
 	ObjectPurge *ObjectPurgeClient
 	// Upload is the client for interacting with the Upload builders.
@@ -164,6 +166,7 @@ func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
 	tx.DeletedUpload = NewDeletedUploadClient(tx.config)
+	tx.Identity = NewIdentityClient(tx.config)
 	tx.ObjectPurge = NewObjectPurgeClient(tx.config)
 	tx.Upload = NewUploadClient(tx.config)
 	tx.User = NewUserClient(tx.config)

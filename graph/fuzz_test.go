@@ -151,7 +151,7 @@ func newFuzzWorld(f *testing.F) *fuzzWorld {
 		Cast:    cast,
 		env:     env,
 		client:  &http.Client{Transport: transport, Timeout: 30 * time.Second},
-		secrets: []string{cast.Victim.Filename, cast.Victim.ObjectKey, cast.VictimUser.ID, cast.VictimUser.Email},
+		secrets: []string{cast.Victim.Filename, cast.Victim.ObjectKey, cast.VictimUser.ID, *cast.VictimUser.Email},
 	}
 }
 

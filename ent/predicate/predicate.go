@@ -15,6 +15,9 @@ type AuditEvent func(*sql.Selector)
 // DeletedUpload is the predicate function for deletedupload builders.
 type DeletedUpload func(*sql.Selector)
 
+// Identity is the predicate function for identity builders.
+type Identity func(*sql.Selector)
+
 // ObjectPurge is the predicate function for objectpurge builders.
 type ObjectPurge func(*sql.Selector)
 

@@ -42,6 +42,14 @@ func (APIKey) Fields() []ent.Field {
 		field.Time("created_at").
 			Immutable().
 			Default(time.Now),
+		field.Strings("scopes").
+			Optional().
+			Comment("What the key may do (scope names); absent means every scope, so keys made before scopes existed keep working."),
+		field.Time("expires_at").
+			Optional().
+			Nillable().
+			Immutable().
+			Comment("After this the key is refused everywhere, like a revoked one; absent means never."),
 		field.Time("last_used_at").
 			Optional().
 			Nillable(),

@@ -28,8 +28,11 @@ func (User) Fields() []ent.Field {
 			Immutable().
 			NotEmpty(),
 		field.String("email").
+			Optional().
+			Nillable().
 			Unique().
-			NotEmpty(),
+			NotEmpty().
+			Comment("Absent for a user made at sign-in from a token without an email claim."),
 	}
 }
 
@@ -37,6 +40,8 @@ func (User) Fields() []ent.Field {
 func (User) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.To("api_keys", APIKey.Type).
+			Annotations(entgql.Skip()),
+		edge.To("identities", Identity.Type).
 			Annotations(entgql.Skip()),
 		edge.To("uploads", Upload.Type).
 			Annotations(entgql.RelayConnection()),

@@ -107,10 +107,10 @@ func createUser(ctx context.Context, client *ent.Client, o Options, out io.Write
 	if err != nil {
 		return err
 	}
-	return report(out, o.JSON, map[string]string{
+	return report(out, o.JSON, map[string]any{
 		"user_id": u.ID, "email": u.Email, "api_key_id": key.ID, "api_key": secret,
 	}, "Created user %s (%s).\nAPI key %s: %s\nStore the key now: it is not shown again.\n",
-		u.ID, u.Email, key.ID, secret)
+		u.ID, emailText(u.Email), key.ID, secret)
 }
 
 func createKey(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
@@ -125,7 +125,7 @@ func createKey(ctx context.Context, client *ent.Client, o Options, out io.Writer
 	if err != nil {
 		return err
 	}
-	return report(out, o.JSON, map[string]string{
+	return report(out, o.JSON, map[string]any{
 		"user_id": o.UserID, "api_key_id": key.ID, "api_key": secret,
 	}, "API key %s for user %s: %s\nStore the key now: it is not shown again.\n", key.ID, o.UserID, secret)
 }
@@ -139,12 +139,12 @@ func revokeKey(ctx context.Context, client *ent.Client, o Options, out io.Writer
 		return err
 	}
 	revokedAt := key.RevokedAt.UTC().Format(time.RFC3339)
-	return report(out, o.JSON, map[string]string{
+	return report(out, o.JSON, map[string]any{
 		"api_key_id": key.ID, "user_id": key.OwnerID, "revoked_at": revokedAt,
 	}, "Revoked API key %s of user %s at %s.\n", key.ID, key.OwnerID, revokedAt)
 }
 
-func report(out io.Writer, asJSON bool, fields map[string]string, format string, args ...any) error {
+func report(out io.Writer, asJSON bool, fields map[string]any, format string, args ...any) error {
 	if asJSON {
 		return json.NewEncoder(out).Encode(fields)
 	}

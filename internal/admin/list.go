@@ -21,7 +21,7 @@ import (
 // UserSummary is one row of `users list`.
 type UserSummary struct {
 	UserID     string    `json:"user_id"`
-	Email      string    `json:"email"`
+	Email      *string   `json:"email"`
 	CreatedAt  time.Time `json:"created_at"`
 	ActiveKeys int       `json:"active_keys"`
 	Uploads    int       `json:"uploads"`
@@ -41,7 +41,7 @@ type KeySummary struct {
 // UserDetails is what `users show` prints.
 type UserDetails struct {
 	UserID    string       `json:"user_id"`
-	Email     string       `json:"email"`
+	Email     *string      `json:"email"`
 	CreatedAt time.Time    `json:"created_at"`
 	Uploads   int          `json:"uploads"`
 	APIKeys   []KeySummary `json:"api_keys"`
@@ -99,7 +99,7 @@ func listUsers(ctx context.Context, client *ent.Client, o Options, out io.Writer
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER ID\tEMAIL\tCREATED\tACTIVE KEYS\tUPLOADS")
 	for _, u := range users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", u.UserID, u.Email, formatTime(u.CreatedAt), u.ActiveKeys, u.Uploads)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", u.UserID, emailText(u.Email), formatTime(u.CreatedAt), u.ActiveKeys, u.Uploads)
 	}
 	return tw.Flush()
 }
@@ -146,7 +146,7 @@ func showUser(ctx context.Context, client *ent.Client, o Options, out io.Writer)
 	if o.JSON {
 		return json.NewEncoder(out).Encode(details)
 	}
-	fmt.Fprintf(out, "User %s (%s), created %s, %d uploads.\n", details.UserID, details.Email, formatTime(details.CreatedAt), details.Uploads)
+	fmt.Fprintf(out, "User %s (%s), created %s, %d uploads.\n", details.UserID, emailText(details.Email), formatTime(details.CreatedAt), details.Uploads)
 	if len(details.APIKeys) == 0 {
 		_, err := fmt.Fprintf(out, "No API keys. Issue one with: uploads keys create --user %s\n", details.UserID)
 		return err
@@ -226,4 +226,13 @@ func utc(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// emailText is a user's email address for people to read; users made at
+// sign-in from a token without an email claim have none.
+func emailText(email *string) string {
+	if email == nil {
+		return "no email"
+	}
+	return *email
 }

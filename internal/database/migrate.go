@@ -41,7 +41,24 @@ func Migrate(ctx context.Context, db *sql.DB, engine string) ([]string, error) {
 		return nil, err
 	}
 
-	tx, err := db.BeginTx(ctx, nil)
+	// One connection: SQLite's foreign_keys pragma belongs to it.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if engine == dialect.SQLite {
+		// Atlas rebuilds a SQLite table to change a column (copy, drop,
+		// rename), which SQLite allows only with foreign keys off, and the
+		// pragma is ignored inside a transaction: it is set around it, and
+		// the references are checked before COMMIT instead (SQLite's own
+		// procedure, "Making Other Kinds Of Table Schema Changes").
+		if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = ON") //nolint:errcheck // the connection's DSN asked for it; a failure here leaves it as the DSN left it only until it closes
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -106,6 +123,11 @@ func Migrate(ctx context.Context, db *sql.DB, engine string) ([]string, error) {
 		}
 		applied = append(applied, f.Version())
 	}
+	if engine == dialect.SQLite && len(applied) > 0 {
+		if err := foreignKeyCheck(ctx, tx); err != nil {
+			return nil, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -137,4 +159,24 @@ func embeddedDir(engine string) (*atlas.MemDir, error) {
 		return nil, fmt.Errorf("migrate: %s migrations do not match their atlas.sum: %w", sub, err)
 	}
 	return dir, nil
+}
+
+// foreignKeyCheck fails when a row of the migrated SQLite database refers
+// to a row that is not there.
+func foreignKeyCheck(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, "PRAGMA foreign_key_check")
+	if err != nil {
+		return fmt.Errorf("migrate: foreign key check: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fkid int
+		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
+			return fmt.Errorf("migrate: foreign key check: %w", err)
+		}
+		return fmt.Errorf("migrate: a row of %s refers to a missing row of %s", table, parent)
+	}
+	return rows.Err()
 }

@@ -61,8 +61,8 @@ func TestPreparedReads(t *testing.T) {
 				wg.Go(func() {
 					for i := range 50 {
 						u := users[i%len(users)]
-						if got := email(database.Prepared(ctx), u.ID); got != u.Email || got != email(ctx, u.ID) {
-							t.Errorf("prepared read of %s = %q, want %q", u.ID, got, u.Email)
+						if got := email(database.Prepared(ctx), u.ID); got != *u.Email || got != email(ctx, u.ID) {
+							t.Errorf("prepared read of %s = %q, want %q", u.ID, got, *u.Email)
 						}
 					}
 				})

@@ -84,3 +84,83 @@ func TestUpgradeKeepsAbortAllPurges(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeKeepsUsersKeysAndUploads: identities_scopes rebuilds SQLite's
+// users table (its email becomes optional) under enforced foreign keys, as
+// the service opens the database. Users with keys and uploads come through
+// it unchanged, and their keys keep every scope and never expire.
+func TestUpgradeKeepsUsersKeysAndUploads(t *testing.T) {
+	type engine struct{ driver, dir, url string }
+	engines := []engine{{"sqlite3", "sqlite", "file:" + filepath.Join(t.TempDir(), "old.db") + "?_fk=1"}}
+	if pg := testenv.PostgresSchema(t); pg != "" {
+		engines = append(engines, engine{"pgx", "postgres", pg})
+	}
+	for _, e := range engines {
+		t.Run(e.dir, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := sql.Open(e.driver, e.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			db.SetMaxOpenConns(1)
+			dir, err := atlas.NewLocalDir(filepath.Join("..", "..", "ent", "migrate", "migrations", e.dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := dir.Files()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stmts []string
+			stmts = append(stmts, `CREATE TABLE schema_migrations (version VARCHAR(64) NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at TIMESTAMP NOT NULL)`)
+			for _, f := range files {
+				if f.Desc() == "identities_scopes" {
+					break
+				}
+				s, err := f.Stmts()
+				if err != nil {
+					t.Fatal(err)
+				}
+				stmts = append(stmts, s...)
+				stmts = append(stmts, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ('`+f.Version()+`', '`+f.Desc()+`', CURRENT_TIMESTAMP)`)
+			}
+			now := time.Now().UTC()
+			for _, stmt := range stmts {
+				if _, err := db.ExecContext(ctx, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			for _, q := range []string{
+				`INSERT INTO users (id, email, created_at, updated_at) VALUES ('usr_a', 'a@example.com', $1, $1)`,
+				`INSERT INTO api_keys (id, owner_id, prefix, digest, created_at) VALUES ('key_a', 'usr_a', 'ukey_0000', 'd1', $1)`,
+				`INSERT INTO uploads (id, owner_id, filename, content_type, size, bucket, object_key, status, created_at, updated_at) VALUES ('upl_a', 'usr_a', 'f', 'text/plain', 1, 'b', 'k', 'READY', $1, $1)`,
+			} {
+				if _, err := db.ExecContext(ctx, q, now); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			applied, err := database.Migrate(ctx, db, map[string]string{"sqlite3": "sqlite3", "pgx": "postgres"}[e.driver])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(applied) == 0 {
+				t.Fatal("no migration applied")
+			}
+			var email, owner string
+			var scopes sql.NullString
+			var expires sql.NullTime
+			err = db.QueryRowContext(ctx, `SELECT u.email, k.scopes, k.expires_at, p.owner_id FROM users u
+				JOIN api_keys k ON k.owner_id = u.id JOIN uploads p ON p.owner_id = u.id WHERE u.id = 'usr_a'`).Scan(&email, &scopes, &expires, &owner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if email != "a@example.com" || scopes.Valid || expires.Valid || owner != "usr_a" {
+				t.Errorf("after the upgrade: email %q, scopes %v, expires %v, upload owner %q", email, scopes, expires, owner)
+			}
+			if _, err := db.ExecContext(ctx, `INSERT INTO users (id, created_at, updated_at) VALUES ('usr_b', $1, $1)`, now); err != nil {
+				t.Errorf("a user without an email: %v", err)
+			}
+		})
+	}
+}

@@ -42,7 +42,7 @@ func TestSQLiteWritersTakeTurns(t *testing.T) {
 					return err
 				}
 				var n int
-				fmt.Sscanf(cur.Email, "%d@", &n)
+				fmt.Sscanf(*cur.Email, "%d@", &n)
 				return tx.User.UpdateOneID(u.ID).SetEmail(fmt.Sprintf("%d@example.com", n+1)).Exec(ctx)
 			})
 		})
@@ -54,7 +54,7 @@ func TestSQLiteWritersTakeTurns(t *testing.T) {
 			t.Errorf("a concurrent transaction failed: %v", err)
 		}
 	}
-	if got, err := client.User.Get(ctx, u.ID); err != nil || got.Email != fmt.Sprintf("%d@example.com", writers) {
+	if got, err := client.User.Get(ctx, u.ID); err != nil || *got.Email != fmt.Sprintf("%d@example.com", writers) {
 		t.Fatalf("after %d increments: %v, %v", writers, got, err)
 	}
 
@@ -88,7 +88,7 @@ func TestSQLiteWritersTakeTurns(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := client.User.Get(ctx, u.ID); got.Email != "held@example.com" {
-		t.Errorf("the holder's write: %q", got.Email)
+	if got, _ := client.User.Get(ctx, u.ID); *got.Email != "held@example.com" {
+		t.Errorf("the holder's write: %q", *got.Email)
 	}
 }

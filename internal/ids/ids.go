@@ -15,6 +15,8 @@ const (
 	UserPrefix   = "usr_"
 	UploadPrefix = "upl_"
 	APIKeyPrefix = "key_"
+	// IdentityPrefix names an identity at an OpenID Connect issuer.
+	IdentityPrefix = "idn_"
 	// WebhookEndpointPrefix names a webhook endpoint.
 	WebhookEndpointPrefix = "whe_"
 	// MessagePrefix names a webhook delivery: its webhook-id header.
@@ -38,6 +40,9 @@ func NewUpload() string { return New(UploadPrefix) }
 
 // NewAPIKey returns a fresh API key id (the record's id, not the secret).
 func NewAPIKey() string { return New(APIKeyPrefix) }
+
+// NewIdentity returns a new identity id.
+func NewIdentity() string { return New(IdentityPrefix) }
 
 // NewWebhookEndpoint returns a fresh webhook endpoint id.
 func NewWebhookEndpoint() string { return New(WebhookEndpointPrefix) }
