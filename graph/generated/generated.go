@@ -1382,7 +1382,18 @@ scalar Time
 
 extend type Query {
   """
-  The caller, identified by the ` + "`" + `x-api-key` + "`" + ` header or ` + "`" + `Authorization: Bearer <key>` + "`" + `.
+  The caller, identified by the ` + "`" + `x-api-key` + "`" + ` header or ` + "`" + `Authorization: Bearer` + "`" + `
+  with an API key or, where the server accepts an OpenID Connect issuer's
+  access tokens (AUTH_ISSUER), an access token (a JWT).
+
+  Every credential carries scopes, and each field needs one: ` + "`" + `uploads:read` + "`" + `
+  (` + "`" + `upload` + "`" + `, ` + "`" + `node` + "`" + ` of an upload, ` + "`" + `uploads` + "`" + `, ` + "`" + `deletedUploads` + "`" + `),
+  ` + "`" + `uploads:write` + "`" + ` (` + "`" + `uploadFile` + "`" + `, ` + "`" + `restoreUpload` + "`" + `), ` + "`" + `uploads:delete` + "`" + ` (every
+  delete and ` + "`" + `purgeUpload` + "`" + `), ` + "`" + `webhooks:manage` + "`" + ` (` + "`" + `webhookEndpoints` + "`" + ` and the
+  webhook mutations), ` + "`" + `audit:read` + "`" + ` (` + "`" + `auditEvents` + "`" + `). A field outside the
+  credential's scopes is FORBIDDEN, naming the scope, before anything is
+  looked up; ` + "`" + `viewer` + "`" + ` itself needs none.
+
   Its ` + "`" + `uploads` + "`" + ` are returned a page at a time: ` + "`" + `first` + "`" + ` (or ` + "`" + `last` + "`" + `) uploads,
   at most 100 (more is BAD_USER_INPUT), and 100 when neither is given.
   Follow ` + "`" + `pageInfo.endCursor` + "`" + ` with ` + "`" + `after` + "`" + ` for the next page.
