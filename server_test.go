@@ -126,7 +126,10 @@ func TestSettingsInScope(t *testing.T) {
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	var cfg config.Config
 	settings := config.Register(fs, &cfg, config.ForDatabase)
-	if len(settings) != 2 || fs.Lookup("data-dir") == nil || fs.Lookup("database-url") == nil || fs.Lookup("addr") != nil {
+	// The issuer and audience too: users create --subject and users link
+	// name identities at AUTH_ISSUER, and the two are checked together.
+	if len(settings) != 4 || fs.Lookup("data-dir") == nil || fs.Lookup("database-url") == nil ||
+		fs.Lookup("auth-issuer") == nil || fs.Lookup("auth-audience") == nil || fs.Lookup("addr") != nil {
 		t.Errorf("database settings: %+v", settings)
 	}
 	if defaults := config.Defaults(); cfg.RateLimit != defaults.RateLimit || cfg.UploadTimeout != defaults.UploadTimeout || cfg.LogFormat != "json" {

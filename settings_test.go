@@ -61,6 +61,8 @@ var outOfRange = []struct{ env, value string }{
 	{"GRAPHQL_DEPTH_LIMIT", "101"},
 	{"GRAPHQL_TIMEOUT", "0"}, // every operation would time out at once
 	{"GRAPHQL_TIMEOUT", "2h"},
+	{"AUTH_CLOCK_SKEW", "-1s"},
+	{"AUTH_CLOCK_SKEW", "1h"}, // an expired token would work for an hour
 }
 
 // TestSettingOutOfRange: a number setting outside its limits, given as a

@@ -31,6 +31,7 @@ func TestLimitsAcceptTheirEnds(t *testing.T) {
 		"GRAPHQL_COMPLEXITY_LIMIT": {"1", "1000000"},
 		"GRAPHQL_DEPTH_LIMIT":      {"1", "100"},
 		"GRAPHQL_TIMEOUT":          {"1s", "1h"},
+		"AUTH_CLOCK_SKEW":          {"0s", "10m"},
 	} {
 		for _, v := range values {
 			fs := pflag.NewFlagSet("", pflag.ContinueOnError)
@@ -74,5 +75,44 @@ func TestCheckParts(t *testing.T) {
 	err := cfg.Check()
 	if err == nil || !strings.Contains(err.Error(), "MAX_UPLOAD_SIZE=52428800001") || !strings.Contains(err.Error(), "raise S3_PART_SIZE to at least 5242881") {
 		t.Errorf("one byte more: %v", err)
+	}
+}
+
+// TestAuthSettings: access token settings that cannot work together stop
+// the start, naming the setting; without AUTH_ISSUER nothing changes.
+func TestAuthSettings(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // "" accepts
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"AUTH_ISSUER": "https://id.example.com", "AUTH_AUDIENCE": "api"}, ""},
+		{map[string]string{"AUTH_ISSUER": "https://id.example.com/realms/app/", "AUTH_AUDIENCE": "api"}, ""},
+		{map[string]string{"AUTH_ISSUER": "http://127.0.0.1:4444", "AUTH_AUDIENCE": "api"}, ""},
+		{map[string]string{"AUTH_ISSUER": "http://[::1]:4444", "AUTH_AUDIENCE": "api"}, ""},
+		{map[string]string{"AUTH_ISSUER": "http://localhost:4444", "AUTH_AUDIENCE": "api"}, ""},
+		{map[string]string{"AUTH_ISSUER": "http://id.example.com", "AUTH_AUDIENCE": "api"}, "AUTH_ISSUER=http://id.example.com: an http:// issuer is accepted only on a loopback address"},
+		{map[string]string{"AUTH_ISSUER": "http://10.0.0.1", "AUTH_AUDIENCE": "api"}, "only on a loopback address"},
+		{map[string]string{"AUTH_ISSUER": "id.example.com", "AUTH_AUDIENCE": "api"}, "AUTH_ISSUER=id.example.com"},
+		{map[string]string{"AUTH_ISSUER": "https://id.example.com?x=1", "AUTH_AUDIENCE": "api"}, "AUTH_ISSUER="},
+		{map[string]string{"AUTH_ISSUER": "https://id.example.com"}, "AUTH_AUDIENCE is required with AUTH_ISSUER"},
+		{map[string]string{"AUTH_AUDIENCE": "api"}, "AUTH_AUDIENCE=api is set but AUTH_ISSUER is not"},
+		{map[string]string{"AUTH_CREATE_USERS": "true"}, "AUTH_CREATE_USERS=true needs AUTH_ISSUER"},
+		{map[string]string{"AUTH_ISSUER": "https://id.example.com", "AUTH_AUDIENCE": "api", "AUTH_DEFAULT_SCOPES": "uploads:read everything"}, `AUTH_DEFAULT_SCOPES=uploads:read everything: unknown scope "everything"`},
+		{map[string]string{"AUTH_ISSUER": "https://id.example.com", "AUTH_AUDIENCE": "api", "AUTH_DEFAULT_SCOPES": " "}, "AUTH_DEFAULT_SCOPES= : no scope given"},
+	} {
+		fs := pflag.NewFlagSet("", pflag.ContinueOnError)
+		var cfg Config
+		settings := Register(fs, &cfg, All)
+		if err := ApplyEnv(fs, settings, func(k string) (string, bool) { s, ok := tc.env[k]; return s, ok }); err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		err := cfg.Check()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.env, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: error %v, want one containing %q", tc.env, err, tc.want)
+		}
 	}
 }

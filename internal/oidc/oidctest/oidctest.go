@@ -82,8 +82,8 @@ func Start(t testing.TB, keys ...Key) *Issuer {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer":   iss.URL,
-			"jwks_uri": iss.URL + "/jwks",
+			"issuer":                                iss.URL,
+			"jwks_uri":                              iss.URL + "/jwks",
 			"id_token_signing_alg_values_supported": []string{"RS256", "ES256", "EdDSA"},
 		})
 	})
