@@ -6,14 +6,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/internal/admin"
 	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/config"
@@ -107,7 +110,7 @@ func TestAccessTokensDelete(t *testing.T) {
 		})
 	}
 
-	g := te.GraphQL(apiKey, `{ viewer { auditEvents(first: 1) { edges { node { actor via } } } } }`, nil)
+	g := te.GraphQL(apiKey, `{ viewer { auditEvents(first: 1, where: {kind: DELETED}) { edges { node { actor via } } } } }`, nil)
 	var data struct {
 		Viewer struct {
 			AuditEvents struct {
@@ -238,4 +241,53 @@ func TestKeyRefusals(t *testing.T) {
 		t.Errorf("read-only key reading: %+v", g.Errors)
 	}
 	e.AssertIntact(up)
+}
+
+// TestFirstTokensMakeOneUser: with AUTH_CREATE_USERS, the first requests of
+// an unknown subject, all at once, make exactly one user with one identity,
+// named by the email claim; an address another user has is not taken (no
+// account is joined by address), and the new user starts with nothing.
+func TestFirstTokensMakeOneUser(t *testing.T) {
+	te := newTokenEnv(t, true)
+	ctx := context.Background()
+	token := te.token("erin", oidctest.Claims{"email": "erin@example.com"})
+	const callers = 8
+	var wg sync.WaitGroup
+	errs := make(chan string, callers)
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := te.GraphQL(token, `{ viewer { id email uploads(first: 1) { totalCount } } }`, nil)
+			if len(g.Errors) > 0 {
+				errs <- fmt.Sprint(g.Errors)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("a first request: %s", e)
+	}
+	ids, err := te.Client().Identity.Query().Where(identity.Subject("erin")).All(ctx)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("identities of erin: %d, %v", len(ids), err)
+	}
+	u := te.Client().User.GetX(ctx, ids[0].UserID)
+	if u.Email == nil || *u.Email != "erin@example.com" {
+		t.Errorf("erin's user has email %v", u.Email)
+	}
+	if n := te.Client().User.Query().CountX(ctx); n != 1 {
+		t.Errorf("%d users, want 1", n)
+	}
+
+	// Someone else signs in claiming erin's address: a user of their own, without it.
+	g := te.GraphQL(te.token("mallory", oidctest.Claims{"email": "erin@example.com"}), `{ viewer { id email } }`, nil)
+	var data struct{ Viewer struct{ ID, Email *string } }
+	if err := g.Decode(&data); err != nil || len(g.Errors) > 0 || data.Viewer.ID == nil {
+		t.Fatalf("mallory: %v %+v", err, g.Errors)
+	}
+	if *data.Viewer.ID == u.ID || data.Viewer.Email != nil {
+		t.Errorf("mallory got user %s with email %v", *data.Viewer.ID, data.Viewer.Email)
+	}
 }
