@@ -120,7 +120,7 @@ subject (the sub claim of their access tokens), and no API key is made;
 			func(cmd *cobra.Command, o *admin.Options) {
 				cmd.Flags().StringVar(&o.Email, "email", "", "email address of the new user (required without --subject)")
 				cmd.Flags().StringVar(&o.Subject, "subject", "", "the user's subject (sub claim) at AUTH_ISSUER; no API key is made")
-				keyFlags(cmd, &o.Key)
+				keyFlags(cmd, &o.Key, " (not with --subject)")
 			}),
 		c.databaseCommand("users list", "list", "List users with their counts of active keys and uploads", "", nil),
 		c.databaseCommand("users show", "show (--id USER_ID | --email EMAIL)", "Show a user, their sign-in identities and API keys (never the secrets)", "",
@@ -152,7 +152,7 @@ including scopes added in later releases; with it, only those named:
 Without --expires it never expires.`,
 			func(cmd *cobra.Command, o *admin.Options) {
 				cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
-				keyFlags(cmd, &o.Key)
+				keyFlags(cmd, &o.Key, "")
 			}),
 		c.databaseCommand("keys list", "list --user USER_ID", "List a user's API keys, revoked ones included",
 			"Lists a user's keys by id and prefix, with their scopes and expiry; the\nsecrets are never stored, so a lost key cannot be shown again: revoke it\nand create another.",
@@ -167,12 +167,13 @@ Without --expires it never expires.`,
 	return keys
 }
 
-// keyFlags are the flags of a new API key: --scope and --expires.
-func keyFlags(cmd *cobra.Command, grant *apikey.Grant) {
+// keyFlags are the flags of a new API key, --scope and --expires, with
+// note added to their help.
+func keyFlags(cmd *cobra.Command, grant *apikey.Grant, note string) {
 	cmd.Flags().Var((*scopesValue)(&grant.Scopes), "scope",
-		"the key's scopes, comma- or space-separated (default: every scope, including later ones)")
+		"the key's scopes, comma- or space-separated (default: every scope, including later ones)"+note)
 	cmd.Flags().Var(&expiresValue{at: &grant.ExpiresAt}, "expires",
-		"when the key stops working: days (90d), a duration (36h), a date (2027-01-31: through that day, UTC) or an RFC 3339 time (default: never)")
+		"when the key stops working: days (90d), a duration (36h), a date (2027-01-31: through that day, UTC) or an RFC 3339 time (default: never)"+note)
 }
 
 // scopesValue is --scope: scope names, comma- or space-separated; given
