@@ -352,6 +352,13 @@ func TestKeysWithScopesAndExpiry(t *testing.T) {
 		}
 	}
 
+	// users create gives its first key the same flags.
+	run = runCommandLine(t, env, "users", "create", "--email", "reader@example.com", "--scope", "uploads:read", "--expires", "90d", "--json")
+	if err := json.Unmarshal([]byte(run.stdout), &limited); err != nil || strings.Join(limited.Scopes, " ") != "uploads:read" ||
+		limited.AllScopes || time.Until(limited.ExpiresAt) < 89*24*time.Hour || time.Until(limited.ExpiresAt) > 90*24*time.Hour {
+		t.Errorf("users create --scope --expires --json: %v\n%s%s", err, run.stdout, run.stderr)
+	}
+
 	run = runCommandLine(t, env, "keys", "list", "--user", created.UserID)
 	for _, row := range []string{
 		`(?m)^` + created.APIKeyID + ` +ukey_[0-9a-f]{8}… +all +\S+ +never +never +-$`,
@@ -436,6 +443,7 @@ func TestUsersWithSubject(t *testing.T) {
 		{[]string{"users", "link", "--id", bob[1], "--subject", "alice"}, "already belongs to user " + alice.UserID + "; nothing was linked"},
 		{[]string{"users", "link", "--id", "usr_00000000000000000000000000000000", "--subject", "carol"}, "no user with id"},
 		{[]string{"users", "create", "--subject", "carol", "--scope", "uploads:read"}, "makes no API key"},
+		{[]string{"users", "create", "--subject", "carol "}, "white space"},
 	} {
 		if run := runCommandLine(t, env, c.args...); run.status != 1 || !strings.Contains(run.stderr, c.want) {
 			t.Errorf("%v: exit status %d, want 1 and an error saying %q\n%s%s", c.args, run.status, c.want, run.stdout, run.stderr)

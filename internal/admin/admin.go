@@ -47,6 +47,9 @@ func Validate(command string, o Options) error {
 		return missing("subject")
 	case (command == "users create" || command == "users link") && o.Subject != "" && o.Issuer == "":
 		return fmt.Errorf("%s --subject needs AUTH_ISSUER (and AUTH_AUDIENCE) set: the issuer whose subject it is", command)
+	case o.Subject != "" && strings.TrimSpace(o.Subject) != o.Subject:
+		// A token's sub never matches a subject typed with a stray space.
+		return fmt.Errorf("%s: --subject %q has white space around it", command, o.Subject)
 	case command == "users create" && o.Subject != "" && o.Key != (apikey.Grant{}):
 		return errors.New("users create --subject makes no API key (the user signs in), so --scope and --expires do not apply; " +
 			"issue a key afterwards with: uploads keys create --user USER_ID")
