@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/reconcile"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // commandLine is one run of the command line: its environment, its output, and
@@ -107,17 +108,33 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 }
 
 func (c *commandLine) usersCommand() *cobra.Command {
-	users := &cobra.Command{Use: "users", Short: "Create, list, show and delete users", Args: c.noArgs, RunE: showHelp}
+	users := &cobra.Command{Use: "users", Short: "Create, list, show, link and delete users", Args: c.noArgs, RunE: showHelp}
 	users.AddCommand(
-		c.databaseCommand("users create", "create --email EMAIL", "Create a user and an API key for them", "",
+		c.databaseCommand("users create", "create (--email EMAIL | --subject SUBJECT [--email EMAIL])",
+			"Create a user, with an API key or a subject they sign in as",
+			`Creates a user. With --email alone, the user gets an API key, shown once.
+With --subject, the user signs in at the issuer AUTH_ISSUER names, as that
+subject (the sub claim of their access tokens), and no API key is made;
+--email is then optional. Issue keys later with: uploads keys create.`,
 			func(cmd *cobra.Command, o *admin.Options) {
-				cmd.Flags().StringVar(&o.Email, "email", "", "email address of the new user (required)")
+				cmd.Flags().StringVar(&o.Email, "email", "", "email address of the new user (required without --subject)")
+				cmd.Flags().StringVar(&o.Subject, "subject", "", "the user's subject (sub claim) at AUTH_ISSUER; no API key is made")
+				keyFlags(cmd, &o.Key, " (not with --subject)")
 			}),
 		c.databaseCommand("users list", "list", "List users with their counts of active keys and uploads", "", nil),
-		c.databaseCommand("users show", "show (--id USER_ID | --email EMAIL)", "Show a user and their API keys (never the secrets)", "",
+		c.databaseCommand("users show", "show (--id USER_ID | --email EMAIL)", "Show a user, their sign-in identities and API keys (never the secrets)", "",
 			func(cmd *cobra.Command, o *admin.Options) {
 				cmd.Flags().StringVar(&o.ID, "id", "", "id of the user (usr_…)")
 				cmd.Flags().StringVar(&o.Email, "email", "", "email address of the user")
+			}),
+		c.databaseCommand("users link", "link --id USER_ID --subject SUBJECT", "Let a user sign in: link a subject at AUTH_ISSUER to them",
+			`Links the identity (AUTH_ISSUER, SUBJECT) to an existing user, so that
+access tokens with that sub claim act as them. An identity belongs to one
+user: linking another user's is an error; linking it again to the same user
+changes nothing.`,
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.ID, "id", "", "id of the user (usr_…) (required)")
+				cmd.Flags().StringVar(&o.Subject, "subject", "", "the subject (sub claim) at AUTH_ISSUER (required)")
 			}),
 		c.usersDeleteCommand(),
 	)
@@ -127,12 +144,17 @@ func (c *commandLine) usersCommand() *cobra.Command {
 func (c *commandLine) keysCommand() *cobra.Command {
 	keys := &cobra.Command{Use: "keys", Short: "Create, list and revoke API keys", Args: c.noArgs, RunE: showHelp}
 	keys.AddCommand(
-		c.databaseCommand("keys create", "create --user USER_ID", "Issue another API key for a user", "",
+		c.databaseCommand("keys create", "create --user USER_ID [--scope SCOPES] [--expires WHEN]", "Issue another API key for a user",
+			`Issues an API key, shown once. Without --scope the key has every scope,
+including scopes added in later releases; with it, only those named:
+`+strings.Join(scope.Known(), ", ")+`.
+Without --expires it never expires.`,
 			func(cmd *cobra.Command, o *admin.Options) {
 				cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
+				keyFlags(cmd, &o.Key, "")
 			}),
 		c.databaseCommand("keys list", "list --user USER_ID", "List a user's API keys, revoked ones included",
-			"Lists a user's keys by id and prefix; the secrets are never stored, so a lost\nkey cannot be shown again: revoke it and create another.",
+			"Lists a user's keys by id and prefix, with their scopes and expiry; the\nsecrets are never stored, so a lost key cannot be shown again: revoke it\nand create another.",
 			func(cmd *cobra.Command, o *admin.Options) {
 				cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
 			}),
@@ -184,6 +206,7 @@ func (c *commandLine) databaseCommand(command, use, short, long string, flags fu
 	}
 	jsonFlag(cmd.Flags(), &opts.JSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		opts.Issuer = cfg.AuthIssuer
 		if err := admin.Validate(command, opts); err != nil {
 			return err // before the database is opened (and its file made)
 		}

@@ -11,14 +11,18 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/safedelete/uploads/ent/identity"
+	"github.com/safedelete/uploads/ent/retiredidentity"
 	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/embeds3"
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/signin"
 )
 
 // TestReconcileExitCodes: 0 when the bucket and the database agree, 1 when
@@ -113,7 +117,7 @@ func TestFindUsersAndKeys(t *testing.T) {
 		}
 	}
 	if run := runCommandLine(t, env, "keys", "list", "--user", userID[1]); run.status != 0 ||
-		!regexp.MustCompile(`(?m)^`+keyID[1]+` +ukey_[0-9a-f]{8}… +\S+ +never +-$`).MatchString(run.stdout) {
+		!regexp.MustCompile(`(?m)^`+keyID[1]+` +ukey_[0-9a-f]{8}… +all +\S+ +never +never +-$`).MatchString(run.stdout) {
 		t.Errorf("keys list:\n%s%s", run.stdout, run.stderr)
 	}
 
@@ -291,5 +295,223 @@ func TestAuditCommand(t *testing.T) {
 		if run := runCommandLine(t, env, args...); run.status != 1 || !strings.HasPrefix(run.stderr, "error: ") {
 			t.Errorf("%v: exit status %d, stderr %q", args, run.status, run.stderr)
 		}
+	}
+}
+
+// TestKeysWithScopesAndExpiry: an operator issues a key limited to some
+// scopes until a date, and sees both in the listing; a key without --scope
+// has every scope and never expires; a mistyped scope or a past expiry is
+// refused, naming what is wrong, and makes no key.
+func TestKeysWithScopesAndExpiry(t *testing.T) {
+	env := map[string]string{"DATA_DIR": filepath.Join(t.TempDir(), "data")}
+	run := runCommandLine(t, env, "users", "create", "--email", "ops@example.com", "--json")
+	var created struct {
+		UserID    string   `json:"user_id"`
+		APIKeyID  string   `json:"api_key_id"`
+		Scopes    []string `json:"scopes"`
+		AllScopes bool     `json:"all_scopes"`
+		ExpiresAt *string  `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(run.stdout), &created); err != nil || run.status != 0 ||
+		len(created.Scopes) != 5 || !created.AllScopes || created.ExpiresAt != nil {
+		t.Fatalf("users create --json: %v\n%s%s", err, run.stdout, run.stderr)
+	}
+
+	// A key that works through day expires when day ends, UTC.
+	day := time.Now().UTC().AddDate(0, 0, 30).Format(time.DateOnly)
+	expires := nextDay(t, day) + "T00:00:00Z"
+	run = runCommandLine(t, env, "keys", "create", "--user", created.UserID, "--scope", "uploads:read, uploads:delete", "--expires", day)
+	keyID := regexp.MustCompile(`API key (key_[0-9a-f]+) for user`).FindStringSubmatch(run.stdout)
+	if run.status != 0 || keyID == nil || !strings.Contains(run.stdout, "Scopes:  uploads:read uploads:delete\n") ||
+		!strings.Contains(run.stdout, "Expires: "+expires+"\n") {
+		t.Fatalf("keys create --scope --expires:\n%s%s", run.stdout, run.stderr)
+	}
+	run = runCommandLine(t, env, "keys", "create", "--user", created.UserID, "--scope", "audit:read", "--scope", "webhooks:manage", "--expires", "36h", "--json")
+	var limited struct {
+		Scopes    []string  `json:"scopes"`
+		AllScopes bool      `json:"all_scopes"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(run.stdout), &limited); err != nil || strings.Join(limited.Scopes, " ") != "webhooks:manage audit:read" ||
+		limited.AllScopes || time.Until(limited.ExpiresAt) < 35*time.Hour || time.Until(limited.ExpiresAt) > 37*time.Hour {
+		t.Fatalf("keys create --json: %v\n%s%s", err, run.stdout, run.stderr)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scope", "uploads:read,uploads:remove"}, `unknown scope "uploads:remove" (known: uploads:read, uploads:write, uploads:delete, webhooks:manage, audit:read)`},
+		{[]string{"--scope", ""}, "no scope given"},
+		{[]string{"--expires", "2020-01-31"}, "--expires=2020-01-31: the key would expire at 2020-02-01T00:00:00Z, which is not in the future"},
+		{[]string{"--expires", "next week"}, "want a number of days (90d), a duration (36h), a date"},
+	} {
+		run := runCommandLine(t, env, append([]string{"keys", "create", "--user", created.UserID}, c.args...)...)
+		if run.status != 1 || !strings.Contains(run.stderr, c.want) || strings.Contains(run.stdout, "ukey_") {
+			t.Errorf("keys create %v: exit status %d, want 1 and an error saying %q\n%s%s", c.args, run.status, c.want, run.stdout, run.stderr)
+		}
+	}
+
+	// users create gives its first key the same flags.
+	run = runCommandLine(t, env, "users", "create", "--email", "reader@example.com", "--scope", "uploads:read", "--expires", "90d", "--json")
+	if err := json.Unmarshal([]byte(run.stdout), &limited); err != nil || strings.Join(limited.Scopes, " ") != "uploads:read" ||
+		limited.AllScopes || time.Until(limited.ExpiresAt) < 89*24*time.Hour || time.Until(limited.ExpiresAt) > 90*24*time.Hour {
+		t.Errorf("users create --scope --expires --json: %v\n%s%s", err, run.stdout, run.stderr)
+	}
+
+	run = runCommandLine(t, env, "keys", "list", "--user", created.UserID)
+	for _, row := range []string{
+		`(?m)^` + created.APIKeyID + ` +ukey_[0-9a-f]{8}… +all +\S+ +never +never +-$`,
+		`(?m)^` + keyID[1] + ` +ukey_[0-9a-f]{8}… +uploads:read,uploads:delete +\S+ +` + expires + ` +never +-$`,
+	} {
+		if run.status != 0 || !regexp.MustCompile(row).MatchString(run.stdout) {
+			t.Errorf("keys list: no row %s in\n%s%s", row, run.stdout, run.stderr)
+		}
+	}
+	if n := strings.Count(run.stdout, "\nkey_"); n != 3 {
+		t.Errorf("keys list shows %d keys, want 3 (the refused ones made none):\n%s", n, run.stdout)
+	}
+	run = runCommandLine(t, env, "keys", "list", "--user", created.UserID, "--json")
+	var keys []struct {
+		Scopes    []string   `json:"scopes"`
+		AllScopes bool       `json:"all_scopes"`
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(run.stdout), &keys); err != nil || len(keys) != 3 ||
+		strings.Join(keys[0].Scopes, " ") != "uploads:read uploads:write uploads:delete webhooks:manage audit:read" || !keys[0].AllScopes || keys[0].ExpiresAt != nil ||
+		strings.Join(keys[1].Scopes, " ") != "uploads:read uploads:delete" || keys[1].AllScopes ||
+		keys[1].ExpiresAt == nil || keys[1].ExpiresAt.Format(time.RFC3339) != expires {
+		t.Errorf("keys list --json: %v\n%s", err, run.stdout)
+	}
+	if !strings.Contains(run.stdout, `"expires_at":null`) {
+		t.Errorf("keys list --json: a key that never expires has no \"expires_at\":null: %s", run.stdout)
+	}
+}
+
+// nextDay is the date after day (both YYYY-MM-DD): a key that works through
+// day expires at its end.
+func nextDay(t *testing.T, day string) string {
+	t.Helper()
+	d, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.AddDate(0, 0, 1).Format(time.DateOnly)
+}
+
+// TestUsersWithSubject: an operator makes a user who signs in at
+// AUTH_ISSUER (no API key, no email needed), links a second subject, sees
+// the identities, and deletes the user with them; a subject belongs to one
+// user at a time, and the issuer must be set.
+func TestUsersWithSubject(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	const issuer = "https://id.example.com"
+	env := map[string]string{"DATA_DIR": dir, "AUTH_ISSUER": issuer, "AUTH_AUDIENCE": "uploads"}
+
+	for _, args := range [][]string{{"users", "create", "--subject", "alice"}, {"users", "link", "--id", "usr_1", "--subject", "alice"}} {
+		run := runCommandLine(t, map[string]string{"DATA_DIR": dir}, args...)
+		if run.status != 1 || !strings.Contains(run.stderr, "needs AUTH_ISSUER") {
+			t.Errorf("%v without AUTH_ISSUER: exit status %d\n%s%s", args, run.status, run.stdout, run.stderr)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the data directory was created before the error was found: %v", err)
+	}
+
+	run := runCommandLine(t, env, "users", "create", "--subject", "alice", "--json")
+	var alice struct {
+		UserID  string  `json:"user_id"`
+		Email   *string `json:"email"`
+		Issuer  string  `json:"issuer"`
+		Subject string  `json:"subject"`
+	}
+	if err := json.Unmarshal([]byte(run.stdout), &alice); err != nil || run.status != 0 || alice.UserID == "" ||
+		alice.Email != nil || alice.Issuer != issuer || alice.Subject != "alice" || strings.Contains(run.stdout, "api_key") {
+		t.Fatalf("users create --subject --json: %v\n%s%s", err, run.stdout, run.stderr)
+	}
+	run = runCommandLine(t, env, "users", "create", "--subject", "bob", "--email", "bob@example.com")
+	bob := regexp.MustCompile(`Created user (usr_[0-9a-f]+) \(bob@example.com\), linked to subject "bob" at ` + issuer).FindStringSubmatch(run.stdout)
+	if run.status != 0 || bob == nil || !strings.Contains(run.stdout, "No API key was made") || strings.Contains(run.stdout, "ukey_") {
+		t.Fatalf("users create --subject --email:\n%s%s", run.stdout, run.stderr)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"users", "create", "--subject", "alice", "--email", "alice@example.com"}, "already belongs to user " + alice.UserID + "; no user was created"},
+		{[]string{"users", "link", "--id", bob[1], "--subject", "alice"}, "already belongs to user " + alice.UserID + "; nothing was linked"},
+		{[]string{"users", "link", "--id", "usr_00000000000000000000000000000000", "--subject", "carol"}, "no user with id"},
+		{[]string{"users", "create", "--subject", "carol", "--scope", "uploads:read"}, "makes no API key"},
+		{[]string{"users", "create", "--subject", "carol "}, "white space"},
+	} {
+		if run := runCommandLine(t, env, c.args...); run.status != 1 || !strings.Contains(run.stderr, c.want) {
+			t.Errorf("%v: exit status %d, want 1 and an error saying %q\n%s%s", c.args, run.status, c.want, run.stdout, run.stderr)
+		}
+	}
+
+	run = runCommandLine(t, env, "users", "link", "--id", alice.UserID, "--subject", "alice-work")
+	if run.status != 0 || !strings.Contains(run.stdout, `Linked subject "alice-work" at `+issuer+" to user "+alice.UserID) {
+		t.Errorf("users link:\n%s%s", run.stdout, run.stderr)
+	}
+	run = runCommandLine(t, env, "users", "link", "--id", alice.UserID, "--subject", "alice-work")
+	if run.status != 0 || !strings.Contains(run.stdout, "already linked") {
+		t.Errorf("users link again (nothing to do):\n%s%s", run.stdout, run.stderr)
+	}
+
+	run = runCommandLine(t, env, "users", "list", "--json")
+	var users []struct {
+		UserID string  `json:"user_id"`
+		Email  *string `json:"email"`
+	}
+	if err := json.Unmarshal([]byte(run.stdout), &users); err != nil || len(users) != 2 || users[0].UserID != alice.UserID || users[0].Email != nil {
+		t.Errorf("users list --json (the refused creations made no user): %v\n%s", err, run.stdout)
+	}
+	if run := runCommandLine(t, env, "users", "list"); !regexp.MustCompile(`(?m)^` + alice.UserID + ` +no email +\S+ +0 +0$`).MatchString(run.stdout) {
+		t.Errorf("users list:\n%s%s", run.stdout, run.stderr)
+	}
+
+	run = runCommandLine(t, env, "users", "show", "--id", alice.UserID)
+	for _, want := range []string{"(no email)", "Sign-in identities:", "No API keys."} {
+		if !strings.Contains(run.stdout, want) {
+			t.Errorf("users show: no %q in\n%s%s", want, run.stdout, run.stderr)
+		}
+	}
+	for _, subject := range []string{"alice", "alice-work"} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(issuer) + ` +` + subject + ` +\S+$`).MatchString(run.stdout) {
+			t.Errorf("users show: no identity %q in\n%s", subject, run.stdout)
+		}
+	}
+	run = runCommandLine(t, env, "users", "show", "--id", alice.UserID, "--json")
+	var shown struct {
+		Identities []struct {
+			Issuer   string    `json:"issuer"`
+			Subject  string    `json:"subject"`
+			LinkedAt time.Time `json:"linked_at"`
+		} `json:"identities"`
+	}
+	if err := json.Unmarshal([]byte(run.stdout), &shown); err != nil || len(shown.Identities) != 2 ||
+		shown.Identities[0].Subject != "alice" || shown.Identities[1].Subject != "alice-work" ||
+		shown.Identities[0].Issuer != issuer || time.Since(shown.Identities[0].LinkedAt) > time.Minute {
+		t.Errorf("users show --json: %v\n%s", err, run.stdout)
+	}
+
+	run = runCommandLine(t, env, "users", "delete", "--id", alice.UserID)
+	if run.status != 0 || !strings.Contains(run.stdout, "2 sign-in identities removed") {
+		t.Fatalf("users delete:\n%s%s", run.stdout, run.stderr)
+	}
+	db, err := app.OpenDatabase(context.Background(), &config.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := db.Identity.Query().Where(identity.UserID(alice.UserID)).CountX(context.Background())
+	retired := db.RetiredIdentity.Query().Where(retiredidentity.ID(signin.Digest(issuer, "alice"))).ExistX(context.Background())
+	db.Close()
+	if left != 0 || !retired {
+		t.Errorf("after users delete: %d identities left; the subject's digest kept: %v", left, retired)
+	}
+	// The subject is free again: an operator may give it a new user.
+	if run := runCommandLine(t, env, "users", "create", "--subject", "alice"); run.status != 0 {
+		t.Errorf("users create --subject of a deleted user's subject:\n%s%s", run.stdout, run.stderr)
 	}
 }

@@ -8,27 +8,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"strings"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
-	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/internal/apikey"
-	"github.com/safedelete/uploads/internal/database"
 )
 
 // Commands lists the commands that need only the database, as typed on
 // the command line.
-var Commands = []string{"users create", "users list", "users show", "keys create", "keys list", "keys revoke", "audit"}
+var Commands = []string{"users create", "users list", "users show", "users link", "keys create", "keys list", "keys revoke", "audit"}
 
 // Options are the commands' flags.
 type Options struct {
-	Email  string
-	UserID string
-	ID     string
-	JSON   bool
-	Limit  int // audit: most events shown; 0 for all
+	Email   string
+	UserID  string
+	ID      string
+	Subject string // users create, users link: the subject (sub claim) at Issuer
+	Issuer  string // AUTH_ISSUER: the issuer Subject signs in at
+	JSON    bool
+	Limit   int // audit: most events shown; 0 for all
+
+	// Key is what a new API key may do and until when (keys create, users
+	// create): zero scopes mean every scope, a zero time never.
+	Key apikey.Grant
 }
 
 // Validate checks that o has the flags command needs, before anything is
@@ -36,8 +39,20 @@ type Options struct {
 func Validate(command string, o Options) error {
 	missing := func(flag string) error { return fmt.Errorf("%s needs --%s", command, flag) }
 	switch {
-	case command == "users create" && o.Email == "":
-		return missing("email")
+	case command == "users create" && o.Email == "" && o.Subject == "":
+		return errors.New("users create needs --email (a user with an API key) or --subject (a user who signs in)")
+	case command == "users link" && o.ID == "":
+		return missing("id")
+	case command == "users link" && o.Subject == "":
+		return missing("subject")
+	case (command == "users create" || command == "users link") && o.Subject != "" && o.Issuer == "":
+		return fmt.Errorf("%s --subject needs AUTH_ISSUER (and AUTH_AUDIENCE) set: the issuer whose subject it is", command)
+	case o.Subject != "" && strings.TrimSpace(o.Subject) != o.Subject:
+		// A token's sub never matches a subject typed with a stray space.
+		return fmt.Errorf("%s: --subject %q has white space around it", command, o.Subject)
+	case command == "users create" && o.Subject != "" && o.Key != (apikey.Grant{}):
+		return errors.New("users create --subject makes no API key (the user signs in), so --scope and --expires do not apply; " +
+			"issue a key afterwards with: uploads keys create --user USER_ID")
 	case command == "users show" && (o.ID == "") == (o.Email == ""):
 		return errors.New("users show needs --id or --email (one of them)")
 	case (command == "keys create" || command == "keys list" || command == "audit") && o.UserID == "":
@@ -60,6 +75,8 @@ func Run(ctx context.Context, client *ent.Client, command string, o Options, out
 		return listUsers(ctx, client, o, out)
 	case "users show":
 		return showUser(ctx, client, o, out)
+	case "users link":
+		return linkUser(ctx, client, o, out)
 	case "keys create":
 		return createKey(ctx, client, o, out)
 	case "keys list":
@@ -73,61 +90,14 @@ func Run(ctx context.Context, client *ent.Client, command string, o Options, out
 	}
 }
 
-// CreateUser creates a user with one API key and returns both; the secret is
-// not retrievable later.
+// CreateUser creates a user with one API key (every scope, no expiry) and
+// returns both; the secret is not retrievable later.
 func CreateUser(ctx context.Context, client *ent.Client, email string) (*ent.User, *ent.APIKey, string, error) {
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != strings.TrimSpace(email) {
-		return nil, nil, "", fmt.Errorf("invalid email address %q", email)
-	}
-	var (
-		u      *ent.User
-		key    *ent.APIKey
-		secret string
-	)
-	err = database.WithTx(ctx, client, func(tx *ent.Tx) (err error) {
-		u, err = tx.User.Create().SetEmail(strings.ToLower(addr.Address)).Save(ctx)
-		if ent.IsConstraintError(err) {
-			return fmt.Errorf("a user with email %q already exists", addr.Address)
-		}
-		if err != nil {
-			return fmt.Errorf("create user: %w", err)
-		}
-		key, secret, err = apikey.Create(ctx, tx.Client(), u.ID)
-		return err
-	})
+	created, err := CreateUserWith(ctx, client, NewUser{Email: email})
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return u, key, secret, nil
-}
-
-func createUser(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
-	u, key, secret, err := CreateUser(ctx, client, o.Email)
-	if err != nil {
-		return err
-	}
-	return report(out, o.JSON, map[string]any{
-		"user_id": u.ID, "email": u.Email, "api_key_id": key.ID, "api_key": secret,
-	}, "Created user %s (%s).\nAPI key %s: %s\nStore the key now: it is not shown again.\n",
-		u.ID, emailText(u.Email), key.ID, secret)
-}
-
-func createKey(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
-	exists, err := client.User.Query().Where(user.ID(o.UserID)).Exist(ctx)
-	if err != nil {
-		return err
-	}
-	if !exists {
-		return fmt.Errorf("no user with id %q", o.UserID)
-	}
-	key, secret, err := apikey.Create(ctx, client, o.UserID)
-	if err != nil {
-		return err
-	}
-	return report(out, o.JSON, map[string]any{
-		"user_id": o.UserID, "api_key_id": key.ID, "api_key": secret,
-	}, "API key %s for user %s: %s\nStore the key now: it is not shown again.\n", key.ID, o.UserID, secret)
+	return created.User, created.Key, created.Secret, nil
 }
 
 func revokeKey(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {

@@ -11,12 +11,14 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/apikey"
+	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/signin"
 )
 
 // Deleter deletes uploads of one owner: graph's delete core, the one every
@@ -35,6 +37,10 @@ type Erasure struct {
 	UserID         string `json:"user_id"`
 	UploadsDeleted int    `json:"uploads_deleted"`
 	KeysRevoked    int    `json:"keys_revoked"`
+	// IdentitiesRemoved counts the sign-in identities deleted with the
+	// user; only their digests are kept, so that their tokens do not make
+	// a new user by themselves.
+	IdentitiesRemoved int `json:"identities_removed"`
 }
 
 // ErrNoSuchUser is returned by EraseUser for a user id that does not exist.
@@ -43,7 +49,8 @@ var ErrNoSuchUser = errors.New("no such user")
 // EraseUser deletes a user and everything of theirs: first it revokes their
 // keys, so that nothing new arrives; then it deletes their uploads through
 // deleter, a batch at a time, each batch one transaction with its purge
-// notes; last, their keys and the user record. Interrupted at any point, it
+// notes; last, in one transaction, their keys, their sign-in identities
+// (kept only as digests) and the user record. Interrupted at any point, it
 // can be run again and finishes the job: what was done stays done, and no
 // object is left unknown (a deleted upload's purge note outlives the
 // process; the service's purger finishes it). The counts are this run's.
@@ -93,6 +100,14 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 			if _, err := tx.APIKey.Delete().Where(apikey.OwnerID(userID)).Exec(ctx); err != nil {
 				return err
 			}
+			identities, err := tx.Identity.Query().Where(identity.UserID(userID)).Count(ctx)
+			if err != nil {
+				return err
+			}
+			if err := signin.Retire(ctx, tx, userID); err != nil {
+				return err
+			}
+			result.IdentitiesRemoved = identities
 			return tx.User.DeleteOneID(userID).Exec(ctx)
 		})
 		if !errors.Is(err, errUploadsLeft) {
@@ -133,6 +148,7 @@ func RunErase(ctx context.Context, client *ent.Client, deleter Deleter, o Option
 	if o.JSON {
 		return json.NewEncoder(out).Encode(erased)
 	}
-	_, err = fmt.Fprintf(out, "Deleted user %s: %d uploads deleted, %d keys revoked.\n", erased.UserID, erased.UploadsDeleted, erased.KeysRevoked)
+	_, err = fmt.Fprintf(out, "Deleted user %s: %d uploads deleted, %d keys revoked, %d sign-in identities removed.\n",
+		erased.UserID, erased.UploadsDeleted, erased.KeysRevoked, erased.IdentitiesRemoved)
 	return err
 }

@@ -33,18 +33,22 @@ type KeySummary struct {
 	APIKeyID   string     `json:"api_key_id"`
 	UserID     string     `json:"user_id"`
 	Prefix     string     `json:"prefix"`
+	Scopes     []string   `json:"scopes"`     // every scope's name for a key with all
+	AllScopes  bool       `json:"all_scopes"` // made without a list: scopes added later are its too
 	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
 }
 
 // UserDetails is what `users show` prints.
 type UserDetails struct {
-	UserID    string       `json:"user_id"`
-	Email     *string      `json:"email"`
-	CreatedAt time.Time    `json:"created_at"`
-	Uploads   int          `json:"uploads"`
-	APIKeys   []KeySummary `json:"api_keys"`
+	UserID     string            `json:"user_id"`
+	Email      *string           `json:"email"`
+	CreatedAt  time.Time         `json:"created_at"`
+	Uploads    int               `json:"uploads"`
+	Identities []IdentitySummary `json:"identities"`
+	APIKeys    []KeySummary      `json:"api_keys"`
 }
 
 // ListUsers returns every user, oldest first, with their counts of active
@@ -131,11 +135,18 @@ func ShowUser(ctx context.Context, client *ent.Client, id, email string) (*UserD
 	if err != nil {
 		return nil, err
 	}
+	identities, err := identitiesOf(ctx, client, u.ID)
+	if err != nil {
+		return nil, err
+	}
 	keys, err := listKeysOf(ctx, client, u.ID)
 	if err != nil {
 		return nil, err
 	}
-	return &UserDetails{UserID: u.ID, Email: u.Email, CreatedAt: u.CreatedAt.UTC(), Uploads: uploads, APIKeys: keys}, nil
+	return &UserDetails{
+		UserID: u.ID, Email: u.Email, CreatedAt: u.CreatedAt.UTC(), Uploads: uploads,
+		Identities: identities, APIKeys: keys,
+	}, nil
 }
 
 func showUser(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
@@ -147,6 +158,11 @@ func showUser(ctx context.Context, client *ent.Client, o Options, out io.Writer)
 		return json.NewEncoder(out).Encode(details)
 	}
 	fmt.Fprintf(out, "User %s (%s), created %s, %d uploads.\n", details.UserID, emailText(details.Email), formatTime(details.CreatedAt), details.Uploads)
+	if len(details.Identities) == 0 {
+		fmt.Fprintf(out, "No sign-in identities. Link one with: uploads users link --id %s --subject SUBJECT\n", details.UserID)
+	} else if err := writeIdentities(out, details.Identities); err != nil {
+		return err
+	}
 	if len(details.APIKeys) == 0 {
 		_, err := fmt.Fprintf(out, "No API keys. Issue one with: uploads keys create --user %s\n", details.UserID)
 		return err
@@ -178,10 +194,7 @@ func listKeysOf(ctx context.Context, client *ent.Client, userID string) ([]KeySu
 	}
 	summaries := make([]KeySummary, 0, len(keys))
 	for _, k := range keys {
-		summaries = append(summaries, KeySummary{
-			APIKeyID: k.ID, UserID: k.OwnerID, Prefix: k.Prefix, CreatedAt: k.CreatedAt.UTC(),
-			LastUsedAt: utc(k.LastUsedAt), RevokedAt: utc(k.RevokedAt),
-		})
+		summaries = append(summaries, summarize(k))
 	}
 	return summaries, nil
 }
@@ -204,9 +217,10 @@ func listKeys(ctx context.Context, client *ent.Client, o Options, out io.Writer)
 // writeKeys prints keys as a table.
 func writeKeys(out io.Writer, keys []KeySummary) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY ID\tPREFIX\tCREATED\tLAST USED\tREVOKED")
+	fmt.Fprintln(tw, "KEY ID\tPREFIX\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\n", k.APIKeyID, k.Prefix, formatTime(k.CreatedAt), formatOptional(k.LastUsedAt, "never"), formatOptional(k.RevokedAt, "-"))
+		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\t%s\n", k.APIKeyID, k.Prefix, scopesText(k), formatTime(k.CreatedAt),
+			formatOptional(k.ExpiresAt, "never"), formatOptional(k.LastUsedAt, "never"), formatOptional(k.RevokedAt, "-"))
 	}
 	return tw.Flush()
 }

@@ -74,19 +74,54 @@ func WellFormed(secret string) bool {
 	return true
 }
 
-// Create issues a key for userID and returns the record and the secret, which
-// is never available again.
+// Grant is what a new key may do, and until when.
+type Grant struct {
+	// Scopes are the key's scopes; zero means every scope, now and later:
+	// the key is stored without a list, so scopes added in a later release
+	// are the key's too.
+	Scopes scope.Set
+	// ExpiresAt is when the key stops working; zero means never.
+	ExpiresAt time.Time
+}
+
+// Create issues a key for userID with every scope and no expiry, and
+// returns the record and the secret, which is never available again.
 func Create(ctx context.Context, client *ent.Client, userID string) (*ent.APIKey, string, error) {
+	return CreateWith(ctx, client, userID, Grant{})
+}
+
+// CreateWith issues a key for userID with grant's scopes and expiry, and
+// returns the record and the secret, which is never available again.
+func CreateWith(ctx context.Context, client *ent.Client, userID string, grant Grant) (*ent.APIKey, string, error) {
 	secret, prefix, digest := Generate()
-	key, err := client.APIKey.Create().
+	create := client.APIKey.Create().
 		SetOwnerID(userID).
 		SetPrefix(prefix).
-		SetDigest(digest).
-		Save(ctx)
+		SetDigest(digest)
+	if grant.Scopes != 0 {
+		create.SetScopes(grant.Scopes.Names())
+	}
+	if !grant.ExpiresAt.IsZero() {
+		create.SetExpiresAt(grant.ExpiresAt.UTC())
+	}
+	key, err := create.Save(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("create api key: %w", err)
 	}
 	return key, secret, nil
+}
+
+// AllScopes reports whether key has every scope, including scopes added
+// after it was made: it was made without a list.
+func AllScopes(key *ent.APIKey) bool { return len(key.Scopes) == 0 }
+
+// ScopesOf is the set of scopes key has. Names it holds that this release
+// does not know (a scope since removed) give nothing.
+func ScopesOf(key *ent.APIKey) scope.Set {
+	if AllScopes(key) {
+		return scope.All
+	}
+	return scope.FromNames(key.Scopes)
 }
 
 // Revoke marks the key revoked; it stops working at once.

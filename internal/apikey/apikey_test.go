@@ -3,16 +3,19 @@ package apikey_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/admin"
 	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 func openDB(t *testing.T) (*ent.Client, string) {
@@ -117,5 +120,62 @@ func TestSecretsNeverStored(t *testing.T) {
 		if !bytes.Contains(raw, []byte(apikey.Digest(s))) {
 			t.Fatal("digest not found: is the file the one written?")
 		}
+	}
+}
+
+// TestScopesAndExpiry: a key made without scopes stores no list, so it has
+// every scope, those of later releases too; one made with scopes has
+// those; the expiry is kept as given, in UTC.
+func TestScopesAndExpiry(t *testing.T) {
+	client, _ := openDB(t)
+	ctx := context.Background()
+	u, _, _, err := admin.CreateUser(ctx, client, "a@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := apikey.Create(ctx, client, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiry := time.Date(2031, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))
+	some, _, err := apikey.CreateWith(ctx, client, u.ID, apikey.Grant{Scopes: scope.Set(scope.UploadsRead | scope.UploadsDelete), ExpiresAt: expiry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := client.QueryContext(ctx, "SELECT id, scopes FROM api_keys WHERE id IN (?, ?)", all.ID, some.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	scopes := map[string]sql.NullString{}
+	for rows.Next() {
+		var id string
+		var s sql.NullString
+		if err := rows.Scan(&id, &s); err != nil {
+			t.Fatal(err)
+		}
+		scopes[id] = s
+	}
+	if s := scopes[all.ID]; s.Valid {
+		t.Errorf("a key made without scopes stored the list %q: scopes added later would not be its", s.String)
+	}
+	if s := scopes[some.ID]; !s.Valid || !strings.Contains(s.String, "uploads:read") || strings.Contains(s.String, "uploads:write") {
+		t.Errorf("a key made with uploads:read and uploads:delete stored %v", s)
+	}
+
+	all, _ = client.APIKey.Get(ctx, all.ID)
+	some, _ = client.APIKey.Get(ctx, some.ID)
+	if !apikey.AllScopes(all) || apikey.ScopesOf(all) != scope.All || all.ExpiresAt != nil {
+		t.Errorf("key without scopes or expiry: scopes %v (all: %v), expires %v", apikey.ScopesOf(all), apikey.AllScopes(all), all.ExpiresAt)
+	}
+	if apikey.AllScopes(some) || apikey.ScopesOf(some).String() != "uploads:read uploads:delete" {
+		t.Errorf("key with two scopes has %q (all: %v)", apikey.ScopesOf(some), apikey.AllScopes(some))
+	}
+	if some.ExpiresAt == nil || !some.ExpiresAt.Equal(expiry) {
+		t.Errorf("expires at %v, want %v", some.ExpiresAt, expiry)
+	}
+	// A name this release does not know (a scope since removed) grants nothing.
+	if got := apikey.ScopesOf(&ent.APIKey{Scopes: []string{"uploads:read", "uploads:everything"}}); got != scope.Set(scope.UploadsRead) {
+		t.Errorf("ScopesOf with an unknown name = %q", got)
 	}
 }
