@@ -11,7 +11,6 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/apikey"
-	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
@@ -73,6 +72,16 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 	if err != nil {
 		return result, fmt.Errorf("revoke keys: %w", err)
 	}
+	// Their access tokens stop now too, as their keys did: the identities
+	// go (kept only as digests), so nobody signed in as them adds uploads
+	// while the erase runs.
+	err = database.WithTx(ctx, client, func(tx *ent.Tx) (err error) {
+		result.IdentitiesRemoved, err = signin.Retire(ctx, tx, userID)
+		return err
+	})
+	if err != nil {
+		return result, fmt.Errorf("retire sign-in identities: %w", err)
+	}
 	for stalled := 0; ; {
 		// A request authenticated just before the revocation may still
 		// create an upload: the user goes only once none is left.
@@ -100,14 +109,12 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 			if _, err := tx.APIKey.Delete().Where(apikey.OwnerID(userID)).Exec(ctx); err != nil {
 				return err
 			}
-			identities, err := tx.Identity.Query().Where(identity.UserID(userID)).Count(ctx)
+			// Any linked while the erase ran.
+			identities, err := signin.Retire(ctx, tx, userID)
 			if err != nil {
 				return err
 			}
-			if err := signin.Retire(ctx, tx, userID); err != nil {
-				return err
-			}
-			result.IdentitiesRemoved = identities
+			result.IdentitiesRemoved += identities
 			return tx.User.DeleteOneID(userID).Exec(ctx)
 		})
 		if !errors.Is(err, errUploadsLeft) {

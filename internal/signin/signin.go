@@ -161,24 +161,24 @@ func Link(ctx context.Context, tx *ent.Tx, userID, issuer, subject string) (*ent
 	return created, nil
 }
 
-// Retire deletes userID's identities in tx, keeping their digests so that
-// their tokens do not make a new user by themselves.
-func Retire(ctx context.Context, tx *ent.Tx, userID string) error {
+// Retire deletes userID's identities in tx and returns how many, keeping
+// their digests so that their tokens do not make a new user by themselves.
+func Retire(ctx context.Context, tx *ent.Tx, userID string) (int, error) {
 	ids, err := tx.Identity.Query().Where(identity.UserID(userID)).All(ctx)
 	if err != nil {
-		return fmt.Errorf("retire identities: %w", err)
+		return 0, fmt.Errorf("retire identities: %w", err)
 	}
 	for _, id := range ids {
 		digest := Digest(id.Issuer, id.Subject)
 		if _, err := tx.RetiredIdentity.Delete().Where(retiredidentity.ID(digest)).Exec(ctx); err != nil {
-			return fmt.Errorf("retire identities: %w", err)
+			return 0, fmt.Errorf("retire identities: %w", err)
 		}
 		if err := tx.RetiredIdentity.Create().SetID(digest).Exec(ctx); err != nil {
-			return fmt.Errorf("retire identities: %w", err)
+			return 0, fmt.Errorf("retire identities: %w", err)
 		}
 	}
 	if _, err := tx.Identity.Delete().Where(identity.UserID(userID)).Exec(ctx); err != nil {
-		return fmt.Errorf("retire identities: %w", err)
+		return 0, fmt.Errorf("retire identities: %w", err)
 	}
-	return nil
+	return len(ids), nil
 }
