@@ -81,6 +81,9 @@ async function graphql(query, variables = {}) {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken()}` },
     body: JSON.stringify({ query, variables }),
+  }).catch((err) => {
+    // The browser tells a page no more than this, on purpose.
+    throw new Error(`Could not reach ${config.serviceURL} (${err.message}): is this page's origin in its CORS_ALLOWED_ORIGINS?`);
   });
   const body = await response.json();
   if (body.errors) {
