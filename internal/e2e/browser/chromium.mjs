@@ -7,7 +7,7 @@ import { chromium } from 'playwright-core';
 
 const artifactsDir = process.env.E2E_ARTIFACTS || '/tmp/e2e-artifacts';
 
-function isLoopback(url) {
+export function isLoopback(url) {
   const u = new URL(url);
   if (u.protocol === 'data:' || u.protocol === 'blob:') return true;
   return ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
