@@ -110,13 +110,27 @@ test('example frontend: sign in at the issuer, list uploads, delete one', async 
   // CDN). The issuer's dev login pages ask for a web font, which the
   // launch's proxy refuses; they work without it, and are not ours.
   const pageReachedOut = [];
+  const toIssuer = {};
   page.on('request', (r) => {
     if (new URL(r.frame().url()).origin === pageOrigin && !isLoopback(r.url())) pageReachedOut.push(r.url());
+    const url = new URL(r.url());
+    if (url.origin === issuer.url && ['/auth', '/token'].includes(url.pathname)) {
+      toIssuer[url.pathname] = url.pathname === '/auth' ? url.searchParams : new URLSearchParams(r.postData());
+    }
   });
   try {
     await page.goto(`${pageOrigin}/`);
     await signIn(page, pageOrigin, 'ada@example.com');
     assert.equal(new URL(page.url()).search, '', 'the code and state are still in the address bar');
+    // What other issuers need too: an access token for the service (resource,
+    // RFC 8707) and PKCE, with no client secret anywhere.
+    const auth = toIssuer['/auth'];
+    assert.equal(auth.get('resource'), audience);
+    assert.equal(auth.get('scope'), 'openid uploads:read uploads:delete');
+    assert.equal(auth.get('code_challenge_method'), 'S256');
+    assert.ok(auth.get('state'), 'no state in the authorization request');
+    assert.ok(toIssuer['/token'].get('code_verifier'), 'no PKCE verifier in the code exchange');
+    assert.equal(toIssuer['/token'].get('client_secret'), null);
     assert.equal(await page.locator('#uploads li').count(), 0, 'a new user has uploads');
 
     // The person uploads two files from elsewhere (an API key of the user the
@@ -137,7 +151,7 @@ test('example frontend: sign in at the issuer, list uploads, delete one', async 
     await row(doomed).getByRole('button', { name: 'Delete' }).click();
     await page.locator('#result:not(:empty)').waitFor({ timeout: 20000 });
     assert.equal(await page.locator('#result').innerText(), `Deleted ${doomed}`);
-    await row(doomed).waitFor({ state: 'detached', timeout: 20000 });
+    await row(doomed).waitFor({ state: 'detached', timeout: 5000 });
     assert.equal(await row(keep).count(), 1, 'the other upload left the list');
     saveArtifact('frontend.png', await page.screenshot({ fullPage: true }));
 
