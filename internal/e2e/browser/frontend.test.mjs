@@ -21,7 +21,7 @@ if (!bin) throw new Error('set UPLOADS_BIN to the server binary (go build -o BIN
 // serveFrontend serves the page's directory as it is in the repository, but
 // for config.js, which points it at this test's issuer and service.
 function serveFrontend(port, config) {
-  const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.md': 'text/plain; charset=utf-8' };
+  const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
   const server = createServer(async (req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
     if (path === '/config.js') {
