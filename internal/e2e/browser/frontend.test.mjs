@@ -131,6 +131,7 @@ test('example frontend: sign in at the issuer, list uploads, delete one', async 
     assert.ok(auth.get('state'), 'no state in the authorization request');
     assert.ok(toIssuer['/token'].get('code_verifier'), 'no PKCE verifier in the code exchange');
     assert.equal(toIssuer['/token'].get('client_secret'), null);
+    assert.equal(await page.locator('#who').innerText(), 'Signed in as ada@example.com');
     assert.equal(await page.locator('#uploads li').count(), 0, 'a new user has uploads');
 
     // The person uploads two files from elsewhere (an API key of the user the
@@ -154,6 +155,15 @@ test('example frontend: sign in at the issuer, list uploads, delete one', async 
     await row(doomed).waitFor({ state: 'detached', timeout: 5000 });
     assert.equal(await row(keep).count(), 1, 'the other upload left the list');
     saveArtifact('frontend.png', await page.screenshot({ fullPage: true }));
+
+    // The token was only ever in this tab's sessionStorage; signing out drops it.
+    assert.equal(await page.evaluate(() => localStorage.length), 0);
+    // (Cookies are per host, not per port: the issuer's session is there.)
+    assert.ok((await context.cookies(pageOrigin)).every((c) => !c.value.includes(token.slice(-20))), 'the token is in a cookie');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: 5000 });
+    assert.equal(await page.locator('#uploads li').count(), 0, 'the list stayed after signing out');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('token')), null);
 
     const after = await graphql(service.url, { 'x-api-key': apiKey },
       'query($a: ID!, $b: ID!) { a: upload(id: $a) { id } b: upload(id: $b) { id } }', { a: doomed, b: keep });
