@@ -165,6 +165,15 @@ test('example frontend: sign in at the issuer, list uploads, delete one', async 
     assert.equal(await page.locator('#uploads li').count(), 0, 'the list stayed after signing out');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('token')), null);
 
+    // A token the service refuses (here: its signature spoilt) shows the
+    // service's words and asks the person to sign in again.
+    await page.evaluate((t) => sessionStorage.setItem('token', JSON.stringify({ accessToken: t, expiresAt: Date.now() + 60000 })),
+      `${token.slice(0, -6)}AAAAAA`);
+    await page.reload();
+    await page.locator('#result:not(:empty)').waitFor({ timeout: 20000 });
+    assert.equal(await page.locator('#result').innerText(), 'Unauthorized (UNAUTHENTICATED)');
+    assert.equal(await page.getByRole('button', { name: 'Sign in' }).isVisible(), true, 'no Sign in after the token was refused');
+
     const after = await graphql(service.url, { 'x-api-key': apiKey },
       'query($a: ID!, $b: ID!) { a: upload(id: $a) { id } b: upload(id: $b) { id } }', { a: doomed, b: keep });
     assert.equal(after.data.a, null, 'the deleted upload is still in the service');
