@@ -200,7 +200,7 @@ func (c *commandLine) withSettings(cmd *cobra.Command, scope config.Scope) *conf
 func (c *commandLine) databaseCommand(command, use, short, long string, flags func(*cobra.Command, *admin.Options)) *cobra.Command {
 	var opts admin.Options
 	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: c.noArgs}
-	cfg := c.withSettings(cmd, config.ForDatabase)
+	cfg := c.withSettings(cmd, config.ForDatabase|config.ForIdentities)
 	if flags != nil {
 		flags(cmd, &opts)
 	}

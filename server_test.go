@@ -35,6 +35,24 @@ func cli(t *testing.T, dataDir string, args ...string) (stdout, stderr string, e
 	return out.String(), errOut.String(), err
 }
 
+// printed is what a command printed as JSON: its string fields (keys also
+// print their scopes, a list, and whether they have all of them).
+type printed map[string]string
+
+func (p *printed) UnmarshalJSON(b []byte) error {
+	var all map[string]any
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	*p = printed{}
+	for k, v := range all {
+		if s, ok := v.(string); ok {
+			(*p)[k] = s
+		}
+	}
+	return nil
+}
+
 func TestManagementCommands(t *testing.T) {
 	dir := t.TempDir()
 
@@ -42,7 +60,7 @@ func TestManagementCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var user map[string]string
+	var user printed
 	if err := json.Unmarshal([]byte(out), &user); err != nil {
 		t.Fatalf("users create --json printed %q: %v", out, err)
 	}
@@ -54,7 +72,7 @@ func TestManagementCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var key map[string]string
+	var key printed
 	if err := json.Unmarshal([]byte(out), &key); err != nil || !strings.HasPrefix(key["api_key"], "ukey_") || key["user_id"] != user["user_id"] {
 		t.Fatalf("keys create: %q %v", out, err)
 	}
@@ -126,11 +144,20 @@ func TestSettingsInScope(t *testing.T) {
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	var cfg config.Config
 	settings := config.Register(fs, &cfg, config.ForDatabase)
-	// The issuer and audience too: users create --subject and users link
-	// name identities at AUTH_ISSUER, and the two are checked together.
-	if len(settings) != 4 || fs.Lookup("data-dir") == nil || fs.Lookup("database-url") == nil ||
-		fs.Lookup("auth-issuer") == nil || fs.Lookup("auth-audience") == nil || fs.Lookup("addr") != nil {
+	if len(settings) != 2 || fs.Lookup("data-dir") == nil || fs.Lookup("database-url") == nil || fs.Lookup("addr") != nil {
 		t.Errorf("database settings: %+v", settings)
+	}
+	// The issuer and audience go to the commands that link identities, and
+	// to no command that reaches the bucket (it would fetch the keys).
+	fs = pflag.NewFlagSet("", pflag.ContinueOnError)
+	settings = config.Register(fs, &cfg, config.ForDatabase|config.ForIdentities)
+	if len(settings) != 4 || fs.Lookup("auth-issuer") == nil || fs.Lookup("auth-audience") == nil || fs.Lookup("auth-create-users") != nil {
+		t.Errorf("database and identity settings: %+v", settings)
+	}
+	fs = pflag.NewFlagSet("", pflag.ContinueOnError)
+	config.Register(fs, &cfg, config.ForDatabase|config.ForBucket|config.ForDeletes)
+	if fs.Lookup("auth-issuer") != nil {
+		t.Error("a command that reaches the bucket takes AUTH_ISSUER")
 	}
 	if defaults := config.Defaults(); cfg.RateLimit != defaults.RateLimit || cfg.UploadTimeout != defaults.UploadTimeout || cfg.LogFormat != "json" {
 		t.Errorf("settings out of scope lost their defaults: %+v", cfg)
@@ -334,7 +361,7 @@ func TestUsersDeleteCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("users delete: %v", err)
 	}
-	if want := `{"user_id":"` + demo.ID + `","uploads_deleted":2,"keys_revoked":1}` + "\n"; out != want {
+	if want := `{"user_id":"` + demo.ID + `","uploads_deleted":2,"keys_revoked":1,"identities_removed":0}` + "\n"; out != want {
 		t.Errorf("users delete printed %q, want %q", out, want)
 	}
 	if out, _, err := cli(t, dir, "reconcile", "--json"); err != nil || !strings.Contains(out, `"objects_scanned":0`) {

@@ -115,9 +115,14 @@ const (
 	ForDeletes
 	// ForServer: serving only.
 	ForServer
+	// ForIdentities: serving, and the commands that only need the
+	// database (users create --subject and users link name identities at
+	// the issuer); not the commands that reach the bucket, which would
+	// otherwise fetch the issuer's keys for nothing.
+	ForIdentities
 
 	// All is every setting: serving takes them all.
-	All = ForDatabase | ForBucket | ForDeletes | ForServer
+	All = ForDatabase | ForBucket | ForDeletes | ForServer | ForIdentities
 )
 
 // Setting describes one setting, for flags, environment and documentation.
@@ -205,8 +210,8 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	duration(&cfg.AuditRetention, "AUDIT_RETENTION", 2160*time.Hour, atLeast[time.Duration](0), ForServer, "how long audit events are kept before the janitor prunes them; 0 keeps them")
 	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, between(10*time.Millisecond, day), ForServer, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", ForServer, "comma-separated origins whose browser pages may call the API; * for any")
-	str(&cfg.AuthIssuer, "AUTH_ISSUER", "", ForDatabase, "OpenID Connect issuer URL whose access tokens are accepted as Authorization: Bearer (https://, or http:// on loopback); unset accepts API keys only")
-	str(&cfg.AuthAudience, "AUTH_AUDIENCE", "", ForDatabase, "the audience an access token's aud claim must contain; required with AUTH_ISSUER")
+	str(&cfg.AuthIssuer, "AUTH_ISSUER", "", ForIdentities, "OpenID Connect issuer URL whose access tokens are accepted as Authorization: Bearer (https://, or http:// on loopback); unset accepts API keys only")
+	str(&cfg.AuthAudience, "AUTH_AUDIENCE", "", ForIdentities, "the audience an access token's aud claim must contain; required with AUTH_ISSUER")
 	boolean(&cfg.AuthCreateUsers, "AUTH_CREATE_USERS", false, ForServer, "the first valid token of an unknown subject creates its user; false refuses it until users create --subject or users link")
 	duration(&cfg.AuthClockSkew, "AUTH_CLOCK_SKEW", time.Minute, between(time.Duration(0), 10*time.Minute), ForServer, "leeway for an access token's exp, nbf and iat against this machine's clock")
 	str(&cfg.AuthDefaultScopes, "AUTH_DEFAULT_SCOPES", scopes.DefaultForTokens.String(), ForServer, "scopes of an access token whose scope or scp claim names none of this service's")
