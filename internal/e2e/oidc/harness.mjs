@@ -115,13 +115,15 @@ export async function startIssuer({ port, audience, keys, redirectUris = [], cor
 
 // startService runs the server binary at http://127.0.0.1:port on a fresh
 // DATA_DIR (embedded SQLite and S3), trusting issuer's tokens for audience and
-// creating the user of an unknown subject. stop() ends it and removes DATA_DIR.
+// creating the user of an unknown subject. stop() ends it and removes DATA_DIR;
+// output() is what it logged (stderr).
 export async function startService({ bin, port, issuer, audience, env = {} }) {
   if (!bin) throw new Error('startService: bin (the built server binary) is required');
   const dataDir = mkdtempSync(join(tmpdir(), 'uploads-oidc-e2e-'));
   const url = `http://127.0.0.1:${port}`;
+  // stdout is left out: on first start it shows the demo user's API key.
   const child = spawn(bin, [], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'ignore', 'pipe'],
     env: {
       ...process.env,
       DATA_DIR: dataDir,
@@ -134,7 +136,6 @@ export async function startService({ bin, port, issuer, audience, env = {} }) {
     },
   });
   let output = '';
-  child.stdout.on('data', (d) => { output += d; });
   child.stderr.on('data', (d) => { output += d; });
   const stop = async () => {
     await stopChild(child);

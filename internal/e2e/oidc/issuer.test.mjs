@@ -1,0 +1,164 @@
+// The service accepts access tokens from a real OpenID Connect issuer
+// (oidc-provider): scopes decide what a token may do, a key rotation needs no
+// restart, and an issuer that is down does not stop tokens already issued.
+//
+//   UPLOADS_BIN=/path/to/built/server node --test issuer.test.mjs
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { freePort, newKey, startIssuer, startService } from './harness.mjs';
+
+const bin = process.env.UPLOADS_BIN;
+if (!bin) throw new Error('set UPLOADS_BIN to the built server binary (go build -o BIN .)');
+
+const audience = 'https://uploads.example.test';
+const fullScope = 'uploads:read uploads:write uploads:delete';
+const deletedBody = '{"message":"Upload deleted successfully"}';
+const unauthorizedBody = '{"error":"Unauthorized"}';
+const notFoundBody = '{"error":"Upload not found"}';
+const timeout = 30000;
+
+const decodePart = (part) => JSON.parse(Buffer.from(part, 'base64url').toString());
+
+describe('access tokens from an OpenID Connect issuer', () => {
+  const keyA = newKey('RS256');
+  const keyB = newKey('ES256');
+  let issuerPort;
+  let issuer;
+  let service;
+
+  before(async () => {
+    issuerPort = await freePort();
+    issuer = await startIssuer({ port: issuerPort, audience, keys: [keyA] });
+    service = await startService({ bin, port: await freePort(), issuer: issuer.url, audience });
+  });
+
+  after(async () => {
+    const log = service?.output();
+    if (log) console.error(`service log (LOG_LEVEL=warn):\n${log}`);
+    await service?.stop();
+    await issuer?.stop();
+  });
+
+  async function graphql(token, query, variables = {}) {
+    const res = await fetch(`${service.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    return res.json();
+  }
+
+  // uploadFile stores a small file through the GraphQL multipart request spec.
+  async function uploadFile(token, name) {
+    const form = new FormData();
+    form.append('operations', JSON.stringify({
+      query: 'mutation($f: File!) { uploadFile(file: $f) { id status } }',
+      variables: { f: null },
+    }));
+    form.append('map', JSON.stringify({ 0: ['variables.f'] }));
+    form.append('0', new Blob([`contents of ${name}`], { type: 'text/plain' }), name);
+    const res = await fetch(`${service.url}/graphql`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
+    const body = await res.json();
+    assert.equal(body.errors, undefined, `uploadFile: ${JSON.stringify(body)}`);
+    assert.equal(body.data.uploadFile.status, 'COMPLETED');
+    return body.data.uploadFile.id;
+  }
+
+  async function restDelete(bearer, uploadID) {
+    const res = await fetch(`${service.url}/delete-upload-api`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${bearer}`, 'x-upload-id': uploadID },
+    });
+    return { status: res.status, body: await res.text() };
+  }
+
+  async function uploadExists(token, uploadID) {
+    const body = await graphql(token, 'query($id: ID!) { upload(id: $id) { id } }', { id: uploadID });
+    assert.equal(body.errors, undefined, `upload(id:): ${JSON.stringify(body)}`);
+    return body.data.upload !== null;
+  }
+
+  test('a client credentials token uploads, then deletes through REST and through GraphQL', { timeout }, async () => {
+    const token = await issuer.tokenFor({ scope: fullScope });
+
+    const first = await uploadFile(token, 'rest.txt');
+    assert.equal(await uploadExists(token, first), true);
+    assert.deepEqual(await restDelete(token, first), { status: 200, body: deletedBody });
+    assert.equal(await uploadExists(token, first), false);
+    assert.deepEqual(await restDelete(token, first), { status: 404, body: notFoundBody });
+
+    const second = await uploadFile(token, 'graphql.txt');
+    const deleted = await graphql(token, 'mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }', { id: second });
+    assert.equal(deleted.errors, undefined, JSON.stringify(deleted));
+    assert.equal(deleted.data.deleteUpload.deletedUploadId, second);
+    assert.equal(await uploadExists(token, second), false);
+    assert.deepEqual(await restDelete(token, second), { status: 404, body: notFoundBody });
+  });
+
+  test('a token with only uploads:read cannot delete', { timeout }, async () => {
+    const writer = await issuer.tokenFor({ scope: fullScope });
+    const reader = await issuer.tokenFor({ scope: 'uploads:read' });
+    assert.equal(decodePart(reader.split('.')[1]).scope, 'uploads:read');
+    const uploadID = await uploadFile(writer, 'kept.txt');
+
+    assert.deepEqual(await restDelete(reader, uploadID), { status: 401, body: unauthorizedBody });
+    const refused = await graphql(reader, 'mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }', { id: uploadID });
+    assert.equal(refused.errors?.[0]?.extensions?.code, 'FORBIDDEN', JSON.stringify(refused));
+    assert.equal(refused.data?.deleteUpload ?? null, null);
+
+    // Reading is what it may do, and the upload is still there.
+    assert.equal(await uploadExists(reader, uploadID), true);
+    assert.deepEqual(await restDelete(writer, uploadID), { status: 200, body: deletedBody });
+  });
+
+  test('a malformed or altered token is refused', { timeout }, async () => {
+    const token = await issuer.tokenFor({ scope: fullScope });
+    const uploadID = await uploadFile(token, 'guarded.txt');
+
+    assert.deepEqual(await restDelete('a.b.c', uploadID), { status: 401, body: unauthorizedBody });
+    const garbage = await graphql('a.b.c', '{ viewer { id } }');
+    assert.equal(garbage.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED', JSON.stringify(garbage));
+
+    // Same header and signature, another subject: the signature no longer matches.
+    const [header, payload, signature] = token.split('.');
+    const claims = decodePart(payload);
+    const altered = Buffer.from(JSON.stringify({ ...claims, sub: 'someone-else' })).toString('base64url');
+    assert.deepEqual(await restDelete(`${header}.${altered}.${signature}`, uploadID), { status: 401, body: unauthorizedBody });
+
+    assert.equal(await uploadExists(token, uploadID), true);
+    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody });
+  });
+
+  test('after a key rotation at the issuer, new tokens work without restarting the service', { timeout }, async () => {
+    const beforeRotation = await issuer.tokenFor({ scope: fullScope });
+    await issuer.stop();
+    // Key B (ES256, new kid) signs; key A stays published for tokens already out.
+    issuer = await startIssuer({ port: issuerPort, audience, keys: [keyB, keyA] });
+
+    const token = await issuer.tokenFor({ scope: fullScope });
+    const header = decodePart(token.split('.')[0]);
+    assert.deepEqual([header.alg, header.kid], ['ES256', keyB.kid]);
+
+    const uploadID = await uploadFile(token, 'rotated.txt');
+    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody });
+
+    const older = await uploadFile(beforeRotation, 'signed-by-a.txt');
+    assert.deepEqual(await restDelete(beforeRotation, older), { status: 200, body: deletedBody });
+  });
+
+  test('with the issuer down, a token issued before still deletes and the service stays ready', { timeout }, async () => {
+    const token = await issuer.tokenFor({ scope: fullScope });
+    const uploadID = await uploadFile(token, 'issuer-down.txt');
+    await issuer.stop();
+    await assert.rejects(fetch(`${issuer.url}/jwks`), 'the issuer should be down');
+
+    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody });
+    assert.equal(await uploadExists(token, uploadID), false);
+    const ready = await fetch(`${service.url}/readyz`);
+    assert.equal(ready.status, 200, await ready.text());
+  });
+});
