@@ -35,8 +35,11 @@ describe('access tokens from an OpenID Connect issuer', () => {
   after(async () => {
     const log = service?.output();
     if (log) console.error(`service log (LOG_LEVEL=warn):\n${log}`);
-    await service?.stop();
-    await issuer?.stop();
+    try {
+      await service?.stop();
+    } finally {
+      await issuer?.stop();
+    }
   });
 
   async function graphql(token, query, variables = {}) {
