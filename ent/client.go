@@ -20,6 +20,7 @@ import (
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/ent/retiredidentity"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
@@ -43,6 +44,8 @@ type Client struct {
 	Identity *IdentityClient
 	// ObjectPurge is the client for interacting with the ObjectPurge builders.
 	ObjectPurge *ObjectPurgeClient
+	// RetiredIdentity is the client for interacting with the RetiredIdentity builders.
+	RetiredIdentity *RetiredIdentityClient
 	// Upload is the client for interacting with the Upload builders.
 	Upload *UploadClient
 	// User is the client for interacting with the User builders.
@@ -67,6 +70,7 @@ func (c *Client) init() {
 	c.DeletedUpload = NewDeletedUploadClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
 	c.ObjectPurge = NewObjectPurgeClient(c.config)
+	c.RetiredIdentity = NewRetiredIdentityClient(c.config)
 	c.Upload = NewUploadClient(c.config)
 	c.User = NewUserClient(c.config)
 	c.WebhookDelivery = NewWebhookDeliveryClient(c.config)
@@ -168,6 +172,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		DeletedUpload:   NewDeletedUploadClient(cfg),
 		Identity:        NewIdentityClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
+		RetiredIdentity: NewRetiredIdentityClient(cfg),
 		Upload:          NewUploadClient(cfg),
 		User:            NewUserClient(cfg),
 		WebhookDelivery: NewWebhookDeliveryClient(cfg),
@@ -196,6 +201,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		DeletedUpload:   NewDeletedUploadClient(cfg),
 		Identity:        NewIdentityClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
+		RetiredIdentity: NewRetiredIdentityClient(cfg),
 		Upload:          NewUploadClient(cfg),
 		User:            NewUserClient(cfg),
 		WebhookDelivery: NewWebhookDeliveryClient(cfg),
@@ -229,8 +235,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEvent, c.DeletedUpload, c.Identity, c.ObjectPurge, c.Upload,
-		c.User, c.WebhookDelivery, c.WebhookEndpoint,
+		c.APIKey, c.AuditEvent, c.DeletedUpload, c.Identity, c.ObjectPurge,
+		c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Use(hooks...)
 	}
@@ -240,8 +246,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEvent, c.DeletedUpload, c.Identity, c.ObjectPurge, c.Upload,
-		c.User, c.WebhookDelivery, c.WebhookEndpoint,
+		c.APIKey, c.AuditEvent, c.DeletedUpload, c.Identity, c.ObjectPurge,
+		c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -260,6 +266,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Identity.mutate(ctx, m)
 	case *ObjectPurgeMutation:
 		return c.ObjectPurge.mutate(ctx, m)
+	case *RetiredIdentityMutation:
+		return c.RetiredIdentity.mutate(ctx, m)
 	case *UploadMutation:
 		return c.Upload.mutate(ctx, m)
 	case *UserMutation:
@@ -970,6 +978,139 @@ func (c *ObjectPurgeClient) mutate(ctx context.Context, m *ObjectPurgeMutation) 
 	}
 }
 
+// RetiredIdentityClient is a client for the RetiredIdentity schema.
+type RetiredIdentityClient struct {
+	config
+}
+
+// NewRetiredIdentityClient returns a client for the RetiredIdentity from the given config.
+func NewRetiredIdentityClient(c config) *RetiredIdentityClient {
+	return &RetiredIdentityClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `retiredidentity.Hooks(f(g(h())))`.
+func (c *RetiredIdentityClient) Use(hooks ...Hook) {
+	c.hooks.RetiredIdentity = append(c.hooks.RetiredIdentity, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `retiredidentity.Intercept(f(g(h())))`.
+func (c *RetiredIdentityClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RetiredIdentity = append(c.inters.RetiredIdentity, interceptors...)
+}
+
+// Create returns a builder for creating a RetiredIdentity entity.
+func (c *RetiredIdentityClient) Create() *RetiredIdentityCreate {
+	mutation := newRetiredIdentityMutation(c.config, OpCreate)
+	return &RetiredIdentityCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of RetiredIdentity entities.
+func (c *RetiredIdentityClient) CreateBulk(builders ...*RetiredIdentityCreate) *RetiredIdentityCreateBulk {
+	return &RetiredIdentityCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *RetiredIdentityClient) MapCreateBulk(slice any, setFunc func(*RetiredIdentityCreate, int)) *RetiredIdentityCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &RetiredIdentityCreateBulk{err: fmt.Errorf("calling to RetiredIdentityClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*RetiredIdentityCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &RetiredIdentityCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for RetiredIdentity.
+func (c *RetiredIdentityClient) Update() *RetiredIdentityUpdate {
+	mutation := newRetiredIdentityMutation(c.config, OpUpdate)
+	return &RetiredIdentityUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *RetiredIdentityClient) UpdateOne(_m *RetiredIdentity) *RetiredIdentityUpdateOne {
+	mutation := newRetiredIdentityMutation(c.config, OpUpdateOne, withRetiredIdentity(_m))
+	return &RetiredIdentityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *RetiredIdentityClient) UpdateOneID(id string) *RetiredIdentityUpdateOne {
+	mutation := newRetiredIdentityMutation(c.config, OpUpdateOne, withRetiredIdentityID(id))
+	return &RetiredIdentityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for RetiredIdentity.
+func (c *RetiredIdentityClient) Delete() *RetiredIdentityDelete {
+	mutation := newRetiredIdentityMutation(c.config, OpDelete)
+	return &RetiredIdentityDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *RetiredIdentityClient) DeleteOne(_m *RetiredIdentity) *RetiredIdentityDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *RetiredIdentityClient) DeleteOneID(id string) *RetiredIdentityDeleteOne {
+	builder := c.Delete().Where(retiredidentity.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &RetiredIdentityDeleteOne{builder}
+}
+
+// Query returns a query builder for RetiredIdentity.
+func (c *RetiredIdentityClient) Query() *RetiredIdentityQuery {
+	return &RetiredIdentityQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeRetiredIdentity},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a RetiredIdentity entity by its id.
+func (c *RetiredIdentityClient) Get(ctx context.Context, id string) (*RetiredIdentity, error) {
+	return c.Query().Where(retiredidentity.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *RetiredIdentityClient) GetX(ctx context.Context, id string) *RetiredIdentity {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *RetiredIdentityClient) Hooks() []Hook {
+	return c.hooks.RetiredIdentity
+}
+
+// Interceptors returns the client interceptors.
+func (c *RetiredIdentityClient) Interceptors() []Interceptor {
+	return c.inters.RetiredIdentity
+}
+
+func (c *RetiredIdentityClient) mutate(ctx context.Context, m *RetiredIdentityMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&RetiredIdentityCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&RetiredIdentityUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&RetiredIdentityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&RetiredIdentityDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown RetiredIdentity mutation op: %q", m.Op())
+	}
+}
+
 // UploadClient is a client for the Upload schema.
 type UploadClient struct {
 	config
@@ -1601,12 +1742,12 @@ func (c *WebhookEndpointClient) mutate(ctx context.Context, m *WebhookEndpointMu
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, DeletedUpload, Identity, ObjectPurge, Upload, User,
-		WebhookDelivery, WebhookEndpoint []ent.Hook
+		APIKey, AuditEvent, DeletedUpload, Identity, ObjectPurge, RetiredIdentity,
+		Upload, User, WebhookDelivery, WebhookEndpoint []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, DeletedUpload, Identity, ObjectPurge, Upload, User,
-		WebhookDelivery, WebhookEndpoint []ent.Interceptor
+		APIKey, AuditEvent, DeletedUpload, Identity, ObjectPurge, RetiredIdentity,
+		Upload, User, WebhookDelivery, WebhookEndpoint []ent.Interceptor
 	}
 )
 

@@ -17,6 +17,7 @@ import (
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/ent/retiredidentity"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
@@ -86,6 +87,7 @@ func checkColumn(t, c string) error {
 			deletedupload.Table:   deletedupload.ValidColumn,
 			identity.Table:        identity.ValidColumn,
 			objectpurge.Table:     objectpurge.ValidColumn,
+			retiredidentity.Table: retiredidentity.ValidColumn,
 			upload.Table:          upload.ValidColumn,
 			user.Table:            user.ValidColumn,
 			webhookdelivery.Table: webhookdelivery.ValidColumn,

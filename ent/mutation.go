@@ -17,6 +17,7 @@ import (
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/predicate"
+	"github.com/safedelete/uploads/ent/retiredidentity"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
@@ -37,6 +38,7 @@ const (
 	TypeDeletedUpload   = "DeletedUpload"
 	TypeIdentity        = "Identity"
 	TypeObjectPurge     = "ObjectPurge"
+	TypeRetiredIdentity = "RetiredIdentity"
 	TypeUpload          = "Upload"
 	TypeUser            = "User"
 	TypeWebhookDelivery = "WebhookDelivery"
@@ -3801,6 +3803,338 @@ func (m *ObjectPurgeMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *ObjectPurgeMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown ObjectPurge edge %s", name)
+}
+
+// RetiredIdentityMutation represents an operation that mutates the RetiredIdentity nodes in the graph.
+type RetiredIdentityMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *string
+	retired_at    *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*RetiredIdentity, error)
+	predicates    []predicate.RetiredIdentity
+}
+
+var _ ent.Mutation = (*RetiredIdentityMutation)(nil)
+
+// retiredidentityOption allows management of the mutation configuration using functional options.
+type retiredidentityOption func(*RetiredIdentityMutation)
+
+// newRetiredIdentityMutation creates new mutation for the RetiredIdentity entity.
+func newRetiredIdentityMutation(c config, op Op, opts ...retiredidentityOption) *RetiredIdentityMutation {
+	m := &RetiredIdentityMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeRetiredIdentity,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withRetiredIdentityID sets the ID field of the mutation.
+func withRetiredIdentityID(id string) retiredidentityOption {
+	return func(m *RetiredIdentityMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *RetiredIdentity
+		)
+		m.oldValue = func(ctx context.Context) (*RetiredIdentity, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().RetiredIdentity.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withRetiredIdentity sets the old RetiredIdentity of the mutation.
+func withRetiredIdentity(node *RetiredIdentity) retiredidentityOption {
+	return func(m *RetiredIdentityMutation) {
+		m.oldValue = func(context.Context) (*RetiredIdentity, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m RetiredIdentityMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m RetiredIdentityMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of RetiredIdentity entities.
+func (m *RetiredIdentityMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *RetiredIdentityMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *RetiredIdentityMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().RetiredIdentity.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetRetiredAt sets the "retired_at" field.
+func (m *RetiredIdentityMutation) SetRetiredAt(t time.Time) {
+	m.retired_at = &t
+}
+
+// RetiredAt returns the value of the "retired_at" field in the mutation.
+func (m *RetiredIdentityMutation) RetiredAt() (r time.Time, exists bool) {
+	v := m.retired_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRetiredAt returns the old "retired_at" field's value of the RetiredIdentity entity.
+// If the RetiredIdentity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RetiredIdentityMutation) OldRetiredAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRetiredAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRetiredAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRetiredAt: %w", err)
+	}
+	return oldValue.RetiredAt, nil
+}
+
+// ResetRetiredAt resets all changes to the "retired_at" field.
+func (m *RetiredIdentityMutation) ResetRetiredAt() {
+	m.retired_at = nil
+}
+
+// Where appends a list predicates to the RetiredIdentityMutation builder.
+func (m *RetiredIdentityMutation) Where(ps ...predicate.RetiredIdentity) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the RetiredIdentityMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *RetiredIdentityMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.RetiredIdentity, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *RetiredIdentityMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *RetiredIdentityMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (RetiredIdentity).
+func (m *RetiredIdentityMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *RetiredIdentityMutation) Fields() []string {
+	fields := make([]string, 0, 1)
+	if m.retired_at != nil {
+		fields = append(fields, retiredidentity.FieldRetiredAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *RetiredIdentityMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case retiredidentity.FieldRetiredAt:
+		return m.RetiredAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *RetiredIdentityMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case retiredidentity.FieldRetiredAt:
+		return m.OldRetiredAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown RetiredIdentity field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RetiredIdentityMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case retiredidentity.FieldRetiredAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRetiredAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RetiredIdentity field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *RetiredIdentityMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *RetiredIdentityMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RetiredIdentityMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown RetiredIdentity numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *RetiredIdentityMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *RetiredIdentityMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *RetiredIdentityMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown RetiredIdentity nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *RetiredIdentityMutation) ResetField(name string) error {
+	switch name {
+	case retiredidentity.FieldRetiredAt:
+		m.ResetRetiredAt()
+		return nil
+	}
+	return fmt.Errorf("unknown RetiredIdentity field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *RetiredIdentityMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *RetiredIdentityMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *RetiredIdentityMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *RetiredIdentityMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *RetiredIdentityMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *RetiredIdentityMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *RetiredIdentityMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown RetiredIdentity unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *RetiredIdentityMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown RetiredIdentity edge %s", name)
 }
 
 // UploadMutation represents an operation that mutates the Upload nodes in the graph.

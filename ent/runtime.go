@@ -10,6 +10,7 @@ import (
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/ent/retiredidentity"
 	"github.com/safedelete/uploads/ent/schema"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
@@ -153,6 +154,16 @@ func init() {
 	objectpurgeDescCreatedAt := objectpurgeFields[8].Descriptor()
 	// objectpurge.DefaultCreatedAt holds the default value on creation for the created_at field.
 	objectpurge.DefaultCreatedAt = objectpurgeDescCreatedAt.Default.(func() time.Time)
+	retiredidentityFields := schema.RetiredIdentity{}.Fields()
+	_ = retiredidentityFields
+	// retiredidentityDescRetiredAt is the schema descriptor for retired_at field.
+	retiredidentityDescRetiredAt := retiredidentityFields[1].Descriptor()
+	// retiredidentity.DefaultRetiredAt holds the default value on creation for the retired_at field.
+	retiredidentity.DefaultRetiredAt = retiredidentityDescRetiredAt.Default.(func() time.Time)
+	// retiredidentityDescID is the schema descriptor for id field.
+	retiredidentityDescID := retiredidentityFields[0].Descriptor()
+	// retiredidentity.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	retiredidentity.IDValidator = retiredidentityDescID.Validators[0].(func(string) error)
 	uploadMixin := schema.Upload{}.Mixin()
 	uploadMixinFields0 := uploadMixin[0].Fields()
 	_ = uploadMixinFields0

@@ -24,6 +24,8 @@ type Tx struct {
 	Identity *IdentityClient
 	// ObjectPurge is the client for interacting with the ObjectPurge builders.
 	ObjectPurge *ObjectPurgeClient
+	// RetiredIdentity is the client for interacting with the RetiredIdentity builders.
+	RetiredIdentity *RetiredIdentityClient
 	// Upload is the client for interacting with the Upload builders.
 	Upload *UploadClient
 	// User is the client for interacting with the User builders.
@@ -168,6 +170,7 @@ func (tx *Tx) init() {
 	tx.DeletedUpload = NewDeletedUploadClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
 	tx.ObjectPurge = NewObjectPurgeClient(tx.config)
+	tx.RetiredIdentity = NewRetiredIdentityClient(tx.config)
 	tx.Upload = NewUploadClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 	tx.WebhookDelivery = NewWebhookDeliveryClient(tx.config)

@@ -9,6 +9,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // ErrBadCursor is an after cursor that no page of auditEvents returned.
@@ -17,6 +18,9 @@ var ErrBadCursor = &PublicError{Code: CodeBadUserInput, Message: "after is not a
 // auditEvents is viewer.auditEvents: the caller's own events, newest first,
 // paged by id (the order in which the changes committed).
 func (r *Resolver) auditEvents(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, where *model.AuditEventFilter) (*model.AuditEventConnection, error) {
+	if _, err := requireScope(ctx, scope.AuditRead); err != nil {
+		return nil, err
+	}
 	limit, err := boundedFirst(first, nil)
 	if err != nil {
 		return nil, err

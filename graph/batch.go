@@ -9,6 +9,7 @@ import (
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
 )
 
@@ -31,7 +32,7 @@ var ErrTooManyIDs = &PublicError{
 // deleteUploads is the deleteUploads mutation: one set, one transaction.
 func (r *Resolver) deleteUploads(ctx context.Context, uploadIDs []string) (payload *model.DeleteUploadsPayload, err error) {
 	defer func() { r.options.Metrics.Delete(deleteOutcome(err)) }()
-	v, err := r.deleter(ctx)
+	v, err := r.deleter(ctx, scope.UploadsDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +75,7 @@ func (r *Resolver) deleteUploads(ctx context.Context, uploadIDs []string) (paylo
 // uploads matching where, a set of up to MaxDeleteIDs at a time.
 func (r *Resolver) deleteUploadsWhere(ctx context.Context, where ent.UploadWhereInput, dryRun bool) (payload *model.DeleteUploadsWherePayload, err error) {
 	defer func() { r.options.Metrics.Delete(deleteOutcome(err)) }()
-	v, err := r.deleter(ctx)
+	v, err := r.deleter(ctx, scope.UploadsDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +110,13 @@ func (r *Resolver) deleteUploadsWhere(ctx context.Context, where ent.UploadWhere
 	return payload, nil
 }
 
-// deleter returns the caller of a delete, ErrUnauthorized, or (when the
-// credentials could not be checked) ErrDeleteFailed.
-func (r *Resolver) deleter(ctx context.Context) (viewer.Viewer, error) {
-	v, err := requireViewer(ctx)
-	if err != nil && !errors.Is(err, ErrUnauthorized) {
+// deleter returns the caller of a change that needs the scope need,
+// ErrUnauthorized, Forbidden, or (when the credentials could not be checked)
+// ErrDeleteFailed.
+func (r *Resolver) deleter(ctx context.Context, need scope.Scope) (viewer.Viewer, error) {
+	v, err := requireScope(ctx, need)
+	var public *PublicError
+	if err != nil && !errors.As(err, &public) {
 		r.logger.ErrorContext(ctx, "authenticate delete", "error", err)
 		return v, ErrDeleteFailed
 	}

@@ -19,13 +19,14 @@ import (
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // deleteUpload is the deleteUpload mutation: a delete of a set of one (see
 // DeleteOwned), answered as the REST contract's single delete.
 func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *model.DeleteUploadPayload, err error) {
 	defer func() { r.options.Metrics.Delete(deleteOutcome(err)) }()
-	v, err := r.deleter(ctx)
+	v, err := r.deleter(ctx, scope.UploadsDelete)
 	if err != nil {
 		return nil, err
 	}

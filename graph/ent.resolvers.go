@@ -11,6 +11,7 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph/generated"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // Node is the resolver for the node field.
@@ -33,6 +34,9 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]ent.Noder, e
 
 // Uploads is the resolver for the uploads field.
 func (r *userResolver) Uploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UploadOrder, where *ent.UploadWhereInput) (*ent.UploadConnection, error) {
+	if _, err := requireScope(ctx, scope.UploadsRead); err != nil {
+		return nil, err
+	}
 	first, err := boundedFirst(first, last)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // Error codes, in GraphQL errors' extensions.code.
@@ -14,6 +16,7 @@ const (
 	CodeUnauthenticated = "UNAUTHENTICATED"
 	CodeBadUserInput    = "BAD_USER_INPUT"
 	CodeNotFound        = "NOT_FOUND"
+	CodeForbidden       = "FORBIDDEN"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
 )
 
@@ -38,6 +41,12 @@ var (
 	// a NUL character (or a content type that is not UTF-8).
 	ErrInvalidFileHeader = &PublicError{Code: CodeBadUserInput, Message: "The file's name and content type must be UTF-8 without NUL characters"}
 )
+
+// Forbidden is the error of a field the caller's credential has no scope
+// for; it names the scope.
+func Forbidden(need scope.Scope) *PublicError {
+	return &PublicError{Code: CodeForbidden, Message: "This credential lacks the scope " + need.String()}
+}
 
 // ErrorPresenter shows public errors as they are, with their code, and hides
 // every other error behind a generic internal error (logging it first).

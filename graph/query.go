@@ -8,12 +8,13 @@ import (
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // myUpload returns the caller's upload, or nil when it is missing or someone
 // else's: the two cases must look the same.
 func (r *Resolver) myUpload(ctx context.Context, uploadID string) (*ent.Upload, error) {
-	v, err := requireViewer(ctx)
+	v, err := requireScope(ctx, scope.UploadsRead)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
 	"github.com/safedelete/uploads/internal/webhook"
 )
@@ -57,8 +58,9 @@ func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Pur
 // MaxUploadSize is the largest file uploadFile accepts.
 func (r *Resolver) MaxUploadSize() int64 { return r.options.MaxUploadSize }
 
-// requireViewer returns the caller, ErrUnauthorized, or (when the
-// credentials could not be checked) an internal error.
+// requireViewer returns the caller, whatever its credential may do,
+// ErrUnauthorized, or (when the credentials could not be checked) an
+// internal error.
 func requireViewer(ctx context.Context) (viewer.Viewer, error) {
 	v, err := viewer.FromContext(ctx)
 	switch {
@@ -68,4 +70,15 @@ func requireViewer(ctx context.Context) (viewer.Viewer, error) {
 		return viewer.Viewer{}, err
 	}
 	return v, nil
+}
+
+// requireScope is requireViewer for a field that needs the scope need: a
+// caller whose credential lacks it gets Forbidden, before anything is
+// looked up, so the answer says nothing about what exists.
+func requireScope(ctx context.Context, need scope.Scope) (viewer.Viewer, error) {
+	v, err := requireViewer(ctx)
+	if err == nil && !v.Scopes.Has(need) {
+		return viewer.Viewer{}, Forbidden(need)
+	}
+	return v, err
 }

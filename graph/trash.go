@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // ErrNotInTrash is a restore or purge of an upload that cannot be restored:
@@ -30,7 +31,7 @@ var ErrNotInTrash = &PublicError{Code: CodeNotFound, Message: "Upload not found 
 // object, or the purge goes on and the restore is ErrNotInTrash — never a
 // record without its object.
 func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upload, error) {
-	v, err := r.deleter(ctx)
+	v, err := r.deleter(ctx, scope.UploadsWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +88,7 @@ func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upl
 // purgeUpload removes one of the caller's uploads from the trash now, with
 // its object, instead of at the end of its window.
 func (r *Resolver) purgeUpload(ctx context.Context, uploadID string) (*model.PurgeUploadPayload, error) {
-	v, err := r.deleter(ctx)
+	v, err := r.deleter(ctx, scope.UploadsDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +180,9 @@ func idsOf(trashed []*ent.DeletedUpload) []string {
 // deletedUploads is viewer.deletedUploads: the caller's restorable
 // uploads, most recently deleted first.
 func (r *Resolver) deletedUploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletedUploadConnection, error) {
+	if _, err := requireScope(ctx, scope.UploadsRead); err != nil {
+		return nil, err
+	}
 	first, err := boundedFirst(first, last)
 	if err != nil {
 		return nil, err

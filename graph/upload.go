@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // uploadFile stores a file for the caller.
@@ -26,7 +27,7 @@ import (
 // completes the record or marks it FAILED; a FAILED upload is returned, not
 // an error, so that clients see it and can delete it.
 func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Upload, error) {
-	v, err := requireViewer(ctx)
+	v, err := requireScope(ctx, scope.UploadsWrite)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/webhook"
 )
 
@@ -14,7 +15,7 @@ import (
 // secrets sealed at rest) are the webhook package's.
 
 func (r *Resolver) createWebhookEndpoint(ctx context.Context, url string, events []model.UploadEventKind) (*model.WebhookEndpointSecretPayload, error) {
-	v, err := requireViewer(ctx)
+	v, err := requireScope(ctx, scope.WebhooksManage)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +35,7 @@ func (r *Resolver) createWebhookEndpoint(ctx context.Context, url string, events
 }
 
 func (r *Resolver) rotateWebhookSecret(ctx context.Context, id string) (*model.WebhookEndpointSecretPayload, error) {
-	v, err := requireViewer(ctx)
+	v, err := requireScope(ctx, scope.WebhooksManage)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +51,7 @@ func (r *Resolver) rotateWebhookSecret(ctx context.Context, id string) (*model.W
 }
 
 func (r *Resolver) deleteWebhookEndpoint(ctx context.Context, id string) (*model.DeleteWebhookEndpointPayload, error) {
-	v, err := requireViewer(ctx)
+	v, err := requireScope(ctx, scope.WebhooksManage)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +62,7 @@ func (r *Resolver) deleteWebhookEndpoint(ctx context.Context, id string) (*model
 }
 
 func (r *Resolver) enableWebhookEndpoint(ctx context.Context, id string) (*ent.WebhookEndpoint, error) {
-	v, err := requireViewer(ctx)
+	v, err := requireScope(ctx, scope.WebhooksManage)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +71,7 @@ func (r *Resolver) enableWebhookEndpoint(ctx context.Context, id string) (*ent.W
 }
 
 func (r *Resolver) redeliver(ctx context.Context, id string) (*ent.WebhookDelivery, error) {
-	v, err := requireViewer(ctx)
+	v, err := requireScope(ctx, scope.WebhooksManage)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +80,9 @@ func (r *Resolver) redeliver(ctx context.Context, id string) (*ent.WebhookDelive
 }
 
 func (r *Resolver) webhookEndpoints(ctx context.Context, obj *ent.User) ([]*ent.WebhookEndpoint, error) {
+	if _, err := requireScope(ctx, scope.WebhooksManage); err != nil {
+		return nil, err
+	}
 	return webhook.Endpoints(ctx, r.client, obj.ID)
 }
 

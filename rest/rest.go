@@ -105,8 +105,13 @@ func (a errorAnswer) write(w http.ResponseWriter) { writeJSON(w, a.status, a.bod
 
 // answerTo maps the resolver's errors to the contract's table.
 func answerTo(err error) errorAnswer {
+	var public *graph.PublicError
 	switch {
 	case errors.Is(err, graph.ErrUnauthorized):
+		return unauthorized
+	case errors.As(err, &public) && public.Code == graph.CodeForbidden:
+		// The contract has no 403: a credential that may not delete is
+		// not a credential for this call.
 		return unauthorized
 	case errors.Is(err, graph.ErrMissingUploadID):
 		return missingUploadID

@@ -69,6 +69,18 @@ func (f ObjectPurgeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ObjectPurgeMutation", m)
 }
 
+// The RetiredIdentityFunc type is an adapter to allow the use of ordinary
+// function as RetiredIdentity mutator.
+type RetiredIdentityFunc func(context.Context, *ent.RetiredIdentityMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f RetiredIdentityFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.RetiredIdentityMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RetiredIdentityMutation", m)
+}
+
 // The UploadFunc type is an adapter to allow the use of ordinary
 // function as Upload mutator.
 type UploadFunc func(context.Context, *ent.UploadMutation) (ent.Value, error)

@@ -168,6 +168,17 @@ var (
 			},
 		},
 	}
+	// RetiredIdentitiesColumns holds the columns for the "retired_identities" table.
+	RetiredIdentitiesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "retired_at", Type: field.TypeTime},
+	}
+	// RetiredIdentitiesTable holds the schema information for the "retired_identities" table.
+	RetiredIdentitiesTable = &schema.Table{
+		Name:       "retired_identities",
+		Columns:    RetiredIdentitiesColumns,
+		PrimaryKey: []*schema.Column{RetiredIdentitiesColumns[0]},
+	}
 	// UploadsColumns holds the columns for the "uploads" table.
 	UploadsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString},
@@ -294,6 +305,7 @@ var (
 		DeletedUploadsTable,
 		IdentitiesTable,
 		ObjectPurgesTable,
+		RetiredIdentitiesTable,
 		UploadsTable,
 		UsersTable,
 		WebhookDeliveriesTable,

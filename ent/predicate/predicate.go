@@ -21,6 +21,9 @@ type Identity func(*sql.Selector)
 // ObjectPurge is the predicate function for objectpurge builders.
 type ObjectPurge func(*sql.Selector)
 
+// RetiredIdentity is the predicate function for retiredidentity builders.
+type RetiredIdentity func(*sql.Selector)
+
 // Upload is the predicate function for upload builders.
 type Upload func(*sql.Selector)
 

@@ -14,12 +14,16 @@ import (
 	"sync"
 	"time"
 
+	stdsql "database/sql"
+	"encoding/json"
+
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 const (
@@ -99,6 +103,15 @@ func Revoke(ctx context.Context, client *ent.Client, keyID string) (*ent.APIKey,
 	return key, nil
 }
 
+// Scopes is what key may do: the scopes it names, or every scope when it
+// names none (keys made without --scope, and before scopes existed).
+func Scopes(key *ent.APIKey) scope.Set {
+	if len(key.Scopes) == 0 {
+		return scope.All
+	}
+	return scope.FromNames(key.Scopes)
+}
+
 // Authenticator checks the API key of every request. Its lookup is the
 // hottest query of the service, so it is built once (with Ent's SQL
 // builder, from the schema's own names), runs as a prepared statement, and
@@ -115,7 +128,7 @@ type Authenticator struct {
 func NewAuthenticator(client *ent.Client) *Authenticator {
 	// PostgreSQL's placeholders ($1) and quoting are also SQLite's.
 	lookup, _ := sql.Dialect(dialect.Postgres).
-		Select(apikey.FieldID, apikey.FieldOwnerID).
+		Select(apikey.FieldID, apikey.FieldOwnerID, apikey.FieldScopes, apikey.FieldExpiresAt).
 		From(sql.Table(apikey.Table)).
 		Where(sql.And(sql.EQ(apikey.FieldDigest, ""), sql.IsNull(apikey.FieldRevokedAt))).
 		Query()
@@ -140,8 +153,21 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*ent.A
 		return nil, ErrInvalid
 	}
 	key := &ent.APIKey{}
-	if err := rows.Scan(&key.ID, &key.OwnerID); err != nil {
+	var scopes []byte
+	var expires stdsql.NullTime
+	if err := rows.Scan(&key.ID, &key.OwnerID, &scopes, &expires); err != nil {
 		return nil, fmt.Errorf("look up api key: %w", err)
+	}
+	if expires.Valid {
+		if !time.Now().Before(expires.Time) {
+			return nil, ErrInvalid // expired: refused like a revoked key
+		}
+		key.ExpiresAt = &expires.Time
+	}
+	if len(scopes) > 0 && string(scopes) != "null" {
+		if err := json.Unmarshal(scopes, &key.Scopes); err != nil {
+			return nil, fmt.Errorf("look up api key: its scopes: %w", err)
+		}
 	}
 	a.recordUse(ctx, key.ID)
 	return key, nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
+	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
@@ -25,8 +26,11 @@ import (
 	"github.com/safedelete/uploads/internal/janitor"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/oidc"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/ratelimit"
+	"github.com/safedelete/uploads/internal/scope"
+	"github.com/safedelete/uploads/internal/signin"
 	"github.com/safedelete/uploads/internal/webhook"
 )
 
@@ -44,6 +48,8 @@ type App struct {
 	Handler  http.Handler
 
 	embedded       *embeds3.Server
+	ready          map[string]func(context.Context) error
+	stopTokens     context.CancelFunc
 	sealer         func() (*webhook.Sealer, error)
 	webhookOptions webhook.Options
 	logger         *slog.Logger
@@ -124,14 +130,27 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		AuditRetention:  cfg.AuditRetention,
 		Metrics:         a.Metrics,
 	})
+	var tokens *auth.Tokens
+	if cfg.AuthIssuer != "" {
+		tokens = a.acceptTokens(ctx, cfg)
+	}
 	limiter, err := newLimiter(cfg, logger)
 	if err != nil {
 		a.Close(ctx)
 		return nil, err
 	}
+	a.ready = map[string]func(context.Context) error{
+		"database": func(ctx context.Context) error { _, err := client.User.Query().Exist(ctx); return err },
+		"bucket":   a.Store.Ping,
+		"webhooks": a.checkWebhookKey,
+	}
+	if tokens != nil {
+		a.ready["access_tokens"] = tokens.Verifier.Check
+	}
 	a.Handler = httpserver.NewHandler(httpserver.Config{
 		Client:          client,
 		Resolver:        a.Resolver,
+		Tokens:          tokens,
 		Logger:          logger,
 		Introspection:   cfg.GraphQLIntrospection,
 		ComplexityLimit: cfg.GraphQLComplexityLimit,
@@ -142,13 +161,27 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		BodyTimeout:     cfg.RequestBodyTimeout,
 		UploadIdle:      cfg.UploadBodyIdleTimeout,
 		GraphQLTimeout:  cfg.GraphQLTimeout,
-		Ready: map[string]func(context.Context) error{
-			"database": func(ctx context.Context) error { _, err := client.User.Query().Exist(ctx); return err },
-			"bucket":   a.Store.Ping,
-			"webhooks": a.checkWebhookKey,
-		},
+		Ready:           a.ready,
 	})
 	return a, nil
+}
+
+// acceptTokens builds the checks of the issuer's access tokens, fetching
+// its keys now; they are refreshed in the background until Close.
+func (a *App) acceptTokens(ctx context.Context, cfg *config.Config) *auth.Tokens {
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopTokens = stop
+	defaults, _ := scope.Parse(cfg.AuthDefaultScopes) // checked with the settings
+	return &auth.Tokens{
+		Verifier: oidc.New(life, oidc.Options{
+			Issuer:        cfg.AuthIssuer,
+			Audience:      cfg.AuthAudience,
+			ClockSkew:     cfg.AuthClockSkew,
+			DefaultScopes: defaults,
+			Logger:        a.logger,
+		}),
+		Identities: signin.NewResolver(a.Client, cfg.AuthCreateUsers),
+	}
 }
 
 // OpenDatabase opens the configured database (creating the embedded SQLite
@@ -252,6 +285,9 @@ func (a *App) openStore(ctx context.Context, cfg *config.Config) error {
 // Close releases the database and stops the embedded S3 server.
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
+	if a.stopTokens != nil {
+		a.stopTokens()
+	}
 	if a.Purger != nil {
 		a.Purger.Flush() // before the database closes under it
 	}

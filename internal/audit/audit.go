@@ -72,7 +72,7 @@ func ActorFrom(ctx context.Context) Actor {
 		a.Via = via
 	}
 	if v, err := viewer.FromContext(ctx); err == nil {
-		a.Name = v.APIKeyID
+		a.Name = v.Credential()
 	}
 	if a.Name == "" {
 		a.Name = "unknown"

@@ -15,6 +15,7 @@ import (
 	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
 )
 
@@ -42,7 +43,7 @@ func TestMiddleware(t *testing.T) {
 	var logs bytes.Buffer
 	var got viewer.Viewer
 	var gotErr error
-	handler := auth.Middleware(client, slog.New(slog.NewTextHandler(&logs, nil)))(
+	handler := auth.Middleware(client, nil, slog.New(slog.NewTextHandler(&logs, nil)))(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got, gotErr = viewer.FromContext(r.Context())
 		}))
@@ -52,7 +53,7 @@ func TestMiddleware(t *testing.T) {
 		r.Header = header
 		handler.ServeHTTP(httptest.NewRecorder(), r)
 	}
-	mine := viewer.Viewer{UserID: owner.ID, APIKeyID: key.ID}
+	mine := viewer.Viewer{UserID: owner.ID, APIKeyID: key.ID, Scopes: scope.All}
 	for _, tc := range []struct {
 		name   string
 		header http.Header

@@ -6,6 +6,8 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/safedelete/uploads/internal/objectstore"
+	scopes "github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/webhook"
 )
 
@@ -46,6 +49,12 @@ type Config struct {
 	UploadBodyIdleTimeout time.Duration
 
 	CORSAllowedOrigins string
+
+	AuthIssuer        string
+	AuthAudience      string
+	AuthCreateUsers   bool
+	AuthClockSkew     time.Duration
+	AuthDefaultScopes string
 
 	RateLimit       int
 	RateLimitWindow time.Duration
@@ -196,6 +205,11 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	duration(&cfg.AuditRetention, "AUDIT_RETENTION", 2160*time.Hour, atLeast[time.Duration](0), ForServer, "how long audit events are kept before the janitor prunes them; 0 keeps them")
 	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, between(10*time.Millisecond, day), ForServer, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", ForServer, "comma-separated origins whose browser pages may call the API; * for any")
+	str(&cfg.AuthIssuer, "AUTH_ISSUER", "", ForDatabase, "OpenID Connect issuer URL whose access tokens are accepted as Authorization: Bearer (https://, or http:// on loopback); unset accepts API keys only")
+	str(&cfg.AuthAudience, "AUTH_AUDIENCE", "", ForDatabase, "the audience an access token's aud claim must contain; required with AUTH_ISSUER")
+	boolean(&cfg.AuthCreateUsers, "AUTH_CREATE_USERS", false, ForServer, "the first valid token of an unknown subject creates its user; false refuses it until users create --subject or users link")
+	duration(&cfg.AuthClockSkew, "AUTH_CLOCK_SKEW", time.Minute, between(time.Duration(0), 10*time.Minute), ForServer, "leeway for an access token's exp, nbf and iat against this machine's clock")
+	str(&cfg.AuthDefaultScopes, "AUTH_DEFAULT_SCOPES", scopes.DefaultForTokens.String(), ForServer, "scopes of an access token whose scope or scp claim names none of this service's")
 	integer(&cfg.RateLimit, "RATE_LIMIT", 600, atLeast(0), ForServer, "requests per API key (or per client address without a valid key) per window; 0 for no limit")
 	duration(&cfg.RateLimitWindow, "RATE_LIMIT_WINDOW", time.Minute, between(time.Second, day), ForServer, "the rate limit's sliding window")
 	str(&cfg.RedisURL, "REDIS_URL", "", ForServer, "redis://HOST:PORT/DB to share rate limit counts between instances; unset counts in process")
@@ -223,11 +237,66 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 func (c *Config) Check() error {
 	// Put sends a file in parts of S3PartSize; S3 refuses part 10,001, so
 	// a file that needs more would fail after 10,000 parts were sent.
+	if err := c.checkAuth(); err != nil {
+		return err
+	}
 	if c.MaxUploadSize > MaxParts*c.S3PartSize {
 		return fmt.Errorf("MAX_UPLOAD_SIZE=%d: a file this large needs more than %d parts of S3_PART_SIZE=%d, more than S3 allows: "+
 			"raise S3_PART_SIZE to at least %d or lower MAX_UPLOAD_SIZE", c.MaxUploadSize, MaxParts, c.S3PartSize, (c.MaxUploadSize+MaxParts-1)/MaxParts)
 	}
 	return nil
+}
+
+// checkAuth refuses access token settings that cannot work together.
+func (c *Config) checkAuth() error {
+	if c.AuthIssuer == "" {
+		switch {
+		case c.AuthAudience != "":
+			return fmt.Errorf("AUTH_AUDIENCE=%s is set but AUTH_ISSUER is not: set both to accept access tokens", c.AuthAudience)
+		case c.AuthCreateUsers:
+			return fmt.Errorf("AUTH_CREATE_USERS=true needs AUTH_ISSUER: users are made from access tokens")
+		}
+		return nil
+	}
+	if err := CheckIssuer(c.AuthIssuer); err != nil {
+		return fmt.Errorf("AUTH_ISSUER=%s: %w", c.AuthIssuer, err)
+	}
+	if strings.TrimSpace(c.AuthAudience) == "" {
+		return fmt.Errorf("AUTH_AUDIENCE is required with AUTH_ISSUER: tokens are accepted only for this service's audience")
+	}
+	if _, err := scopes.Parse(c.AuthDefaultScopes); err != nil {
+		return fmt.Errorf("AUTH_DEFAULT_SCOPES=%s: %w", c.AuthDefaultScopes, err)
+	}
+	return nil
+}
+
+// CheckIssuer accepts an issuer URL: https://, or http:// only on a
+// loopback address (local development and tests), with a host and without
+// a query, fragment or user.
+func CheckIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	switch {
+	case err != nil:
+		return fmt.Errorf("want an https:// URL: %w", err)
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+		return fmt.Errorf("want an https:// URL with a host, and no user, query or fragment")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && loopback(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("an http:// issuer is accepted only on a loopback address (127.0.0.1, ::1, localhost); use https://")
+	default:
+		return fmt.Errorf("want an https:// URL")
+	}
+}
+
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // FlagName is the flag of the setting env: ADDR is --addr.

@@ -15,6 +15,7 @@ import (
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/admin"
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
 )
 
@@ -61,7 +62,7 @@ or DEMO=true, for the demo user and two uploads). Create a user and a key:
 	if err != nil {
 		return fmt.Errorf("seed demo user: %w", err)
 	}
-	asDemo := viewer.NewContext(ctx, viewer.Viewer{UserID: u.ID, APIKeyID: key.ID})
+	asDemo := viewer.NewContext(ctx, viewer.Viewer{UserID: u.ID, APIKeyID: key.ID, Scopes: scope.All})
 	var stored []string
 	for _, f := range files {
 		up, err := resolver.Mutation().UploadFile(asDemo, graphql.Upload{

@@ -35,8 +35,11 @@ import (
 
 // Config is what the routes need.
 type Config struct {
-	Client          *ent.Client
-	Resolver        *graph.Resolver
+	Client   *ent.Client
+	Resolver *graph.Resolver
+	// Tokens are the OpenID Connect access tokens accepted besides API
+	// keys; nil for none.
+	Tokens          *auth.Tokens
 	Logger          *slog.Logger
 	Introspection   bool
 	ComplexityLimit int
@@ -64,7 +67,7 @@ const multipartOverhead = 1 << 20
 
 // NewHandler returns the service's HTTP handler: every route in one place.
 func NewHandler(cfg Config) http.Handler {
-	authenticate := auth.Middleware(cfg.Client, cfg.Logger)
+	authenticate := auth.Middleware(cfg.Client, cfg.Tokens, cfg.Logger)
 	playgroundHandler := playground.Handler()
 	maxRequest := cfg.Resolver.MaxUploadSize() + multipartOverhead
 

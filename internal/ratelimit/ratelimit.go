@@ -91,11 +91,15 @@ func (l *Limiter) Wrap(next http.Handler, respond func(http.ResponseWriter, *htt
 	})
 }
 
-// key is the API key's id for authenticated requests; others are counted by
-// client address, so that guessing keys is limited too.
+// key is the API key's id for requests with a key, the user's for requests
+// with access tokens (a person may hold many at once); others are counted
+// by client address, so that guessing keys is limited too.
 func key(r *http.Request) string {
 	if v, err := viewer.FromContext(r.Context()); err == nil {
-		return "key:" + v.APIKeyID
+		if v.APIKeyID != "" {
+			return "key:" + v.APIKeyID
+		}
+		return "user:" + v.UserID
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

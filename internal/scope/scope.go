@@ -37,6 +37,11 @@ type Set uint8
 // All is every scope: what a key made without --scope has.
 const All = Set(UploadsRead | UploadsWrite | UploadsDelete | WebhooksManage | AuditRead)
 
+// DefaultForTokens is what an access token gets when its scope and scp
+// claims name none of this service's scopes (AUTH_DEFAULT_SCOPES' default):
+// everything a person does with their own uploads, not webhooks.
+const DefaultForTokens = Set(UploadsRead | UploadsWrite | UploadsDelete | AuditRead)
+
 // String is the scope's name, such as "uploads:delete".
 func (s Scope) String() string {
 	for _, n := range names {

@@ -49,14 +49,25 @@ func (e *Env) Do(method, path string, header http.Header, body io.Reader) Respon
 	return Response{Request: req, Status: res.StatusCode, Header: res.Header, Body: string(b)}
 }
 
+// setCredential sends credential as a frontend would: an API key in
+// x-api-key, an access token (a JWT: three dot-separated parts) as
+// Authorization: Bearer; none when empty.
+func setCredential(h http.Header, credential string) {
+	switch {
+	case credential == "":
+	case strings.Count(credential, ".") == 2:
+		h.Set("Authorization", "Bearer "+credential)
+	default:
+		h.Set("x-api-key", credential)
+	}
+}
+
 // DeleteREST calls DELETE /delete-upload-api with the given key and upload
 // id; an empty string leaves that header out.
 func (e *Env) DeleteREST(apiKey, uploadID string) Response {
 	e.t.Helper()
 	h := http.Header{}
-	if apiKey != "" {
-		h.Set("x-api-key", apiKey)
-	}
+	setCredential(h, apiKey)
 	if uploadID != "" {
 		h.Set("x-upload-id", uploadID)
 	}
@@ -91,9 +102,7 @@ func (e *Env) GraphQL(apiKey, query string, variables map[string]any) GraphQLRes
 	e.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": variables})
 	h := http.Header{"Content-Type": {"application/json"}}
-	if apiKey != "" {
-		h.Set("x-api-key", apiKey)
-	}
+	setCredential(h, apiKey)
 	return e.decodeGraphQL(e.Do(http.MethodPost, "/graphql", h, bytes.NewReader(body)))
 }
 
@@ -115,9 +124,7 @@ func (e *Env) UploadFile(apiKey, filename, contentType string, content []byte) G
 	_, _ = part.Write(content)
 	_ = mw.Close()
 	h := http.Header{"Content-Type": {mw.FormDataContentType()}}
-	if apiKey != "" {
-		h.Set("x-api-key", apiKey)
-	}
+	setCredential(h, apiKey)
 	return e.decodeGraphQL(e.Do(http.MethodPost, "/graphql", h, &body))
 }
 

@@ -113,6 +113,8 @@ func New(t testing.TB, opts Options) *Env {
 		PurgeInlineTimeout:     2 * time.Second,
 		PurgePollInterval:      50 * time.Millisecond,
 		PurgeMaxBackoff:        200 * time.Millisecond,
+		AuthClockSkew:          defaults.AuthClockSkew,
+		AuthDefaultScopes:      defaults.AuthDefaultScopes,
 	}
 	if opts.Configure != nil {
 		opts.Configure(cfg)

@@ -4,16 +4,36 @@ package viewer
 import (
 	"context"
 	"errors"
+
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // ErrAnonymous is returned by FromContext when the request carried no valid
 // API key: missing, malformed, unknown and revoked keys all look the same.
 var ErrAnonymous = errors.New("viewer: no valid credentials")
 
-// Viewer is the user a request acts for.
+// Viewer is the user a request acts for, and the credential it came with:
+// an API key, or an access token of an identity (Issuer, Subject).
 type Viewer struct {
 	UserID   string
 	APIKeyID string
+	Issuer   string
+	Subject  string
+	// Scopes are what the credential may do.
+	Scopes scope.Set
+}
+
+// Credential names the credential that acts, for the audit trail: the API
+// key's id, or "oidc:" + issuer + "#" + subject for an access token (an
+// issuer has no "#", so the first one ends it). Never the secret or token.
+func (v Viewer) Credential() string {
+	if v.APIKeyID != "" {
+		return v.APIKeyID
+	}
+	if v.Subject != "" {
+		return "oidc:" + v.Issuer + "#" + v.Subject
+	}
+	return ""
 }
 
 type ctxKey struct{}

@@ -20,5 +20,7 @@ CREATE TABLE `identities` (`id` text NOT NULL, `issuer` text NOT NULL, `subject`
 CREATE UNIQUE INDEX `identity_issuer_subject` ON `identities` (`issuer`, `subject`);
 -- Create index "identity_user_id" to table: "identities"
 CREATE INDEX `identity_user_id` ON `identities` (`user_id`);
+-- Create "retired_identities" table
+CREATE TABLE `retired_identities` (`id` text NOT NULL, `retired_at` datetime NOT NULL, PRIMARY KEY (`id`));
 -- Enable back the enforcement of foreign-keys constraints
 PRAGMA foreign_keys = on;

@@ -1,0 +1,241 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/admin"
+	"github.com/safedelete/uploads/internal/apikey"
+	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/oidc/oidctest"
+	"github.com/safedelete/uploads/internal/signin"
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+const audience = "https://uploads.example/api"
+
+const unauthorizedBody = `{"error":"Unauthorized"}`
+
+// tokenEnv is a service that accepts the access tokens of a test issuer.
+type tokenEnv struct {
+	*testenv.Env
+	iss *oidctest.Issuer
+	key oidctest.Key
+}
+
+func newTokenEnv(t *testing.T, createUsers bool) tokenEnv {
+	t.Helper()
+	key := oidctest.NewKey(t, "RS256")
+	iss := oidctest.Start(t, key)
+	e := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
+		c.AuthIssuer = iss.URL
+		c.AuthAudience = audience
+		c.AuthCreateUsers = createUsers
+	}})
+	return tokenEnv{Env: e, iss: iss, key: key}
+}
+
+// link gives the user the identity (the test issuer, subject).
+func (te tokenEnv) link(t *testing.T, userID, subject string) {
+	t.Helper()
+	ctx := context.Background()
+	err := database.WithTx(ctx, te.Client(), func(tx *ent.Tx) error {
+		_, err := signin.Link(ctx, tx, userID, te.iss.URL, subject)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// token is a valid token of subject, with overrides.
+func (te tokenEnv) token(subject string, claims oidctest.Claims) string {
+	c := oidctest.Claims{"sub": subject, "aud": audience}
+	for k, v := range claims {
+		c[k] = v
+	}
+	return te.iss.Token(te.key, c)
+}
+
+// TestAccessTokensDelete: a valid access token of a linked subject deletes
+// its user's upload through REST and GraphQL, signed with RS256, ES256 or
+// EdDSA, and within the clock skew; the audit trail names the identity,
+// never the token.
+func TestAccessTokensDelete(t *testing.T) {
+	te := newTokenEnv(t, false)
+	es, ed := oidctest.NewKey(t, "ES256"), oidctest.NewKey(t, "EdDSA")
+	te.iss.Publish(te.key, es, ed)
+	userID, apiKey := te.NewUser()
+	te.link(t, userID, "alice")
+
+	tokens := map[string]string{
+		"RS256":                      te.token("alice", nil),
+		"ES256":                      te.iss.Token(es, oidctest.Claims{"sub": "alice", "aud": audience}),
+		"EdDSA":                      te.iss.Token(ed, oidctest.Claims{"sub": "alice", "aud": []string{"other", audience}}),
+		"expired 30s ago, in skew":   te.token("alice", oidctest.Claims{"exp": time.Now().Add(-30 * time.Second).Unix()}),
+		"nbf in 30s, in skew":        te.token("alice", oidctest.Claims{"nbf": time.Now().Add(30 * time.Second).Unix()}),
+		"scope names ours and more":  te.token("alice", oidctest.Claims{"scope": "openid uploads:delete profile"}),
+		"scp as an array":            te.token("alice", oidctest.Claims{"scp": []string{"uploads:delete"}}),
+		"scp as a string (Entra ID)": te.token("alice", oidctest.Claims{"scp": "uploads:read uploads:delete"}),
+	}
+	for name, token := range tokens {
+		t.Run(name, func(t *testing.T) {
+			up := te.MustUpload(apiKey, "a.txt", []byte("a"))
+			res := te.DeleteREST(token, up.ID)
+			if res.Status != http.StatusOK || res.Body != `{"message":"Upload `+up.ID+` deleted successfully"}` {
+				t.Fatalf("REST delete with a token: %d %s", res.Status, res.Body)
+			}
+			up = te.MustUpload(apiKey, "b.txt", []byte("b"))
+			g := te.GraphQL(token, `mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }`, map[string]any{"id": up.ID})
+			if len(g.Errors) > 0 {
+				t.Fatalf("GraphQL delete with a token: %+v", g.Errors)
+			}
+			if n, _ := te.Client().Upload.Query().Count(context.Background()); n != 0 {
+				t.Fatalf("%d uploads left", n)
+			}
+		})
+	}
+
+	g := te.GraphQL(apiKey, `{ viewer { auditEvents(first: 1) { edges { node { actor via } } } } }`, nil)
+	var data struct {
+		Viewer struct {
+			AuditEvents struct {
+				Edges []struct{ Node struct{ Actor, Via string } }
+			}
+		}
+	}
+	if err := g.Decode(&data); err != nil || len(data.Viewer.AuditEvents.Edges) == 0 {
+		t.Fatalf("audit events: %v %+v", err, g.Errors)
+	}
+	if actor := data.Viewer.AuditEvents.Edges[0].Node.Actor; actor != "oidc:"+te.iss.URL+"#alice" {
+		t.Errorf("the audit trail names %q, want the issuer and subject", actor)
+	}
+	logs := te.Logs.String()
+	for name, token := range tokens {
+		if strings.Contains(logs, token) || strings.Contains(logs, token[strings.LastIndexByte(token, '.')+1:]) {
+			t.Errorf("the %s token appears in the logs", name)
+		}
+	}
+}
+
+// TestAccessTokenRefusals: every token that must not be accepted gets the
+// contract's 401 through REST and UNAUTHENTICATED through GraphQL, and
+// deletes nothing.
+func TestAccessTokenRefusals(t *testing.T) {
+	te := newTokenEnv(t, false)
+	userID, apiKey := te.NewUser()
+	te.link(t, userID, "alice")
+	strangerID, _ := te.NewUser()
+	te.link(t, strangerID, "bob")
+	goneID, _ := te.NewUser()
+	te.link(t, goneID, "carol")
+	carolsToken := te.token("carol", nil)
+	if _, err := admin.EraseUser(context.Background(), te.Client(), te.App.Resolver, goneID); err != nil {
+		t.Fatal(err)
+	}
+
+	valid := te.token("alice", nil)
+	parts := strings.Split(valid, ".")
+	var payload map[string]any
+	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	_ = json.Unmarshal(raw, &payload)
+	payload["sub"] = "bob" // someone else's uploads, same signature
+	changed, _ := json.Marshal(payload)
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(changed) + "." + parts[2]
+
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
+		"iss": te.iss.URL, "sub": "alice", "aud": audience, "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(te.key.Private.Public())
+	publicPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	hmacWithPublicKey := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": te.iss.URL, "sub": "alice", "aud": audience, "exp": time.Now().Add(time.Hour).Unix(),
+	})
+	hmacWithPublicKey.Header["kid"] = te.key.ID
+	hs256, err := hmacWithPublicKey.SignedString(publicPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpublished := oidctest.NewKey(t, "RS256")
+
+	refusals := map[string]string{
+		"expired":                          te.token("alice", oidctest.Claims{"exp": time.Now().Add(-2 * time.Minute).Unix()}),
+		"no expiry":                        te.token("alice", oidctest.Claims{"exp": nil}),
+		"not yet valid":                    te.token("alice", oidctest.Claims{"nbf": time.Now().Add(2 * time.Minute).Unix()}),
+		"other audience":                   te.token("alice", oidctest.Claims{"aud": "https://other.example"}),
+		"no audience":                      te.token("alice", oidctest.Claims{"aud": nil}),
+		"other issuer":                     te.token("alice", oidctest.Claims{"iss": "https://issuer.example"}),
+		"no subject":                       te.token("", nil),
+		"alg none":                         none,
+		"HS256 keyed with the public key":  hs256,
+		"a key the issuer never published": te.iss.Token(unpublished, oidctest.Claims{"sub": "alice", "aud": audience}),
+		"payload changed after signing":    tampered,
+		"not a JWT":                        "a.b.c",
+		"unknown subject":                  te.token("dave", nil),
+		"a deleted user's token":           carolsToken,
+		"read-only token":                  te.token("alice", oidctest.Claims{"scope": "uploads:read"}),
+	}
+	up := te.MustUpload(apiKey, "kept.txt", []byte("kept"))
+	for name, token := range refusals {
+		t.Run(name, func(t *testing.T) {
+			res := te.DeleteREST(token, up.ID)
+			if res.Status != http.StatusUnauthorized || res.Body != unauthorizedBody {
+				t.Errorf("REST: %d %s, want 401 %s", res.Status, res.Body, unauthorizedBody)
+			}
+			g := te.GraphQL(token, `mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }`, map[string]any{"id": up.ID})
+			want := "UNAUTHENTICATED"
+			if name == "read-only token" {
+				want = "FORBIDDEN"
+			}
+			if len(g.Errors) != 1 || g.Errors[0].Code() != want {
+				t.Errorf("GraphQL: %+v, want %s", g.Errors, want)
+			}
+			te.AssertIntact(up)
+		})
+	}
+}
+
+// TestKeyRefusals: an API key is refused once it has expired, and a key
+// without uploads:delete cannot delete; neither deletes anything.
+func TestKeyRefusals(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	userID, apiKey := e.NewUser()
+	up := e.MustUpload(apiKey, "kept.txt", []byte("kept"))
+
+	secret, prefix, digest := apikey.Generate()
+	e.Client().APIKey.Create().SetOwnerID(userID).SetPrefix(prefix).SetDigest(digest).
+		SetExpiresAt(time.Now().Add(-time.Second)).ExecX(ctx)
+	if res := e.DeleteREST(secret, up.ID); res.Status != http.StatusUnauthorized || res.Body != unauthorizedBody {
+		t.Errorf("expired key: %d %s", res.Status, res.Body)
+	}
+	secret, prefix, digest = apikey.Generate()
+	e.Client().APIKey.Create().SetOwnerID(userID).SetPrefix(prefix).SetDigest(digest).
+		SetScopes([]string{"uploads:read"}).ExecX(ctx)
+	if res := e.DeleteREST(secret, up.ID); res.Status != http.StatusUnauthorized || res.Body != unauthorizedBody {
+		t.Errorf("read-only key, REST: %d %s", res.Status, res.Body)
+	}
+	g := e.GraphQL(secret, `mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }`, map[string]any{"id": up.ID})
+	if len(g.Errors) != 1 || g.Errors[0].Code() != "FORBIDDEN" || !strings.Contains(g.Errors[0].Message, "uploads:delete") {
+		t.Errorf("read-only key, GraphQL: %+v, want FORBIDDEN naming uploads:delete", g.Errors)
+	}
+	g = e.GraphQL(secret, `query($id: ID!) { upload(id: $id) { id } }`, map[string]any{"id": up.ID})
+	if len(g.Errors) != 0 {
+		t.Errorf("read-only key reading: %+v", g.Errors)
+	}
+	e.AssertIntact(up)
+}

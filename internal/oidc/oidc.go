@@ -1,0 +1,288 @@
+// Package oidc checks the access tokens of an OpenID Connect issuer: JWTs
+// signed by a key the issuer publishes at the jwks_uri of its discovery
+// document. The JOSE work is golang-jwt/jwt (parsing, signature, claims)
+// and MicahParks/keyfunc with jwkset (the issuer's keys: fetched, cached,
+// refreshed in the background and, rate-limited, on an unknown kid); this
+// package only chooses their options and reads the claims the service uses.
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/safedelete/uploads/internal/backoff"
+	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/scope"
+)
+
+// Algorithms are the signature algorithms accepted: asymmetric only, so
+// that no token can be signed with what the issuer publishes. Never "none",
+// never HMAC.
+var Algorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// ErrRefused is returned for every token that is not accepted, whatever
+// the reason: callers see one answer.
+var ErrRefused = errors.New("oidc: token refused")
+
+// Options configure a Verifier.
+type Options struct {
+	Issuer, Audience string
+	// ClockSkew is the leeway for exp, nbf and iat.
+	ClockSkew time.Duration
+	// DefaultScopes are a token's when its scope and scp claims name none
+	// of this service's.
+	DefaultScopes scope.Set
+	// RefreshInterval is how often the keys are fetched again in the
+	// background; default 5 minutes.
+	RefreshInterval time.Duration
+	// UnknownKeyInterval is the least time between two fetches caused by
+	// tokens naming a key not in the cache; default 10 seconds. However
+	// many such tokens arrive, the issuer sees one request per interval.
+	UnknownKeyInterval time.Duration
+	// HTTPClient fetches the discovery document and the keys; default a
+	// client with a 10-second timeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// Claims are what the service takes from an accepted token.
+type Claims struct {
+	Issuer, Subject, Email string
+	Scopes                 scope.Set
+}
+
+// Verifier checks access tokens.
+type Verifier struct {
+	opts   Options
+	parser *jwt.Parser
+	keys   atomic.Pointer[keyfunc.Keyfunc]
+	// problem is why there are no keys yet (discovery or the first fetch
+	// failed), for readiness.
+	problem atomic.Pointer[string]
+}
+
+const (
+	defaultRefresh    = 5 * time.Minute
+	defaultUnknownKey = 10 * time.Second
+	fetchTimeout      = 10 * time.Second
+	// maxDiscovery bounds the discovery document read.
+	maxDiscovery = 1 << 20
+)
+
+// New returns a Verifier of opts.Issuer's tokens. It fetches the issuer's
+// keys before returning (bounded by ctx); when that fails, it logs why and
+// keeps trying in the background until it succeeds or ctx ends, refusing
+// every token meanwhile. Cached keys keep working while the issuer is
+// unreachable. ctx also ends the background refreshes.
+func New(ctx context.Context, opts Options) *Verifier {
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = defaultRefresh
+	}
+	if opts.UnknownKeyInterval <= 0 {
+		opts.UnknownKeyInterval = defaultUnknownKey
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: fetchTimeout}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	v := &Verifier{
+		opts: opts,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods(Algorithms),
+			jwt.WithIssuer(opts.Issuer),
+			jwt.WithAudience(opts.Audience),
+			jwt.WithLeeway(opts.ClockSkew),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+		),
+	}
+	starting := "the issuer's keys have not been fetched yet"
+	v.problem.Store(&starting)
+	first, cancel := context.WithTimeout(ctx, fetchTimeout)
+	err := v.load(ctx, first)
+	cancel()
+	if err != nil {
+		opts.Logger.Error("fetch the access token issuer's keys; retrying in the background, tokens are refused until then",
+			"issuer", opts.Issuer, "error", err)
+		go v.retry(ctx)
+	}
+	return v
+}
+
+// retry loads the keys until that works or ctx ends.
+func (v *Verifier) retry(ctx context.Context) {
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff.Delay(attempt, time.Second, time.Minute)):
+		}
+		fetch, cancel := context.WithTimeout(ctx, fetchTimeout)
+		err := v.load(ctx, fetch)
+		cancel()
+		if err == nil {
+			v.opts.Logger.Info("fetched the access token issuer's keys", "issuer", v.opts.Issuer)
+			return
+		}
+		v.opts.Logger.Warn("fetch the access token issuer's keys", "issuer", v.opts.Issuer, "error", err, "attempt", attempt)
+	}
+}
+
+// load reads the discovery document and the keys it names; life bounds the
+// background refreshes, fetch this attempt.
+func (v *Verifier) load(life, fetch context.Context) error {
+	jwksURI, err := v.discover(fetch)
+	if err != nil {
+		v.setProblem(err)
+		return err
+	}
+	noSilentFirstFailure := false
+	k, err := keyfunc.NewDefaultOverrideCtx(life, []string{jwksURI}, keyfunc.Override{
+		Client:                    v.opts.HTTPClient,
+		HTTPTimeout:               fetchTimeout,
+		NoErrorReturnFirstHTTPReq: &noSilentFirstFailure,
+		RefreshInterval:           v.opts.RefreshInterval,
+		RefreshUnknownKID:         rate.NewLimiter(rate.Every(v.opts.UnknownKeyInterval), 1),
+		// A token with an unknown kid waits for no one: when a fetch was
+		// made less than UnknownKeyInterval ago it is refused at once.
+		RateLimitWaitMax: 50 * time.Millisecond,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(ctx context.Context, err error) {
+				v.opts.Logger.WarnContext(ctx, "refresh the access token issuer's keys; the cached keys stay in use", "jwks_uri", u, "error", err)
+			}
+		},
+	})
+	if err != nil {
+		err = fmt.Errorf("fetch the keys at %s: %w", jwksURI, err)
+		v.setProblem(err)
+		return err
+	}
+	v.keys.Store(&k)
+	return nil
+}
+
+func (v *Verifier) setProblem(err error) {
+	s := err.Error()
+	v.problem.Store(&s)
+}
+
+// discover reads the issuer's discovery document and returns its jwks_uri.
+func (v *Verifier) discover(ctx context.Context) (string, error) {
+	where := strings.TrimSuffix(v.opts.Issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	if err != nil {
+		return "", fmt.Errorf("discovery: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := v.opts.HTTPClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("discovery: %s answered %s", where, resp.Status)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDiscovery)).Decode(&doc); err != nil {
+		return "", fmt.Errorf("discovery: %s: %w", where, err)
+	}
+	switch {
+	case doc.Issuer != v.opts.Issuer:
+		// OpenID Connect Discovery 1.0, section 4.3: they must be identical.
+		return "", fmt.Errorf("discovery: the document names the issuer %q, not %q", doc.Issuer, v.opts.Issuer)
+	case doc.JWKSURI == "":
+		return "", fmt.Errorf("discovery: the document has no jwks_uri")
+	}
+	if err := config.CheckIssuer(doc.JWKSURI); err != nil {
+		return "", fmt.Errorf("discovery: jwks_uri %s: %w", doc.JWKSURI, err)
+	}
+	return doc.JWKSURI, nil
+}
+
+// Check is the readiness of token checks: an error when no key is cached.
+func (v *Verifier) Check(ctx context.Context) error {
+	k := v.keys.Load()
+	if k == nil {
+		return errors.New("no signing keys of the access token issuer: " + *v.problem.Load())
+	}
+	keys, err := (*k).Storage().KeyReadAll(ctx)
+	if err != nil {
+		return fmt.Errorf("read the cached signing keys: %w", err)
+	}
+	if len(keys) == 0 {
+		return errors.New("the access token issuer publishes no signing keys")
+	}
+	return nil
+}
+
+// LooksLikeJWT reports whether a bearer credential has the shape of a JWT
+// (three dot-separated parts), so that it is checked as a token rather
+// than as an API key.
+func LooksLikeJWT(s string) bool {
+	return strings.Count(s, ".") == 2
+}
+
+// tokenClaims are the claims read from a token.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Scope string   `json:"scope"`
+	Scp   scpClaim `json:"scp"`
+	Email string   `json:"email"`
+	_     struct{} // no other claims are read
+}
+
+// scpClaim is scp as issuers write it: an array (Okta, Auth0's RFC 9068
+// profile) or a space-separated string (Entra ID).
+type scpClaim []string
+
+func (s *scpClaim) UnmarshalJSON(b []byte) error {
+	var list []string
+	if err := json.Unmarshal(b, &list); err == nil {
+		*s = list
+		return nil
+	}
+	var one string
+	if err := json.Unmarshal(b, &one); err != nil {
+		return err
+	}
+	*s = strings.Fields(one)
+	return nil
+}
+
+// Verify checks raw and returns its claims, or ErrRefused (with the reason
+// wrapped beside it, for a debug log; never show it to the caller).
+func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
+	k := v.keys.Load()
+	if k == nil {
+		return Claims{}, fmt.Errorf("%w: no signing keys yet", ErrRefused)
+	}
+	var c tokenClaims
+	if _, err := v.parser.ParseWithClaims(raw, &c, (*k).KeyfuncCtx(ctx)); err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if c.Subject == "" {
+		return Claims{}, fmt.Errorf("%w: no subject", ErrRefused)
+	}
+	scopes := scope.FromNames(append(strings.Fields(c.Scope), c.Scp...))
+	if scopes == 0 {
+		scopes = v.opts.DefaultScopes
+	}
+	return Claims{Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Scopes: scopes}, nil
+}
