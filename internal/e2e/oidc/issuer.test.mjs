@@ -12,7 +12,8 @@ if (!bin) throw new Error('set UPLOADS_BIN to the built server binary (go build 
 
 const audience = 'https://uploads.example.test';
 const fullScope = 'uploads:read uploads:write uploads:delete';
-const deletedBody = '{"message":"Upload deleted successfully"}';
+// The contract's success body names the upload.
+const deletedBody = (uploadID) => `{"message":"Upload ${uploadID} deleted successfully"}`;
 const unauthorizedBody = '{"error":"Unauthorized"}';
 const notFoundBody = '{"error":"Upload not found"}';
 const timeout = 30000;
@@ -90,7 +91,7 @@ describe('access tokens from an OpenID Connect issuer', () => {
 
     const first = await uploadFile(token, 'rest.txt');
     assert.equal(await uploadExists(token, first), true);
-    assert.deepEqual(await restDelete(token, first), { status: 200, body: deletedBody });
+    assert.deepEqual(await restDelete(token, first), { status: 200, body: deletedBody(first) });
     assert.equal(await uploadExists(token, first), false);
     assert.deepEqual(await restDelete(token, first), { status: 404, body: notFoundBody });
 
@@ -115,7 +116,7 @@ describe('access tokens from an OpenID Connect issuer', () => {
 
     // Reading is what it may do, and the upload is still there.
     assert.equal(await uploadExists(reader, uploadID), true);
-    assert.deepEqual(await restDelete(writer, uploadID), { status: 200, body: deletedBody });
+    assert.deepEqual(await restDelete(writer, uploadID), { status: 200, body: deletedBody(uploadID) });
   });
 
   test('a malformed or altered token is refused', { timeout }, async () => {
@@ -133,7 +134,7 @@ describe('access tokens from an OpenID Connect issuer', () => {
     assert.deepEqual(await restDelete(`${header}.${altered}.${signature}`, uploadID), { status: 401, body: unauthorizedBody });
 
     assert.equal(await uploadExists(token, uploadID), true);
-    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody });
+    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody(uploadID) });
   });
 
   test('after a key rotation at the issuer, new tokens work without restarting the service', { timeout }, async () => {
@@ -147,10 +148,10 @@ describe('access tokens from an OpenID Connect issuer', () => {
     assert.deepEqual([header.alg, header.kid], ['ES256', keyB.kid]);
 
     const uploadID = await uploadFile(token, 'rotated.txt');
-    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody });
+    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody(uploadID) });
 
     const older = await uploadFile(beforeRotation, 'signed-by-a.txt');
-    assert.deepEqual(await restDelete(beforeRotation, older), { status: 200, body: deletedBody });
+    assert.deepEqual(await restDelete(beforeRotation, older), { status: 200, body: deletedBody(older) });
   });
 
   test('with the issuer down, a token issued before still deletes and the service stays ready', { timeout }, async () => {
@@ -159,7 +160,7 @@ describe('access tokens from an OpenID Connect issuer', () => {
     await issuer.stop();
     await assert.rejects(fetch(`${issuer.url}/jwks`), 'the issuer should be down');
 
-    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody });
+    assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody(uploadID) });
     assert.equal(await uploadExists(token, uploadID), false);
     const ready = await fetch(`${service.url}/readyz`);
     assert.equal(ready.status, 200, await ready.text());
