@@ -20,74 +20,78 @@ const timeout = 30000;
 
 const decodePart = (part) => JSON.parse(Buffer.from(part, 'base64url').toString());
 
+// world is the issuer and the service of the describe block running.
+const world = { issuerPort: 0, issuer: null, service: null };
+
+// aWorld starts an issuer signing with keys and a service trusting it, for a
+// describe block, and stops both after it.
+function aWorld(keys) {
+  before(async () => {
+    world.issuerPort = await freePort();
+    world.issuer = await startIssuer({ port: world.issuerPort, audience, keys });
+    world.service = await startService({ bin, port: await freePort(), issuer: world.issuer.url, audience });
+  });
+  after(async () => {
+    const log = world.service?.output();
+    if (log) console.error(`service log (LOG_LEVEL=warn):\n${log}`);
+    try {
+      await world.service?.stop();
+    } finally {
+      await world.issuer?.stop();
+    }
+  });
+}
+
+async function graphql(token, query, variables = {}) {
+  const res = await fetch(`${world.service.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  return res.json();
+}
+
+// uploadFile stores a small file through the GraphQL multipart request spec.
+async function uploadFile(token, name) {
+  const form = new FormData();
+  form.append('operations', JSON.stringify({
+    query: 'mutation($f: File!) { uploadFile(file: $f) { id status } }',
+    variables: { f: null },
+  }));
+  form.append('map', JSON.stringify({ 0: ['variables.f'] }));
+  form.append('0', new Blob([`contents of ${name}`], { type: 'text/plain' }), name);
+  const res = await fetch(`${world.service.url}/graphql`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: form,
+  });
+  const body = await res.json();
+  assert.equal(body.errors, undefined, `uploadFile: ${JSON.stringify(body)}`);
+  assert.equal(body.data.uploadFile.status, 'COMPLETED');
+  return body.data.uploadFile.id;
+}
+
+async function restDelete(bearer, uploadID) {
+  const res = await fetch(`${world.service.url}/delete-upload-api`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${bearer}`, 'x-upload-id': uploadID },
+  });
+  return { status: res.status, body: await res.text() };
+}
+
+async function uploadExists(token, uploadID) {
+  const body = await graphql(token, 'query($id: ID!) { upload(id: $id) { id } }', { id: uploadID });
+  assert.equal(body.errors, undefined, `upload(id:): ${JSON.stringify(body)}`);
+  return body.data.upload !== null;
+}
+
 describe('access tokens from an OpenID Connect issuer', () => {
   const keyA = newKey('RS256');
   const keyB = newKey('ES256');
-  let issuerPort;
-  let issuer;
-  let service;
-
-  before(async () => {
-    issuerPort = await freePort();
-    issuer = await startIssuer({ port: issuerPort, audience, keys: [keyA] });
-    service = await startService({ bin, port: await freePort(), issuer: issuer.url, audience });
-  });
-
-  after(async () => {
-    const log = service?.output();
-    if (log) console.error(`service log (LOG_LEVEL=warn):\n${log}`);
-    try {
-      await service?.stop();
-    } finally {
-      await issuer?.stop();
-    }
-  });
-
-  async function graphql(token, query, variables = {}) {
-    const res = await fetch(`${service.url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    return res.json();
-  }
-
-  // uploadFile stores a small file through the GraphQL multipart request spec.
-  async function uploadFile(token, name) {
-    const form = new FormData();
-    form.append('operations', JSON.stringify({
-      query: 'mutation($f: File!) { uploadFile(file: $f) { id status } }',
-      variables: { f: null },
-    }));
-    form.append('map', JSON.stringify({ 0: ['variables.f'] }));
-    form.append('0', new Blob([`contents of ${name}`], { type: 'text/plain' }), name);
-    const res = await fetch(`${service.url}/graphql`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}` },
-      body: form,
-    });
-    const body = await res.json();
-    assert.equal(body.errors, undefined, `uploadFile: ${JSON.stringify(body)}`);
-    assert.equal(body.data.uploadFile.status, 'COMPLETED');
-    return body.data.uploadFile.id;
-  }
-
-  async function restDelete(bearer, uploadID) {
-    const res = await fetch(`${service.url}/delete-upload-api`, {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${bearer}`, 'x-upload-id': uploadID },
-    });
-    return { status: res.status, body: await res.text() };
-  }
-
-  async function uploadExists(token, uploadID) {
-    const body = await graphql(token, 'query($id: ID!) { upload(id: $id) { id } }', { id: uploadID });
-    assert.equal(body.errors, undefined, `upload(id:): ${JSON.stringify(body)}`);
-    return body.data.upload !== null;
-  }
+  aWorld([keyA]);
 
   test('a client credentials token uploads, then deletes through REST and through GraphQL', { timeout }, async () => {
-    const token = await issuer.tokenFor({ scope: fullScope });
+    const token = await world.issuer.tokenFor({ scope: fullScope });
 
     const first = await uploadFile(token, 'rest.txt');
     assert.equal(await uploadExists(token, first), true);
@@ -104,8 +108,8 @@ describe('access tokens from an OpenID Connect issuer', () => {
   });
 
   test('a token with only uploads:read cannot delete', { timeout }, async () => {
-    const writer = await issuer.tokenFor({ scope: fullScope });
-    const reader = await issuer.tokenFor({ scope: 'uploads:read' });
+    const writer = await world.issuer.tokenFor({ scope: fullScope });
+    const reader = await world.issuer.tokenFor({ scope: 'uploads:read' });
     assert.equal(decodePart(reader.split('.')[1]).scope, 'uploads:read');
     const uploadID = await uploadFile(writer, 'kept.txt');
 
@@ -120,7 +124,7 @@ describe('access tokens from an OpenID Connect issuer', () => {
   });
 
   test('a malformed or altered token is refused', { timeout }, async () => {
-    const token = await issuer.tokenFor({ scope: fullScope });
+    const token = await world.issuer.tokenFor({ scope: fullScope });
     const uploadID = await uploadFile(token, 'guarded.txt');
 
     assert.deepEqual(await restDelete('a.b.c', uploadID), { status: 401, body: unauthorizedBody });
@@ -138,12 +142,12 @@ describe('access tokens from an OpenID Connect issuer', () => {
   });
 
   test('after a key rotation at the issuer, new tokens work without restarting the service', { timeout }, async () => {
-    const beforeRotation = await issuer.tokenFor({ scope: fullScope });
-    await issuer.stop();
+    const beforeRotation = await world.issuer.tokenFor({ scope: fullScope });
+    await world.issuer.stop();
     // Key B (ES256, new kid) signs; key A stays published for tokens already out.
-    issuer = await startIssuer({ port: issuerPort, audience, keys: [keyB, keyA] });
+    world.issuer = await startIssuer({ port: world.issuerPort, audience, keys: [keyB, keyA] });
 
-    const token = await issuer.tokenFor({ scope: fullScope });
+    const token = await world.issuer.tokenFor({ scope: fullScope });
     const header = decodePart(token.split('.')[0]);
     assert.deepEqual([header.alg, header.kid], ['ES256', keyB.kid]);
 
@@ -153,16 +157,31 @@ describe('access tokens from an OpenID Connect issuer', () => {
     const older = await uploadFile(beforeRotation, 'signed-by-a.txt');
     assert.deepEqual(await restDelete(beforeRotation, older), { status: 200, body: deletedBody(older) });
   });
+});
 
-  test('with the issuer down, a token issued before still deletes and the service stays ready', { timeout }, async () => {
-    const token = await issuer.tokenFor({ scope: fullScope });
+// Its own service: the service fetches the keys again for a token naming an
+// unknown key at most once per 10 seconds, and the rotation above used that.
+describe('with the issuer down', () => {
+  aWorld([newKey('RS256')]);
+
+  test('a token issued before still deletes, a token naming an unknown key is refused, the service stays ready', { timeout }, async () => {
+    const token = await world.issuer.tokenFor({ scope: fullScope });
     const uploadID = await uploadFile(token, 'issuer-down.txt');
-    await issuer.stop();
-    await assert.rejects(fetch(`${issuer.url}/jwks`), 'the issuer should be down');
+    await world.issuer.stop();
+    await assert.rejects(fetch(`${world.issuer.url}/jwks`), 'the issuer should be down');
+
+    // A kid the service has not seen makes it fetch the keys again: the
+    // issuer is down, so the token is refused, at once, and the cached keys
+    // are kept.
+    const [header, payload, signature] = token.split('.');
+    const otherKid = Buffer.from(JSON.stringify({ ...decodePart(header), kid: 'not-published' })).toString('base64url');
+    const started = Date.now();
+    assert.deepEqual(await restDelete(`${otherKid}.${payload}.${signature}`, uploadID), { status: 401, body: unauthorizedBody });
+    assert.ok(Date.now() - started < 5000, `the refusal took ${Date.now() - started} ms`);
 
     assert.deepEqual(await restDelete(token, uploadID), { status: 200, body: deletedBody(uploadID) });
     assert.equal(await uploadExists(token, uploadID), false);
-    const ready = await fetch(`${service.url}/readyz`);
+    const ready = await fetch(`${world.service.url}/readyz`);
     assert.equal(ready.status, 200, await ready.text());
   });
 });
