@@ -66,7 +66,8 @@ async function stopChild(child) {
 //     interactions (any login and password) to sign in;
 // and access tokens that are JWTs for audience (RFC 9068: iss, sub, aud, exp,
 // scope), signed with keys[0]; every key in keys is published in the JWKS.
-export async function startIssuer({ port, audience, keys, redirectUris = [], corsOrigins = [] }) {
+// latencyMs delays every answer, as an issuer across a network would.
+export async function startIssuer({ port, audience, keys, redirectUris = [], corsOrigins = [], latencyMs = 0 }) {
   if (!port || !audience || !keys?.length) throw new Error('startIssuer: port, audience and keys are required');
   const url = `http://127.0.0.1:${port}`;
   const child = fork(issuerScript, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
@@ -85,7 +86,7 @@ export async function startIssuer({ port, audience, keys, redirectUris = [], cor
       clearTimeout(timer);
       reject(new Error(`issuer exited (${code}) before it was ready:\n${output}`));
     });
-    child.send({ port, audience, keys, redirectUris, corsOrigins });
+    child.send({ port, audience, keys, redirectUris, corsOrigins, latencyMs });
   }).catch(async (err) => {
     await stopChild(child);
     throw err;
