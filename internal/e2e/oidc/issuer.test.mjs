@@ -1,6 +1,8 @@
 // The service accepts access tokens from a real OpenID Connect issuer
-// (oidc-provider): scopes decide what a token may do, a key rotation needs no
-// restart, and an issuer that is down does not stop tokens already issued.
+// (oidc-provider): scopes decide what a token may do; altered tokens, tokens
+// of another issuer and tokens for another audience are refused; a key
+// rotation needs no restart, even with the issuer a network away; an issuer
+// that is down does not stop tokens already issued.
 //
 //   UPLOADS_BIN=/path/to/built/server node --test issuer.test.mjs
 import { after, before, describe, test } from 'node:test';
@@ -162,6 +164,46 @@ describe('access tokens from an OpenID Connect issuer', () => {
   });
 
   test('after a key rotation at the issuer, new tokens work without restarting the service', { timeout }, () => rotate(keyA, keyB));
+});
+
+// Signed by a key the service trusts is not enough: the token must be from
+// its issuer and for its audience.
+describe('tokens from elsewhere', () => {
+  const keyA = newKey('RS256');
+  aWorld([keyA]);
+
+  test('a token from another issuer signing with the same key is refused', { timeout }, async () => {
+    const token = await world.issuer.tokenFor({ scope: fullScope });
+    const uploadID = await uploadFile(token, 'mine.txt');
+    const other = await startIssuer({ port: await freePort(), audience, keys: [keyA] });
+    try {
+      const foreign = await other.tokenFor({ scope: fullScope });
+      assert.equal(decodePart(foreign.split('.')[0]).kid, keyA.kid);
+      assert.deepEqual(await restDelete(foreign, uploadID), { status: 401, body: unauthorizedBody });
+      const refused = await graphql(foreign, '{ viewer { id } }');
+      assert.equal(refused.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED', JSON.stringify(refused));
+    } finally {
+      await other.stop();
+    }
+    assert.equal(await uploadExists(token, uploadID), true);
+  });
+
+  test("a token for another service's audience is refused", { timeout }, async () => {
+    const token = await world.issuer.tokenFor({ scope: fullScope });
+    const uploadID = await uploadFile(token, 'for-this-audience.txt');
+    const otherService = await startService({
+      bin, port: await freePort(), issuer: world.issuer.url, audience: 'https://another-service.example.test',
+    });
+    try {
+      const res = await fetch(`${otherService.url}/delete-upload-api`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${token}`, 'x-upload-id': uploadID },
+      });
+      assert.deepEqual({ status: res.status, body: await res.text() }, { status: 401, body: unauthorizedBody });
+    } finally {
+      await otherService.stop();
+    }
+  });
 });
 
 // A real issuer is a network away: fetching its keys takes a round trip or
