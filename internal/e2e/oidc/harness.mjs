@@ -66,7 +66,8 @@ async function stopChild(child) {
 //     interactions (any login and password) to sign in;
 // and access tokens that are JWTs for audience (RFC 9068: iss, sub, aud, exp,
 // scope), signed with keys[0]; every key in keys is published in the JWKS.
-export async function startIssuer({ port, audience, keys, redirectUris = [], corsOrigins = [] }) {
+// latencyMs delays every answer, as an issuer across a network would.
+export async function startIssuer({ port, audience, keys, redirectUris = [], corsOrigins = [], latencyMs = 0 }) {
   if (!port || !audience || !keys?.length) throw new Error('startIssuer: port, audience and keys are required');
   const url = `http://127.0.0.1:${port}`;
   const child = fork(issuerScript, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
@@ -85,7 +86,7 @@ export async function startIssuer({ port, audience, keys, redirectUris = [], cor
       clearTimeout(timer);
       reject(new Error(`issuer exited (${code}) before it was ready:\n${output}`));
     });
-    child.send({ port, audience, keys, redirectUris, corsOrigins });
+    child.send({ port, audience, keys, redirectUris, corsOrigins, latencyMs });
   }).catch(async (err) => {
     await stopChild(child);
     throw err;
@@ -115,13 +116,15 @@ export async function startIssuer({ port, audience, keys, redirectUris = [], cor
 
 // startService runs the server binary at http://127.0.0.1:port on a fresh
 // DATA_DIR (embedded SQLite and S3), trusting issuer's tokens for audience and
-// creating the user of an unknown subject. stop() ends it and removes DATA_DIR.
+// creating the user of an unknown subject. stop() ends it and removes DATA_DIR;
+// output() is what it logged (stderr).
 export async function startService({ bin, port, issuer, audience, env = {} }) {
   if (!bin) throw new Error('startService: bin (the built server binary) is required');
   const dataDir = mkdtempSync(join(tmpdir(), 'uploads-oidc-e2e-'));
   const url = `http://127.0.0.1:${port}`;
+  // stdout is left out: on first start it shows the demo user's API key.
   const child = spawn(bin, [], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'ignore', 'pipe'],
     env: {
       ...process.env,
       DATA_DIR: dataDir,
@@ -134,7 +137,6 @@ export async function startService({ bin, port, issuer, audience, env = {} }) {
     },
   });
   let output = '';
-  child.stdout.on('data', (d) => { output += d; });
   child.stderr.on('data', (d) => { output += d; });
   const stop = async () => {
     await stopChild(child);

@@ -74,6 +74,13 @@ function configuration({ audience, keys, redirectUris, corsOrigins }) {
 process.once('message', (settings) => {
   const url = `http://127.0.0.1:${settings.port}`;
   const provider = new Provider(url, configuration(settings));
+  if (settings.latencyMs > 0) {
+    // An issuer across a network: every answer comes latencyMs late.
+    provider.use(async (_ctx, next) => {
+      await new Promise((resolve) => setTimeout(resolve, settings.latencyMs));
+      await next();
+    });
+  }
   const server = createServer(provider.callback());
   server.on('error', (err) => {
     process.send({ error: err.message }, () => process.exit(1));
