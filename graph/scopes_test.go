@@ -248,7 +248,7 @@ func TestForbiddenBeforeLookup(t *testing.T) {
 		"the caller's delivery":       w.deliveryID,
 		"another prefix that is none": "whe_00000000000000000000000000000000",
 	}
-	mutations := map[string]scope.Scope{
+	operations := map[string]scope.Scope{
 		`mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }`:                   scope.UploadsDelete,
 		`mutation($id: ID!) { deleteUploads(ids: [$id]) { deletedUploadIds } }`:              scope.UploadsDelete,
 		`mutation($id: ID!) { deleteUploadsWhere(where: {id: $id}) { deletedCount } }`:       scope.UploadsDelete,
@@ -260,16 +260,16 @@ func TestForbiddenBeforeLookup(t *testing.T) {
 		`mutation($id: ID!) { enableWebhookEndpoint(id: $id) { id } }`:                       scope.WebhooksManage,
 		`mutation($id: ID!) { redeliver(id: $id) { id } }`:                                   scope.WebhooksManage,
 	}
-	for mutation, need := range mutations {
+	for operation, need := range operations {
 		var first string
 		for what, id := range ids {
-			res := w.env.GraphQL(w.without[need], mutation, map[string]any{"id": id})
+			res := w.env.GraphQL(w.without[need], operation, map[string]any{"id": id})
 			expectError(t, res, graph.CodeForbidden, graph.Forbidden(need).Message)
 			answer, _ := json.Marshal(res)
 			if first == "" {
 				first = string(answer)
 			} else if string(answer) != first {
-				t.Errorf("%s of %s answers %s, unlike %s", mutation, what, answer, first)
+				t.Errorf("%s of %s answers %s, unlike %s", operation, what, answer, first)
 			}
 		}
 	}
