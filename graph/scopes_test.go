@@ -29,6 +29,7 @@ type scopeWorld struct {
 	fullKey string // every scope
 	// without[s] has every scope but s; only[s] has s alone.
 	without, only map[scope.Scope]string
+	uploadID      string // an upload of the user
 	endpointID    string // a webhook endpoint, with one delivered delivery
 	deliveryID    string
 	strangerKey   string
@@ -83,19 +84,19 @@ func mutate(mutation string, made func(w *scopeWorld, t *testing.T) string, inta
 }
 
 var (
-	uploadID  = func(w *scopeWorld) map[string]any { return map[string]any{"id": w.anUpload()} }
-	viewersID = func(w *scopeWorld) map[string]any { return map[string]any{"id": w.userID} }
+	uploadVars = func(w *scopeWorld) map[string]any { return map[string]any{"id": w.uploadID} }
+	viewerVars = func(w *scopeWorld) map[string]any { return map[string]any{"id": w.userID} }
 )
 
 // scopeRows: every field of Query, Mutation, User and WebhookEndpoint, and
 // what it needs. TestEveryFieldHasAScope fails when a field has no row.
 var scopeRows = []scopeRow{
 	{field: "Query.viewer", need: anyCredential, setup: read(`{ viewer { id } }`, nil)},
-	{field: "Query.node", variant: "of the caller", need: anyCredential, setup: read(`query($id: ID!) { node(id: $id) { id } }`, viewersID)},
-	{field: "Query.node", variant: "of an upload", need: scope.UploadsRead, setup: read(`query($id: ID!) { node(id: $id) { id } }`, uploadID)},
-	{field: "Query.nodes", variant: "of the caller", need: anyCredential, setup: read(`query($id: ID!) { nodes(ids: [$id]) { id } }`, viewersID)},
-	{field: "Query.nodes", variant: "of an upload", need: scope.UploadsRead, setup: read(`query($id: ID!) { nodes(ids: [$id]) { id } }`, uploadID)},
-	{field: "Query.upload", need: scope.UploadsRead, setup: read(`query($id: ID!) { upload(id: $id) { id } }`, uploadID)},
+	{field: "Query.node", variant: "of the caller", need: anyCredential, setup: read(`query($id: ID!) { node(id: $id) { id } }`, viewerVars)},
+	{field: "Query.node", variant: "of an upload", need: scope.UploadsRead, setup: read(`query($id: ID!) { node(id: $id) { id } }`, uploadVars)},
+	{field: "Query.nodes", variant: "of the caller", need: anyCredential, setup: read(`query($id: ID!) { nodes(ids: [$id]) { id } }`, viewerVars)},
+	{field: "Query.nodes", variant: "of an upload", need: scope.UploadsRead, setup: read(`query($id: ID!) { nodes(ids: [$id]) { id } }`, uploadVars)},
+	{field: "Query.upload", need: scope.UploadsRead, setup: read(`query($id: ID!) { upload(id: $id) { id } }`, uploadVars)},
 
 	{field: "User.id", need: anyCredential, setup: userField("id")},
 	{field: "User.email", need: anyCredential, setup: userField("email")},
@@ -306,7 +307,7 @@ func newScopeWorld(t *testing.T) *scopeWorld {
 		t.Fatalf("create endpoint: %+v", res.Errors)
 	}
 	w.endpointID = created.CreateWebhookEndpoint.Endpoint.ID
-	w.newUpload(t)
+	w.uploadID = w.newUpload(t)
 	ctx := context.Background()
 	env.Eventually(10*time.Second, "the first delivery", func() bool {
 		return env.Client().WebhookDelivery.Query().Where(webhookdelivery.StatusEQ(webhookdelivery.StatusDELIVERED)).ExistX(ctx)
@@ -322,15 +323,6 @@ func (w *scopeWorld) newKey(t *testing.T, scopes []string) string {
 	w.env.Client().APIKey.Create().SetOwnerID(w.userID).SetPrefix(prefix).SetDigest(digest).
 		SetScopes(scopes).ExecX(context.Background())
 	return secret
-}
-
-// anUpload is one of the caller's uploads (made once).
-func (w *scopeWorld) anUpload() string {
-	u, err := w.env.Client().Upload.Query().Where(upload.OwnerID(w.userID)).First(context.Background())
-	if err != nil {
-		panic(err)
-	}
-	return u.ID
 }
 
 func (w *scopeWorld) newUpload(t *testing.T) string {
