@@ -279,9 +279,9 @@ func (s *scpClaim) UnmarshalJSON(b []byte) error {
 // UnknownKeyInterval ago.
 var errUnknownKeyTooSoon = errors.New("unknown kid, and the keys were fetched for one less than UnknownKeyInterval ago")
 
-// keyfunc is k's, but lets a token naming a kid not in the cache (which
+// keyFor is k's keyfunc, but lets a token naming a kid not in the cache (which
 // makes k fetch the keys) through only when v.unknownKey allows.
-func (v *Verifier) keyfunc(ctx context.Context, k keyfunc.Keyfunc) jwt.Keyfunc {
+func (v *Verifier) keyFor(ctx context.Context, k keyfunc.Keyfunc) jwt.Keyfunc {
 	keyOf := k.KeyfuncCtx(ctx)
 	return func(token *jwt.Token) (any, error) {
 		kid, _ := token.Header["kid"].(string)
@@ -314,7 +314,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: no signing keys yet", ErrRefused)
 	}
 	var c tokenClaims
-	if _, err := v.parser.ParseWithClaims(raw, &c, v.keyfunc(ctx, *k)); err != nil {
+	if _, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx, *k)); err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if c.Subject == "" {
