@@ -279,8 +279,8 @@ func (s *scpClaim) UnmarshalJSON(b []byte) error {
 // UnknownKeyInterval ago.
 var errUnknownKeyTooSoon = errors.New("unknown kid, and the keys were fetched for one less than UnknownKeyInterval ago")
 
-// keyFor is k's keyfunc, but lets a token naming a kid not in the cache (which
-// makes k fetch the keys) through only when v.unknownKey allows.
+// keyFor is k's keyfunc, but lets a token naming a kid not in the cache
+// (which makes k fetch the keys) through only when v.unknownKey allows.
 func (v *Verifier) keyFor(ctx context.Context, k keyfunc.Keyfunc) jwt.Keyfunc {
 	keyOf := k.KeyfuncCtx(ctx)
 	return func(token *jwt.Token) (any, error) {
