@@ -91,6 +91,11 @@ func (r *Resolver) webhookEndpoints(ctx context.Context, obj *ent.User) ([]*ent.
 const DefaultDeliveriesPage = 20
 
 func (r *Resolver) webhookDeliveries(ctx context.Context, obj *ent.WebhookEndpoint, first *int) ([]*ent.WebhookDelivery, error) {
+	// Every path to an endpoint needs webhooks:manage already; checked here
+	// too so that a new path to one cannot expose its payloads.
+	if _, err := requireScope(ctx, scope.WebhooksManage); err != nil {
+		return nil, err
+	}
 	n := DefaultDeliveriesPage
 	if first != nil {
 		n = *first

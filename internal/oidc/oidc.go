@@ -71,6 +71,9 @@ type Verifier struct {
 	// problem is why there are no keys yet (discovery or the first fetch
 	// failed), for readiness.
 	problem atomic.Pointer[string]
+	// unknownKey lets one token naming a kid not in the cache fetch the
+	// keys per UnknownKeyInterval; the others are refused at once.
+	unknownKey *rate.Limiter
 }
 
 const (
@@ -100,7 +103,8 @@ func New(ctx context.Context, opts Options) *Verifier {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	v := &Verifier{
-		opts: opts,
+		opts:       opts,
+		unknownKey: rate.NewLimiter(rate.Every(opts.UnknownKeyInterval), 1),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(Algorithms),
 			jwt.WithIssuer(opts.Issuer),
@@ -156,10 +160,14 @@ func (v *Verifier) load(life, fetch context.Context) error {
 		HTTPTimeout:               fetchTimeout,
 		NoErrorReturnFirstHTTPReq: &noSilentFirstFailure,
 		RefreshInterval:           v.opts.RefreshInterval,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(v.opts.UnknownKeyInterval), 1),
-		// A token with an unknown kid waits for no one: when a fetch was
-		// made less than UnknownKeyInterval ago it is refused at once.
-		RateLimitWaitMax: 50 * time.Millisecond,
+		// Verify lets a token with an unknown kid through to this refresh
+		// at most once per UnknownKeyInterval (v.unknownKey), and refuses
+		// the others at once, so this limiter never makes anyone wait.
+		// jwkset bounds the wait and the fetch by one timeout together,
+		// RateLimitWaitMax: it is the fetch's, so that an issuer a
+		// continent away has time to answer.
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
+		RateLimitWaitMax:  fetchTimeout,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
 				v.opts.Logger.WarnContext(ctx, "refresh the access token issuer's keys; the cached keys stay in use", "jwks_uri", u, "error", err)
@@ -266,6 +274,38 @@ func (s *scpClaim) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// errUnknownKeyTooSoon refuses a token naming a key not in the cache when
+// the keys were fetched for another such token less than
+// UnknownKeyInterval ago.
+var errUnknownKeyTooSoon = errors.New("unknown kid, and the keys were fetched for one less than UnknownKeyInterval ago")
+
+// keyFor is k's keyfunc, but lets a token naming a kid not in the cache
+// (which makes k fetch the keys) through only when v.unknownKey allows.
+func (v *Verifier) keyFor(ctx context.Context, k keyfunc.Keyfunc) jwt.Keyfunc {
+	keyOf := k.KeyfuncCtx(ctx)
+	return func(token *jwt.Token) (any, error) {
+		kid, _ := token.Header["kid"].(string)
+		if kid != "" && !cached(ctx, k, kid) && !v.unknownKey.Allow() {
+			return nil, errUnknownKeyTooSoon
+		}
+		return keyOf(token)
+	}
+}
+
+// cached reports whether k holds the key kid, without fetching.
+func cached(ctx context.Context, k keyfunc.Keyfunc, kid string) bool {
+	keys, err := k.Storage().KeyReadAll(ctx)
+	if err != nil {
+		return false
+	}
+	for _, key := range keys {
+		if key.Marshal().KID == kid {
+			return true
+		}
+	}
+	return false
+}
+
 // Verify checks raw and returns its claims, or ErrRefused (with the reason
 // wrapped beside it, for a debug log; never show it to the caller).
 func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
@@ -274,7 +314,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: no signing keys yet", ErrRefused)
 	}
 	var c tokenClaims
-	if _, err := v.parser.ParseWithClaims(raw, &c, (*k).KeyfuncCtx(ctx)); err != nil {
+	if _, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx, *k)); err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	if c.Subject == "" {
