@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { join, extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch, saveArtifact, isLoopback } from './chromium.mjs';
+import { uploadFileTo } from './upload.mjs';
 import { startIssuer, startService, newKey, freePort } from '../oidc/harness.mjs';
 
 const frontendDir = fileURLToPath(new URL('../frontend/', import.meta.url));
@@ -50,20 +51,6 @@ async function graphql(serviceURL, headers, query, variables = {}) {
     body: JSON.stringify({ query, variables }),
   });
   return res.json();
-}
-
-async function uploadFile(serviceURL, apiKey, name, content) {
-  const form = new FormData();
-  form.append('operations', JSON.stringify({
-    query: 'mutation($f: File!) { uploadFile(file: $f) { id status } }',
-    variables: { f: null },
-  }));
-  form.append('map', JSON.stringify({ 0: ['variables.f'] }));
-  form.append('0', new Blob([content], { type: 'text/plain' }), name);
-  const res = await fetch(`${serviceURL}/graphql`, { method: 'POST', headers: { 'x-api-key': apiKey }, body: form });
-  const body = await res.json();
-  if (body.errors || body.data.uploadFile.status !== 'COMPLETED') throw new Error(`upload failed: ${JSON.stringify(body)}`);
-  return body.data.uploadFile.id;
 }
 
 // signIn goes through the issuer's own pages as a person would: its login
@@ -141,8 +128,8 @@ test('example frontend: sign in at the issuer, list uploads, delete one', async 
     const userID = data.viewer.id;
     const { api_key: apiKey } = JSON.parse(execFileSync(bin, ['keys', 'create', '--user', userID, '--json'],
       { env: { ...process.env, DATA_DIR: service.dataDir } }));
-    const keep = await uploadFile(service.url, apiKey, 'keep.txt', 'keep');
-    const doomed = await uploadFile(service.url, apiKey, 'doomed.txt', 'doomed');
+    const keep = await uploadFileTo(service.url, apiKey, 'keep.txt', 'keep');
+    const doomed = await uploadFileTo(service.url, apiKey, 'doomed.txt', 'doomed');
     await page.reload();
     const row = (id) => page.locator('#uploads li', { hasText: id });
     await row(doomed).waitFor({ timeout: 20000 });

@@ -3,6 +3,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 export { launch, saveArtifact } from './chromium.mjs';
+import { uploadFileTo } from './upload.mjs';
 
 function required(name) {
   const v = process.env[name];
@@ -26,21 +27,10 @@ export async function graphql(query, variables = {}, key = apiKey) {
 }
 
 // uploadFile stores a small file through the GraphQL multipart request spec.
-export async function uploadFile(name, content) {
-  const form = new FormData();
-  form.append('operations', JSON.stringify({
-    query: 'mutation($f: File!) { uploadFile(file: $f) { id status } }',
-    variables: { f: null },
-  }));
-  form.append('map', JSON.stringify({ 0: ['variables.f'] }));
-  form.append('0', new Blob([content], { type: 'text/plain' }), name);
-  const res = await fetch(`${serviceURL}/graphql`, { method: 'POST', headers: { 'x-api-key': apiKey }, body: form });
-  const body = await res.json();
-  if (body.errors || body.data.uploadFile.status !== 'COMPLETED') throw new Error(`upload failed: ${JSON.stringify(body)}`);
-  return body.data.uploadFile.id;
+export function uploadFile(name, content) {
+  return uploadFileTo(serviceURL, apiKey, name, content);
 }
 
-// objectStored tells whether the embedded bucket still holds the upload's object.
 export async function objectStored(uploadID) {
   const { data } = await graphql('{ viewer { id } }');
   return existsSync(join(dataDir, 's3', 'buckets', 'uploads', 'uploads', data.viewer.id, uploadID));
