@@ -274,8 +274,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: no signing keys yet", ErrRefused)
 	}
 	var c tokenClaims
-	if _, err := v.parser.ParseWithClaims(raw, &c, (*k).KeyfuncCtx(ctx)); err != nil {
+	token, err := v.parser.ParseWithClaims(raw, &c, (*k).KeyfuncCtx(ctx))
+	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	// RFC 7515, section 4.1.11: a token whose crit names an extension the
+	// recipient does not understand must be refused. golang-jwt does not
+	// look at crit, and this service understands no extension.
+	if crit, ok := token.Header["crit"]; ok {
+		return Claims{}, fmt.Errorf("%w: crit names extensions %v, none of which is understood", ErrRefused, crit)
 	}
 	if c.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: no subject", ErrRefused)
