@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -200,10 +201,15 @@ func TestAccessTokenRefusals(t *testing.T) {
 		"a key the issuer never published": te.iss.Token(unpublished, oidctest.Claims{"sub": "alice", "aud": audience}),
 		"payload changed after signing":    tampered,
 		"crit names an unknown extension":  critical,
-		"not a JWT":                        "a.b.c",
-		"unknown subject":                  te.token("dave", nil),
-		"a deleted user's token":           carolsToken,
-		"read-only token":                  te.token("alice", oidctest.Claims{"scope": "uploads:read"}),
+		// Claim names are case-sensitive (RFC 7519, section 4), and a
+		// NumericDate is a JSON number (section 2).
+		"EXP instead of exp":     te.token("alice", oidctest.Claims{"exp": nil, "EXP": time.Now().Add(time.Hour).Unix()}),
+		"SUB instead of sub":     te.token("", oidctest.Claims{"sub": nil, "SUB": "alice"}),
+		"exp a string":           te.token("alice", oidctest.Claims{"exp": strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)}),
+		"not a JWT":              "a.b.c",
+		"unknown subject":        te.token("dave", nil),
+		"a deleted user's token": carolsToken,
+		"read-only token":        te.token("alice", oidctest.Claims{"scope": "uploads:read"}),
 	}
 	up := te.MustUpload(apiKey, "kept.txt", []byte("kept"))
 	for name, token := range refusals {
