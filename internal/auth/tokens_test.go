@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -174,6 +175,18 @@ func TestAccessTokenRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	unpublished := oidctest.NewKey(t, "RS256")
+	// Signed by the issuer's key, but its crit names an extension the
+	// service does not understand (RFC 7515, section 4.1.11).
+	withCrit := jwt.NewWithClaims(te.key.Method, jwt.MapClaims{
+		"iss": te.iss.URL, "sub": "alice", "aud": audience, "exp": time.Now().Add(time.Hour).Unix(),
+	})
+	withCrit.Header["kid"] = te.key.ID
+	withCrit.Header["crit"] = []string{"urn:example:unknown"}
+	withCrit.Header["urn:example:unknown"] = true
+	critical, err := withCrit.SignedString(te.key.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	refusals := map[string]string{
 		"expired":                          te.token("alice", oidctest.Claims{"exp": time.Now().Add(-2 * time.Minute).Unix()}),
@@ -187,10 +200,16 @@ func TestAccessTokenRefusals(t *testing.T) {
 		"HS256 keyed with the public key":  hs256,
 		"a key the issuer never published": te.iss.Token(unpublished, oidctest.Claims{"sub": "alice", "aud": audience}),
 		"payload changed after signing":    tampered,
-		"not a JWT":                        "a.b.c",
-		"unknown subject":                  te.token("dave", nil),
-		"a deleted user's token":           carolsToken,
-		"read-only token":                  te.token("alice", oidctest.Claims{"scope": "uploads:read"}),
+		"crit names an unknown extension":  critical,
+		// Claim names are case-sensitive (RFC 7519, section 4), and a
+		// NumericDate is a JSON number (section 2).
+		"EXP instead of exp":     te.token("alice", oidctest.Claims{"exp": nil, "EXP": time.Now().Add(time.Hour).Unix()}),
+		"SUB instead of sub":     te.token("", oidctest.Claims{"sub": nil, "SUB": "alice"}),
+		"exp a string":           te.token("alice", oidctest.Claims{"exp": strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)}),
+		"not a JWT":              "a.b.c",
+		"unknown subject":        te.token("dave", nil),
+		"a deleted user's token": carolsToken,
+		"read-only token":        te.token("alice", oidctest.Claims{"scope": "uploads:read"}),
 	}
 	up := te.MustUpload(apiKey, "kept.txt", []byte("kept"))
 	for name, token := range refusals {

@@ -256,6 +256,45 @@ type tokenClaims struct {
 	_     struct{} // no other claims are read
 }
 
+// readClaims are the names of the claims tokenClaims reads; timeClaims
+// those of them that are NumericDates.
+var (
+	readClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "scp", "email"}
+	timeClaims = []string{"exp", "nbf", "iat"}
+)
+
+// UnmarshalJSON reads the claims by their exact names. Claim names are
+// case-sensitive (RFC 7519, section 4), but encoding/json matches a field
+// to a name in any case, and the last one wins: a token with "SUB" or
+// "ISS" beside "sub" or "iss" would name another subject or issuer here
+// than at any other verifier. Only the exact names are passed on. A
+// NumericDate must be a JSON number (RFC 7519, section 2); golang-jwt
+// would also read a string of digits.
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	exact := make(map[string]json.RawMessage, len(readClaims))
+	for _, name := range readClaims {
+		if v, ok := all[name]; ok {
+			exact[name] = v
+		}
+	}
+	for _, name := range timeClaims {
+		// v is valid JSON: a number is the only value starting so.
+		if v, ok := exact[name]; ok && (len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+			return fmt.Errorf("claim %s is not a number", name)
+		}
+	}
+	canonical, err := json.Marshal(exact)
+	if err != nil {
+		return err
+	}
+	type plain tokenClaims // without this method
+	return json.Unmarshal(canonical, (*plain)(c))
+}
+
 // scpClaim is scp as issuers write it: an array (Okta, Auth0's RFC 9068
 // profile) or a space-separated string (Entra ID).
 type scpClaim []string
@@ -314,8 +353,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: no signing keys yet", ErrRefused)
 	}
 	var c tokenClaims
-	if _, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx, *k)); err != nil {
+	token, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx, *k))
+	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	// RFC 7515, section 4.1.11: a token whose crit names an extension the
+	// recipient does not understand must be refused. golang-jwt does not
+	// look at crit, and this service understands no extension.
+	if crit, ok := token.Header["crit"]; ok {
+		return Claims{}, fmt.Errorf("%w: crit names extensions %v, none of which is understood", ErrRefused, crit)
 	}
 	if c.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: no subject", ErrRefused)
