@@ -95,17 +95,31 @@ type options struct {
 }
 
 // scenario is one comparison: what the service is sent, and what the
-// hand-written handler is sent to compare it with.
+// hand-written handler is sent to compare it with, or, when self is set,
+// what the service itself is sent to compare it with (one credential
+// against another on the same service).
 type scenario struct {
 	name, title       string
 	service, baseline kind
+	self              bool
 }
 
 var scenarios = []scenario{
-	{"rest-delete", "REST delete, 200", restDelete, restDelete},
-	{"rest-404", "REST 404 (auth + lookup)", rest404, rest404},
-	{"graphql", "GraphQL deleteUpload vs REST", graphqlDelete, restDelete},
-	{"graphql-vars", "GraphQL with $id vs REST", graphqlDeleteVars, restDelete},
+	{"rest-delete", "REST delete, 200", restDelete, restDelete, false},
+	{"rest-404", "REST 404 (auth + lookup)", rest404, rest404, false},
+	{"graphql", "GraphQL deleteUpload vs REST", graphqlDelete, restDelete, false},
+	{"graphql-vars", "GraphQL with $id vs REST", graphqlDeleteVars, restDelete, false},
+	{"rest-delete-bearer", "REST delete, RS256 token", restDeleteRS256, restDelete, true},
+	{"rest-delete-bearer-es256", "REST delete, ES256 token", restDeleteES256, restDelete, true},
+}
+
+// sides are the two sides sc drives: the service, and the hand-written
+// handler or (self) the service again.
+func (sc scenario) sides(svc, hw *side) [2]*side {
+	if sc.self {
+		return [2]*side{svc, svc}
+	}
+	return [2]*side{svc, hw}
 }
 
 func main() {
@@ -126,7 +140,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.IntVar(&o.requests, "n", 2000, "measured requests per side per delete scenario (rest-404 sends 5x as many)")
 	fs.IntVar(&o.callers, "c", 16, "concurrent callers")
 	fs.IntVar(&o.rounds, "rounds", 10, "rounds per scenario; the side that goes first alternates")
-	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars")
+	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars, rest-delete-bearer, rest-delete-bearer-es256")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|hand-written")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
 	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")
@@ -197,7 +211,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	svc, svcDB, _, err := startService(ctx, o, filepath.Join(dir, "service"), target.buckets["service"], target, &cleanups)
+	tokens, err := startIssuer(chosen, &cleanups)
+	if err != nil {
+		return err
+	}
+	svc, svcDB, svcApp, err := startService(ctx, o, filepath.Join(dir, "service"), target.buckets["service"], target, tokens, &cleanups)
 	if err != nil {
 		return err
 	}
@@ -208,12 +226,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	for _, s := range []struct {
 		side *side
 		db   *sql.DB
-	}{{svc, svcDB}, {hw, hwDB}} {
-		if err := seed(ctx, o, chosen, s.side, s.db, target); err != nil {
+		// identify gives the callers their tokens, on the service when a
+		// scenario sends them.
+		identify func([]user) error
+	}{{svc, svcDB, nil}, {hw, hwDB, nil}} {
+		if s.side == svc && tokens != nil {
+			s.identify = func(users []user) error { return tokens.issue(ctx, svcApp.Client, users) }
+		}
+		if err := seed(ctx, o, chosen, s.side, s.db, target, s.identify); err != nil {
 			return fmt.Errorf("seed %s: %w", s.side.name, err)
 		}
 	}
-	if err := printSetup(ctx, stdout, o, target, svcDB, hwDB); err != nil {
+	if err := printSetup(ctx, stdout, o, target, tokens, svcDB, hwDB); err != nil {
 		return err
 	}
 	if o.cpuprofile != "" {
@@ -240,14 +264,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	return nil
 }
 
-// seed gives a side its callers, another user with uploads (404 targets),
-// ids of nothing, and an upload per delete it will be sent.
-func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target) error {
+// seed gives a side its callers (with identify, their tokens too), another
+// user with uploads (404 targets), ids of nothing, and an upload per delete
+// it will be sent.
+func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target, identify func([]user) error) error {
 	users, err := seedUsers(ctx, db, o.callers+1)
 	if err != nil {
 		return err
 	}
 	s.users = users[:o.callers]
+	if identify != nil {
+		if err := identify(s.users); err != nil {
+			return err
+		}
+	}
 	bucket := t.buckets[s.name]
 	if s.foreign, err = seedUploads(ctx, db, t.client, bucket, users[o.callers:], 64); err != nil {
 		return err
@@ -256,15 +286,22 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 		s.missing = append(s.missing, ids.NewUpload())
 	}
 	for _, sc := range chosen {
-		k := sc.service
-		if s.name != "service" {
-			k = sc.baseline
+		var kinds []kind
+		switch {
+		case s.name == "service" && sc.self:
+			kinds = []kind{sc.service, sc.baseline}
+		case s.name == "service":
+			kinds = []kind{sc.service}
+		case !sc.self:
+			kinds = []kind{sc.baseline}
 		}
-		if !k.consumes() {
-			continue
-		}
-		if s.pools[sc.name], err = seedUploads(ctx, db, t.client, bucket, s.users, o.requests+o.warmups()); err != nil {
-			return err
+		for _, k := range kinds {
+			if !k.consumes() {
+				continue
+			}
+			if s.pools[pool(sc.name, k)], err = seedUploads(ctx, db, t.client, bucket, s.users, o.requests+o.warmups()); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -275,9 +312,10 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 func measure(ctx context.Context, o options, chosen []scenario, svc, hw *side) map[string][2]result {
 	results := map[string][2]result{}
 	for _, sc := range chosen {
+		sides := sc.sides(svc, hw)
 		currentScenario.Store(sc.name + "-warmup")
-		drive(ctx, svc, sc.name, sc.service, o.warmups(), o.callers)
-		drive(ctx, hw, sc.name, sc.baseline, o.warmups(), o.callers)
+		drive(ctx, sides[0], sc.name, sc.service, o.warmups(), o.callers)
+		drive(ctx, sides[1], sc.name, sc.baseline, o.warmups(), o.callers)
 		currentScenario.Store(sc.name)
 		var r [2]result
 		total := o.measured(sc.service)
@@ -292,9 +330,9 @@ func measure(ctx context.Context, o options, chosen []scenario, svc, hw *side) m
 			}
 			for _, i := range order {
 				if i == 0 {
-					r[0].merge(drive(ctx, svc, sc.name, sc.service, n, o.callers))
+					r[0].merge(drive(ctx, sides[0], sc.name, sc.service, n, o.callers))
 				} else {
-					r[1].merge(drive(ctx, hw, sc.name, sc.baseline, n, o.callers))
+					r[1].merge(drive(ctx, sides[1], sc.name, sc.baseline, n, o.callers))
 				}
 			}
 		}

@@ -12,7 +12,7 @@ import (
 // asserts nothing about timing.
 func TestRun(t *testing.T) {
 	var out strings.Builder
-	args := []string{"-n", "40", "-c", "4", "-rounds", "2", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars"}
+	args := []string{"-n", "40", "-c", "4", "-rounds", "2", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars,rest-delete-bearer,rest-delete-bearer-es256"}
 	if err := run(context.Background(), args, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
