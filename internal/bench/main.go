@@ -24,10 +24,31 @@
 //	              on the service vs the hand-written REST delete
 //	graphql-vars  (not run by default) the same with the id in $id
 //
+// Two more (not run by default) price an access token on the hot path: both
+// of their sides are the service, and the comparison is one credential
+// against the other, alternating per round in the same way:
+//
+//	rest-delete-bearer        DELETE /delete-upload-api, 200, with
+//	                          Authorization: Bearer <RS256 access token>,
+//	                          vs the same delete with the caller's API key
+//	rest-delete-bearer-es256  the same with an ES256 token
+//
+// When one of them is chosen, the service is started with AUTH_ISSUER set to
+// an in-process issuer (internal/oidc/oidctest on loopback http, publishing
+// an RS256 and an ES256 key) and AUTH_AUDIENCE; each caller's user gets an
+// identity of that issuer (signin.Link) and one token of it per key, valid
+// for a day, so every request runs the whole check: signature, claims, and
+// the identity's lookup. Otherwise the service runs without AUTH_ISSUER, as
+// before. The raw cost of the check alone is BenchmarkVerify:
+//
+//	go run ./internal/bench -scenarios rest-delete,rest-delete-bearer
+//	go test -run '^$' -bench Verify -benchmem ./internal/oidc
+//
 // It prints req/s, p50 and p99 of each side and the service's ratio to the
-// hand-written handler, then checks that both left no purge note and only
-// the objects they should. Every response is checked against the contract.
-// Ratios, not absolute figures, are the result: both sides share the machine.
+// hand-written handler (for the bearer scenarios, token/key), then checks
+// that both left no purge note and only the objects they should. Every
+// response is checked against the contract. Ratios, not absolute figures,
+// are the result: both sides share the machine.
 //
 // The service logs JSON at -log-level (production's info by default) to
 // io.Discard, and runs every middleware it runs in production: request id
@@ -37,14 +58,16 @@
 //
 // -cpuprofile FILE writes a CPU profile of the warm-ups and measured rounds
 // (not of the seeding), with the samples of every request labelled side
-// (service, hand-written), scenario, and run (side/scenario; warm-ups are
-// scenario-warmup). Percentages are of the whole profile, whose samples
-// include the load generator's:
+// (service, hand-written), scenario, run (side/scenario; warm-ups are
+// scenario-warmup) and credential (key, bearer: what tells the two halves
+// of a bearer scenario apart). Percentages are of the whole profile, whose
+// samples include the load generator's:
 //
 //	go run ./internal/bench -scenarios rest-404 -cpuprofile 404.prof
 //	go tool pprof -top -cum -tagfocus side=service 404.prof
 //	go tool pprof -top -cum -tagfocus side=hand-written 404.prof
 //	go tool pprof -top -cum -tagfocus run=service/graphql all.prof
+//	go tool pprof -top -cum -tagfocus 'scenario:rest-delete-bearer$,credential:bearer' bearer.prof
 //
 // -handwritten-prepared makes the hand-written handler run its two reads
 // (the key's owner, the upload) as prepared statements, as the service runs
