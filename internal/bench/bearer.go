@@ -18,6 +18,12 @@ const benchAudience = "https://uploads.bench.invalid/api"
 // token would carry, the delete's among them.
 const tokenScope = "openid uploads:read uploads:write uploads:delete"
 
+// identities are what the service side needs to give its callers tokens.
+type identities struct {
+	tokens *issuer
+	client *ent.Client
+}
+
 // issuer is the in-process OpenID Connect issuer of the bearer scenarios
 // (internal/oidc/oidctest, on loopback http), whose tokens the service
 // accepts as AUTH_ISSUER.
@@ -71,11 +77,8 @@ func (i *issuer) issue(ctx context.Context, client *ent.Client, users []user) er
 	}
 	for n := range users {
 		users[n].tokens = map[string]string{}
-		for alg, key := range i.keys {
-			token, err := i.iss.Sign(key, oidctest.Claims{
-				"sub": subject(users[n]), "aud": benchAudience, "scope": tokenScope,
-				"exp": time.Now().Add(24 * time.Hour).Unix(),
-			})
+		for alg := range i.keys {
+			token, err := i.sign(users[n], alg, "")
 			if err != nil {
 				return err
 			}
@@ -83,6 +86,31 @@ func (i *issuer) issue(ctx context.Context, client *ent.Client, users []user) er
 		}
 	}
 	return nil
+}
+
+// signEach gives every upload of a pool a token of its owner's, signed
+// with alg, that no other request carries (its jti is the upload's id).
+func (i *issuer) signEach(uploads []seededUpload, alg string) error {
+	for n := range uploads {
+		token, err := i.sign(uploads[n].owner, alg, uploads[n].id)
+		if err != nil {
+			return err
+		}
+		uploads[n].token = token
+	}
+	return nil
+}
+
+// sign is a token of u's identity, valid for a day, with jti when given.
+func (i *issuer) sign(u user, alg, jti string) (string, error) {
+	claims := oidctest.Claims{
+		"sub": subject(u), "aud": benchAudience, "scope": tokenScope,
+		"exp": time.Now().Add(24 * time.Hour).Unix(),
+	}
+	if jti != "" {
+		claims["jti"] = jti
+	}
+	return i.iss.Sign(i.keys[alg], claims)
 }
 
 // subject is the user's identity at the issuer.

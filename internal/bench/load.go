@@ -84,7 +84,11 @@ func (s *side) next(scenario string, k kind, i int) call {
 	case graphqlDeleteVars:
 		return s.graphqlCall(u, `{"query":"mutation Delete($id: ID!) { deleteUpload(id: $id) { deletedUploadId message } }","variables":{"id":"`+u.id+`"}}`)
 	case restDeleteRS256, restDeleteES256:
-		return s.restCall("Authorization", "Bearer "+u.owner.tokens[k.tokenAlg()], u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
+		token := u.token
+		if token == "" {
+			token = u.owner.tokens[k.tokenAlg()]
+		}
+		return s.restCall("Authorization", "Bearer "+token, u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
 	default:
 		return s.restCall("X-Api-Key", u.owner.key, u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
 	}

@@ -37,11 +37,14 @@
 // an in-process issuer (internal/oidc/oidctest on loopback http, publishing
 // an RS256 and an ES256 key) and AUTH_AUDIENCE; each caller's user gets an
 // identity of that issuer (signin.Link) and one token of it per key, valid
-// for a day, so every request runs the whole check: signature, claims, and
-// the identity's lookup. Otherwise the service runs without AUTH_ISSUER, as
-// before. The raw cost of the check alone is BenchmarkVerify:
+// for a day, which it sends on every request, as a frontend does.
+// -token-per-request gives every request a token never sent before (signed
+// while seeding), as a worst case.
+// Otherwise the service runs without AUTH_ISSUER, as before. The raw cost of
+// the check alone is BenchmarkVerify:
 //
 //	go run ./internal/bench -scenarios rest-delete,rest-delete-bearer
+//	go run ./internal/bench -scenarios rest-delete-bearer,rest-delete-bearer-es256 -token-per-request
 //	go test -run '^$' -bench Verify -benchmem ./internal/oidc
 //
 // It prints req/s, p50 and p99 of each side and the service's ratio to the
@@ -112,6 +115,7 @@ type options struct {
 	sqliteSync                           string
 	lockFirst                            bool
 	prepared                             bool
+	tokenPerRequest                      bool
 	erase                                bool   // -erase: the erase benchmark (erase.go) instead
 	uploads                              int    // -uploads, for -erase
 	ways                                 string // -ways, for -erase
@@ -170,6 +174,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
 	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written handler runs its two reads as prepared statements, as the service does (to compare like with like)")
 	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
+	fs.BoolVar(&o.tokenPerRequest, "token-per-request", false, "bearer scenarios: every request carries a token never sent before (the full check each time), not its caller's one token")
 	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads four ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))
 	fs.StringVar(&o.ways, "ways", eraseWayNames(), "-erase: comma-separated ways to erase")
@@ -246,16 +251,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	// The service's callers get identities and tokens when a scenario sends
+	// tokens.
+	var svcIdentities *identities
+	if tokens != nil {
+		svcIdentities = &identities{tokens, svcApp.Client}
+	}
 	for _, s := range []struct {
-		side *side
-		db   *sql.DB
-		// identify gives the callers their tokens, on the service when a
-		// scenario sends them.
-		identify func([]user) error
-	}{{svc, svcDB, nil}, {hw, hwDB, nil}} {
-		if s.side == svc && tokens != nil {
-			s.identify = func(users []user) error { return tokens.issue(ctx, svcApp.Client, users) }
-		}
+		side     *side
+		db       *sql.DB
+		identify *identities
+	}{{svc, svcDB, svcIdentities}, {hw, hwDB, nil}} {
 		if err := seed(ctx, o, chosen, s.side, s.db, target, s.identify); err != nil {
 			return fmt.Errorf("seed %s: %w", s.side.name, err)
 		}
@@ -287,17 +293,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	return nil
 }
 
-// seed gives a side its callers (with identify, their tokens too), another
-// user with uploads (404 targets), ids of nothing, and an upload per delete
-// it will be sent.
-func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target, identify func([]user) error) error {
+// seed gives a side its callers (with identify, their identities and
+// tokens too), another user with uploads (404 targets), ids of nothing, and
+// an upload per delete it will be sent (with -token-per-request, each with
+// a token of its own).
+func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target, identify *identities) error {
 	users, err := seedUsers(ctx, db, o.callers+1)
 	if err != nil {
 		return err
 	}
 	s.users = users[:o.callers]
 	if identify != nil {
-		if err := identify(s.users); err != nil {
+		if err := identify.tokens.issue(ctx, identify.client, s.users); err != nil {
 			return err
 		}
 	}
@@ -324,6 +331,11 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 			}
 			if s.pools[pool(sc.name, k)], err = seedUploads(ctx, db, t.client, bucket, s.users, o.requests+o.warmups()); err != nil {
 				return err
+			}
+			if o.tokenPerRequest && k.tokenAlg() != "" {
+				if err := identify.tokens.signEach(s.pools[pool(sc.name, k)], k.tokenAlg()); err != nil {
+					return err
+				}
 			}
 		}
 	}

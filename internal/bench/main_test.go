@@ -26,6 +26,19 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunTokenPerRequest runs the bearer scenarios with a token of its own
+// on every request: each must be accepted (the full check each time).
+func TestRunTokenPerRequest(t *testing.T) {
+	var out strings.Builder
+	args := []string{"-n", "20", "-c", "2", "-rounds", "2", "-token-per-request", "-scenarios", "rest-delete-bearer,rest-delete-bearer-es256"}
+	if err := run(context.Background(), args, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "(-token-per-request)") || strings.Contains(out.String(), "error:") {
+		t.Errorf("unexpected output:\n%s", out.String())
+	}
+}
+
 // TestRunErase runs the erase benchmark on a few uploads (two pages) on the
 // embedded S3 server: every way must erase them all and leave nothing
 // behind. It asserts nothing about timing.

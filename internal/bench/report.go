@@ -41,6 +41,9 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, tokens
 	if tokens != nil {
 		fmt.Fprintf(w, "service: AUTH_ISSUER=%s (in-process, internal/oidc/oidctest; %s keys) AUTH_AUDIENCE=%s; each caller's user has an identity there (signin.Link) and a token of it per key\n",
 			tokens.iss.URL, strings.Join(tokenAlgorithms, " and "), benchAudience)
+		if o.tokenPerRequest {
+			fmt.Fprintln(w, "bearer scenarios: every request carries a token of its own, never sent before (-token-per-request)")
+		}
 	}
 	fmt.Fprintf(w, "load: %d callers (a user and key each), %d requests per side per delete scenario (rest-404: %d) in %d rounds (first side alternates), after %d warm-up each\n\n",
 		o.callers, o.requests, o.measured(rest404), o.rounds, o.warmups())

@@ -56,10 +56,12 @@ type user struct {
 	tokens  map[string]string
 }
 
-// seededUpload is an upload record whose object is in the bucket.
+// seededUpload is an upload record whose object is in the bucket, and
+// the token its delete carries when it has one of its own.
 type seededUpload struct {
 	id    string
 	owner user
+	token string
 }
 
 // seedUsers creates n users with one API key each, as apikey.Create would.
