@@ -37,9 +37,11 @@
 // an in-process issuer (internal/oidc/oidctest on loopback http, publishing
 // an RS256 and an ES256 key) and AUTH_AUDIENCE; each caller's user gets an
 // identity of that issuer (signin.Link) and one token of it per key, valid
-// for a day, which it sends on every request, as a frontend does.
+// for a day, which it sends on every request, as a frontend does: after
+// its first request, the service checks the token's claims and key and
+// looks its identity up, but remembers its signature (internal/oidc).
 // -token-per-request gives every request a token never sent before (signed
-// while seeding), as a worst case.
+// while seeding), so that each one pays the full check, signature included.
 // Otherwise the service runs without AUTH_ISSUER, as before. The raw cost of
 // the check alone is BenchmarkVerify:
 //
