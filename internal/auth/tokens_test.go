@@ -310,3 +310,29 @@ func TestFirstTokensMakeOneUser(t *testing.T) {
 		t.Errorf("mallory got user %s with email %v", *data.Viewer.ID, data.Viewer.Email)
 	}
 }
+
+// TestAcceptedTokenAfterRetire: a token that has deleted uploads is
+// refused on its next request once its identity no longer belongs to the
+// user (as when the user is deleted), although its signature was checked
+// before.
+func TestAcceptedTokenAfterRetire(t *testing.T) {
+	te := newTokenEnv(t, false)
+	userID, apiKey := te.NewUser()
+	te.link(t, userID, "alice")
+	token := te.token("alice", nil)
+	for range 2 {
+		up := te.MustUpload(apiKey, "a.txt", []byte("a"))
+		if res := te.DeleteREST(token, up.ID); res.Status != http.StatusOK {
+			t.Fatalf("REST delete with a token: %d %s", res.Status, res.Body)
+		}
+	}
+	ctx := context.Background()
+	if err := database.WithTx(ctx, te.Client(), func(tx *ent.Tx) error { _, err := signin.Retire(ctx, tx, userID); return err }); err != nil {
+		t.Fatal(err)
+	}
+	up := te.MustUpload(apiKey, "kept.txt", []byte("kept"))
+	if res := te.DeleteREST(token, up.ID); res.Status != http.StatusUnauthorized || res.Body != unauthorizedBody {
+		t.Errorf("REST after the identity was retired: %d %s, want 401 %s", res.Status, res.Body, unauthorizedBody)
+	}
+	te.AssertIntact(up)
+}

@@ -264,7 +264,7 @@ type eraseRun struct {
 func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir string) (ceiling, r eraseResult, err error) {
 	var cleanups []func()
 	defer runCleanups(&cleanups)
-	svc, db, a, err := startService(ctx, o, dir, t.buckets[w.name], t, &cleanups)
+	svc, db, a, err := startService(ctx, o, dir, t.buckets[w.name], t, nil, &cleanups)
 	if err != nil {
 		return ceiling, r, err
 	}

@@ -30,9 +30,9 @@ type side struct {
 	users   []user
 	foreign []seededUpload            // another user's uploads: the 404 path's targets
 	missing []string                  // well-formed ids of no upload
-	pools   map[string][]seededUpload // per scenario, consumed in order
-	used    map[string]int
-	settle  func() // waits for work left after the answers (the purger's row clean-up), if any
+	pools   map[string][]seededUpload // per pool (scenario and kind), consumed in order
+	used    map[string]int            // per pool
+	settle  func()                    // waits for work left after the answers (the purger's row clean-up), if any
 }
 
 // kind is what a scenario sends one side.
@@ -43,10 +43,28 @@ const (
 	rest404
 	graphqlDelete
 	graphqlDeleteVars
+	restDeleteRS256 // the REST delete with Authorization: Bearer <RS256 access token>
+	restDeleteES256 // the same, ES256
 )
 
 // consumes reports whether each request deletes one seeded upload.
 func (k kind) consumes() bool { return k != rest404 }
+
+// tokenAlg is the algorithm of the access token k authenticates with, or
+// "" for an API key.
+func (k kind) tokenAlg() string {
+	switch k {
+	case restDeleteRS256:
+		return "RS256"
+	case restDeleteES256:
+		return "ES256"
+	}
+	return ""
+}
+
+// pool names the uploads that scenario's requests of kind k delete: a
+// scenario that sends one side two kinds (a token and a key) has two.
+func pool(scenario string, k kind) string { return fmt.Sprintf("%s/%d", scenario, k) }
 
 // next returns the request for the i-th call of scenario on s.
 func (s *side) next(scenario string, k kind, i int) call {
@@ -57,22 +75,29 @@ func (s *side) next(scenario string, k kind, i int) call {
 		if i%2 == 1 {
 			id = s.foreign[i%len(s.foreign)].id
 		}
-		return s.restCall(s.users[i%len(s.users)].key, id, http.StatusNotFound, `{"error":"Upload not found"}`)
+		return s.restCall("X-Api-Key", s.users[i%len(s.users)].key, id, http.StatusNotFound, `{"error":"Upload not found"}`)
 	}
-	u := s.pools[scenario][s.used[scenario]+i]
+	u := s.pools[pool(scenario, k)][s.used[pool(scenario, k)]+i]
 	switch k {
 	case graphqlDelete:
 		return s.graphqlCall(u, `{"query":"mutation { deleteUpload(id: \"`+u.id+`\") { deletedUploadId message } }"}`)
 	case graphqlDeleteVars:
 		return s.graphqlCall(u, `{"query":"mutation Delete($id: ID!) { deleteUpload(id: $id) { deletedUploadId message } }","variables":{"id":"`+u.id+`"}}`)
+	case restDeleteRS256, restDeleteES256:
+		token := u.token
+		if token == "" {
+			token = u.owner.tokens[k.tokenAlg()]
+		}
+		return s.restCall("Authorization", "Bearer "+token, u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
 	default:
-		return s.restCall(u.owner.key, u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
+		return s.restCall("X-Api-Key", u.owner.key, u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
 	}
 }
 
-func (s *side) restCall(key, uploadID string, status int, body string) call {
+// restCall is a REST delete of uploadID with the credential in header.
+func (s *side) restCall(header, credential, uploadID string, status int, body string) call {
 	req, _ := http.NewRequest(http.MethodDelete, s.baseURL+restPath, nil)
-	req.Header.Set("x-api-key", key)
+	req.Header.Set(header, credential)
 	req.Header.Set("x-upload-id", uploadID)
 	return call{req: req, check: func(got int, b []byte) error {
 		if got != status || string(b) != body {
@@ -118,7 +143,7 @@ func drive(ctx context.Context, s *side, scenario string, k kind, n, c int) resu
 		calls[i] = s.next(scenario, k, i)
 	}
 	if k.consumes() {
-		s.used[scenario] += n
+		s.used[pool(scenario, k)] += n
 	}
 	r := result{requests: n, latency: make([]time.Duration, n)}
 	var next atomic.Int64

@@ -24,10 +24,36 @@
 //	              on the service vs the hand-written REST delete
 //	graphql-vars  (not run by default) the same with the id in $id
 //
+// Two more (not run by default) price an access token on the hot path: both
+// of their sides are the service, and the comparison is one credential
+// against the other, alternating per round in the same way:
+//
+//	rest-delete-bearer        DELETE /delete-upload-api, 200, with
+//	                          Authorization: Bearer <RS256 access token>,
+//	                          vs the same delete with the caller's API key
+//	rest-delete-bearer-es256  the same with an ES256 token
+//
+// When one of them is chosen, the service is started with AUTH_ISSUER set to
+// an in-process issuer (internal/oidc/oidctest on loopback http, publishing
+// an RS256 and an ES256 key) and AUTH_AUDIENCE; each caller's user gets an
+// identity of that issuer (signin.Link) and one token of it per key, valid
+// for a day, which it sends on every request, as a frontend does: after
+// its first request, the service checks the token's claims and key and
+// looks its identity up, but remembers its signature (internal/oidc).
+// -token-per-request gives every request a token never sent before (signed
+// while seeding), so that each one pays the full check, signature included.
+// Otherwise the service runs without AUTH_ISSUER, as before. The raw cost of
+// the check alone is BenchmarkVerify:
+//
+//	go run ./internal/bench -scenarios rest-delete,rest-delete-bearer
+//	go run ./internal/bench -scenarios rest-delete-bearer,rest-delete-bearer-es256 -token-per-request
+//	go test -run '^$' -bench Verify -benchmem ./internal/oidc
+//
 // It prints req/s, p50 and p99 of each side and the service's ratio to the
-// hand-written handler, then checks that both left no purge note and only
-// the objects they should. Every response is checked against the contract.
-// Ratios, not absolute figures, are the result: both sides share the machine.
+// hand-written handler (for the bearer scenarios, token/key), then checks
+// that both left no purge note and only the objects they should. Every
+// response is checked against the contract. Ratios, not absolute figures,
+// are the result: both sides share the machine.
 //
 // The service logs JSON at -log-level (production's info by default) to
 // io.Discard, and runs every middleware it runs in production: request id
@@ -37,14 +63,16 @@
 //
 // -cpuprofile FILE writes a CPU profile of the warm-ups and measured rounds
 // (not of the seeding), with the samples of every request labelled side
-// (service, hand-written), scenario, and run (side/scenario; warm-ups are
-// scenario-warmup). Percentages are of the whole profile, whose samples
-// include the load generator's:
+// (service, hand-written), scenario, run (side/scenario; warm-ups are
+// scenario-warmup) and credential (key, bearer: what tells the two halves
+// of a bearer scenario apart). Percentages are of the whole profile, whose
+// samples include the load generator's:
 //
 //	go run ./internal/bench -scenarios rest-404 -cpuprofile 404.prof
 //	go tool pprof -top -cum -tagfocus side=service 404.prof
 //	go tool pprof -top -cum -tagfocus side=hand-written 404.prof
 //	go tool pprof -top -cum -tagfocus run=service/graphql all.prof
+//	go tool pprof -top -cum -tagfocus 'scenario:rest-delete-bearer$,credential:bearer' bearer.prof
 //
 // -handwritten-prepared makes the hand-written handler run its two reads
 // (the key's owner, the upload) as prepared statements, as the service runs
@@ -89,23 +117,38 @@ type options struct {
 	sqliteSync                           string
 	lockFirst                            bool
 	prepared                             bool
+	tokenPerRequest                      bool
 	erase                                bool   // -erase: the erase benchmark (erase.go) instead
 	uploads                              int    // -uploads, for -erase
 	ways                                 string // -ways, for -erase
 }
 
 // scenario is one comparison: what the service is sent, and what the
-// hand-written handler is sent to compare it with.
+// hand-written handler is sent to compare it with, or, when self is set,
+// what the service itself is sent to compare it with (one credential
+// against another on the same service).
 type scenario struct {
 	name, title       string
 	service, baseline kind
+	self              bool
 }
 
 var scenarios = []scenario{
-	{"rest-delete", "REST delete, 200", restDelete, restDelete},
-	{"rest-404", "REST 404 (auth + lookup)", rest404, rest404},
-	{"graphql", "GraphQL deleteUpload vs REST", graphqlDelete, restDelete},
-	{"graphql-vars", "GraphQL with $id vs REST", graphqlDeleteVars, restDelete},
+	{"rest-delete", "REST delete, 200", restDelete, restDelete, false},
+	{"rest-404", "REST 404 (auth + lookup)", rest404, rest404, false},
+	{"graphql", "GraphQL deleteUpload vs REST", graphqlDelete, restDelete, false},
+	{"graphql-vars", "GraphQL with $id vs REST", graphqlDeleteVars, restDelete, false},
+	{"rest-delete-bearer", "REST delete, RS256 token", restDeleteRS256, restDelete, true},
+	{"rest-delete-bearer-es256", "REST delete, ES256 token", restDeleteES256, restDelete, true},
+}
+
+// sides are the two sides sc drives: the service, and the hand-written
+// handler or (self) the service again.
+func (sc scenario) sides(svc, hw *side) [2]*side {
+	if sc.self {
+		return [2]*side{svc, svc}
+	}
+	return [2]*side{svc, hw}
 }
 
 func main() {
@@ -126,13 +169,14 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.IntVar(&o.requests, "n", 2000, "measured requests per side per delete scenario (rest-404 sends 5x as many)")
 	fs.IntVar(&o.callers, "c", 16, "concurrent callers")
 	fs.IntVar(&o.rounds, "rounds", 10, "rounds per scenario; the side that goes first alternates")
-	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars")
+	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars, rest-delete-bearer, rest-delete-bearer-es256")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|hand-written")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
 	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")
 	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
 	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written handler runs its two reads as prepared statements, as the service does (to compare like with like)")
 	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
+	fs.BoolVar(&o.tokenPerRequest, "token-per-request", false, "bearer scenarios: every request carries a token never sent before (the full check each time), not its caller's one token")
 	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads four ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))
 	fs.StringVar(&o.ways, "ways", eraseWayNames(), "-erase: comma-separated ways to erase")
@@ -197,7 +241,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	svc, svcDB, _, err := startService(ctx, o, filepath.Join(dir, "service"), target.buckets["service"], target, &cleanups)
+	tokens, err := startIssuer(chosen, &cleanups)
+	if err != nil {
+		return err
+	}
+	svc, svcDB, svcApp, err := startService(ctx, o, filepath.Join(dir, "service"), target.buckets["service"], target, tokens, &cleanups)
 	if err != nil {
 		return err
 	}
@@ -205,15 +253,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	// The service's callers get identities and tokens when a scenario sends
+	// tokens.
+	var svcIdentities *identities
+	if tokens != nil {
+		svcIdentities = &identities{tokens, svcApp.Client}
+	}
 	for _, s := range []struct {
-		side *side
-		db   *sql.DB
-	}{{svc, svcDB}, {hw, hwDB}} {
-		if err := seed(ctx, o, chosen, s.side, s.db, target); err != nil {
+		side     *side
+		db       *sql.DB
+		identify *identities
+	}{{svc, svcDB, svcIdentities}, {hw, hwDB, nil}} {
+		if err := seed(ctx, o, chosen, s.side, s.db, target, s.identify); err != nil {
 			return fmt.Errorf("seed %s: %w", s.side.name, err)
 		}
 	}
-	if err := printSetup(ctx, stdout, o, target, svcDB, hwDB); err != nil {
+	if err := printSetup(ctx, stdout, o, target, tokens, svcDB, hwDB); err != nil {
 		return err
 	}
 	if o.cpuprofile != "" {
@@ -240,14 +295,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	return nil
 }
 
-// seed gives a side its callers, another user with uploads (404 targets),
-// ids of nothing, and an upload per delete it will be sent.
-func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target) error {
+// seed gives a side its callers (with identify, their identities and
+// tokens too), another user with uploads (404 targets), ids of nothing, and
+// an upload per delete it will be sent (with -token-per-request, each with
+// a token of its own).
+func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target, identify *identities) error {
 	users, err := seedUsers(ctx, db, o.callers+1)
 	if err != nil {
 		return err
 	}
 	s.users = users[:o.callers]
+	if identify != nil {
+		if err := identify.tokens.issue(ctx, identify.client, s.users); err != nil {
+			return err
+		}
+	}
 	bucket := t.buckets[s.name]
 	if s.foreign, err = seedUploads(ctx, db, t.client, bucket, users[o.callers:], 64); err != nil {
 		return err
@@ -256,15 +318,27 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 		s.missing = append(s.missing, ids.NewUpload())
 	}
 	for _, sc := range chosen {
-		k := sc.service
-		if s.name != "service" {
-			k = sc.baseline
+		var kinds []kind
+		switch {
+		case s.name == "service" && sc.self:
+			kinds = []kind{sc.service, sc.baseline}
+		case s.name == "service":
+			kinds = []kind{sc.service}
+		case !sc.self:
+			kinds = []kind{sc.baseline}
 		}
-		if !k.consumes() {
-			continue
-		}
-		if s.pools[sc.name], err = seedUploads(ctx, db, t.client, bucket, s.users, o.requests+o.warmups()); err != nil {
-			return err
+		for _, k := range kinds {
+			if !k.consumes() {
+				continue
+			}
+			if s.pools[pool(sc.name, k)], err = seedUploads(ctx, db, t.client, bucket, s.users, o.requests+o.warmups()); err != nil {
+				return err
+			}
+			if o.tokenPerRequest && k.tokenAlg() != "" {
+				if err := identify.tokens.signEach(s.pools[pool(sc.name, k)], k.tokenAlg()); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
@@ -275,9 +349,10 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 func measure(ctx context.Context, o options, chosen []scenario, svc, hw *side) map[string][2]result {
 	results := map[string][2]result{}
 	for _, sc := range chosen {
+		sides := sc.sides(svc, hw)
 		currentScenario.Store(sc.name + "-warmup")
-		drive(ctx, svc, sc.name, sc.service, o.warmups(), o.callers)
-		drive(ctx, hw, sc.name, sc.baseline, o.warmups(), o.callers)
+		drive(ctx, sides[0], sc.name, sc.service, o.warmups(), o.callers)
+		drive(ctx, sides[1], sc.name, sc.baseline, o.warmups(), o.callers)
 		currentScenario.Store(sc.name)
 		var r [2]result
 		total := o.measured(sc.service)
@@ -292,9 +367,9 @@ func measure(ctx context.Context, o options, chosen []scenario, svc, hw *side) m
 			}
 			for _, i := range order {
 				if i == 0 {
-					r[0].merge(drive(ctx, svc, sc.name, sc.service, n, o.callers))
+					r[0].merge(drive(ctx, sides[0], sc.name, sc.service, n, o.callers))
 				} else {
-					r[1].merge(drive(ctx, hw, sc.name, sc.baseline, n, o.callers))
+					r[1].merge(drive(ctx, sides[1], sc.name, sc.baseline, n, o.callers))
 				}
 			}
 		}

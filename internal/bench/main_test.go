@@ -12,7 +12,7 @@ import (
 // asserts nothing about timing.
 func TestRun(t *testing.T) {
 	var out strings.Builder
-	args := []string{"-n", "40", "-c", "4", "-rounds", "2", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars"}
+	args := []string{"-n", "40", "-c", "4", "-rounds", "2", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars,rest-delete-bearer,rest-delete-bearer-es256"}
 	if err := run(context.Background(), args, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -23,6 +23,19 @@ func TestRun(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "error:") {
 		t.Errorf("requests failed:\n%s", out.String())
+	}
+}
+
+// TestRunTokenPerRequest runs the bearer scenarios with a token of its own
+// on every request: each must be accepted (the full check each time).
+func TestRunTokenPerRequest(t *testing.T) {
+	var out strings.Builder
+	args := []string{"-n", "20", "-c", "2", "-rounds", "2", "-token-per-request", "-scenarios", "rest-delete-bearer,rest-delete-bearer-es256"}
+	if err := run(context.Background(), args, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "(-token-per-request)") || strings.Contains(out.String(), "error:") {
+		t.Errorf("unexpected output:\n%s", out.String())
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // printSetup says what is being compared, on what.
-func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, svcDB, hwDB *sql.DB) error {
+func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, tokens *issuer, svcDB, hwDB *sql.DB) error {
 	svcSQL, err := sqliteSettings(ctx, svcDB)
 	if err != nil {
 		return err
@@ -38,6 +38,13 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, svcDB,
 	}
 	fmt.Fprintf(w, "service: app.New + httpserver.NewServer + Listener; JSON logs at %s to io.Discard; request id + log, metrics, CORS, auth, %s; purger polling\n",
 		o.logLevel, limiter)
+	if tokens != nil {
+		fmt.Fprintf(w, "service: AUTH_ISSUER=%s (in-process, internal/oidc/oidctest; %s keys) AUTH_AUDIENCE=%s; each caller's user has an identity there (signin.Link) and a token of it per key\n",
+			tokens.iss.URL, strings.Join(tokenAlgorithms, " and "), benchAudience)
+		if o.tokenPerRequest {
+			fmt.Fprintln(w, "bearer scenarios: every request carries a token of its own, never sent before (-token-per-request)")
+		}
+	}
 	fmt.Fprintf(w, "load: %d callers (a user and key each), %d requests per side per delete scenario (rest-404: %d) in %d rounds (first side alternates), after %d warm-up each\n\n",
 		o.callers, o.requests, o.measured(rest404), o.rounds, o.warmups())
 	return nil
@@ -57,15 +64,23 @@ func printResults(w io.Writer, chosen []scenario, results map[string][2]result) 
 	for _, sc := range chosen {
 		r := results[sc.name]
 		svc, hw := r[0].stats(), r[1].stats()
-		baseline := "hand-written"
-		if sc.service != sc.baseline {
-			baseline = "hand-written REST"
+		names := [3]string{"service", "hand-written", "service/hand-written"}
+		switch {
+		case sc.self: // a token against a key, both on the service
+			alg := sc.service.tokenAlg()
+			names = [3]string{"service, " + alg + " token", "service, API key", "token/key"}
+		case sc.service != sc.baseline:
+			names = [3]string{"service", "hand-written REST", "service/hand-written REST"}
 		}
-		fmt.Fprintf(w, "%-30s %-26s %6d %8.0f %9s %9s %6d\n", sc.title, "service", r[0].requests, svc.rps, ms(svc.p50), ms(svc.p99), r[0].errors)
-		fmt.Fprintf(w, "%-30s %-26s %6d %8.0f %9s %9s %6d\n", "", baseline, r[1].requests, hw.rps, ms(hw.p50), ms(hw.p99), r[1].errors)
-		fmt.Fprintf(w, "%-30s %-26s %6s %7.2fx %8.2fx %8.2fx\n", "", "service/"+baseline, "", svc.rps/hw.rps,
+		fmt.Fprintf(w, "%-30s %-26s %6d %8.0f %9s %9s %6d\n", sc.title, names[0], r[0].requests, svc.rps, ms(svc.p50), ms(svc.p99), r[0].errors)
+		fmt.Fprintf(w, "%-30s %-26s %6d %8.0f %9s %9s %6d\n", "", names[1], r[1].requests, hw.rps, ms(hw.p50), ms(hw.p99), r[1].errors)
+		fmt.Fprintf(w, "%-30s %-26s %6s %7.2fx %8.2fx %8.2fx\n", "", names[2], "", svc.rps/hw.rps,
 			float64(svc.p50)/float64(hw.p50), float64(svc.p99)/float64(hw.p99))
-		for i, side := range []string{"service", "hand-written"} {
+		errorSides := []string{"service", "hand-written"}
+		if sc.self {
+			errorSides = names[:2]
+		}
+		for i, side := range errorSides {
 			if r[i].firstErr != nil {
 				fmt.Fprintf(w, "  first %s error: %v\n", side, r[i].firstErr)
 			}

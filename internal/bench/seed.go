@@ -49,13 +49,19 @@ func sqliteSettings(ctx context.Context, db *sql.DB) (string, error) {
 		journal, syncNames[sync], busy, fk), nil
 }
 
-// user is a seeded user and the secret of its one API key.
-type user struct{ id, key string }
+// user is a seeded user, the secret of its one API key and, in the bearer
+// scenarios, its access tokens by algorithm.
+type user struct {
+	id, key string
+	tokens  map[string]string
+}
 
-// seededUpload is an upload record whose object is in the bucket.
+// seededUpload is an upload record whose object is in the bucket, and
+// the token its delete carries when it has one of its own.
 type seededUpload struct {
 	id    string
 	owner user
+	token string
 }
 
 // seedUsers creates n users with one API key each, as apikey.Create would.

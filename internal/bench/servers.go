@@ -80,8 +80,9 @@ func newS3Client(ctx context.Context, t *s3Target) (*s3.Client, error) {
 }
 
 // startService runs the service as server.go's serve does, on a loopback
-// port, with bucket as its S3_BUCKET.
-func startService(ctx context.Context, o options, dir, bucket string, t *s3Target, cleanups *[]func()) (*side, *sql.DB, *app.App, error) {
+// port, with bucket as its S3_BUCKET and, when tokens is not nil, its
+// issuer as AUTH_ISSUER.
+func startService(ctx context.Context, o options, dir, bucket string, t *s3Target, tokens *issuer, cleanups *[]func()) (*side, *sql.DB, *app.App, error) {
 	cfg := config.Defaults()
 	cfg.DataDir = dir
 	if o.sqliteSync != "" {
@@ -93,6 +94,9 @@ func startService(ctx context.Context, o options, dir, bucket string, t *s3Targe
 	cfg.S3Bucket, cfg.S3Endpoint, cfg.S3ForcePathStyle, cfg.S3Credentials = bucket, t.endpoint, true, t.creds
 	cfg.RateLimit = o.rateLimit
 	cfg.LogLevel = o.logLevel
+	if tokens != nil {
+		cfg.AuthIssuer, cfg.AuthAudience = tokens.iss.URL, benchAudience
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return nil, nil, nil, err
@@ -179,12 +183,17 @@ func serve(name string, h http.Handler, wrap func(net.Listener) net.Listener, o 
 		pools: map[string][]seededUpload{}, used: map[string]int{}}, nil
 }
 
-// labelled marks the samples of every request h serves with its side and
-// the scenario being measured.
+// labelled marks the samples of every request h serves with its side, the
+// scenario being measured and the credential sent (key or bearer: the two
+// halves of a bearer scenario are both the service's).
 func labelled(name string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scenario, _ := currentScenario.Load().(string)
-		labels := pprof.Labels("side", name, "scenario", scenario, "run", name+"/"+scenario)
+		credential := "key"
+		if r.Header.Get("Authorization") != "" {
+			credential = "bearer"
+		}
+		labels := pprof.Labels("side", name, "scenario", scenario, "run", name+"/"+scenario, "credential", credential)
 		pprof.Do(r.Context(), labels, func(ctx context.Context) {
 			h.ServeHTTP(w, r.WithContext(ctx))
 		})

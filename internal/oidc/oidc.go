@@ -3,11 +3,14 @@
 // document. The JOSE work is golang-jwt/jwt (parsing, signature, claims)
 // and MicahParks/keyfunc with jwkset (the issuer's keys: fetched, cached,
 // refreshed in the background and, rate-limited, on an unknown kid); this
-// package only chooses their options and reads the claims the service uses.
+// package chooses their options, reads the claims the service uses, and
+// remembers the signatures it has checked (verified.go), so that a token
+// sent again is not checked with RSA or ECDSA again.
 package oidc
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +70,10 @@ type Claims struct {
 type Verifier struct {
 	opts   Options
 	parser *jwt.Parser
-	keys   atomic.Pointer[keyfunc.Keyfunc]
+	// validator is the parser's check of the claims, for remembered tokens.
+	validator *jwt.Validator
+	verified  verified
+	keys      atomic.Pointer[keyfunc.Keyfunc]
 	// problem is why there are no keys yet (discovery or the first fetch
 	// failed), for readiness.
 	problem atomic.Pointer[string]
@@ -102,17 +108,19 @@ func New(ctx context.Context, opts Options) *Verifier {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	checks := []jwt.ParserOption{
+		jwt.WithValidMethods(Algorithms),
+		jwt.WithIssuer(opts.Issuer),
+		jwt.WithAudience(opts.Audience),
+		jwt.WithLeeway(opts.ClockSkew),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+	}
 	v := &Verifier{
 		opts:       opts,
 		unknownKey: rate.NewLimiter(rate.Every(opts.UnknownKeyInterval), 1),
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(Algorithms),
-			jwt.WithIssuer(opts.Issuer),
-			jwt.WithAudience(opts.Audience),
-			jwt.WithLeeway(opts.ClockSkew),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-		),
+		parser:     jwt.NewParser(checks...),
+		validator:  jwt.NewValidator(checks...),
 	}
 	starting := "the issuer's keys have not been fetched yet"
 	v.problem.Store(&starting)
@@ -346,29 +354,67 @@ func cached(ctx context.Context, k keyfunc.Keyfunc, kid string) bool {
 }
 
 // Verify checks raw and returns its claims, or ErrRefused (with the reason
-// wrapped beside it, for a debug log; never show it to the caller).
+// wrapped beside it, for a debug log; never show it to the caller). A token
+// accepted before is accepted again without its signature being checked
+// again only when a full check would accept it (see verified).
 func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	k := v.keys.Load()
 	if k == nil {
 		return Claims{}, fmt.Errorf("%w: no signing keys yet", ErrRefused)
 	}
-	var c tokenClaims
-	token, err := v.parser.ParseWithClaims(raw, &c, v.keyFor(ctx, *k))
+	keyOf := v.keyFor(ctx, *k)
+	digest := sha256.Sum256([]byte(raw))
+	if t := v.verified.get(digest); t != nil {
+		key, err := keyOf(&jwt.Token{Header: t.header, Method: t.method})
+		if err == nil && sameKey(t.key, key) && v.validator.Validate(&t.claims) == nil {
+			return t.result, nil
+		}
+		v.verified.forget(digest) // the full check below answers
+	}
+	result, remember, err := v.check(raw, keyOf)
+	if remember != nil {
+		v.verified.put(digest, remember)
+	}
+	return result, err
+}
+
+// check is the full check of raw, signature included, with the keys of
+// keyOf; it returns what to remember of a token that passed, or nil when it
+// must not be (see verified).
+func (v *Verifier) check(raw string, keyOf jwt.Keyfunc) (Claims, *verifiedToken, error) {
+	var (
+		c       tokenClaims
+		checked any
+	)
+	token, err := v.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		key, err := keyOf(t)
+		checked = key
+		return key, err
+	})
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %w", ErrRefused, err)
+		return Claims{}, nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	// RFC 7515, section 4.1.11: a token whose crit names an extension the
 	// recipient does not understand must be refused. golang-jwt does not
 	// look at crit, and this service understands no extension.
 	if crit, ok := token.Header["crit"]; ok {
-		return Claims{}, fmt.Errorf("%w: crit names extensions %v, none of which is understood", ErrRefused, crit)
+		return Claims{}, nil, fmt.Errorf("%w: crit names extensions %v, none of which is understood", ErrRefused, crit)
 	}
 	if c.Subject == "" {
-		return Claims{}, fmt.Errorf("%w: no subject", ErrRefused)
+		return Claims{}, nil, fmt.Errorf("%w: no subject", ErrRefused)
 	}
 	scopes := scope.FromNames(append(strings.Fields(c.Scope), c.Scp...))
 	if scopes == 0 {
 		scopes = v.opts.DefaultScopes
 	}
-	return Claims{Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Scopes: scopes}, nil
+	result := Claims{Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Scopes: scopes}
+	// Only a token checked with the one key its kid names is remembered: a
+	// token without a kid is tried against each key in turn, and which one
+	// matched is not known.
+	_, named := token.Header["kid"].(string)
+	_, set := checked.(jwt.VerificationKeySet)
+	if !named || set || checked == nil {
+		return result, nil, nil
+	}
+	return result, &verifiedToken{header: token.Header, method: token.Method, key: checked, claims: c, result: result}, nil
 }

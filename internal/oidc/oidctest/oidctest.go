@@ -36,6 +36,15 @@ type Key struct {
 // NewKey makes a key for alg: RS256, ES256 or EdDSA.
 func NewKey(t testing.TB, alg string) Key {
 	t.Helper()
+	key, err := GenerateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// GenerateKey is NewKey outside a test (the benchmark command).
+func GenerateKey(alg string) (Key, error) {
 	var (
 		signer crypto.Signer
 		err    error
@@ -48,12 +57,12 @@ func NewKey(t testing.TB, alg string) Key {
 	case "EdDSA":
 		_, signer, err = ed25519.GenerateKey(rand.Reader)
 	default:
-		t.Fatalf("oidctest: no key for %s", alg)
+		return Key{}, fmt.Errorf("oidctest: no key for %s", alg)
 	}
 	if err != nil {
-		t.Fatal(err)
+		return Key{}, err
 	}
-	return Key{ID: fmt.Sprintf("%s-%d", alg, keyCount.Add(1)), Method: jwt.GetSigningMethod(alg), Private: signer}
+	return Key{ID: fmt.Sprintf("%s-%d", alg, keyCount.Add(1)), Method: jwt.GetSigningMethod(alg), Private: signer}, nil
 }
 
 var keyCount atomic.Int64
@@ -61,7 +70,7 @@ var keyCount atomic.Int64
 // Issuer is a running test issuer.
 type Issuer struct {
 	URL string
-	t   testing.TB
+	t   testing.TB // nil outside a test (Serve)
 	srv *httptest.Server
 
 	mu        sync.Mutex
@@ -71,10 +80,20 @@ type Issuer struct {
 	KeyFetches atomic.Int64
 }
 
-// Start runs an issuer publishing keys (the first signs by default).
+// Start runs an issuer publishing keys (the first signs by default),
+// stopped when the test ends.
 func Start(t testing.TB, keys ...Key) *Issuer {
 	t.Helper()
-	iss := &Issuer{t: t, published: keys}
+	iss := Serve(keys...)
+	iss.t = t
+	t.Cleanup(iss.Close)
+	return iss
+}
+
+// Serve is Start outside a test (the benchmark command): the caller stops
+// the issuer with Close, and signs with Sign.
+func Serve(keys ...Key) *Issuer {
+	iss := &Issuer{published: keys}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		if iss.isDown(w) {
@@ -102,9 +121,11 @@ func Start(t testing.TB, keys ...Key) *Issuer {
 	})
 	iss.srv = httptest.NewServer(mux)
 	iss.URL = iss.srv.URL
-	t.Cleanup(iss.srv.Close)
 	return iss
 }
+
+// Close stops the issuer.
+func (iss *Issuer) Close() { iss.srv.Close() }
 
 func (iss *Issuer) isDown(w http.ResponseWriter) bool {
 	iss.mu.Lock()
@@ -152,9 +173,19 @@ func (iss *Issuer) SetDown(down bool) {
 // they are not set.
 type Claims map[string]any
 
-// Token signs claims with key, naming it in the header's kid.
+// Token signs claims with key, naming it in the header's kid; it fails
+// the test if that fails.
 func (iss *Issuer) Token(key Key, claims Claims) string {
 	iss.t.Helper()
+	s, err := iss.Sign(key, claims)
+	if err != nil {
+		iss.t.Fatal(err)
+	}
+	return s
+}
+
+// Sign is Token outside a test.
+func (iss *Issuer) Sign(key Key, claims Claims) (string, error) {
 	c := jwt.MapClaims{"iss": iss.URL, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
 	for k, v := range claims {
 		if v == nil {
@@ -165,9 +196,5 @@ func (iss *Issuer) Token(key Key, claims Claims) string {
 	}
 	tok := jwt.NewWithClaims(key.Method, c)
 	tok.Header["kid"] = key.ID
-	s, err := tok.SignedString(key.Private)
-	if err != nil {
-		iss.t.Fatal(err)
-	}
-	return s
+	return tok.SignedString(key.Private)
 }
