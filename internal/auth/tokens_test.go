@@ -135,9 +135,19 @@ func TestAccessTokensDelete(t *testing.T) {
 
 // TestAccessTokenRefusals: every token that must not be accepted gets the
 // contract's 401 through REST and UNAUTHENTICATED through GraphQL, and
-// deletes nothing.
+// deletes nothing, whether or not unknown subjects make users (with
+// AUTH_CREATE_USERS a check left out would let the token make a user of
+// its own rather than be refused: the test sees that too).
 func TestAccessTokenRefusals(t *testing.T) {
-	te := newTokenEnv(t, false)
+	for _, createUsers := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AUTH_CREATE_USERS=%v", createUsers), func(t *testing.T) {
+			accessTokenRefusals(t, createUsers)
+		})
+	}
+}
+
+func accessTokenRefusals(t *testing.T, createUsers bool) {
+	te := newTokenEnv(t, createUsers)
 	userID, apiKey := te.NewUser()
 	te.link(t, userID, "alice")
 	strangerID, _ := te.NewUser()
@@ -210,6 +220,9 @@ func TestAccessTokenRefusals(t *testing.T) {
 		"unknown subject":        te.token("dave", nil),
 		"a deleted user's token": carolsToken,
 		"read-only token":        te.token("alice", oidctest.Claims{"scope": "uploads:read"}),
+	}
+	if createUsers {
+		delete(refusals, "unknown subject") // it makes its user
 	}
 	up := te.MustUpload(apiKey, "kept.txt", []byte("kept"))
 	for name, token := range refusals {
