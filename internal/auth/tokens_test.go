@@ -349,3 +349,35 @@ func TestAcceptedTokenAfterRetire(t *testing.T) {
 	}
 	te.AssertIntact(up)
 }
+
+// TestDefaultScopes: a token naming none of this service's scopes gets
+// AUTH_DEFAULT_SCOPES, which an operator may narrow; a token that names
+// ours gets exactly those.
+func TestDefaultScopes(t *testing.T) {
+	key := oidctest.NewKey(t, "RS256")
+	iss := oidctest.Start(t, key)
+	e := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
+		c.AuthIssuer = iss.URL
+		c.AuthAudience = audience
+		c.AuthDefaultScopes = "uploads:read"
+	}})
+	te := tokenEnv{Env: e, iss: iss, key: key}
+	userID, apiKey := te.NewUser()
+	te.link(t, userID, "alice")
+	up := te.MustUpload(apiKey, "a.txt", []byte("a"))
+
+	for _, token := range []string{te.token("alice", nil), te.token("alice", oidctest.Claims{"scope": "openid profile"})} {
+		g := te.GraphQL(token, `mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }`, map[string]any{"id": up.ID})
+		if len(g.Errors) != 1 || g.Errors[0].Code() != "FORBIDDEN" {
+			t.Errorf("a token with the narrowed default scopes deleting: %+v", g.Errors)
+		}
+		g = te.GraphQL(token, `query($id: ID!) { upload(id: $id) { id } }`, map[string]any{"id": up.ID})
+		if len(g.Errors) != 0 {
+			t.Errorf("a token with the default uploads:read reading: %+v", g.Errors)
+		}
+	}
+	te.AssertIntact(up)
+	if res := te.DeleteREST(te.token("alice", oidctest.Claims{"scope": "uploads:delete"}), up.ID); res.Status != http.StatusOK {
+		t.Errorf("a token naming uploads:delete: %d %s", res.Status, res.Body)
+	}
+}
