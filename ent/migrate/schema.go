@@ -166,6 +166,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{ObjectPurgesColumns[7]},
 			},
+			{
+				Name:    "objectpurge_upload_id",
+				Unique:  false,
+				Columns: []*schema.Column{ObjectPurgesColumns[5]},
+			},
 		},
 	}
 	// RetiredIdentitiesColumns holds the columns for the "retired_identities" table.
@@ -271,6 +276,11 @@ var (
 				Name:    "webhookdelivery_endpoint_id_upload_id",
 				Unique:  false,
 				Columns: []*schema.Column{WebhookDeliveriesColumns[12], WebhookDeliveriesColumns[2]},
+			},
+			{
+				Name:    "webhookdelivery_endpoint_id_status_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookDeliveriesColumns[12], WebhookDeliveriesColumns[5], WebhookDeliveriesColumns[7]},
 			},
 		},
 	}

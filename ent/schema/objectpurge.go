@@ -55,6 +55,9 @@ func (ObjectPurge) Fields() []ent.Field {
 func (ObjectPurge) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("next_attempt_at"),
+		// Unschedule and Expedite find an upload's purge by upload_id,
+		// once per trashed upload when the trash is emptied.
+		index.Fields("upload_id"),
 	}
 }
 

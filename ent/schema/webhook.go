@@ -134,6 +134,10 @@ func (WebhookDelivery) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("status", "next_attempt_at"),
 		index.Fields("endpoint_id", "upload_id"),
+		// An endpoint's pending deliveries, by when due: the breaker's
+		// postponement, the claim's search for endpoints with due
+		// deliveries and their oldest, and the last delivered check.
+		index.Fields("endpoint_id", "status", "next_attempt_at"),
 	}
 }
 
