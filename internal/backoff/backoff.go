@@ -1,6 +1,6 @@
 // Package backoff spaces the retries of background work (webhook
-// deliveries; the purger has the same rule): exponential in the number of
-// attempts, capped, with jitter.
+// deliveries and object purges): exponential in the number of attempts,
+// capped, with jitter.
 package backoff
 
 import (

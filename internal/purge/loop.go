@@ -35,7 +35,8 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 	if err != nil {
 		return 0, 0, err
 	}
-	// The purger is the retry loop, with its own backoff: one try each.
+	// The purger is the retry loop, with backoff between attempts: the S3
+	// client does not retry as well (WithoutRetries), one try each.
 	for _, job := range claimed {
 		attempted++
 		attemptCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), p.attemptTimeout())

@@ -13,11 +13,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/metrics"
 )
 
@@ -219,12 +219,8 @@ func (p *Purger) reschedule(ctx context.Context, job *ent.ObjectPurge, cause err
 	}
 }
 
-// backoff is exponential in the number of attempts, capped, with jitter so
-// that purges failed by one outage do not all retry at the same instant.
+// backoff is the wait after a purge's attempts failed: the one rule of
+// background retries (internal/backoff), from minBackoff up to MaxBackoff.
 func (p *Purger) backoff(attempts int) time.Duration {
-	d := p.opts.MaxBackoff
-	if attempts < 31 {
-		d = min(minBackoff<<max(attempts-1, 0), p.opts.MaxBackoff)
-	}
-	return d/2 + rand.N(d/2+1)
+	return backoff.Delay(attempts, minBackoff, p.opts.MaxBackoff)
 }
