@@ -74,9 +74,9 @@ func (c *children[K, V]) get(id K, create func() V) V {
 	return v
 }
 
-// QueueStats reports the purge queue: how many purges are pending and how
-// old the oldest is.
-type QueueStats func(ctx context.Context) (pending int, oldest time.Duration, err error)
+// QueueStats reports the purge backlog: how many purges are overdue (due,
+// or failed and backing off) and how long the one due longest has been due.
+type QueueStats func(ctx context.Context) (overdue int, dueFor time.Duration, err error)
 
 // New registers the service's metrics, the Go runtime's and the process's.
 func New(queue QueueStats) *Metrics {
@@ -195,8 +195,10 @@ func (m *Metrics) S3APIOption(stack *middleware.Stack) error {
 type queueCollector struct{ stats QueueStats }
 
 var (
-	queueDepthDesc = prometheus.NewDesc("uploads_purge_queue_depth", "Pending purges.", nil, nil)
-	queueAgeDesc   = prometheus.NewDesc("uploads_purge_queue_oldest_age_seconds", "Age of the oldest pending purge.", nil, nil)
+	queueDepthDesc = prometheus.NewDesc("uploads_purge_queue_depth",
+		"Purges overdue: due, or failed and waiting to retry (not those waiting out the trash window or an upload still storing).", nil, nil)
+	queueAgeDesc = prometheus.NewDesc("uploads_purge_queue_oldest_age_seconds",
+		"How long the purge due longest has been due (since its scheduled time or the end of its last backoff); 0 when none is due.", nil, nil)
 )
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {

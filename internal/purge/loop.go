@@ -117,18 +117,32 @@ func (p *Purger) Run(ctx context.Context) {
 	}
 }
 
-// QueueStats returns how many purges are pending and how old the oldest is.
+// QueueStats returns the purge backlog, for the metrics: how many purges
+// are overdue (due now, or failed and waiting out their backoff) and how
+// long the one due longest has been due (since its scheduled time, or the
+// end of its last backoff; 0 if none is due). Purges that are not due yet
+// are not counted: those waiting out the trash window (DELETE_RETENTION),
+// those of uploads that may still be storing, and those claimed for their
+// first attempt. So the figures stay near zero while the purger keeps up,
+// and grow when it does not (S3 down, the purger stopped or too slow),
+// rather than reading about DELETE_RETENTION whenever the trash is used.
 func (p *Purger) QueueStats(ctx context.Context) (int, time.Duration, error) {
-	pending, err := p.client.ObjectPurge.Query().Count(ctx)
-	if err != nil || pending == 0 {
-		return pending, 0, err
+	now := time.Now()
+	overdue, err := p.client.ObjectPurge.Query().
+		Where(objectpurge.Or(objectpurge.NextAttemptAtLTE(now), objectpurge.LastErrorNEQ(""))).
+		Count(ctx)
+	if err != nil || overdue == 0 {
+		return overdue, 0, err
 	}
-	oldest, err := p.client.ObjectPurge.Query().Order(objectpurge.ByCreatedAt()).First(ctx)
+	oldest, err := p.client.ObjectPurge.Query().
+		Where(objectpurge.NextAttemptAtLTE(now)).
+		Order(objectpurge.ByNextAttemptAt()).
+		First(ctx)
 	if ent.IsNotFound(err) {
-		return 0, 0, nil // the last ones finished between the two reads
+		return overdue, 0, nil // all backing off, or claimed since the count
 	}
 	if err != nil {
 		return 0, 0, err
 	}
-	return pending, time.Since(oldest.CreatedAt), nil
+	return overdue, now.Sub(oldest.NextAttemptAt), nil
 }
