@@ -15,8 +15,10 @@ import (
 
 // Limits of the batch deletes.
 const (
-	// MaxDeleteIDs is how many ids one deleteUploads takes (as S3's
-	// DeleteObjects takes 1,000 keys): one transaction, one S3 request.
+	// MaxDeleteIDs is how many ids one deleteUploads takes (S3's limit of
+	// keys per DeleteObjects request): one transaction in the database; the
+	// objects then go to S3 in a few DeleteObjects requests, as
+	// objectstore.DeleteKeys splits them (smaller requests side by side).
 	MaxDeleteIDs = 1000
 	// MaxDeleteWhere is how many uploads one deleteUploadsWhere deletes,
 	// in transactions of MaxDeleteIDs.

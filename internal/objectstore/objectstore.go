@@ -354,10 +354,12 @@ func (s *Store) versionsOf(ctx context.Context, bucket, key string) ([]types.Obj
 	return ids, nil
 }
 
-// DeleteKeys removes the objects of many keys with DeleteObjects, up to
-// 1,000 keys a request (on a versioned bucket, every version of each, unless
-// MarkerOnlyDeletes), and returns the keys it could not remove, with why.
-// What is already gone counts as removed.
+// DeleteKeys removes the objects of many keys with DeleteObjects, in
+// requests of at most deleteRequestKeys objects, deleteRequestsInFlight at
+// a time (see deleteBatch). On a versioned bucket it removes every version
+// of each key (unless MarkerOnlyDeletes), listed first with one
+// ListObjectVersions per key. It returns the keys it could not remove,
+// with why. What is already gone counts as removed.
 func (s *Store) DeleteKeys(ctx context.Context, bucket string, keys []string) map[string]error {
 	failed := map[string]error{}
 	var ids []types.ObjectIdentifier

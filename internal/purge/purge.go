@@ -35,7 +35,7 @@ type ObjectDiscarder interface {
 const (
 	lease      = time.Minute // how long a claim lasts
 	minBackoff = time.Second // delay after the first failure
-	batchSize  = 1000        // purges claimed per poll: one DeleteObjects request
+	batchSize  = 1000        // purges claimed per poll; objectstore.DeleteKeys splits their keys into DeleteObjects requests
 	// PendingMargin is how long past the upload timeout a PENDING upload
 	// may still be storing: a request S3 is still finishing may land a
 	// little late. Its purge waits that long; after it, the upload is stuck.
