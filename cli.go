@@ -110,7 +110,7 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 func (c *commandLine) usersCommand() *cobra.Command {
 	users := &cobra.Command{Use: "users", Short: "Create, list, show, link and delete users", Args: c.noArgs, RunE: showHelp}
 	users.AddCommand(
-		c.databaseCommand("users create", "create (--email EMAIL | --subject SUBJECT [--email EMAIL])",
+		c.databaseCommand(admin.UsersCreate, "create (--email EMAIL | --subject SUBJECT [--email EMAIL])",
 			"Create a user, with an API key or a subject they sign in as",
 			`Creates a user. With --email alone, the user gets an API key, shown once.
 With --subject, the user signs in at the issuer AUTH_ISSUER names, as that
@@ -121,13 +121,13 @@ subject (the sub claim of their access tokens), and no API key is made;
 				cmd.Flags().StringVar(&o.Subject, "subject", "", "the user's subject (sub claim) at AUTH_ISSUER; no API key is made")
 				keyFlags(cmd, &o.Key, " (not with --subject)")
 			}),
-		c.databaseCommand("users list", "list", "List users with their counts of active keys and uploads", "", nil),
-		c.databaseCommand("users show", "show (--id USER_ID | --email EMAIL)", "Show a user, their sign-in identities and API keys (never the secrets)", "",
+		c.databaseCommand(admin.UsersList, "list", "List users with their counts of active keys and uploads", "", nil),
+		c.databaseCommand(admin.UsersShow, "show (--id USER_ID | --email EMAIL)", "Show a user, their sign-in identities and API keys (never the secrets)", "",
 			func(cmd *cobra.Command, o *admin.Options) {
 				cmd.Flags().StringVar(&o.ID, "id", "", "id of the user (usr_…)")
 				cmd.Flags().StringVar(&o.Email, "email", "", "email address of the user")
 			}),
-		c.databaseCommand("users link", "link --id USER_ID --subject SUBJECT", "Let a user sign in: link a subject at AUTH_ISSUER to them",
+		c.databaseCommand(admin.UsersLink, "link --id USER_ID --subject SUBJECT", "Let a user sign in: link a subject at AUTH_ISSUER to them",
 			`Links the identity (AUTH_ISSUER, SUBJECT) to an existing user, so that
 access tokens with that sub claim act as them. An identity belongs to one
 user: linking another user's is an error; linking it again to the same user
@@ -144,7 +144,7 @@ changes nothing.`,
 func (c *commandLine) keysCommand() *cobra.Command {
 	keys := &cobra.Command{Use: "keys", Short: "Create, list and revoke API keys", Args: c.noArgs, RunE: showHelp}
 	keys.AddCommand(
-		c.databaseCommand("keys create", "create --user USER_ID [--scope SCOPES] [--expires WHEN]", "Issue another API key for a user",
+		c.databaseCommand(admin.KeysCreate, "create --user USER_ID [--scope SCOPES] [--expires WHEN]", "Issue another API key for a user",
 			`Issues an API key, shown once. Without --scope the key has every scope,
 including scopes added in later releases; with it, only those named:
 `+strings.Join(scope.Known(), ", ")+`.
@@ -153,12 +153,12 @@ Without --expires it never expires.`,
 				cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
 				keyFlags(cmd, &o.Key, "")
 			}),
-		c.databaseCommand("keys list", "list --user USER_ID", "List a user's API keys, revoked ones included",
+		c.databaseCommand(admin.KeysList, "list --user USER_ID", "List a user's API keys, revoked ones included",
 			"Lists a user's keys by id and prefix, with their scopes and expiry; the\nsecrets are never stored, so a lost key cannot be shown again: revoke it\nand create another.",
 			func(cmd *cobra.Command, o *admin.Options) {
 				cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
 			}),
-		c.databaseCommand("keys revoke", "revoke --id KEY_ID", "Revoke an API key: it stops working at once", "",
+		c.databaseCommand(admin.KeysRevoke, "revoke --id KEY_ID", "Revoke an API key: it stops working at once", "",
 			func(cmd *cobra.Command, o *admin.Options) {
 				cmd.Flags().StringVar(&o.ID, "id", "", "id of the key (key_…) (required)")
 			}),
@@ -167,7 +167,7 @@ Without --expires it never expires.`,
 }
 
 func (c *commandLine) auditCommand() *cobra.Command {
-	return c.databaseCommand("audit", "audit --user USER_ID", "Show a user's audit trail, newest first",
+	return c.databaseCommand(admin.Audit, "audit --user USER_ID", "Show a user's audit trail, newest first",
 		`Shows what happened to a user's uploads, newest first: created, deleted,
 restored, purged, expired; by which API key (its id, never the key), or by
 the cli, the janitor or the purger; through which interface; in which
@@ -197,7 +197,7 @@ func (c *commandLine) withSettings(cmd *cobra.Command, scope config.Scope) *conf
 
 // databaseCommand is a command that needs only the database: it takes the
 // database's settings, --json, and the flags flags defines.
-func (c *commandLine) databaseCommand(command, use, short, long string, flags func(*cobra.Command, *admin.Options)) *cobra.Command {
+func (c *commandLine) databaseCommand(command admin.Command, use, short, long string, flags func(*cobra.Command, *admin.Options)) *cobra.Command {
 	var opts admin.Options
 	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: c.noArgs}
 	cfg := c.withSettings(cmd, config.ForDatabase|config.ForIdentities)
@@ -207,7 +207,7 @@ func (c *commandLine) databaseCommand(command, use, short, long string, flags fu
 	jsonFlag(cmd.Flags(), &opts.JSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts.Issuer = cfg.AuthIssuer
-		if err := admin.Validate(command, opts); err != nil {
+		if err := command.Check(opts); err != nil {
 			return err // before the database is opened (and its file made)
 		}
 		return runCommand(cmd.Context(), cfg, command, opts, c.stdout)
@@ -230,7 +230,7 @@ reaches the bucket, so it takes the same bucket settings as the server.`,
 	cmd.Flags().StringVar(&opts.ID, "id", "", "id of the user (usr_…) (required)")
 	jsonFlag(cmd.Flags(), &opts.JSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := admin.Validate("users delete", opts); err != nil {
+		if err := admin.CheckErase(opts); err != nil {
 			return err
 		}
 		logger, err := newLogger(c.stderr, cfg.LogLevel, cfg.LogFormat)

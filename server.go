@@ -45,13 +45,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 // runCommand opens only the database: management commands never touch the
 // bucket, and SQLite's locking lets them run beside a serving instance.
-func runCommand(ctx context.Context, cfg *config.Config, command string, opts admin.Options, stdout io.Writer) error {
+func runCommand(ctx context.Context, cfg *config.Config, command admin.Command, opts admin.Options, stdout io.Writer) error {
 	client, err := app.OpenDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	return admin.Run(ctx, client, command, opts, stdout)
+	return command.Run(ctx, client, opts, stdout)
 }
 
 // runReconcile compares the bucket with the database and, with --repair,

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/audit"
@@ -55,7 +54,7 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 				deleteFailed.write(w)
 			}
 		}()
-		payload, err := mutation.DeleteUpload(audit.WithVia(r.Context(), auditevent.ViaREST), r.Header.Get("X-Upload-Id")) // canonical: not rewritten per request
+		payload, err := mutation.DeleteUpload(audit.ViaREST(r.Context()), r.Header.Get("X-Upload-Id")) // canonical: not rewritten per request
 		if err != nil {
 			answerTo(err).write(w)
 			return

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/testenv"
@@ -323,4 +324,22 @@ func TestRateLimitWithoutValidKey(t *testing.T) {
 		t.Errorf("anonymous GraphQL over the limit: %d %+v", gql.Status, gql.Errors)
 	}
 	expect(t, env.DeleteREST(key, "upl_00000000000000000000000000000000"), 404, notFound)
+}
+
+// TestAuditSaysREST: the audit trail records a delete made through this
+// endpoint as made through REST, by the caller's key, not through GraphQL.
+func TestAuditSaysREST(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	up := env.MustUpload(key, "a.txt", []byte("a"))
+	expect(t, env.DeleteREST(key, up.ID), 200, success(up.ID))
+	deleted, err := env.Client().AuditEvent.Query().
+		Where(auditevent.UploadID(up.ID), auditevent.KindEQ(auditevent.KindDELETED)).
+		Only(context.Background())
+	if err != nil {
+		t.Fatalf("the delete's audit row: %v", err)
+	}
+	if deleted.Via != auditevent.ViaREST || !strings.HasPrefix(deleted.Actor, "key_") {
+		t.Errorf("audit row says %s via %s, want the caller's key via REST", deleted.Actor, deleted.Via)
+	}
 }

@@ -15,10 +15,6 @@ import (
 	"github.com/safedelete/uploads/internal/apikey"
 )
 
-// Commands lists the commands that need only the database, as typed on
-// the command line.
-var Commands = []string{"users create", "users list", "users show", "users link", "keys create", "keys list", "keys revoke", "audit"}
-
 // Options are the commands' flags.
 type Options struct {
 	Email   string
@@ -34,59 +30,101 @@ type Options struct {
 	Key apikey.Grant
 }
 
-// Validate checks that o has the flags command needs, before anything is
-// opened.
-func Validate(command string, o Options) error {
-	missing := func(flag string) error { return fmt.Errorf("%s needs --%s", command, flag) }
-	switch {
-	case command == "users create" && o.Email == "" && o.Subject == "":
+// Command is a management command that needs only the database.
+type Command struct {
+	check func(Options) error // nil: every combination of flags will do
+	run   func(context.Context, *ent.Client, Options, io.Writer) error
+}
+
+// The commands that need only the database, each with the checks of its
+// flags.
+var (
+	UsersCreate = Command{checkUsersCreate, createUser}
+	UsersList   = Command{nil, listUsers}
+	UsersShow   = Command{checkUsersShow, showUser}
+	UsersLink   = Command{checkUsersLink, linkUser}
+	KeysCreate  = Command{needsUser("keys create"), createKey}
+	KeysList    = Command{needsUser("keys list"), listKeys}
+	KeysRevoke  = Command{needsID("keys revoke"), revokeKey}
+	Audit       = Command{needsUser("audit"), showAudit}
+)
+
+// Check says what is wrong with o's flags, if anything; it runs before
+// the database is opened (and its file made).
+func (c Command) Check(o Options) error {
+	if c.check == nil {
+		return nil
+	}
+	return c.check(o)
+}
+
+// Run checks o, runs the command and prints its result to out.
+func (c Command) Run(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
+	if err := c.Check(o); err != nil {
+		return err
+	}
+	return c.run(ctx, client, o, out)
+}
+
+func checkUsersCreate(o Options) error {
+	if o.Email == "" && o.Subject == "" {
 		return errors.New("users create needs --email (a user with an API key) or --subject (a user who signs in)")
-	case command == "users link" && o.ID == "":
-		return missing("id")
-	case command == "users link" && o.Subject == "":
-		return missing("subject")
-	case (command == "users create" || command == "users link") && o.Subject != "" && o.Issuer == "":
-		return fmt.Errorf("%s --subject needs AUTH_ISSUER (and AUTH_AUDIENCE) set: the issuer whose subject it is", command)
-	case o.Subject != "" && strings.TrimSpace(o.Subject) != o.Subject:
-		// A token's sub never matches a subject typed with a stray space.
-		return fmt.Errorf("%s: --subject %q has white space around it", command, o.Subject)
-	case command == "users create" && o.Subject != "" && o.Key != (apikey.Grant{}):
+	}
+	if err := checkSubject("users create", o); err != nil {
+		return err
+	}
+	if o.Subject != "" && o.Key != (apikey.Grant{}) {
 		return errors.New("users create --subject makes no API key (the user signs in), so --scope and --expires do not apply; " +
 			"issue a key afterwards with: uploads keys create --user USER_ID")
-	case command == "users show" && (o.ID == "") == (o.Email == ""):
-		return errors.New("users show needs --id or --email (one of them)")
-	case (command == "keys create" || command == "keys list" || command == "audit") && o.UserID == "":
-		return missing("user")
-	case (command == "keys revoke" || command == "users delete") && o.ID == "":
-		return missing("id")
 	}
 	return nil
 }
 
-// Run runs command, one of Commands, and prints its result to out.
-func Run(ctx context.Context, client *ent.Client, command string, o Options, out io.Writer) error {
-	if err := Validate(command, o); err != nil {
-		return err
+func checkUsersLink(o Options) error {
+	if o.ID == "" {
+		return errors.New("users link needs --id")
 	}
-	switch command {
-	case "users create":
-		return createUser(ctx, client, o, out)
-	case "users list":
-		return listUsers(ctx, client, o, out)
-	case "users show":
-		return showUser(ctx, client, o, out)
-	case "users link":
-		return linkUser(ctx, client, o, out)
-	case "keys create":
-		return createKey(ctx, client, o, out)
-	case "keys list":
-		return listKeys(ctx, client, o, out)
-	case "keys revoke":
-		return revokeKey(ctx, client, o, out)
-	case "audit":
-		return showAudit(ctx, client, o, out)
-	default:
-		return fmt.Errorf("unknown command %q (commands: %s)", command, strings.Join(Commands, ", "))
+	if o.Subject == "" {
+		return errors.New("users link needs --subject")
+	}
+	return checkSubject("users link", o)
+}
+
+// checkSubject checks --subject, when given, of command (users create or
+// users link).
+func checkSubject(command string, o Options) error {
+	switch {
+	case o.Subject != "" && o.Issuer == "":
+		return fmt.Errorf("%s --subject needs AUTH_ISSUER (and AUTH_AUDIENCE) set: the issuer whose subject it is", command)
+	case strings.TrimSpace(o.Subject) != o.Subject:
+		// A token's sub never matches a subject typed with a stray space.
+		return fmt.Errorf("%s: --subject %q has white space around it", command, o.Subject)
+	}
+	return nil
+}
+
+func checkUsersShow(o Options) error {
+	if (o.ID == "") == (o.Email == "") {
+		return errors.New("users show needs --id or --email (one of them)")
+	}
+	return nil
+}
+
+func needsUser(command string) func(Options) error {
+	return func(o Options) error {
+		if o.UserID == "" {
+			return fmt.Errorf("%s needs --user", command)
+		}
+		return nil
+	}
+}
+
+func needsID(command string) func(Options) error {
+	return func(o Options) error {
+		if o.ID == "" {
+			return fmt.Errorf("%s needs --id", command)
+		}
+		return nil
 	}
 }
 

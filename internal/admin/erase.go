@@ -143,9 +143,13 @@ var (
 // uploads are left before EraseUser gives up.
 const maxStalledRounds = 3
 
+// CheckErase says what is wrong with the flags of `users delete`, if
+// anything; it runs before anything is opened.
+var CheckErase = needsID("users delete")
+
 // RunErase is `users delete --id usr_… [--json]`.
 func RunErase(ctx context.Context, client *ent.Client, deleter Deleter, o Options, out io.Writer) error {
-	if err := Validate("users delete", o); err != nil {
+	if err := CheckErase(o); err != nil {
 		return err
 	}
 	erased, err := EraseUser(ctx, client, deleter, o.ID)

@@ -112,7 +112,7 @@ func listUsers(ctx context.Context, client *ent.Client, o Options, out io.Writer
 // returns them with their keys.
 func ShowUser(ctx context.Context, client *ent.Client, id, email string) (*UserDetails, error) {
 	query := client.User.Query()
-	if err := Validate("users show", Options{ID: id, Email: email}); err != nil {
+	if err := checkUsersShow(Options{ID: id, Email: email}); err != nil {
 		return nil, err
 	}
 	switch {
@@ -173,7 +173,7 @@ func showUser(ctx context.Context, client *ent.Client, o Options, out io.Writer)
 
 // ListKeys returns a user's API keys, oldest first, revoked ones included.
 func ListKeys(ctx context.Context, client *ent.Client, userID string) ([]KeySummary, error) {
-	if err := Validate("keys list", Options{UserID: userID}); err != nil {
+	if err := needsUser("keys list")(Options{UserID: userID}); err != nil {
 		return nil, err
 	}
 	exists, err := client.User.Query().Where(user.ID(userID)).Exist(ctx)

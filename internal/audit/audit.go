@@ -48,17 +48,17 @@ func (a Actor) System() bool {
 }
 
 type actorKey struct{}
-type viaKey struct{}
+type viaRESTKey struct{}
 
 // WithActor returns ctx whose changes are made by a.
 func WithActor(ctx context.Context, a Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)
 }
 
-// WithVia returns ctx whose caller came through via (the REST shim says
-// REST; GraphQL is the default).
-func WithVia(ctx context.Context, via auditevent.Via) context.Context {
-	return context.WithValue(ctx, viaKey{}, via)
+// ViaREST returns ctx whose caller came through the REST shim; a caller's
+// changes are otherwise recorded as made through GraphQL.
+func ViaREST(ctx context.Context) context.Context {
+	return context.WithValue(ctx, viaRESTKey{}, true)
 }
 
 // ActorFrom returns who makes ctx's changes: the actor set with WithActor,
@@ -68,8 +68,8 @@ func ActorFrom(ctx context.Context) Actor {
 		return a
 	}
 	a := Actor{Via: auditevent.ViaGRAPHQL}
-	if via, ok := ctx.Value(viaKey{}).(auditevent.Via); ok {
-		a.Via = via
+	if ctx.Value(viaRESTKey{}) != nil {
+		a.Via = auditevent.ViaREST
 	}
 	if v, err := viewer.FromContext(ctx); err == nil {
 		a.Name = v.Credential()

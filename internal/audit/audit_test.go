@@ -39,7 +39,7 @@ func TestActorFrom(t *testing.T) {
 		system bool
 	}{
 		{"a key through GraphQL (the default)", asKey, audit.Actor{Name: "key_1", Via: auditevent.ViaGRAPHQL}, false},
-		{"a key through REST", audit.WithVia(asKey, auditevent.ViaREST), audit.Actor{Name: "key_1", Via: auditevent.ViaREST}, false},
+		{"a key through REST", audit.ViaREST(asKey), audit.Actor{Name: "key_1", Via: auditevent.ViaREST}, false},
 		{"nobody", base, audit.Actor{Name: "unknown", Via: auditevent.ViaGRAPHQL}, false},
 		{"the cli, whatever the key", audit.WithActor(asKey, audit.CLI), audit.CLI, true},
 		{"the janitor", audit.WithActor(base, audit.Janitor), audit.Janitor, true},
@@ -57,7 +57,7 @@ func TestActorFrom(t *testing.T) {
 // webhook event.
 func TestRecord(t *testing.T) {
 	client := open(t)
-	ctx := audit.WithVia(viewer.NewContext(context.Background(), viewer.Viewer{UserID: "usr_1", APIKeyID: "key_1"}), auditevent.ViaREST)
+	ctx := audit.ViaREST(viewer.NewContext(context.Background(), viewer.Viewer{UserID: "usr_1", APIKeyID: "key_1"}))
 	endpoint := client.WebhookEndpoint.Create().SetOwnerID("usr_1").SetURL("https://hooks.example.com").
 		SetEvents(nil).SetSecret([]byte("sealed")).SaveX(ctx)
 	a := audit.Subject{ID: "upl_a", OwnerID: "usr_1", Filename: "a.txt", Size: 1, Status: "COMPLETED"}

@@ -1,5 +1,10 @@
 package purge
 
+import (
+	"context"
+	"time"
+)
+
 // The purger's fixed behaviour, for the tests to state their expectations
 // in its own terms rather than in copied numbers.
 const (
@@ -8,3 +13,9 @@ const (
 	BatchSize       = batchSize
 	OutageThreshold = outageThreshold
 )
+
+// RunTicking is Run with the poll interval's ticks sent on tick, calling
+// passed after each pass.
+func (p *Purger) RunTicking(ctx context.Context, tick <-chan time.Time, passed func()) {
+	p.run(ctx, tick, passed)
+}

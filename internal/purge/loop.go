@@ -101,18 +101,25 @@ func (p *Purger) attemptTimeout() time.Duration {
 func (p *Purger) Run(ctx context.Context) {
 	ticker := time.NewTicker(p.opts.PollInterval)
 	defer ticker.Stop()
+	p.run(ctx, ticker.C, func() {})
+}
+
+// run is Run's loop, waiting for tick between passes; passed is called
+// after each pass (the tests' view of the loop).
+func (p *Purger) run(ctx context.Context, tick <-chan time.Time, passed func()) {
 	for {
 		attempted, purged, err := p.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			p.logger.ErrorContext(ctx, "purge pass failed", "error", err)
 		}
+		passed()
 		if err == nil && attempted == batchSize && purged == attempted {
 			continue
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-tick:
 		}
 	}
 }

@@ -180,16 +180,45 @@ func TestRunWaitsForItsPollInterval(t *testing.T) {
 	objects := newFakeObjects()
 	p := w.fakePurger(objects, &testenv.SyncBuffer{}, purge.Options{PollInterval: time.Hour, MaxBackoff: time.Hour, InlineTimeout: time.Second, UploadTimeout: time.Minute})
 	w.due("first")
-	stop := runInBackground(t, p)
-	w.Eventually(5*time.Second, "the first pass", func() bool { return objects.times("first") == 1 })
-
-	w.due("second")
-	// Far more time than a loop that does not wait needs to pass again.
-	time.Sleep(300 * time.Millisecond)
-	if objects.times("second") != 0 {
-		t.Error("Run passed again without waiting for its poll interval")
+	ctx, cancel := context.WithCancel(context.Background())
+	tick, passes, returned := make(chan time.Time), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(returned)
+		p.RunTicking(ctx, tick, func() {
+			select {
+			case passes <- struct{}{}:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	defer func() { cancel(); <-returned }()
+	awaitPass := func(what string) {
+		t.Helper()
+		select {
+		case <-passes:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no pass: %s", what)
+		}
 	}
-	stop()
+
+	awaitPass("the first")
+	if objects.times("first") != 1 {
+		t.Fatalf("the first pass removed the due object %d times, want once", objects.times("first"))
+	}
+	w.due("second")
+	// Run takes the tick only when waiting for it; one that passes again
+	// without waiting reports a pass first.
+	select {
+	case tick <- time.Now():
+	case <-passes:
+		t.Fatal("Run passed again without waiting for its poll interval")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run neither waited for its poll interval nor passed again")
+	}
+	awaitPass("the one after the poll interval")
+	if objects.times("second") != 1 {
+		t.Errorf("the pass after the poll interval removed the due object %d times, want once", objects.times("second"))
+	}
 }
 
 // TestRunLogsAFailedPass: a pass that fails (here, the database is gone)

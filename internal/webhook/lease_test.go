@@ -29,29 +29,31 @@ func TestLeaseExpires(t *testing.T) {
 	if claimed, err := dead.Claim(ctx); err != nil || len(claimed) != 1 {
 		t.Fatalf("Claim = %d, %v", len(claimed), err)
 	}
+	leaseEnd := w.deliveries()[0].NextAttemptAt
+	if leaseEnd.Before(began.Add(3 * timeout)) {
+		t.Fatalf("claimed for %v, want a lease of 3 timeouts (%v)", leaseEnd.Sub(began), 3*timeout)
+	}
+	// Read as due by a sender whose clock says the lease has a moment left
+	// (however slow this machine), it is not taken.
 	alive := w.sender(local)
-	for {
-		attempted, delivered, err := alive.RunOnce(ctx)
+	due := w.client.WebhookDelivery.Query().WithEndpoint().AllX(ctx)
+	if claimed, err := alive.Take(ctx, due, leaseEnd.Add(-time.Millisecond)); err != nil || len(claimed) != 0 {
+		t.Fatalf("claimed again within the lease: %d, %v", len(claimed), err)
+	}
+	var attempted, delivered int
+	eventually(t, 5*time.Second, "the claim to expire", func() bool {
+		var err error
+		attempted, delivered, err = alive.RunOnce(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if attempted == 0 {
-			if len(rcv.got()) > 0 {
-				t.Fatal("the receiver got a delivery nobody attempted")
-			}
-			if time.Since(began) > 5*time.Second {
-				t.Fatal("the claim never expired")
-			}
-			time.Sleep(20 * time.Millisecond)
-			continue
+		if attempted > 0 && time.Now().Before(leaseEnd) {
+			t.Fatalf("claimed again %v before the lease ended", time.Until(leaseEnd))
 		}
-		if elapsed := time.Since(began); elapsed < 3*timeout-time.Millisecond {
-			t.Fatalf("claimed again after %v, within the lease", elapsed)
-		}
-		if delivered != 1 || len(rcv.got()) != 1 {
-			t.Fatalf("delivered %d, receiver got %d", delivered, len(rcv.got()))
-		}
-		break
+		return attempted > 0
+	})
+	if delivered != 1 || len(rcv.got()) != 1 {
+		t.Fatalf("delivered %d, receiver got %d", delivered, len(rcv.got()))
 	}
 	if d := w.deliveries()[0]; d.Status != webhookdelivery.StatusDELIVERED || d.Attempts != 2 {
 		t.Fatalf("delivery %s after %d attempts, want DELIVERED after 2", d.Status, d.Attempts)
@@ -105,10 +107,13 @@ func TestStaleClaimLeavesNewClaimAlone(t *testing.T) {
 		claimed = len(c)
 		return err == nil && claimed == 1
 	})
+	leaseEnd := w.deliveries()[0].NextAttemptAt
 	stuck.Attempt(ctx, stale[0]) // fails (500), and must not record it
-	time.Sleep(5 * time.Millisecond)
-	if attempted, _, err := w.sender(opts).RunOnce(ctx); attempted != 0 || err != nil {
-		t.Fatalf("a third sender attempted %d (%v) while the second's claim holds", attempted, err)
+	// A third sender whose clock says the second's lease has a moment left
+	// (however slow this machine) does not take it.
+	due := w.client.WebhookDelivery.Query().WithEndpoint().AllX(ctx)
+	if claimed, err := w.sender(opts).Take(ctx, due, leaseEnd.Add(-time.Millisecond)); len(claimed) != 0 || err != nil {
+		t.Fatalf("a third sender claimed %d (%v) while the second's claim holds", len(claimed), err)
 	}
 	if d := w.deliveries()[0]; d.LastError != "" || d.Attempts != 2 {
 		t.Fatalf("the stale attempt was recorded over the live claim: %q, %d attempts", d.LastError, d.Attempts)
