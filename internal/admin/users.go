@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,11 +40,10 @@ func CreateUserWith(ctx context.Context, client *ent.Client, n NewUser) (Created
 	var created Created
 	var email string
 	if n.Email != "" || n.Subject == "" {
-		addr, err := mail.ParseAddress(n.Email)
-		if err != nil || addr.Address != strings.TrimSpace(n.Email) {
+		var ok bool
+		if email, ok = signin.Address(strings.TrimSpace(n.Email)); !ok {
 			return created, fmt.Errorf("invalid email address %q", n.Email)
 		}
-		email = strings.ToLower(addr.Address)
 	}
 	err := database.WithTx(ctx, client, func(tx *ent.Tx) (err error) {
 		create := tx.User.Create()
@@ -60,7 +58,7 @@ func CreateUserWith(ctx context.Context, client *ent.Client, n NewUser) (Created
 			return fmt.Errorf("create user: %w", err)
 		}
 		if n.Subject != "" {
-			created.Identity, err = signin.Link(ctx, tx, created.User.ID, n.Issuer, n.Subject)
+			created.Identity, _, err = signin.Link(ctx, tx, created.User.ID, n.Issuer, n.Subject)
 			return err
 		}
 		created.Key, created.Secret, err = apikey.CreateWith(ctx, tx.Client(), created.User.ID, n.Key)
@@ -113,11 +111,7 @@ func LinkUser(ctx context.Context, client *ent.Client, userID, issuer, subject s
 		if !exists {
 			return fmt.Errorf("no user with id %q", userID)
 		}
-		already, err = tx.Identity.Query().Where(identity.Issuer(issuer), identity.Subject(subject), identity.UserID(userID)).Exist(ctx)
-		if err != nil {
-			return err
-		}
-		linked, err = signin.Link(ctx, tx, userID, issuer, subject)
+		linked, already, err = signin.Link(ctx, tx, userID, issuer, subject)
 		return err
 	})
 	if errors.Is(err, signin.ErrTaken) {

@@ -138,15 +138,6 @@ func Revoke(ctx context.Context, client *ent.Client, keyID string) (*ent.APIKey,
 	return key, nil
 }
 
-// Scopes is what key may do: the scopes it names, or every scope when it
-// names none (keys made without --scope, and before scopes existed).
-func Scopes(key *ent.APIKey) scope.Set {
-	if len(key.Scopes) == 0 {
-		return scope.All
-	}
-	return scope.FromNames(key.Scopes)
-}
-
 // Authenticator checks the API key of every request. Its lookup is the
 // hottest query of the service, so it is built once (with Ent's SQL
 // builder, from the schema's own names), runs as a prepared statement, and

@@ -75,7 +75,7 @@ func keyViewer(ctx context.Context, keys *apikey.Authenticator, secret string) (
 	case err != nil:
 		return viewer.Viewer{}, err
 	}
-	return viewer.Viewer{UserID: key.OwnerID, APIKeyID: key.ID, Scopes: apikey.Scopes(key)}, nil
+	return viewer.Viewer{UserID: key.OwnerID, APIKeyID: key.ID, Scopes: apikey.ScopesOf(key)}, nil
 }
 
 func (t *Tokens) viewer(ctx context.Context, token string) (viewer.Viewer, error) {

@@ -55,7 +55,7 @@ func (te tokenEnv) link(t *testing.T, userID, subject string) {
 	t.Helper()
 	ctx := context.Background()
 	err := database.WithTx(ctx, te.Client(), func(tx *ent.Tx) error {
-		_, err := signin.Link(ctx, tx, userID, te.iss.URL, subject)
+		_, _, err := signin.Link(ctx, tx, userID, te.iss.URL, subject)
 		return err
 	})
 	if err != nil {

@@ -66,7 +66,7 @@ func startIssuer(chosen []scenario, cleanups *[]func()) (*issuer, error) {
 func (i *issuer) issue(ctx context.Context, client *ent.Client, users []user) error {
 	err := database.WithTx(ctx, client, func(tx *ent.Tx) error {
 		for _, u := range users {
-			if _, err := signin.Link(ctx, tx, u.id, i.iss.URL, subject(u)); err != nil {
+			if _, _, err := signin.Link(ctx, tx, u.id, i.iss.URL, subject(u)); err != nil {
 				return err
 			}
 		}

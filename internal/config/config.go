@@ -6,8 +6,6 @@ package config
 
 import (
 	"fmt"
-	"net/netip"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/oidc"
 	scopes "github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/webhook"
 )
@@ -263,7 +262,7 @@ func (c *Config) checkAuth() error {
 		}
 		return nil
 	}
-	if err := CheckIssuer(c.AuthIssuer); err != nil {
+	if err := oidc.CheckURL(c.AuthIssuer); err != nil {
 		return fmt.Errorf("AUTH_ISSUER=%s: %w", c.AuthIssuer, err)
 	}
 	if strings.TrimSpace(c.AuthAudience) == "" {
@@ -273,35 +272,6 @@ func (c *Config) checkAuth() error {
 		return fmt.Errorf("AUTH_DEFAULT_SCOPES=%s: %w", c.AuthDefaultScopes, err)
 	}
 	return nil
-}
-
-// CheckIssuer accepts an issuer URL: https://, or http:// only on a
-// loopback address (local development and tests), with a host and without
-// a query, fragment or user.
-func CheckIssuer(issuer string) error {
-	u, err := url.Parse(issuer)
-	switch {
-	case err != nil:
-		return fmt.Errorf("want an https:// URL: %w", err)
-	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
-		return fmt.Errorf("want an https:// URL with a host, and no user, query or fragment")
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && loopback(u.Hostname()):
-		return nil
-	case u.Scheme == "http":
-		return fmt.Errorf("an http:// issuer is accepted only on a loopback address (127.0.0.1, ::1, localhost); use https://")
-	default:
-		return fmt.Errorf("want an https:// URL")
-	}
-}
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 // FlagName is the flag of the setting env: ADDR is --addr.

@@ -17,6 +17,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,7 +28,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/safedelete/uploads/internal/backoff"
-	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/scope"
 )
 
@@ -226,7 +227,7 @@ func (v *Verifier) discover(ctx context.Context) (string, error) {
 	case doc.JWKSURI == "":
 		return "", fmt.Errorf("discovery: the document has no jwks_uri")
 	}
-	if err := config.CheckIssuer(doc.JWKSURI); err != nil {
+	if err := CheckURL(doc.JWKSURI); err != nil {
 		return "", fmt.Errorf("discovery: jwks_uri %s: %w", doc.JWKSURI, err)
 	}
 	return doc.JWKSURI, nil
@@ -248,6 +249,35 @@ func (v *Verifier) Check(ctx context.Context) error {
 	return nil
 }
 
+// CheckURL accepts the URL of an issuer or of its keys: https://, or
+// http:// only on a loopback address (local development and tests), with a
+// host and without a query, fragment or user.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("want an https:// URL: %w", err)
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+		return fmt.Errorf("want an https:// URL with a host, and no user, query or fragment")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && loopback(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("an http:// issuer is accepted only on a loopback address (127.0.0.1, ::1, localhost); use https://")
+	default:
+		return fmt.Errorf("want an https:// URL")
+	}
+}
+
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // LooksLikeJWT reports whether a bearer credential has the shape of a JWT
 // (three dot-separated parts), so that it is checked as a token rather
 // than as an API key.
@@ -261,7 +291,6 @@ type tokenClaims struct {
 	Scope string   `json:"scope"`
 	Scp   scpClaim `json:"scp"`
 	Email string   `json:"email"`
-	_     struct{} // no other claims are read
 }
 
 // readClaims are the names of the claims tokenClaims reads; timeClaims

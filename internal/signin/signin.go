@@ -77,7 +77,7 @@ func (r *Resolver) UserOf(ctx context.Context, issuer, subject, email string) (s
 	}
 	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
 		create := tx.User.Create()
-		if addr := address(email); addr != "" {
+		if addr, ok := Address(email); ok {
 			taken, err := tx.User.Query().Where(user.Email(addr)).Exist(ctx)
 			if err != nil {
 				return err
@@ -122,43 +122,43 @@ func (r *Resolver) find(ctx context.Context, issuer, subject string) (string, er
 	return userID, rows.Err()
 }
 
-// address is email as a user's address, lowercased, or "" when it is not
-// a plain address.
-func address(email string) string {
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email {
-		return ""
+// Address is email as a user's address is stored: a plain address (no
+// display name, no comment), lowercased; ok is false for anything else.
+func Address(email string) (addr string, ok bool) {
+	parsed, err := mail.ParseAddress(email)
+	if err != nil || parsed.Address != email {
+		return "", false
 	}
-	return strings.ToLower(addr.Address)
+	return strings.ToLower(parsed.Address), true
 }
 
-// Link gives userID the identity (issuer, subject), in tx. Linking the same
-// identity to the same user again does nothing; ErrTaken means it is
-// another user's. A deleted user's identity may be linked again.
-func Link(ctx context.Context, tx *ent.Tx, userID, issuer, subject string) (*ent.Identity, error) {
+// Link gives userID the identity (issuer, subject), in tx, and reports
+// whether it was theirs already (then nothing changes); ErrTaken means it
+// is another user's. A deleted user's identity may be linked again.
+func Link(ctx context.Context, tx *ent.Tx, userID, issuer, subject string) (linked *ent.Identity, already bool, err error) {
 	if issuer == "" || strings.TrimSpace(subject) == "" {
-		return nil, fmt.Errorf("link identity: issuer and subject are required")
+		return nil, false, fmt.Errorf("link identity: issuer and subject are required")
 	}
 	existing, err := tx.Identity.Query().Where(identity.Issuer(issuer), identity.Subject(subject)).Only(ctx)
 	switch {
 	case err == nil && existing.UserID == userID:
-		return existing, nil
+		return existing, true, nil
 	case err == nil:
-		return nil, fmt.Errorf("%w (%s)", ErrTaken, existing.UserID)
+		return nil, false, fmt.Errorf("%w (%s)", ErrTaken, existing.UserID)
 	case !ent.IsNotFound(err):
-		return nil, fmt.Errorf("link identity: %w", err)
+		return nil, false, fmt.Errorf("link identity: %w", err)
 	}
 	if _, err := tx.RetiredIdentity.Delete().Where(retiredidentity.ID(Digest(issuer, subject))).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("link identity: %w", err)
+		return nil, false, fmt.Errorf("link identity: %w", err)
 	}
 	created, err := tx.Identity.Create().SetUserID(userID).SetIssuer(issuer).SetSubject(subject).Save(ctx)
 	if ent.IsConstraintError(err) {
-		return nil, ErrTaken
+		return nil, false, ErrTaken
 	}
 	if err != nil {
-		return nil, fmt.Errorf("link identity: %w", err)
+		return nil, false, fmt.Errorf("link identity: %w", err)
 	}
-	return created, nil
+	return created, false, nil
 }
 
 // Retire deletes userID's identities in tx and returns how many, keeping

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/oidc"
 )
 
 // Response is what an HTTP caller received.
@@ -55,7 +56,7 @@ func (e *Env) Do(method, path string, header http.Header, body io.Reader) Respon
 func setCredential(h http.Header, credential string) {
 	switch {
 	case credential == "":
-	case strings.Count(credential, ".") == 2:
+	case oidc.LooksLikeJWT(credential):
 		h.Set("Authorization", "Bearer "+credential)
 	default:
 		h.Set("x-api-key", credential)
