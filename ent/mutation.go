@@ -3022,6 +3022,11 @@ type ObjectPurgeMutation struct {
 	multipart_upload_id *string
 	abort_all_multipart *bool
 	upload_id           *string
+	owner_id            *string
+	filename            *string
+	size                *int64
+	addsize             *int64
+	upload_status       *string
 	attempts            *int
 	addattempts         *int
 	next_attempt_at     *time.Time
@@ -3311,6 +3316,170 @@ func (m *ObjectPurgeMutation) ResetUploadID() {
 	m.upload_id = nil
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (m *ObjectPurgeMutation) SetOwnerID(s string) {
+	m.owner_id = &s
+}
+
+// OwnerID returns the value of the "owner_id" field in the mutation.
+func (m *ObjectPurgeMutation) OwnerID() (r string, exists bool) {
+	v := m.owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerID returns the old "owner_id" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldOwnerID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerID: %w", err)
+	}
+	return oldValue.OwnerID, nil
+}
+
+// ResetOwnerID resets all changes to the "owner_id" field.
+func (m *ObjectPurgeMutation) ResetOwnerID() {
+	m.owner_id = nil
+}
+
+// SetFilename sets the "filename" field.
+func (m *ObjectPurgeMutation) SetFilename(s string) {
+	m.filename = &s
+}
+
+// Filename returns the value of the "filename" field in the mutation.
+func (m *ObjectPurgeMutation) Filename() (r string, exists bool) {
+	v := m.filename
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFilename returns the old "filename" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldFilename(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFilename is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFilename requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFilename: %w", err)
+	}
+	return oldValue.Filename, nil
+}
+
+// ResetFilename resets all changes to the "filename" field.
+func (m *ObjectPurgeMutation) ResetFilename() {
+	m.filename = nil
+}
+
+// SetSize sets the "size" field.
+func (m *ObjectPurgeMutation) SetSize(i int64) {
+	m.size = &i
+	m.addsize = nil
+}
+
+// Size returns the value of the "size" field in the mutation.
+func (m *ObjectPurgeMutation) Size() (r int64, exists bool) {
+	v := m.size
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSize returns the old "size" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldSize(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSize is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSize requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSize: %w", err)
+	}
+	return oldValue.Size, nil
+}
+
+// AddSize adds i to the "size" field.
+func (m *ObjectPurgeMutation) AddSize(i int64) {
+	if m.addsize != nil {
+		*m.addsize += i
+	} else {
+		m.addsize = &i
+	}
+}
+
+// AddedSize returns the value that was added to the "size" field in this mutation.
+func (m *ObjectPurgeMutation) AddedSize() (r int64, exists bool) {
+	v := m.addsize
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSize resets all changes to the "size" field.
+func (m *ObjectPurgeMutation) ResetSize() {
+	m.size = nil
+	m.addsize = nil
+}
+
+// SetUploadStatus sets the "upload_status" field.
+func (m *ObjectPurgeMutation) SetUploadStatus(s string) {
+	m.upload_status = &s
+}
+
+// UploadStatus returns the value of the "upload_status" field in the mutation.
+func (m *ObjectPurgeMutation) UploadStatus() (r string, exists bool) {
+	v := m.upload_status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUploadStatus returns the old "upload_status" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldUploadStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUploadStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUploadStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUploadStatus: %w", err)
+	}
+	return oldValue.UploadStatus, nil
+}
+
+// ResetUploadStatus resets all changes to the "upload_status" field.
+func (m *ObjectPurgeMutation) ResetUploadStatus() {
+	m.upload_status = nil
+}
+
 // SetAttempts sets the "attempts" field.
 func (m *ObjectPurgeMutation) SetAttempts(i int) {
 	m.attempts = &i
@@ -3509,7 +3678,7 @@ func (m *ObjectPurgeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ObjectPurgeMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 13)
 	if m.bucket != nil {
 		fields = append(fields, objectpurge.FieldBucket)
 	}
@@ -3524,6 +3693,18 @@ func (m *ObjectPurgeMutation) Fields() []string {
 	}
 	if m.upload_id != nil {
 		fields = append(fields, objectpurge.FieldUploadID)
+	}
+	if m.owner_id != nil {
+		fields = append(fields, objectpurge.FieldOwnerID)
+	}
+	if m.filename != nil {
+		fields = append(fields, objectpurge.FieldFilename)
+	}
+	if m.size != nil {
+		fields = append(fields, objectpurge.FieldSize)
+	}
+	if m.upload_status != nil {
+		fields = append(fields, objectpurge.FieldUploadStatus)
 	}
 	if m.attempts != nil {
 		fields = append(fields, objectpurge.FieldAttempts)
@@ -3555,6 +3736,14 @@ func (m *ObjectPurgeMutation) Field(name string) (ent.Value, bool) {
 		return m.AbortAllMultipart()
 	case objectpurge.FieldUploadID:
 		return m.UploadID()
+	case objectpurge.FieldOwnerID:
+		return m.OwnerID()
+	case objectpurge.FieldFilename:
+		return m.Filename()
+	case objectpurge.FieldSize:
+		return m.Size()
+	case objectpurge.FieldUploadStatus:
+		return m.UploadStatus()
 	case objectpurge.FieldAttempts:
 		return m.Attempts()
 	case objectpurge.FieldNextAttemptAt:
@@ -3582,6 +3771,14 @@ func (m *ObjectPurgeMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldAbortAllMultipart(ctx)
 	case objectpurge.FieldUploadID:
 		return m.OldUploadID(ctx)
+	case objectpurge.FieldOwnerID:
+		return m.OldOwnerID(ctx)
+	case objectpurge.FieldFilename:
+		return m.OldFilename(ctx)
+	case objectpurge.FieldSize:
+		return m.OldSize(ctx)
+	case objectpurge.FieldUploadStatus:
+		return m.OldUploadStatus(ctx)
 	case objectpurge.FieldAttempts:
 		return m.OldAttempts(ctx)
 	case objectpurge.FieldNextAttemptAt:
@@ -3634,6 +3831,34 @@ func (m *ObjectPurgeMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetUploadID(v)
 		return nil
+	case objectpurge.FieldOwnerID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerID(v)
+		return nil
+	case objectpurge.FieldFilename:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFilename(v)
+		return nil
+	case objectpurge.FieldSize:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSize(v)
+		return nil
+	case objectpurge.FieldUploadStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUploadStatus(v)
+		return nil
 	case objectpurge.FieldAttempts:
 		v, ok := value.(int)
 		if !ok {
@@ -3670,6 +3895,9 @@ func (m *ObjectPurgeMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *ObjectPurgeMutation) AddedFields() []string {
 	var fields []string
+	if m.addsize != nil {
+		fields = append(fields, objectpurge.FieldSize)
+	}
 	if m.addattempts != nil {
 		fields = append(fields, objectpurge.FieldAttempts)
 	}
@@ -3681,6 +3909,8 @@ func (m *ObjectPurgeMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *ObjectPurgeMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case objectpurge.FieldSize:
+		return m.AddedSize()
 	case objectpurge.FieldAttempts:
 		return m.AddedAttempts()
 	}
@@ -3692,6 +3922,13 @@ func (m *ObjectPurgeMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *ObjectPurgeMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case objectpurge.FieldSize:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSize(v)
+		return nil
 	case objectpurge.FieldAttempts:
 		v, ok := value.(int)
 		if !ok {
@@ -3740,6 +3977,18 @@ func (m *ObjectPurgeMutation) ResetField(name string) error {
 		return nil
 	case objectpurge.FieldUploadID:
 		m.ResetUploadID()
+		return nil
+	case objectpurge.FieldOwnerID:
+		m.ResetOwnerID()
+		return nil
+	case objectpurge.FieldFilename:
+		m.ResetFilename()
+		return nil
+	case objectpurge.FieldSize:
+		m.ResetSize()
+		return nil
+	case objectpurge.FieldUploadStatus:
+		m.ResetUploadStatus()
 		return nil
 	case objectpurge.FieldAttempts:
 		m.ResetAttempts()

@@ -27,6 +27,14 @@ type ObjectPurge struct {
 	AbortAllMultipart bool `json:"abort_all_multipart,omitempty"`
 	// The deleted upload, for operators reading the queue.
 	UploadID string `json:"upload_id,omitempty"`
+	// The deleted upload's owner, filename, size and status, carried from the delete for the "purged" event it records once the object is gone. Empty for a purge that records none (reconcile's, a stuck upload's).
+	OwnerID string `json:"owner_id,omitempty"`
+	// Filename holds the value of the "filename" field.
+	Filename string `json:"filename,omitempty"`
+	// Size holds the value of the "size" field.
+	Size int64 `json:"size,omitempty"`
+	// UploadStatus holds the value of the "upload_status" field.
+	UploadStatus string `json:"upload_status,omitempty"`
 	// Attempts holds the value of the "attempts" field.
 	Attempts int `json:"attempts,omitempty"`
 	// The purge is claimed by moving this forward (a lease); it is due when in the past.
@@ -45,9 +53,9 @@ func (*ObjectPurge) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case objectpurge.FieldAbortAllMultipart:
 			values[i] = new(sql.NullBool)
-		case objectpurge.FieldID, objectpurge.FieldAttempts:
+		case objectpurge.FieldID, objectpurge.FieldSize, objectpurge.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldLastError:
+		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldOwnerID, objectpurge.FieldFilename, objectpurge.FieldUploadStatus, objectpurge.FieldLastError:
 			values[i] = new(sql.NullString)
 		case objectpurge.FieldNextAttemptAt, objectpurge.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -101,6 +109,30 @@ func (_m *ObjectPurge) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field upload_id", values[i])
 			} else if value.Valid {
 				_m.UploadID = value.String
+			}
+		case objectpurge.FieldOwnerID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_id", values[i])
+			} else if value.Valid {
+				_m.OwnerID = value.String
+			}
+		case objectpurge.FieldFilename:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field filename", values[i])
+			} else if value.Valid {
+				_m.Filename = value.String
+			}
+		case objectpurge.FieldSize:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field size", values[i])
+			} else if value.Valid {
+				_m.Size = value.Int64
+			}
+		case objectpurge.FieldUploadStatus:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field upload_status", values[i])
+			} else if value.Valid {
+				_m.UploadStatus = value.String
 			}
 		case objectpurge.FieldAttempts:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -176,6 +208,18 @@ func (_m *ObjectPurge) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("upload_id=")
 	builder.WriteString(_m.UploadID)
+	builder.WriteString(", ")
+	builder.WriteString("owner_id=")
+	builder.WriteString(_m.OwnerID)
+	builder.WriteString(", ")
+	builder.WriteString("filename=")
+	builder.WriteString(_m.Filename)
+	builder.WriteString(", ")
+	builder.WriteString("size=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Size))
+	builder.WriteString(", ")
+	builder.WriteString("upload_status=")
+	builder.WriteString(_m.UploadStatus)
 	builder.WriteString(", ")
 	builder.WriteString("attempts=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))

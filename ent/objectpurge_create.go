@@ -66,6 +66,62 @@ func (_c *ObjectPurgeCreate) SetUploadID(v string) *ObjectPurgeCreate {
 	return _c
 }
 
+// SetOwnerID sets the "owner_id" field.
+func (_c *ObjectPurgeCreate) SetOwnerID(v string) *ObjectPurgeCreate {
+	_c.mutation.SetOwnerID(v)
+	return _c
+}
+
+// SetNillableOwnerID sets the "owner_id" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableOwnerID(v *string) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetOwnerID(*v)
+	}
+	return _c
+}
+
+// SetFilename sets the "filename" field.
+func (_c *ObjectPurgeCreate) SetFilename(v string) *ObjectPurgeCreate {
+	_c.mutation.SetFilename(v)
+	return _c
+}
+
+// SetNillableFilename sets the "filename" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableFilename(v *string) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetFilename(*v)
+	}
+	return _c
+}
+
+// SetSize sets the "size" field.
+func (_c *ObjectPurgeCreate) SetSize(v int64) *ObjectPurgeCreate {
+	_c.mutation.SetSize(v)
+	return _c
+}
+
+// SetNillableSize sets the "size" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableSize(v *int64) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetSize(*v)
+	}
+	return _c
+}
+
+// SetUploadStatus sets the "upload_status" field.
+func (_c *ObjectPurgeCreate) SetUploadStatus(v string) *ObjectPurgeCreate {
+	_c.mutation.SetUploadStatus(v)
+	return _c
+}
+
+// SetNillableUploadStatus sets the "upload_status" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableUploadStatus(v *string) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetUploadStatus(*v)
+	}
+	return _c
+}
+
 // SetAttempts sets the "attempts" field.
 func (_c *ObjectPurgeCreate) SetAttempts(v int) *ObjectPurgeCreate {
 	_c.mutation.SetAttempts(v)
@@ -157,6 +213,22 @@ func (_c *ObjectPurgeCreate) defaults() {
 		v := objectpurge.DefaultAbortAllMultipart
 		_c.mutation.SetAbortAllMultipart(v)
 	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		v := objectpurge.DefaultOwnerID
+		_c.mutation.SetOwnerID(v)
+	}
+	if _, ok := _c.mutation.Filename(); !ok {
+		v := objectpurge.DefaultFilename
+		_c.mutation.SetFilename(v)
+	}
+	if _, ok := _c.mutation.Size(); !ok {
+		v := objectpurge.DefaultSize
+		_c.mutation.SetSize(v)
+	}
+	if _, ok := _c.mutation.UploadStatus(); !ok {
+		v := objectpurge.DefaultUploadStatus
+		_c.mutation.SetUploadStatus(v)
+	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		v := objectpurge.DefaultAttempts
 		_c.mutation.SetAttempts(v)
@@ -197,6 +269,18 @@ func (_c *ObjectPurgeCreate) check() error {
 	}
 	if _, ok := _c.mutation.UploadID(); !ok {
 		return &ValidationError{Name: "upload_id", err: errors.New(`ent: missing required field "ObjectPurge.upload_id"`)}
+	}
+	if _, ok := _c.mutation.OwnerID(); !ok {
+		return &ValidationError{Name: "owner_id", err: errors.New(`ent: missing required field "ObjectPurge.owner_id"`)}
+	}
+	if _, ok := _c.mutation.Filename(); !ok {
+		return &ValidationError{Name: "filename", err: errors.New(`ent: missing required field "ObjectPurge.filename"`)}
+	}
+	if _, ok := _c.mutation.Size(); !ok {
+		return &ValidationError{Name: "size", err: errors.New(`ent: missing required field "ObjectPurge.size"`)}
+	}
+	if _, ok := _c.mutation.UploadStatus(); !ok {
+		return &ValidationError{Name: "upload_status", err: errors.New(`ent: missing required field "ObjectPurge.upload_status"`)}
 	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		return &ValidationError{Name: "attempts", err: errors.New(`ent: missing required field "ObjectPurge.attempts"`)}
@@ -260,6 +344,22 @@ func (_c *ObjectPurgeCreate) createSpec() (*ObjectPurge, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UploadID(); ok {
 		_spec.SetField(objectpurge.FieldUploadID, field.TypeString, value)
 		_node.UploadID = value
+	}
+	if value, ok := _c.mutation.OwnerID(); ok {
+		_spec.SetField(objectpurge.FieldOwnerID, field.TypeString, value)
+		_node.OwnerID = value
+	}
+	if value, ok := _c.mutation.Filename(); ok {
+		_spec.SetField(objectpurge.FieldFilename, field.TypeString, value)
+		_node.Filename = value
+	}
+	if value, ok := _c.mutation.Size(); ok {
+		_spec.SetField(objectpurge.FieldSize, field.TypeInt64, value)
+		_node.Size = value
+	}
+	if value, ok := _c.mutation.UploadStatus(); ok {
+		_spec.SetField(objectpurge.FieldUploadStatus, field.TypeString, value)
+		_node.UploadStatus = value
 	}
 	if value, ok := _c.mutation.Attempts(); ok {
 		_spec.SetField(objectpurge.FieldAttempts, field.TypeInt, value)

@@ -140,18 +140,34 @@ func init() {
 	objectpurgeDescAbortAllMultipart := objectpurgeFields[3].Descriptor()
 	// objectpurge.DefaultAbortAllMultipart holds the default value on creation for the abort_all_multipart field.
 	objectpurge.DefaultAbortAllMultipart = objectpurgeDescAbortAllMultipart.Default.(bool)
+	// objectpurgeDescOwnerID is the schema descriptor for owner_id field.
+	objectpurgeDescOwnerID := objectpurgeFields[5].Descriptor()
+	// objectpurge.DefaultOwnerID holds the default value on creation for the owner_id field.
+	objectpurge.DefaultOwnerID = objectpurgeDescOwnerID.Default.(string)
+	// objectpurgeDescFilename is the schema descriptor for filename field.
+	objectpurgeDescFilename := objectpurgeFields[6].Descriptor()
+	// objectpurge.DefaultFilename holds the default value on creation for the filename field.
+	objectpurge.DefaultFilename = objectpurgeDescFilename.Default.(string)
+	// objectpurgeDescSize is the schema descriptor for size field.
+	objectpurgeDescSize := objectpurgeFields[7].Descriptor()
+	// objectpurge.DefaultSize holds the default value on creation for the size field.
+	objectpurge.DefaultSize = objectpurgeDescSize.Default.(int64)
+	// objectpurgeDescUploadStatus is the schema descriptor for upload_status field.
+	objectpurgeDescUploadStatus := objectpurgeFields[8].Descriptor()
+	// objectpurge.DefaultUploadStatus holds the default value on creation for the upload_status field.
+	objectpurge.DefaultUploadStatus = objectpurgeDescUploadStatus.Default.(string)
 	// objectpurgeDescAttempts is the schema descriptor for attempts field.
-	objectpurgeDescAttempts := objectpurgeFields[5].Descriptor()
+	objectpurgeDescAttempts := objectpurgeFields[9].Descriptor()
 	// objectpurge.DefaultAttempts holds the default value on creation for the attempts field.
 	objectpurge.DefaultAttempts = objectpurgeDescAttempts.Default.(int)
 	// objectpurge.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	objectpurge.AttemptsValidator = objectpurgeDescAttempts.Validators[0].(func(int) error)
 	// objectpurgeDescLastError is the schema descriptor for last_error field.
-	objectpurgeDescLastError := objectpurgeFields[7].Descriptor()
+	objectpurgeDescLastError := objectpurgeFields[11].Descriptor()
 	// objectpurge.DefaultLastError holds the default value on creation for the last_error field.
 	objectpurge.DefaultLastError = objectpurgeDescLastError.Default.(string)
 	// objectpurgeDescCreatedAt is the schema descriptor for created_at field.
-	objectpurgeDescCreatedAt := objectpurgeFields[8].Descriptor()
+	objectpurgeDescCreatedAt := objectpurgeFields[12].Descriptor()
 	// objectpurge.DefaultCreatedAt holds the default value on creation for the created_at field.
 	objectpurge.DefaultCreatedAt = objectpurgeDescCreatedAt.Default.(func() time.Time)
 	retiredidentityFields := schema.RetiredIdentity{}.Fields()

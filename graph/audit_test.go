@@ -153,12 +153,12 @@ func TestAuditTrail(t *testing.T) {
 }
 
 // TestAuditRolledBackDeleteLeavesNoEvent: a delete whose transaction fails
-// records nothing.
+// (here, writing its purge note) records nothing.
 func TestAuditRolledBackDeleteLeavesNoEvent(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	a := env.MustUpload(key, "a.txt", []byte("a"))
-	if _, err := env.Client().ExecContext(context.Background(), "DROP TABLE deleted_uploads"); err != nil {
+	if _, err := env.Client().ExecContext(context.Background(), "DROP TABLE object_purges"); err != nil {
 		t.Fatal(err)
 	}
 	expectError(t, env.GraphQL(key, deleteMutation, map[string]any{"id": a.ID}), "INTERNAL_SERVER_ERROR", "Failed to delete upload record")

@@ -8,6 +8,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
@@ -57,7 +58,7 @@ func (r *Resolver) deleteUploads(ctx context.Context, uploadIDs []string) (paylo
 	}
 	payload = &model.DeleteUploadsPayload{DeletedUploadIds: []string{}, NotFoundIds: []string{}}
 	if len(wellFormed) > 0 {
-		if payload.DeletedUploadIds, err = r.DeleteOwned(ctx, v.UserID, wellFormed); err != nil {
+		if payload.DeletedUploadIds, err = r.DeleteOwned(ctx, audit.Caller(ctx), v.UserID, wellFormed); err != nil {
 			return nil, err
 		}
 	}
@@ -99,7 +100,7 @@ func (r *Resolver) deleteUploadsWhere(ctx context.Context, where ent.UploadWhere
 	if dryRun {
 		return payload, nil
 	}
-	payload.DeletedCount, err = r.DeleteOwnedBatches(ctx, v.UserID, MaxDeleteWhere,
+	payload.DeletedCount, err = r.DeleteOwnedBatches(ctx, audit.Caller(ctx), v.UserID, MaxDeleteWhere,
 		func(ctx context.Context, atMost int) ([]string, error) {
 			return matching.Clone().Order(upload.ByID()).Limit(atMost).IDs(ctx)
 		})

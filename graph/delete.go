@@ -15,8 +15,10 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
@@ -38,7 +40,7 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 	if !ids.Valid(ids.UploadPrefix, uploadID) {
 		return nil, ErrUploadNotFound
 	}
-	deleted, err := r.DeleteOwned(ctx, v.UserID, []string{uploadID})
+	deleted, err := r.DeleteOwned(ctx, audit.Caller(ctx), v.UserID, []string{uploadID})
 	if err != nil {
 		return nil, err
 	}
@@ -56,11 +58,15 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 // job later. Whatever crashes when, no object is left that neither a record
 // nor a pending purge knows about, and no record outlives its object.
 //
+// The audit trail records actor as the one who deleted them; a caller's
+// delete keeps them in the trash for DELETE_RETENTION, the service's own
+// (actor.System) does not.
+//
 // It returns the ids it deleted, in the order given; ids that do not exist
 // or are someone else's are left out, indistinguishably. A database failure
 // deletes nothing and is ErrDeleteFailed.
-func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error) {
-	deleted, purges, err := r.deleteRecords(ctx, ownerID, uploadIDs)
+func (r *Resolver) DeleteOwned(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string) ([]string, error) {
+	deleted, purges, err := r.deleteRecords(ctx, actor, ownerID, uploadIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +94,7 @@ func (r *Resolver) DeleteOwned(ctx context.Context, ownerID string, uploadIDs []
 // goes at the pace of the slower of the database and S3, not their sum.
 // It returns how many uploads it deleted once every batch's inline purge
 // is over; on an error, the batches before it stay deleted.
-func (r *Resolver) DeleteOwnedBatches(ctx context.Context, ownerID string, limit int,
+func (r *Resolver) DeleteOwnedBatches(ctx context.Context, actor audit.Actor, ownerID string, limit int,
 	next func(ctx context.Context, atMost int) ([]string, error),
 ) (int, error) {
 	deleted := 0
@@ -107,7 +113,7 @@ func (r *Resolver) DeleteOwnedBatches(ctx context.Context, ownerID string, limit
 		if len(batch) == 0 {
 			return deleted, nil
 		}
-		uploads, purges, err := r.deleteRecords(ctx, ownerID, batch)
+		uploads, purges, err := r.deleteRecords(ctx, actor, ownerID, batch)
 		if err != nil {
 			return deleted, err
 		}
@@ -131,9 +137,10 @@ const purgesInFlight = 2
 
 // deleteRecords deletes, in one transaction, those of uploadIDs that
 // exist and belong to ownerID, each with the note to purge its object, its
-// trash entry and its audit event. It returns the uploads as they were
-// deleted and their purges, not yet attempted.
-func (r *Resolver) deleteRecords(ctx context.Context, ownerID string, uploadIDs []string) ([]*ent.Upload, []*ent.ObjectPurge, error) {
+// trash entry if it can be restored, and its audit event (queued for the
+// owner's webhook endpoints if there are any). It returns the uploads as
+// they were deleted and their purges, not yet attempted.
+func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string) ([]*ent.Upload, []*ent.ObjectPurge, error) {
 	// Read first, outside any transaction: a 404 (a guess, a repeat, a
 	// double click) costs one indexed read and never takes the database's
 	// write lock, which on SQLite every writer queues for.
@@ -147,13 +154,14 @@ func (r *Resolver) deleteRecords(ctx context.Context, ownerID string, uploadIDs 
 	// A user's delete keeps the objects for the restore window, if there is
 	// one; the janitor's and an account erasure purge at once.
 	now, keepUntil := time.Now(), time.Time{}
-	if r.options.DeleteRetention > 0 && !audit.ActorFrom(ctx).System() {
+	if r.options.DeleteRetention > 0 && !actor.System() {
 		keepUntil = now.Add(r.options.DeleteRetention)
 	}
 	var deleted []*ent.Upload
 	var purges []*ent.ObjectPurge
 	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
-		if deleted, err = deleteReturning(ctx, tx, ownerID, present); err != nil {
+		var endpoints change.Endpoints
+		if deleted, endpoints, err = deleteReturning(ctx, tx, ownerID, present); err != nil {
 			return err
 		}
 		if purges, err = r.purger.ScheduleFor(ctx, tx, keepUntil, deleted...); err != nil {
@@ -162,7 +170,7 @@ func (r *Resolver) deleteRecords(ctx context.Context, ownerID string, uploadIDs 
 		if err = toTrash(ctx, tx, now, keepUntil, deleted); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.Deleted, subjectsOf(deleted)...)
+		return change.Record(ctx, tx, actor, audit.Deleted, endpoints, subjectsOf(deleted)...)
 	})
 	if err != nil {
 		return nil, nil, r.deleteFailed(ctx, err)
@@ -222,52 +230,60 @@ func anySlice(ss []string) []any {
 // them as they were when deleted: the purge is planned from that, not from
 // an earlier read (an upload may have finished storing in between). Of
 // concurrent deletes of one upload, only the one whose DELETE removes the
-// row gets it back.
+// row gets it back. The same statement says whether the owner has a live
+// webhook endpoint, read in the transaction (so an endpoint added before
+// it commits hears of the delete), which spares the outbox its own read
+// for the owners who have none.
 //
 // Ent has no DELETE ... RETURNING, so the statement is built with its SQL
 // builder. PostgreSQL's placeholders ($1) and quoting ("uploads") are also
 // SQLite's, and both engines have RETURNING.
-func deleteReturning(ctx context.Context, tx *ent.Tx, ownerID string, uploadIDs []string) ([]*ent.Upload, error) {
+func deleteReturning(ctx context.Context, tx *ent.Tx, ownerID string, uploadIDs []string) ([]*ent.Upload, change.Endpoints, error) {
 	query, queryArgs := sql.Dialect(dialect.Postgres).Delete(upload.Table).
 		Where(sql.And(sql.EQ(upload.FieldOwnerID, ownerID), sql.In(upload.FieldID, anySlice(uploadIDs)...))).
 		Query()
+	hasEndpoints := fmt.Sprintf("EXISTS (SELECT 1 FROM %s WHERE %s = $%d AND %s IS NULL)",
+		webhookendpoint.Table, webhookendpoint.FieldOwnerID, len(queryArgs)+1, webhookendpoint.FieldDisabledAt)
 	rows, err := tx.QueryContext(ctx, query+" RETURNING "+strings.Join([]string{
 		upload.FieldID, upload.FieldStatus, upload.FieldBucket, upload.FieldObjectKey, upload.FieldMultipartUploadID,
-		upload.FieldFilename, upload.FieldContentType, upload.FieldSize, upload.FieldCreatedAt,
-	}, ", "), queryArgs...)
+		upload.FieldFilename, upload.FieldContentType, upload.FieldSize, upload.FieldCreatedAt, hasEndpoints,
+	}, ", "), append(queryArgs, ownerID)...)
 	if err != nil {
-		return nil, fmt.Errorf("delete uploads: %w", err)
+		return nil, change.MayHave, fmt.Errorf("delete uploads: %w", err)
 	}
 	defer rows.Close()
 	var deleted []*ent.Upload
+	endpoints := change.NoneLive
 	for rows.Next() {
 		u := &ent.Upload{OwnerID: ownerID}
+		var live bool
 		if err := rows.Scan(&u.ID, &u.Status, &u.Bucket, &u.ObjectKey, &u.MultipartUploadID,
-			&u.Filename, &u.ContentType, &u.Size, &u.CreatedAt); err != nil {
-			return nil, fmt.Errorf("delete uploads: %w", err)
+			&u.Filename, &u.ContentType, &u.Size, &u.CreatedAt, &live); err != nil {
+			return nil, change.MayHave, fmt.Errorf("delete uploads: %w", err)
+		}
+		if live {
+			endpoints = change.MayHave
 		}
 		deleted = append(deleted, u)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("delete uploads: %w", err)
+		return nil, change.MayHave, fmt.Errorf("delete uploads: %w", err)
 	}
-	return deleted, nil
+	return deleted, endpoints, nil
 }
 
 // toTrash writes, inside the delete's transaction, the trash entries of
-// the deleted uploads: restorable until keepUntil, or (with no window, or
-// for an upload deleted while still storing, whose storing was abandoned)
-// already closed, kept only until the object's purge records "purged".
+// the deleted uploads that can be restored until keepUntil: none without a
+// restore window, nor for an upload deleted while still storing (its
+// storing was abandoned). What the "purged" event tells rides on the purge.
 func toTrash(ctx context.Context, tx *ent.Tx, now, keepUntil time.Time, deleted []*ent.Upload) error {
+	if keepUntil.IsZero() {
+		return nil
+	}
 	var creates []*ent.DeletedUploadCreate
 	for _, u := range deleted {
-		restorable := !keepUntil.IsZero() && u.Status != upload.StatusPENDING
-		if u.ObjectKey == "" && !restorable {
-			continue // nothing to restore, nothing to purge
-		}
-		purgeAt := now
-		if restorable {
-			purgeAt = keepUntil
+		if u.Status == upload.StatusPENDING {
+			continue
 		}
 		creates = append(creates, tx.DeletedUpload.Create().
 			SetID(u.ID).
@@ -281,7 +297,7 @@ func toTrash(ctx context.Context, tx *ent.Tx, now, keepUntil time.Time, deleted 
 			SetMultipartUploadID(u.MultipartUploadID).
 			SetCreatedAt(u.CreatedAt).
 			SetDeletedAt(now).
-			SetPurgeAt(purgeAt))
+			SetPurgeAt(keepUntil))
 	}
 	for part := range slices.Chunk(creates, trashChunk) {
 		if err := tx.DeletedUpload.CreateBulk(part...).Exec(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
@@ -77,7 +78,7 @@ func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upl
 		if err != nil {
 			return fmt.Errorf("restore upload: %w", err)
 		}
-		return audit.Record(ctx, tx, audit.Restored, audit.Of(restored))
+		return change.Record(ctx, tx, audit.Caller(ctx), audit.Restored, change.MayHave, audit.Of(restored))
 	})
 	if err != nil {
 		return nil, r.publicOr(ctx, "restore upload", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
@@ -92,14 +93,14 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 // settle writes an upload's final status and, in the same transaction, its
 // "created" event: an upload is created, for its owner's trail and
 // webhooks, once storing it has ended, COMPLETED or FAILED.
-func (r *Resolver) settle(ctx context.Context, u *ent.Upload, change func(*ent.UploadUpdateOne)) (settled *ent.Upload, err error) {
+func (r *Resolver) settle(ctx context.Context, u *ent.Upload, set func(*ent.UploadUpdateOne)) (settled *ent.Upload, err error) {
 	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
 		update := tx.Upload.UpdateOne(u).Where(stillPending)
-		change(update)
+		set(update)
 		if settled, err = update.Save(ctx); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.Created, audit.Of(settled))
+		return change.Record(ctx, tx, audit.Caller(ctx), audit.Created, change.MayHave, audit.Of(settled))
 	})
 	return settled, err
 }

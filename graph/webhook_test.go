@@ -193,7 +193,8 @@ func TestWebhookSecretSealed(t *testing.T) {
 }
 
 // TestWebhookRolledBackDeleteSendsNothing: a delete whose transaction fails
-// queues no event: the receiver hears of the upload's creation only.
+// after its deliveries were queued (here, writing its audit event) queues
+// no event: the receiver hears of the upload's creation only.
 func TestWebhookRolledBackDeleteSendsNothing(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Configure: withWebhooks})
 	_, key := env.NewUser()
@@ -201,7 +202,7 @@ func TestWebhookRolledBackDeleteSendsNothing(t *testing.T) {
 	_, secret := register(t, env, key, h.URL, nil)
 	h.trust(t, secret)
 	a := env.MustUpload(key, "a.txt", []byte("a"))
-	if _, err := env.Client().ExecContext(context.Background(), "DROP TABLE deleted_uploads"); err != nil {
+	if _, err := env.Client().ExecContext(context.Background(), "DROP TABLE audit_events"); err != nil {
 		t.Fatal(err)
 	}
 	expectError(t, env.GraphQL(key, deleteMutation, map[string]any{"id": a.ID}), "INTERNAL_SERVER_ERROR", "Failed to delete upload record")

@@ -3,6 +3,7 @@
 package migrate
 
 import (
+	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/dialect/sql/schema"
 	"entgo.io/ent/schema/field"
 )
@@ -150,6 +151,10 @@ var (
 		{Name: "multipart_upload_id", Type: field.TypeString, Default: ""},
 		{Name: "abort_all_multipart", Type: field.TypeBool, Default: false},
 		{Name: "upload_id", Type: field.TypeString},
+		{Name: "owner_id", Type: field.TypeString, Default: ""},
+		{Name: "filename", Type: field.TypeString, Default: ""},
+		{Name: "size", Type: field.TypeInt64, Default: 0},
+		{Name: "upload_status", Type: field.TypeString, Default: ""},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime},
 		{Name: "last_error", Type: field.TypeString, Default: ""},
@@ -164,7 +169,7 @@ var (
 			{
 				Name:    "objectpurge_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{ObjectPurgesColumns[7]},
+				Columns: []*schema.Column{ObjectPurgesColumns[11]},
 			},
 			{
 				Name:    "objectpurge_upload_id",
@@ -219,8 +224,11 @@ var (
 			},
 			{
 				Name:    "upload_bucket_object_key",
-				Unique:  false,
+				Unique:  true,
 				Columns: []*schema.Column{UploadsColumns[7], UploadsColumns[8]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "object_key <> ''",
+				},
 			},
 		},
 	}

@@ -23,6 +23,14 @@ const (
 	FieldAbortAllMultipart = "abort_all_multipart"
 	// FieldUploadID holds the string denoting the upload_id field in the database.
 	FieldUploadID = "upload_id"
+	// FieldOwnerID holds the string denoting the owner_id field in the database.
+	FieldOwnerID = "owner_id"
+	// FieldFilename holds the string denoting the filename field in the database.
+	FieldFilename = "filename"
+	// FieldSize holds the string denoting the size field in the database.
+	FieldSize = "size"
+	// FieldUploadStatus holds the string denoting the upload_status field in the database.
+	FieldUploadStatus = "upload_status"
 	// FieldAttempts holds the string denoting the attempts field in the database.
 	FieldAttempts = "attempts"
 	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
@@ -43,6 +51,10 @@ var Columns = []string{
 	FieldMultipartUploadID,
 	FieldAbortAllMultipart,
 	FieldUploadID,
+	FieldOwnerID,
+	FieldFilename,
+	FieldSize,
+	FieldUploadStatus,
 	FieldAttempts,
 	FieldNextAttemptAt,
 	FieldLastError,
@@ -68,6 +80,14 @@ var (
 	DefaultMultipartUploadID string
 	// DefaultAbortAllMultipart holds the default value on creation for the "abort_all_multipart" field.
 	DefaultAbortAllMultipart bool
+	// DefaultOwnerID holds the default value on creation for the "owner_id" field.
+	DefaultOwnerID string
+	// DefaultFilename holds the default value on creation for the "filename" field.
+	DefaultFilename string
+	// DefaultSize holds the default value on creation for the "size" field.
+	DefaultSize int64
+	// DefaultUploadStatus holds the default value on creation for the "upload_status" field.
+	DefaultUploadStatus string
 	// DefaultAttempts holds the default value on creation for the "attempts" field.
 	DefaultAttempts int
 	// AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
@@ -109,6 +129,26 @@ func ByAbortAllMultipart(opts ...sql.OrderTermOption) OrderOption {
 // ByUploadID orders the results by the upload_id field.
 func ByUploadID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUploadID, opts...).ToFunc()
+}
+
+// ByOwnerID orders the results by the owner_id field.
+func ByOwnerID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOwnerID, opts...).ToFunc()
+}
+
+// ByFilename orders the results by the filename field.
+func ByFilename(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFilename, opts...).ToFunc()
+}
+
+// BySize orders the results by the size field.
+func BySize(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSize, opts...).ToFunc()
+}
+
+// ByUploadStatus orders the results by the upload_status field.
+func ByUploadStatus(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldUploadStatus, opts...).ToFunc()
 }
 
 // ByAttempts orders the results by the attempts field.

@@ -79,6 +79,26 @@ func UploadID(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldUploadID, v))
 }
 
+// OwnerID applies equality check predicate on the "owner_id" field. It's identical to OwnerIDEQ.
+func OwnerID(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldOwnerID, v))
+}
+
+// Filename applies equality check predicate on the "filename" field. It's identical to FilenameEQ.
+func Filename(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldFilename, v))
+}
+
+// Size applies equality check predicate on the "size" field. It's identical to SizeEQ.
+func Size(v int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldSize, v))
+}
+
+// UploadStatus applies equality check predicate on the "upload_status" field. It's identical to UploadStatusEQ.
+func UploadStatus(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldUploadStatus, v))
+}
+
 // Attempts applies equality check predicate on the "attempts" field. It's identical to AttemptsEQ.
 func Attempts(v int) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldAttempts, v))
@@ -367,6 +387,241 @@ func UploadIDEqualFold(v string) predicate.ObjectPurge {
 // UploadIDContainsFold applies the ContainsFold predicate on the "upload_id" field.
 func UploadIDContainsFold(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldContainsFold(FieldUploadID, v))
+}
+
+// OwnerIDEQ applies the EQ predicate on the "owner_id" field.
+func OwnerIDEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldOwnerID, v))
+}
+
+// OwnerIDNEQ applies the NEQ predicate on the "owner_id" field.
+func OwnerIDNEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldOwnerID, v))
+}
+
+// OwnerIDIn applies the In predicate on the "owner_id" field.
+func OwnerIDIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldOwnerID, vs...))
+}
+
+// OwnerIDNotIn applies the NotIn predicate on the "owner_id" field.
+func OwnerIDNotIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldOwnerID, vs...))
+}
+
+// OwnerIDGT applies the GT predicate on the "owner_id" field.
+func OwnerIDGT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldOwnerID, v))
+}
+
+// OwnerIDGTE applies the GTE predicate on the "owner_id" field.
+func OwnerIDGTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldOwnerID, v))
+}
+
+// OwnerIDLT applies the LT predicate on the "owner_id" field.
+func OwnerIDLT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldOwnerID, v))
+}
+
+// OwnerIDLTE applies the LTE predicate on the "owner_id" field.
+func OwnerIDLTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldOwnerID, v))
+}
+
+// OwnerIDContains applies the Contains predicate on the "owner_id" field.
+func OwnerIDContains(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContains(FieldOwnerID, v))
+}
+
+// OwnerIDHasPrefix applies the HasPrefix predicate on the "owner_id" field.
+func OwnerIDHasPrefix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasPrefix(FieldOwnerID, v))
+}
+
+// OwnerIDHasSuffix applies the HasSuffix predicate on the "owner_id" field.
+func OwnerIDHasSuffix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasSuffix(FieldOwnerID, v))
+}
+
+// OwnerIDEqualFold applies the EqualFold predicate on the "owner_id" field.
+func OwnerIDEqualFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEqualFold(FieldOwnerID, v))
+}
+
+// OwnerIDContainsFold applies the ContainsFold predicate on the "owner_id" field.
+func OwnerIDContainsFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContainsFold(FieldOwnerID, v))
+}
+
+// FilenameEQ applies the EQ predicate on the "filename" field.
+func FilenameEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldFilename, v))
+}
+
+// FilenameNEQ applies the NEQ predicate on the "filename" field.
+func FilenameNEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldFilename, v))
+}
+
+// FilenameIn applies the In predicate on the "filename" field.
+func FilenameIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldFilename, vs...))
+}
+
+// FilenameNotIn applies the NotIn predicate on the "filename" field.
+func FilenameNotIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldFilename, vs...))
+}
+
+// FilenameGT applies the GT predicate on the "filename" field.
+func FilenameGT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldFilename, v))
+}
+
+// FilenameGTE applies the GTE predicate on the "filename" field.
+func FilenameGTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldFilename, v))
+}
+
+// FilenameLT applies the LT predicate on the "filename" field.
+func FilenameLT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldFilename, v))
+}
+
+// FilenameLTE applies the LTE predicate on the "filename" field.
+func FilenameLTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldFilename, v))
+}
+
+// FilenameContains applies the Contains predicate on the "filename" field.
+func FilenameContains(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContains(FieldFilename, v))
+}
+
+// FilenameHasPrefix applies the HasPrefix predicate on the "filename" field.
+func FilenameHasPrefix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasPrefix(FieldFilename, v))
+}
+
+// FilenameHasSuffix applies the HasSuffix predicate on the "filename" field.
+func FilenameHasSuffix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasSuffix(FieldFilename, v))
+}
+
+// FilenameEqualFold applies the EqualFold predicate on the "filename" field.
+func FilenameEqualFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEqualFold(FieldFilename, v))
+}
+
+// FilenameContainsFold applies the ContainsFold predicate on the "filename" field.
+func FilenameContainsFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContainsFold(FieldFilename, v))
+}
+
+// SizeEQ applies the EQ predicate on the "size" field.
+func SizeEQ(v int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldSize, v))
+}
+
+// SizeNEQ applies the NEQ predicate on the "size" field.
+func SizeNEQ(v int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldSize, v))
+}
+
+// SizeIn applies the In predicate on the "size" field.
+func SizeIn(vs ...int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldSize, vs...))
+}
+
+// SizeNotIn applies the NotIn predicate on the "size" field.
+func SizeNotIn(vs ...int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldSize, vs...))
+}
+
+// SizeGT applies the GT predicate on the "size" field.
+func SizeGT(v int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldSize, v))
+}
+
+// SizeGTE applies the GTE predicate on the "size" field.
+func SizeGTE(v int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldSize, v))
+}
+
+// SizeLT applies the LT predicate on the "size" field.
+func SizeLT(v int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldSize, v))
+}
+
+// SizeLTE applies the LTE predicate on the "size" field.
+func SizeLTE(v int64) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldSize, v))
+}
+
+// UploadStatusEQ applies the EQ predicate on the "upload_status" field.
+func UploadStatusEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldUploadStatus, v))
+}
+
+// UploadStatusNEQ applies the NEQ predicate on the "upload_status" field.
+func UploadStatusNEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldUploadStatus, v))
+}
+
+// UploadStatusIn applies the In predicate on the "upload_status" field.
+func UploadStatusIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldUploadStatus, vs...))
+}
+
+// UploadStatusNotIn applies the NotIn predicate on the "upload_status" field.
+func UploadStatusNotIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldUploadStatus, vs...))
+}
+
+// UploadStatusGT applies the GT predicate on the "upload_status" field.
+func UploadStatusGT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldUploadStatus, v))
+}
+
+// UploadStatusGTE applies the GTE predicate on the "upload_status" field.
+func UploadStatusGTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldUploadStatus, v))
+}
+
+// UploadStatusLT applies the LT predicate on the "upload_status" field.
+func UploadStatusLT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldUploadStatus, v))
+}
+
+// UploadStatusLTE applies the LTE predicate on the "upload_status" field.
+func UploadStatusLTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldUploadStatus, v))
+}
+
+// UploadStatusContains applies the Contains predicate on the "upload_status" field.
+func UploadStatusContains(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContains(FieldUploadStatus, v))
+}
+
+// UploadStatusHasPrefix applies the HasPrefix predicate on the "upload_status" field.
+func UploadStatusHasPrefix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasPrefix(FieldUploadStatus, v))
+}
+
+// UploadStatusHasSuffix applies the HasSuffix predicate on the "upload_status" field.
+func UploadStatusHasSuffix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasSuffix(FieldUploadStatus, v))
+}
+
+// UploadStatusEqualFold applies the EqualFold predicate on the "upload_status" field.
+func UploadStatusEqualFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEqualFold(FieldUploadStatus, v))
+}
+
+// UploadStatusContainsFold applies the ContainsFold predicate on the "upload_status" field.
+func UploadStatusContainsFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContainsFold(FieldUploadStatus, v))
 }
 
 // AttemptsEQ applies the EQ predicate on the "attempts" field.

@@ -38,6 +38,19 @@ func (ObjectPurge) Fields() []ent.Field {
 		field.String("upload_id").
 			Immutable().
 			Comment("The deleted upload, for operators reading the queue."),
+		field.String("owner_id").
+			Immutable().
+			Default("").
+			Comment("The deleted upload's owner, filename, size and status, carried from the delete for the \"purged\" event it records once the object is gone. Empty for a purge that records none (reconcile's, a stuck upload's)."),
+		field.String("filename").
+			Immutable().
+			Default(""),
+		field.Int64("size").
+			Immutable().
+			Default(0),
+		field.String("upload_status").
+			Immutable().
+			Default(""),
 		field.Int("attempts").
 			Default(0).
 			NonNegative(),

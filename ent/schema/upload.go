@@ -3,6 +3,7 @@ package schema
 import (
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/schema"
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
@@ -81,8 +82,12 @@ func (Upload) Indexes() []ent.Index {
 		// An owner's uploads, and "which of these ids are the owner's" (every
 		// delete asks it) answered from the index alone.
 		index.Fields("owner_id", "id"),
-		// Deleting an object is only safe when no other record references it.
-		index.Fields("bucket", "object_key"),
+		// An object belongs to one record: its key holds the upload's id, and
+		// the database refuses a second record of it, so deleting a record's
+		// object never needs to ask whether another still uses it.
+		index.Fields("bucket", "object_key").
+			Unique().
+			Annotations(entsql.IndexWhere("object_key <> ''")),
 	}
 }
 

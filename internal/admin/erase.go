@@ -25,7 +25,7 @@ import (
 type Deleter interface {
 	// DeleteOwnedBatches deletes the owner's uploads that next returns, a
 	// batch at a time, until it returns none; see graph.
-	DeleteOwnedBatches(ctx context.Context, ownerID string, limit int, next func(ctx context.Context, atMost int) ([]string, error)) (int, error)
+	DeleteOwnedBatches(ctx context.Context, actor audit.Actor, ownerID string, limit int, next func(ctx context.Context, atMost int) ([]string, error)) (int, error)
 	// PurgeTrash purges at once the objects of the owner's uploads in the
 	// trash, closing their restore window, and returns how many.
 	PurgeTrash(ctx context.Context, ownerID string) (int, error)
@@ -55,9 +55,6 @@ var ErrNoSuchUser = errors.New("no such user")
 // process; the service's purger finishes it). The counts are this run's.
 func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID string) (Erasure, error) {
 	result := Erasure{UserID: userID}
-	// An erasure is the operator's: it skips the trash, and the trail says
-	// so.
-	ctx = audit.WithActor(ctx, audit.CLI)
 	exists, err := client.User.Query().Where(user.ID(userID)).Exist(ctx)
 	if err != nil {
 		return result, err
@@ -85,7 +82,7 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 	for stalled := 0; ; {
 		// A request authenticated just before the revocation may still
 		// create an upload: the user goes only once none is left.
-		deleted, err := deleter.DeleteOwnedBatches(ctx, userID, 0, func(ctx context.Context, atMost int) ([]string, error) {
+		deleted, err := deleter.DeleteOwnedBatches(ctx, audit.CLI, userID, 0, func(ctx context.Context, atMost int) ([]string, error) {
 			return client.Upload.Query().Where(upload.OwnerID(userID)).Limit(atMost).IDs(ctx)
 		})
 		result.UploadsDeleted += deleted

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"github.com/safedelete/uploads/internal/audit"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ type stuckDeleter struct {
 	rounds int
 }
 
-func (d *stuckDeleter) DeleteOwnedBatches(context.Context, string, int, func(context.Context, int) ([]string, error)) (int, error) {
+func (d *stuckDeleter) DeleteOwnedBatches(context.Context, audit.Actor, string, int, func(context.Context, int) ([]string, error)) (int, error) {
 	if d.rounds++; d.rounds > 10 {
 		d.t.Fatal("EraseUser keeps going round after round") // it would loop for ever
 	}

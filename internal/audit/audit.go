@@ -1,9 +1,10 @@
 // Package audit records the changes in an upload's life — created, deleted,
 // restored, purged, expired — each as one row written in the transaction
 // that makes the change, so that the trail can neither miss a committed
-// change nor show one that rolled back. The same transaction queues the
-// change for the owner's webhook endpoints. Who made a change travels in the
-// request's context (WithActor); a row holds ids, never a key or a secret.
+// change nor show one that rolled back (internal/change writes it with the
+// webhook outbox). Who made a change is given explicitly: a caller's
+// credential (Caller), or the service itself (CLI, Janitor, Purger). A row
+// holds ids, never a key or a secret.
 package audit
 
 import (
@@ -16,7 +17,6 @@ import (
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/internal/viewer"
-	"github.com/safedelete/uploads/internal/webhook"
 )
 
 // The kinds of change.
@@ -47,26 +47,18 @@ func (a Actor) System() bool {
 	return a.Via == auditevent.ViaCLI || a.Via == auditevent.ViaJANITOR || a.Via == auditevent.ViaPURGER
 }
 
-type actorKey struct{}
 type viaRESTKey struct{}
 
-// WithActor returns ctx whose changes are made by a.
-func WithActor(ctx context.Context, a Actor) context.Context {
-	return context.WithValue(ctx, actorKey{}, a)
-}
-
 // ViaREST returns ctx whose caller came through the REST shim; a caller's
-// changes are otherwise recorded as made through GraphQL.
+// changes are otherwise recorded as made through GraphQL. Which interface
+// a request came through is the request's own data, as its viewer is.
 func ViaREST(ctx context.Context) context.Context {
 	return context.WithValue(ctx, viaRESTKey{}, true)
 }
 
-// ActorFrom returns who makes ctx's changes: the actor set with WithActor,
-// or the request's API key through its interface.
-func ActorFrom(ctx context.Context) Actor {
-	if a, ok := ctx.Value(actorKey{}).(Actor); ok {
-		return a
-	}
+// Caller returns the actor of ctx's caller: its credential (an API key's
+// id, or an access token's identity) and the interface it came through.
+func Caller(ctx context.Context) Actor {
 	a := Actor{Via: auditevent.ViaGRAPHQL}
 	if ctx.Value(viaRESTKey{}) != nil {
 		a.Via = auditevent.ViaREST
@@ -99,25 +91,10 @@ func OfDeleted(d *ent.DeletedUpload) Subject {
 	return Subject{ID: d.ID, OwnerID: d.OwnerID, Filename: d.Filename, Size: d.Size, Status: d.Status.String()}
 }
 
-// webhookTypes are the kinds that the owners' webhook endpoints hear of.
-var webhookTypes = map[auditevent.Kind]string{
-	Created:  webhook.EventUploadCreated,
-	Deleted:  webhook.EventUploadDeleted,
-	Restored: webhook.EventUploadRestored,
-	Purged:   webhook.EventUploadPurged,
-}
-
 // Record writes, inside tx, one event of kind for each subject, made by
-// ctx's actor, and queues it for the owners' webhook endpoints (the
-// outbox): both commit with the change, or neither does.
-func Record(ctx context.Context, tx *ent.Tx, kind auditevent.Kind, subjects ...Subject) error {
-	if len(subjects) == 0 {
-		return nil
-	}
-	if err := notify(ctx, tx, kind, subjects); err != nil {
-		return err
-	}
-	actor, requestID, now := ActorFrom(ctx), requestlog.FromContext(ctx), time.Now()
+// actor: it commits with the change, or neither does.
+func Record(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, subjects ...Subject) error {
+	requestID, now := requestlog.FromContext(ctx), time.Now()
 	creates := make([]*ent.AuditEventCreate, len(subjects))
 	for i, s := range subjects {
 		creates[i] = tx.AuditEvent.Create().
@@ -135,22 +112,6 @@ func Record(ctx context.Context, tx *ent.Tx, kind auditevent.Kind, subjects ...S
 		}
 	}
 	return nil
-}
-
-func notify(ctx context.Context, tx *ent.Tx, kind auditevent.Kind, subjects []Subject) error {
-	eventType, ok := webhookTypes[kind]
-	if !ok {
-		return nil
-	}
-	now := time.Now()
-	events := make([]webhook.Event, len(subjects))
-	for i, s := range subjects {
-		events[i] = webhook.Event{
-			Type: eventType, OwnerID: s.OwnerID, UploadID: s.ID, Time: now,
-			Data: webhook.UploadData{ID: s.ID, Filename: s.Filename, Size: s.Size, Status: s.Status},
-		}
-	}
-	return webhook.Enqueue(ctx, tx, events...)
 }
 
 // chunk keeps one INSERT's parameters under SQLite's and PostgreSQL's

@@ -48,12 +48,13 @@ const (
 // checkpoints to a checkpointer (up to walBackstop), and wake it as they
 // commit.
 type sqliteConnector struct {
-	dsn    string
-	driver *sqlite3.SQLiteDriver
+	dsn     string
+	driver  *sqlite3.SQLiteDriver
+	connect func(context.Context) (sqldriver.Conn, error) // (observe.go)
 }
 
-func newSQLiteConnector(dsn string, wake func()) *sqliteConnector {
-	return &sqliteConnector{dsn: dsn, driver: &sqlite3.SQLiteDriver{
+func newSQLiteConnector(path, dsn string, wake func()) *sqliteConnector {
+	c := &sqliteConnector{dsn: dsn, driver: &sqlite3.SQLiteDriver{
 		ConnectHook: func(conn *sqlite3.SQLiteConn) error {
 			if _, err := conn.Exec("PRAGMA wal_autocheckpoint = "+strconv.Itoa(walBackstop), nil); err != nil {
 				return err
@@ -63,12 +64,12 @@ func newSQLiteConnector(dsn string, wake func()) *sqliteConnector {
 			return nil
 		},
 	}}
+	c.connect = observed(path, func(context.Context) (sqldriver.Conn, error) { return c.driver.Open(c.dsn) })
+	return c
 }
 
-func (c *sqliteConnector) Connect(context.Context) (sqldriver.Conn, error) {
-	return c.driver.Open(c.dsn)
-}
-func (c *sqliteConnector) Driver() sqldriver.Driver { return c.driver }
+func (c *sqliteConnector) Connect(ctx context.Context) (sqldriver.Conn, error) { return c.connect(ctx) }
+func (c *sqliteConnector) Driver() sqldriver.Driver                            { return c.driver }
 
 // checkpointer runs a PASSIVE checkpoint (one that waits for no reader or
 // writer) shortly after a commit, at most once per checkpointInterval.

@@ -36,7 +36,7 @@ func fileSize(t *testing.T, path string) int64 {
 func TestCommitsLeaveCheckpointsToTheCheckpointer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db")
 	var woken atomic.Int32
-	db := sql.OpenDB(newSQLiteConnector(SQLiteDSN(path), func() { woken.Add(1) }))
+	db := sql.OpenDB(newSQLiteConnector(path, SQLiteDSN(path), func() { woken.Add(1) }))
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if _, err := db.Exec("CREATE TABLE filler (b BLOB)"); err != nil {

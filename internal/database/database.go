@@ -50,7 +50,7 @@ func openDriver(databaseURL string) (*entsql.Driver, *checkpointer, error) {
 			return nil, nil, err
 		}
 		checkpoints := newCheckpointer()
-		db := sql.OpenDB(newSQLiteConnector(SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")), checkpoints.wake))
+		db := sql.OpenDB(newSQLiteConnector(path, SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")), checkpoints.wake))
 		checkpoints.start(db)
 		// Every request reads, and new SQLite connections are costly to
 		// open (each sets its PRAGMAs): keep enough for concurrent callers.

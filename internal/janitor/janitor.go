@@ -30,7 +30,7 @@ import (
 
 // Deleter deletes uploads of one owner (graph's delete core).
 type Deleter interface {
-	DeleteOwned(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error)
+	DeleteOwned(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string) ([]string, error)
 }
 
 // Options are the janitor's settings, all required.
@@ -81,7 +81,6 @@ func (j *Janitor) Run(ctx context.Context) {
 // RunOnce settles what is due now: it returns how many stuck uploads it
 // marked FAILED and how many FAILED uploads it deleted.
 func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) {
-	ctx = audit.WithActor(ctx, audit.Janitor)
 	now := time.Now()
 	if failed, err = j.failStuck(ctx, now); err != nil {
 		return failed, 0, err
@@ -169,7 +168,7 @@ func (j *Janitor) failStuck(ctx context.Context, now time.Time) (int, error) {
 				expired[i] = audit.Of(u)
 				expired[i].Status = upload.StatusFAILED.String()
 			}
-			return audit.Record(ctx, tx, audit.Expired, expired...)
+			return audit.Record(ctx, tx, audit.Janitor, audit.Expired, expired...)
 		})
 		if err != nil {
 			return total, fmt.Errorf("mark stuck uploads failed: %w", err)
@@ -208,7 +207,7 @@ func (j *Janitor) expireFailed(ctx context.Context, now time.Time) (int, error) 
 		}
 		deletedNow := 0
 		for owner, ids := range byOwner {
-			deleted, err := j.deleter.DeleteOwned(ctx, owner, ids)
+			deleted, err := j.deleter.DeleteOwned(ctx, audit.Janitor, owner, ids)
 			if err != nil {
 				return total, fmt.Errorf("delete expired failed uploads: %w", err)
 			}

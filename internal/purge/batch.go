@@ -2,18 +2,15 @@ package purge
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
-	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/database"
 )
 
 // AttemptBatch tries once to remove the objects of claimed purges, many per
-// S3 request (DeleteObjects). Purges with a multipart upload to abort, or
-// whose object another upload still references, go one by one through
-// Attempt. Each purge whose object S3 reports removed is done; each other
+// S3 request (DeleteObjects). Purges with a multipart upload to abort go
+// one by one through Attempt. Each purge whose object S3 reports removed is done; each other
 // one is rescheduled with backoff. It returns how many were done.
 func (p *Purger) AttemptBatch(ctx context.Context, jobs []*ent.ObjectPurge) (purged int) {
 	byBucket := map[string][]*ent.ObjectPurge{}
@@ -28,14 +25,9 @@ func (p *Purger) AttemptBatch(ctx context.Context, jobs []*ent.ObjectPurge) (pur
 
 // attemptBucket is AttemptBatch for the purges of one bucket.
 func (p *Purger) attemptBucket(ctx context.Context, bucket string, jobs []*ent.ObjectPurge) (purged int) {
-	shared, err := p.referencedKeys(ctx, bucket, jobs)
-	if err != nil {
-		p.failAll(ctx, jobs, fmt.Errorf("check references: %w", err))
-		return 0
-	}
 	var batch []*ent.ObjectPurge
 	for _, job := range jobs {
-		if job.AbortAllMultipart || job.MultipartUploadID != "" || shared[job.ObjectKey] {
+		if job.AbortAllMultipart || job.MultipartUploadID != "" {
 			if p.Attempt(ctx, job) == nil {
 				purged++
 			}
@@ -75,34 +67,6 @@ func (p *Purger) attemptBucket(ctx context.Context, bucket string, jobs []*ent.O
 	}
 	p.logger.InfoContext(ctx, "objects purged", "bucket", bucket, "purged", len(done))
 	return purged + len(done)
-}
-
-// referencedKeys returns which of the purges' objects in bucket an upload
-// record still references (see Attempt).
-func (p *Purger) referencedKeys(ctx context.Context, bucket string, jobs []*ent.ObjectPurge) (map[string]bool, error) {
-	keys := make([]string, len(jobs))
-	for i, job := range jobs {
-		keys[i] = job.ObjectKey
-	}
-	referenced, err := p.client.Upload.Query().
-		Where(upload.Bucket(bucket), upload.ObjectKeyIn(keys...)).
-		Select(upload.FieldObjectKey).
-		Strings(ctx)
-	if err != nil {
-		return nil, err
-	}
-	shared := make(map[string]bool, len(referenced))
-	for _, key := range referenced {
-		shared[key] = true
-	}
-	return shared, nil
-}
-
-func (p *Purger) failAll(ctx context.Context, jobs []*ent.ObjectPurge, cause error) {
-	for range jobs {
-		p.opts.Metrics.PurgeAttempt(cause)
-	}
-	p.rescheduleAll(ctx, jobs, cause)
 }
 
 // rescheduleAll records failed attempts of many purges in one transaction

@@ -2,14 +2,20 @@ package purge
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
 )
 
@@ -74,30 +80,62 @@ func (d *doneRows) wait() {
 }
 
 // finish records, in one transaction, that the purges' objects are gone:
-// their rows are deleted, and so are the uploads' places in the trash, each
-// with its "purged" event. If it fails, the (idempotent) purges run again.
+// their rows are deleted, and so are the uploads' entries in the trash,
+// each with its "purged" event. The event tells what the purge carries
+// from the delete, or, for a purge written before purges carried it, what
+// the trash entry kept. If it fails, the (idempotent) purges run again.
 func finish(ctx context.Context, client *ent.Client, jobs []*ent.ObjectPurge) error {
 	ids := make([]int, len(jobs))
-	uploadIDs := make([]string, len(jobs))
+	uploadIDs := make([]any, len(jobs))
+	var subjects []audit.Subject
+	carried := make(map[string]bool, len(jobs))
 	for i, job := range jobs {
 		ids[i], uploadIDs[i] = job.ID, job.UploadID
+		if job.OwnerID != "" {
+			subjects = append(subjects, audit.Subject{ID: job.UploadID, OwnerID: job.OwnerID, Filename: job.Filename, Size: job.Size, Status: job.UploadStatus})
+			carried[job.UploadID] = true
+		}
 	}
-	ctx = audit.WithActor(ctx, audit.Purger)
 	return database.WithTx(ctx, client, func(tx *ent.Tx) error {
 		if _, err := tx.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx); err != nil {
 			return err
 		}
-		trashed, err := tx.DeletedUpload.Query().Where(deletedupload.IDIn(uploadIDs...)).All(ctx)
-		if err != nil || len(trashed) == 0 {
+		trashed, err := emptyTrash(ctx, tx, uploadIDs)
+		if err != nil {
 			return err
 		}
-		subjects := make([]audit.Subject, len(trashed))
-		for i, d := range trashed {
-			subjects[i] = audit.OfDeleted(d)
+		for _, s := range trashed {
+			if !carried[s.ID] {
+				subjects = append(subjects, s)
+			}
 		}
-		if _, err := tx.DeletedUpload.Delete().Where(deletedupload.IDIn(uploadIDs...)).Exec(ctx); err != nil {
-			return err
-		}
-		return audit.Record(ctx, tx, audit.Purged, subjects...)
+		return change.Record(ctx, tx, audit.Purger, audit.Purged, change.MayHave, subjects...)
 	})
+}
+
+// emptyTrash deletes the trash entries of the uploads, if they have any
+// (only those deleted with a restore window do), and returns what they
+// kept.
+func emptyTrash(ctx context.Context, tx *ent.Tx, uploadIDs []any) ([]audit.Subject, error) {
+	// Ent has no DELETE ... RETURNING; PostgreSQL's placeholders and quoting
+	// are also SQLite's.
+	query, args := sql.Dialect(dialect.Postgres).Delete(deletedupload.Table).
+		Where(sql.In(deletedupload.FieldID, uploadIDs...)).
+		Query()
+	rows, err := tx.QueryContext(ctx, query+" RETURNING "+strings.Join([]string{
+		deletedupload.FieldID, deletedupload.FieldOwnerID, deletedupload.FieldFilename, deletedupload.FieldSize, deletedupload.FieldStatus,
+	}, ", "), args...)
+	if err != nil {
+		return nil, fmt.Errorf("empty the trash: %w", err)
+	}
+	defer rows.Close()
+	var trashed []audit.Subject
+	for rows.Next() {
+		var s audit.Subject
+		if err := rows.Scan(&s.ID, &s.OwnerID, &s.Filename, &s.Size, &s.Status); err != nil {
+			return nil, fmt.Errorf("empty the trash: %w", err)
+		}
+		trashed = append(trashed, s)
+	}
+	return trashed, rows.Err()
 }

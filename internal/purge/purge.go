@@ -72,7 +72,8 @@ func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts 
 func (p *Purger) Flush() { p.done.wait() }
 
 // ScheduleFor records, inside tx, that the bytes of the uploads, deleted in
-// the same transaction, must be removed from the bucket. It returns the
+// the same transaction, must be removed from the bucket. Each purge carries
+// what the "purged" event of its upload tells (finish records it). It returns the
 // purges to attempt right away (AttemptInline), in the uploads' order: none
 // for an upload that never stored anything, nor for one whose bytes may
 // still be arriving.
@@ -94,6 +95,10 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Tim
 		}
 		create := tx.ObjectPurge.Create().
 			SetUploadID(u.ID).
+			SetOwnerID(u.OwnerID).
+			SetFilename(u.Filename).
+			SetSize(u.Size).
+			SetUploadStatus(u.Status.String()).
 			SetBucket(u.Bucket).
 			SetObjectKey(u.ObjectKey).
 			SetMultipartUploadID(u.MultipartUploadID).
@@ -159,37 +164,22 @@ func (p *Purger) ScheduleStopped(ctx context.Context, tx *ent.Tx, uploads ...*en
 
 // Attempt tries once to remove the object of a claimed purge. On success the
 // purge row is queued for deletion (see doneRows); on failure it is
-// rescheduled with backoff and the error returned.
+// rescheduled with backoff and the error returned. No other record can
+// use the object: the database holds each key once (the uploads' unique
+// (bucket, object_key) index), and a key holds its upload's id.
 func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) {
 	defer func() { p.opts.Metrics.PurgeAttempt(err) }()
-	// An object that another upload still references must survive; this is
-	// checked here, right before deleting, so that no path can skip it. The
-	// check and the delete are not atomic: that is safe because object keys
-	// contain the upload's id, so no new record can come to reference a key
-	// being purged (only copies made on purpose, which reconcile handles).
-	shared, err := p.client.Upload.Query().
-		Where(upload.Bucket(job.Bucket), upload.ObjectKey(job.ObjectKey)).
-		Exist(ctx)
-	if err != nil {
-		return p.fail(ctx, job, fmt.Errorf("check references: %w", err))
-	}
 	if job.AbortAllMultipart {
 		err = p.objects.AbortAll(ctx, job.Bucket, job.ObjectKey)
 	}
-	switch {
-	case err != nil:
-	case shared:
-		// The object stays, but an incomplete multipart upload was this
-		// upload's alone.
-		err = p.objects.Abort(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
-	default:
+	if err == nil {
 		err = p.objects.Discard(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
 	}
 	if err != nil {
 		return p.fail(ctx, job, err)
 	}
 	p.done.add(job)
-	p.logger.InfoContext(ctx, "object purged", "upload_id", job.UploadID, "bucket", job.Bucket, "key", job.ObjectKey, "kept_shared", shared, "attempts", job.Attempts)
+	p.logger.InfoContext(ctx, "object purged", "upload_id", job.UploadID, "bucket", job.Bucket, "key", job.ObjectKey, "attempts", job.Attempts)
 	return nil
 }
 

@@ -120,14 +120,6 @@ func flush(t testing.TB, p *purge.Purger) {
 	}
 }
 
-// uploadInUse uploads a file through the service and returns its
-// record: its object is one a purge must not remove while it exists.
-func (w *world) uploadInUse() *ent.Upload {
-	w.t.Helper()
-	_, key := w.NewUser()
-	return w.MustUpload(key, "shared.txt", []byte("still in use"))
-}
-
 // scheduled schedules the purges of completed uploads of keys, as a delete
 // does, and returns them for the inline attempt.
 func (w *world) scheduled(keys ...string) []*ent.ObjectPurge {

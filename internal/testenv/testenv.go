@@ -23,6 +23,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ import (
 	"github.com/safedelete/uploads/internal/admin"
 	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/httpserver"
@@ -278,6 +280,23 @@ func (e *Env) Eventually(timeout time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// OpenDatabase opens, migrated, a database of t's own: a fresh schema on
+// TEST_DATABASE_URL's server if it is set, else a SQLite file in a
+// temporary directory; closed when the test ends.
+func OpenDatabase(t testing.TB) *ent.Client {
+	t.Helper()
+	url := PostgresSchema(t)
+	if url == "" {
+		url = database.SQLiteURL(filepath.Join(t.TempDir(), "test.db"))
+	}
+	client, err := database.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
 }
 
 // PostgresSchema returns the URL of a fresh schema on the PostgreSQL server

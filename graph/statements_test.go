@@ -1,0 +1,92 @@
+package graph_test
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+// statements records, as "VERB table", the statements a SQLite file runs
+// while recording is on.
+type statements struct {
+	mu        sync.Mutex
+	recording bool
+	seen      []string
+}
+
+var tableOf = regexp.MustCompile("(?is)^\\s*(?:SELECT .*? FROM|INSERT INTO|UPDATE|DELETE FROM)\\s+[`\"]?(\\w+)")
+
+func (s *statements) see(statement string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.recording {
+		return
+	}
+	verb, _, _ := strings.Cut(strings.TrimSpace(statement), " ")
+	verb = strings.ToUpper(verb)
+	if m := tableOf.FindStringSubmatch(statement); m != nil {
+		verb += " " + m[1]
+	}
+	s.seen = append(s.seen, verb)
+}
+
+func (s *statements) record(on bool) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recording = on
+	seen := s.seen
+	s.seen = nil
+	return seen
+}
+
+// TestDeleteStatements: with the default settings (no restore window, no
+// webhook endpoint) a REST delete runs the statements its promises need
+// and no others, in one transaction: the key's lookup, the ownership read
+// that keeps a 404 off the write lock, then the record's delete, its purge
+// note and its audit event. No trash entry, no read of the owner's
+// endpoints, no check that another record shares the object. Once the
+// object is gone, one background transaction ends the purge and records
+// its "purged" event. (SQLite: the engine the statements are counted on.)
+func TestDeleteStatements(t *testing.T) {
+	var s statements
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true, Configure: func(cfg *config.Config) {
+		cfg.DatabaseURL = "" // the SQLite file in DataDir, whatever TEST_DATABASE_URL says
+		t.Cleanup(database.Observe(cfg.SQLitePath(), s.see))
+	}})
+	_, key := env.NewUser()
+	a := env.MustUpload(key, "a.txt", []byte("a"))
+	env.GraphQL(key, `{ viewer { id } }`, nil) // the key's first use is recorded before the delete
+
+	s.record(true)
+	if res := env.DeleteREST(key, a.ID); res.Status != 200 {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	env.App.Purger.Flush()
+	seen := s.record(false)
+
+	commit := slices.Index(seen, "COMMIT")
+	if commit < 0 {
+		t.Fatalf("no transaction committed: %v", seen)
+	}
+	request, background := seen[:commit+1], seen[commit+1:]
+	want := []string{
+		"SELECT api_keys", "SELECT uploads",
+		"BEGIN", "DELETE uploads", "INSERT object_purges", "INSERT audit_events", "COMMIT",
+	}
+	if !slices.Equal(request, want) {
+		t.Errorf("the delete ran %d statements:\n  %s\nwant %d:\n  %s", len(request), strings.Join(request, "\n  "), len(want), strings.Join(want, "\n  "))
+	}
+	wantAfter := []string{
+		"BEGIN", "DELETE object_purges", "DELETE deleted_uploads", "SELECT webhook_endpoints", "INSERT audit_events", "COMMIT",
+	}
+	if !slices.Equal(background, wantAfter) {
+		t.Errorf("after the object was gone, %d statements:\n  %s\nwant %d:\n  %s", len(background), strings.Join(background, "\n  "), len(wantAfter), strings.Join(wantAfter, "\n  "))
+	}
+	t.Logf("delete: %d statements on the request's path, %d after it", len(request), len(background))
+}
