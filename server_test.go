@@ -97,27 +97,6 @@ func TestManagementCommands(t *testing.T) {
 	}
 }
 
-// TestSettingsDocumented: every setting appears in the README's table with
-// its default.
-func TestSettingsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range config.Settings() {
-		row := "| `" + s.Env + "` | `--" + s.Flag + "` |"
-		i := bytes.Index(readme, []byte(row))
-		if i < 0 {
-			t.Errorf("README has no row starting %q", row)
-			continue
-		}
-		line, _, _ := bytes.Cut(readme[i+len(row):], []byte("\n"))
-		if s.Default != "" && !bytes.HasPrefix(bytes.TrimSpace(line), []byte("`"+s.Default+"`")) {
-			t.Errorf("README's row of %s does not give its default `%s`: %s", s.Env, s.Default, line)
-		}
-	}
-}
-
 func TestFlagsOverrideEnvironment(t *testing.T) {
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	var cfg config.Config

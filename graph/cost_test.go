@@ -3,6 +3,7 @@ package graph_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func checkCostRow(t *testing.T, env *testenv.Env, key string, row costRow) {
 // parents', every totalCount as a COUNT, every filter by its terms after
 // variables are expanded, against a GRAPHQL_COMPLEXITY_LIMIT of 1000 (the
 // default was 1000 when the rows were written; TestDocumentedUsesFit holds
-// the default to what the README shows); the documented uses fit. Each
+// the default to what docs/api.md shows); the documented uses fit. Each
 // refused row answered 200 with its data before (the deliveries one:
 // 226–316 MB in 13–23 s with 10 endpoints of 100 deliveries each).
 func TestOperationCost(t *testing.T) {
@@ -143,9 +144,9 @@ func TestOperationCost(t *testing.T) {
 	}
 }
 
-// TestDocumentedUsesFit: the README's and the schema's example queries fit
-// the default GRAPHQL_COMPLEXITY_LIMIT, and twice the biggest of them does
-// not: a frontend's dashboard of every endpoint with its 20 latest
+// TestDocumentedUsesFit: the example queries of docs/api.md and of the
+// schema fit the default GRAPHQL_COMPLEXITY_LIMIT, and twice the biggest of
+// them does not: a frontend's dashboard of every endpoint with its 20 latest
 // deliveries is not refused, and the limit still bounds what aliases buy.
 func TestDocumentedUsesFit(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
@@ -154,11 +155,14 @@ func TestDocumentedUsesFit(t *testing.T) {
 	_, key := env.NewUser()
 	const endpoints = `webhookEndpoints { id url disabledAt disabledReason
   deliveries(first: 20) { id eventType status attempts lastError lastStatusCode createdAt deliveredAt } }`
+	if doc, err := os.ReadFile("../docs/api.md"); err != nil || !strings.Contains(string(doc), endpoints) {
+		t.Errorf("docs/api.md no longer shows the webhook dashboard query measured here (%v)", err)
+	}
 	for _, row := range []costRow{
-		{"the README's webhook endpoints with their deliveries", `query { viewer { ` + endpoints + ` } }`, nil, ""},
+		{"docs/api.md's webhook endpoints with their deliveries", `query { viewer { ` + endpoints + ` } }`, nil, ""},
 		{"a full page of uploads with every field, counted",
 			`{ viewer { uploads(first: 100) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id filename size contentType status createdAt } } } } }`, nil, ""},
-		{"the README's query twice, aliased", `query { viewer { a: ` + endpoints + ` b: ` + endpoints + ` } }`, nil, gqllimit.ErrCodeComplexity},
+		{"docs/api.md's query twice, aliased", `query { viewer { a: ` + endpoints + ` b: ` + endpoints + ` } }`, nil, gqllimit.ErrCodeComplexity},
 	} {
 		t.Run(row.name, func(t *testing.T) { checkCostRow(t, env, key, row) })
 	}
