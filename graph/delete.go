@@ -159,7 +159,7 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 	}
 	var deleted []*ent.Upload
 	var purges []*ent.ObjectPurge
-	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
+	err = r.deletes.Do(ctx, func(ctx context.Context, tx *ent.Tx) (err error) {
 		var endpoints change.Endpoints
 		if deleted, endpoints, err = deleteReturning(ctx, tx, ownerID, present); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
@@ -24,6 +25,8 @@ type Resolver struct {
 	purger  *purge.Purger
 	logger  *slog.Logger
 	options Options
+	// deletes commits concurrent deletes' transactions together (SQLite).
+	deletes *database.Group
 
 	// afterRead, when set (by tests only), runs in DeleteOwned between the
 	// read and the delete's transaction, so that a test can hold two
@@ -48,11 +51,15 @@ type Options struct {
 	// WebhookAllowHTTP accepts http:// endpoints, not only https://.
 	WebhookAllowHTTP bool
 	Metrics          *metrics.Metrics
+	// GroupCommit commits concurrent deletes together, one commit for all
+	// of them (database.Group): for SQLite.
+	GroupCommit bool
 }
 
 // NewResolver returns the root resolver.
 func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Purger, logger *slog.Logger, opts Options) *Resolver {
-	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts}
+	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts,
+		deletes: database.NewGroup(client, opts.GroupCommit)}
 }
 
 // MaxUploadSize is the largest file uploadFile accepts.

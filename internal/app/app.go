@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WebhookSealer:    a.sealer,
 		WebhookAllowHTTP: cfg.WebhookAllowHTTP,
 		Metrics:          a.Metrics,
+		GroupCommit:      cfg.SQLite(),
 	})
 	a.webhookOptions = webhook.Options{
 		Timeout:              cfg.WebhookTimeout,
