@@ -92,7 +92,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -101,6 +100,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/safedelete/uploads/internal/ids"
@@ -109,7 +110,8 @@ import (
 // options are the command's flags.
 type options struct {
 	s3Endpoint, s3AccessKey, s3SecretKey string
-	requests, callers, rounds            int
+	requests, rounds                     int
+	callers                              []int // -c: each count of concurrent callers measured
 	scenarios                            string
 	cpuprofile                           string
 	logLevel                             string
@@ -124,7 +126,7 @@ type options struct {
 }
 
 // scenario is one comparison: what the service is sent, and what the
-// hand-written handler is sent to compare it with, or, when self is set,
+// hand-written baselines are sent to compare it with, or, when self is set,
 // what the service itself is sent to compare it with (one credential
 // against another on the same service).
 type scenario struct {
@@ -142,13 +144,21 @@ var scenarios = []scenario{
 	{"rest-delete-bearer-es256", "REST delete, ES256 token", restDeleteES256, restDelete, true},
 }
 
-// sides are the two sides sc drives: the service, and the hand-written
-// handler or (self) the service again.
-func (sc scenario) sides(svc, hw *side) [2]*side {
+// sides are the sides sc drives: the service, then the hand-written
+// baselines or (self) the service again.
+func (sc scenario) sides(svc *side, baselines []*side) []*side {
 	if sc.self {
-		return [2]*side{svc, svc}
+		return []*side{svc, svc}
 	}
-	return [2]*side{svc, hw}
+	return append([]*side{svc}, baselines...)
+}
+
+// kind is what sc sends the i-th of its sides.
+func (sc scenario) kind(i int) kind {
+	if i == 0 {
+		return sc.service
+	}
+	return sc.baseline
 }
 
 func main() {
@@ -167,15 +177,15 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.s3AccessKey, "s3-access-key", "", "S3 access key for -s3-endpoint")
 	fs.StringVar(&o.s3SecretKey, "s3-secret-key", "", "S3 secret key for -s3-endpoint")
 	fs.IntVar(&o.requests, "n", 2000, "measured requests per side per delete scenario (rest-404 sends 5x as many)")
-	fs.IntVar(&o.callers, "c", 16, "concurrent callers")
-	fs.IntVar(&o.rounds, "rounds", 10, "rounds per scenario; the side that goes first alternates")
+	callers := fs.String("c", "16,64", "comma-separated counts of concurrent callers, each measured in turn")
+	fs.IntVar(&o.rounds, "rounds", 12, "rounds per scenario and caller count; the order of the sides changes each round")
 	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars, rest-delete-bearer, rest-delete-bearer-es256")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|hand-written")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|minimal|same-work")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
 	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")
-	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
-	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written handler runs its two reads as prepared statements, as the service does (to compare like with like)")
-	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
+	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for every side (e.g. FULL); default: what the service uses")
+	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written baselines run their two reads as prepared statements, as the service does (to compare like with like)")
+	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written baselines look the upload up only inside their write transaction, as the service does (to measure that cost)")
 	fs.BoolVar(&o.tokenPerRequest, "token-per-request", false, "bearer scenarios: every request carries a token never sent before (the full check each time), not its caller's one token")
 	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads four ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))
@@ -183,11 +193,18 @@ func parseFlags(args []string) (options, []scenario, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, nil, err
 	}
+	for _, c := range strings.Split(*callers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return o, nil, fmt.Errorf("-c: want counts >= 1, got %q", c)
+		}
+		o.callers = append(o.callers, n)
+	}
 	if o.erase {
 		return o, nil, o.eraseDefaults(fs)
 	}
-	if o.requests < o.rounds || o.callers < 1 || o.rounds < 1 {
-		return o, nil, errors.New("want -n >= -rounds >= 1 and -c >= 1")
+	if o.requests < o.rounds || o.rounds < 1 {
+		return o, nil, errors.New("want -n >= -rounds >= 1")
 	}
 	var chosen []scenario
 	for _, name := range strings.Split(o.scenarios, ",") {
@@ -237,7 +254,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	defer os.RemoveAll(dir)
 	var cleanups []func()
 	defer runCleanups(&cleanups)
-	target, err := startS3(ctx, o, dir, []string{"service", "hand-written"}, &cleanups)
+	target, err := startS3(ctx, o, dir, []string{serviceSide, minimalSide, sameWorkSide}, &cleanups)
 	if err != nil {
 		return err
 	}
@@ -245,13 +262,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	svc, svcDB, svcApp, err := startService(ctx, o, filepath.Join(dir, "service"), target.buckets["service"], target, tokens, &cleanups)
+	svc, svcApp, err := startService(ctx, o, filepath.Join(dir, serviceSide), target.buckets[serviceSide], target, tokens, &cleanups)
 	if err != nil {
 		return err
 	}
-	hw, hwDB, err := startHandwritten(ctx, o, filepath.Join(dir, "hand-written"), target, &cleanups)
-	if err != nil {
-		return err
+	var baselines []*side
+	for _, name := range []string{minimalSide, sameWorkSide} {
+		s, err := startHandwritten(ctx, o, name, filepath.Join(dir, name), target, &cleanups)
+		if err != nil {
+			return err
+		}
+		baselines = append(baselines, s)
 	}
 	// The service's callers get identities and tokens when a scenario sends
 	// tokens.
@@ -259,16 +280,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if tokens != nil {
 		svcIdentities = &identities{tokens, svcApp.Client}
 	}
-	for _, s := range []struct {
-		side     *side
-		db       *sql.DB
-		identify *identities
-	}{{svc, svcDB, svcIdentities}, {hw, hwDB, nil}} {
-		if err := seed(ctx, o, chosen, s.side, s.db, target, s.identify); err != nil {
-			return fmt.Errorf("seed %s: %w", s.side.name, err)
+	all := append([]*side{svc}, baselines...)
+	for _, s := range all {
+		var identify *identities
+		if s == svc {
+			identify = svcIdentities
+		}
+		if err := seed(ctx, o, chosen, s, target, identify); err != nil {
+			return fmt.Errorf("seed %s: %w", s.name, err)
 		}
 	}
-	if err := printSetup(ctx, stdout, o, target, tokens, svcDB, hwDB); err != nil {
+	if err := printSetup(ctx, stdout, o, target, tokens, all); err != nil {
 		return err
 	}
 	if o.cpuprofile != "" {
@@ -282,36 +304,39 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	results := measure(ctx, o, chosen, svc, hw)
-	printResults(stdout, chosen, results)
-	if err := printChecks(ctx, stdout, target, map[*side]*sql.DB{svc: svcDB, hw: hwDB}, svc, hw); err != nil {
+	results := measure(ctx, o, chosen, svc, baselines)
+	printResults(stdout, o, results)
+	if err := printChecks(ctx, stdout, target, all); err != nil {
 		return err
 	}
-	for _, r := range results {
-		if r[0].errors+r[1].errors > 0 {
-			return errors.New("some answers broke the contract (see the errors column)")
+	for _, m := range results {
+		for _, r := range m.results {
+			if r.errors > 0 {
+				return errors.New("some answers broke the contract (see the errors column)")
+			}
 		}
 	}
 	return nil
 }
 
-// seed gives a side its callers (with identify, their identities and
-// tokens too), another user with uploads (404 targets), ids of nothing, and
-// an upload per delete it will be sent (with -token-per-request, each with
-// a token of its own).
-func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target, identify *identities) error {
-	users, err := seedUsers(ctx, db, o.callers+1)
+// seed gives a side a user and key per caller of the largest -c (with
+// identify, their identities and tokens too), another user with uploads
+// (404 targets), ids of nothing, and an upload per delete it will be sent
+// (with -token-per-request, each with a token of its own).
+func seed(ctx context.Context, o options, chosen []scenario, s *side, t *s3Target, identify *identities) error {
+	callers := slices.Max(o.callers)
+	users, err := seedUsers(ctx, s.db, callers+1)
 	if err != nil {
 		return err
 	}
-	s.users = users[:o.callers]
+	s.users = users[:callers]
 	if identify != nil {
 		if err := identify.tokens.issue(ctx, identify.client, s.users); err != nil {
 			return err
 		}
 	}
 	bucket := t.buckets[s.name]
-	if s.foreign, err = seedUploads(ctx, db, t.client, bucket, users[o.callers:], 64); err != nil {
+	if s.foreign, err = seedUploads(ctx, s.db, t.client, bucket, users[callers:], 64); err != nil {
 		return err
 	}
 	for range 256 {
@@ -320,9 +345,9 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 	for _, sc := range chosen {
 		var kinds []kind
 		switch {
-		case s.name == "service" && sc.self:
+		case s.name == serviceSide && sc.self:
 			kinds = []kind{sc.service, sc.baseline}
-		case s.name == "service":
+		case s.name == serviceSide:
 			kinds = []kind{sc.service}
 		case !sc.self:
 			kinds = []kind{sc.baseline}
@@ -331,7 +356,8 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 			if !k.consumes() {
 				continue
 			}
-			if s.pools[pool(sc.name, k)], err = seedUploads(ctx, db, t.client, bucket, s.users, o.requests+o.warmups()); err != nil {
+			n := (o.requests + o.warmups()) * len(o.callers)
+			if s.pools[pool(sc.name, k)], err = seedUploads(ctx, s.db, t.client, bucket, s.users, n); err != nil {
 				return err
 			}
 			if o.tokenPerRequest && k.tokenAlg() != "" {
@@ -344,38 +370,67 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 	return nil
 }
 
-// measure runs each scenario: a warm-up of each side, then rounds in which
-// the side that goes first alternates.
-func measure(ctx context.Context, o options, chosen []scenario, svc, hw *side) map[string][2]result {
-	results := map[string][2]result{}
-	for _, sc := range chosen {
-		sides := sc.sides(svc, hw)
-		currentScenario.Store(sc.name + "-warmup")
-		drive(ctx, sides[0], sc.name, sc.service, o.warmups(), o.callers)
-		drive(ctx, sides[1], sc.name, sc.baseline, o.warmups(), o.callers)
-		currentScenario.Store(sc.name)
-		var r [2]result
-		total := o.measured(sc.service)
-		for round := range o.rounds {
-			n := total / o.rounds
-			if round == o.rounds-1 {
-				n = total - n*(o.rounds-1)
+// measurement is one scenario at one count of callers: a result per side,
+// in sc.sides' order, and the sides' names.
+type measurement struct {
+	callers int
+	sc      scenario
+	results []result
+	sides   []string
+}
+
+// measure runs each scenario at each count of callers: a warm-up of each
+// side, then rounds in which the order of the sides changes.
+func measure(ctx context.Context, o options, chosen []scenario, svc *side, baselines []*side) []measurement {
+	var measured []measurement
+	for _, c := range o.callers {
+		for _, sc := range chosen {
+			sides := sc.sides(svc, baselines)
+			currentScenario.Store(sc.name + "-warmup")
+			for i, s := range sides {
+				drive(ctx, s, sc.name, sc.kind(i), o.warmups(), c)
 			}
-			order := []int{0, 1}
-			if round%2 == 1 {
-				order = []int{1, 0}
+			currentScenario.Store(sc.name)
+			m := measurement{callers: c, sc: sc, results: make([]result, len(sides))}
+			for _, s := range sides {
+				m.sides = append(m.sides, s.name)
 			}
-			for _, i := range order {
-				if i == 0 {
-					r[0].merge(drive(ctx, sides[0], sc.name, sc.service, n, o.callers))
-				} else {
-					r[1].merge(drive(ctx, sides[1], sc.name, sc.baseline, n, o.callers))
+			total := o.measured(sc.service)
+			for round := range o.rounds {
+				n := total / o.rounds
+				if round == o.rounds-1 {
+					n = total - n*(o.rounds-1)
+				}
+				for _, i := range order(round, len(sides)) {
+					m.results[i].merge(drive(ctx, sides[i], sc.name, sc.kind(i), n, c))
 				}
 			}
+			measured = append(measured, m)
 		}
-		results[sc.name] = r
 	}
-	return results
+	return measured
+}
+
+// order is the order in which round drives n sides: each of their n!
+// orders in turn, so that over n! rounds every side goes before every
+// other as often as after it, and in every place as often.
+func order(round, n int) []int {
+	left := make([]int, n)
+	orders := 1
+	for i := range left {
+		left[i] = i
+		orders *= i + 1
+	}
+	k := round % orders
+	var out []int
+	for len(left) > 0 {
+		orders /= len(left) // the orders of what is left after this place
+		i := k / orders
+		k %= orders
+		out = append(out, left[i])
+		left = slices.Delete(left, i, i+1)
+	}
+	return out
 }
 
 // runCleanups runs what a run started, in the reverse order of starting.
