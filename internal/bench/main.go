@@ -118,6 +118,7 @@ type options struct {
 	rateLimit                            int
 	sqliteSync                           string
 	lockFirst                            bool
+	busyWait                             bool
 	prepared                             bool
 	tokenPerRequest                      bool
 	erase                                bool   // -erase: the erase benchmark (erase.go) instead
@@ -186,6 +187,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for every side (e.g. FULL); default: what the service uses")
 	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written baselines run their two reads as prepared statements, as the service does (to compare like with like)")
 	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written baselines look the upload up only inside their write transaction, as the service does (to measure that cost)")
+	fs.BoolVar(&o.busyWait, "handwritten-busy-wait", false, "the hand-written baselines' transactions wait for SQLite's lock in its busy handler, as plain database/sql code does, instead of taking turns on one connection (the baseline before issue 22)")
 	fs.BoolVar(&o.tokenPerRequest, "token-per-request", false, "bearer scenarios: every request carries a token never sent before (the full check each time), not its caller's one token")
 	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads four ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))

@@ -39,7 +39,7 @@ func (h *handwritten) deleteMinimal(ctx context.Context, uploadID, ownerID strin
 // one transaction (BEGIN IMMEDIATE, from the DSN's _txlock), and returns
 // where its object is.
 func (h *handwritten) deleteWithNote(ctx context.Context, uploadID, ownerID string) (bucket, key string, noteID int64, err error) {
-	tx, err := h.db.BeginTx(ctx, nil)
+	tx, err := h.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return "", "", 0, err
 	}

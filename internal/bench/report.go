@@ -29,6 +29,11 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, tokens
 	if o.prepared {
 		fmt.Fprintln(w, "hand-written: run their two reads as prepared statements (-handwritten-prepared)")
 	}
+	if o.busyWait {
+		fmt.Fprintln(w, "hand-written: write on their pool of connections, waiting for SQLite's lock in its busy handler (-handwritten-busy-wait)")
+	} else {
+		fmt.Fprintln(w, "hand-written: write transactions take turns on one connection (database/sql pool of 1), as the service's take turns")
+	}
 	if o.lockFirst {
 		fmt.Fprintln(w, "hand-written: look the upload up only inside their write transaction (-handwritten-lock-first)")
 	}

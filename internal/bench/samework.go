@@ -42,7 +42,7 @@ func (h *handwritten) deleteRecord(ctx context.Context, uploadID, ownerID string
 			return "", "", 0, err
 		}
 	}
-	tx, err := h.db.BeginTx(ctx, nil)
+	tx, err := h.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return "", "", 0, err
 	}
@@ -107,7 +107,7 @@ func (h *handwritten) purge(ctx context.Context, purgeID int64, uploadID, ownerI
 	if _, err := h.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
 		return
 	}
-	tx, err := h.db.BeginTx(ctx, nil)
+	tx, err := h.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return
 	}

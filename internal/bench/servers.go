@@ -135,7 +135,8 @@ func startHandwritten(ctx context.Context, o options, name, dir string, t *s3Tar
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("sqlite3", sqliteDSN(filepath.Join(dir, "uploads.db"), o.sqliteSync))
+	dsn := sqliteDSN(filepath.Join(dir, "uploads.db"), o.sqliteSync)
+	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -143,18 +144,26 @@ func startHandwritten(ctx context.Context, o options, name, dir string, t *s3Tar
 	if _, err := database.Migrate(ctx, db, dialect.SQLite); err != nil {
 		return nil, err
 	}
+	writer := db
+	if !o.busyWait {
+		if writer, err = sql.Open("sqlite3", dsn); err != nil {
+			return nil, err
+		}
+		writer.SetMaxOpenConns(1)
+		*cleanups = append(*cleanups, func() { _ = writer.Close() })
+	}
 	s3c, err := newS3Client(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	h := &handwritten{db: db, s3: s3c, lockFirst: o.lockFirst, sameWork: name == sameWorkSide}
+	h := &handwritten{db: db, writer: writer, s3: s3c, lockFirst: o.lockFirst, sameWork: name == sameWorkSide}
 	if o.prepared {
 		if err := h.prepare(ctx); err != nil {
 			return nil, err
 		}
 	}
 	if !h.sameWork {
-		h.notes = newNoteSweeper(db)
+		h.notes = newNoteSweeper(writer)
 		// Appended before serve's, so run after the server has stopped.
 		*cleanups = append(*cleanups, h.notes.close)
 	}
