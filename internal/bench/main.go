@@ -1,6 +1,6 @@
-// Command bench measures the request hot path of the service against a
-// minimal hand-written handler of the same REST contract, side by side in one
-// run, so that anyone can reproduce the ratios:
+// Command bench measures the request hot path of the service against two
+// hand-written handlers of the same REST contract, side by side in one run,
+// so that anyone can reproduce the ratios:
 //
 //	go run ./internal/bench                                 # embedded S3 (internal/embeds3)
 //	go run ./internal/bench -s3-endpoint http://127.0.0.1:7070 \
@@ -9,19 +9,38 @@
 // It starts, in this process, the real service exactly as server.go does
 // (app.New from config.Defaults() with a temporary DATA_DIR, served by
 // httpserver.NewServer through httpserver.Listener on loopback, with its
-// background purger) and the hand-written baseline of handwritten.go
-// (net/http + database/sql on the same go-sqlite3 DSN, its own SQLite file
-// migrated with the service's migrations, one DeleteObject per delete). Both
+// background purger) and two baselines written with nothing but net/http,
+// database/sql (the same go-sqlite3 DSN, each its own SQLite file migrated
+// with the service's migrations) and the S3 SDK (handwritten.go):
+//
+//	minimal    the contract's work only: a plain read of the upload (a 404
+//	           takes no write lock), one transaction that deletes the record
+//	           and writes its purge note, DeleteObject inline, the answer; one
+//	           goroutine removes the notes of finished objects in batches,
+//	           off the request path, as the service's purger does. What the
+//	           service's features cost is its distance from this one.
+//	same-work  also what the service's delete writes: the trash entry and the
+//	           "deleted" audit event (after a read of the owner's webhook
+//	           endpoints) in the record's transaction, and once the object is
+//	           gone, a second one removing the note and the entry with the
+//	           "purged" event. What the service's code costs over doing the
+//	           same work by hand is its distance from this one.
+//
+// Both baselines' write transactions take turns on one connection, as the
+// service's take turns (-handwritten-busy-wait makes them wait in SQLite's
+// busy handler instead, as plain database/sql code does). All three sides
 // use the same S3 server, one bucket each. Users, keys, upload records and
 // objects are seeded directly, not over HTTP. The same load generator then
-// drives both with -c concurrent callers (one user and API key each),
-// alternating which side goes first in each of -rounds rounds, after a
-// warm-up:
+// drives the three sides at each count of -c concurrent callers (a list,
+// 16,64 by default; the requests are sent in turn by as many users as the
+// largest count, with an API key each), in -rounds rounds in which the order
+// of the sides changes (each of its orders in turn), after a warm-up:
 //
-//	rest-delete   DELETE /delete-upload-api, 200: service vs hand-written
+//	rest-delete   DELETE /delete-upload-api, 200: service vs each baseline
 //	rest-404      the same with an id of nothing or of another user's upload
+//	              (both baselines answer it alike: their gap is the noise)
 //	graphql       mutation { deleteUpload(id: "…") { deletedUploadId message } }
-//	              on the service vs the hand-written REST delete
+//	              on the service vs each baseline's REST delete
 //	graphql-vars  (not run by default) the same with the id in $id
 //
 // Two more (not run by default) price an access token on the hot path: both
@@ -49,11 +68,13 @@
 //	go run ./internal/bench -scenarios rest-delete-bearer,rest-delete-bearer-es256 -token-per-request
 //	go test -run '^$' -bench Verify -benchmem ./internal/oidc
 //
-// It prints req/s, p50 and p99 of each side and the service's ratio to the
-// hand-written handler (for the bearer scenarios, token/key), then checks
-// that both left no purge note and only the objects they should. Every
+// It prints, per count of callers, req/s, p50 and p99 of each side and the
+// service's ratios to each baseline (for the bearer scenarios, token/key),
+// then the four req/s ratios that sum the cost up (REST/minimal,
+// REST/same-work, GraphQL/minimal, GraphQL/same-work), then checks that
+// every side left no purge note and only the objects it should. Every
 // response is checked against the contract. Ratios, not absolute figures,
-// are the result: both sides share the machine.
+// are the result: the sides share the machine.
 //
 // The service logs JSON at -log-level (production's info by default) to
 // io.Discard, and runs every middleware it runs in production: request id
@@ -63,25 +84,25 @@
 //
 // -cpuprofile FILE writes a CPU profile of the warm-ups and measured rounds
 // (not of the seeding), with the samples of every request labelled side
-// (service, hand-written), scenario, run (side/scenario; warm-ups are
+// (service, minimal, same-work), scenario, run (side/scenario; warm-ups are
 // scenario-warmup) and credential (key, bearer: what tells the two halves
 // of a bearer scenario apart). Percentages are of the whole profile, whose
 // samples include the load generator's:
 //
 //	go run ./internal/bench -scenarios rest-404 -cpuprofile 404.prof
 //	go tool pprof -top -cum -tagfocus side=service 404.prof
-//	go tool pprof -top -cum -tagfocus side=hand-written 404.prof
+//	go tool pprof -top -cum -tagfocus side=minimal 404.prof
 //	go tool pprof -top -cum -tagfocus run=service/graphql all.prof
 //	go tool pprof -top -cum -tagfocus 'scenario:rest-delete-bearer$,credential:bearer' bearer.prof
 //
-// -handwritten-prepared makes the hand-written handler run its two reads
-// (the key's owner, the upload) as prepared statements, as the service runs
-// its own: without it, the baseline has SQLite parse and plan both on every
+// -handwritten-prepared makes the baselines run their two reads (the key's
+// owner, the upload) as prepared statements, as the service runs its own:
+// without it, the baselines have SQLite parse and plan both on every
 // request, which the service does not.
 //
-// -handwritten-lock-first makes the hand-written handler look the upload up
-// inside its write transaction, as the service does, to measure what that
-// costs.
+// -handwritten-lock-first makes the baselines look the upload up only
+// inside their write transaction, as the service does, to measure what that
+// costs (the minimal one's lookup is then its DELETE … RETURNING).
 //
 // -erase measures something else instead: how fast one user's uploads are
 // erased end to end (deleteUploads pages, deleteUploadsWhere loops, users
