@@ -28,7 +28,9 @@
 //
 // Both baselines' write transactions take turns on one connection, as the
 // service's take turns (-handwritten-busy-wait makes them wait in SQLite's
-// busy handler instead, as plain database/sql code does). All three sides
+// busy handler instead, as plain database/sql code does: at 64 callers the
+// same-work one's second transaction then outwaits its 5 s and leaves
+// notes, which fails the checks). All three sides
 // use the same S3 server, one bucket each. Users, keys, upload records and
 // objects are seeded directly, not over HTTP. The same load generator then
 // drives the three sides at each count of -c concurrent callers (a list,

@@ -48,7 +48,7 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, tokens
 			fmt.Fprintln(w, "bearer scenarios: every request carries a token of its own, never sent before (-token-per-request)")
 		}
 	}
-	fmt.Fprintf(w, "load: %s callers (a user and key each), %d requests per side per delete scenario (rest-404: %d) in %d rounds (the order of the sides changes each round), after %d warm-up each\n",
+	fmt.Fprintf(w, "load: %s callers (as many users as the most, an API key each), %d requests per side per delete scenario (rest-404: %d) in %d rounds (the order of the sides changes each round), after %d warm-up each\n",
 		joinInts(o.callers), o.requests, o.measured(rest404), o.rounds, o.warmups())
 	return nil
 }
