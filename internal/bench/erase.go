@@ -264,7 +264,7 @@ type eraseRun struct {
 func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir string) (ceiling, r eraseResult, err error) {
 	var cleanups []func()
 	defer runCleanups(&cleanups)
-	svc, db, a, err := startService(ctx, o, dir, t.buckets[w.name], t, nil, &cleanups)
+	svc, a, err := startService(ctx, o, dir, t.buckets[w.name], t, nil, &cleanups)
 	if err != nil {
 		return ceiling, r, err
 	}
@@ -273,7 +273,7 @@ func eraseOneWay(ctx context.Context, o options, w eraseWay, t *s3Target, dir st
 	if err != nil {
 		return ceiling, r, err
 	}
-	e := &eraseRun{name: w.name, svc: svc, app: a, db: db, bucket: t.buckets[w.name]}
+	e := &eraseRun{name: w.name, svc: svc, app: a, db: svc.db, bucket: t.buckets[w.name]}
 	if err := e.seed(ctx, t, o.uploads); err != nil {
 		return ceiling, r, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ type call struct {
 type side struct {
 	name    string
 	baseURL string
+	db      *sql.DB // a connection of our own to its database, to seed and inspect
 	client  *http.Client
 	users   []user
 	foreign []seededUpload            // another user's uploads: the 404 path's targets

@@ -1,6 +1,6 @@
-// Command bench measures the request hot path of the service against a
-// minimal hand-written handler of the same REST contract, side by side in one
-// run, so that anyone can reproduce the ratios:
+// Command bench measures the request hot path of the service against two
+// hand-written handlers of the same REST contract, side by side in one run,
+// so that anyone can reproduce the ratios:
 //
 //	go run ./internal/bench                                 # embedded S3 (internal/embeds3)
 //	go run ./internal/bench -s3-endpoint http://127.0.0.1:7070 \
@@ -9,19 +9,40 @@
 // It starts, in this process, the real service exactly as server.go does
 // (app.New from config.Defaults() with a temporary DATA_DIR, served by
 // httpserver.NewServer through httpserver.Listener on loopback, with its
-// background purger) and the hand-written baseline of handwritten.go
-// (net/http + database/sql on the same go-sqlite3 DSN, its own SQLite file
-// migrated with the service's migrations, one DeleteObject per delete). Both
+// background purger) and two baselines written with nothing but net/http,
+// database/sql (the same go-sqlite3 DSN, each its own SQLite file migrated
+// with the service's migrations) and the S3 SDK (handwritten.go):
+//
+//	minimal    the contract's work only: a plain read of the upload (a 404
+//	           takes no write lock), one transaction that deletes the record
+//	           and writes its purge note, DeleteObject inline, the answer; one
+//	           goroutine removes the notes of finished objects in batches,
+//	           off the request path, as the service's purger does. What the
+//	           service's features cost is its distance from this one.
+//	same-work  also what the service's delete writes: the trash entry and the
+//	           "deleted" audit event (after a read of the owner's webhook
+//	           endpoints) in the record's transaction, and once the object is
+//	           gone, a second one removing the note and the entry with the
+//	           "purged" event. What the service's code costs over doing the
+//	           same work by hand is its distance from this one.
+//
+// Both baselines' write transactions take turns on one connection, as the
+// service's take turns (-handwritten-busy-wait makes them wait in SQLite's
+// busy handler instead, as plain database/sql code does: at 64 callers the
+// same-work one's second transaction then outwaits its 5 s and leaves
+// notes, which fails the checks). All three sides
 // use the same S3 server, one bucket each. Users, keys, upload records and
 // objects are seeded directly, not over HTTP. The same load generator then
-// drives both with -c concurrent callers (one user and API key each),
-// alternating which side goes first in each of -rounds rounds, after a
-// warm-up:
+// drives the three sides at each count of -c concurrent callers (a list,
+// 16,64 by default; the requests are sent in turn by as many users as the
+// largest count, with an API key each), in -rounds rounds in which the order
+// of the sides changes (each of its orders in turn), after a warm-up:
 //
-//	rest-delete   DELETE /delete-upload-api, 200: service vs hand-written
+//	rest-delete   DELETE /delete-upload-api, 200: service vs each baseline
 //	rest-404      the same with an id of nothing or of another user's upload
+//	              (both baselines answer it alike: their gap is the noise)
 //	graphql       mutation { deleteUpload(id: "…") { deletedUploadId message } }
-//	              on the service vs the hand-written REST delete
+//	              on the service vs each baseline's REST delete
 //	graphql-vars  (not run by default) the same with the id in $id
 //
 // Two more (not run by default) price an access token on the hot path: both
@@ -49,11 +70,13 @@
 //	go run ./internal/bench -scenarios rest-delete-bearer,rest-delete-bearer-es256 -token-per-request
 //	go test -run '^$' -bench Verify -benchmem ./internal/oidc
 //
-// It prints req/s, p50 and p99 of each side and the service's ratio to the
-// hand-written handler (for the bearer scenarios, token/key), then checks
-// that both left no purge note and only the objects they should. Every
+// It prints, per count of callers, req/s, p50 and p99 of each side and the
+// service's ratios to each baseline (for the bearer scenarios, token/key),
+// then the four req/s ratios that sum the cost up (REST/minimal,
+// REST/same-work, GraphQL/minimal, GraphQL/same-work), then checks that
+// every side left no purge note and only the objects it should. Every
 // response is checked against the contract. Ratios, not absolute figures,
-// are the result: both sides share the machine.
+// are the result: the sides share the machine.
 //
 // The service logs JSON at -log-level (production's info by default) to
 // io.Discard, and runs every middleware it runs in production: request id
@@ -63,25 +86,25 @@
 //
 // -cpuprofile FILE writes a CPU profile of the warm-ups and measured rounds
 // (not of the seeding), with the samples of every request labelled side
-// (service, hand-written), scenario, run (side/scenario; warm-ups are
+// (service, minimal, same-work), scenario, run (side/scenario; warm-ups are
 // scenario-warmup) and credential (key, bearer: what tells the two halves
 // of a bearer scenario apart). Percentages are of the whole profile, whose
 // samples include the load generator's:
 //
 //	go run ./internal/bench -scenarios rest-404 -cpuprofile 404.prof
 //	go tool pprof -top -cum -tagfocus side=service 404.prof
-//	go tool pprof -top -cum -tagfocus side=hand-written 404.prof
+//	go tool pprof -top -cum -tagfocus side=minimal 404.prof
 //	go tool pprof -top -cum -tagfocus run=service/graphql all.prof
 //	go tool pprof -top -cum -tagfocus 'scenario:rest-delete-bearer$,credential:bearer' bearer.prof
 //
-// -handwritten-prepared makes the hand-written handler run its two reads
-// (the key's owner, the upload) as prepared statements, as the service runs
-// its own: without it, the baseline has SQLite parse and plan both on every
+// -handwritten-prepared makes the baselines run their two reads (the key's
+// owner, the upload) as prepared statements, as the service runs its own:
+// without it, the baselines have SQLite parse and plan both on every
 // request, which the service does not.
 //
-// -handwritten-lock-first makes the hand-written handler look the upload up
-// inside its write transaction, as the service does, to measure what that
-// costs.
+// -handwritten-lock-first makes the baselines look the upload up only
+// inside their write transaction, as the service does, to measure what that
+// costs (the minimal one's lookup is then its DELETE … RETURNING).
 //
 // -erase measures something else instead: how fast one user's uploads are
 // erased end to end (deleteUploads pages, deleteUploadsWhere loops, users
@@ -92,7 +115,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -101,6 +123,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/safedelete/uploads/internal/ids"
@@ -109,13 +133,15 @@ import (
 // options are the command's flags.
 type options struct {
 	s3Endpoint, s3AccessKey, s3SecretKey string
-	requests, callers, rounds            int
+	requests, rounds                     int
+	callers                              []int // -c: each count of concurrent callers measured
 	scenarios                            string
 	cpuprofile                           string
 	logLevel                             string
 	rateLimit                            int
 	sqliteSync                           string
 	lockFirst                            bool
+	busyWait                             bool
 	prepared                             bool
 	tokenPerRequest                      bool
 	erase                                bool   // -erase: the erase benchmark (erase.go) instead
@@ -124,7 +150,7 @@ type options struct {
 }
 
 // scenario is one comparison: what the service is sent, and what the
-// hand-written handler is sent to compare it with, or, when self is set,
+// hand-written baselines are sent to compare it with, or, when self is set,
 // what the service itself is sent to compare it with (one credential
 // against another on the same service).
 type scenario struct {
@@ -142,13 +168,21 @@ var scenarios = []scenario{
 	{"rest-delete-bearer-es256", "REST delete, ES256 token", restDeleteES256, restDelete, true},
 }
 
-// sides are the two sides sc drives: the service, and the hand-written
-// handler or (self) the service again.
-func (sc scenario) sides(svc, hw *side) [2]*side {
+// sides are the sides sc drives: the service, then the hand-written
+// baselines or (self) the service again.
+func (sc scenario) sides(svc *side, baselines []*side) []*side {
 	if sc.self {
-		return [2]*side{svc, svc}
+		return []*side{svc, svc}
 	}
-	return [2]*side{svc, hw}
+	return append([]*side{svc}, baselines...)
+}
+
+// kind is what sc sends the i-th of its sides.
+func (sc scenario) kind(i int) kind {
+	if i == 0 {
+		return sc.service
+	}
+	return sc.baseline
 }
 
 func main() {
@@ -167,15 +201,16 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.s3AccessKey, "s3-access-key", "", "S3 access key for -s3-endpoint")
 	fs.StringVar(&o.s3SecretKey, "s3-secret-key", "", "S3 secret key for -s3-endpoint")
 	fs.IntVar(&o.requests, "n", 2000, "measured requests per side per delete scenario (rest-404 sends 5x as many)")
-	fs.IntVar(&o.callers, "c", 16, "concurrent callers")
-	fs.IntVar(&o.rounds, "rounds", 10, "rounds per scenario; the side that goes first alternates")
+	callers := fs.String("c", "16,64", "comma-separated counts of concurrent callers, each measured in turn")
+	fs.IntVar(&o.rounds, "rounds", 12, "rounds per scenario and caller count; the order of the sides changes each round")
 	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars, rest-delete-bearer, rest-delete-bearer-es256")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|hand-written")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|minimal|same-work")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
 	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")
-	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for both sides (e.g. FULL); default: what the service uses")
-	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written handler runs its two reads as prepared statements, as the service does (to compare like with like)")
-	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written handler looks the upload up inside its write transaction, as the service does (to measure that cost)")
+	fs.StringVar(&o.sqliteSync, "sqlite-sync", "", "PRAGMA synchronous for every side (e.g. FULL); default: what the service uses")
+	fs.BoolVar(&o.prepared, "handwritten-prepared", false, "the hand-written baselines run their two reads as prepared statements, as the service does (to compare like with like)")
+	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written baselines look the upload up only inside their write transaction, as the service does (to measure that cost)")
+	fs.BoolVar(&o.busyWait, "handwritten-busy-wait", false, "the hand-written baselines' transactions wait for SQLite's lock in its busy handler, as plain database/sql code does, instead of taking turns on one connection (the baseline before issue 22)")
 	fs.BoolVar(&o.tokenPerRequest, "token-per-request", false, "bearer scenarios: every request carries a token never sent before (the full check each time), not its caller's one token")
 	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads four ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))
@@ -183,11 +218,18 @@ func parseFlags(args []string) (options, []scenario, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, nil, err
 	}
+	for _, c := range strings.Split(*callers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return o, nil, fmt.Errorf("-c: want counts >= 1, got %q", c)
+		}
+		o.callers = append(o.callers, n)
+	}
 	if o.erase {
 		return o, nil, o.eraseDefaults(fs)
 	}
-	if o.requests < o.rounds || o.callers < 1 || o.rounds < 1 {
-		return o, nil, errors.New("want -n >= -rounds >= 1 and -c >= 1")
+	if o.requests < o.rounds || o.rounds < 1 {
+		return o, nil, errors.New("want -n >= -rounds >= 1")
 	}
 	var chosen []scenario
 	for _, name := range strings.Split(o.scenarios, ",") {
@@ -237,7 +279,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	defer os.RemoveAll(dir)
 	var cleanups []func()
 	defer runCleanups(&cleanups)
-	target, err := startS3(ctx, o, dir, []string{"service", "hand-written"}, &cleanups)
+	target, err := startS3(ctx, o, dir, []string{serviceSide, minimalSide, sameWorkSide}, &cleanups)
 	if err != nil {
 		return err
 	}
@@ -245,13 +287,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	svc, svcDB, svcApp, err := startService(ctx, o, filepath.Join(dir, "service"), target.buckets["service"], target, tokens, &cleanups)
+	svc, svcApp, err := startService(ctx, o, filepath.Join(dir, serviceSide), target.buckets[serviceSide], target, tokens, &cleanups)
 	if err != nil {
 		return err
 	}
-	hw, hwDB, err := startHandwritten(ctx, o, filepath.Join(dir, "hand-written"), target, &cleanups)
-	if err != nil {
-		return err
+	var baselines []*side
+	for _, name := range []string{minimalSide, sameWorkSide} {
+		s, err := startHandwritten(ctx, o, name, filepath.Join(dir, name), target, &cleanups)
+		if err != nil {
+			return err
+		}
+		baselines = append(baselines, s)
 	}
 	// The service's callers get identities and tokens when a scenario sends
 	// tokens.
@@ -259,16 +305,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if tokens != nil {
 		svcIdentities = &identities{tokens, svcApp.Client}
 	}
-	for _, s := range []struct {
-		side     *side
-		db       *sql.DB
-		identify *identities
-	}{{svc, svcDB, svcIdentities}, {hw, hwDB, nil}} {
-		if err := seed(ctx, o, chosen, s.side, s.db, target, s.identify); err != nil {
-			return fmt.Errorf("seed %s: %w", s.side.name, err)
+	all := append([]*side{svc}, baselines...)
+	for _, s := range all {
+		var identify *identities
+		if s == svc {
+			identify = svcIdentities
+		}
+		if err := seed(ctx, o, chosen, s, target, identify); err != nil {
+			return fmt.Errorf("seed %s: %w", s.name, err)
 		}
 	}
-	if err := printSetup(ctx, stdout, o, target, tokens, svcDB, hwDB); err != nil {
+	if err := printSetup(ctx, stdout, o, target, tokens, all); err != nil {
 		return err
 	}
 	if o.cpuprofile != "" {
@@ -282,36 +329,39 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	results := measure(ctx, o, chosen, svc, hw)
-	printResults(stdout, chosen, results)
-	if err := printChecks(ctx, stdout, target, map[*side]*sql.DB{svc: svcDB, hw: hwDB}, svc, hw); err != nil {
+	results := measure(ctx, o, chosen, svc, baselines)
+	printResults(stdout, o, results)
+	if err := printChecks(ctx, stdout, target, all); err != nil {
 		return err
 	}
-	for _, r := range results {
-		if r[0].errors+r[1].errors > 0 {
-			return errors.New("some answers broke the contract (see the errors column)")
+	for _, m := range results {
+		for _, r := range m.results {
+			if r.errors > 0 {
+				return errors.New("some answers broke the contract (see the errors column)")
+			}
 		}
 	}
 	return nil
 }
 
-// seed gives a side its callers (with identify, their identities and
-// tokens too), another user with uploads (404 targets), ids of nothing, and
-// an upload per delete it will be sent (with -token-per-request, each with
-// a token of its own).
-func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB, t *s3Target, identify *identities) error {
-	users, err := seedUsers(ctx, db, o.callers+1)
+// seed gives a side a user and key per caller of the largest -c (with
+// identify, their identities and tokens too), another user with uploads
+// (404 targets), ids of nothing, and an upload per delete it will be sent
+// (with -token-per-request, each with a token of its own).
+func seed(ctx context.Context, o options, chosen []scenario, s *side, t *s3Target, identify *identities) error {
+	callers := slices.Max(o.callers)
+	users, err := seedUsers(ctx, s.db, callers+1)
 	if err != nil {
 		return err
 	}
-	s.users = users[:o.callers]
+	s.users = users[:callers]
 	if identify != nil {
 		if err := identify.tokens.issue(ctx, identify.client, s.users); err != nil {
 			return err
 		}
 	}
 	bucket := t.buckets[s.name]
-	if s.foreign, err = seedUploads(ctx, db, t.client, bucket, users[o.callers:], 64); err != nil {
+	if s.foreign, err = seedUploads(ctx, s.db, t.client, bucket, users[callers:], 64); err != nil {
 		return err
 	}
 	for range 256 {
@@ -320,9 +370,9 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 	for _, sc := range chosen {
 		var kinds []kind
 		switch {
-		case s.name == "service" && sc.self:
+		case s.name == serviceSide && sc.self:
 			kinds = []kind{sc.service, sc.baseline}
-		case s.name == "service":
+		case s.name == serviceSide:
 			kinds = []kind{sc.service}
 		case !sc.self:
 			kinds = []kind{sc.baseline}
@@ -331,7 +381,8 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 			if !k.consumes() {
 				continue
 			}
-			if s.pools[pool(sc.name, k)], err = seedUploads(ctx, db, t.client, bucket, s.users, o.requests+o.warmups()); err != nil {
+			n := (o.requests + o.warmups()) * len(o.callers)
+			if s.pools[pool(sc.name, k)], err = seedUploads(ctx, s.db, t.client, bucket, s.users, n); err != nil {
 				return err
 			}
 			if o.tokenPerRequest && k.tokenAlg() != "" {
@@ -344,38 +395,67 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, db *sql.DB
 	return nil
 }
 
-// measure runs each scenario: a warm-up of each side, then rounds in which
-// the side that goes first alternates.
-func measure(ctx context.Context, o options, chosen []scenario, svc, hw *side) map[string][2]result {
-	results := map[string][2]result{}
-	for _, sc := range chosen {
-		sides := sc.sides(svc, hw)
-		currentScenario.Store(sc.name + "-warmup")
-		drive(ctx, sides[0], sc.name, sc.service, o.warmups(), o.callers)
-		drive(ctx, sides[1], sc.name, sc.baseline, o.warmups(), o.callers)
-		currentScenario.Store(sc.name)
-		var r [2]result
-		total := o.measured(sc.service)
-		for round := range o.rounds {
-			n := total / o.rounds
-			if round == o.rounds-1 {
-				n = total - n*(o.rounds-1)
+// measurement is one scenario at one count of callers: a result per side,
+// in sc.sides' order, and the sides' names.
+type measurement struct {
+	callers int
+	sc      scenario
+	results []result
+	sides   []string
+}
+
+// measure runs each scenario at each count of callers: a warm-up of each
+// side, then rounds in which the order of the sides changes.
+func measure(ctx context.Context, o options, chosen []scenario, svc *side, baselines []*side) []measurement {
+	var measured []measurement
+	for _, c := range o.callers {
+		for _, sc := range chosen {
+			sides := sc.sides(svc, baselines)
+			currentScenario.Store(sc.name + "-warmup")
+			for i, s := range sides {
+				drive(ctx, s, sc.name, sc.kind(i), o.warmups(), c)
 			}
-			order := []int{0, 1}
-			if round%2 == 1 {
-				order = []int{1, 0}
+			currentScenario.Store(sc.name)
+			m := measurement{callers: c, sc: sc, results: make([]result, len(sides))}
+			for _, s := range sides {
+				m.sides = append(m.sides, s.name)
 			}
-			for _, i := range order {
-				if i == 0 {
-					r[0].merge(drive(ctx, sides[0], sc.name, sc.service, n, o.callers))
-				} else {
-					r[1].merge(drive(ctx, sides[1], sc.name, sc.baseline, n, o.callers))
+			total := o.measured(sc.service)
+			for round := range o.rounds {
+				n := total / o.rounds
+				if round == o.rounds-1 {
+					n = total - n*(o.rounds-1)
+				}
+				for _, i := range order(round, len(sides)) {
+					m.results[i].merge(drive(ctx, sides[i], sc.name, sc.kind(i), n, c))
 				}
 			}
+			measured = append(measured, m)
 		}
-		results[sc.name] = r
 	}
-	return results
+	return measured
+}
+
+// order is the order in which round drives n sides: each of their n!
+// orders in turn, so that over n! rounds every side goes before every
+// other as often as after it, and in every place as often.
+func order(round, n int) []int {
+	left := make([]int, n)
+	orders := 1
+	for i := range left {
+		left[i] = i
+		orders *= i + 1
+	}
+	k := round % orders
+	var out []int
+	for len(left) > 0 {
+		orders /= len(left) // the orders of what is left after this place
+		i := k / orders
+		k %= orders
+		out = append(out, left[i])
+		left = slices.Delete(left, i, i+1)
+	}
+	return out
 }
 
 // runCleanups runs what a run started, in the reverse order of starting.

@@ -2,23 +2,37 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// TestRun runs every scenario briefly on the embedded S3 server, so that the
-// command keeps working as the service changes. It checks that both sides
-// answered every request as the contract says and left nothing behind; it
-// asserts nothing about timing.
+// TestRun runs every scenario briefly on the embedded S3 server, at two
+// counts of callers, so that the command keeps working as the service
+// changes. It checks that every side answered every request as the contract
+// says and left nothing behind, and that the summary has its four ratios at
+// each count; it asserts nothing about timing.
 func TestRun(t *testing.T) {
 	var out strings.Builder
-	args := []string{"-n", "40", "-c", "4", "-rounds", "2", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars,rest-delete-bearer,rest-delete-bearer-es256"}
+	args := []string{"-n", "40", "-c", "2,4", "-rounds", "6", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars,rest-delete-bearer,rest-delete-bearer-es256"}
 	if err := run(context.Background(), args, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
+	for _, want := range []string{"\n2 callers\n", "\n4 callers\n", "service/minimal", "service/same-work REST", "token/key"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
 	for _, sc := range scenarios {
-		if !strings.Contains(out.String(), sc.title) {
-			t.Errorf("no %q row in:\n%s", sc.title, out.String())
+		if strings.Count(out.String(), sc.title) != 2 {
+			t.Errorf("not two %q rows (one per count of callers) in:\n%s", sc.title, out.String())
+		}
+	}
+	for _, c := range []string{"2", "4"} {
+		// Four ratios, none missing.
+		if !strings.Contains(out.String(), "\n"+c+" callers ") || strings.Count(lineOf(out.String(), c+" callers "), "x") != 4 {
+			t.Errorf("no four ratios at %s callers in:\n%s", c, out.String())
 		}
 	}
 	if strings.Contains(out.String(), "error:") {
@@ -26,30 +40,47 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestRunTokenPerRequest runs the bearer scenarios with a token of its own
-// on every request: each must be accepted (the full check each time).
-func TestRunTokenPerRequest(t *testing.T) {
-	var out strings.Builder
-	args := []string{"-n", "20", "-c", "2", "-rounds", "2", "-token-per-request", "-scenarios", "rest-delete-bearer,rest-delete-bearer-es256"}
-	if err := run(context.Background(), args, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
+// lineOf is the line of s that begins with prefix.
+func lineOf(s, prefix string) string {
+	for line := range strings.Lines(s) {
+		if strings.HasPrefix(line, prefix) {
+			return line
+		}
 	}
-	if !strings.Contains(out.String(), "(-token-per-request)") || strings.Contains(out.String(), "error:") {
-		t.Errorf("unexpected output:\n%s", out.String())
+	return ""
+}
+
+// TestRunHandwrittenFlags runs the baselines with their reads prepared and
+// the lookup inside the write transaction, and again waiting in SQLite's
+// busy handler: every answer must keep to the contract, and nothing be left.
+func TestRunHandwrittenFlags(t *testing.T) {
+	for _, flags := range [][]string{{"-handwritten-prepared", "-handwritten-lock-first"}, {"-handwritten-busy-wait"}} {
+		var out strings.Builder
+		args := append([]string{"-n", "20", "-c", "4", "-rounds", "2", "-scenarios", "rest-delete,rest-404"}, flags...)
+		if err := run(context.Background(), args, &out); err != nil {
+			t.Fatalf("%v: run: %v\n%s", flags, err, out.String())
+		}
+		if strings.Contains(out.String(), "error:") {
+			t.Errorf("%v: requests failed:\n%s", flags, out.String())
+		}
 	}
 }
 
-// TestRunErase runs the erase benchmark on a few uploads (two pages) on the
-// embedded S3 server: every way must erase them all and leave nothing
-// behind. It asserts nothing about timing.
-func TestRunErase(t *testing.T) {
-	var out strings.Builder
-	if err := run(context.Background(), []string{"-erase", "-uploads", "1001"}, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	for _, way := range append([]string{ceilingName}, strings.Split(eraseWayNames(), ",")...) {
-		if !strings.Contains(out.String(), "\n"+way+" ") {
-			t.Errorf("no %q row in:\n%s", way, out.String())
+// TestOrder checks that over n! rounds the sides are driven in each of
+// their orders once, so that each side goes first, and before each other,
+// as often as any other.
+func TestOrder(t *testing.T) {
+	for n, rounds := range map[int]int{2: 2, 3: 6} {
+		seen := map[string]bool{}
+		for round := range rounds {
+			o := order(round, n)
+			if len(o) != n || !slices.Equal(slices.Sorted(slices.Values(o)), order(0, n)) {
+				t.Fatalf("order(%d, %d) = %v: not each side once", round, n, o)
+			}
+			seen[fmt.Sprint(o)] = true
+		}
+		if len(seen) != rounds {
+			t.Errorf("%d sides: %d orders over %d rounds, want every one: %v", n, len(seen), rounds, seen)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"os"
@@ -12,15 +11,7 @@ import (
 )
 
 // printSetup says what is being compared, on what.
-func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, tokens *issuer, svcDB, hwDB *sql.DB) error {
-	svcSQL, err := sqliteSettings(ctx, svcDB)
-	if err != nil {
-		return err
-	}
-	hwSQL, err := sqliteSettings(ctx, hwDB)
-	if err != nil {
-		return err
-	}
+func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, tokens *issuer, sides []*side) error {
 	limiter := fmt.Sprintf("rate limiter (httprate, %d/min per key)", o.rateLimit)
 	if o.rateLimit <= 0 {
 		limiter = "no rate limiter (RATE_LIMIT=0)"
@@ -28,16 +19,28 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, tokens
 	fmt.Fprintf(w, "bench: %s %s/%s GOMAXPROCS=%d, load average at start %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		runtime.GOMAXPROCS(0), loadAverage())
 	fmt.Fprintf(w, "S3: %s, one bucket per side\n", t.label)
-	fmt.Fprintf(w, "SQLite service:      %s\n", svcSQL)
-	fmt.Fprintf(w, "SQLite hand-written: %s\n", hwSQL)
+	for _, s := range sides {
+		settings, err := sqliteSettings(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "SQLite %-10s %s\n", s.name+":", settings)
+	}
 	if o.prepared {
-		fmt.Fprintln(w, "hand-written: runs its two reads as prepared statements (-handwritten-prepared)")
+		fmt.Fprintln(w, "hand-written: run their two reads as prepared statements (-handwritten-prepared)")
+	}
+	if o.busyWait {
+		fmt.Fprintln(w, "hand-written: write on their pool of connections, waiting for SQLite's lock in its busy handler (-handwritten-busy-wait)")
+	} else {
+		fmt.Fprintln(w, "hand-written: write transactions take turns on one connection (database/sql pool of 1), as the service's take turns")
 	}
 	if o.lockFirst {
-		fmt.Fprintln(w, "hand-written: looks the upload up inside its write transaction (-handwritten-lock-first)")
+		fmt.Fprintln(w, "hand-written: look the upload up only inside their write transaction (-handwritten-lock-first)")
 	}
 	fmt.Fprintf(w, "service: app.New + httpserver.NewServer + Listener; JSON logs at %s to io.Discard; request id + log, metrics, CORS, auth, %s; purger polling\n",
 		o.logLevel, limiter)
+	fmt.Fprintln(w, "minimal: net/http + database/sql + S3 SDK; read, then one transaction {DELETE … RETURNING, INSERT purge note}, DeleteObject inline; notes swept in batches off the request path")
+	fmt.Fprintln(w, "same-work: the same, plus what the service's delete writes: trash entry, deleted/purged audit events, webhook endpoint reads, a second transaction after DeleteObject")
 	if tokens != nil {
 		fmt.Fprintf(w, "service: AUTH_ISSUER=%s (in-process, internal/oidc/oidctest; %s keys) AUTH_AUDIENCE=%s; each caller's user has an identity there (signin.Link) and a token of it per key\n",
 			tokens.iss.URL, strings.Join(tokenAlgorithms, " and "), benchAudience)
@@ -45,9 +48,17 @@ func printSetup(ctx context.Context, w io.Writer, o options, t *s3Target, tokens
 			fmt.Fprintln(w, "bearer scenarios: every request carries a token of its own, never sent before (-token-per-request)")
 		}
 	}
-	fmt.Fprintf(w, "load: %d callers (a user and key each), %d requests per side per delete scenario (rest-404: %d) in %d rounds (first side alternates), after %d warm-up each\n\n",
-		o.callers, o.requests, o.measured(rest404), o.rounds, o.warmups())
+	fmt.Fprintf(w, "load: %s callers (as many users as the most, an API key each), %d requests per side per delete scenario (rest-404: %d) in %d rounds (the order of the sides changes each round), after %d warm-up each\n",
+		joinInts(o.callers), o.requests, o.measured(rest404), o.rounds, o.warmups())
 	return nil
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // loadAverage is the machine's 1, 5 and 15 minute load average: others may
@@ -58,33 +69,103 @@ func loadAverage() string {
 	return strings.Join(load[:min(3, len(load))], " ")
 }
 
-// printResults prints each scenario's figures and the service's ratios.
-func printResults(w io.Writer, chosen []scenario, results map[string][2]result) {
-	fmt.Fprintf(w, "%-30s %-26s %6s %8s %9s %9s %6s\n", "scenario", "side", "n", "req/s", "p50", "p99", "errors")
-	for _, sc := range chosen {
-		r := results[sc.name]
-		svc, hw := r[0].stats(), r[1].stats()
-		names := [3]string{"service", "hand-written", "service/hand-written"}
-		switch {
-		case sc.self: // a token against a key, both on the service
-			alg := sc.service.tokenAlg()
-			names = [3]string{"service, " + alg + " token", "service, API key", "token/key"}
-		case sc.service != sc.baseline:
-			names = [3]string{"service", "hand-written REST", "service/hand-written REST"}
+// labels name m's sides and the service's ratio to each other side.
+func (m measurement) labels() (sides, ratios []string) {
+	if m.sc.self { // a token against a key, both on the service
+		alg := m.sc.service.tokenAlg()
+		return []string{"service, " + alg + " token", "service, API key"}, []string{"", "token/key"}
+	}
+	sides, ratios = []string{serviceSide}, []string{""}
+	for _, name := range []string{minimalSide, sameWorkSide} {
+		if m.sc.service != m.sc.baseline {
+			name += " REST"
 		}
-		fmt.Fprintf(w, "%-30s %-26s %6d %8.0f %9s %9s %6d\n", sc.title, names[0], r[0].requests, svc.rps, ms(svc.p50), ms(svc.p99), r[0].errors)
-		fmt.Fprintf(w, "%-30s %-26s %6d %8.0f %9s %9s %6d\n", "", names[1], r[1].requests, hw.rps, ms(hw.p50), ms(hw.p99), r[1].errors)
-		fmt.Fprintf(w, "%-30s %-26s %6s %7.2fx %8.2fx %8.2fx\n", "", names[2], "", svc.rps/hw.rps,
-			float64(svc.p50)/float64(hw.p50), float64(svc.p99)/float64(hw.p99))
-		errorSides := []string{"service", "hand-written"}
-		if sc.self {
-			errorSides = names[:2]
-		}
-		for i, side := range errorSides {
-			if r[i].firstErr != nil {
-				fmt.Fprintf(w, "  first %s error: %v\n", side, r[i].firstErr)
+		sides, ratios = append(sides, name), append(ratios, "service/"+name)
+	}
+	return sides, ratios
+}
+
+// printResults prints, per count of callers, each scenario's figures and
+// the service's ratios, then the ratios that sum the cost up.
+func printResults(w io.Writer, o options, measured []measurement) {
+	for _, c := range o.callers {
+		fmt.Fprintf(w, "\n%d callers\n", c)
+		fmt.Fprintf(w, "%-30s %-26s %6s %8s %9s %9s %6s\n", "scenario", "side", "n", "req/s", "p50", "p99", "errors")
+		for _, m := range measured {
+			if m.callers != c {
+				continue
+			}
+			names, ratios := m.labels()
+			title := m.sc.title
+			for i, r := range m.results {
+				st := r.stats()
+				fmt.Fprintf(w, "%-30s %-26s %6d %8.0f %9s %9s %6d\n", title, names[i], r.requests, st.rps, ms(st.p50), ms(st.p99), r.errors)
+				title = ""
+			}
+			svc := m.results[0].stats()
+			for i, r := range m.results[1:] {
+				st := r.stats()
+				fmt.Fprintf(w, "%-30s %-26s %6s %7.2fx %8.2fx %8.2fx\n", "", ratios[i+1], "", svc.rps/st.rps,
+					float64(svc.p50)/float64(st.p50), float64(svc.p99)/float64(st.p99))
+			}
+			for i, r := range m.results {
+				if r.firstErr != nil {
+					fmt.Fprintf(w, "  first %s error: %v\n", names[i], r.firstErr)
+				}
 			}
 		}
+	}
+	printSummary(w, o, measured)
+}
+
+// printSummary prints, per count of callers, the service's req/s over each
+// baseline's in the REST and GraphQL deletes: what the features cost.
+func printSummary(w io.Writer, o options, measured []measurement) {
+	columns := []struct{ title, scenario, baseline string }{
+		{"REST/minimal", "rest-delete", minimalSide},
+		{"REST/same-work", "rest-delete", sameWorkSide},
+		{"GraphQL/minimal", "graphql", minimalSide},
+		{"GraphQL/same-work", "graphql", sameWorkSide},
+	}
+	ratio := func(c int, scenario, baseline string) (float64, bool) {
+		for _, m := range measured {
+			if m.callers != c || m.sc.name != scenario {
+				continue
+			}
+			for i, name := range m.sides {
+				if name == baseline && i > 0 {
+					return m.results[0].stats().rps / m.results[i].stats().rps, true
+				}
+			}
+		}
+		return 0, false
+	}
+	var header strings.Builder
+	fmt.Fprintf(&header, "\n%-12s", "req/s ratio")
+	for _, col := range columns {
+		fmt.Fprintf(&header, " %18s", col.title)
+	}
+	printed := false
+	for _, c := range o.callers {
+		var line strings.Builder
+		fmt.Fprintf(&line, "%-12s", fmt.Sprintf("%d callers", c))
+		found := false
+		for _, col := range columns {
+			if r, ok := ratio(c, col.scenario, col.baseline); ok {
+				fmt.Fprintf(&line, " %17.2fx", r)
+				found = true
+			} else {
+				fmt.Fprintf(&line, " %18s", "-")
+			}
+		}
+		if !found {
+			continue
+		}
+		if !printed {
+			fmt.Fprintln(w, header.String()+"   (service req/s over baseline req/s)")
+			printed = true
+		}
+		fmt.Fprintln(w, line.String())
 	}
 }
 
@@ -93,7 +174,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float6
 // printChecks reports what each side left behind: no purge notes and no
 // trash entries, a "purged" event for each "deleted" one, and in the bucket
 // only the objects of uploads that were not deleted.
-func printChecks(ctx context.Context, w io.Writer, t *s3Target, dbs map[*side]*sql.DB, sides ...*side) error {
+func printChecks(ctx context.Context, w io.Writer, t *s3Target, sides []*side) error {
 	for _, s := range sides {
 		if s.settle != nil {
 			s.settle()
@@ -103,17 +184,17 @@ func printChecks(ctx context.Context, w io.Writer, t *s3Target, dbs map[*side]*s
 	var failed []string
 	for _, s := range sides {
 		var purges, uploads int
-		if err := dbs[s].QueryRowContext(ctx, "SELECT count(*) FROM object_purges").Scan(&purges); err != nil {
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM object_purges").Scan(&purges); err != nil {
 			return err
 		}
-		if err := dbs[s].QueryRowContext(ctx, "SELECT count(*) FROM uploads").Scan(&uploads); err != nil {
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM uploads").Scan(&uploads); err != nil {
 			return err
 		}
 		var trash, deletedEvents, purgedEvents int
-		if err := dbs[s].QueryRowContext(ctx, "SELECT count(*) FROM deleted_uploads").Scan(&trash); err != nil {
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM deleted_uploads").Scan(&trash); err != nil {
 			return err
 		}
-		if err := dbs[s].QueryRowContext(ctx, `SELECT coalesce(sum(kind = 'DELETED'), 0), coalesce(sum(kind = 'PURGED'), 0)
+		if err := s.db.QueryRowContext(ctx, `SELECT coalesce(sum(kind = 'DELETED'), 0), coalesce(sum(kind = 'PURGED'), 0)
 			FROM audit_events`).Scan(&deletedEvents, &purgedEvents); err != nil {
 			return err
 		}
@@ -121,7 +202,7 @@ func printChecks(ctx context.Context, w io.Writer, t *s3Target, dbs map[*side]*s
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "check %-12s: %d purge notes left, %d trash entries, %d upload records, %d objects in its bucket; %d deleted and %d purged events\n",
+		fmt.Fprintf(w, "check %-10s: %d purge notes left, %d trash entries, %d upload records, %d objects in its bucket; %d deleted and %d purged events\n",
 			s.name, purges, trash, uploads, objects, deletedEvents, purgedEvents)
 		if purges != 0 || trash != 0 || objects != uploads || deletedEvents != purgedEvents {
 			failed = append(failed, s.name)

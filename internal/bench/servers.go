@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,12 +83,12 @@ func newS3Client(ctx context.Context, t *s3Target) (*s3.Client, error) {
 // startService runs the service as server.go's serve does, on a loopback
 // port, with bucket as its S3_BUCKET and, when tokens is not nil, its
 // issuer as AUTH_ISSUER.
-func startService(ctx context.Context, o options, dir, bucket string, t *s3Target, tokens *issuer, cleanups *[]func()) (*side, *sql.DB, *app.App, error) {
+func startService(ctx context.Context, o options, dir, bucket string, t *s3Target, tokens *issuer, cleanups *[]func()) (*side, *app.App, error) {
 	cfg := config.Defaults()
 	cfg.DataDir = dir
 	if o.sqliteSync != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		cfg.DatabaseURL = database.SQLiteURL(cfg.SQLitePath() + "?_sync=" + o.sqliteSync)
 	}
@@ -99,13 +100,13 @@ func startService(ctx context.Context, o options, dir, bucket string, t *s3Targe
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	// server.go's newLogger, writing to io.Discard.
 	logger := slog.New(requestlog.NewLogHandler(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level})))
 	a, err := app.New(ctx, &cfg, logger)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	*cleanups = append(*cleanups, func() { _ = a.Close(context.Background()) })
 	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
@@ -114,53 +115,75 @@ func startService(ctx context.Context, o options, dir, bucket string, t *s3Targe
 	*cleanups = append(*cleanups, func() { stopPurger(); wg.Wait() })
 	// Through httpserver.Listener, as server.go serves it: its framing
 	// check reads every byte of every request.
-	s, err := serve("service", a.Handler, httpserver.Listener, o, cleanups)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	s.settle = a.Purger.Flush
 	// A connection of our own, with the service's DSN, to seed and inspect.
 	db, err := sql.Open("sqlite3", sqliteDSN(cfg.SQLitePath(), o.sqliteSync))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	*cleanups = append(*cleanups, func() { _ = db.Close() })
-	return s, db, a, nil
-}
-
-// startHandwritten runs the baseline on its own migrated SQLite file.
-func startHandwritten(ctx context.Context, o options, dir string, t *s3Target, cleanups *[]func()) (*side, *sql.DB, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	db, err := sql.Open("sqlite3", sqliteDSN(filepath.Join(dir, "uploads.db"), o.sqliteSync))
+	s, err := serve(serviceSide, a.Handler, httpserver.Listener, db, o, cleanups)
 	if err != nil {
 		return nil, nil, err
+	}
+	s.settle = a.Purger.Flush
+	return s, a, nil
+}
+
+// startHandwritten runs the baseline name (minimalSide or sameWorkSide) on
+// its own migrated SQLite file.
+func startHandwritten(ctx context.Context, o options, name, dir string, t *s3Target, cleanups *[]func()) (*side, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	dsn := sqliteDSN(filepath.Join(dir, "uploads.db"), o.sqliteSync)
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, err
 	}
 	*cleanups = append(*cleanups, func() { _ = db.Close() })
 	if _, err := database.Migrate(ctx, db, dialect.SQLite); err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	writer := db
+	if !o.busyWait {
+		if writer, err = sql.Open("sqlite3", dsn); err != nil {
+			return nil, err
+		}
+		writer.SetMaxOpenConns(1)
+		*cleanups = append(*cleanups, func() { _ = writer.Close() })
 	}
 	s3c, err := newS3Client(ctx, t)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	h := &handwritten{db: db, s3: s3c, lockFirst: o.lockFirst}
+	h := &handwritten{db: db, writer: writer, s3: s3c, lockFirst: o.lockFirst, sameWork: name == sameWorkSide}
 	if o.prepared {
 		if err := h.prepare(ctx); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	s, err := serve("hand-written", h, nil, o, cleanups)
-	return s, db, err
+	if !h.sameWork {
+		h.notes = newNoteSweeper(writer)
+		// Appended before serve's, so run after the server has stopped.
+		*cleanups = append(*cleanups, h.notes.close)
+	}
+	s, err := serve(name, h, nil, db, o, cleanups)
+	if err != nil {
+		return nil, err
+	}
+	if h.notes != nil {
+		s.settle = h.notes.wait
+	}
+	return s, nil
 }
 
 // currentScenario labels profile samples.
 var currentScenario atomic.Value
 
-// serve serves h on a loopback port with the service's http.Server
-// settings, through wrap's listener if wrap is not nil.
-func serve(name string, h http.Handler, wrap func(net.Listener) net.Listener, o options, cleanups *[]func()) (*side, error) {
+// serve serves h, whose database db is, on a loopback port with the
+// service's http.Server settings, through wrap's listener if wrap is not
+// nil.
+func serve(name string, h http.Handler, wrap func(net.Listener) net.Listener, db *sql.DB, o options, cleanups *[]func()) (*side, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -179,7 +202,7 @@ func serve(name string, h http.Handler, wrap func(net.Listener) net.Listener, o 
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	return &side{name: name, baseURL: "http://" + addr, client: newClient(o.callers),
+	return &side{name: name, baseURL: "http://" + addr, db: db, client: newClient(slices.Max(o.callers)),
 		pools: map[string][]seededUpload{}, used: map[string]int{}}, nil
 }
 
