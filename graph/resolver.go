@@ -4,6 +4,7 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -51,15 +52,15 @@ type Options struct {
 	// WebhookAllowHTTP accepts http:// endpoints, not only https://.
 	WebhookAllowHTTP bool
 	Metrics          *metrics.Metrics
-	// GroupCommit commits concurrent deletes together, one commit for all
-	// of them (database.Group): for SQLite.
-	GroupCommit bool
+	// Commits commits concurrent deletes together, one commit for all of
+	// them, on SQLite (database.Group); nil: one transaction each.
+	Commits *database.Group
 }
 
 // NewResolver returns the root resolver.
 func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Purger, logger *slog.Logger, opts Options) *Resolver {
 	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts,
-		deletes: database.NewGroup(client, opts.GroupCommit)}
+		deletes: cmp.Or(opts.Commits, database.NewGroup(client, false))}
 }
 
 // MaxUploadSize is the largest file uploadFile accepts.

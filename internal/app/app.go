@@ -91,12 +91,16 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	a.Client = client
 	warnIfDataDirShared(logger, cfg)
+	// On SQLite, concurrent deletes, and the ends of their purges, share
+	// commits (and their fsyncs).
+	commits := database.NewGroup(client, cfg.SQLite())
 	a.Purger = purge.New(client, a.Store, logger, purge.Options{
 		PollInterval:  cfg.PurgePollInterval,
 		MaxBackoff:    cfg.PurgeMaxBackoff,
 		InlineTimeout: cfg.PurgeInlineTimeout,
 		UploadTimeout: cfg.UploadTimeout,
 		Metrics:       a.Metrics,
+		Commits:       commits,
 	})
 	// The key is read (or made) on first use: serving and registering
 	// endpoints need it, commands that only delete do not.
@@ -115,7 +119,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WebhookSealer:    a.sealer,
 		WebhookAllowHTTP: cfg.WebhookAllowHTTP,
 		Metrics:          a.Metrics,
-		GroupCommit:      cfg.SQLite(),
+		Commits:          commits,
 	})
 	a.webhookOptions = webhook.Options{
 		Timeout:              cfg.WebhookTimeout,

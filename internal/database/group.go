@@ -28,6 +28,7 @@ type Group struct {
 	mu      sync.Mutex
 	pending []*call
 	running bool
+	arrived int // callers ever, for tests
 }
 
 // maxGroup bounds the callers of one transaction, so that the first of
@@ -66,6 +67,7 @@ func (g *Group) Do(ctx context.Context, fn func(ctx context.Context, tx *ent.Tx)
 	c := &call{asked: ctx, ctx: context.WithoutCancel(ctx), fn: fn, done: make(chan struct{})}
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
+	g.arrived++
 	if !g.running {
 		g.running = true
 		go g.run()

@@ -49,15 +49,16 @@ func (w *groupWorld) held(t *testing.T, callers ...func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	arrived := w.arrived()
 	var done sync.WaitGroup
 	for _, caller := range callers {
 		done.Go(caller)
 	}
-	// One caller's group waits for the turn; the others queue behind it.
+	// The first group waits for the turn; the rest queue behind it.
 	deadline := time.Now().Add(10 * time.Second)
-	for w.waiting() < len(callers)-1 {
+	for w.arrived()-arrived < len(callers) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d callers queued", w.waiting(), len(callers))
+			t.Fatalf("%d of %d callers arrived", w.arrived()-arrived, len(callers))
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -67,10 +68,10 @@ func (w *groupWorld) held(t *testing.T, callers ...func()) {
 	done.Wait()
 }
 
-func (w *groupWorld) waiting() int {
+func (w *groupWorld) arrived() int {
 	w.group.mu.Lock()
 	defer w.group.mu.Unlock()
-	return len(w.group.pending)
+	return w.group.arrived
 }
 
 func addUser(email string) func(ctx context.Context, tx *ent.Tx) error {

@@ -303,7 +303,7 @@ func (s *Store) isVersioned(ctx context.Context, bucket string) (bool, error) {
 		case "AccessDenied", "NotImplemented", "MethodNotAllowed":
 			// A policy without s3:GetBucketVersioning, or a server without
 			// versioning: purges must not fail forever over it. Deletes are
-			// then marker-only on a versioned bucket (see the README).
+			// then marker-only on a versioned bucket (see docs/operations.md, S3_DELETE_MARKER_ONLY).
 			err, out = nil, &s3.GetBucketVersioningOutput{}
 		}
 	}

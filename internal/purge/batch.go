@@ -61,7 +61,7 @@ func (p *Purger) attemptBucket(ctx context.Context, bucket string, jobs []*ent.O
 		return purged
 	}
 	// A failure only means the (idempotent) purges run again later.
-	if err := finish(ctx, p.client, done); err != nil {
+	if err := p.finish(ctx, done); err != nil {
 		p.logger.WarnContext(ctx, "finish purges", "purges", len(done), "error", err)
 		return purged
 	}

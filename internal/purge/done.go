@@ -16,7 +16,6 @@ import (
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
-	"github.com/safedelete/uploads/internal/database"
 )
 
 // doneRows deletes the rows of finished purges in the background, many in
@@ -27,7 +26,7 @@ import (
 // per group of finished purges. A row whose DELETE never happens (a crash,
 // a database error) only means its idempotent purge runs again, when due.
 type doneRows struct {
-	client *ent.Client
+	finish func(ctx context.Context, jobs []*ent.ObjectPurge) error
 	logger *slog.Logger
 	mu     sync.Mutex
 	idle   *sync.Cond // signalled when the queue is empty and no flush runs
@@ -35,8 +34,8 @@ type doneRows struct {
 	jobs   []*ent.ObjectPurge
 }
 
-func newDoneRows(client *ent.Client, logger *slog.Logger) *doneRows {
-	d := &doneRows{client: client, logger: logger}
+func newDoneRows(finish func(ctx context.Context, jobs []*ent.ObjectPurge) error, logger *slog.Logger) *doneRows {
+	d := &doneRows{finish: finish, logger: logger}
 	d.idle = sync.NewCond(&d.mu)
 	return d
 }
@@ -60,7 +59,7 @@ func (d *doneRows) flush() {
 		d.jobs = d.jobs[len(jobs):]
 		d.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := finish(ctx, d.client, jobs); err != nil {
+		if err := d.finish(ctx, jobs); err != nil {
 			d.logger.WarnContext(ctx, "finish purges; they will run again", "purges", len(jobs), "error", err)
 		}
 		cancel()
@@ -83,8 +82,10 @@ func (d *doneRows) wait() {
 // their rows are deleted, and so are the uploads' entries in the trash,
 // each with its "purged" event. The event tells what the purge carries
 // from the delete, or, for a purge written before purges carried it, what
-// the trash entry kept. If it fails, the (idempotent) purges run again.
-func finish(ctx context.Context, client *ent.Client, jobs []*ent.ObjectPurge) error {
+// the trash entry kept. The transaction is shared with others' where the
+// purger's Commits group them (the deletes' on SQLite). If it fails, the
+// (idempotent) purges run again.
+func (p *Purger) finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 	ids := make([]int, len(jobs))
 	uploadIDs := make([]any, len(jobs))
 	var subjects []audit.Subject
@@ -96,7 +97,7 @@ func finish(ctx context.Context, client *ent.Client, jobs []*ent.ObjectPurge) er
 			carried[job.UploadID] = true
 		}
 	}
-	return database.WithTx(ctx, client, func(tx *ent.Tx) error {
+	return p.opts.Commits.Do(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		if _, err := tx.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/backoff"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
 )
 
@@ -51,6 +52,10 @@ type Options struct {
 	// purge of an upload deleted while PENDING waits it out.
 	UploadTimeout time.Duration
 	Metrics       *metrics.Metrics
+	// Commits, if set, commits the ends of finished purges together with
+	// other transactions of it (the deletes': database.Group); otherwise
+	// each end is its own transaction.
+	Commits *database.Group
 }
 
 // Purger runs purges.
@@ -64,7 +69,12 @@ type Purger struct {
 
 // New returns a Purger.
 func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts Options) *Purger {
-	return &Purger{client: client, objects: objects, logger: logger, opts: opts, done: newDoneRows(client, logger)}
+	if opts.Commits == nil {
+		opts.Commits = database.NewGroup(client, false)
+	}
+	p := &Purger{client: client, objects: objects, logger: logger, opts: opts}
+	p.done = newDoneRows(p.finish, logger)
+	return p
 }
 
 // Flush waits until the rows of the purges finished so far are deleted.
