@@ -24,8 +24,10 @@ import (
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/demo"
 	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/reconcile"
 	"github.com/safedelete/uploads/internal/requestlog"
+	"github.com/safedelete/uploads/internal/webhook"
 )
 
 func main() {
@@ -86,8 +88,9 @@ func runWithApp(ctx context.Context, cfg *config.Config, logger *slog.Logger, co
 	return command(a)
 }
 
-// serve runs the HTTP server, the background purger, the janitor and the
-// webhook sender until ctx ends, then
+// serve runs the HTTP server, the background purger, the janitor (when this
+// instance leads) and the webhook sender, woken by the queue, until ctx
+// ends, then
 // stops accepting, lets requests in flight finish and exits. Pending purges
 // stay in the database for the next start.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
@@ -121,9 +124,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { a.Purger.Run(workCtx) })
-	wg.Go(func() { a.Janitor.Run(workCtx) })
-	wg.Go(func() { sender.Run(workCtx) })
+	wg.Go(func() { a.Queue.Listen(workCtx) })
+	wg.Go(func() { a.Purger.Run(workCtx, a.Queue.Wakeups(purge.QueueKind)) })
+	wg.Go(func() { a.Janitor.Run(workCtx, a.Queue.Leads) })
+	wg.Go(func() { sender.Run(workCtx, a.Queue.Wakeups(webhook.QueueKind)) })
 	defer func() { stopWork(); wg.Wait() }()
 
 	srv := httpserver.NewServer(cfg.Addr, a.Handler)

@@ -28,6 +28,7 @@ import (
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/oidc"
 	"github.com/safedelete/uploads/internal/purge"
+	"github.com/safedelete/uploads/internal/queue"
 	"github.com/safedelete/uploads/internal/ratelimit"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/signin"
@@ -45,6 +46,7 @@ type App struct {
 	Resolver *graph.Resolver
 	Purger   *purge.Purger
 	Janitor  *janitor.Janitor
+	Queue    *queue.Queue
 	Handler  http.Handler
 
 	embedded       *embeds3.Server
@@ -90,6 +92,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	a.Client = client
+	a.Queue = queue.New(client, cfg.DatabaseURL, logger)
+	a.Queue.OnLeadership = a.Metrics.Leader
+	// Whatever makes a purge or a delivery due now wakes their workers.
+	client.ObjectPurge.Use(a.Queue.WakeOnDue(purge.QueueKind))
+	client.WebhookDelivery.Use(a.Queue.WakeOnDue(webhook.QueueKind))
 	warnIfDataDirShared(logger, cfg)
 	// On SQLite, concurrent deletes, and the ends of their purges, share
 	// commits (and their fsyncs).
@@ -295,6 +302,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.Purger != nil {
 		a.Purger.Flush() // before the database closes under it
+	}
+	if a.Queue != nil {
+		a.Queue.Close()
 	}
 	if a.Client != nil {
 		errs = append(errs, a.Client.Close())

@@ -27,6 +27,7 @@ import (
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/requestlog"
 )
 
@@ -111,7 +112,7 @@ func startService(ctx context.Context, o options, dir, bucket string, t *s3Targe
 	*cleanups = append(*cleanups, func() { _ = a.Close(context.Background()) })
 	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { a.Purger.Run(purgeCtx) })
+	wg.Go(func() { a.Purger.Run(purgeCtx, a.Queue.Wakeups(purge.QueueKind)) })
 	*cleanups = append(*cleanups, func() { stopPurger(); wg.Wait() })
 	// Through httpserver.Listener, as server.go serves it: its framing
 	// check reads every byte of every request.

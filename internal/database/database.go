@@ -37,7 +37,7 @@ func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 	if drv.Dialect() == dialect.SQLite {
 		d.writers = newWriters(checkpoints.wake)
 	}
-	return ent.NewClient(ent.Driver(d)), nil
+	return NewClient(d), nil
 }
 
 // openDriver opens the database; on SQLite, with its checkpointer running.

@@ -7,9 +7,11 @@
 //   - a FAILED upload older than the retention is deleted, through the same
 //     code as a user's delete.
 //
-// Several instances may run it at once: each stuck upload is claimed by one
-// conditional UPDATE (the purger's pattern), and each expired one is
-// deleted by whichever DELETE removes its row.
+// Run runs it on one instance, the elected leader (queue.Queue.Leads). It
+// stays safe should two instances run it at once (for a moment after a
+// leader's connection failed): each stuck upload is claimed by one
+// conditional UPDATE, and each expired one is deleted by whichever DELETE
+// removes its row.
 package janitor
 
 import (
@@ -62,13 +64,16 @@ func New(client *ent.Client, purger *purge.Purger, deleter Deleter, logger *slog
 	return &Janitor{client: client, purger: purger, deleter: deleter, logger: logger, opts: opts}
 }
 
-// Run settles uploads every Interval until ctx is cancelled.
-func (j *Janitor) Run(ctx context.Context) {
+// Run settles uploads every Interval, while leads says this instance is
+// the one that runs periodic work, until ctx is cancelled.
+func (j *Janitor) Run(ctx context.Context, leads func(context.Context) bool) {
 	ticker := time.NewTicker(j.opts.Interval)
 	defer ticker.Stop()
 	for {
-		if _, _, err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			j.logger.ErrorContext(ctx, "janitor pass failed", "error", err)
+		if leads(ctx) { // else another instance settles them
+			if _, _, err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
+				j.logger.ErrorContext(ctx, "janitor pass failed", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -27,6 +27,7 @@ type Metrics struct {
 	s3Duration      *prometheus.HistogramVec
 	janitor         *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
+	leader          prometheus.Gauge
 
 	// Every request is counted and timed, and every delete counted: the
 	// children of the vectors are kept here by label, since looking one up
@@ -109,8 +110,11 @@ func New(queue QueueStats) *Metrics {
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "uploads_webhook_attempts_total", Help: "Webhook delivery attempts by outcome: delivered, retry (failed, will be retried), failed (failed for good).",
 		}, []string{"outcome"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "uploads_leader", Help: "1 while this instance is the one that runs periodic work (the janitor), else 0.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks,
+	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks, m.leader,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		reg.MustRegister(&queueCollector{stats: queue})
@@ -161,6 +165,13 @@ func (m *Metrics) PurgeAttempt(err error) {
 func (m *Metrics) Janitor(action string, n int) {
 	if m != nil {
 		m.janitor.WithLabelValues(action).Add(float64(n))
+	}
+}
+
+// Leader records whether this instance leads (runs periodic work).
+func (m *Metrics) Leader(leads bool) {
+	if m != nil {
+		m.leader.Set(map[bool]float64{false: 0, true: 1}[leads])
 	}
 }
 

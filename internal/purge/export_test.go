@@ -17,5 +17,5 @@ const (
 // RunTicking is Run with the poll interval's ticks sent on tick, calling
 // passed after each pass.
 func (p *Purger) RunTicking(ctx context.Context, tick <-chan time.Time, passed func()) {
-	p.run(ctx, tick, passed)
+	p.run(ctx, tick, nil, passed)
 }

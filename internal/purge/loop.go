@@ -1,14 +1,16 @@
 package purge
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
-	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/queue"
 )
 
 // outageThreshold is how many purges a pass tries first, one by one: if
@@ -21,17 +23,7 @@ const outageThreshold = 3
 // them: the first few one by one, then the rest as one batch. It returns how
 // many it attempted and how many objects were purged.
 func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error) {
-	now := time.Now()
-	due, err := p.client.ObjectPurge.Query().
-		Where(objectpurge.NextAttemptAtLTE(now)).
-		Order(objectpurge.ByNextAttemptAt()).
-		Limit(batchSize).
-		All(ctx)
-	if err != nil {
-		return 0, 0, fmt.Errorf("list due purges: %w", err)
-	}
-	probe, rest := due[:min(len(due), outageThreshold)], due[min(len(due), outageThreshold):]
-	claimed, err := p.claim(ctx, probe, now)
+	claimed, err := p.claim(ctx, outageThreshold)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -45,48 +37,34 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 		}
 		cancel()
 	}
-	if len(claimed) > 0 && purged == 0 {
-		return attempted, purged, nil // S3 is most likely down
+	if len(claimed) < outageThreshold {
+		return attempted, purged, nil // none left due
 	}
-	if claimed, err = p.claim(ctx, rest, now); err != nil || len(claimed) == 0 {
+	if purged == 0 {
+		return attempted, purged, nil // S3 is most likely down: the rest stay due, unclaimed
+	}
+	if claimed, err = p.claim(ctx, batchSize-outageThreshold); err != nil || len(claimed) == 0 {
 		return attempted, purged, err
 	}
 	attempted += len(claimed)
-	// Within the lease, which the claims just began.
+	// Within the lease, which the claim just began.
 	batchCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), lease/2)
 	defer cancel()
 	purged += p.AttemptBatch(batchCtx, claimed)
 	return attempted, purged, nil
 }
 
-// claim takes, in one transaction, each of the purges that is still due
-// for one lease, and returns those it took: one that is not was claimed by
-// another purger first.
-func (p *Purger) claim(ctx context.Context, due []*ent.ObjectPurge, now time.Time) ([]*ent.ObjectPurge, error) {
-	if len(due) == 0 {
-		return nil, nil
-	}
-	var claimed []*ent.ObjectPurge
-	err := database.WithTx(ctx, p.client, func(tx *ent.Tx) error {
-		for _, job := range due {
-			n, err := tx.ObjectPurge.Update().
-				Where(objectpurge.ID(job.ID), objectpurge.NextAttemptAtLTE(now)).
-				SetNextAttemptAt(now.Add(lease)).
-				AddAttempts(1).
-				Save(ctx)
-			if err != nil {
-				return err
-			}
-			if n == 1 {
-				job.Attempts++
-				claimed = append(claimed, job)
-			}
-		}
-		return nil
+// claim takes up to n of the purges due now, the oldest first, for one
+// lease (see queue.Claim), and returns them in the order they were queued.
+func (p *Purger) claim(ctx context.Context, n int) ([]*ent.ObjectPurge, error) {
+	now := time.Now()
+	claimed, err := queue.Claim[*ent.ObjectPurge](ctx, p.client, queue.Batch{
+		Table: objectpurge.Table, Limit: n, Now: now, LeaseEnd: now.Add(lease), Returning: objectpurge.Columns,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim %d purges: %w", len(due), err)
+		return nil, fmt.Errorf("claim purges: %w", err)
 	}
+	slices.SortFunc(claimed, func(a, b *ent.ObjectPurge) int { return cmp.Compare(a.ID, b.ID) })
 	return claimed, nil
 }
 
@@ -95,18 +73,22 @@ func (p *Purger) attemptTimeout() time.Duration {
 	return min(lease/2, 10*time.Second)
 }
 
-// Run purges due objects every PollInterval until ctx is cancelled. After a
-// full batch that went well it goes on at once: a backlog (after an
-// outage) drains as fast as S3 allows.
-func (p *Purger) Run(ctx context.Context) {
+// QueueKind names purges in the queue's wake-ups.
+const QueueKind = "purge"
+
+// Run purges due objects every PollInterval, and whenever wake receives
+// (a purge was made due now: see queue.Queue.WakeOnDue), until ctx is
+// cancelled. After a full batch that went well it goes on at once: a
+// backlog (after an outage) drains as fast as S3 allows.
+func (p *Purger) Run(ctx context.Context, wake <-chan struct{}) {
 	ticker := time.NewTicker(p.opts.PollInterval)
 	defer ticker.Stop()
-	p.run(ctx, ticker.C, func() {})
+	p.run(ctx, ticker.C, wake, func() {})
 }
 
-// run is Run's loop, waiting for tick between passes; passed is called
-// after each pass (the tests' view of the loop).
-func (p *Purger) run(ctx context.Context, tick <-chan time.Time, passed func()) {
+// run is Run's loop, waiting for tick or wake between passes; passed is
+// called after each pass (the tests' view of the loop).
+func (p *Purger) run(ctx context.Context, tick <-chan time.Time, wake <-chan struct{}, passed func()) {
 	for {
 		attempted, purged, err := p.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -120,6 +102,7 @@ func (p *Purger) run(ctx context.Context, tick <-chan time.Time, passed func()) 
 		case <-ctx.Done():
 			return
 		case <-tick:
+		case <-wake:
 		}
 	}
 }

@@ -42,7 +42,9 @@ import (
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/objectstore"
+	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/requestlog"
+	"github.com/safedelete/uploads/internal/webhook"
 )
 
 // Env is one test's running service. Its helpers report failures to the
@@ -163,14 +165,15 @@ func (e *Env) start(opts Options) {
 	e.handler.Store(a.Handler)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	wg.Go(func() { a.Queue.Listen(ctx) })
 	if !opts.NoPurgeLoop {
-		wg.Go(func() { a.Purger.Run(ctx) })
+		wg.Go(func() { a.Purger.Run(ctx, a.Queue.Wakeups(purge.QueueKind)) })
 	}
 	sender, err := a.WebhookSender()
 	if err != nil {
 		e.t.Fatalf("start the webhook sender: %v", err)
 	}
-	wg.Go(func() { sender.Run(ctx) })
+	wg.Go(func() { sender.Run(ctx, a.Queue.Wakeups(webhook.QueueKind)) })
 	e.stopPurge = func() { cancel(); wg.Wait() }
 }
 

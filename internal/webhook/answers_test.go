@@ -86,7 +86,7 @@ func TestBacklogDrainsWithoutWaiting(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: concurrency, PollInterval: time.Hour}).Run(ctx)
+		w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: concurrency, PollInterval: time.Hour}).Run(ctx, nil)
 	}()
 	defer func() { cancel(); <-done }()
 	eventually(t, 5*time.Second, "the whole backlog to be delivered", func() bool { return len(rcv.got()) == backlog })

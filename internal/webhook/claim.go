@@ -14,7 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/internal/backoff"
-	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/queue"
 )
 
 // ownerShare bounds a sender's attempts in flight to one owner's endpoints
@@ -268,43 +268,41 @@ func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.Webhoo
 	return picked
 }
 
-// take claims, in one transaction, each of the deliveries that is still due
-// at now, by moving its next_attempt_at a lease forward, and returns those
-// it took: one that is not was claimed by another sender since it was read.
+// take claims, in one statement (queue.Claim), those of the deliveries
+// that are still due at now, by moving their next_attempt_at a lease
+// forward, and returns them in their order: one that is not was claimed by
+// another sender since it was read.
 func (s *Sender) take(ctx context.Context, due []*ent.WebhookDelivery, now time.Time) ([]*ent.WebhookDelivery, error) {
-	if len(due) == 0 {
-		return nil, nil
-	}
-	leaseEnd := time.Now().Add(s.lease())
-	var claimed []*ent.WebhookDelivery
-	err := database.WithTx(ctx, s.client, func(tx *ent.Tx) error {
-		for _, d := range due {
-			if d.Edges.Endpoint == nil {
-				continue // deleted since, with its deliveries
-			}
-			n, err := tx.WebhookDelivery.Update().
-				Where(
-					webhookdelivery.ID(d.ID),
-					webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
-					webhookdelivery.NextAttemptAtLTE(now),
-				).
-				SetNextAttemptAt(leaseEnd).
-				AddAttempts(1).
-				Save(ctx)
-			if err != nil {
-				return err
-			}
-			if n == 1 {
-				// As read plus one: nobody claimed it in between, or it
-				// would not be due. Also the claim's token (stillClaimed).
-				d.Attempts++
-				claimed = append(claimed, d)
-			}
+	ids := make([]int, 0, len(due))
+	for _, d := range due {
+		if d.Edges.Endpoint != nil { // else deleted since, with its deliveries
+			ids = append(ids, d.ID)
 		}
-		return nil
+	}
+	type taken struct {
+		ID       int `sql:"id"`
+		Attempts int `sql:"attempts"`
+	}
+	rows, err := queue.Claim[taken](ctx, s.client, queue.Batch{
+		Table: webhookdelivery.Table, IDs: ids,
+		Where: []func(*sql.Selector){webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING)},
+		Now:   now, LeaseEnd: time.Now().Add(s.lease()),
+		Returning: []string{webhookdelivery.FieldID, webhookdelivery.FieldAttempts},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim %d deliveries: %w", len(due), err)
+		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)
+	}
+	// The attempts are the claim's token (stillClaimed).
+	attempts := make(map[int]int, len(rows))
+	for _, r := range rows {
+		attempts[r.ID] = r.Attempts
+	}
+	var claimed []*ent.WebhookDelivery
+	for _, d := range due {
+		if n, ok := attempts[d.ID]; ok {
+			d.Attempts = n
+			claimed = append(claimed, d)
+		}
 	}
 	return claimed, nil
 }

@@ -53,7 +53,7 @@ func TestHangingEndpointsDelayNoOneElse(t *testing.T) {
 	began := time.Now()
 	go func() {
 		defer close(done)
-		w.sender(webhook.Options{AllowPrivateNetworks: true, Timeout: time.Minute}).Run(ctx)
+		w.sender(webhook.Options{AllowPrivateNetworks: true, Timeout: time.Minute}).Run(ctx, nil)
 	}()
 	defer func() { cancel(); <-done }()
 

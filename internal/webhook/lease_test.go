@@ -156,7 +156,7 @@ func TestTwoSendersNeverOverlap(t *testing.T) {
 	var wg sync.WaitGroup
 	opts := webhook.Options{AllowPrivateNetworks: true, PollInterval: 5 * time.Millisecond, MaxBackoff: 5 * time.Millisecond, Concurrency: 8}
 	for _, client := range []*ent.Client{w.client, openClient(t, w.url)} {
-		wg.Go(func() { w.senderOn(client, opts).Run(ctx) })
+		wg.Go(func() { w.senderOn(client, opts).Run(ctx, nil) })
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

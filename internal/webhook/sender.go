@@ -100,11 +100,16 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // it, and the delivery is sent again (with the same webhook-id).
 func (s *Sender) lease() time.Duration { return 3 * s.opts.Timeout }
 
+// QueueKind names deliveries in the queue's wake-ups.
+const QueueKind = "webhook"
+
 // Run sends due deliveries until ctx is cancelled, Concurrency at a time:
 // whenever attempts end it claims more at once, and otherwise looks every
-// PollInterval. A slow endpoint holds only its own workers (see pick),
-// never a whole pass of everyone's. Run returns once its attempts ended.
-func (s *Sender) Run(ctx context.Context) {
+// PollInterval and whenever wake receives (a delivery was enqueued: see
+// queue.Queue.WakeOnDue). A slow endpoint holds only its own workers (see
+// pick), never a whole pass of everyone's. Run returns once its attempts
+// ended.
+func (s *Sender) Run(ctx context.Context, wake <-chan struct{}) {
 	ticker := time.NewTicker(s.opts.PollInterval)
 	defer ticker.Stop()
 	ended := make(chan struct{}, s.opts.Concurrency) // one per attempt that ended; never full
@@ -131,6 +136,7 @@ func (s *Sender) Run(ctx context.Context) {
 		case <-ended:
 			busy--
 		case <-ticker.C:
+		case <-wake:
 		}
 		for drained := false; !drained; { // attempts that ended meanwhile: one claim for all
 			select {

@@ -133,7 +133,7 @@ func TestReceiverOutage(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.sender(webhook.Options{AllowPrivateNetworks: true, PollInterval: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Concurrency: 4}).Run(ctx)
+		w.sender(webhook.Options{AllowPrivateNetworks: true, PollInterval: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Concurrency: 4}).Run(ctx, nil)
 	}()
 	defer func() { cancel(); <-done }()
 	for _, next := range []int{dropConnection, http.StatusNoContent} {

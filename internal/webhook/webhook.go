@@ -4,9 +4,10 @@
 //
 // An event is written to an outbox, one WebhookDelivery row per endpoint,
 // in the transaction of the change it reports (Enqueue): it commits with
-// the change or not at all. A Sender claims due deliveries with a lease, as
-// the purger claims purges (a conditional UPDATE moving next_attempt_at
-// forward, in one transaction), sends them, and retries failures with
+// the change or not at all, and wakes the senders (queue.Queue.WakeOnDue).
+// A Sender claims due deliveries with a lease, as the purger claims purges
+// (package queue: one UPDATE moving next_attempt_at forward), sends them,
+// and retries failures with
 // capped, jittered backoff for a retry window; a delivery still failing
 // after it is FAILED, and its endpoint disabled. Delivery is at least once:
 // every attempt carries the same webhook-id, for receivers to drop
