@@ -27,6 +27,9 @@ type Resolver struct {
 	options Options
 	// deletes commits concurrent deletes' transactions together (SQLite).
 	deletes *database.Group
+	// ownedOne is the ownership check of a single delete (ownedAmong),
+	// the hot path, prepared.
+	ownedOne *database.Statement
 
 	// afterRead, when set (by tests only), runs in DeleteOwned between the
 	// read and the delete's transaction, so that a test can hold two
@@ -59,7 +62,8 @@ type Options struct {
 // NewResolver returns the root resolver.
 func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Purger, logger *slog.Logger, opts Options) *Resolver {
 	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts,
-		deletes: database.NewGroup(client, opts.GroupCommit)}
+		deletes:  database.NewGroup(client, opts.GroupCommit),
+		ownedOne: database.Prepare(client, ownedOneQuery())}
 }
 
 // MaxUploadSize is the largest file uploadFile accepts.

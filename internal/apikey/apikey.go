@@ -146,19 +146,19 @@ func Revoke(ctx context.Context, client *ent.Client, keyID string) (*ent.APIKey,
 // from what the process remembers.
 type Authenticator struct {
 	client   *ent.Client
-	lookup   string
+	lookup   *database.Statement
 	lastUsed sync.Map // key id -> when this process last recorded its use
 }
 
 // NewAuthenticator returns an Authenticator of the keys in client.
 func NewAuthenticator(client *ent.Client) *Authenticator {
 	// PostgreSQL's placeholders ($1) and quoting are also SQLite's.
-	lookup, _ := sql.Dialect(dialect.Postgres).
+	query, _ := sql.Dialect(dialect.Postgres).
 		Select(apikey.FieldID, apikey.FieldOwnerID, apikey.FieldScopes, apikey.FieldExpiresAt).
 		From(sql.Table(apikey.Table)).
 		Where(sql.And(sql.EQ(apikey.FieldDigest, ""), sql.IsNull(apikey.FieldRevokedAt))).
 		Query()
-	return &Authenticator{client: client, lookup: lookup}
+	return &Authenticator{client: client, lookup: database.Prepare(client, query)}
 }
 
 // Authenticate returns the live key whose secret is given (its ID and
@@ -167,7 +167,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*ent.A
 	if !WellFormed(secret) {
 		return nil, ErrInvalid
 	}
-	rows, err := a.client.QueryContext(database.Prepared(ctx), a.lookup, Digest(secret))
+	rows, err := a.lookup.QueryContext(ctx, Digest(secret))
 	if err != nil {
 		return nil, fmt.Errorf("look up api key: %w", err)
 	}
