@@ -91,7 +91,9 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	a.Client = client
 	warnIfDataDirShared(logger, cfg)
-	a.Purger = purge.New(client, a.Store, logger, purge.Options{
+	// The purger is the retry loop, with its own backoff: its store tries
+	// S3 once per call.
+	a.Purger = purge.New(client, a.Store.Once(), logger, purge.Options{
 		PollInterval:  cfg.PurgePollInterval,
 		MaxBackoff:    cfg.PurgeMaxBackoff,
 		InlineTimeout: cfg.PurgeInlineTimeout,

@@ -27,7 +27,6 @@ import (
 	"github.com/safedelete/uploads/internal/gqllimit"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/playground"
-	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/ratelimit"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/rest"
@@ -197,8 +196,6 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	// which counted a list once and expanded fragments one by one).
 	srv.Use(operationCost(cfg.ComplexityLimit))
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		// One request, one inline purge timeout, however many deletes it runs.
-		ctx = purge.WithRequestBudget(ctx)
 		if cfg.GraphQLTimeout > 0 {
 			ctx = graph.WithOperationDeadline(ctx, time.Now().Add(cfg.GraphQLTimeout))
 		}

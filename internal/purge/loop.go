@@ -8,7 +8,6 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/internal/database"
-	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // outageThreshold is how many purges a pass tries first, one by one: if
@@ -36,10 +35,10 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 		return 0, 0, err
 	}
 	// The purger is the retry loop, with backoff between attempts: the S3
-	// client does not retry as well (WithoutRetries), one try each.
+	// client does not retry as well (objectstore's Once), one try each.
 	for _, job := range claimed {
 		attempted++
-		attemptCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), p.attemptTimeout())
+		attemptCtx, cancel := context.WithTimeout(ctx, p.attemptTimeout())
 		if p.Attempt(attemptCtx, job) == nil {
 			purged++
 		}
@@ -53,7 +52,7 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 	}
 	attempted += len(claimed)
 	// Within the lease, which the claims just began.
-	batchCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), lease/2)
+	batchCtx, cancel := context.WithTimeout(ctx, lease/2)
 	defer cancel()
 	purged += p.AttemptBatch(batchCtx, claimed)
 	return attempted, purged, nil
