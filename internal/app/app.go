@@ -18,6 +18,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
+	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/database"
@@ -41,6 +42,7 @@ const EmbeddedBucket = "uploads"
 type App struct {
 	Metrics  *metrics.Metrics
 	Client   *ent.Client
+	Keys     *apikey.Authenticator
 	Store    *objectstore.Store
 	Resolver *graph.Resolver
 	Purger   *purge.Purger
@@ -90,6 +92,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	a.Client = client
+	a.Keys = apikey.NewAuthenticator(client)
 	warnIfDataDirShared(logger, cfg)
 	// The purger is the retry loop, with its own backoff: its store tries
 	// S3 once per call.
@@ -151,7 +154,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		a.ready["access_tokens"] = tokens.Verifier.Check
 	}
 	a.Handler = httpserver.NewHandler(httpserver.Config{
-		Client:          client,
+		Keys:            a.Keys,
 		Resolver:        a.Resolver,
 		Tokens:          tokens,
 		Logger:          logger,
@@ -293,6 +296,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.Purger != nil {
 		a.Purger.Flush() // before the database closes under it
+	}
+	if a.Keys != nil {
+		a.Keys.Flush() // the last uses of keys, before the database closes
 	}
 	if a.Client != nil {
 		errs = append(errs, a.Client.Close())
