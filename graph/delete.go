@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	stdsql "database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,7 +20,6 @@ import (
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
-	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
 )
@@ -53,7 +53,7 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 // DeleteOwned is the one place where uploads are deleted: those of
 // uploadIDs that exist and belong to ownerID are deleted in one database
 // transaction, each with the note to purge its object; then the objects
-// are removed, inline but within the request's purge budget. If S3 is down
+// are removed inline, within PURGE_INLINE_TIMEOUT (purge.AttemptInline). If S3 is down
 // or slow, the records are gone all the same and the purger finishes the
 // job later. Whatever crashes when, no object is left that neither a record
 // nor a pending purge knows about, and no record outlives its object.
@@ -144,7 +144,7 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 	// Read first, outside any transaction: a 404 (a guess, a repeat, a
 	// double click) costs one indexed read and never takes the database's
 	// write lock, which on SQLite every writer queues for.
-	present, err := ownedAmong(ctx, r.client, ownerID, uploadIDs)
+	present, err := r.ownedAmong(ctx, ownerID, uploadIDs)
 	if err != nil || len(present) == 0 {
 		return nil, nil, r.deleteFailed(ctx, err)
 	}
@@ -181,15 +181,15 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 // ownedAmong returns which of uploadIDs name uploads of ownerID. It runs on
 // every delete, a 404 included, so it is a plain statement from Ent's SQL
 // builder rather than a full Ent query (no interceptors, no entity).
-func ownedAmong(ctx context.Context, client *ent.Client, ownerID string, uploadIDs []string) ([]string, error) {
-	query, args := ownedOne(), []any{ownerID, ""}
+func (r *Resolver) ownedAmong(ctx context.Context, ownerID string, uploadIDs []string) ([]string, error) {
+	var rows *stdsql.Rows
+	var err error
 	if len(uploadIDs) == 1 { // a single delete, the hot path: the statement is built, and prepared, once
-		args[1] = uploadIDs[0]
-		ctx = database.Prepared(ctx)
+		rows, err = r.ownedOne.QueryContext(ctx, ownerID, uploadIDs[0])
 	} else { // a statement per number of ids, not kept prepared
-		query, args = ownedSelector(ownerID, anySlice(uploadIDs)...).Query()
+		query, args := ownedSelector(ownerID, anySlice(uploadIDs)...).Query()
+		rows, err = r.client.QueryContext(ctx, query, args...)
 	}
-	rows, err := client.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find uploads: %w", err)
 	}
@@ -213,10 +213,11 @@ func ownedSelector(ownerID string, uploadIDs ...any) *sql.Selector {
 		Where(sql.And(sql.EQ(upload.FieldOwnerID, ownerID), sql.In(upload.FieldID, uploadIDs...)))
 }
 
-var ownedOne = sync.OnceValue(func() string {
+// ownedOneQuery is ownedSelector's statement for a single id.
+func ownedOneQuery() string {
 	query, _ := ownedSelector("", "").Query()
 	return query
-})
+}
 
 func anySlice(ss []string) []any {
 	out := make([]any, len(ss))

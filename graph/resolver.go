@@ -28,6 +28,9 @@ type Resolver struct {
 	options Options
 	// deletes commits concurrent deletes' transactions together (SQLite).
 	deletes *database.Group
+	// ownedOne is the ownership check of a single delete (ownedAmong),
+	// the hot path, prepared.
+	ownedOne *database.Statement
 
 	// afterRead, when set (by tests only), runs in DeleteOwned between the
 	// read and the delete's transaction, so that a test can hold two
@@ -60,7 +63,8 @@ type Options struct {
 // NewResolver returns the root resolver.
 func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Purger, logger *slog.Logger, opts Options) *Resolver {
 	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts,
-		deletes: cmp.Or(opts.Commits, database.NewGroup(client, false))}
+		deletes:  cmp.Or(opts.Commits, database.NewGroup(client, false)),
+		ownedOne: database.Prepare(client, ownedOneQuery())}
 }
 
 // MaxUploadSize is the largest file uploadFile accepts.

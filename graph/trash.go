@@ -113,8 +113,8 @@ func (r *Resolver) PurgeTrash(ctx context.Context, ownerID string) (int, error) 
 }
 
 // purgeTrash closes the restore window of the owner's uploads in the trash
-// (of one, when uploadID is given) and purges their objects: inline, within
-// the request's budget, and by the purger for what does not fit.
+// (of one, when uploadID is given) and purges their objects: inline (see
+// purge.InlineContext), and by the purger for what that leaves.
 func (r *Resolver) purgeTrash(ctx context.Context, ownerID, uploadID string) (int, error) {
 	total := 0
 	for {

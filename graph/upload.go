@@ -136,8 +136,8 @@ func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload, status upl
 // upload's id, so that deleting the upload purges whatever was stored.
 func (r *Resolver) markFailed(ctx context.Context, u *ent.Upload) (*ent.Upload, error) {
 	cleanCtx, cancel := r.purger.InlineContext(ctx)
-	defer cancel()
-	discarded := r.store.Discard(cleanCtx, u.Bucket, u.ObjectKey, u.MultipartUploadID) == nil
+	discarded := r.store.Once().Discard(cleanCtx, u.Bucket, u.ObjectKey, u.MultipartUploadID) == nil
+	cancel()
 	failed, err := r.settle(ctx, u, func(update *ent.UploadUpdateOne) {
 		update.SetStatus(upload.StatusFAILED).SetMultipartUploadID(u.MultipartUploadID)
 		if discarded {

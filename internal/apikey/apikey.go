@@ -141,24 +141,25 @@ func Revoke(ctx context.Context, client *ent.Client, keyID string) (*ent.APIKey,
 // Authenticator checks the API key of every request. Its lookup is the
 // hottest query of the service, so it is built once (with Ent's SQL
 // builder, from the schema's own names), runs as a prepared statement, and
-// reads only the two columns a request needs; the time of last use is
-// written at most once per key per lastUsedGranularity from each process,
-// from what the process remembers.
+// reads only the two columns a request needs. The time of last use is
+// recorded at most once per key per lastUsedGranularity from each process,
+// from what the process remembers, and written off the request's path
+// (lastused.go).
 type Authenticator struct {
-	client   *ent.Client
-	lookup   string
+	lookup   *database.Statement
 	lastUsed sync.Map // key id -> when this process last recorded its use
+	uses     *lastUses
 }
 
 // NewAuthenticator returns an Authenticator of the keys in client.
 func NewAuthenticator(client *ent.Client) *Authenticator {
 	// PostgreSQL's placeholders ($1) and quoting are also SQLite's.
-	lookup, _ := sql.Dialect(dialect.Postgres).
+	query, _ := sql.Dialect(dialect.Postgres).
 		Select(apikey.FieldID, apikey.FieldOwnerID, apikey.FieldScopes, apikey.FieldExpiresAt).
 		From(sql.Table(apikey.Table)).
 		Where(sql.And(sql.EQ(apikey.FieldDigest, ""), sql.IsNull(apikey.FieldRevokedAt))).
 		Query()
-	return &Authenticator{client: client, lookup: lookup}
+	return &Authenticator{lookup: database.Prepare(client, query), uses: newLastUses(client)}
 }
 
 // Authenticate returns the live key whose secret is given (its ID and
@@ -167,7 +168,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*ent.A
 	if !WellFormed(secret) {
 		return nil, ErrInvalid
 	}
-	rows, err := a.client.QueryContext(database.Prepared(ctx), a.lookup, Digest(secret))
+	rows, err := a.lookup.QueryContext(ctx, Digest(secret))
 	if err != nil {
 		return nil, fmt.Errorf("look up api key: %w", err)
 	}
@@ -195,18 +196,22 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (*ent.A
 			return nil, fmt.Errorf("look up api key: its scopes: %w", err)
 		}
 	}
-	a.recordUse(ctx, key.ID)
+	a.recordUse(key.ID)
 	return key, nil
 }
 
-// recordUse writes the key's last use, unless this process did so less
-// than lastUsedGranularity ago. Best effort: failing to record the use must
-// not fail the request.
-func (a *Authenticator) recordUse(ctx context.Context, keyID string) {
+// recordUse notes the key's last use, to be written within
+// lastUsedWriteEvery, unless this process noted one less than
+// lastUsedGranularity ago.
+func (a *Authenticator) recordUse(keyID string) {
 	now := time.Now()
 	if last, ok := a.lastUsed.Load(keyID); ok && now.Sub(last.(time.Time)) < lastUsedGranularity {
 		return
 	}
 	a.lastUsed.Store(keyID, now)
-	_ = a.client.APIKey.UpdateOneID(keyID).SetLastUsedAt(now).Exec(ctx)
+	a.uses.add(keyID, now)
 }
+
+// Flush writes the uses noted so far and waits until they are written.
+// Shutdown calls it before the database closes.
+func (a *Authenticator) Flush() { a.uses.write() }

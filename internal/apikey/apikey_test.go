@@ -5,11 +5,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"entgo.io/ent/dialect"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/admin"
@@ -66,6 +70,7 @@ func TestAuthenticateAndRevoke(t *testing.T) {
 	if err != nil || got.OwnerID != u.ID || got.ID != key.ID {
 		t.Fatalf("Authenticate = %v, %v", got, err)
 	}
+	keys.Flush()
 	first, _ := client.APIKey.Get(ctx, key.ID)
 	if first.LastUsedAt == nil {
 		t.Fatal("last use not recorded")
@@ -74,6 +79,7 @@ func TestAuthenticateAndRevoke(t *testing.T) {
 	if _, err := keys.Authenticate(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
+	keys.Flush()
 	if again, _ := client.APIKey.Get(ctx, key.ID); !again.LastUsedAt.Equal(*first.LastUsedAt) {
 		t.Errorf("last use written again at once: %v, then %v", first.LastUsedAt, again.LastUsedAt)
 	}
@@ -177,5 +183,73 @@ func TestScopesAndExpiry(t *testing.T) {
 	// A name this release does not know (a scope since removed) grants nothing.
 	if got := apikey.ScopesOf(&ent.APIKey{Scopes: []string{"uploads:read", "uploads:everything"}}); got != scope.Set(scope.UploadsRead) {
 		t.Errorf("ScopesOf with an unknown name = %q", got)
+	}
+}
+
+// TestLastUseOffTheRequestPath: authenticating a request runs no write;
+// the key's last use is written afterwards, all keys' together (one
+// transaction), and appears within the write interval without a Flush.
+func TestLastUseOffTheRequestPath(t *testing.T) {
+	client, _ := openDB(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var updates, begins int
+	counted := ent.NewClient(ent.Driver(dialect.DebugWithContext(client.Driver(), func(_ context.Context, v ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		line := fmt.Sprint(v...)
+		if strings.Contains(line, "UPDATE") {
+			updates++
+		}
+		if strings.Contains(line, "started") {
+			begins++
+		}
+	})))
+	statements := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return updates, begins
+	}
+	var secrets, ids []string
+	for _, email := range []string{"a@example.com", "b@example.com"} {
+		_, key, secret, err := admin.CreateUser(ctx, client, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets, ids = append(secrets, secret), append(ids, key.ID)
+	}
+
+	keys := apikey.NewAuthenticator(counted)
+	for _, secret := range secrets {
+		if _, err := keys.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u, b := statements(); u != 0 || b != 0 {
+		t.Fatalf("authenticating ran %d UPDATEs in %d transactions, want none", u, b)
+	}
+	keys.Flush()
+	if u, b := statements(); u != len(secrets) || b != 1 {
+		t.Errorf("writing the last uses ran %d UPDATEs in %d transactions, want %d in one", u, b, len(secrets))
+	}
+	for _, id := range ids {
+		if k := client.APIKey.GetX(ctx, id); k.LastUsedAt == nil {
+			t.Errorf("key %s: last use not written", id)
+		}
+	}
+
+	// Without a Flush: written once the interval is over.
+	keys = apikey.NewAuthenticator(client)
+	keys.WriteUsesEvery(10 * time.Millisecond)
+	client.APIKey.UpdateOneID(ids[0]).ClearLastUsedAt().ExecX(ctx)
+	if _, err := keys.Authenticate(ctx, secrets[0]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for client.APIKey.GetX(ctx, ids[0]).LastUsedAt == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("last use not written 5 s after the write interval")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

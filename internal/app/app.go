@@ -18,6 +18,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
+	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/database"
@@ -42,6 +43,7 @@ const EmbeddedBucket = "uploads"
 type App struct {
 	Metrics  *metrics.Metrics
 	Client   *ent.Client
+	Keys     *apikey.Authenticator
 	Store    *objectstore.Store
 	Resolver *graph.Resolver
 	Purger   *purge.Purger
@@ -97,11 +99,14 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	// Whatever makes a purge or a delivery due now wakes their workers.
 	client.ObjectPurge.Use(a.Queue.WakeOnDue(purge.QueueKind))
 	client.WebhookDelivery.Use(a.Queue.WakeOnDue(webhook.QueueKind))
+	a.Keys = apikey.NewAuthenticator(client)
 	warnIfDataDirShared(logger, cfg)
 	// On SQLite, concurrent deletes, and the ends of their purges, share
 	// commits (and their fsyncs).
 	commits := database.NewGroup(client, cfg.SQLite())
-	a.Purger = purge.New(client, a.Store, logger, purge.Options{
+	// The purger is the retry loop, with its own backoff: its store tries
+	// S3 once per call.
+	a.Purger = purge.New(client, a.Store.Once(), logger, purge.Options{
 		PollInterval:  cfg.PurgePollInterval,
 		MaxBackoff:    cfg.PurgeMaxBackoff,
 		InlineTimeout: cfg.PurgeInlineTimeout,
@@ -160,7 +165,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		a.ready["access_tokens"] = tokens.Verifier.Check
 	}
 	a.Handler = httpserver.NewHandler(httpserver.Config{
-		Client:          client,
+		Keys:            a.Keys,
 		Resolver:        a.Resolver,
 		Tokens:          tokens,
 		Logger:          logger,
@@ -302,6 +307,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.Purger != nil {
 		a.Purger.Flush() // before the database closes under it
+	}
+	if a.Keys != nil {
+		a.Keys.Flush() // the last uses of keys, before the database closes
 	}
 	if a.Queue != nil {
 		a.Queue.Close()

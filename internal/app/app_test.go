@@ -1,11 +1,13 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"testing"
 
+	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
@@ -47,4 +49,19 @@ func readyz(t *testing.T, env *testenv.Env) (int, map[string]string) {
 		t.Fatal(err)
 	}
 	return res.StatusCode, body.Checks
+}
+
+// TestShutdownWritesLastUses: the last use of a key, written off the
+// request's path, is written by the time the service has stopped.
+func TestShutdownWritesLastUses(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	userID, key := env.NewUser()
+	if res := env.GraphQL(key, `{ __typename }`, nil); len(res.Errors) > 0 {
+		t.Fatalf("query: %+v", res.Errors)
+	}
+	env.Restart(testenv.Options{})
+	used := env.Client().APIKey.Query().Where(apikey.OwnerID(userID)).OnlyX(context.Background())
+	if used.LastUsedAt == nil {
+		t.Error("the key's last use was not written at shutdown")
+	}
 }

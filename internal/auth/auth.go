@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/oidc"
@@ -30,8 +29,7 @@ type Tokens struct {
 // `Authorization: Bearer <key or token>`. Requests without a valid
 // credential go on anonymous: the resolvers decide what an anonymous
 // caller gets. Every refused credential looks the same to the caller.
-func Middleware(client *ent.Client, tokens *Tokens, logger *slog.Logger) func(http.Handler) http.Handler {
-	keys := apikey.NewAuthenticator(client)
+func Middleware(keys *apikey.Authenticator, tokens *Tokens, logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			secret, bearer := credential(r)

@@ -43,7 +43,7 @@ func TestMiddleware(t *testing.T) {
 	var logs bytes.Buffer
 	var got viewer.Viewer
 	var gotErr error
-	handler := auth.Middleware(client, nil, slog.New(slog.NewTextHandler(&logs, nil)))(
+	handler := auth.Middleware(apikey.NewAuthenticator(client), nil, slog.New(slog.NewTextHandler(&logs, nil)))(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got, gotErr = viewer.FromContext(r.Context())
 		}))

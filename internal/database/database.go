@@ -22,8 +22,8 @@ import (
 func SQLiteURL(path string) string { return "sqlite://" + path }
 
 // Open connects to databaseURL (sqlite://PATH or postgres://...) and brings
-// the schema up to date with the versioned migrations (see Migrate). The
-// client's reads marked Prepared are prepared statements.
+// the schema up to date with the versioned migrations (see Migrate). Reads
+// made with Prepare on the client run as prepared statements.
 func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 	drv, checkpoints, err := openDriver(databaseURL)
 	if err != nil {
@@ -38,6 +38,14 @@ func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 		d.writers = newWriters(checkpoints.wake)
 	}
 	return NewClient(d), nil
+}
+
+// driver is Ent's SQL driver with, on SQLite, transactions queued for
+// their turn to write (writers.go) and the WAL checkpointed (checkpoints.go).
+type driver struct {
+	*entsql.Driver
+	writers     *writers      // nil but on SQLite
+	checkpoints *checkpointer // nil but on SQLite
 }
 
 // openDriver opens the database; on SQLite, with its checkpointer running.

@@ -4,71 +4,62 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"sync/atomic"
 
-	entsql "entgo.io/ent/dialect/sql"
+	"github.com/safedelete/uploads/ent"
 )
 
-// Prepared marks ctx so that the read the client runs with it
-// (client.QueryContext) is a prepared statement: parsed and planned once per
-// connection instead of on every call, which for the reads every request
-// makes (the API key lookup, a delete's ownership check) costs more than
-// running them. Only for statements whose text is fixed: each distinct one
-// is kept for the life of the client.
-//
-// Like Ent's own sql.WithVar, it travels in the context so that the hot
-// paths keep the *ent.Client they are given; a client not opened by Open
-// ignores the mark and runs the statement as before.
-func Prepared(ctx context.Context) context.Context {
-	return context.WithValue(ctx, preparedKey{}, true)
+// Statement is a read of fixed text run as a prepared statement: parsed and
+// planned once per connection instead of on every call, which for the
+// reads every request makes (the API key lookup, a delete's ownership
+// check) costs more than running them.
+type Statement struct {
+	client *ent.Client
+	query  string
+	db     *sql.DB // nil when the client was not opened by Open
+
+	mu   sync.Mutex // held while preparing
+	stmt atomic.Pointer[sql.Stmt]
 }
 
-type preparedKey struct{}
-
-// driver is Ent's SQL driver, with the reads marked Prepared run as
-// prepared statements and, on SQLite, transactions queued for their turn
-// to write (writers.go).
-type driver struct {
-	*entsql.Driver
-	writers     *writers      // nil but on SQLite
-	checkpoints *checkpointer // nil but on SQLite
-
-	mu    sync.RWMutex
-	stmts map[string]*sql.Stmt // by query text
-}
-
-// QueryContext is what client.QueryContext calls.
-func (d *driver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if ctx.Value(preparedKey{}) == nil {
-		return d.Driver.QueryContext(ctx, query, args...)
+// Prepare returns query as a statement of client, prepared on its first
+// run. On a client not opened by Open it runs as a plain query.
+func Prepare(client *ent.Client, query string) *Statement {
+	s := &Statement{client: client, query: query}
+	if d, ok := client.Driver().(*driver); ok {
+		s.db = d.DB()
 	}
-	stmt, err := d.prepared(ctx, query)
+	return s
+}
+
+// QueryContext runs the statement with args. database/sql prepares it
+// again on each connection it runs on, once.
+func (s *Statement) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	if s.db == nil {
+		return s.client.QueryContext(ctx, s.query, args...)
+	}
+	stmt, err := s.prepared(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return stmt.QueryContext(ctx, args...)
 }
 
-// prepared returns the statement of query, preparing it the first time.
-// database/sql then prepares it again on each connection it runs on, once.
-func (d *driver) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	d.mu.RLock()
-	stmt := d.stmts[query]
-	d.mu.RUnlock()
-	if stmt != nil {
+// prepared returns the prepared statement, preparing it the first time. A
+// statement that fails to prepare is not kept: the next run tries again.
+func (s *Statement) prepared(ctx context.Context) (*sql.Stmt, error) {
+	if stmt := s.stmt.Load(); stmt != nil {
 		return stmt, nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if stmt := d.stmts[query]; stmt != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stmt := s.stmt.Load(); stmt != nil {
 		return stmt, nil
 	}
-	stmt, err := d.DB().PrepareContext(ctx, query)
+	stmt, err := s.db.PrepareContext(ctx, s.query)
 	if err != nil {
 		return nil, err
 	}
-	if d.stmts == nil {
-		d.stmts = map[string]*sql.Stmt{}
-	}
-	d.stmts[query] = stmt
+	s.stmt.Store(stmt)
 	return stmt, nil
 }

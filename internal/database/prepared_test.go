@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,8 +12,8 @@ import (
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
-// TestPreparedReads: a read marked Prepared answers what the same read
-// unmarked answers, from many goroutines at once (so on several
+// TestPreparedReads: a prepared statement answers what the same read run
+// plainly answers, from many goroutines at once (so on several
 // connections), sees rows changed since it was prepared, and a statement
 // that fails to prepare fails every time instead of being kept. On SQLite,
 // and on PostgreSQL when TEST_DATABASE_URL names one.
@@ -36,9 +37,13 @@ func TestPreparedReads(t *testing.T) {
 				}
 			}
 			const query = `SELECT "email" FROM "users" WHERE "id" = $1`
-			email := func(ctx context.Context, id string) string {
+			stmt := database.Prepare(client, query)
+			plain := func(ctx context.Context, args ...any) (*sql.Rows, error) {
+				return client.QueryContext(ctx, query, args...)
+			}
+			email := func(run func(context.Context, ...any) (*sql.Rows, error), id string) string {
 				t.Helper()
-				rows, err := client.QueryContext(ctx, query, id)
+				rows, err := run(ctx, id)
 				if err != nil {
 					t.Error(err)
 					return ""
@@ -61,24 +66,25 @@ func TestPreparedReads(t *testing.T) {
 				wg.Go(func() {
 					for i := range 50 {
 						u := users[i%len(users)]
-						if got := email(database.Prepared(ctx), u.ID); got != *u.Email || got != email(ctx, u.ID) {
+						if got := email(stmt.QueryContext, u.ID); got != *u.Email || got != email(plain, u.ID) {
 							t.Errorf("prepared read of %s = %q, want %q", u.ID, got, *u.Email)
 						}
 					}
 				})
 			}
 			wg.Wait()
-			if got := email(database.Prepared(ctx), "no such user"); got != "" {
+			if got := email(stmt.QueryContext, "no such user"); got != "" {
 				t.Errorf("prepared read of no user = %q", got)
 			}
 
 			client.User.UpdateOne(users[0]).SetEmail("changed@example.com").ExecX(ctx)
-			if got := email(database.Prepared(ctx), users[0].ID); got != "changed@example.com" {
+			if got := email(stmt.QueryContext, users[0].ID); got != "changed@example.com" {
 				t.Errorf("prepared read after an update = %q, want changed@example.com", got)
 			}
 
+			noTable := database.Prepare(client, `SELECT 1 FROM "no_such_table"`)
 			for range 2 {
-				if rows, err := client.QueryContext(database.Prepared(ctx), `SELECT 1 FROM "no_such_table"`); err == nil {
+				if rows, err := noTable.QueryContext(ctx); err == nil {
 					rows.Close()
 					t.Error("a statement of no table ran")
 				}

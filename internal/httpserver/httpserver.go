@@ -20,14 +20,13 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/graph/generated"
+	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/gqllimit"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/playground"
-	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/ratelimit"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/rest"
@@ -35,7 +34,8 @@ import (
 
 // Config is what the routes need.
 type Config struct {
-	Client   *ent.Client
+	// Keys checks API keys.
+	Keys     *apikey.Authenticator
 	Resolver *graph.Resolver
 	// Tokens are the OpenID Connect access tokens accepted besides API
 	// keys; nil for none.
@@ -67,7 +67,7 @@ const multipartOverhead = 1 << 20
 
 // NewHandler returns the service's HTTP handler: every route in one place.
 func NewHandler(cfg Config) http.Handler {
-	authenticate := auth.Middleware(cfg.Client, cfg.Tokens, cfg.Logger)
+	authenticate := auth.Middleware(cfg.Keys, cfg.Tokens, cfg.Logger)
 	playgroundHandler := playground.Handler()
 	maxRequest := cfg.Resolver.MaxUploadSize() + multipartOverhead
 
@@ -197,8 +197,6 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	// which counted a list once and expanded fragments one by one).
 	srv.Use(operationCost(cfg.ComplexityLimit))
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		// One request, one inline purge timeout, however many deletes it runs.
-		ctx = purge.WithRequestBudget(ctx)
 		if cfg.GraphQLTimeout > 0 {
 			ctx = graph.WithOperationDeadline(ctx, time.Now().Add(cfg.GraphQLTimeout))
 		}

@@ -95,8 +95,11 @@ type Store struct {
 	client *s3.Client
 	bucket string
 	opts   Options
+	// removals are the options of the calls that remove objects and
+	// multipart uploads (and list or check what to remove).
+	removals []func(*s3.Options)
 
-	versioned sync.Map // bucket name -> versioning: what GetBucketVersioning said, and when
+	versioned *sync.Map // bucket name -> versioning: what GetBucketVersioning said, and when
 }
 
 type versioning struct {
@@ -114,7 +117,18 @@ func New(client *s3.Client, bucket string, opts Options) *Store {
 	if opts.PartSize <= 0 {
 		opts.PartSize = DefaultPartSize
 	}
-	return &Store{client: client, bucket: bucket, opts: opts}
+	return &Store{client: client, bucket: bucket, opts: opts, versioned: &sync.Map{}}
+}
+
+// Once returns the same store whose removal calls (Discard, Abort,
+// AbortAll, Delete, DeleteKeys) try S3 once instead of retrying with
+// backoff. The purger removes through it: it is the retry loop, with its
+// own backoff, and a delete's inline attempt must answer at once when S3
+// is down, since the purger retries anyway.
+func (s *Store) Once() *Store {
+	once := *s
+	once.removals = []func(*s3.Options){func(o *s3.Options) { o.RetryMaxAttempts = 1 }}
+	return &once
 }
 
 // Bucket is where Put stores new objects.
@@ -212,23 +226,6 @@ func (s *Store) Discard(ctx context.Context, bucket, key, multipartID string) er
 	return s.Delete(ctx, bucket, key)
 }
 
-type noRetryKey struct{}
-
-// WithoutRetries marks ctx so that the store's removal calls (Discard,
-// Abort, Delete) try S3 once instead of retrying with backoff. A delete's
-// inline purge uses it: when S3 is down, the caller should get its answer
-// at once, and the background purger retries anyway.
-func WithoutRetries(ctx context.Context) context.Context {
-	return context.WithValue(ctx, noRetryKey{}, true)
-}
-
-func callOptions(ctx context.Context) []func(*s3.Options) {
-	if ctx.Value(noRetryKey{}) == nil {
-		return nil
-	}
-	return []func(*s3.Options){func(o *s3.Options) { o.RetryMaxAttempts = 1 }}
-}
-
 // Abort aborts the multipart upload multipartID of key, if not empty, so
 // that its parts are freed. An upload already completed or aborted counts
 // as aborted.
@@ -240,7 +237,7 @@ func (s *Store) Abort(ctx context.Context, bucket, key, multipartID string) erro
 		Bucket:   aws.String(bucket),
 		Key:      aws.String(key),
 		UploadId: aws.String(multipartID),
-	}, callOptions(ctx)...)
+	}, s.removals...)
 	if err != nil && !isNoSuchUpload(err) && !isNotFound(err) {
 		return fmt.Errorf("abort multipart upload of %q: %w", key, err)
 	}
@@ -255,7 +252,7 @@ func (s *Store) AbortAll(ctx context.Context, bucket, key string) error {
 		Prefix: aws.String(key),
 	})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx, callOptions(ctx)...)
+		page, err := p.NextPage(ctx, s.removals...)
 		if isNoSuchUpload(err) || isNotFound(err) {
 			return nil // some servers answer 404 when there are none
 		}
@@ -280,7 +277,7 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
 		Bucket: aws.String(bucket),
 		Key:    aws.String(key),
-	}, callOptions(ctx)...)
+	}, s.removals...)
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete object %q: %w", key, err)
 	}
@@ -296,7 +293,7 @@ func (s *Store) isVersioned(ctx context.Context, bucket string) (bool, error) {
 			return v.enabled, nil
 		}
 	}
-	out, err := s.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)}, callOptions(ctx)...)
+	out, err := s.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)}, s.removals...)
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
@@ -336,7 +333,7 @@ func (s *Store) versionsOf(ctx context.Context, bucket, key string) ([]types.Obj
 		Prefix: aws.String(key),
 	})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx, callOptions(ctx)...)
+		page, err := p.NextPage(ctx, s.removals...)
 		if err != nil {
 			return nil, fmt.Errorf("list versions of %q: %w", key, err)
 		}
@@ -404,7 +401,7 @@ func (s *Store) deleteBatch(ctx context.Context, bucket string, ids []types.Obje
 			out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 				Bucket: aws.String(bucket),
 				Delete: &types.Delete{Objects: part, Quiet: aws.Bool(true)},
-			}, callOptions(ctx)...)
+			}, s.removals...)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -225,8 +225,8 @@ func TestNoSharedRetryQuota(t *testing.T) {
 
 // TestRemovalFailures: a removal S3 refuses is an error, never "already
 // gone" (the purge would end with the object or its parts still stored),
-// and it is retried with backoff unless the context asks for one try (a
-// delete's inline attempt, whose caller is waiting).
+// and it is retried with backoff except through Once (the purger's view:
+// a delete's inline attempt, whose caller is waiting, and the retry loop).
 func TestRemovalFailures(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	store := env.App.Store
@@ -237,19 +237,21 @@ func TestRemovalFailures(t *testing.T) {
 	env.S3.SetMode(faultproxy.InternalError)
 	for _, tc := range []struct {
 		name     string
-		ctx      context.Context
+		store    *objectstore.Store
 		attempts int64
 	}{
-		{"background", ctx, 3}, // the SDK's standard retryer: three attempts
-		{"inline", objectstore.WithoutRetries(ctx), 1},
+		{"retrying", store, 3}, // the SDK's standard retryer: three attempts
+		{"once", store.Once(), 1},
 	} {
 		for what, remove := range map[string]func(context.Context) error{
-			"Delete":  func(ctx context.Context) error { return store.Delete(ctx, env.Bucket, "kept.txt") },
-			"Abort":   func(ctx context.Context) error { return store.Abort(ctx, env.Bucket, "kept.txt", "some-upload-id") },
-			"Discard": func(ctx context.Context) error { return store.Discard(ctx, env.Bucket, "kept.txt", "some-upload-id") },
+			"Delete": func(ctx context.Context) error { return tc.store.Delete(ctx, env.Bucket, "kept.txt") },
+			"Abort":  func(ctx context.Context) error { return tc.store.Abort(ctx, env.Bucket, "kept.txt", "some-upload-id") },
+			"Discard": func(ctx context.Context) error {
+				return tc.store.Discard(ctx, env.Bucket, "kept.txt", "some-upload-id")
+			},
 		} {
 			before := env.S3.Requests()
-			err := remove(tc.ctx)
+			err := remove(ctx)
 			if n := env.S3.Requests() - before; err == nil || n != tc.attempts {
 				t.Errorf("%s, %s while S3 answers 500: error %v after %d requests; want an error after %d", tc.name, what, err, n, tc.attempts)
 			}

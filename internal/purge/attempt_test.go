@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
-	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // TestAttempt: one attempt removes everything stored under the key (the
@@ -29,7 +29,7 @@ func TestAttempt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, nil)
-			ctx := objectstore.WithoutRetries(context.Background())
+			ctx := context.Background()
 			key := w.storeObjects(1)[0]
 			create := w.Client().ObjectPurge.Create().SetBucket(w.Bucket).SetObjectKey(key).SetUploadID("upl_purged").
 				SetAbortAllMultipart(tc.abortAll).SetAttempts(1).SetNextAttemptAt(time.Now().Add(time.Minute))
@@ -64,5 +64,30 @@ func TestAttempt(t *testing.T) {
 				t.Errorf("failed purge: %+v", row)
 			}
 		})
+	}
+}
+
+// TestOneTryPerAttempt: the purger is the retry loop, with its own
+// backoff: while S3 answers 500, an attempt, inline or from the loop, asks
+// S3 once, not again after the SDK's backoff.
+func TestOneTryPerAttempt(t *testing.T) {
+	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
+	keys := w.storeObjects(2)
+	w.S3.SetMode(faultproxy.InternalError)
+	inline := w.scheduled(keys[0])
+	before := w.S3.Requests()
+	if n := w.purger().AttemptInline(context.Background(), inline...); n != 0 {
+		t.Fatalf("AttemptInline = %d purged while S3 answers 500", n)
+	}
+	if n := w.S3.Requests() - before; n != 1 {
+		t.Errorf("an inline attempt made %d requests to S3, want 1", n)
+	}
+	w.due(keys[1])
+	before = w.S3.Requests()
+	if attempted, purged, err := w.purger().RunOnce(context.Background()); attempted != 1 || purged != 0 || err != nil {
+		t.Fatalf("RunOnce = %d attempted, %d purged, %v; want the one due purge, failed", attempted, purged, err)
+	}
+	if n := w.S3.Requests() - before; n != 1 {
+		t.Errorf("the loop's attempt made %d requests to S3, want 1", n)
 	}
 }

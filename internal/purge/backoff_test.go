@@ -11,7 +11,6 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
-	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -88,7 +87,7 @@ func TestBackoffIsJittered(t *testing.T) {
 		keys[i] = fmt.Sprintf("jitter/%02d", i)
 	}
 	jobs := w.due(keys...)
-	w.purger().AttemptBatch(objectstore.WithoutRetries(context.Background()), jobs)
+	w.purger().AttemptBatch(context.Background(), jobs)
 	var first, last time.Time
 	for _, job := range jobs {
 		row := w.row(job.ID)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/faultproxy"
-	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 )
 
@@ -92,7 +91,7 @@ func TestBatchOfMixedPurges(t *testing.T) {
 	jobs = append(jobs, w.queue(otherBucket, time.Now(), "elsewhere")...)
 	traffic := w.watchS3()
 
-	if purged := w.purger().AttemptBatch(objectstore.WithoutRetries(ctx), jobs); purged != len(jobs) {
+	if purged := w.purger().AttemptBatch(ctx, jobs); purged != len(jobs) {
 		t.Errorf("AttemptBatch = %d purged, want %d", purged, len(jobs))
 	}
 	for _, key := range plain {
@@ -126,7 +125,7 @@ func TestBatchFailureAfterAPurgeVanished(t *testing.T) {
 	w.S3.SetMode(faultproxy.Unavailable)
 
 	before := time.Now()
-	if purged := w.purger().AttemptBatch(objectstore.WithoutRetries(ctx), jobs); purged != 0 {
+	if purged := w.purger().AttemptBatch(ctx, jobs); purged != 0 {
 		t.Fatalf("AttemptBatch = %d purged while S3 fails", purged)
 	}
 	after := time.Now()

@@ -2,33 +2,45 @@ package purge
 
 import (
 	"context"
-	"sync"
+	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
-	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // InlineContext bounds an S3 clean-up made on a caller's behalf: by the
-// inline timeout, detached from the caller's cancellation (a caller hanging
-// up must not cut it short), and with a single try, so that when S3 is down
-// the caller gets its answer at once and the background loop retries.
-// Under WithRequestBudget, every clean-up of the request shares one inline
-// timeout: once it is spent, the context returned is already done.
+// inline timeout, and detached from the caller's cancellation (a caller
+// hanging up must not cut it short). The purger's store tries S3 once, so
+// that when S3 is down the caller gets its answer at once and the
+// background loop retries.
+//
+// When S3 lets a clean-up run out of the inline timeout, inline clean-ups
+// pause for inlinePause: within it, the context returned is already done.
+// A request running many deletes (aliased mutations) while S3 hangs thus
+// waits out one inline timeout, not one per delete, and so do the requests
+// that follow it. Call the CancelFunc as soon as the clean-up is over: it
+// is what sees that the time ran out.
 func (p *Purger) InlineContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	timeout := p.opts.InlineTimeout
-	if b, ok := ctx.Value(budgetKey{}).(*budget); ok {
-		timeout = b.remaining(timeout)
+	if p.inline.paused() {
+		timeout = 0
 	}
-	return context.WithTimeout(objectstore.WithoutRetries(context.WithoutCancel(ctx)), timeout)
+	inlineCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	return inlineCtx, func() {
+		if timeout > 0 && errors.Is(inlineCtx.Err(), context.DeadlineExceeded) {
+			p.inline.pause()
+		}
+		cancel()
+	}
 }
 
 // AttemptInline makes the attempt right after a delete, within
 // InlineContext: one purge as one Attempt, several as one batch
-// (AttemptBatch). When the request's budget is spent it does not try: the
-// purges stay due for the background loop, untouched. It returns how many
-// objects it purged.
+// (AttemptBatch). While inline clean-ups pause it does not try: the purges
+// stay due for the background loop, untouched. It returns how many objects
+// it purged.
 func (p *Purger) AttemptInline(ctx context.Context, jobs ...*ent.ObjectPurge) int {
 	if len(jobs) == 0 {
 		return 0
@@ -36,7 +48,7 @@ func (p *Purger) AttemptInline(ctx context.Context, jobs ...*ent.ObjectPurge) in
 	ctx, cancel := p.InlineContext(ctx)
 	defer cancel()
 	if ctx.Err() != nil {
-		p.dueNow(jobs) // the request's budget is spent: the background loop takes them
+		p.dueNow(jobs) // inline clean-ups pause: the background loop takes them
 		return 0
 	}
 	if len(jobs) == 1 {
@@ -48,30 +60,23 @@ func (p *Purger) AttemptInline(ctx context.Context, jobs ...*ent.ObjectPurge) in
 	return p.AttemptBatch(ctx, jobs)
 }
 
-type budgetKey struct{}
+// inlinePause is how long inline clean-ups are skipped after S3 let one
+// run out of the inline timeout. Far longer than the rest of a request
+// takes (its deletes after the first are database work only), and short
+// enough that, once S3 answers again, deletes soon remove their objects
+// themselves; in between, the background loop does, within a poll
+// interval.
+const inlinePause = 10 * time.Second
 
-// budget is one request's time for inline clean-ups, started by the first.
-type budget struct {
-	mu       sync.Mutex
-	deadline time.Time
+// inlineBreaker is when inline clean-ups resume; the zero value lets them
+// run.
+type inlineBreaker struct {
+	until atomic.Int64 // Unix nanoseconds
 }
 
-func (b *budget) remaining(total time.Duration) time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.deadline.IsZero() {
-		b.deadline = time.Now().Add(total)
-	}
-	return time.Until(b.deadline)
-}
+func (b *inlineBreaker) paused() bool { return time.Now().UnixNano() < b.until.Load() }
 
-// WithRequestBudget makes every inline clean-up under ctx share one inline
-// timeout, so that a request running many deletes (aliased mutations) while
-// S3 is slow answers within that time, not one timeout per delete; what
-// does not fit is left to the background loop.
-func WithRequestBudget(ctx context.Context) context.Context {
-	return context.WithValue(ctx, budgetKey{}, &budget{})
-}
+func (b *inlineBreaker) pause() { b.until.Store(time.Now().Add(inlinePause).UnixNano()) }
 
 // dueNow makes purges due at once, for the background loop's next pass,
 // rather than after the inline attempt they will not get.

@@ -18,7 +18,7 @@ func TestInlineAttempt(t *testing.T) {
 	keys := w.storeObjects(4)
 	traffic := w.watchS3()
 	requests := w.S3.Requests()
-	ctx := purge.WithRequestBudget(context.Background())
+	ctx := context.Background()
 
 	if n := w.purger().AttemptInline(ctx); n != 0 || w.S3.Requests() != requests {
 		t.Errorf("AttemptInline of nothing = %d, with %d S3 requests", n, w.S3.Requests()-requests)
@@ -73,18 +73,19 @@ func TestInlineFailure(t *testing.T) {
 	}
 }
 
-// TestInlineBudget: every inline clean-up of a request shares one inline
-// timeout. When S3 hangs, the first clean-up spends it; a later one under
-// the same budget does not call S3 at all and leaves its purge due at once
-// for the background loop. Without a budget, each gets its own timeout.
-func TestInlineBudget(t *testing.T) {
+// TestInlinePause: when S3 lets an inline clean-up run out of the inline
+// timeout, the clean-ups that follow (a request's later deletes, and other
+// requests') do not call S3 at all for a while and leave their purges due
+// at once for the background loop. After the pause, a clean-up tries S3
+// again, with its own timeout.
+func TestInlinePause(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		budget      bool
+		pauseOver   bool
 		secondTries bool
 	}{
-		{"one budget for the request", true, false},
-		{"no budget", false, true},
+		{"within the pause", false, false},
+		{"after the pause", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, func(c *config.Config) {
@@ -96,9 +97,6 @@ func TestInlineBudget(t *testing.T) {
 			w.S3.SetDelay(time.Minute)
 			w.S3.SetMode(faultproxy.Slow)
 			ctx := context.Background()
-			if tc.budget {
-				ctx = purge.WithRequestBudget(ctx)
-			}
 
 			requests := w.S3.Requests()
 			if n := w.purger().AttemptInline(ctx, first); n != 0 {
@@ -106,6 +104,9 @@ func TestInlineBudget(t *testing.T) {
 			}
 			if w.S3.Requests() == requests {
 				t.Fatal("the first clean-up did not try S3")
+			}
+			if tc.pauseOver {
+				w.purger().EndInlinePause()
 			}
 			requests = w.S3.Requests()
 			if n := w.purger().AttemptInline(ctx, second); n != 0 {

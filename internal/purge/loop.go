@@ -9,7 +9,6 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
-	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/queue"
 )
 
@@ -28,10 +27,10 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 		return 0, 0, err
 	}
 	// The purger is the retry loop, with backoff between attempts: the S3
-	// client does not retry as well (WithoutRetries), one try each.
+	// client does not retry as well (objectstore's Once), one try each.
 	for _, job := range claimed {
 		attempted++
-		attemptCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), p.attemptTimeout())
+		attemptCtx, cancel := context.WithTimeout(ctx, p.attemptTimeout())
 		if p.Attempt(attemptCtx, job) == nil {
 			purged++
 		}
@@ -48,7 +47,7 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 	}
 	attempted += len(claimed)
 	// Within the lease, which the claim just began.
-	batchCtx, cancel := context.WithTimeout(objectstore.WithoutRetries(ctx), lease/2)
+	batchCtx, cancel := context.WithTimeout(ctx, lease/2)
 	defer cancel()
 	purged += p.AttemptBatch(batchCtx, claimed)
 	return attempted, purged, nil

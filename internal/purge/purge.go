@@ -65,6 +65,7 @@ type Purger struct {
 	logger  *slog.Logger
 	opts    Options
 	done    *doneRows
+	inline  inlineBreaker // when inline clean-ups resume (inline.go)
 }
 
 // New returns a Purger.

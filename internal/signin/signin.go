@@ -42,18 +42,18 @@ func Digest(issuer, subject string) string {
 type Resolver struct {
 	client *ent.Client
 	create bool
-	lookup string
+	lookup *database.Statement
 }
 
 // NewResolver returns a Resolver; with create, an identity that belongs to
 // no user (and was never a deleted user's) makes its user.
 func NewResolver(client *ent.Client, create bool) *Resolver {
-	lookup, _ := sql.Dialect(dialect.Postgres).
+	query, _ := sql.Dialect(dialect.Postgres).
 		Select(identity.FieldUserID).
 		From(sql.Table(identity.Table)).
 		Where(sql.And(sql.EQ(identity.FieldIssuer, ""), sql.EQ(identity.FieldSubject, ""))).
 		Query()
-	return &Resolver{client: client, create: create, lookup: lookup}
+	return &Resolver{client: client, create: create, lookup: database.Prepare(client, query)}
 }
 
 // UserOf returns the id of the user whose identity (issuer, subject) is,
@@ -108,7 +108,7 @@ func (r *Resolver) UserOf(ctx context.Context, issuer, subject, email string) (s
 
 // find returns the user of an identity, or "" when it has none.
 func (r *Resolver) find(ctx context.Context, issuer, subject string) (string, error) {
-	rows, err := r.client.QueryContext(database.Prepared(ctx), r.lookup, issuer, subject)
+	rows, err := r.lookup.QueryContext(ctx, issuer, subject)
 	if err != nil {
 		return "", fmt.Errorf("look up identity: %w", err)
 	}
