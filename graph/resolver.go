@@ -55,15 +55,15 @@ type Options struct {
 	// WebhookAllowHTTP accepts http:// endpoints, not only https://.
 	WebhookAllowHTTP bool
 	Metrics          *metrics.Metrics
-	// Commits commits concurrent deletes together, one commit for all of
-	// them, on SQLite (database.Group); nil: one transaction each.
+	// Commits is the commit group deletes share (database.Group: one
+	// commit for concurrent ones on SQLite); nil: a group of their own.
 	Commits *database.Group
 }
 
 // NewResolver returns the root resolver.
 func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Purger, logger *slog.Logger, opts Options) *Resolver {
 	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts,
-		deletes:  cmp.Or(opts.Commits, database.NewGroup(client, false)),
+		deletes:  cmp.Or(opts.Commits, database.NewGroup(client)),
 		ownedOne: database.Prepare(client, ownedOneQuery())}
 }
 

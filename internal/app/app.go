@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	warnIfDataDirShared(logger, cfg)
 	// On SQLite, concurrent deletes, and the ends of their purges, share
 	// commits (and their fsyncs).
-	commits := database.NewGroup(client, cfg.SQLite())
+	commits := database.NewGroup(client)
 	// The purger is the retry loop, with its own backoff: its store tries
 	// S3 once per call.
 	a.Purger = purge.New(client, a.Store.Once(), logger, purge.Options{

@@ -336,12 +336,6 @@ func (c *Config) EmbeddedS3Dir() string { return filepath.Join(c.DataDir, "s3") 
 // EmbeddedDatabase reports whether the service uses the default SQLite file.
 func (c *Config) EmbeddedDatabase() bool { return c.DatabaseURL == "" }
 
-// SQLite reports whether the database is SQLite: the embedded one, or a
-// sqlite:// DATABASE_URL.
-func (c *Config) SQLite() bool {
-	return c.EmbeddedDatabase() || strings.HasPrefix(c.DatabaseURL, "sqlite://")
-}
-
 // EmbeddedS3 reports whether the service runs its own S3 server.
 func (c *Config) EmbeddedS3() bool { return c.S3Bucket == "" }
 

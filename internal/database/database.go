@@ -37,7 +37,7 @@ func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 	if drv.Dialect() == dialect.SQLite {
 		d.writers = newWriters(checkpoints.wake)
 	}
-	return NewClient(d), nil
+	return ent.NewClient(ent.Driver(d)), nil
 }
 
 // driver is Ent's SQL driver with, on SQLite, transactions queued for

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"entgo.io/ent/dialect"
+
 	"github.com/safedelete/uploads/ent"
 )
 
@@ -35,10 +37,10 @@ type Group struct {
 // them does not wait for many others' work.
 const maxGroup = 64
 
-// NewGroup returns a Group of client's transactions; enabled says whether
-// to group them (SQLite) or not.
-func NewGroup(client *ent.Client, enabled bool) *Group {
-	return &Group{client: client, enabled: enabled}
+// NewGroup returns a Group of client's transactions: grouped on SQLite,
+// one each on PostgreSQL.
+func NewGroup(client *ent.Client) *Group {
+	return &Group{client: client, enabled: Dialect(client) == dialect.SQLite}
 }
 
 type call struct {

@@ -36,7 +36,7 @@ func newGroupWorld(t *testing.T) *groupWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	w.client, w.group = client, NewGroup(client, true)
+	w.client, w.group = client, NewGroup(client)
 	return w
 }
 

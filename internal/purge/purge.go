@@ -52,9 +52,8 @@ type Options struct {
 	// purge of an upload deleted while PENDING waits it out.
 	UploadTimeout time.Duration
 	Metrics       *metrics.Metrics
-	// Commits, if set, commits the ends of finished purges together with
-	// other transactions of it (the deletes': database.Group); otherwise
-	// each end is its own transaction.
+	// Commits is the commit group the ends of finished purges share with
+	// the deletes (database.Group); nil: a group of their own.
 	Commits *database.Group
 }
 
@@ -71,7 +70,7 @@ type Purger struct {
 // New returns a Purger.
 func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts Options) *Purger {
 	if opts.Commits == nil {
-		opts.Commits = database.NewGroup(client, false)
+		opts.Commits = database.NewGroup(client)
 	}
 	p := &Purger{client: client, objects: objects, logger: logger, opts: opts}
 	p.done = newDoneRows(p.finish, logger)

@@ -188,7 +188,7 @@ func countingClient(t *testing.T, url string, statements *atomic.Int64) *ent.Cli
 			statements.Add(1)
 		}
 	})
-	return database.NewClient(counted)
+	return ent.NewClient(ent.Driver(counted))
 }
 
 // TestClaimersRace: workers claiming the same due rows at once never take
