@@ -30,6 +30,7 @@ func open(t *testing.T) *ent.Client {
 }
 
 func TestActorFrom(t *testing.T) {
+	t.Parallel()
 	base := context.Background()
 	asKey := viewer.NewContext(base, viewer.Viewer{UserID: "usr_1", APIKeyID: "key_1"})
 	for _, c := range []struct {
@@ -56,6 +57,7 @@ func TestActorFrom(t *testing.T) {
 // its rollback), each queued for webhooks except EXPIRED, which has no
 // webhook event.
 func TestRecord(t *testing.T) {
+	t.Parallel()
 	client := open(t)
 	ctx := audit.ViaREST(viewer.NewContext(context.Background(), viewer.Viewer{UserID: "usr_1", APIKeyID: "key_1"}))
 	endpoint := client.WebhookEndpoint.Create().SetOwnerID("usr_1").SetURL("https://hooks.example.com").
@@ -116,6 +118,7 @@ func TestRecord(t *testing.T) {
 // TestPrune deletes exactly the events older than the cutoff, past one
 // batch.
 func TestPrune(t *testing.T) {
+	t.Parallel()
 	client := open(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -145,6 +148,7 @@ func TestPrune(t *testing.T) {
 // TestRecordMany: a batch's worth and more in one call, past both
 // engines' limits on one statement's parameters.
 func TestRecordMany(t *testing.T) {
+	t.Parallel()
 	client := open(t)
 	ctx := audit.WithActor(context.Background(), audit.Janitor)
 	subjects := make([]audit.Subject, 10_000)
