@@ -62,6 +62,7 @@ func runCommandLine(t *testing.T, env map[string]string, args ...string) command
 // deliberate change: go test -run TestCommandLineGolden -update, and
 // review the diff.
 func TestCommandLineGolden(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		env  map[string]string
@@ -97,6 +98,7 @@ func TestCommandLineGolden(t *testing.T) {
 		{"error-grace-malformed", nil, []string{"reconcile", "--grace", "soon"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			dataDir := filepath.Join(t.TempDir(), "data")
 			env := map[string]string{"DATA_DIR": dataDir}
 			for k, v := range c.env {
@@ -154,6 +156,7 @@ func transcript(env map[string]string, args []string, run commandLineRun) string
 
 // TestShellCompletion: the library's completion scripts for bash and zsh.
 func TestShellCompletion(t *testing.T) {
+	t.Parallel()
 	for shell, marker := range map[string]string{"bash": "__start_uploads", "zsh": "#compdef uploads"} {
 		run := runCommandLine(t, nil, "completion", shell)
 		if run.status != 0 || !strings.Contains(run.stdout, marker) {
@@ -164,6 +167,7 @@ func TestShellCompletion(t *testing.T) {
 
 // TestVersionWithoutVCS: a binary built without VCS stamping says so.
 func TestVersionWithoutVCS(t *testing.T) {
+	t.Parallel()
 	got := versionText(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/safedelete/uploads", Version: "(devel)"}}, true)
 	want := "uploads (devel)\nmodule:   github.com/safedelete/uploads\n" +
 		"revision: unknown (built outside a VCS checkout, or with -buildvcs=false)\ngo:       go1.26.8\n"

@@ -29,6 +29,7 @@ import (
 // reconcile found drift (repaired or not), 2 when it could not tell, so
 // that cron and CI can act on the status alone.
 func TestReconcileExitCodes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	serveFor(t, dir, freeAddr(t), func() {}) // two demo uploads
 	env := map[string]string{"DATA_DIR": dir}
@@ -68,6 +69,7 @@ func TestReconcileExitCodes(t *testing.T) {
 // TestPortTaken: a start on a port in use fails at once, naming the
 // setting, and writes nothing to disk.
 func TestPortTaken(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +88,7 @@ func TestPortTaken(t *testing.T) {
 // TestFindUsersAndKeys: an operator who lost the demo key finds the user
 // and the key's id from the command line, revokes it and issues another.
 func TestFindUsersAndKeys(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out, _ := serveFor(t, dir, freeAddr(t), func() {})
 	userID := regexp.MustCompile(`user id: +(usr_[0-9a-f]+)`).FindStringSubmatch(out)
@@ -157,6 +160,7 @@ func TestFindUsersAndKeys(t *testing.T) {
 // TestFirstStartWithBucket: with S3_BUCKET set, the first start writes no
 // demo object into the bucket unless asked with --demo.
 func TestFirstStartWithBucket(t *testing.T) {
+	// Serial: it sets the process's AWS_* environment (t.Setenv).
 	srv := startEmbeddedS3(t, t.TempDir())
 	defer srv.Close(context.Background())
 	client := embeddedClient(t, srv)
@@ -205,6 +209,7 @@ func TestFirstStartWithBucket(t *testing.T) {
 // text, its duration in duration_ms, and its route labelled "METHOD /path"
 // as in the metrics; the playground's icon is served.
 func TestRequestLogsAndMetrics(t *testing.T) {
+	t.Parallel()
 	addr := freeAddr(t)
 	base := "http://" + addr
 	var metrics string
@@ -255,6 +260,7 @@ func TestRequestLogsAndMetrics(t *testing.T) {
 // TestAuditCommand: after an account erasure, the operator reads the
 // user's trail: every upload's creation and its deletion by the cli.
 func TestAuditCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out, _ := serveFor(t, dir, freeAddr(t), func() {}) // two demo uploads
 	userID := regexp.MustCompile(`user id: +(usr_[0-9a-f]+)`).FindStringSubmatch(out)
@@ -303,6 +309,7 @@ func TestAuditCommand(t *testing.T) {
 // has every scope and never expires; a mistyped scope or a past expiry is
 // refused, naming what is wrong, and makes no key.
 func TestKeysWithScopesAndExpiry(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"DATA_DIR": filepath.Join(t.TempDir(), "data")}
 	run := runCommandLine(t, env, "users", "create", "--email", "ops@example.com", "--json")
 	var created struct {
@@ -404,6 +411,7 @@ func nextDay(t *testing.T, day string) string {
 // the identities, and deletes the user with them; a subject belongs to one
 // user at a time, and the issuer must be set.
 func TestUsersWithSubject(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	const issuer = "https://id.example.com"
 	env := map[string]string{"DATA_DIR": dir, "AUTH_ISSUER": issuer, "AUTH_AUDIENCE": "uploads"}

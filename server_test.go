@@ -54,6 +54,7 @@ func (p *printed) UnmarshalJSON(b []byte) error {
 }
 
 func TestManagementCommands(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 
 	out, _, err := cli(t, dir, "users", "create", "--email", "Ada@Example.com", "--json")
@@ -98,6 +99,7 @@ func TestManagementCommands(t *testing.T) {
 }
 
 func TestFlagsOverrideEnvironment(t *testing.T) {
+	t.Parallel()
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	var cfg config.Config
 	settings := config.Register(fs, &cfg, config.All)
@@ -120,6 +122,7 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 // TestSettingsInScope: a command offers only the settings it uses, and the
 // others keep their defaults.
 func TestSettingsInScope(t *testing.T) {
+	t.Parallel()
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	var cfg config.Config
 	settings := config.Register(fs, &cfg, config.ForDatabase)
@@ -147,6 +150,7 @@ func TestSettingsInScope(t *testing.T) {
 // it seeds a demo user, prints a curl line that works, shuts down cleanly on
 // a signal, and does not seed again on the next start.
 func TestFirstStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	out, _ := serveFor(t, dir, addr, func() {})
@@ -255,6 +259,7 @@ func envOf(env map[string]string) func(string) (string, bool) {
 // files, the embedded bucket's objects) is its owner's alone, and start-up
 // warns about the directory.
 func TestDataDirPermissions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -297,6 +302,7 @@ func TestDataDirPermissions(t *testing.T) {
 // TestReconcileCommand plants an orphan in the embedded bucket of a stopped
 // service and finds it with `reconcile --json`, then queues it with --repair.
 func TestReconcileCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	serveFor(t, dir, freeAddr(t), func() {}) // seeds two demo uploads
 	plantObject(t, dir, "stray.bin")
@@ -327,6 +333,7 @@ func TestReconcileCommand(t *testing.T) {
 // TestUsersDeleteCommand: erasing the demo user removes their uploads'
 // records and objects, their keys and the user, and says how many.
 func TestUsersDeleteCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	serveFor(t, dir, freeAddr(t), func() {}) // seeds a demo user with two uploads
 	client, err := app.OpenDatabase(context.Background(), &config.Config{DataDir: dir})

@@ -70,6 +70,7 @@ var outOfRange = []struct{ env, value string }{
 // with an error naming the setting, the value and the limits, a non-zero
 // exit status, and nothing written: the data directory is not even made.
 func TestSettingOutOfRange(t *testing.T) {
+	t.Parallel()
 	commands := []struct {
 		args   []string
 		scope  config.Scope
@@ -89,6 +90,7 @@ func TestSettingOutOfRange(t *testing.T) {
 				continue
 			}
 			t.Run(row.env+"="+row.value+"/"+strings.Join(c.args, " "), func(t *testing.T) {
+				t.Parallel()
 				dataDir := filepath.Join(t.TempDir(), "data")
 				// ADDR: should the server start by mistake, it takes no
 				// port of anyone's.
@@ -116,6 +118,7 @@ func TestSettingOutOfRange(t *testing.T) {
 // TestSettingsThatDoNotGoTogether: a largest upload that would need more
 // than S3's 10,000 parts of the part size stops start-up, naming both.
 func TestSettingsThatDoNotGoTogether(t *testing.T) {
+	t.Parallel()
 	dataDir := filepath.Join(t.TempDir(), "data")
 	env := map[string]string{"DATA_DIR": dataDir, "ADDR": "127.0.0.1:0", "MAX_UPLOAD_SIZE": "200000000000", "S3_PART_SIZE": "16777216"}
 	run := runCommandLine(t, env)
@@ -147,9 +150,11 @@ func settingNamed(t *testing.T, env string) config.Setting {
 // the webhook key file (it opens every endpoint's signing secret), naming
 // the file and its mode, and is quiet about a private one.
 func TestWebhookKeyFilePermissions(t *testing.T) {
+	t.Parallel()
 	key := base64.StdEncoding.EncodeToString(make([]byte, webhook.KeySize)) + "\n"
 	for _, mode := range []os.FileMode{0o644, 0o640, 0o600} {
 		t.Run(fmt.Sprintf("%#o", mode), func(t *testing.T) {
+			t.Parallel()
 			dataDir := t.TempDir()
 			keyFile := filepath.Join(t.TempDir(), "webhook.key")
 			if err := os.WriteFile(keyFile, []byte(key), 0o600); err != nil {

@@ -65,6 +65,7 @@ func kinds(events []auditEvent) []string {
 // TestAuditTrail follows one upload through its life, by every interface,
 // and reads the trail back: newest first, who, through what, which request.
 func TestAuditTrail(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, withTrash(time.Hour))
 	ownerID, key := env.NewUser()
 	_, otherKey := env.NewUser()
@@ -155,6 +156,7 @@ func TestAuditTrail(t *testing.T) {
 // TestAuditRolledBackDeleteLeavesNoEvent: a delete whose transaction fails
 // (here, writing its purge note) records nothing.
 func TestAuditRolledBackDeleteLeavesNoEvent(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	a := env.MustUpload(key, "a.txt", []byte("a"))

@@ -61,6 +61,7 @@ func ids(uploads ...*ent.Upload) []string {
 // TestDeleteUploadsContract walks deleteUploads' documented cases: input,
 // payload, and what is left in the database and the bucket.
 func TestDeleteUploadsContract(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	_, otherKey := env.NewUser()
@@ -125,6 +126,7 @@ func TestDeleteUploadsContract(t *testing.T) {
 // TestDeleteUploadsAllOrNothing: a database failure in the transaction
 // deletes none of the selection.
 func TestDeleteUploadsAllOrNothing(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	a := env.MustUpload(key, "a.txt", []byte("a"))
@@ -142,6 +144,7 @@ func TestDeleteUploadsAllOrNothing(t *testing.T) {
 // the same uploads, at once: each upload is deleted exactly once, and
 // reported deleted by that call only.
 func TestDeleteUploadsConcurrent(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	var uploads []*ent.Upload
@@ -187,6 +190,7 @@ func TestDeleteUploadsConcurrent(t *testing.T) {
 // delete keep their purges, and are purged once S3 recovers; the others
 // are done at once.
 func TestDeleteUploadsS3FailsSomeKeys(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, key := env.NewUser()
 	var uploads []*ent.Upload
@@ -248,6 +252,7 @@ func deleteWhere(t *testing.T, env *testenv.Env, key string, where map[string]an
 // TestDeleteUploadsWhereContract: the filter of viewer.uploads picks the
 // caller's uploads to delete, never anyone else's.
 func TestDeleteUploadsWhereContract(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	_, otherKey := env.NewUser()
@@ -287,6 +292,7 @@ func TestDeleteUploadsWhereContract(t *testing.T) {
 // TestDeleteUploadsWhereHasMore: past 10,000 uploads one call deletes
 // 10,000 and says there is more; the next call finishes.
 func TestDeleteUploadsWhereHasMore(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	userID, key := env.NewUser()
 	ctx := context.Background()
@@ -316,6 +322,7 @@ func TestDeleteUploadsWhereHasMore(t *testing.T) {
 // removed while the next batch's transaction runs), and each object is
 // removed by the call itself, not left to the background purger.
 func TestDeleteUploadsWhereEveryBatchPurged(t *testing.T) {
+	t.Parallel()
 	// A generous inline budget: three batches' removals must fit in it on a
 	// loaded machine too (PostgreSQL under a parallel test run once took
 	// past testenv's 2 s), and the bug guarded against leaves objects or
@@ -327,13 +334,26 @@ func TestDeleteUploadsWhereEveryBatchPurged(t *testing.T) {
 	ctx := context.Background()
 	const total = 2*graph.MaxDeleteIDs + 500
 	creates := make([]*ent.UploadCreate, total)
-	for i := range creates {
-		objectKey := fmt.Sprintf("uploads/%s/%05d", userID, i)
-		if err := env.Direct.Put(ctx, objectKey, strings.NewReader("x"), 1, "text/plain", nil); err != nil {
-			t.Fatal(err)
-		}
-		creates[i] = env.Client().Upload.Create().SetOwnerID(userID).SetFilename("f").SetContentType("text/plain").
-			SetSize(1).SetStatus(upload.StatusCOMPLETED).SetBucket(env.Bucket).SetObjectKey(objectKey)
+	// The objects are stored by several writers at once: one by one, the
+	// embedded server's two fsyncs per object made this the slowest test.
+	const writers = 16
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < total; i += writers {
+				objectKey := fmt.Sprintf("uploads/%s/%05d", userID, i)
+				if err := env.Direct.Put(ctx, objectKey, strings.NewReader("x"), 1, "text/plain", nil); err != nil {
+					t.Error(err)
+					return
+				}
+				creates[i] = env.Client().Upload.Create().SetOwnerID(userID).SetFilename("f").SetContentType("text/plain").
+					SetSize(1).SetStatus(upload.StatusCOMPLETED).SetBucket(env.Bucket).SetObjectKey(objectKey)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	for part := range slices.Chunk(creates, 1000) {
 		env.Client().Upload.CreateBulk(part...).ExecX(ctx)

@@ -79,6 +79,7 @@ func checkCostRow(t *testing.T, env *testenv.Env, key string, row costRow) {
 // refused row answered 200 with its data before (the deliveries one:
 // 226–316 MB in 13–23 s with 10 endpoints of 100 deliveries each).
 func TestOperationCost(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.GraphQLComplexityLimit = 1000
 	}})
@@ -149,6 +150,7 @@ func TestOperationCost(t *testing.T) {
 // them does not: a frontend's dashboard of every endpoint with its 20 latest
 // deliveries is not refused, and the limit still bounds what aliases buy.
 func TestDocumentedUsesFit(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.GraphQLComplexityLimit = config.Defaults().GraphQLComplexityLimit
 	}})
@@ -173,6 +175,7 @@ func TestDocumentedUsesFit(t *testing.T) {
 // naming the limit, and nothing is deleted (it was INTERNAL_SERVER_ERROR,
 // "Failed to delete upload record", from SQLite's limits, logged at ERROR).
 func TestOversizedFilterDeletesNothing(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	kept := env.MustUpload(key, "0.txt", []byte("x"))
@@ -202,6 +205,7 @@ func TestOversizedFilterDeletesNothing(t *testing.T) {
 // context ends; before the deadline existed it was held by the guard
 // below and then deleted.
 func TestOperationDeadline(t *testing.T) {
+	// Serial: it holds the second delete for a one-second deadline that a busy machine must not spend on the first.
 	const timeout = time.Second
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.GraphQLTimeout = timeout }})
 	_, key := env.NewUser()
@@ -276,6 +280,7 @@ func fullWorld(t testing.TB, env *testenv.Env, userID string) {
 // TestCostDocumented: the schema tells a caller the cost model's numbers
 // where they read about the fields it prices.
 func TestCostDocumented(t *testing.T) {
+	t.Parallel()
 	schema := graph.ServedSchema()
 	viewer := schema.Query.Fields.ForName("viewer").Description
 	for _, n := range []int{config.Defaults().GraphQLComplexityLimit, graph.MaxPageSize, webhook.MaxEndpointsPerOwner,

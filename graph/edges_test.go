@@ -23,6 +23,7 @@ import (
 
 // TestLimitsAtTheirValue: exactly the documented limit is allowed.
 func TestLimitsAtTheirValue(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 
@@ -52,6 +53,7 @@ func TestLimitsAtTheirValue(t *testing.T) {
 
 // TestContentTypeKept: the content type the client sent is the upload's.
 func TestContentTypeKept(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	res := env.UploadFile(key, "notes.txt", "text/plain; charset=utf-8", []byte("n"))
@@ -66,6 +68,7 @@ func TestContentTypeKept(t *testing.T) {
 
 // TestNodeOfMine: node(id) finds the caller's own upload and user record.
 func TestNodeOfMine(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	userID, key := env.NewUser()
 	u := env.MustUpload(key, "mine.txt", []byte("m"))
@@ -81,6 +84,7 @@ func TestNodeOfMine(t *testing.T) {
 // TestAuditEventsPageInfo: first: 0 is an empty page, a page holding the
 // last events has no next one, and a page after a cursor has a previous one.
 func TestAuditEventsPageInfo(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	ownerID, key := env.NewUser()
 	ctx := context.Background()
@@ -124,6 +128,7 @@ func TestAuditEventsPageInfo(t *testing.T) {
 
 // TestDeliveriesFirst: an endpoint's deliveries(first: 1) is one delivery.
 func TestDeliveriesFirst(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	userID, key := env.NewUser()
 	ctx := context.Background()
@@ -151,6 +156,7 @@ func TestDeliveriesFirst(t *testing.T) {
 // TestPurgeTrashPastOneBatch: emptying a trash of more than one batch
 // empties all of it, and says how many.
 func TestPurgeTrashPastOneBatch(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, withTrash(time.Hour))
 	userID, _ := env.NewUser()
 	ctx := context.Background()
@@ -174,6 +180,7 @@ func TestPurgeTrashPastOneBatch(t *testing.T) {
 // TestPurgeTrashCountsObjects: emptying a trash whose uploads have objects
 // says how many it purged, and the objects are gone.
 func TestPurgeTrashCountsObjects(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, withTrash(time.Hour))
 	userID, key := env.NewUser()
 	var ids []string
@@ -197,6 +204,7 @@ func TestPurgeTrashCountsObjects(t *testing.T) {
 // when the object cannot go yet: the upload leaves the trash listing and can
 // no longer be restored; its purge is left to the background loop.
 func TestPurgeUploadWhileS3IsDown(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, withTrash(time.Hour))
 	_, key := env.NewUser()
 	u := env.MustUpload(key, "gone.txt", []byte("g"))

@@ -51,6 +51,7 @@ func expectError(t *testing.T, res testenv.GraphQLResponse, code, message string
 }
 
 func TestDeleteUploadErrors(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	_, otherKey := env.NewUser()
@@ -88,6 +89,7 @@ func TestDeleteUploadErrors(t *testing.T) {
 }
 
 func TestDeleteUploadSucceedsOnce(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))
@@ -112,6 +114,7 @@ func TestDeleteUploadSucceedsOnce(t *testing.T) {
 // TestDeleteUploadIgnoresASCIISpace: ASCII whitespace around an id, as a
 // form or a JSON string may carry it, is not part of the id.
 func TestDeleteUploadIgnoresASCIISpace(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))
@@ -123,6 +126,7 @@ func TestDeleteUploadIgnoresASCIISpace(t *testing.T) {
 }
 
 func TestDatabaseFailureIsInternal(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))
@@ -141,6 +145,7 @@ func TestDatabaseFailureIsInternal(t *testing.T) {
 // another record still uses it: a second record of a key is refused, and
 // the object goes with its one record.
 func TestObjectKeysAreNotShared(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	userID, key := env.NewUser()
 	first := env.MustUpload(key, "a.txt", []byte("mine alone"))
@@ -163,6 +168,7 @@ func TestObjectKeysAreNotShared(t *testing.T) {
 }
 
 func TestQueriesSeeOnlyOwnUploads(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	userID, key := env.NewUser()
 	otherID, otherKey := env.NewUser()
@@ -209,6 +215,7 @@ func TestQueriesSeeOnlyOwnUploads(t *testing.T) {
 }
 
 func TestViewerUploadsConnection(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	_, otherKey := env.NewUser()
@@ -269,6 +276,7 @@ func TestViewerUploadsConnection(t *testing.T) {
 }
 
 func TestUploadFile(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 
@@ -361,6 +369,7 @@ func fragmentBomb(n int) string {
 }
 
 func TestOperationLimits(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.GraphQLDepthLimit = 4
 		c.GraphQLComplexityLimit = 20
@@ -406,6 +415,7 @@ func TestOperationLimits(t *testing.T) {
 // failed half-way, and whose clean-up could not reach S3 either, leaves an
 // incomplete multipart upload; deleting the upload aborts it.
 func TestFailedMultipartUploadAbortedOnDelete(t *testing.T) {
+	t.Parallel()
 	const partSize = 5 << 20
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.S3PartSize = partSize
@@ -434,6 +444,7 @@ func TestFailedMultipartUploadAbortedOnDelete(t *testing.T) {
 // its object unknown: a purge that waits out the upload's deadline names
 // the key from the delete on.
 func TestDeleteWhileUploading(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, key := env.NewUser()
 	putArrived, releasePut := make(chan struct{}), make(chan struct{})
@@ -487,6 +498,7 @@ func TestDeleteWhileUploading(t *testing.T) {
 // multipart upload and recording its id leaves a PENDING record without the
 // id; deleting it still aborts the incomplete upload.
 func TestDeletePendingAbortsUnrecordedMultipart(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	userID, key := env.NewUser()
 	ctx := context.Background()
@@ -517,6 +529,7 @@ func TestDeletePendingAbortsUnrecordedMultipart(t *testing.T) {
 // TestInternalErrorsStayInternal: a failure of ours (here the database) is
 // shown as a generic internal error, never with its detail, and logged.
 func TestInternalErrorsStayInternal(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	if _, err := env.Client().ExecContext(context.Background(), "DROP TABLE uploads"); err != nil {

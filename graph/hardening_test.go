@@ -51,6 +51,7 @@ func aliasedDeletes(uploads []*ent.Upload) string {
 // TestMutationFieldLimit: one request runs at most MaxMutationFields
 // mutation fields, fragments counted; past that nothing runs at all.
 func TestMutationFieldLimit(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	var uploads []*ent.Upload
@@ -80,6 +81,7 @@ func TestMutationFieldLimit(t *testing.T) {
 // deletes spends one inline timeout in all, not one per delete; the
 // objects it had no time for are purged by the background purger.
 func TestInlinePurgeBudgetPerRequest(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true, Configure: func(c *config.Config) {
 		c.PurgeInlineTimeout = 300 * time.Millisecond
 	}})
@@ -116,6 +118,7 @@ func TestInlinePurgeBudgetPerRequest(t *testing.T) {
 // TestOneFileForTwoUploads: a file part mapped to two variables, or one
 // variable passed to two fields, gives every upload the whole file.
 func TestOneFileForTwoUploads(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	const content = "the same bytes twice"
@@ -149,6 +152,7 @@ func TestOneFileForTwoUploads(t *testing.T) {
 // TestMalformedMultipartMap: map paths that name no place in the variables
 // are the caller's error, answered as such, never a panic.
 func TestMalformedMultipartMap(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	single := `{"query":"mutation($f: File!) { uploadFile(file: $f) { id } }","variables":{"f":null}}`
@@ -181,6 +185,7 @@ func TestMalformedMultipartMap(t *testing.T) {
 // (NUL, invalid UTF-8, very long strings, deep nesting) is BAD_USER_INPUT on
 // every database engine, and nothing is logged as a failure of ours.
 func TestInputStringsAreTheCallersFault(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	mine := env.MustUpload(key, "kept.txt", []byte("kept"))
@@ -235,6 +240,7 @@ func TestInputStringsAreTheCallersFault(t *testing.T) {
 // engine: exactly one answers 200, the other 404, and the object is purged
 // once.
 func TestRacingDeletesOneWins(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	u := env.MustUpload(key, "twice.txt", []byte("x"))
@@ -267,6 +273,7 @@ func TestRacingDeletesOneWins(t *testing.T) {
 // delete's object is being removed does not cut the removal short: the
 // object is gone, no purge is left, and no failure is counted.
 func TestInlinePurgeOutlivesItsCaller(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, key := env.NewUser()
 	u := env.MustUpload(key, "hangup.txt", []byte("x"))

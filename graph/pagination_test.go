@@ -17,6 +17,7 @@ import (
 // BAD_USER_INPUT saying so (not a complexity error); a page of the maximum
 // fits the default complexity limit; the schema documents both numbers.
 func TestUploadsPageSize(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.GraphQLComplexityLimit = config.Defaults().GraphQLComplexityLimit
 	}})

@@ -59,6 +59,7 @@ func purgeDue(t *testing.T, env *testenv.Env, uploadID string) {
 // record and trash entry gone) — never an upload listed whose object is
 // gone, nor an object that nothing knows about.
 func TestRestoreRacesPurgeClaim(t *testing.T) {
+	t.Parallel()
 	postgres := os.Getenv("TEST_DATABASE_URL") != "" // as testenv decides
 	cases := []struct {
 		name string
@@ -114,6 +115,7 @@ func TestRestoreRacesPurgeClaim(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			opts := withTrash(time.Hour)
 			opts.NoPurgeLoop = true
 			env := testenv.New(t, opts)

@@ -74,6 +74,7 @@ func rowCounts(t *testing.T, env *testenv.Env) map[string]int {
 // event or delivery was added. By REST, GraphQL, deleteUploads and
 // deleteUploadsWhere.
 func TestDeleteFailingLateChangesNothing(t *testing.T) {
+	t.Parallel()
 	failures := []struct{ name, table, op, column string }{
 		{"record", "uploads", "DELETE", "id"},
 		{"purge note", "object_purges", "INSERT", "upload_id"},
@@ -108,6 +109,7 @@ func TestDeleteFailingLateChangesNothing(t *testing.T) {
 	for _, failure := range failures {
 		for _, way := range ways {
 			t.Run(failure.name+"/"+way.name, func(t *testing.T) {
+				t.Parallel()
 				env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { withWebhooks(c) }})
 				_, key := env.NewUser()
 				h := newHook(t)

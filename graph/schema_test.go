@@ -17,6 +17,7 @@ var update = flag.Bool("update", false, "rewrite api.graphql from the served sch
 // the committed api.graphql, so that every change to the public API shows up
 // in review. After a deliberate change: go test ./graph -run TestPublishedSchema -update
 func TestPublishedSchema(t *testing.T) {
+	t.Parallel()
 	schema := graph.ServedSchema()
 	var served bytes.Buffer
 	formatter.NewFormatter(&served).FormatSchema(schema)

@@ -165,6 +165,7 @@ var scopeRows = []scopeRow{
 // WebhookEndpoint in the served schema has a row in scopeRows, so a new
 // field cannot ship without saying (and TestScopes proving) what it needs.
 func TestEveryFieldHasAScope(t *testing.T) {
+	t.Parallel()
 	schema := graph.ServedSchema()
 	listed := map[string]bool{}
 	for _, row := range scopeRows {
@@ -199,6 +200,7 @@ func TestEveryFieldHasAScope(t *testing.T) {
 // that scope alone succeeds. Fields for any credential work with a key of
 // any single scope.
 func TestScopes(t *testing.T) {
+	t.Parallel()
 	w := newScopeWorld(t)
 	for _, row := range scopeRows {
 		name := row.field
@@ -236,6 +238,7 @@ func TestScopes(t *testing.T) {
 // FORBIDDEN whatever the id names (the caller's thing, another user's,
 // nothing, or nothing well-formed), so a missing scope reveals nothing.
 func TestForbiddenBeforeLookup(t *testing.T) {
+	t.Parallel()
 	w := newScopeWorld(t)
 	theirs := w.env.MustUpload(w.strangerKey, "theirs.txt", []byte("theirs"))
 	mine := w.newUpload(t)

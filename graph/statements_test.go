@@ -54,6 +54,7 @@ func (s *statements) record(on bool) []string {
 // object is gone, one background transaction ends the purge and records
 // its "purged" event. (SQLite: the engine the statements are counted on.)
 func TestDeleteStatements(t *testing.T) {
+	t.Parallel()
 	var s statements
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true, Configure: func(cfg *config.Config) {
 		cfg.DatabaseURL = "" // the SQLite file in DataDir, whatever TEST_DATABASE_URL says

@@ -100,6 +100,7 @@ func closeWindow(t *testing.T, env *testenv.Env, id string) {
 // TestTrashContract walks the trash's cases: a delete that keeps the object
 // for the window, restore, purge, the window's end, other users.
 func TestTrashContract(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, withTrash(time.Hour))
 	_, key := env.NewUser()
 	_, otherKey := env.NewUser()
@@ -231,6 +232,7 @@ func TestTrashContract(t *testing.T) {
 // TestTrashOffPurgesAtOnce: with no window (the default), a delete purges
 // at once and nothing is restorable.
 func TestTrashOffPurgesAtOnce(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	a := env.MustUpload(key, "a.txt", []byte("a"))
@@ -259,6 +261,7 @@ func TestTrashOffPurgesAtOnce(t *testing.T) {
 // back with its object (and no purge pending), or gone with its object and
 // its restore NOT_FOUND: never a record without its object.
 func TestRestoreRacesPurger(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, withTrash(time.Hour))
 	_, key := env.NewUser()
 	const n = 40

@@ -16,6 +16,7 @@ import (
 // leave not one version nor delete marker of their objects (a plain
 // DeleteObjects would only add a marker and keep every byte).
 func TestVersionedDeletesLeaveNoVersion(t *testing.T) {
+	t.Parallel()
 	env := testenv.NewVersioned(t, testenv.Options{})
 	_, key := env.NewUser()
 	ctx := context.Background()

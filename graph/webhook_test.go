@@ -127,6 +127,7 @@ func register(t *testing.T, env *testenv.Env, key, url string, events []string) 
 // Standard Webhooks library, of every change to their upload, in order,
 // and of nobody else's.
 func TestWebhooksFollowAnUpload(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		withWebhooks(c)
 		c.DeleteRetention = time.Hour
@@ -175,6 +176,7 @@ func TestWebhooksFollowAnUpload(t *testing.T) {
 // TestWebhookSecretSealed: the signing secret is shown once and is not in
 // the database in plain text.
 func TestWebhookSecretSealed(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: withWebhooks})
 	_, key := env.NewUser()
 	id, secret := register(t, env, key, "https://hooks.example.com/x", []string{"DELETED"})
@@ -196,6 +198,7 @@ func TestWebhookSecretSealed(t *testing.T) {
 // after its deliveries were queued (here, writing its audit event) queues
 // no event: the receiver hears of the upload's creation only.
 func TestWebhookRolledBackDeleteSendsNothing(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: withWebhooks})
 	_, key := env.NewUser()
 	h := newHook(t)
@@ -215,6 +218,7 @@ func TestWebhookRolledBackDeleteSendsNothing(t *testing.T) {
 // TestWebhookEndpointRules: what registering refuses, and that deliveries
 // to private addresses are refused at connect time unless allowed.
 func TestWebhookEndpointRules(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{}) // production defaults
 	_, key := env.NewUser()
 	_, otherKey := env.NewUser()

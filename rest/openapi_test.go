@@ -62,6 +62,7 @@ func validateOpenAPI(t *testing.T, res testenv.Response) {
 }
 
 func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	res := env.Do(http.MethodGet, "/openapi.json", nil, nil)
 	if res.Status != 200 || res.Header.Get("Content-Type") != "application/json" || res.Body != string(rest.OpenAPI) {
@@ -78,6 +79,7 @@ func TestOpenAPIServed(t *testing.T) {
 // with neither does not. Wrong methods are answered whatever the
 // credentials, so their operations require none.
 func TestOpenAPISecurity(t *testing.T) {
+	t.Parallel()
 	router, err := openAPIRouter()
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +107,7 @@ func TestOpenAPISecurity(t *testing.T) {
 		{"a wrong method without a key", http.MethodGet, http.Header{}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			req, _ := http.NewRequest(c.method, "http://127.0.0.1/delete-upload-api", nil)
 			req.Header = c.header.Clone()
 			req.Header.Set("X-Upload-Id", "upl_4c0a85f67aa74ecb95a9494a96e4a327")

@@ -25,6 +25,7 @@ func (panickingResolver) DeleteUpload(context.Context, string) (*model.DeleteUpl
 // TestPanicAnswersContract500: a bug in the resolver costs the caller a
 // documented 500 body, never a dropped connection, and is logged.
 func TestPanicAnswersContract500(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	srv := httptest.NewServer(rest.NewDeleteUploadHandler(panickingResolver{}, slog.New(slog.NewJSONHandler(&logs, nil))))
 	defer srv.Close()

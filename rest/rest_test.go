@@ -40,6 +40,7 @@ func expect(t *testing.T, res testenv.Response, status int, body string) {
 // TestContract walks the rows of the spec's error table, then success and
 // repeat. Each row also checks that nothing was deleted that should not be.
 func TestContract(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	_, otherKey := env.NewUser()
@@ -116,6 +117,7 @@ func TestContract(t *testing.T) {
 }
 
 func TestWrongMethod(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))
@@ -139,6 +141,7 @@ func TestWrongMethod(t *testing.T) {
 // transaction fails half-way: the caller gets the contract's 500 and the
 // record's deletion is rolled back, so record and object both survive.
 func TestDatabaseFailure(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))
@@ -155,6 +158,7 @@ func TestDatabaseFailure(t *testing.T) {
 // TestConcurrentDeletes sends 50 deletes of one upload at once through the
 // real HTTP server: exactly one wins.
 func TestConcurrentDeletes(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "race.txt", []byte("race"))
@@ -223,6 +227,7 @@ func assertUploadIntact(t *testing.T, env *testenv.Env, uploadID, objectKey stri
 // TestReadOnlyDatabase: with the database read-only, a delete answers the
 // contract's 500 and changes nothing.
 func TestReadOnlyDatabase(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))
@@ -236,6 +241,7 @@ func TestReadOnlyDatabase(t *testing.T) {
 // write transactions queue (BEGIN IMMEDIATE and a busy timeout) instead of
 // failing; .ci/run repeats it on PostgreSQL.
 func TestContention(t *testing.T) {
+	// Serial: it measures (FIGURE) the deletes of its 64 callers.
 	env := testenv.New(t, testenv.Options{})
 	const deleters, perDeleter = 64, 5
 	type job struct{ key, id string }
@@ -282,6 +288,7 @@ func TestContention(t *testing.T) {
 // TestRateLimit: over the limit, a key gets 429 with Retry-After and the
 // documented body; other keys are not affected.
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.RateLimit = 3
 		c.RateLimitWindow = time.Minute
@@ -307,6 +314,7 @@ func TestRateLimit(t *testing.T) {
 // revoked) are counted per client address, on REST and GraphQL alike, so
 // that guessing keys is limited too; a valid key keeps its own count.
 func TestRateLimitWithoutValidKey(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.RateLimit = 3
 		c.RateLimitWindow = time.Minute
@@ -329,6 +337,7 @@ func TestRateLimitWithoutValidKey(t *testing.T) {
 // TestAuditSaysREST: the audit trail records a delete made through this
 // endpoint as made through REST, by the caller's key, not through GraphQL.
 func TestAuditSaysREST(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))

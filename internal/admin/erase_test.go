@@ -31,6 +31,7 @@ func (d *stuckDeleter) PurgeTrash(context.Context, string) (int, error) { return
 // not remove, the erasure stops with an error, keeping the user and the
 // uploads, instead of looping for ever.
 func TestEraseUserGivesUp(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	userID, key := env.NewUser()
 	u := env.MustUpload(key, "kept.txt", []byte("kept"))

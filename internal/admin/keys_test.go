@@ -10,6 +10,7 @@ import (
 
 // TestParseExpiry: the forms --expires takes, and the times it refuses.
 func TestParseExpiry(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 12, 6, 15, 30, 0, 0, time.UTC)
 	for _, c := range []struct {
 		in   string

@@ -16,6 +16,7 @@ import (
 // can be signed: /readyz says so in its "webhooks" check, instead of
 // ready while deliveries pile up.
 func TestReadyzReportsAnUnusableWebhookKey(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	res := env.GraphQL(key, `mutation { createWebhookEndpoint(url: "https://hooks.example.com/a") { secret } }`, nil)

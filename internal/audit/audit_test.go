@@ -14,6 +14,7 @@ import (
 )
 
 func TestCaller(t *testing.T) {
+	t.Parallel()
 	base := context.Background()
 	asKey := viewer.NewContext(base, viewer.Viewer{UserID: "usr_1", APIKeyID: "key_1"})
 	for _, c := range []struct {
@@ -39,6 +40,7 @@ func TestCaller(t *testing.T) {
 // TestPrune deletes exactly the events older than the cutoff, past one
 // batch.
 func TestPrune(t *testing.T) {
+	t.Parallel()
 	client := testenv.OpenDatabase(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -68,6 +70,7 @@ func TestPrune(t *testing.T) {
 // TestRecordMany: a batch's worth and more in one call, past both
 // engines' limits on one statement's parameters.
 func TestRecordMany(t *testing.T) {
+	t.Parallel()
 	client := testenv.OpenDatabase(t)
 	ctx := context.Background()
 	subjects := make([]audit.Subject, 10_000)

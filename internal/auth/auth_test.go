@@ -23,6 +23,7 @@ import (
 // which leave it anonymous, and a database that cannot be asked is an
 // error in the context, not an anonymous caller.
 func TestMiddleware(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, err := database.Open(ctx, database.SQLiteURL(filepath.Join(t.TempDir(), "auth.db")))
 	if err != nil {

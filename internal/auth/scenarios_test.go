@@ -20,6 +20,7 @@ import (
 // on GraphQL, in either header, and the upload stays; the real key then
 // deletes it, so the refusals came from the credentials.
 func TestLookalikeKeysRefused(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	userID, secret := env.NewUser()
 	up := env.MustUpload(secret, "a.txt", []byte("a"))

@@ -77,6 +77,7 @@ func (te tokenEnv) token(subject string, claims oidctest.Claims) string {
 // EdDSA, and within the clock skew; the audit trail names the identity,
 // never the token.
 func TestAccessTokensDelete(t *testing.T) {
+	t.Parallel()
 	te := newTokenEnv(t, false)
 	es, ed := oidctest.NewKey(t, "ES256"), oidctest.NewKey(t, "EdDSA")
 	te.iss.Publish(te.key, es, ed)
@@ -139,8 +140,10 @@ func TestAccessTokensDelete(t *testing.T) {
 // AUTH_CREATE_USERS a check left out would let the token make a user of
 // its own rather than be refused: the test sees that too).
 func TestAccessTokenRefusals(t *testing.T) {
+	t.Parallel()
 	for _, createUsers := range []bool{false, true} {
 		t.Run(fmt.Sprintf("AUTH_CREATE_USERS=%v", createUsers), func(t *testing.T) {
+			t.Parallel()
 			accessTokenRefusals(t, createUsers)
 		})
 	}
@@ -247,6 +250,7 @@ func accessTokenRefusals(t *testing.T, createUsers bool) {
 // TestKeyRefusals: an API key is refused once it has expired, and a key
 // without uploads:delete cannot delete; neither deletes anything.
 func TestKeyRefusals(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	ctx := context.Background()
 	userID, apiKey := e.NewUser()
@@ -280,6 +284,7 @@ func TestKeyRefusals(t *testing.T) {
 // named by the email claim; an address another user has is not taken (no
 // account is joined by address), and the new user starts with nothing.
 func TestFirstTokensMakeOneUser(t *testing.T) {
+	t.Parallel()
 	te := newTokenEnv(t, true)
 	ctx := context.Background()
 	token := te.token("erin", oidctest.Claims{"email": "erin@example.com"})
@@ -329,6 +334,7 @@ func TestFirstTokensMakeOneUser(t *testing.T) {
 // user (as when the user is deleted), although its signature was checked
 // before.
 func TestAcceptedTokenAfterRetire(t *testing.T) {
+	t.Parallel()
 	te := newTokenEnv(t, false)
 	userID, apiKey := te.NewUser()
 	te.link(t, userID, "alice")
@@ -354,6 +360,7 @@ func TestAcceptedTokenAfterRetire(t *testing.T) {
 // AUTH_DEFAULT_SCOPES, which an operator may narrow; a token that names
 // ours gets exactly those.
 func TestDefaultScopes(t *testing.T) {
+	t.Parallel()
 	key := oidctest.NewKey(t, "RS256")
 	iss := oidctest.Start(t, key)
 	e := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {

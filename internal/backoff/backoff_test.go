@@ -10,6 +10,7 @@ import (
 // TestDelay: after n failures the wait is within the upper half of
 // first·2ⁿ⁻¹, never above limit, and not always the same (jitter).
 func TestDelay(t *testing.T) {
+	t.Parallel()
 	const first, limit = time.Second, time.Hour
 	for attempts := 0; attempts <= 100; attempts++ {
 		base := limit

@@ -10,6 +10,7 @@ import (
 // TestLimitsAcceptTheirEnds: each end of a setting's limits is a value it
 // takes, as are the values the soak tests run with.
 func TestLimitsAcceptTheirEnds(t *testing.T) {
+	t.Parallel()
 	for env, values := range map[string][]string{
 		"PURGE_POLL_INTERVAL":      {"10ms", "200ms", "1h"},
 		"JANITOR_INTERVAL":         {"10ms", "500ms", "24h"},
@@ -50,6 +51,7 @@ func TestLimitsAcceptTheirEnds(t *testing.T) {
 
 // TestDefaultsWithinLimits: no default is refused by its own limits.
 func TestDefaultsWithinLimits(t *testing.T) {
+	t.Parallel()
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	var cfg Config
 	for _, s := range Register(fs, &cfg, All) {
@@ -65,6 +67,7 @@ func TestDefaultsWithinLimits(t *testing.T) {
 // TestCheckParts: the largest upload fits in S3's 10,000 parts of the part
 // size, or start-up says which to raise.
 func TestCheckParts(t *testing.T) {
+	t.Parallel()
 	cfg := Defaults()
 	cfg.S3PartSize = MinPartSize
 	cfg.MaxUploadSize = MaxParts * MinPartSize
@@ -81,6 +84,7 @@ func TestCheckParts(t *testing.T) {
 // TestAuthSettings: access token settings that cannot work together stop
 // the start, naming the setting; without AUTH_ISSUER nothing changes.
 func TestAuthSettings(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		env  map[string]string
 		want string // "" accepts

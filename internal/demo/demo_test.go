@@ -16,6 +16,7 @@ import (
 // TestCurlLineNamesAStoredUpload: a demo upload that failed to store is
 // never the one the printed curl line names.
 func TestCurlLineNamesAStoredUpload(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	// The first demo file is text/plain: every attempt to store it fails.
 	env.S3.FailWhen(func(r *http.Request) bool {
@@ -42,6 +43,7 @@ func TestCurlLineNamesAStoredUpload(t *testing.T) {
 // TestNoCurlLineWhenNothingWasStored: with every demo upload failed, the
 // key is still printed, and no curl line names a failed upload.
 func TestNoCurlLineWhenNothingWasStored(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	env.S3.FailWhen(func(r *http.Request) bool { return r.Method == http.MethodPut })
 	var out bytes.Buffer
@@ -56,6 +58,7 @@ func TestNoCurlLineWhenNothingWasStored(t *testing.T) {
 // TestNoSeedUnasked: without Seed, a first start creates nothing and says
 // how to create a user; a later start says nothing.
 func TestNoSeedUnasked(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	var out bytes.Buffer
 	if err := demo.SeedIfEmpty(context.Background(), env.Client(), env.App.Resolver, env.URL, demo.Options{}, &out); err != nil {

@@ -6,6 +6,7 @@ import (
 )
 
 func TestShort(t *testing.T) {
+	t.Parallel()
 	for d, want := range map[time.Duration]string{
 		time.Hour:                  "1h",
 		72 * time.Hour:             "72h",

@@ -58,6 +58,7 @@ func TestMain(m *testing.M) {
 // listing, a HEAD or a fresh server over the same directory can see, and
 // never break a listing.
 func TestAbortedUploadsLeaveNothingVisible(t *testing.T) {
+	t.Parallel()
 	const uploads, declared, sent = 300, 64 << 10, 20_011
 	dir := t.TempDir()
 	srv := start(t, dir)
@@ -92,6 +93,7 @@ func TestAbortedUploadsLeaveNothingVisible(t *testing.T) {
 // directory lists cleanly, the complete object is intact, and no partial
 // body is left on disk.
 func TestSIGKILLMidUploadLeavesNothingVisible(t *testing.T) {
+	t.Parallel()
 	const uploads, declared, sent = 20, 1 << 20, 300_007
 	dir := t.TempDir()
 	childURL := startChild(t, dir)
@@ -149,6 +151,7 @@ func TestSIGKILLMidUploadLeavesNothingVisible(t *testing.T) {
 // upload was cut off are neither listed nor kept; nor is a file without
 // metadata that appears while the server runs.
 func TestS3aferoDataKeptAndItsLeftoversDropped(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	old, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), dir))
 	if err != nil {

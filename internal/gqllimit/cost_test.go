@@ -40,6 +40,7 @@ var cost = gqllimit.Cost{
 // their terms and bytes wherever a variable is used, fragments as their
 // fields, and a document that expands exponentially is measured at once.
 func TestMeasure(t *testing.T) {
+	t.Parallel()
 	bomb := strings.Builder{}
 	bomb.WriteString("{ items { ...F0 } }\n")
 	for i := range 40 {
@@ -64,6 +65,7 @@ func TestMeasure(t *testing.T) {
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
+			t.Parallel()
 			doc, err := gqlparser.LoadQuery(costSchema, row.doc)
 			if err != nil {
 				t.Fatal(err)

@@ -41,6 +41,7 @@ func boundedEnv(t *testing.T) *testenv.Env {
 // without reading the body (net/http would otherwise wait for the body to
 // reuse the connection).
 func TestSilentBodiesClosed(t *testing.T) {
+	// Serial: it times the server's body bounds (hundreds of milliseconds).
 	env := boundedEnv(t)
 	_, key := env.NewUser()
 	for _, c := range []struct {
@@ -83,6 +84,7 @@ func TestSilentBodiesClosed(t *testing.T) {
 // however long it takes in all; a GraphQL body that takes longer than its
 // bound in all is cut off.
 func TestSlowBodies(t *testing.T) {
+	// Serial: it times the server's body bounds against a client's pace.
 	env := boundedEnv(t)
 	_, key := env.NewUser()
 
@@ -140,6 +142,7 @@ func trickle(t *testing.T, env *testenv.Env, requestLine, key, contentType strin
 // body): that cancels the connection's context, and so the request's and
 // those of every later request on the connection (the client reuses it).
 func TestBoundsEndWithTheBody(t *testing.T) {
+	// Serial: it times the server's body bounds.
 	env := boundedEnv(t)
 	_, key := env.NewUser()
 	viaREST := env.MustUpload(key, "a.txt", []byte("a"))

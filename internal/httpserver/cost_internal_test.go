@@ -15,6 +15,7 @@ import (
 // and every totalCount as a COUNT; every filter input is counted. A list
 // added to the schema without a price fails here, not in production.
 func TestEveryListPriced(t *testing.T) {
+	t.Parallel()
 	schema := graph.ServedSchema()
 	cost := operationCost(1000)
 	for _, typ := range schema.Types {

@@ -13,6 +13,7 @@ import (
 // the reads split it, the scanner finds the same requests in the same order
 // as net/http's own parser, with what each header block said about its body.
 func TestScannerFollowsNetHTTP(t *testing.T) {
+	t.Parallel()
 	stream := "GET /a HTTP/1.1\r\nHost: x\r\n\r\n" +
 		"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\n\r\nGET /not-a-request HTTP/1" +
 		"\r\n\r\n" + // stray line ends after a POST body, which net/http skips

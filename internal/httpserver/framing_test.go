@@ -60,6 +60,7 @@ func isReset(err error) bool {
 // Content-Length; the server answers 400 and closes, so that nothing after
 // the headers (here, a smuggled second request) is ever read as a request.
 func TestAmbiguousFramingRejected(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	smuggled := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 	for name, head := range map[string]string{

@@ -19,6 +19,7 @@ import (
 // TestPlaygroundServedFromBinary: the page and every script and stylesheet
 // it references come from this server, none from a CDN.
 func TestPlaygroundServedFromBinary(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	page := env.Do(http.MethodGet, "/", nil, nil)
 	if page.Status != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
@@ -44,6 +45,7 @@ func TestPlaygroundServedFromBinary(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	const allowed = "http://app.example.test"
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.CORSAllowedOrigins = allowed }})
 	preflight := func(origin string) testenv.Response {
@@ -70,6 +72,7 @@ func TestCORS(t *testing.T) {
 }
 
 func TestCORSSetting(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		setting string
 		want    []string
@@ -88,6 +91,7 @@ func TestCORSSetting(t *testing.T) {
 
 // TestRequestLimits: oversized headers and bodies get clear errors.
 func TestRequestLimits(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 
@@ -115,6 +119,7 @@ func TestRequestLimits(t *testing.T) {
 }
 
 func TestRequestIDAndLogs(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	res := env.DeleteREST(key, "upl_00000000000000000000000000000000")
@@ -138,6 +143,7 @@ func TestRequestIDAndLogs(t *testing.T) {
 }
 
 func TestReadiness(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	if res := env.Do(http.MethodGet, "/readyz", nil, nil); res.Status != 200 ||
 		res.Body != `{"checks":{"bucket":"ok","database":"ok","webhooks":"ok"},"ready":true}`+"\n" {
@@ -161,6 +167,7 @@ func TestReadiness(t *testing.T) {
 // concurrent and repeated calls share one check of the database and the
 // bucket instead of each sending their own.
 func TestReadinessIsCached(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	var bucketChecks atomic.Int64
 	env.S3.Observe(func(r *http.Request) {
@@ -202,6 +209,7 @@ func TestReadinessIsCached(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))

@@ -38,6 +38,7 @@ fragment TypeRef on __Type {
 // limits; introspection repeated under aliases, whose answers are the
 // whole schema each time, does not.
 func TestIntrospection(t *testing.T) {
+	t.Parallel()
 	defaults := config.Defaults()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.GraphQLComplexityLimit = defaults.GraphQLComplexityLimit

@@ -12,6 +12,7 @@ import (
 // the schema, and @defer, which the transports cannot deliver, is neither
 // advertised nor accepted.
 func TestServedDirectives(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	res := env.GraphQL(key, `{ __schema { directives { name } } }`, nil)

@@ -23,6 +23,7 @@ const (
 // application/graphql-response+json, and has no data entry either way; a
 // request that is not a GraphQL request at all is 400; GET runs queries only.
 func TestGraphQLOverHTTP(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	_, key := env.NewUser()
 	const (
@@ -122,6 +123,7 @@ func encodeQuery(raw string) string {
 // request (over the rate limit, a body too large) use the media type the
 // caller accepts and, as nothing ran, have no data entry.
 func TestGraphQLRefusalsFollowAccept(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) {
 		c.RateLimit, c.RateLimitWindow = 1, time.Minute
 	}})

@@ -3,6 +3,7 @@ package ids
 import "testing"
 
 func TestTrim(t *testing.T) {
+	t.Parallel()
 	id := NewUpload()
 	for in, want := range map[string]string{
 		id:                  id,

@@ -15,6 +15,7 @@ import (
 // just inside the margin (past the timeout alone) is still storing, as far
 // as anyone can know, and is left alone with its object.
 func TestStuckDeadlineBoundaries(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t, 0)
 	userID, _ := env.NewUser()
 	ctx := context.Background()

@@ -48,6 +48,7 @@ func newEnv(t *testing.T, retention time.Duration) *testenv.Env {
 // the object and an incomplete multipart upload nobody recorded. A younger
 // one, still possibly storing, is left alone.
 func TestStuckUploadsFail(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t, 0)
 	userID, _ := env.NewUser()
 	ctx := context.Background()
@@ -82,6 +83,7 @@ func TestStuckUploadsFail(t *testing.T) {
 // TestJanitorsTogether: janitors of several instances settle each stuck
 // upload once.
 func TestJanitorsTogether(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t, 0)
 	userID, _ := env.NewUser()
 	for range 20 {
@@ -114,6 +116,7 @@ func TestJanitorsTogether(t *testing.T) {
 // deleted like a user's delete (record, object); younger ones stay, and a
 // retention of 0 keeps them all.
 func TestFailedUploadsExpire(t *testing.T) {
+	t.Parallel()
 	for _, retention := range []time.Duration{time.Hour, 0} {
 		env := newEnv(t, retention)
 		userID, _ := env.NewUser()
@@ -145,6 +148,7 @@ func TestFailedUploadsExpire(t *testing.T) {
 // trail as the janitor's, its deletes skip the trash, and it prunes events
 // and answered webhook deliveries older than AUDIT_RETENTION.
 func TestJanitorTrailAndRetention(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true, Configure: func(c *config.Config) {
 		c.UploadTimeout = time.Minute
 		c.FailedUploadRetention = time.Hour
@@ -203,6 +207,7 @@ func TestJanitorTrailAndRetention(t *testing.T) {
 // TestAuditRetentionZeroKeeps: AUDIT_RETENTION=0 keeps the trail and the
 // answered deliveries forever, however old.
 func TestAuditRetentionZeroKeeps(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true, Configure: func(c *config.Config) { c.AuditRetention = 0 }})
 	ctx := context.Background()
 	userID, _ := env.NewUser()

@@ -59,6 +59,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // again), the old key's tokens still verify, and another rotation is picked
 // up as soon as UnknownKeyInterval has passed since the last such fetch.
 func TestKeyRotation(t *testing.T) {
+	t.Parallel()
 	const interval = time.Second
 	ctx := context.Background()
 	first := oidctest.NewKey(t, "RS256")
@@ -115,6 +116,7 @@ func TestKeyRotation(t *testing.T) {
 // keep verifying and the token check stays ready; the failed background
 // refreshes are logged.
 func TestIssuerDown(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	key := oidctest.NewKey(t, "RS256")
 	iss := oidctest.Start(t, key)
@@ -152,6 +154,7 @@ func TestIssuerDown(t *testing.T) {
 // 16 goroutines for about a second, make the Verifier fetch the keys at most
 // once per UnknownKeyInterval (plus the first), and each is refused.
 func TestForgedKidFlood(t *testing.T) {
+	// Serial: it measures (FIGURE) fetches and latency under a flood of its own.
 	const (
 		interval   = 250 * time.Millisecond
 		kids       = 1000
@@ -224,6 +227,7 @@ func TestForgedKidFlood(t *testing.T) {
 
 // TestVerifyTime measures a valid token's check with cached keys.
 func TestVerifyTime(t *testing.T) {
+	// Serial: it measures (FIGURE) the time a check takes.
 	const n = 2000
 	ctx := context.Background()
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
@@ -245,6 +249,7 @@ func TestVerifyTime(t *testing.T) {
 // it without keys: Check says so and every token is refused; once the
 // issuer answers, the background retry loads the keys and tokens verify.
 func TestNoKeysAtStart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	key := oidctest.NewKey(t, "RS256")
 	iss := oidctest.Start(t, key)
@@ -274,6 +279,7 @@ func TestNoKeysAtStart(t *testing.T) {
 // reports its access_tokens check unavailable on /readyz (and ready once
 // the issuer is back), while API keys keep working.
 func TestReadinessWithoutKeys(t *testing.T) {
+	t.Parallel()
 	key := oidctest.NewKey(t, "RS256")
 	iss := oidctest.Start(t, key)
 	iss.SetDown(true)
@@ -318,6 +324,7 @@ func (s slowTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // round trip across an ocean take that much), not only after the next
 // background refresh.
 func TestKeyRotationDistantIssuer(t *testing.T) {
+	// Serial: it measures (FIGURE) the first token's latency.
 	ctx := context.Background()
 	first := oidctest.NewKey(t, "RS256")
 	iss := oidctest.Start(t, first)

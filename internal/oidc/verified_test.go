@@ -32,6 +32,7 @@ func accepted(t *testing.T, v *oidc.Verifier, token string) {
 // TestRememberedTokenExpires: a token accepted before it expires is refused
 // once it has, although its signature was checked before.
 func TestRememberedTokenExpires(t *testing.T) {
+	t.Parallel()
 	key := oidctest.NewKey(t, "RS256")
 	iss := oidctest.Start(t, key)
 	v := newVerifier(t, iss, 0)
@@ -48,6 +49,7 @@ func TestRememberedTokenExpires(t *testing.T) {
 // key that signed an accepted token, or publishes other key material under
 // its kid, the token is refused, and tokens of the new key are accepted.
 func TestRememberedTokenAfterRotation(t *testing.T) {
+	t.Parallel()
 	cases := map[string]func(old oidctest.Key) oidctest.Key{
 		"key withdrawn": func(oidctest.Key) oidctest.Key { return oidctest.NewKey(t, "RS256") },
 		"other key under its kid": func(old oidctest.Key) oidctest.Key {
@@ -58,6 +60,7 @@ func TestRememberedTokenAfterRotation(t *testing.T) {
 	}
 	for name, rotate := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			old := oidctest.NewKey(t, "RS256")
 			iss := oidctest.Start(t, old)
 			v := newVerifier(t, iss, 100*time.Millisecond)

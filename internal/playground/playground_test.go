@@ -15,6 +15,7 @@ import (
 // no link to it); the playground answers with an image, so that its
 // console shows no 404.
 func TestFavicon(t *testing.T) {
+	t.Parallel()
 	rec := httptest.NewRecorder()
 	playground.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/favicon.ico", nil))
 	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "image/") {
@@ -29,6 +30,7 @@ func TestFavicon(t *testing.T) {
 // hint comments included, fits an editor 60 columns wide, its width beside
 // the result pane on a laptop screen.
 func TestHintsFitTheEditor(t *testing.T) {
+	t.Parallel()
 	js, err := os.ReadFile("init.js")
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,7 @@ func randomKey() string {
 }
 
 func TestInProcess(t *testing.T) {
+	t.Parallel()
 	h := handler(ratelimit.New(ratelimit.Config{Requests: 3, Window: time.Minute, Logger: slog.Default()}))
 	key := randomKey()
 	for i := range 3 {
@@ -57,6 +58,7 @@ func TestInProcess(t *testing.T) {
 // TestSharedThroughRedis: two instances count together. It needs a Redis
 // server: .ci/run sets TEST_REDIS_URL to the machine's.
 func TestSharedThroughRedis(t *testing.T) {
+	t.Parallel()
 	url := os.Getenv("TEST_REDIS_URL")
 	if url == "" {
 		t.Skip("TEST_REDIS_URL not set; .ci/run runs this against the machine's Redis")
@@ -82,6 +84,7 @@ func TestSharedThroughRedis(t *testing.T) {
 
 // TestRedisDownFailsOpen: with Redis unreachable, requests go through.
 func TestRedisDownFailsOpen(t *testing.T) {
+	t.Parallel()
 	h := handler(ratelimit.New(ratelimit.Config{
 		Requests: 1, Window: time.Minute, Logger: slog.New(slog.DiscardHandler),
 		Redis: redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}),

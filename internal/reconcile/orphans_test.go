@@ -29,6 +29,7 @@ import (
 // a repair queues one purge per key that aborts them all (and takes the
 // key's orphaned object with it), and the normal purger does so.
 func TestOrphanedMultipartQueuedAndAborted(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, apiKey := env.NewUser()
 	kept := env.MustUpload(apiKey, "kept.txt", []byte("kept"))
@@ -102,6 +103,7 @@ func TestOrphanedMultipartQueuedAndAborted(t *testing.T) {
 // upload still PENDING (or stuck) is its record's, not an orphan: it is
 // neither reported nor queued, and the stuck upload's line counts it.
 func TestMultipartOfPendingUploadNotOrphaned(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	ownerID, _ := env.NewUser()
 	pending := pendingRecord(t, env, ownerID, "big", time.Now())
@@ -128,6 +130,7 @@ func TestMultipartOfPendingUploadNotOrphaned(t *testing.T) {
 // all compared (pages of two, one page ending between two uploads of a key).
 // The embedded server honours max-uploads.
 func TestListsEveryMultipartPage(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	for _, key := range []string{"a", "b", "b", "b", "c"} {
 		startMultipart(t, env, "stray/"+key)
@@ -167,6 +170,7 @@ func TestListsEveryMultipartPage(t *testing.T) {
 // TestMultipartListingFails: a failed multipart listing fails the run; it
 // must not read as "no orphaned multipart uploads".
 func TestMultipartListingFails(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	startMultipart(t, env, "stray/parts.bin")
 	env.S3.FailWhen(isListMultipart)
@@ -183,6 +187,7 @@ func TestMultipartListingFails(t *testing.T) {
 // still gets the rest of the report, which says multipart uploads were not
 // checked.
 func TestMultipartListingNotImplemented(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	plant(t, env, "stray.bin", []byte("x"))
 	target, err := url.Parse(env.S3.URL)
@@ -263,6 +268,7 @@ func multipartKeys(report *reconcile.Report) string {
 // reporting it made `reconcile --repair` report drift that it could never
 // settle. The proxy plays MinIO's listing; a real orphan is still reported.
 func TestListedButGoneMultipartNotOrphaned(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	startMultipart(t, env, "stray/parts.bin")
 	const goneKey, goneID = "stray/completed.bin", "Z29uZS1hZnRlci1hLWN1dC1vZmYtY29tcGxldGlvbg"

@@ -25,6 +25,7 @@ func later() time.Time { return time.Now().Add(2 * time.Hour) }
 // TestOrphanQueuedAndPurged: an object no record knows is reported; a repair
 // queues it and the normal purger removes it; afterwards there is no drift.
 func TestOrphanQueuedAndPurged(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, apiKey := env.NewUser()
 	kept := env.MustUpload(apiKey, "kept.txt", []byte("kept"))
@@ -71,6 +72,7 @@ func TestOrphanQueuedAndPurged(t *testing.T) {
 // default, an hour) is reported as too young and not queued, even with
 // Repair; so is one younger than an explicit grace, whatever the clock says.
 func TestYoungOrphanLeftAlone(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	plant(t, env, "young.bin", []byte("new"))
 
@@ -98,6 +100,7 @@ func TestYoungOrphanLeftAlone(t *testing.T) {
 // the bucket is reported with its owner, and neither the record nor the
 // queue is touched.
 func TestMissingObjectReported(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	ownerID, apiKey := env.NewUser()
 	lost := env.MustUpload(apiKey, "lost.txt", []byte("lost"))
@@ -126,6 +129,7 @@ func TestMissingObjectReported(t *testing.T) {
 // outage (its object known only to its pending purge), and PENDING and
 // FAILED records without objects are all as they should be.
 func TestCleanStateHasNoDrift(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	ownerID, apiKey := env.NewUser()
 	env.MustUpload(apiKey, "a.txt", []byte("a"))
@@ -173,6 +177,7 @@ func TestCleanStateHasNoDrift(t *testing.T) {
 // TestQueuedOnce: an orphan queued by one repair is referenced by its
 // pending purge, so the next repair neither reports nor queues it again.
 func TestQueuedOnce(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	plant(t, env, "twice.bin", []byte("x"))
 
@@ -198,6 +203,7 @@ func TestQueuedOnce(t *testing.T) {
 // everything at once, so the listing's pagination is exercised by the runs
 // against other servers (TEST_S3_ENDPOINT, .ci/run).
 func TestListsEveryPage(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, apiKey := env.NewUser()
 	var uploads []string
@@ -230,6 +236,7 @@ func TestListsEveryPage(t *testing.T) {
 // TestStoreUnreachable: when the bucket cannot be listed the run fails; it
 // must not report every record's object as missing.
 func TestStoreUnreachable(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, apiKey := env.NewUser()
 	env.MustUpload(apiKey, "a.txt", []byte("a"))
@@ -249,6 +256,7 @@ func TestStoreUnreachable(t *testing.T) {
 // TestReportFormats: the JSON field names are the documented ones, and the
 // text names every finding and what was done with it.
 func TestReportFormats(t *testing.T) {
+	t.Parallel()
 	modified := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	report := &reconcile.Report{
 		Bucket: "uploads", Repair: true, GraceSeconds: 3600, StuckAfterSeconds: 1860,

@@ -19,6 +19,7 @@ import (
 // margin, are not; nor are old COMPLETED and FAILED ones. A repair leaves
 // them all alone: the janitor's job.
 func TestStuckUploadsReported(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	ownerID, _ := env.NewUser()
 	now := time.Now()
@@ -69,6 +70,7 @@ func TestStuckUploadsReported(t *testing.T) {
 // TestRunNeedsUploadTimeout: without the service's upload timeout a run
 // cannot tell a stuck upload from a slow one, and refuses to start.
 func TestRunNeedsUploadTimeout(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	report, err := reconcile.Run(context.Background(), env.Client(), env.App.Store, reconcile.Options{})
 	if !errors.Is(err, reconcile.ErrNoUploadTimeout) || report != nil {

@@ -16,6 +16,7 @@ import (
 // that took it, in the logs and for the metrics alike, and the labels come
 // from a fixed set whatever methods and paths arrive.
 func TestRouteLabels(t *testing.T) {
+	t.Parallel()
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", ok)
@@ -64,6 +65,7 @@ func TestRouteLabels(t *testing.T) {
 }
 
 func TestMilliseconds(t *testing.T) {
+	t.Parallel()
 	if got := requestlog.Milliseconds(1234567 * time.Nanosecond); got != 1.234 {
 		t.Errorf("Milliseconds(1.234567ms) = %v", got)
 	}

@@ -9,6 +9,8 @@
 //
 // The database is a SQLite file of the test's own, or, with
 // TEST_DATABASE_URL=postgres://..., a PostgreSQL schema of the test's own.
+// Nothing is shared between two Envs, so a test that builds its own may
+// call t.Parallel.
 package testenv
 
 import (
@@ -85,8 +87,14 @@ type Options struct {
 // New starts a service for t and stops it when t ends.
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
-	ctx := context.Background()
 	endpoint, creds := s3Server(t)
+	return newOn(t, opts, endpoint, creds)
+}
+
+// newOn starts a service for t whose bucket is on the S3 server at endpoint.
+func newOn(t testing.TB, opts Options, endpoint string, creds aws.CredentialsProvider) *Env {
+	t.Helper()
+	ctx := context.Background()
 	bucket := "test-" + randomHex(8)
 	direct := newStore(t, endpoint, creds, bucket)
 	if err := direct.EnsureBucket(ctx); err != nil {

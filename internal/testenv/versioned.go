@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/safedelete/uploads/internal/objectstore"
 )
 
 // NewVersioned starts a service, as New does, whose bucket has versioning
@@ -19,21 +21,22 @@ import (
 // (.ci/run sets it for versitygw and MinIO), which fails it. Otherwise the
 // bucket is on gofakes3's in-memory backend, which keeps versions (the
 // embedded store does not), so that the default go test ./... covers
-// versioned buckets too. It sets environment variables, so t must not be
-// parallel.
+// versioned buckets too.
 func NewVersioned(t testing.TB, opts Options) *Env {
 	t.Helper()
 	mustVersion := os.Getenv("TEST_S3_VERSIONING") == "1"
-	if os.Getenv("TEST_S3_ENDPOINT") == "" {
+	var endpoint string
+	var creds aws.CredentialsProvider
+	if os.Getenv("TEST_S3_ENDPOINT") != "" {
+		endpoint, creds = s3Server(t)
+	} else {
 		faker := gofakes3.New(s3mem.New(), gofakes3.WithLogger(gofakes3.DiscardLog()))
 		srv := httptest.NewServer(faker.Server())
 		t.Cleanup(srv.Close)
-		t.Setenv("TEST_S3_ENDPOINT", srv.URL)
-		t.Setenv("TEST_S3_ACCESS_KEY", "versioned")
-		t.Setenv("TEST_S3_SECRET_KEY", "versioned-secret")
+		endpoint, creds = srv.URL, objectstore.StaticCredentials("versioned", "versioned-secret")
 		mustVersion = true
 	}
-	env := New(t, opts)
+	env := newOn(t, opts, endpoint, creds)
 	_, err := env.Direct.Client().PutBucketVersioning(context.Background(), &s3.PutBucketVersioningInput{
 		Bucket:                  aws.String(env.Bucket),
 		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
