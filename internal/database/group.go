@@ -121,9 +121,11 @@ func (g *Group) commit(batch []*call) {
 		c.err = WithTx(c.ctx, g.client, func(tx *ent.Tx) error { return c.attempt(tx) })
 		return
 	}
-	// Bounded, as a caller's own transaction would be by its turn to write.
-	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
-	defer cancel()
+	// Not bounded by a deadline: database/sql rolls a transaction back when
+	// the context it began with is done, which would undo the work of callers
+	// already run. Waiting for the turn to write is bounded by the writers'
+	// queue (busyTimeout), as for any transaction.
+	ctx := context.Background()
 	tx, err := g.client.Tx(ctx)
 	if err != nil {
 		failAll(ready, fmt.Errorf("begin transaction: %w", err))
