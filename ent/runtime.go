@@ -8,6 +8,7 @@ import (
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/retiredidentity"
@@ -98,6 +99,46 @@ func init() {
 	deleteduploadDescID := deleteduploadFields[0].Descriptor()
 	// deletedupload.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	deletedupload.IDValidator = deleteduploadDescID.Validators[0].(func(string) error)
+	idempotencykeyFields := schema.IdempotencyKey{}.Fields()
+	_ = idempotencykeyFields
+	// idempotencykeyDescUserID is the schema descriptor for user_id field.
+	idempotencykeyDescUserID := idempotencykeyFields[0].Descriptor()
+	// idempotencykey.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	idempotencykey.UserIDValidator = idempotencykeyDescUserID.Validators[0].(func(string) error)
+	// idempotencykeyDescKey is the schema descriptor for key field.
+	idempotencykeyDescKey := idempotencykeyFields[1].Descriptor()
+	// idempotencykey.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	idempotencykey.KeyValidator = func() func(string) error {
+		validators := idempotencykeyDescKey.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(key string) error {
+			for _, fn := range fns {
+				if err := fn(key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// idempotencykeyDescFingerprint is the schema descriptor for fingerprint field.
+	idempotencykeyDescFingerprint := idempotencykeyFields[2].Descriptor()
+	// idempotencykey.FingerprintValidator is a validator for the "fingerprint" field. It is called by the builders before save.
+	idempotencykey.FingerprintValidator = idempotencykeyDescFingerprint.Validators[0].(func(string) error)
+	// idempotencykeyDescStatus is the schema descriptor for status field.
+	idempotencykeyDescStatus := idempotencykeyFields[5].Descriptor()
+	// idempotencykey.DefaultStatus holds the default value on creation for the status field.
+	idempotencykey.DefaultStatus = idempotencykeyDescStatus.Default.(int)
+	// idempotencykeyDescContentType is the schema descriptor for content_type field.
+	idempotencykeyDescContentType := idempotencykeyFields[6].Descriptor()
+	// idempotencykey.DefaultContentType holds the default value on creation for the content_type field.
+	idempotencykey.DefaultContentType = idempotencykeyDescContentType.Default.(string)
+	// idempotencykeyDescCreatedAt is the schema descriptor for created_at field.
+	idempotencykeyDescCreatedAt := idempotencykeyFields[8].Descriptor()
+	// idempotencykey.DefaultCreatedAt holds the default value on creation for the created_at field.
+	idempotencykey.DefaultCreatedAt = idempotencykeyDescCreatedAt.Default.(func() time.Time)
 	identityFields := schema.Identity{}.Fields()
 	_ = identityFields
 	// identityDescUserID is the schema descriptor for user_id field.

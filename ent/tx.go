@@ -20,6 +20,8 @@ type Tx struct {
 	AuditEvent *AuditEventClient
 	// DeletedUpload is the client for interacting with the DeletedUpload builders.
 	DeletedUpload *DeletedUploadClient
+	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
+	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
 	// ObjectPurge is the client for interacting with the ObjectPurge builders.
@@ -168,6 +170,7 @@ func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
 	tx.DeletedUpload = NewDeletedUploadClient(tx.config)
+	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
 	tx.ObjectPurge = NewObjectPurgeClient(tx.config)
 	tx.RetiredIdentity = NewRetiredIdentityClient(tx.config)

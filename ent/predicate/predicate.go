@@ -15,6 +15,9 @@ type AuditEvent func(*sql.Selector)
 // DeletedUpload is the predicate function for deletedupload builders.
 type DeletedUpload func(*sql.Selector)
 
+// IdempotencyKey is the predicate function for idempotencykey builders.
+type IdempotencyKey func(*sql.Selector)
+
 // Identity is the predicate function for identity builders.
 type Identity func(*sql.Selector)
 
