@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
@@ -56,18 +57,26 @@ func (r *Resolver) deleteUploads(ctx context.Context, uploadIDs []string) (paylo
 			wellFormed = append(wellFormed, id)
 		}
 	}
-	payload = &model.DeleteUploadsPayload{DeletedUploadIds: []string{}, NotFoundIds: []string{}}
-	if len(wellFormed) > 0 {
-		if payload.DeletedUploadIds, err = r.DeleteOwned(ctx, audit.Caller(ctx), v.UserID, wellFormed); err != nil {
-			return nil, err
-		}
-	}
-	deleted := make(map[string]bool, len(payload.DeletedUploadIds))
-	for _, id := range payload.DeletedUploadIds {
+	// What an earlier run of this request deleted is deleted by it.
+	deleted := map[string]bool{}
+	for _, id := range deletedBefore(ctx) {
 		deleted[id] = true
 	}
+	wellFormed = slices.DeleteFunc(wellFormed, func(id string) bool { return deleted[id] })
+	if len(wellFormed) > 0 {
+		now, err := r.DeleteOwned(ctx, audit.Caller(ctx), v.UserID, wellFormed)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range now {
+			deleted[id] = true
+		}
+	}
+	payload = &model.DeleteUploadsPayload{DeletedUploadIds: []string{}, NotFoundIds: []string{}}
 	for _, id := range asked {
-		if !deleted[id] {
+		if deleted[id] {
+			payload.DeletedUploadIds = append(payload.DeletedUploadIds, id)
+		} else {
 			payload.NotFoundIds = append(payload.NotFoundIds, id)
 		}
 	}
@@ -100,12 +109,20 @@ func (r *Resolver) deleteUploadsWhere(ctx context.Context, where ent.UploadWhere
 	if dryRun {
 		return payload, nil
 	}
-	payload.DeletedCount, err = r.DeleteOwnedBatches(ctx, audit.Caller(ctx), v.UserID, MaxDeleteWhere,
-		func(ctx context.Context, atMost int) ([]string, error) {
-			return matching.Clone().Order(upload.ByID()).Limit(atMost).IDs(ctx)
-		})
-	if err != nil {
-		return nil, err
+	// An earlier run of this request that deleted some before its
+	// instance died is resumed: those count as deleted, and matched.
+	before := len(deletedBefore(ctx))
+	payload.MatchedCount += before
+	payload.DeletedCount = before
+	if before < MaxDeleteWhere { // a limit of 0 would be none
+		deletedNow, err := r.DeleteOwnedBatches(ctx, audit.Caller(ctx), v.UserID, MaxDeleteWhere-before,
+			func(ctx context.Context, atMost int) ([]string, error) {
+				return matching.Clone().Order(upload.ByID()).Limit(atMost).IDs(ctx)
+			})
+		if err != nil {
+			return nil, err
+		}
+		payload.DeletedCount += deletedNow
 	}
 	if payload.HasMore, err = matching.Clone().Exist(ctx); err != nil {
 		return nil, r.deleteFailed(ctx, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
 )
@@ -40,9 +41,11 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 	if !ids.Valid(ids.UploadPrefix, uploadID) {
 		return nil, ErrUploadNotFound
 	}
-	deleted, err := r.DeleteOwned(ctx, audit.Caller(ctx), v.UserID, []string{uploadID})
-	if err != nil {
-		return nil, err
+	deleted := deletedBefore(ctx)
+	if !slices.Contains(deleted, uploadID) {
+		if deleted, err = r.DeleteOwned(ctx, audit.Caller(ctx), v.UserID, []string{uploadID}); err != nil {
+			return nil, err
+		}
 	}
 	if len(deleted) == 0 {
 		return nil, ErrUploadNotFound
@@ -170,12 +173,32 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 		if err = toTrash(ctx, tx, now, keepUntil, deleted); err != nil {
 			return err
 		}
+		if err = idempotency.Append(ctx, tx, idsOfUploads(deleted)...); err != nil {
+			return err
+		}
 		return change.Record(ctx, tx, actor, audit.Deleted, endpoints, subjectsOf(deleted)...)
 	})
 	if err != nil {
 		return nil, nil, r.deleteFailed(ctx, err)
 	}
 	return deleted, purges, nil
+}
+
+// deletedBefore returns the uploads that an earlier run of this request
+// (the same Idempotency-Key) deleted before its instance died, unanswered:
+// deleted by this request, as far as its caller can tell.
+func deletedBefore(ctx context.Context) []string {
+	var deleted []string
+	idempotency.Recorded(ctx, &deleted)
+	return deleted
+}
+
+func idsOfUploads(uploads []*ent.Upload) []string {
+	out := make([]string, len(uploads))
+	for i, u := range uploads {
+		out[i] = u.ID
+	}
+	return out
 }
 
 // ownedAmong returns which of uploadIDs name uploads of ownerID. It runs on

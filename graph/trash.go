@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
 )
@@ -38,6 +39,16 @@ func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upl
 	}
 	if !ids.Valid(ids.UploadPrefix, uploadID) {
 		return nil, ErrNotInTrash
+	}
+	// Restored by an earlier run of this request (the same
+	// Idempotency-Key) whose instance died before answering.
+	var before string
+	if idempotency.Recorded(ctx, &before) && before == uploadID {
+		restored, err := r.client.Upload.Query().Where(upload.ID(uploadID), upload.OwnerID(v.UserID)).Only(ctx)
+		if err != nil {
+			return nil, r.publicOr(ctx, "restore upload", cmp.Or(ent.MaskNotFound(err), error(ErrNotInTrash)))
+		}
+		return restored, nil
 	}
 	var restored *ent.Upload
 	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
@@ -77,6 +88,9 @@ func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upl
 			Save(ctx)
 		if err != nil {
 			return fmt.Errorf("restore upload: %w", err)
+		}
+		if err := idempotency.Record(ctx, tx, uploadID); err != nil {
+			return err
 		}
 		return change.Record(ctx, tx, audit.Caller(ctx), audit.Restored, change.MayHave, audit.Of(restored))
 	})

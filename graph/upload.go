@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
 )
@@ -44,21 +45,35 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 	if contentType == "" {
 		contentType = "application/octet-stream"
 	}
+	// An earlier run of this request (the same Idempotency-Key) that
+	// created the upload before its instance died made it: no second one.
+	var created string
+	if idempotency.Recorded(ctx, &created) {
+		return r.client.Upload.Query().Where(upload.ID(created), upload.OwnerID(v.UserID)).Only(ctx)
+	}
 	uploadID := ids.NewUpload()
 	key := objectKey(v.UserID, uploadID)
-	u, err := r.client.Upload.Create().
-		SetID(uploadID).
-		SetOwnerID(v.UserID).
-		SetFilename(cleanFilename(file.Filename)).
-		SetContentType(contentType).
-		SetSize(file.Size).
-		SetStatus(upload.StatusPENDING).
-		SetBucket(r.store.Bucket()).
-		SetObjectKey(key).
-		Save(ctx)
+	var u *ent.Upload
+	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
+		u, err = tx.Upload.Create().
+			SetID(uploadID).
+			SetOwnerID(v.UserID).
+			SetFilename(cleanFilename(file.Filename)).
+			SetContentType(contentType).
+			SetSize(file.Size).
+			SetStatus(upload.StatusPENDING).
+			SetBucket(r.store.Bucket()).
+			SetObjectKey(key).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		return idempotency.Record(ctx, tx, uploadID)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create upload record: %w", err)
 	}
+	u = u.Unwrap() // of the transaction, which is over
 
 	// Finish the record even if the caller hangs up half-way.
 	ctx = context.WithoutCancel(ctx)

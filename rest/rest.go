@@ -70,6 +70,19 @@ func WriteTooManyRequests(w http.ResponseWriter, _ *http.Request) {
 	tooManyRequests.write(w)
 }
 
+// WriteIdempotencyRefusal answers a delete refused because of its
+// Idempotency-Key (see internal/idempotency): the header is invalid (400),
+// the key is an earlier request's that was not this one (422), or that
+// request is still running (409). Any other status is the contract's 500.
+func WriteIdempotencyRefusal(w http.ResponseWriter, _ *http.Request, status int, err error) {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusConflict:
+		newErrorAnswer(status, err.Error()).write(w)
+	default:
+		deleteFailed.write(w)
+	}
+}
+
 type errorBody struct {
 	Error string `json:"error"`
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
 	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/janitor"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
@@ -49,7 +50,9 @@ type App struct {
 	Purger   *purge.Purger
 	Janitor  *janitor.Janitor
 	Queue    *queue.Queue
-	Handler  http.Handler
+	// Idempotency keeps the answers of requests sent with an Idempotency-Key.
+	Idempotency *idempotency.Store
+	Handler     http.Handler
 
 	embedded       *embeds3.Server
 	ready          map[string]func(context.Context) error
@@ -140,11 +143,16 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		AllowHTTP:            cfg.WebhookAllowHTTP,
 		Metrics:              a.Metrics,
 	}
+	a.Idempotency = idempotency.New(client, func() (idempotency.Sealer, error) { return a.sealer() }, idempotency.Options{
+		Retention: cfg.IdempotencyRetention,
+		Metrics:   a.Metrics,
+	})
 	a.Janitor = janitor.New(client, a.Purger, a.Resolver, logger, janitor.Options{
 		Interval:        cfg.JanitorInterval,
 		UploadTimeout:   cfg.UploadTimeout,
 		FailedRetention: cfg.FailedUploadRetention,
 		AuditRetention:  cfg.AuditRetention,
+		Idempotency:     a.Idempotency,
 		Metrics:         a.Metrics,
 	})
 	var tokens *auth.Tokens
@@ -179,6 +187,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		UploadIdle:      cfg.UploadBodyIdleTimeout,
 		GraphQLTimeout:  cfg.GraphQLTimeout,
 		Ready:           a.ready,
+		Idempotency:     a.Idempotency,
 	})
 	return a, nil
 }

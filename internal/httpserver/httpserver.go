@@ -25,6 +25,7 @@ import (
 	"github.com/safedelete/uploads/internal/apikey"
 	"github.com/safedelete/uploads/internal/auth"
 	"github.com/safedelete/uploads/internal/gqllimit"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/playground"
 	"github.com/safedelete/uploads/internal/ratelimit"
@@ -59,6 +60,9 @@ type Config struct {
 	// root fields but uploadFile (which UPLOAD_TIMEOUT bounds). Zero sets
 	// no bound.
 	GraphQLTimeout time.Duration
+	// Idempotency keeps the answers of requests sent with an
+	// Idempotency-Key; nil ignores the header.
+	Idempotency *idempotency.Store
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -76,15 +80,19 @@ func NewHandler(cfg Config) http.Handler {
 	mux.Handle("GET /playground/", playgroundHandler)
 	mux.Handle("GET /favicon.ico", playgroundHandler)
 	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
-	graphQL := cfg.Limiter.Wrap(newGraphQLServer(cfg, maxRequest), func(w http.ResponseWriter, r *http.Request) {
+	var graphQLServer, deleteUpload http.Handler = newGraphQLServer(cfg, maxRequest), rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger)
+	if cfg.Idempotency != nil {
+		graphQLServer = graphQLIdempotency(cfg.Idempotency, cfg).Wrap(graphQLServer)
+		deleteUpload = restIdempotency(cfg.Idempotency, cfg).Wrap(deleteUpload)
+	}
+	graphQL := cfg.Limiter.Wrap(graphQLServer, func(w http.ResponseWriter, r *http.Request) {
 		writeGraphQLError(w, r, http.StatusTooManyRequests, &graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})
 	})
 	graphQL = gqllimit.MultipartMap(MaxOperationBytes, func(w http.ResponseWriter, r *http.Request, message string) {
 		writeGraphQLError(w, r, http.StatusBadRequest, &graph.PublicError{Code: graph.CodeBadUserInput, Message: message})
 	}, graphQL)
 	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(graphQL)))
-	deleteUpload := cfg.Limiter.Wrap(rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger), rest.WriteTooManyRequests)
-	mux.Handle(rest.Path, authenticate(deleteUpload))
+	mux.Handle(rest.Path, authenticate(cfg.Limiter.Wrap(deleteUpload, rest.WriteTooManyRequests)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -167,8 +175,8 @@ func corsMiddleware(origins []string) *cors.Cors {
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodOptions},
-		AllowedHeaders: []string{"x-api-key", "x-upload-id", "content-type", "authorization", "x-request-id"},
-		ExposedHeaders: []string{"X-Request-Id", "Retry-After"},
+		AllowedHeaders: []string{"x-api-key", "x-upload-id", "content-type", "authorization", "x-request-id", "idempotency-key"},
+		ExposedHeaders: []string{"X-Request-Id", "Retry-After", idempotency.ReplayedHeader},
 		MaxAge:         600,
 	})
 }
@@ -202,6 +210,7 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 		}
 		return next(ctx)
 	})
+	srv.AroundOperations(takeIdempotencyKey)
 	srv.AroundRootFields(func(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
 		// Storing a file takes as long as the file needs, within
 		// UPLOAD_TIMEOUT; every other root field shares the deadline.

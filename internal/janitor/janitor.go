@@ -26,6 +26,7 @@ import (
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/purge"
 )
@@ -44,7 +45,10 @@ type Options struct {
 	// AuditRetention is how long audit events, and webhook deliveries that
 	// were answered, are kept; 0 keeps them.
 	AuditRetention time.Duration
-	Metrics        *metrics.Metrics
+	// Idempotency keeps the answers of keyed requests; the janitor prunes
+	// those past its retention. Nil: none.
+	Idempotency *idempotency.Store
+	Metrics     *metrics.Metrics
 }
 
 // Janitor settles stuck and expired uploads.
@@ -112,6 +116,11 @@ func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) 
 		}
 		if err != nil {
 			return failed, expired, fmt.Errorf("prune audit events: %w", err)
+		}
+	}
+	if keys := j.opts.Idempotency; keys != nil && keys.Retention() > 0 {
+		if _, err := keys.Prune(ctx, now.Add(-keys.Retention())); err != nil {
+			return failed, expired, fmt.Errorf("prune idempotency keys: %w", err)
 		}
 	}
 	return failed, expired, nil

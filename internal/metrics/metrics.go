@@ -28,6 +28,8 @@ type Metrics struct {
 	janitor         *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
 	leader          prometheus.Gauge
+	idempotency     *prometheus.CounterVec
+	idempotentPrune prometheus.Counter
 
 	// Every request is counted and timed, and every delete counted: the
 	// children of the vectors are kept here by label, since looking one up
@@ -113,8 +115,14 @@ func New(queue QueueStats) *Metrics {
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "uploads_leader", Help: "1 while this instance is the one that runs periodic work (the janitor), else 0.",
 		}),
+		idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "uploads_idempotency_requests_total", Help: "Requests sent with an Idempotency-Key by outcome: claimed (ran), replayed (answered from the store), reused (422), in_use (409), invalid (400); then stored (answer kept) or released (answer not final).",
+		}, []string{"outcome"}),
+		idempotentPrune: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "uploads_idempotency_keys_pruned_total", Help: "Stored idempotent answers the janitor pruned past IDEMPOTENCY_RETENTION.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks, m.leader,
+	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks, m.leader, m.idempotency, m.idempotentPrune,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		reg.MustRegister(&queueCollector{stats: queue})
@@ -172,6 +180,21 @@ func (m *Metrics) Janitor(action string, n int) {
 func (m *Metrics) Leader(leads bool) {
 	if m != nil {
 		m.leader.Set(map[bool]float64{false: 0, true: 1}[leads])
+	}
+}
+
+// Idempotency records what became of a request sent with an
+// Idempotency-Key.
+func (m *Metrics) Idempotency(outcome string) {
+	if m != nil {
+		m.idempotency.WithLabelValues(outcome).Inc()
+	}
+}
+
+// IdempotencyPruned records n stored answers pruned.
+func (m *Metrics) IdempotencyPruned(n int) {
+	if m != nil {
+		m.idempotentPrune.Add(float64(n))
 	}
 }
 

@@ -1,0 +1,287 @@
+package idempotency
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"entgo.io/ent/dialect/sql"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/idempotencykey"
+	"github.com/safedelete/uploads/internal/database"
+)
+
+// Lease is how long an instance holds a key for a request it runs without
+// renewing it; it renews it every Lease/3 while the request runs. A key
+// whose instance died is free again at most Lease after its last renewal.
+const Lease = 10 * time.Second
+
+// Refusals of a key: the request is not run.
+var (
+	// ErrReused is the key of an earlier request that was not this one.
+	ErrReused = errors.New("Idempotency-Key reused with a different request")
+	// ErrInUse is the key of a request still running.
+	ErrInUse = errors.New("A request with this Idempotency-Key is in progress")
+)
+
+// Sealer encrypts stored answers, binding each to its key (webhook.Sealer).
+type Sealer interface {
+	Seal(associated string, plaintext []byte) []byte
+	Open(associated string, sealed []byte) ([]byte, error)
+}
+
+// Metrics counts what became of keyed requests, by outcome ("claimed",
+// "replayed", "reused", "in_use", "invalid", "stored", "released"), and
+// the stored answers pruned.
+type Metrics interface {
+	Idempotency(outcome string)
+	IdempotencyPruned(n int)
+}
+
+// Options configure a Store.
+type Options struct {
+	// Retention is how long an answer is kept: the same key after it is a
+	// new request.
+	Retention time.Duration
+	Metrics   Metrics
+	// Lease overrides Lease (tests).
+	Lease time.Duration
+}
+
+// Store keeps keys and their answers in the database.
+type Store struct {
+	client *ent.Client
+	sealer func() (Sealer, error)
+	opts   Options
+}
+
+// New returns a Store of client's keys; sealer gives the key answers are
+// sealed under (read on first use).
+func New(client *ent.Client, sealer func() (Sealer, error), opts Options) *Store {
+	if opts.Lease <= 0 {
+		opts.Lease = Lease
+	}
+	return &Store{client: client, sealer: sealer, opts: opts}
+}
+
+func (s *Store) count(outcome string) {
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.Idempotency(outcome)
+	}
+}
+
+// Fingerprint digests what makes two requests the same request.
+func Fingerprint(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s\n", len(p), p) // lengths: no two lists of parts digest alike
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Answer is a stored response.
+type Answer struct {
+	Status      int
+	ContentType string
+	Body        []byte
+}
+
+// Begin takes userID's key for the request of fingerprint. It returns a
+// Claim (run the request, then Finish or Release the claim), or the answer
+// stored for the same request (replay it), or ErrReused or ErrInUse.
+func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Claim, *Answer, error) {
+	var row *ent.IdempotencyKey
+	var answer *Answer
+	now := time.Now()
+	err := database.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		query, args := sql.Dialect(database.Dialect(s.client)).
+			Insert(idempotencykey.Table).
+			Columns(idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint,
+				idempotencykey.FieldLockedUntil, idempotencykey.FieldStatus, idempotencykey.FieldContentType, idempotencykey.FieldCreatedAt).
+			Values(userID, key, fingerprint, now.Add(s.opts.Lease), 0, "", now).
+			OnConflict(sql.ConflictColumns(idempotencykey.FieldUserID, idempotencykey.FieldKey), sql.DoNothing()).
+			Query()
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("take idempotency key: %w", err)
+		}
+		inserted, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if row, err = tx.IdempotencyKey.Query().
+			Where(idempotencykey.UserID(userID), idempotencykey.Key(key)).
+			Only(ctx); err != nil {
+			return fmt.Errorf("read idempotency key: %w", err)
+		}
+		if inserted == 1 {
+			return nil
+		}
+		if s.opts.Retention > 0 && row.CreatedAt.Before(now.Add(-s.opts.Retention)) && row.LockedUntil.Before(now) {
+			// Past its retention, not yet pruned: a new request.
+			if err := tx.IdempotencyKey.DeleteOneID(row.ID).Exec(ctx); err != nil {
+				return err
+			}
+			row, err = tx.IdempotencyKey.Create().
+				SetUserID(userID).SetKey(key).SetFingerprint(fingerprint).
+				SetLockedUntil(now.Add(s.opts.Lease)).SetCreatedAt(now).
+				Save(ctx)
+			return err
+		}
+		if row.Fingerprint != fingerprint {
+			return ErrReused
+		}
+		if row.Status != 0 {
+			answer = &Answer{Status: row.Status, ContentType: row.ContentType}
+			if row.Body != nil {
+				answer.Body = *row.Body
+			}
+			return nil
+		}
+		// Still running, or its instance died: taken over only once its
+		// lease has lapsed, by one retry.
+		taken, err := tx.IdempotencyKey.Update().
+			Where(idempotencykey.ID(row.ID), idempotencykey.Status(0), idempotencykey.LockedUntilLT(now)).
+			SetLockedUntil(now.Add(s.opts.Lease)).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		if taken == 0 {
+			return ErrInUse
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrReused):
+		s.count("reused")
+		return nil, nil, err
+	case errors.Is(err, ErrInUse):
+		s.count("in_use")
+		return nil, nil, err
+	case err != nil:
+		return nil, nil, err
+	case answer != nil:
+		body, err := s.open(userID, key, answer.Body)
+		if err != nil {
+			return nil, nil, err
+		}
+		answer.Body = body
+		s.count("replayed")
+		return nil, answer, nil
+	}
+	c := &Claim{store: s, id: row.ID, userID: userID, key: key, stop: make(chan struct{}), stopped: make(chan struct{})}
+	if row.Effects != nil {
+		c.effects = *row.Effects
+	}
+	go c.renew()
+	s.count("claimed")
+	return c, nil, nil
+}
+
+// associated binds a sealed answer to its user and key.
+func associated(userID, key string) string { return "idempotency:" + userID + ":" + key }
+
+func (s *Store) open(userID, key string, sealed []byte) ([]byte, error) {
+	sealer, err := s.sealer()
+	if err != nil {
+		return nil, err
+	}
+	return sealer.Open(associated(userID, key), sealed)
+}
+
+// Prune deletes the answers stored before cutoff (none of a request still
+// running) and returns how many.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int, error) {
+	n, err := s.client.IdempotencyKey.Delete().
+		Where(idempotencykey.CreatedAtLT(cutoff), idempotencykey.LockedUntilLT(time.Now())).
+		Exec(ctx)
+	if err == nil && n > 0 && s.opts.Metrics != nil {
+		s.opts.Metrics.IdempotencyPruned(n)
+	}
+	return n, err
+}
+
+// Retention is how long answers are kept (0: for ever).
+func (s *Store) Retention() time.Duration { return s.opts.Retention }
+
+// Claim is a key taken for a request that runs now.
+type Claim struct {
+	store       *Store
+	id          int
+	userID, key string
+
+	effects []byte // JSON: root field → what it did, as committed before the claim
+
+	once    sync.Once
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// renew extends the lease until the claim ends.
+func (c *Claim) renew() {
+	defer close(c.stopped)
+	t := time.NewTicker(c.store.opts.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), c.store.opts.Lease/3)
+			_ = c.store.client.IdempotencyKey.Update().
+				Where(idempotencykey.ID(c.id), idempotencykey.Status(0)).
+				SetLockedUntil(time.Now().Add(c.store.opts.Lease)).
+				Exec(ctx) // a missed renewal is retried at the next tick
+			cancel()
+		}
+	}
+}
+
+func (c *Claim) end() {
+	c.once.Do(func() { close(c.stop) })
+	<-c.stopped
+}
+
+// Finish stores the request's final answer and ends the claim.
+func (c *Claim) Finish(ctx context.Context, a Answer) error {
+	c.end()
+	sealer, err := c.store.sealer()
+	if err != nil {
+		return err
+	}
+	sealed := sealer.Seal(associated(c.userID, c.key), a.Body)
+	ctx = context.WithoutCancel(ctx) // the caller hanging up does not unmake the answer
+	err = database.WithTx(ctx, c.store.client, func(tx *ent.Tx) error {
+		return tx.IdempotencyKey.Update().
+			Where(idempotencykey.ID(c.id), idempotencykey.Status(0)).
+			SetStatus(a.Status).SetContentType(a.ContentType).SetBody(sealed).
+			SetLockedUntil(time.Now()).
+			Exec(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("store idempotent answer: %w", err)
+	}
+	c.store.count("stored")
+	return nil
+}
+
+// Release ends the claim without an answer: the next request with the key
+// runs again (replaying the effects recorded so far).
+func (c *Claim) Release(ctx context.Context) error {
+	c.end()
+	ctx = context.WithoutCancel(ctx)
+	err := database.WithTx(ctx, c.store.client, func(tx *ent.Tx) error {
+		return tx.IdempotencyKey.Update().
+			Where(idempotencykey.ID(c.id), idempotencykey.Status(0)).
+			SetLockedUntil(time.Now()).
+			Exec(ctx)
+	})
+	c.store.count("released")
+	return err
+}
