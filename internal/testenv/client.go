@@ -113,9 +113,20 @@ const uploadMutation = `mutation($file: File!) { uploadFile(file: $file) { id fi
 // request (https://github.com/jaydenseric/graphql-multipart-request-spec).
 func (e *Env) UploadFile(apiKey, filename, contentType string, content []byte) GraphQLResponse {
 	e.t.Helper()
+	return e.decodeGraphQL(e.UploadFileWith(http.Header{}, "", apiKey, filename, contentType, content))
+}
+
+// UploadFileWith is UploadFile with the headers of h besides, and query
+// in place of uploadFile's mutation unless empty (its variable $file is
+// the file), answered as it came.
+func (e *Env) UploadFileWith(h http.Header, query, apiKey, filename, contentType string, content []byte) Response {
+	e.t.Helper()
+	if query == "" {
+		query = uploadMutation
+	}
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
-	ops, _ := json.Marshal(map[string]any{"query": uploadMutation, "variables": map[string]any{"file": nil}})
+	ops, _ := json.Marshal(map[string]any{"query": query, "variables": map[string]any{"file": nil}})
 	_ = mw.WriteField("operations", string(ops))
 	_ = mw.WriteField("map", `{"0": ["variables.file"]}`)
 	ph := textproto.MIMEHeader{}
@@ -124,9 +135,10 @@ func (e *Env) UploadFile(apiKey, filename, contentType string, content []byte) G
 	part, _ := mw.CreatePart(ph)
 	_, _ = part.Write(content)
 	_ = mw.Close()
-	h := http.Header{"Content-Type": {mw.FormDataContentType()}}
+	h = h.Clone()
+	h.Set("Content-Type", mw.FormDataContentType())
 	setCredential(h, apiKey)
-	return e.decodeGraphQL(e.Do(http.MethodPost, "/graphql", h, &body))
+	return e.Do(http.MethodPost, "/graphql", h, &body)
 }
 
 // UploadedFile is the uploadFile payload.
