@@ -221,4 +221,23 @@ func TestIdempotencyKeyNotFinal(t *testing.T) {
 	if after := len(env.ObjectKeys()); after != before+1 {
 		t.Errorf("%d objects after a retry, want %d", after, before+1)
 	}
+
+	// The same for a webhook endpoint: the retry makes no second one.
+	_, hooksOnly, err := apikey.CreateWith(context.Background(), env.Client(), userID, apikey.Grant{Scopes: scope.Set(scope.WebhooksManage)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const endpointAndDelete = `mutation($id: ID!) {
+		a: createWebhookEndpoint(url: "https://example.com/hook", events: [DELETED]) { secret }
+		b: deleteUpload(id: $id) { deletedUploadId }
+	}`
+	for range 2 {
+		res := keyed(env, hooksOnly, "mixed-endpoint", endpointAndDelete, map[string]any{"id": u.ID})
+		if codes := errorCodes(t, res); len(codes) != 1 || codes[0] != graph.CodeForbidden {
+			t.Fatalf("endpoint and delete: %d %s", res.Status, res.Body)
+		}
+	}
+	if n := env.Client().WebhookEndpoint.Query().CountX(context.Background()); n != 1 {
+		t.Errorf("%d webhook endpoints after a retry, want 1", n)
+	}
 }

@@ -110,6 +110,12 @@ func (r *Resolver) purgeUpload(ctx context.Context, uploadID string) (*model.Pur
 	if !ids.Valid(ids.UploadPrefix, uploadID) {
 		return nil, ErrNotInTrash
 	}
+	// Purged by an earlier run of this request (the same Idempotency-Key)
+	// whose instance died before answering.
+	var before string
+	if idempotency.Recorded(ctx, &before) && before == uploadID {
+		return &model.PurgeUploadPayload{PurgedUploadID: uploadID}, nil
+	}
 	purged, err := r.purgeTrash(ctx, v.UserID, uploadID)
 	if err != nil {
 		return nil, r.publicOr(ctx, "purge upload", err)
@@ -167,11 +173,16 @@ func (r *Resolver) purgeTrash(ctx context.Context, ownerID, uploadID string) (in
 			if _, err := tx.DeletedUpload.Delete().Where(deletedupload.IDIn(objectless...)).Exec(ctx); err != nil {
 				return err
 			}
-			_, err = tx.DeletedUpload.Update().
+			if _, err = tx.DeletedUpload.Update().
 				Where(deletedupload.OwnerID(ownerID), deletedupload.IDIn(idsOf(trashed)...)).
 				SetPurgeAt(now).
-				Save(ctx)
-			return err
+				Save(ctx); err != nil {
+				return err
+			}
+			if uploadID != "" && closed > 0 {
+				return idempotency.Record(ctx, tx, uploadID)
+			}
+			return nil
 		})
 		if err != nil {
 			return total, err

@@ -1,12 +1,15 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/graph/model"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/webhook"
 )
@@ -22,6 +25,9 @@ func (r *Resolver) createWebhookEndpoint(ctx context.Context, url string, events
 	sealer, err := r.options.WebhookSealer()
 	if err != nil {
 		return nil, r.webhookError(ctx, "create webhook endpoint", err)
+	}
+	if payload, ok, err := r.endpointMadeBefore(ctx, v.UserID, sealer); ok || err != nil {
+		return payload, err
 	}
 	types := make([]string, len(events))
 	for i, kind := range events {
@@ -43,6 +49,9 @@ func (r *Resolver) rotateWebhookSecret(ctx context.Context, id string) (*model.W
 	if err != nil {
 		return nil, r.webhookError(ctx, "rotate webhook secret", err)
 	}
+	if payload, ok, err := r.endpointMadeBefore(ctx, v.UserID, sealer); ok || err != nil {
+		return payload, err
+	}
 	endpoint, secret, err := webhook.RotateSecret(ctx, r.client, sealer, v.UserID, id)
 	if err != nil {
 		return nil, r.webhookError(ctx, "rotate webhook secret", err)
@@ -54,6 +63,10 @@ func (r *Resolver) deleteWebhookEndpoint(ctx context.Context, id string) (*model
 	v, err := requireScope(ctx, scope.WebhooksManage)
 	if err != nil {
 		return nil, err
+	}
+	var before string
+	if idempotency.Recorded(ctx, &before) && before == id {
+		return &model.DeleteWebhookEndpointPayload{DeletedWebhookEndpointID: id}, nil
 	}
 	if err := webhook.DeleteEndpoint(ctx, r.client, v.UserID, id); err != nil {
 		return nil, r.webhookError(ctx, "delete webhook endpoint", err)
@@ -77,6 +90,27 @@ func (r *Resolver) redeliver(ctx context.Context, id string) (*ent.WebhookDelive
 	}
 	delivery, err := webhook.Redeliver(ctx, r.client, v.UserID, id)
 	return delivery, r.webhookError(ctx, "redeliver", err)
+}
+
+// endpointMadeBefore answers a request that made or rotated an endpoint's
+// secret in an earlier run (the same Idempotency-Key) whose instance died
+// before answering: the endpoint and the secret it made, opened again.
+func (r *Resolver) endpointMadeBefore(ctx context.Context, ownerID string, sealer *webhook.Sealer) (*model.WebhookEndpointSecretPayload, bool, error) {
+	var endpointID string
+	if !idempotency.Recorded(ctx, &endpointID) {
+		return nil, false, nil
+	}
+	endpoint, err := r.client.WebhookEndpoint.Query().
+		Where(webhookendpoint.ID(endpointID), webhookendpoint.OwnerID(ownerID)).
+		Only(ctx)
+	if err != nil {
+		return nil, true, r.webhookError(ctx, "replay webhook endpoint", cmp.Or(ent.MaskNotFound(err), error(webhook.ErrEndpointNotFound)))
+	}
+	secret, err := webhook.SecretOf(sealer, endpoint)
+	if err != nil {
+		return nil, true, r.webhookError(ctx, "replay webhook endpoint", err)
+	}
+	return &model.WebhookEndpointSecretPayload{Endpoint: endpoint, Secret: secret}, true, nil
 }
 
 func (r *Resolver) webhookEndpoints(ctx context.Context, obj *ent.User) ([]*ent.WebhookEndpoint, error) {

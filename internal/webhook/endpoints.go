@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
 )
 
@@ -62,7 +63,7 @@ func CreateEndpoint(ctx context.Context, client *ent.Client, sealer *Sealer, own
 		if err != nil {
 			return fmt.Errorf("create webhook endpoint: %w", err)
 		}
-		return nil
+		return idempotency.Record(ctx, tx, id)
 	})
 	if err != nil {
 		return nil, "", err
@@ -118,10 +119,17 @@ func RotateSecret(ctx context.Context, client *ent.Client, sealer *Sealer, owner
 		return nil, "", ErrEndpointNotFound
 	}
 	secret, raw := NewSecret()
-	n, err := client.WebhookEndpoint.Update().
-		Where(webhookendpoint.ID(endpointID), webhookendpoint.OwnerID(ownerID)).
-		SetSecret(sealer.Seal(endpointID, raw)).
-		Save(ctx)
+	var n int
+	err := database.WithTx(ctx, client, func(tx *ent.Tx) (err error) {
+		n, err = tx.WebhookEndpoint.Update().
+			Where(webhookendpoint.ID(endpointID), webhookendpoint.OwnerID(ownerID)).
+			SetSecret(sealer.Seal(endpointID, raw)).
+			Save(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+		return idempotency.Record(ctx, tx, endpointID)
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("rotate webhook secret: %w", err)
 	}
@@ -182,7 +190,7 @@ func DeleteEndpoint(ctx context.Context, client *ent.Client, ownerID, endpointID
 		if err := tx.WebhookEndpoint.DeleteOneID(endpointID).Exec(ctx); err != nil {
 			return fmt.Errorf("delete webhook endpoint: %w", err)
 		}
-		return nil
+		return idempotency.Record(ctx, tx, endpointID)
 	})
 }
 

@@ -41,6 +41,16 @@ func NewSecret() (display string, raw []byte) {
 	return secretPrefix + base64.StdEncoding.EncodeToString(raw), raw
 }
 
+// SecretOf returns an endpoint's signing secret as its owner was shown it:
+// for the answer to a request that made it, replayed.
+func SecretOf(sealer *Sealer, endpoint *ent.WebhookEndpoint) (string, error) {
+	raw, err := sealer.Open(endpoint.ID, endpoint.Secret)
+	if err != nil {
+		return "", err
+	}
+	return secretPrefix + base64.StdEncoding.EncodeToString(raw), nil
+}
+
 // sign returns the webhook-signature header of one attempt: HMAC-SHA256 of
 // "{id}.{timestamp}.{body}" keyed with the secret's raw bytes, as the
 // Standard Webhooks spec has it.
