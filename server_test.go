@@ -341,6 +341,8 @@ func TestUsersDeleteCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	demo := client.User.Query().OnlyX(context.Background())
+	// An answer kept for the user's retries (it names their uploads).
+	client.IdempotencyKey.Create().SetUserID(demo.ID).SetKey("k").SetFingerprint("f").SetLockedUntil(time.Now()).SaveX(context.Background())
 	client.Close()
 
 	out, _, err := cli(t, dir, "users", "delete", "--id", demo.ID, "--json")
@@ -353,6 +355,14 @@ func TestUsersDeleteCommand(t *testing.T) {
 	if out, _, err := cli(t, dir, "reconcile", "--json"); err != nil || !strings.Contains(out, `"objects_scanned":0`) {
 		t.Errorf("after the erasure the bucket is not empty: %s %v", out, err)
 	}
+	client, err = app.OpenDatabase(context.Background(), &config.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := client.IdempotencyKey.Query().CountX(context.Background()); n != 0 {
+		t.Errorf("%d idempotency keys left after the erasure", n)
+	}
+	client.Close()
 	if _, _, err := cli(t, dir, "users", "delete", "--id", demo.ID); err == nil || !strings.Contains(err.Error(), "no such user") {
 		t.Errorf("erasing again: %v, want a clear error", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/apikey"
+	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
@@ -104,6 +105,10 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 				return err
 			}
 			if _, err := tx.APIKey.Delete().Where(apikey.OwnerID(userID)).Exec(ctx); err != nil {
+				return err
+			}
+			// And the answers kept for their retries, which name their uploads.
+			if _, err := tx.IdempotencyKey.Delete().Where(idempotencykey.UserID(userID)).Exec(ctx); err != nil {
 				return err
 			}
 			// Any linked while the erase ran.
