@@ -1425,6 +1425,24 @@ extend type Query {
   upload(id: ID!): Upload
 }
 
+"""
+Every mutation may be retried safely: send the header ` + "`" + `Idempotency-Key` + "`" + ` (1 to
+255 printable ASCII characters, bare or as a quoted string, e.g. a UUID) with
+the request, and the same key with every retry of it. A retry with the same
+key and the same request (document, operation name and variables; for a
+file, its name, size and type) gets the first answer back byte for byte, with
+the response header ` + "`" + `Idempotent-Replayed: true` + "`" + `, instead of, say, NOT_FOUND
+for the upload it deleted; nothing is done twice. The key applies to the
+whole operation; keys belong to the caller's user and are kept for the
+server's IDEMPOTENCY_RETENTION (24 hours by default). The same key with
+another request is refused with HTTP 422 and extensions.code
+IDEMPOTENCY_KEY_REUSED; while the first request still runs, with 409 and
+IDEMPOTENCY_KEY_IN_USE (retry shortly); a malformed key with 400 and
+BAD_USER_INPUT. An answer with an error coded INTERNAL_SERVER_ERROR,
+OPERATION_TIMEOUT, UNAUTHENTICATED, FORBIDDEN or RATE_LIMITED is not kept:
+its retry runs again, and a field whose work was done the first time answers
+what it did. Queries ignore the header.
+"""
 type Mutation {
   """
   Stores a file in the bucket as a new upload of the caller. The upload is
