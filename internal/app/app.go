@@ -146,6 +146,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a.Idempotency = idempotency.New(client, func() (idempotency.Sealer, error) { return a.sealer() }, idempotency.Options{
 		Retention: cfg.IdempotencyRetention,
 		Metrics:   a.Metrics,
+		Commits:   commits,
 	})
 	a.Janitor = janitor.New(client, a.Purger, a.Resolver, logger, janitor.Options{
 		Interval:        cfg.JanitorInterval,

@@ -51,6 +51,9 @@ type Options struct {
 	Metrics   Metrics
 	// Lease overrides Lease (tests).
 	Lease time.Duration
+	// Commits, if set, shares the commits of taking keys and storing
+	// answers with other writers' (on SQLite, one fsync for many).
+	Commits *database.Group
 }
 
 // Store keeps keys and their answers in the database.
@@ -98,7 +101,7 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 	var row *ent.IdempotencyKey
 	var answer *Answer
 	now := time.Now()
-	err := database.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		query, args := sql.Dialect(database.Dialect(s.client)).
 			Insert(idempotencykey.Table).
 			Columns(idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint,
@@ -184,6 +187,14 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 	return c, nil, nil
 }
 
+// inTx runs fn in a transaction, shared with others' if Commits is set.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *ent.Tx) error) error {
+	if s.opts.Commits != nil {
+		return s.opts.Commits.Do(ctx, fn)
+	}
+	return database.WithTx(ctx, s.client, func(tx *ent.Tx) error { return fn(ctx, tx) })
+}
+
 // associated binds a sealed answer to its user and key.
 func associated(userID, key string) string { return "idempotency:" + userID + ":" + key }
 
@@ -257,7 +268,7 @@ func (c *Claim) Finish(ctx context.Context, a Answer) error {
 	}
 	sealed := sealer.Seal(associated(c.userID, c.key), a.Body)
 	ctx = context.WithoutCancel(ctx) // the caller hanging up does not unmake the answer
-	err = database.WithTx(ctx, c.store.client, func(tx *ent.Tx) error {
+	err = c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		return tx.IdempotencyKey.Update().
 			Where(idempotencykey.ID(c.id), idempotencykey.Status(0)).
 			SetStatus(a.Status).SetContentType(a.ContentType).SetBody(sealed).
@@ -276,7 +287,7 @@ func (c *Claim) Finish(ctx context.Context, a Answer) error {
 func (c *Claim) Release(ctx context.Context) error {
 	c.end()
 	ctx = context.WithoutCancel(ctx)
-	err := database.WithTx(ctx, c.store.client, func(tx *ent.Tx) error {
+	err := c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		return tx.IdempotencyKey.Update().
 			Where(idempotencykey.ID(c.id), idempotencykey.Status(0)).
 			SetLockedUntil(time.Now()).
