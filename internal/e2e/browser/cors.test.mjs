@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { apiKey, launch, specFetchExample, uploadFile, uploadExists, objectStored, allowedPagePort } from './helpers.mjs';
+import { apiKey, launch, specFetchExample, uploadFile, uploadExists, objectStored, allowedPagePort, serviceURL } from './helpers.mjs';
 
 // servePages serves, at each path, a page whose script runs that code;
 // console.log output and failed fetches are written into <pre id="out">.
@@ -75,6 +75,33 @@ test('disallowed origin: refused, nothing deleted', async () => {
     assert.doesNotMatch(out, /deleted successfully/);
     assert.equal(await uploadExists(id), true, 'a page on a disallowed origin deleted the record');
     assert.equal(await objectStored(id), true, 'a page on a disallowed origin deleted the object');
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
+test('allowed origin: a retry with its Idempotency-Key gets the first answer, and the page can tell it was replayed', async () => {
+  const id = await uploadFile('retry.txt', 'retry');
+  const server = await servePages(allowedPagePort, {
+    '/': `(async () => {
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const res = await fetch(${JSON.stringify(serviceURL)} + '/delete-upload-api', {
+      method: 'DELETE',
+      headers: { 'x-api-key': ${JSON.stringify(apiKey)}, 'x-upload-id': ${JSON.stringify(id)}, 'Idempotency-Key': 'browser-retry-1' },
+    });
+    console.log(res.status, res.headers.get('Idempotent-Replayed'), await res.text());
+  }
+})();`,
+  });
+  const { browser, context } = await launch();
+  try {
+    const page = await context.newPage();
+    await page.goto(`http://127.0.0.1:${allowedPagePort}/`);
+    const lines = (await waitLines(page, 2)).trim().split('\n');
+    const body = JSON.stringify(`{"message":"Upload ${id} deleted successfully"}`);
+    assert.deepEqual(lines, [`200 null ${body}`, `200 "true" ${body}`]);
+    assert.equal(await uploadExists(id), false);
   } finally {
     await browser.close();
     server.close();
