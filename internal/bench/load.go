@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/safedelete/uploads/internal/idempotency"
 )
 
 // restPath is the contract's endpoint.
@@ -47,6 +49,7 @@ const (
 	graphqlDeleteVars
 	restDeleteRS256 // the REST delete with Authorization: Bearer <RS256 access token>
 	restDeleteES256 // the same, ES256
+	restDeleteKeyed // the REST delete with an Idempotency-Key never sent before
 )
 
 // consumes reports whether each request deletes one seeded upload.
@@ -91,6 +94,10 @@ func (s *side) next(scenario string, k kind, i int) call {
 			token = u.owner.tokens[k.tokenAlg()]
 		}
 		return s.restCall("Authorization", "Bearer "+token, u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
+	case restDeleteKeyed:
+		c := s.restCall("X-Api-Key", u.owner.key, u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
+		c.req.Header.Set(idempotency.Header, "bench-"+u.id) // one upload, one delete: a key of its own
+		return c
 	default:
 		return s.restCall("X-Api-Key", u.owner.key, u.id, http.StatusOK, `{"message":"Upload `+u.id+` deleted successfully"}`)
 	}

@@ -70,8 +70,19 @@
 //	go run ./internal/bench -scenarios rest-delete-bearer,rest-delete-bearer-es256 -token-per-request
 //	go test -run '^$' -bench Verify -benchmem ./internal/oidc
 //
+// One more (not run by default) prices the Idempotency-Key header in the
+// same way, both sides the service, alternating per round:
+//
+//	rest-delete-key  DELETE /delete-upload-api, 200, with an Idempotency-Key
+//	                 never sent before (the key is taken, the delete marks
+//	                 it in its own transaction, the answer is stored,
+//	                 sealed), vs the same delete without one
+//
+//	go run ./internal/bench -scenarios rest-delete-key
+//
 // It prints, per count of callers, req/s, p50 and p99 of each side and the
-// service's ratios to each baseline (for the bearer scenarios, token/key),
+// service's ratios to each baseline (for the bearer scenarios, token/key;
+// for rest-delete-key, key/no-key),
 // then the four req/s ratios that sum the cost up (REST/minimal,
 // REST/same-work, GraphQL/minimal, GraphQL/same-work), then checks that
 // every side left no purge note and only the objects it should. Every
@@ -87,15 +98,17 @@
 // -cpuprofile FILE writes a CPU profile of the warm-ups and measured rounds
 // (not of the seeding), with the samples of every request labelled side
 // (service, minimal, same-work), scenario, run (side/scenario; warm-ups are
-// scenario-warmup) and credential (key, bearer: what tells the two halves
-// of a bearer scenario apart). Percentages are of the whole profile, whose
-// samples include the load generator's:
+// scenario-warmup), credential (key, bearer: what tells the two halves
+// of a bearer scenario apart) and idempotency (key, none: the same for
+// rest-delete-key). Percentages are of the whole profile, whose samples
+// include the load generator's:
 //
 //	go run ./internal/bench -scenarios rest-404 -cpuprofile 404.prof
 //	go tool pprof -top -cum -tagfocus side=service 404.prof
 //	go tool pprof -top -cum -tagfocus side=minimal 404.prof
 //	go tool pprof -top -cum -tagfocus run=service/graphql all.prof
 //	go tool pprof -top -cum -tagfocus 'scenario:rest-delete-bearer$,credential:bearer' bearer.prof
+//	go tool pprof -top -cum -tagfocus 'scenario:rest-delete-key$,idempotency:key' key.prof
 //
 // -handwritten-prepared makes the baselines run their two reads (the key's
 // owner, the upload) as prepared statements, as the service runs its own:
@@ -166,6 +179,7 @@ var scenarios = []scenario{
 	{"graphql-vars", "GraphQL with $id vs REST", graphqlDeleteVars, restDelete, false},
 	{"rest-delete-bearer", "REST delete, RS256 token", restDeleteRS256, restDelete, true},
 	{"rest-delete-bearer-es256", "REST delete, ES256 token", restDeleteES256, restDelete, true},
+	{"rest-delete-key", "REST delete, Idempotency-Key", restDeleteKeyed, restDelete, true},
 }
 
 // sides are the sides sc drives: the service, then the hand-written
@@ -203,7 +217,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.IntVar(&o.requests, "n", 2000, "measured requests per side per delete scenario (rest-404 sends 5x as many)")
 	callers := fs.String("c", "16,64", "comma-separated counts of concurrent callers, each measured in turn")
 	fs.IntVar(&o.rounds, "rounds", 12, "rounds per scenario and caller count; the order of the sides changes each round")
-	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars, rest-delete-bearer, rest-delete-bearer-es256")
+	fs.StringVar(&o.scenarios, "scenarios", "rest-delete,rest-404,graphql", "comma-separated: rest-delete, rest-404, graphql, graphql-vars, rest-delete-bearer, rest-delete-bearer-es256, rest-delete-key")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds, labelled side=service|minimal|same-work")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the service's LOG_LEVEL (its JSON logs go to io.Discard)")
 	fs.IntVar(&o.rateLimit, "rate-limit", 1_000_000_000, "the service's RATE_LIMIT per minute per key; 0 removes the limiter")

@@ -15,11 +15,11 @@ import (
 // each count; it asserts nothing about timing.
 func TestRun(t *testing.T) {
 	var out strings.Builder
-	args := []string{"-n", "40", "-c", "2,4", "-rounds", "6", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars,rest-delete-bearer,rest-delete-bearer-es256"}
+	args := []string{"-n", "40", "-c", "2,4", "-rounds", "6", "-scenarios", "rest-delete,rest-404,graphql,graphql-vars,rest-delete-bearer,rest-delete-bearer-es256,rest-delete-key"}
 	if err := run(context.Background(), args, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"\n2 callers\n", "\n4 callers\n", "service/minimal", "service/same-work REST", "token/key"} {
+	for _, want := range []string{"\n2 callers\n", "\n4 callers\n", "service/minimal", "service/same-work REST", "token/key", "key/no-key"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in:\n%s", want, out.String())
 		}

@@ -71,6 +71,9 @@ func loadAverage() string {
 
 // labels name m's sides and the service's ratio to each other side.
 func (m measurement) labels() (sides, ratios []string) {
+	if m.sc.service == restDeleteKeyed { // an Idempotency-Key against none, both on the service
+		return []string{"service, Idempotency-Key", "service, no key"}, []string{"", "key/no-key"}
+	}
 	if m.sc.self { // a token against a key, both on the service
 		alg := m.sc.service.tokenAlg()
 		return []string{"service, " + alg + " token", "service, API key"}, []string{"", "token/key"}

@@ -25,6 +25,7 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
 	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
@@ -208,8 +209,9 @@ func serve(name string, h http.Handler, wrap func(net.Listener) net.Listener, db
 }
 
 // labelled marks the samples of every request h serves with its side, the
-// scenario being measured and the credential sent (key or bearer: the two
-// halves of a bearer scenario are both the service's).
+// scenario being measured, the credential sent (key or bearer: the two
+// halves of a bearer scenario are both the service's) and whether an
+// Idempotency-Key was (key or none: the same for rest-delete-key).
 func labelled(name string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scenario, _ := currentScenario.Load().(string)
@@ -217,7 +219,11 @@ func labelled(name string, h http.Handler) http.Handler {
 		if r.Header.Get("Authorization") != "" {
 			credential = "bearer"
 		}
-		labels := pprof.Labels("side", name, "scenario", scenario, "run", name+"/"+scenario, "credential", credential)
+		keyed := "none"
+		if r.Header.Get(idempotency.Header) != "" {
+			keyed = "key"
+		}
+		labels := pprof.Labels("side", name, "scenario", scenario, "run", name+"/"+scenario, "credential", credential, "idempotency", keyed)
 		pprof.Do(r.Context(), labels, func(ctx context.Context) {
 			h.ServeHTTP(w, r.WithContext(ctx))
 		})

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/safedelete/uploads/internal/idempotency"
 )
 
 // httpClient has a timeout so that a request to a killed server fails
@@ -94,16 +96,33 @@ func uploadMany(t *testing.T, baseURL, apiKey string, n, workers int) []string {
 
 // deleteREST calls the REST endpoint once.
 func deleteREST(baseURL, apiKey, uploadID string) (int, string, error) {
+	a, err := deleteRESTWithKey(baseURL, apiKey, uploadID, "")
+	return a.status, a.body, err
+}
+
+// restAnswer is what a REST delete was answered.
+type restAnswer struct {
+	status   int
+	body     string
+	replayed bool // Idempotent-Replayed: true, the stored answer of an earlier try
+}
+
+// deleteRESTWithKey calls the REST endpoint once, sending idempotencyKey
+// as its Idempotency-Key unless it is "".
+func deleteRESTWithKey(baseURL, apiKey, uploadID, idempotencyKey string) (restAnswer, error) {
 	req, _ := http.NewRequest(http.MethodDelete, baseURL+"/delete-upload-api", nil)
 	req.Header.Set("x-api-key", apiKey)
 	req.Header.Set("x-upload-id", uploadID)
+	if idempotencyKey != "" {
+		req.Header.Set(idempotency.Header, idempotencyKey)
+	}
 	res, err := httpClient.Do(req)
 	if err != nil {
-		return 0, "", err
+		return restAnswer{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
-	return res.StatusCode, string(b), err
+	return restAnswer{status: res.StatusCode, body: string(b), replayed: res.Header.Get(idempotency.ReplayedHeader) == "true"}, err
 }
 
 // server is the service's binary, run as a separate process.

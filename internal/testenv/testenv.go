@@ -132,6 +132,28 @@ func newOn(t testing.TB, opts Options, endpoint string, creds aws.CredentialsPro
 		opts.Configure(cfg)
 	}
 	e := &Env{t: t, world: &world{Config: cfg, Bucket: bucket, S3: proxy, Direct: direct, Logs: &SyncBuffer{}}}
+	e.serve(opts)
+	return e
+}
+
+// NewInstance starts another instance of e's service, as a second process
+// with the same settings would run: on the same database, bucket and
+// DATA_DIR (so the same webhook key, which seals stored answers), with an
+// App, a purger and an HTTP server of its own; stopped when the test ends.
+// Its logs go to e's. Instances share what they know only through the
+// database, so two of them run as production's do on PostgreSQL
+// (TEST_DATABASE_URL).
+func (e *Env) NewInstance() *Env {
+	e.t.Helper()
+	other := &Env{t: e.t, world: &world{Config: e.Config, Bucket: e.Bucket, S3: e.S3, Direct: e.Direct, Logs: e.Logs}}
+	other.serve(Options{})
+	return other
+}
+
+// serve starts e's service and its HTTP server, both stopped when the test
+// ends.
+func (e *Env) serve(opts Options) {
+	e.t.Helper()
 	// The production server's settings (timeouts, header limit), around a
 	// handler that Restart can swap.
 	srv := httptest.NewUnstartedServer(nil)
@@ -140,12 +162,11 @@ func newOn(t testing.TB, opts Options, endpoint string, creds aws.CredentialsPro
 	}))
 	srv.Listener = httpserver.Listener(srv.Listener)
 	srv.Start()
-	t.Cleanup(srv.Close)
+	e.t.Cleanup(srv.Close)
 	e.URL = srv.URL
 	e.start(opts)
-	t.Cleanup(e.stop)
-	t.Cleanup(e.checkLogsForSecrets)
-	return e
+	e.t.Cleanup(e.stop)
+	e.t.Cleanup(e.checkLogsForSecrets)
 }
 
 // checkLogsForSecrets fails the test if any API key issued in it appears in
