@@ -158,6 +158,24 @@ func TestIdempotencyKeyAfterCrash(t *testing.T) {
 	again := deleteWithKey(env, key, u.ID, "crash")
 	expect(t, again, 200, success(u.ID))
 	expectReplayed(t, again, true)
+
+	// As the route runs it: the 200 is stored with the delete, in its
+	// transaction, so the retry after the crash is the replay itself.
+	v := env.MustUpload(key, "b.txt", []byte("b"))
+	claim, _, err = env.App.Idempotency.Begin(ctx, userID, "crash-2", idempotency.Fingerprint(http.MethodDelete, rest.Path, v.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := claim.Predict(idempotency.Answer{Status: 200, ContentType: "application/json", Body: rest.SuccessBody(v.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.App.Resolver.DeleteOwned(idempotency.WithClaim(ctx, claim), audit.Caller(ctx), userID, []string{v.ID}); err != nil {
+		t.Fatal(err)
+	}
+	_ = claim.Release(ctx) // the instance dies before it answers
+	res = deleteWithKey(env, key, v.ID, "crash-2")
+	expect(t, res, 200, success(v.ID))
+	expectReplayed(t, res, true)
 }
 
 // TestIdempotencyKeyConcurrent: the same key sent many times at once

@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/ids"
 )
 
 // DeleteUploader is the deleteUpload mutation.
@@ -59,8 +60,7 @@ func NewDeleteUploadHandler(mutation DeleteUploader, logger *slog.Logger) http.H
 			answerTo(err).write(w)
 			return
 		}
-		body, _ := json.Marshal(successBody{payload.Message}) // a struct of a string: cannot fail
-		writeJSON(w, http.StatusOK, body)
+		writeJSON(w, http.StatusOK, successJSON(payload.Message))
 	})
 }
 
@@ -81,6 +81,18 @@ func WriteIdempotencyRefusal(w http.ResponseWriter, _ *http.Request, status int,
 	default:
 		deleteFailed.write(w)
 	}
+}
+
+// SuccessBody is the body of the 200 that deletes the upload uploadIDHeader
+// names (as the resolver reads it): an Idempotency-Key's answer is stored
+// with the delete, before the handler writes it.
+func SuccessBody(uploadIDHeader string) []byte {
+	return successJSON(graph.DeletedMessage(ids.Trim(uploadIDHeader)))
+}
+
+func successJSON(message string) []byte {
+	body, _ := json.Marshal(successBody{message}) // a struct of a string: cannot fail
+	return body
 }
 
 type errorBody struct {

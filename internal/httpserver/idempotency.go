@@ -37,6 +37,10 @@ func restIdempotency(store *idempotency.Store, cfg Config) *idempotency.Route {
 			return idempotency.Fingerprint(r.Method, rest.Path, r.Header.Get("X-Upload-Id")), true
 		},
 		Refuse: rest.WriteIdempotencyRefusal,
+		// The 200 is known before the delete runs: it is stored with it.
+		Predict: func(r *http.Request) *idempotency.Answer {
+			return &idempotency.Answer{Status: http.StatusOK, ContentType: "application/json", Body: rest.SuccessBody(r.Header.Get("X-Upload-Id"))}
+		},
 		Final: func(status int, _ []byte) bool {
 			return status < http.StatusInternalServerError && status != http.StatusUnauthorized && status != http.StatusTooManyRequests
 		},

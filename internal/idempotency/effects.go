@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -85,16 +86,18 @@ func update(ctx context.Context, tx *ent.Tx, next func(prev json.RawMessage) (an
 	if c == nil {
 		return nil
 	}
-	row, err := tx.IdempotencyKey.Query().
-		Where(idempotencykey.ID(c.id)).
-		Select(idempotencykey.FieldEffects).
-		Only(ctx)
-	if err != nil {
-		return fmt.Errorf("read idempotency effects: %w", err)
-	}
 	var stored []byte
-	if row.Effects != nil {
-		stored = *row.Effects
+	if !c.fresh || c.writes.Add(1) > 1 { // else nothing is there to read
+		row, err := tx.IdempotencyKey.Query().
+			Where(idempotencykey.ID(c.id)).
+			Select(idempotencykey.FieldEffects).
+			Only(ctx)
+		if err != nil {
+			return fmt.Errorf("read idempotency effects: %w", err)
+		}
+		if row.Effects != nil {
+			stored = *row.Effects
+		}
 	}
 	effects, err := decode(stored)
 	if err != nil {
@@ -114,8 +117,17 @@ func update(ctx context.Context, tx *ent.Tx, next func(prev json.RawMessage) (an
 	if err != nil {
 		return err
 	}
-	if err := tx.IdempotencyKey.UpdateOneID(c.id).SetEffects(encoded).Exec(ctx); err != nil {
+	// Update, not UpdateOneID: no read of the row back after the write.
+	record := tx.IdempotencyKey.Update().Where(idempotencykey.ID(c.id)).SetEffects(encoded)
+	if c.prediction != nil { // the answer, with the effect
+		record.SetStatus(c.prediction.Status).SetContentType(c.prediction.ContentType).
+			SetBody(c.sealedPrediction).SetLockedUntil(time.Now())
+	}
+	if err := record.Exec(ctx); err != nil {
 		return fmt.Errorf("record idempotency effect: %w", err)
+	}
+	if c.prediction != nil {
+		c.answeredInTx.Store(true)
 	}
 	return nil
 }

@@ -29,6 +29,10 @@ type Route struct {
 	// Final reports whether an answer is final, and stored: a retry of a
 	// request whose answer was not gets to run again.
 	Final func(status int, body []byte) bool
+	// Predict, if set, returns the answer a request gets once its effect
+	// commits, to store with the effect (see Claim.Predict); nil when it
+	// cannot tell.
+	Predict func(r *http.Request) *Answer
 }
 
 // StatusOf is the status a refusal is answered with.
@@ -84,6 +88,13 @@ func (rt *Route) Wrap(next http.Handler) http.Handler {
 				return
 			}
 			ctx = req.begin(ctx, fingerprint)
+			if req.claim != nil && rt.Predict != nil {
+				if a := rt.Predict(r); a != nil {
+					if err := req.claim.Predict(*a); err != nil {
+						req.route.Logger.ErrorContext(ctx, "idempotent answer not predicted", "error", err)
+					}
+				}
+			}
 		}
 		rec := &recorder{ResponseWriter: w, req: req}
 		if req.replay == nil && req.refusal == nil { // decided: nothing to run

@@ -1,12 +1,14 @@
 package idempotency
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"entgo.io/ent/dialect/sql"
@@ -100,6 +102,7 @@ type Answer struct {
 func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Claim, *Answer, error) {
 	var row *ent.IdempotencyKey
 	var answer *Answer
+	fresh := false
 	now := time.Now()
 	err := s.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		query, args := sql.Dialect(database.Dialect(s.client)).
@@ -108,22 +111,32 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 				idempotencykey.FieldLockedUntil, idempotencykey.FieldStatus, idempotencykey.FieldContentType, idempotencykey.FieldCreatedAt).
 			Values(userID, key, fingerprint, now.Add(s.opts.Lease), 0, "", now).
 			OnConflict(sql.ConflictColumns(idempotencykey.FieldUserID, idempotencykey.FieldKey), sql.DoNothing()).
+			Returning(idempotencykey.FieldID).
 			Query()
-		res, err := tx.ExecContext(ctx, query, args...)
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("take idempotency key: %w", err)
 		}
-		inserted, err := res.RowsAffected()
-		if err != nil {
-			return err
+		var ids []int
+		for rows.Next() {
+			var id int
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("take idempotency key: %w", err)
+		}
+		if len(ids) == 1 { // taken: the row is what was just written
+			row, fresh = &ent.IdempotencyKey{ID: ids[0]}, true
+			return nil
 		}
 		if row, err = tx.IdempotencyKey.Query().
 			Where(idempotencykey.UserID(userID), idempotencykey.Key(key)).
 			Only(ctx); err != nil {
 			return fmt.Errorf("read idempotency key: %w", err)
-		}
-		if inserted == 1 {
-			return nil
 		}
 		if s.opts.Retention > 0 && row.CreatedAt.Before(now.Add(-s.opts.Retention)) && row.LockedUntil.Before(now) {
 			// Past its retention, not yet pruned: a new request.
@@ -178,7 +191,7 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 		s.count("replayed")
 		return nil, answer, nil
 	}
-	c := &Claim{store: s, id: row.ID, userID: userID, key: key, stop: make(chan struct{}), stopped: make(chan struct{})}
+	c := &Claim{store: s, id: row.ID, userID: userID, key: key, fresh: fresh, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if row.Effects != nil {
 		c.effects = *row.Effects
 	}
@@ -228,6 +241,16 @@ type Claim struct {
 	userID, key string
 
 	effects []byte // JSON: root field → what it did, as committed before the claim
+	// fresh: the row was made for this claim, so it held no effects; until
+	// the claim writes one, none needs reading.
+	fresh  bool
+	writes atomic.Int32
+
+	// prediction is the answer the request gets once its effect commits,
+	// sealed: written with the effect, in its transaction (Predict).
+	prediction       *Answer
+	sealedPrediction []byte
+	answeredInTx     atomic.Bool
 
 	once    sync.Once
 	stop    chan struct{}
@@ -259,9 +282,32 @@ func (c *Claim) end() {
 	<-c.stopped
 }
 
+// Predict sets the answer the request gets once its effect commits (the
+// REST delete's 200): it is stored with the effect, in the effect's
+// transaction, so that no crash can leave the effect without its answer,
+// and Finish has nothing left to write.
+func (c *Claim) Predict(a Answer) error {
+	sealer, err := c.store.sealer()
+	if err != nil {
+		return err
+	}
+	c.prediction, c.sealedPrediction = &a, sealer.Seal(associated(c.userID, c.key), a.Body)
+	return nil
+}
+
+// settled reports whether a is the answer already stored with the effect.
+func (c *Claim) settled(a Answer) bool {
+	p := c.prediction
+	return c.answeredInTx.Load() && p != nil && p.Status == a.Status && p.ContentType == a.ContentType && bytes.Equal(p.Body, a.Body)
+}
+
 // Finish stores the request's final answer and ends the claim.
 func (c *Claim) Finish(ctx context.Context, a Answer) error {
 	c.end()
+	if c.settled(a) {
+		c.store.count("stored")
+		return nil
+	}
 	sealer, err := c.store.sealer()
 	if err != nil {
 		return err
