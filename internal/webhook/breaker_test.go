@@ -20,6 +20,7 @@ import (
 // worker for a timeout in turn. An endpoint that answers, even with an
 // error, is not held back.
 func TestSilentEndpointBacksOff(t *testing.T) {
+	// Serial: the receiver that answers must do so within the 100 ms timeout the silent one runs out.
 	w := newWorld(t)
 	silent := newReceiver(t)
 	owner, silentEndpoint, secret := w.endpoint(silent.URL)
@@ -73,6 +74,7 @@ func TestSilentEndpointBacksOff(t *testing.T) {
 // allowed gets nothing from a sender that no longer allows it; the
 // delivery says why.
 func TestHTTPCheckedAtSend(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL) // registered with http allowed
@@ -91,6 +93,7 @@ func TestHTTPCheckedAtSend(t *testing.T) {
 // TestCheckKey: the readiness check fails when the webhook key does not
 // open the stored secrets, and passes with the right key or no endpoints.
 func TestCheckKey(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	if err := webhook.CheckKey(ctx, w.client, w.sealer); err != nil {

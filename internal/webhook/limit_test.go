@@ -16,8 +16,10 @@ import (
 // owner race, MaxEndpointsPerOwner endpoints are made and every other call
 // is refused with ErrTooManyEndpoints.
 func TestEndpointLimitUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	for _, calls := range []int{30, 100} {
 		t.Run(fmt.Sprint(calls), func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			ctx := context.Background()
 			owner := ids.NewUser()
