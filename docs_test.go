@@ -21,6 +21,7 @@ const maxReadmeLines = 250
 // section still holds the command that runs the service on embedded
 // defaults and the one that runs the tests (CI runs that same command).
 func TestReadmeIsTheFrontDoor(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +44,7 @@ func TestReadmeIsTheFrontDoor(t *testing.T) {
 // TestSettingsDocumented: every setting appears in the table of
 // docs/operations.md with its default.
 func TestSettingsDocumented(t *testing.T) {
+	t.Parallel()
 	const doc = "docs/operations.md"
 	text, err := os.ReadFile(doc)
 	if err != nil {
@@ -66,6 +68,7 @@ func TestSettingsDocumented(t *testing.T) {
 // file that exists and, with a #fragment into a Markdown file, a heading
 // that file has (as GitHub makes anchors of headings).
 func TestDocsLinksResolve(t *testing.T) {
+	t.Parallel()
 	docs, err := filepath.Glob("docs/*.md")
 	if err != nil {
 		t.Fatal(err)

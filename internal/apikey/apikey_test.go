@@ -34,6 +34,7 @@ func openDB(t *testing.T) (*ent.Client, string) {
 }
 
 func TestGeneratedKeys(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for range 1000 {
 		secret, prefix, digest := apikey.Generate()
@@ -59,6 +60,7 @@ func TestGeneratedKeys(t *testing.T) {
 }
 
 func TestAuthenticateAndRevoke(t *testing.T) {
+	t.Parallel()
 	client, _ := openDB(t)
 	ctx := context.Background()
 	u, key, secret, err := admin.CreateUser(ctx, client, "a@example.com")
@@ -96,6 +98,7 @@ func TestAuthenticateAndRevoke(t *testing.T) {
 
 // TestSecretsNeverStored reads the raw database file and finds no secret.
 func TestSecretsNeverStored(t *testing.T) {
+	t.Parallel()
 	client, path := openDB(t)
 	ctx := context.Background()
 	var secrets []string
@@ -133,6 +136,7 @@ func TestSecretsNeverStored(t *testing.T) {
 // every scope, those of later releases too; one made with scopes has
 // those; the expiry is kept as given, in UTC.
 func TestScopesAndExpiry(t *testing.T) {
+	t.Parallel()
 	client, _ := openDB(t)
 	ctx := context.Background()
 	u, _, _, err := admin.CreateUser(ctx, client, "a@example.com")
@@ -190,6 +194,7 @@ func TestScopesAndExpiry(t *testing.T) {
 // the key's last use is written afterwards, all keys' together (one
 // transaction), and appears within the write interval without a Flush.
 func TestLastUseOffTheRequestPath(t *testing.T) {
+	t.Parallel()
 	client, _ := openDB(t)
 	ctx := context.Background()
 	var mu sync.Mutex

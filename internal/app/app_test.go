@@ -55,6 +55,7 @@ func readyz(t *testing.T, env *testenv.Env) (int, map[string]string) {
 // TestShutdownWritesLastUses: the last use of a key, written off the
 // request's path, is written by the time the service has stopped.
 func TestShutdownWritesLastUses(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	userID, key := env.NewUser()
 	if res := env.GraphQL(key, `{ __typename }`, nil); len(res.Errors) > 0 {

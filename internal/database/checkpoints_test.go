@@ -34,6 +34,7 @@ func fileSize(t *testing.T, path string) int64 {
 // delete's, not the checkpoint's); the pages are in the WAL, and durable
 // there.
 func TestCommitsLeaveCheckpointsToTheCheckpointer(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "c.db")
 	var woken atomic.Int32
 	db := sql.OpenDB(newSQLiteConnector(path, SQLiteDSN(path), func() { woken.Add(1) }))
@@ -65,6 +66,7 @@ func TestCommitsLeaveCheckpointsToTheCheckpointer(t *testing.T) {
 // the pages a transaction's commit left in the WAL reach the database file
 // soon after, without another write; and closing stops the checkpointer.
 func TestCheckpointerCopiesTheWALBack(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "c.db")
 	client, err := Open(ctx, SQLiteURL(path))

@@ -19,6 +19,7 @@ import (
 // cannot grow its shared-memory file, the first write of every start. The
 // limit is set in a child process, so that this one keeps writing.
 func TestRestartOnFullDisk(t *testing.T) {
+	t.Parallel()
 	if path := os.Getenv("FULL_DISK_DATABASE"); path != "" {
 		var limit syscall.Rlimit
 		if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {

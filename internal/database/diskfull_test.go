@@ -14,6 +14,7 @@ import (
 // TestExplainStartError: the errors of a start on a full disk say what to
 // do; others are left as they are.
 func TestExplainStartError(t *testing.T) {
+	t.Parallel()
 	const lite = "sqlite:///srv/uploads/uploads.db?mode=rwc"
 	const pg = "postgres://u@db.example/uploads"
 	full := "the disk holding /srv/uploads is full: free space on it, then start again"

@@ -23,12 +23,14 @@ import (
 // Ent schema. It runs on SQLite, and on PostgreSQL when TEST_DATABASE_URL
 // names one (as in .ci/run).
 func TestMigrationsMatchSchema(t *testing.T) {
+	t.Parallel()
 	urls := map[string]string{"sqlite": database.SQLiteURL(filepath.Join(t.TempDir(), "m.db"))}
 	if pg := testenv.PostgresSchema(t); pg != "" {
 		urls["postgres"] = pg
 	}
 	for engine, url := range urls {
 		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
 			client, err := database.Open(context.Background(), url)
 			if err != nil {
 				t.Fatal(err)
@@ -89,6 +91,7 @@ func samePredicates(next schema.Differ) schema.Differ {
 // TestMigrateConcurrentStarts: instances starting together apply each
 // migration once, and a restart applies nothing.
 func TestMigrateConcurrentStarts(t *testing.T) {
+	t.Parallel()
 	url := database.SQLiteURL(filepath.Join(t.TempDir(), "m.db"))
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -134,6 +137,7 @@ func TestMigrateConcurrentStarts(t *testing.T) {
 // synchronous=FULL, so an acknowledged delete survives a power cut (with
 // WAL, go-sqlite3 would otherwise choose NORMAL).
 func TestSQLiteDurableCommits(t *testing.T) {
+	t.Parallel()
 	client, err := database.Open(context.Background(), database.SQLiteURL(filepath.Join(t.TempDir(), "d.db")))
 	if err != nil {
 		t.Fatal(err)

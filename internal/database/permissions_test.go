@@ -17,6 +17,7 @@ import (
 // umask and in a directory others can read, whether the database is new or
 // was left world-readable by an earlier version.
 func TestDatabaseFilesPrivate(t *testing.T) {
+	// Serial: it sets the process's umask.
 	defer syscall.Umask(syscall.Umask(0o022))
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {

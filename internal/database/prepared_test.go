@@ -18,12 +18,14 @@ import (
 // that fails to prepare fails every time instead of being kept. On SQLite,
 // and on PostgreSQL when TEST_DATABASE_URL names one.
 func TestPreparedReads(t *testing.T) {
+	t.Parallel()
 	urls := map[string]string{"sqlite": database.SQLiteURL(filepath.Join(t.TempDir(), "p.db"))}
 	if pg := testenv.PostgresSchema(t); pg != "" {
 		urls["postgres"] = pg
 	}
 	for engine, url := range urls {
 		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
 			ctx := context.Background()
 			client, err := database.Open(ctx, url)
 			if err != nil {

@@ -18,6 +18,7 @@ import (
 // the upgrade it says so in the column, and no purge tries to abort an
 // upload whose id is "*".
 func TestUpgradeKeepsAbortAllPurges(t *testing.T) {
+	t.Parallel()
 	type engine struct{ driver, dir, url string }
 	engines := []engine{{"sqlite3", "sqlite", "file:" + filepath.Join(t.TempDir(), "old.db")}}
 	if pg := testenv.PostgresSchema(t); pg != "" {
@@ -25,6 +26,7 @@ func TestUpgradeKeepsAbortAllPurges(t *testing.T) {
 	}
 	for _, e := range engines {
 		t.Run(e.dir, func(t *testing.T) {
+			t.Parallel()
 			ctx := context.Background()
 			db, err := sql.Open(e.driver, e.url)
 			if err != nil {
@@ -90,6 +92,7 @@ func TestUpgradeKeepsAbortAllPurges(t *testing.T) {
 // the service opens the database. Users with keys and uploads come through
 // it unchanged, and their keys keep every scope and never expire.
 func TestUpgradeKeepsUsersKeysAndUploads(t *testing.T) {
+	t.Parallel()
 	type engine struct{ driver, dir, url string }
 	engines := []engine{{"sqlite3", "sqlite", "file:" + filepath.Join(t.TempDir(), "old.db") + "?_fk=1"}}
 	if pg := testenv.PostgresSchema(t); pg != "" {
@@ -97,6 +100,7 @@ func TestUpgradeKeepsUsersKeysAndUploads(t *testing.T) {
 	}
 	for _, e := range engines {
 		t.Run(e.dir, func(t *testing.T) {
+			t.Parallel()
 			ctx := context.Background()
 			db, err := sql.Open(e.driver, e.url)
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 // or one whose function panics, gives its turn back; a caller that gives
 // up while waiting for its turn gets its context's error.
 func TestSQLiteWritersTakeTurns(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	client, err := database.Open(ctx, database.SQLiteURL(filepath.Join(t.TempDir(), "w.db")+"?_busy_timeout=0"))
 	if err != nil {

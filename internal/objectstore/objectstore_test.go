@@ -32,6 +32,7 @@ func noMultipart(t *testing.T) func(context.Context, string) error {
 // TestRoundTrip runs the single-request calls the service makes against the
 // real S3 server of the test run (the embedded one, or TEST_S3_ENDPOINT).
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	store := env.App.Store
 	ctx := context.Background()
@@ -67,6 +68,7 @@ func multipartEnv(t *testing.T) *testenv.Env {
 // TestMultipart stores an object in parts, and aborts one that failed
 // half-way so that no invisible parts are left.
 func TestMultipart(t *testing.T) {
+	t.Parallel()
 	env := multipartEnv(t)
 	store := env.App.Store
 	ctx := context.Background()
@@ -112,6 +114,7 @@ func TestMultipart(t *testing.T) {
 // versitygw with a versioning directory and for MinIO); the embedded server
 // has none.
 func TestVersionedBucket(t *testing.T) {
+	t.Parallel()
 	for _, markerOnly := range []bool{false, true} {
 		env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.S3DeleteMarkerOnly = markerOnly }})
 		ctx := context.Background()
@@ -166,6 +169,7 @@ func versions(t *testing.T, env *testenv.Env, key string) int {
 // reject. The store must send plain, signed payloads that every server
 // accepts.
 func TestNoChecksumTrailers(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	var mu sync.Mutex
 	var puts []http.Header
@@ -201,6 +205,7 @@ func TestNoChecksumTrailers(t *testing.T) {
 // shares a token bucket across the process; once it is empty, every request
 // fails on its first error with "retry quota exceeded".
 func TestNoSharedRetryQuota(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	store := env.App.Store
 	ctx := context.Background()
@@ -228,6 +233,7 @@ func TestNoSharedRetryQuota(t *testing.T) {
 // and it is retried with backoff except through Once (the purger's view:
 // a delete's inline attempt, whose caller is waiting, and the retry loop).
 func TestRemovalFailures(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	store := env.App.Store
 	ctx := context.Background()
@@ -269,6 +275,7 @@ func TestRemovalFailures(t *testing.T) {
 // could not delete is reported, and only that one, whichever request
 // carried it.
 func TestDeleteKeysInRequestsSideBySide(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
 	store := env.App.Store
 	ctx := context.Background()

@@ -15,12 +15,14 @@ import (
 // S3_DELETE_MARKER_ONLY they only add a delete marker and keep the
 // versions.
 func TestVersionedDeletes(t *testing.T) {
+	t.Parallel()
 	for _, markerOnly := range []bool{false, true} {
 		name := "every version"
 		if markerOnly {
 			name = "marker only"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			env := testenv.NewVersioned(t, testenv.Options{Configure: func(c *config.Config) { c.S3DeleteMarkerOnly = markerOnly }})
 			ctx := context.Background()
 			keys := []string{"a/one", "a/two", "a/three"}

@@ -13,6 +13,7 @@ import (
 // object and the multipart uploads it must abort). When S3 fails, the
 // purge stays, with the error.
 func TestAttempt(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name        string
 		multiparts  int  // incomplete multipart uploads of the key
@@ -28,6 +29,7 @@ func TestAttempt(t *testing.T) {
 		{name: "S3 down", multiparts: 2, abortAll: true, outage: true, objectStays: true, left: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t, nil)
 			ctx := context.Background()
 			key := w.storeObjects(1)[0]
@@ -71,6 +73,7 @@ func TestAttempt(t *testing.T) {
 // backoff: while S3 answers 500, an attempt, inline or from the loop, asks
 // S3 once, not again after the SDK's backoff.
 func TestOneTryPerAttempt(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
 	keys := w.storeObjects(2)
 	w.S3.SetMode(faultproxy.InternalError)

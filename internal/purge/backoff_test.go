@@ -20,6 +20,7 @@ import (
 // random part of up to half (jitter): never sooner than half of it, never
 // later than all of it.
 func TestFailedPurgeBacksOff(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
 	w.S3.SetMode(faultproxy.Refuse)
 	for _, tc := range []struct {
@@ -65,6 +66,7 @@ func TestFailedPurgeBacksOff(t *testing.T) {
 // TestNoBackoff: with MaxBackoff set to 0, a failed purge is due again at
 // once, for the next pass.
 func TestNoBackoff(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = 0 })
 	w.S3.SetMode(faultproxy.Refuse)
 	job := w.due("no-backoff")[0]
@@ -80,6 +82,7 @@ func TestNoBackoff(t *testing.T) {
 // TestBackoffIsJittered: purges failed by one outage do not all come due
 // at the same instant, but spread over the backoff's random half.
 func TestBackoffIsJittered(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
 	w.S3.SetMode(faultproxy.Unavailable)
 	keys := make([]string, 16)
@@ -112,6 +115,7 @@ func TestBackoffIsJittered(t *testing.T) {
 // operators, cut to 500 bytes (S3 errors can quote long keys), whether the
 // purge was attempted alone or in a batch.
 func TestFailureRecorded(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("0123456789", 60)
 	w := newWorld(t, nil)
 	for _, tc := range []struct {

@@ -19,6 +19,7 @@ import (
 // purge, retried after the backoff of a failed attempt (not when its lease
 // runs out), with S3's error recorded.
 func TestBatchKeepsWhatS3CouldNotDelete(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
 	const n = 9
 	keys := w.storeObjects(n)
@@ -68,6 +69,7 @@ func TestBatchKeepsWhatS3CouldNotDelete(t *testing.T) {
 // its own: every multipart upload is aborted; purges of another bucket are
 // done in that bucket.
 func TestBatchOfMixedPurges(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	ctx := context.Background()
 	plain := w.storeObjects(3)
@@ -117,6 +119,7 @@ func TestBatchOfMixedPurges(t *testing.T) {
 // was finished meanwhile (by another purger), the others are still
 // rescheduled with backoff, and the finished one stays finished.
 func TestBatchFailureAfterAPurgeVanished(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
 	ctx := context.Background()
 	claimedUntil := time.Now().Add(purge.Lease)

@@ -14,6 +14,7 @@ import (
 // several as one batch, even when the caller has gone; what is purged is
 // done, and nothing to purge asks S3 nothing.
 func TestInlineAttempt(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	keys := w.storeObjects(4)
 	traffic := w.watchS3()
@@ -50,6 +51,7 @@ func TestInlineAttempt(t *testing.T) {
 // TestInlineFailure: an inline attempt that fails leaves the purge to the
 // background loop, after the backoff of a first failure.
 func TestInlineFailure(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
 	keys := w.storeObjects(3)
 	w.S3.SetMode(faultproxy.Refuse)
@@ -79,6 +81,7 @@ func TestInlineFailure(t *testing.T) {
 // at once for the background loop. After the pause, a clean-up tries S3
 // again, with its own timeout.
 func TestInlinePause(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name        string
 		pauseOver   bool
@@ -88,6 +91,7 @@ func TestInlinePause(t *testing.T) {
 		{"after the pause", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t, func(c *config.Config) {
 				c.PurgeInlineTimeout = 500 * time.Millisecond
 				c.PurgeMaxBackoff = time.Hour

@@ -20,6 +20,7 @@ import (
 // one by one and the rest in one DeleteObjects request, and leaves the
 // purges that are not due yet alone.
 func TestPassPurgesEverythingDue(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	const n = 10
 	keys := w.storeObjects(n + 1)
@@ -56,6 +57,7 @@ func TestPassPurgesEverythingDue(t *testing.T) {
 // it is most likely down; the pass stops there instead of claiming, failing
 // and pushing back every other purge, which stay due for the next pass.
 func TestOutageLeavesTheBacklogDue(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
 	const n = 10
 	keys := w.storeObjects(n)
@@ -106,6 +108,7 @@ func TestOutageLeavesTheBacklogDue(t *testing.T) {
 // oldest purges, a pass takes the rest (a claim skips what another holds)
 // and purges them all (losing a race is no sign of an outage).
 func TestPassAfterLosingTheFirstPurges(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	const n = 6
 	keys := w.storeObjects(n)
@@ -136,6 +139,7 @@ func TestPassAfterLosingTheFirstPurges(t *testing.T) {
 // at once rather than after its poll interval, so that a backlog (after an
 // outage) drains as fast as S3 allows.
 func TestRunGoesOnAfterAFullBatch(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	objects := newFakeObjects()
 	logs := &testenv.SyncBuffer{}
@@ -167,6 +171,7 @@ func TestRunGoesOnAfterAFullBatch(t *testing.T) {
 // Run waits for its poll interval instead of querying the database again
 // and again.
 func TestRunWaitsForItsPollInterval(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	objects := newFakeObjects()
 	p := w.fakePurger(objects, &testenv.SyncBuffer{}, purge.Options{PollInterval: time.Hour, MaxBackoff: time.Hour, InlineTimeout: time.Second, UploadTimeout: time.Minute})
@@ -215,6 +220,7 @@ func TestRunWaitsForItsPollInterval(t *testing.T) {
 // TestRunLogsAFailedPass: a pass that fails (here, the database is gone)
 // is logged, and Run goes on.
 func TestRunLogsAFailedPass(t *testing.T) {
+	t.Parallel()
 	client, err := database.Open(context.Background(), database.SQLiteURL(t.TempDir()+"/purges.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -239,6 +245,7 @@ func TestRunLogsAFailedPass(t *testing.T) {
 // purger keeps up. The age is how long the purge due longest has been due,
 // not how long ago it was created.
 func TestQueueStats(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	ctx := context.Background()
 	now := time.Now()

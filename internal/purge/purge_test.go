@@ -20,6 +20,7 @@ import (
 // cuts its response half-way), the delete succeeds for the caller, the
 // object stays known as a pending purge, and it is removed once S3 behaves.
 func TestS3FaultsDuringDelete(t *testing.T) {
+	t.Parallel()
 	for _, fault := range []struct {
 		name string
 		mode faultproxy.Mode
@@ -31,6 +32,7 @@ func TestS3FaultsDuringDelete(t *testing.T) {
 		{"response cut half-way", faultproxy.Cut},
 	} {
 		t.Run(fault.name, func(t *testing.T) {
+			t.Parallel()
 			env := testenv.New(t, testenv.Options{Configure: func(c *config.Config) { c.PurgeInlineTimeout = 300 * time.Millisecond }})
 			_, key := env.NewUser()
 			up := env.MustUpload(key, "a.txt", []byte("a"))
@@ -61,6 +63,7 @@ func TestS3FaultsDuringDelete(t *testing.T) {
 // TestPurgeSurvivesRestart: a purge that could not finish before the
 // service stopped is finished by the next start.
 func TestPurgeSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
 	_, key := env.NewUser()
 	up := env.MustUpload(key, "a.txt", []byte("a"))
@@ -84,6 +87,7 @@ func TestPurgeSurvivesRestart(t *testing.T) {
 // TestClaimIsExclusive: of two purgers racing for the same due purges, each
 // purge is attempted by exactly one.
 func TestClaimIsExclusive(t *testing.T) {
+	t.Parallel()
 	env := testenv.New(t, testenv.Options{
 		NoPurgeLoop: true,
 		Configure:   func(c *config.Config) { c.PurgeInlineTimeout = 50 * time.Millisecond },

@@ -19,6 +19,7 @@ import (
 // waits until its bytes can no longer be arriving, then aborts every
 // multipart upload of its key. An upload that stored nothing has none.
 func TestScheduleFor(t *testing.T) {
+	t.Parallel()
 	const inline, uploadTimeout = 3 * time.Second, 10 * time.Minute
 	w := newWorld(t, func(c *config.Config) { c.PurgeInlineTimeout, c.UploadTimeout = inline, uploadTimeout })
 	uploads := []*ent.Upload{
@@ -66,6 +67,7 @@ func TestScheduleFor(t *testing.T) {
 // a purge each, attempted at once, that aborts every multipart upload of
 // the key; one that stored nothing gets none.
 func TestScheduleStopped(t *testing.T) {
+	t.Parallel()
 	const inline = 3 * time.Second
 	w := newWorld(t, func(c *config.Config) { c.PurgeInlineTimeout = inline })
 	uploads := []*ent.Upload{
@@ -93,6 +95,7 @@ func TestScheduleStopped(t *testing.T) {
 // upload's ignores the window. Unschedule takes back only an unclaimed
 // purge in its window; Expedite claims one for an attempt now, once.
 func TestTrashPurges(t *testing.T) {
+	t.Parallel()
 	const inline = 3 * time.Second
 	w := newWorld(t, func(c *config.Config) { c.PurgeInlineTimeout, c.UploadTimeout = inline, time.Minute })
 	keep := time.Now().Add(time.Hour).Truncate(time.Microsecond)

@@ -18,6 +18,7 @@ import (
 // to 399, is a failed attempt whose last_error says redirects are not
 // followed; other answers fail with their status.
 func TestAnswerStatuses(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		status    int
 		delivered bool
@@ -57,6 +58,7 @@ func TestAnswerStatuses(t *testing.T) {
 // TestClip: last_error keeps a message of exactly its limit whole, and
 // cuts a longer one to the limit, ending in an ellipsis.
 func TestClip(t *testing.T) {
+	t.Parallel()
 	exact := strings.Repeat("é", webhook.MaxErrorLength)
 	if got := webhook.Clip(exact); got != exact {
 		t.Errorf("a message of exactly %d characters was changed: it ends %q", webhook.MaxErrorLength, got[len(got)-8:])
@@ -74,6 +76,7 @@ func TestClip(t *testing.T) {
 // so a backlog larger than Concurrency is sent without waiting
 // PollInterval (an hour here) between passes.
 func TestBacklogDrainsWithoutWaiting(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)
@@ -95,6 +98,7 @@ func TestBacklogDrainsWithoutWaiting(t *testing.T) {
 // TestAnswerBodyInLastError: the beginning of a failed answer's body is
 // in last_error, for the endpoint's owner to see why.
 func TestAnswerBodyInLastError(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		rw.WriteHeader(http.StatusUnprocessableEntity)

@@ -20,6 +20,7 @@ import (
 // worker for a timeout in turn. An endpoint that answers, even with an
 // error, is not held back.
 func TestSilentEndpointBacksOff(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	silent := newReceiver(t)
 	owner, silentEndpoint, secret := w.endpoint(silent.URL)
@@ -37,8 +38,9 @@ func TestSilentEndpointBacksOff(t *testing.T) {
 	}
 	ctx := context.Background()
 	// Eight workers: two each at most for an owner, and so an endpoint,
-	// until it has answered.
-	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Timeout: 100 * time.Millisecond, Concurrency: 8})
+	// until it has answered. The silent one's attempts run out the timeout;
+	// the refusing one answers well within it, however busy the machine.
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Timeout: time.Second, Concurrency: 8})
 
 	if attempted, _, err := sender.RunOnce(ctx); attempted != 4 || err != nil {
 		t.Fatalf("first pass attempted %d (%v); want 2 to each endpoint", attempted, err)
@@ -73,6 +75,7 @@ func TestSilentEndpointBacksOff(t *testing.T) {
 // allowed gets nothing from a sender that no longer allows it; the
 // delivery says why.
 func TestHTTPCheckedAtSend(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL) // registered with http allowed
@@ -91,6 +94,7 @@ func TestHTTPCheckedAtSend(t *testing.T) {
 // TestCheckKey: the readiness check fails when the webhook key does not
 // open the stored secrets, and passes with the right key or no endpoints.
 func TestCheckKey(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	if err := webhook.CheckKey(ctx, w.client, w.sealer); err != nil {

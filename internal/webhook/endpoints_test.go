@@ -17,6 +17,7 @@ import (
 // TestValidateURL: registration takes absolute https URLs with a host and
 // no credentials, and says what is wrong with any other.
 func TestValidateURL(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		url       string
 		allowHTTP bool
@@ -61,6 +62,7 @@ func TestValidateURL(t *testing.T) {
 // stored only sealed, and the event types it asked for; unknown types and
 // too many endpoints are refused.
 func TestCreateEndpoint(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	owner := ids.NewUser()
@@ -105,6 +107,7 @@ func TestCreateEndpoint(t *testing.T) {
 // caller's endpoints and deliveries; someone else's are not found, exactly
 // like ids that do not exist.
 func TestEndpointsAreTheOwnersOnly(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	owner, ep, _ := w.endpoint("https://hooks.example.com/mine")
@@ -149,6 +152,7 @@ func TestEndpointsAreTheOwnersOnly(t *testing.T) {
 // TestDeleteEndpoint: deleting an endpoint deletes its deliveries, pending
 // or not, and nobody else's.
 func TestDeleteEndpoint(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	owner, ep, _ := w.endpoint("https://hooks.example.com/a")
@@ -172,6 +176,7 @@ func TestDeleteEndpoint(t *testing.T) {
 // TestDeliveriesNewestFirst: an endpoint's deliveries are listed newest
 // first, first at a time, 1 to 100 (both allowed).
 func TestDeliveriesNewestFirst(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	owner, ep, _ := w.endpoint("https://hooks.example.com/a")
@@ -197,6 +202,7 @@ func TestDeliveriesNewestFirst(t *testing.T) {
 // TestRedeliver: a delivered (or failed) delivery is sent again with the
 // same webhook-id, due at once; a pending one is left as it is.
 func TestRedeliver(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)

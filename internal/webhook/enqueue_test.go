@@ -19,6 +19,7 @@ import (
 // its owner subscribed to its type, due at once; other owners' endpoints
 // and disabled ones get nothing.
 func TestEnqueueFanOut(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	owner := ids.NewUser()
@@ -72,6 +73,7 @@ func TestEnqueueFanOut(t *testing.T) {
 // TestEnqueueRolledBack: deliveries enqueued in a transaction that rolls
 // back do not exist, and nothing is sent.
 func TestEnqueueRolledBack(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)
@@ -98,6 +100,7 @@ func TestEnqueueRolledBack(t *testing.T) {
 // TestEnqueueWithoutEndpoints: for an owner without endpoints (the common
 // case), Enqueue costs one read and writes nothing, however many events.
 func TestEnqueueWithoutEndpoints(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	w.endpoint("https://hooks.example.com/someone-else") // another owner's
 	var queries, mutations atomic.Int64
@@ -131,6 +134,7 @@ func TestEnqueueWithoutEndpoints(t *testing.T) {
 // bound parameters in PostgreSQL, 32,766 in SQLite; eleven a row) are all
 // written.
 func TestEnqueueMany(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	owner, _, _ := w.endpoint("https://hooks.example.com/many")
 	var events []webhook.Event
@@ -146,6 +150,7 @@ func TestEnqueueMany(t *testing.T) {
 // TestEnqueueRefusesMalformedEvents: an unknown type or a missing owner is
 // a programming error, reported rather than sent.
 func TestEnqueueRefusesMalformedEvents(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	for _, ev := range []webhook.Event{

@@ -16,6 +16,7 @@ import (
 // all of them: another owner's delivery, enqueued after a backlog of the
 // first owner's, arrives while those attempts still hang.
 func TestHangingEndpointsDelayNoOneElse(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	const hangingEndpoints, uploads = 3, 30 // a backlog past what one read of the oldest sees
 	var mu sync.Mutex

@@ -16,6 +16,7 @@ import (
 // TestLeaseExpires: a claimed delivery is not claimed again while its
 // lease lasts; once it expires (its sender died), it is sent again.
 func TestLeaseExpires(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)
@@ -63,6 +64,7 @@ func TestLeaseExpires(t *testing.T) {
 // TestClaimIsConditional: two senders that read the same due deliveries
 // at once do not both claim them: the second finds them claimed.
 func TestClaimIsConditional(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	owner, _, _ := w.endpoint("https://hooks.example.com/a")
 	for range 3 {
@@ -86,6 +88,7 @@ func TestClaimIsConditional(t *testing.T) {
 // was stuck records nothing over the claim that replaced it, so the
 // delivery is not freed for a third sender while the second still sends it.
 func TestStaleClaimLeavesNewClaimAlone(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)
@@ -125,6 +128,7 @@ func TestStaleClaimLeavesNewClaimAlone(t *testing.T) {
 // retried): no delivery is ever in flight twice at once, each is accepted
 // once, and each upload's events arrive in order.
 func TestTwoSendersNeverOverlap(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)

@@ -16,6 +16,7 @@ import (
 // owner race, MaxEndpointsPerOwner endpoints are made and every other call
 // is refused with ErrTooManyEndpoints.
 func TestEndpointLimitUnderConcurrency(t *testing.T) {
+	// Serial, rows too: on PostgreSQL its racing callers each hold a connection, most of the server's max_connections.
 	for _, calls := range []int{30, 100} {
 		t.Run(fmt.Sprint(calls), func(t *testing.T) {
 			w := newWorld(t)

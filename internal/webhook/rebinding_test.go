@@ -125,6 +125,7 @@ func (d *rebindingDNS) answeredPrivate() int {
 // (2001:db8::/32, reserved for documentation) is stopped by the test just
 // before connect, so no packet leaves this machine either way.
 func TestDNSRebindingRefused(t *testing.T) {
+	// Serial: it swaps the package's resolver and dial hook (UseResolver, ConfineDials), which every sender made meanwhile would use.
 	public, private := netip.MustParseAddr("2001:db8::7"), netip.MustParseAddr("127.0.0.1")
 	if webhook.BlockedReason(public) != "" || webhook.BlockedReason(private) == "" {
 		t.Fatalf("the premise: %s must be allowed and %s refused", public, private)

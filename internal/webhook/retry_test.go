@@ -38,6 +38,7 @@ func failingReceiver(t *testing.T) *receiver {
 // starts near a second and doubles up to MaxBackoff, and never past the end
 // of the retry window, when the last attempt comes.
 func TestBackoff(t *testing.T) {
+	// Serial: it reads each wait back within 100 ms of the attempt that set it.
 	w := newWorld(t)
 	rcv := failingReceiver(t)
 	_, ep, secret := w.endpoint(rcv.URL)
@@ -80,6 +81,7 @@ func TestBackoff(t *testing.T) {
 // endpoint gets no new deliveries, its pending ones are not sent, nor
 // redelivered, until it is enabled again.
 func TestRetryWindow(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := failingReceiver(t)
 	owner, ep, secret := w.endpoint(rcv.URL)
@@ -127,6 +129,7 @@ func TestRetryWindow(t *testing.T) {
 // since the failing one was created, the endpoint works: only that message
 // fails, and the endpoint stays enabled.
 func TestRetryWindowOneMessage(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := failingReceiver(t)
 	_, ep, secret := w.endpoint(rcv.URL)
@@ -150,6 +153,7 @@ func TestRetryWindowOneMessage(t *testing.T) {
 // TestOrderPerUpload: while an upload's earlier delivery to an endpoint is
 // pending (backing off), its later ones wait; other uploads' do not.
 func TestOrderPerUpload(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)
@@ -209,6 +213,7 @@ func sameSet(a, b string) bool {
 
 // TestAttemptsCounted: each attempt is counted by outcome in the metrics.
 func TestAttemptsCounted(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, ep, secret := w.endpoint(rcv.URL)

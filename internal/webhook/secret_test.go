@@ -18,6 +18,7 @@ import (
 // TestNewSecret: secrets are whsec_ and 32 random bytes in base64, which
 // the Standard Webhooks library takes as they are shown.
 func TestNewSecret(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for range 100 {
 		display, raw := webhook.NewSecret()
@@ -34,6 +35,7 @@ func TestNewSecret(t *testing.T) {
 // TestSealer: a sealed secret opens with the same key for the same
 // endpoint only, and sealing twice gives different bytes (random nonce).
 func TestSealer(t *testing.T) {
+	t.Parallel()
 	key := make([]byte, webhook.KeySize)
 	_, _ = rand.Read(key)
 	sealer, _ := webhook.NewSealer(key)
@@ -68,6 +70,7 @@ func TestSealer(t *testing.T) {
 // TestParseKey: a key setting is the base64 of exactly 32 bytes; errors
 // never quote it.
 func TestParseKey(t *testing.T) {
+	t.Parallel()
 	key := make([]byte, webhook.KeySize)
 	_, _ = rand.Read(key)
 	if got, err := webhook.ParseKey(" " + base64.StdEncoding.EncodeToString(key) + "\n"); err != nil || !bytes.Equal(got, key) {
@@ -84,6 +87,7 @@ func TestParseKey(t *testing.T) {
 // TestLoadOrCreateKey: the first call creates a key file readable by its
 // owner only; later calls, and calls racing the first, get the same key.
 func TestLoadOrCreateKey(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "webhook.key")
 	var wg sync.WaitGroup

@@ -23,6 +23,7 @@ var local = webhook.Options{AllowPrivateNetworks: true} // the receivers are on 
 // documented JSON that the spec's own library verifies with the endpoint's
 // secret, and with no other secret, nor once its body is altered.
 func TestDeliveryVerifiesWithStandardWebhooks(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)
@@ -80,6 +81,7 @@ func TestDeliveryVerifiesWithStandardWebhooks(t *testing.T) {
 // TestRotateSecret: once rotated, deliveries are signed with the new
 // secret only.
 func TestRotateSecret(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, ep, oldSecret := w.endpoint(rcv.URL)
@@ -104,6 +106,7 @@ func TestRotateSecret(t *testing.T) {
 // and each upload's deleted arrives (accepted) before its purged is even
 // tried. Duplicates would be allowed, and are counted.
 func TestReceiverOutage(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)
@@ -185,6 +188,7 @@ func TestReceiverOutage(t *testing.T) {
 // TestSlowReceiverTimesOut: an attempt ends at the timeout, as a failure
 // to retry, however long the receiver would take.
 func TestSlowReceiverTimesOut(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	owner, _, secret := w.endpoint(rcv.URL)
@@ -214,13 +218,15 @@ func TestSlowReceiverTimesOut(t *testing.T) {
 // or slowly, does not hold the attempt: the sender reads at most the start
 // of an answer, and the timeout bounds reading it. The 2xx counts.
 func TestLongAnswers(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name    string
 		answer  int
-		timeout time.Duration // the huge one is read faster than this, if read at all
-	}{{"huge", hugeBody, 10 * time.Second}, {"trickling", tricklingBody, 200 * time.Millisecond}} {
+		timeout time.Duration // the huge one is read faster than this, if read at all; the trickle lasts 4 s
+	}{{"huge", hugeBody, 10 * time.Second}, {"trickling", tricklingBody, time.Second}} {
 		answer := c.answer
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			rcv := newReceiver(t)
 			owner, _, secret := w.endpoint(rcv.URL)
@@ -241,6 +247,7 @@ func TestLongAnswers(t *testing.T) {
 // Concurrency and no more, and no more than an owner's share (a quarter,
 // at least two) to one endpoint.
 func TestSendsConcurrently(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	const concurrency, endpoints = 4, 4
 	var mu sync.Mutex
@@ -287,6 +294,7 @@ func TestSendsConcurrently(t *testing.T) {
 // TestNoEnvironmentProxy: deliveries never go through a proxy named in the
 // environment, which would choose the address instead of the dialer.
 func TestNoEnvironmentProxy(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	if transport := w.sender(webhook.Options{}).Transport(); transport.Proxy != nil {
 		t.Fatal("the transport has a Proxy")

@@ -20,6 +20,7 @@ import (
 // TestBlockedAddresses: the addresses of the service's own host and
 // networks are refused in every form; public ones are not.
 func TestBlockedAddresses(t *testing.T) {
+	t.Parallel()
 	for addr, want := range map[string]string{
 		"127.0.0.1":                   "loopback",
 		"127.8.9.10":                  "loopback",
@@ -108,6 +109,7 @@ func TestBlockedAddresses(t *testing.T) {
 // that resolves to loopback is caught), before any packet leaves. The
 // error says why, the delivery fails, and the local receiver hears nothing.
 func TestPrivateAddressesRefusedAtConnect(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	u, _ := url.Parse(rcv.URL)
@@ -169,8 +171,10 @@ func TestPrivateAddressesRefusedAtConnect(t *testing.T) {
 // Private networks are allowed here so that both servers are reachable:
 // only the refusal to follow stops the second request.
 func TestRedirectsAreNotFollowed(t *testing.T) {
+	t.Parallel()
 	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t)
 			target := newReceiver(t)
 			redirector := newReceiver(t)
@@ -203,6 +207,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 // no address: the owner of an endpoint cannot use it to learn what the
 // service's internal names resolve to.
 func TestUnreachableSaysNoMore(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	strict := w.sender(webhook.Options{Timeout: 500 * time.Millisecond})
