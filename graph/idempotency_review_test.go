@@ -210,3 +210,36 @@ func TestIdempotencyReviewSameRequest(t *testing.T) {
 		t.Errorf("a revoked key got the stored answer: %d %s", res.Status, res.Body)
 	}
 }
+
+// TestIdempotencyReviewUploadGoneSinceCrash: the instance that stored an
+// upload died before it answered; the upload was deleted since (from
+// another tab, or by the janitor). The retry must answer as a caller's
+// mistake would (NOT_FOUND, as restoreUpload's and the webhook mutations'
+// retries do), not INTERNAL_SERVER_ERROR: that is never stored, so every
+// retry of the key fails the same way, and logs an error, for a day.
+func TestIdempotencyReviewUploadGoneSinceCrash(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	userID, key := env.NewUser()
+	h := http.Header{"Idempotency-Key": {"upload-gone"}}
+	first := env.UploadFileWith(h, "", key, "a.txt", "text/plain", []byte("hello"))
+	if first.Status != 200 || !strings.Contains(first.Body, `"status":"COMPLETED"`) {
+		t.Fatalf("upload: %d %s", first.Status, first.Body)
+	}
+	// Rewind to the crash: the upload stored, its answer not.
+	ctx := context.Background()
+	env.Client().IdempotencyKey.Update().
+		Where(idempotencykey.UserID(userID), idempotencykey.Key("upload-gone")).
+		SetStatus(0).SetContentType("").ClearBody().SetLockedUntil(time.Now().Add(-time.Second)).
+		ExecX(ctx)
+	u := env.Client().Upload.Query().OnlyX(ctx)
+	if res := env.DeleteREST(key, u.ID); res.Status != 200 {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	for range 2 {
+		retry := env.UploadFileWith(h, "", key, "a.txt", "text/plain", []byte("hello"))
+		if codes := errorCodes(t, retry); len(codes) != 1 || codes[0] == graph.CodeInternal {
+			t.Errorf("retry of an upload deleted since: %d %s, want a final answer (NOT_FOUND)", retry.Status, retry.Body)
+		}
+	}
+}
