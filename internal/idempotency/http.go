@@ -86,6 +86,17 @@ func (rt *Route) Wrap(next http.Handler) http.Handler {
 			ctx = req.begin(ctx, fingerprint)
 		}
 		rec := &recorder{ResponseWriter: w, req: req}
+		defer func() {
+			if p := recover(); p != nil {
+				// A handler that panics (http.ErrAbortHandler included) has no
+				// answer: free its key for the retry, or its claim would renew
+				// the lease for as long as the process lives.
+				if req.claim != nil {
+					_ = req.claim.Release(r.Context())
+				}
+				panic(p)
+			}
+		}()
 		if req.replay == nil && req.refusal == nil { // decided: nothing to run
 			next.ServeHTTP(rec, r.WithContext(ctx))
 		}
