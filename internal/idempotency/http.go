@@ -104,6 +104,13 @@ func (rt *Route) Wrap(next http.Handler) http.Handler {
 	})
 }
 
+// Sent reports whether ctx is a request that sent an Idempotency-Key (with
+// a credential): only then is an operation's fingerprint worth computing.
+func Sent(ctx context.Context) bool {
+	_, ok := ctx.Value(requestKey{}).(*request)
+	return ok
+}
+
 // BeginOperation takes the request's key, if it sent one, for the
 // operation of fingerprint: from then on the request's answer is the
 // key's. It returns ctx with the claim (the effects of the operation's
