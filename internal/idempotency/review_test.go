@@ -59,3 +59,47 @@ func TestIdempotencyReviewPanicFreesKey(t *testing.T) {
 		time.Sleep(lease / 4)
 	}
 }
+
+// TestIdempotencyReviewStaleClaimFenced: an instance that stalled past its
+// lease (a frozen container, a stop-the-world pause, renewals stuck behind
+// a busy database) is not dead: once another instance has taken the key
+// over, the stale claim's effects and answer must not commit, or the
+// request runs twice (a second upload, a second endpoint) and the answer
+// stored is not the one the retry computed. Nothing on the row says which
+// claim holds it: renewals, Record and Finish check only status = 0.
+func TestIdempotencyReviewStaleClaimFenced(t *testing.T) {
+	t.Parallel()
+	const lease = 100 * time.Millisecond
+	s := newStore(t, idempotency.Options{Lease: lease})
+	ctx := context.Background()
+	stale, _, err := s.Begin(ctx, "usr_1", "k", "fp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.Abandon() // it stalls: no renewal
+	var next *idempotency.Claim
+	for deadline := time.Now().Add(50 * lease); next == nil; time.Sleep(lease / 4) {
+		if next, _, err = s.Begin(ctx, "usr_1", "k", "fp"); err != nil && !errors.Is(err, idempotency.ErrInUse) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never taken over")
+		}
+	}
+	// The stalled instance wakes up and commits its effect, then its answer.
+	tx, err := s.Client().Tx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendErr := idempotency.Append(idempotency.WithClaim(ctx, stale), tx, "upl_stale")
+	if appendErr == nil {
+		appendErr = tx.Commit()
+	} else {
+		_ = tx.Rollback()
+	}
+	finishErr := stale.Finish(ctx, idempotency.Answer{Status: 200, ContentType: "application/json", Body: []byte(`{"from":"stale"}`)})
+	if appendErr == nil || finishErr == nil {
+		t.Errorf("a claim taken over by another request still records its effect (%v) and stores its answer (%v)", appendErr, finishErr)
+	}
+	_ = next.Release(ctx)
+}
