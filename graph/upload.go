@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -49,7 +50,11 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 	// created the upload before its instance died made it: no second one.
 	var created string
 	if idempotency.Recorded(ctx, &created) {
-		return r.client.Upload.Query().Where(upload.ID(created), upload.OwnerID(v.UserID)).Only(ctx)
+		made, err := r.client.Upload.Query().Where(upload.ID(created), upload.OwnerID(v.UserID)).Only(ctx)
+		if err != nil { // deleted since: a final answer, not an internal error every retry repeats
+			return nil, r.publicOr(ctx, "replay upload", cmp.Or(ent.MaskNotFound(err), error(ErrUploadNotFound)))
+		}
+		return made, nil
 	}
 	uploadID := ids.NewUpload()
 	key := objectKey(v.UserID, uploadID)

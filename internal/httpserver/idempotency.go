@@ -100,8 +100,8 @@ var transientCodes = []string{graph.CodeInternal, graph.CodeOperationTimeout, gr
 // and variables.
 func takeIdempotencyKey(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
-	if oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
-		return next(ctx)
+	if oc.Operation == nil || oc.Operation.Operation != ast.Mutation || !idempotency.Sent(ctx) {
+		return next(ctx) // without a key, no fingerprint: what is off costs nothing
 	}
 	variables, err := json.Marshal(oc.Variables) // map keys sorted: the same variables, the same bytes
 	if err != nil {

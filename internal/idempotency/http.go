@@ -97,11 +97,29 @@ func (rt *Route) Wrap(next http.Handler) http.Handler {
 			}
 		}
 		rec := &recorder{ResponseWriter: w, req: req}
+		defer func() {
+			if p := recover(); p != nil {
+				// A handler that panics (http.ErrAbortHandler included) has no
+				// answer: free its key for the retry, or its claim would renew
+				// the lease for as long as the process lives.
+				if req.claim != nil {
+					_ = req.claim.Release(r.Context())
+				}
+				panic(p)
+			}
+		}()
 		if req.replay == nil && req.refusal == nil { // decided: nothing to run
 			next.ServeHTTP(rec, r.WithContext(ctx))
 		}
 		req.answer(w, r, rec)
 	})
+}
+
+// Sent reports whether ctx is a request that sent an Idempotency-Key (with
+// a credential): only then is an operation's fingerprint worth computing.
+func Sent(ctx context.Context) bool {
+	_, ok := ctx.Value(requestKey{}).(*request)
+	return ok
 }
 
 // BeginOperation takes the request's key, if it sent one, for the
