@@ -23,10 +23,14 @@ type IdempotencyKey struct {
 	Key string `json:"key,omitempty"`
 	// SHA-256 of the request (method, path, upload id header or GraphQL document, operation name and variables): the same key with another request is refused.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// The claim that holds the key (a random token, replaced by a takeover): a claim whose lease was taken over writes nothing more.
+	Holder string `json:"holder,omitempty"`
 	// While the request runs: until when its instance holds the key. A retry after it runs the request again, resuming from effects.
 	LockedUntil time.Time `json:"locked_until,omitempty"`
 	// JSON: what the request's root fields did, each written in the transaction of its effect, so that a retry after a crash replays the effect instead of doing it again.
 	Effects *[]byte `json:"effects,omitempty"`
+	// The scopes of the credential whose request made the answer: it is replayed only to a credential with all of them (it may carry a webhook secret).
+	Scopes string `json:"scopes,omitempty"`
 	// The stored answer's HTTP status; 0 while there is none.
 	Status int `json:"status,omitempty"`
 	// ContentType holds the value of the "content_type" field.
@@ -47,7 +51,7 @@ func (*IdempotencyKey) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case idempotencykey.FieldID, idempotencykey.FieldStatus:
 			values[i] = new(sql.NullInt64)
-		case idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint, idempotencykey.FieldContentType:
+		case idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint, idempotencykey.FieldHolder, idempotencykey.FieldScopes, idempotencykey.FieldContentType:
 			values[i] = new(sql.NullString)
 		case idempotencykey.FieldLockedUntil, idempotencykey.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -90,6 +94,12 @@ func (_m *IdempotencyKey) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Fingerprint = value.String
 			}
+		case idempotencykey.FieldHolder:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field holder", values[i])
+			} else if value.Valid {
+				_m.Holder = value.String
+			}
 		case idempotencykey.FieldLockedUntil:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field locked_until", values[i])
@@ -101,6 +111,12 @@ func (_m *IdempotencyKey) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field effects", values[i])
 			} else if value != nil {
 				_m.Effects = value
+			}
+		case idempotencykey.FieldScopes:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field scopes", values[i])
+			} else if value.Valid {
+				_m.Scopes = value.String
 			}
 		case idempotencykey.FieldStatus:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -171,6 +187,9 @@ func (_m *IdempotencyKey) String() string {
 	builder.WriteString("fingerprint=")
 	builder.WriteString(_m.Fingerprint)
 	builder.WriteString(", ")
+	builder.WriteString("holder=")
+	builder.WriteString(_m.Holder)
+	builder.WriteString(", ")
 	builder.WriteString("locked_until=")
 	builder.WriteString(_m.LockedUntil.Format(time.ANSIC))
 	builder.WriteString(", ")
@@ -178,6 +197,9 @@ func (_m *IdempotencyKey) String() string {
 		builder.WriteString("effects=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("scopes=")
+	builder.WriteString(_m.Scopes)
 	builder.WriteString(", ")
 	builder.WriteString("status=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Status))

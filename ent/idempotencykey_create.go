@@ -38,6 +38,20 @@ func (_c *IdempotencyKeyCreate) SetFingerprint(v string) *IdempotencyKeyCreate {
 	return _c
 }
 
+// SetHolder sets the "holder" field.
+func (_c *IdempotencyKeyCreate) SetHolder(v string) *IdempotencyKeyCreate {
+	_c.mutation.SetHolder(v)
+	return _c
+}
+
+// SetNillableHolder sets the "holder" field if the given value is not nil.
+func (_c *IdempotencyKeyCreate) SetNillableHolder(v *string) *IdempotencyKeyCreate {
+	if v != nil {
+		_c.SetHolder(*v)
+	}
+	return _c
+}
+
 // SetLockedUntil sets the "locked_until" field.
 func (_c *IdempotencyKeyCreate) SetLockedUntil(v time.Time) *IdempotencyKeyCreate {
 	_c.mutation.SetLockedUntil(v)
@@ -47,6 +61,20 @@ func (_c *IdempotencyKeyCreate) SetLockedUntil(v time.Time) *IdempotencyKeyCreat
 // SetEffects sets the "effects" field.
 func (_c *IdempotencyKeyCreate) SetEffects(v []byte) *IdempotencyKeyCreate {
 	_c.mutation.SetEffects(v)
+	return _c
+}
+
+// SetScopes sets the "scopes" field.
+func (_c *IdempotencyKeyCreate) SetScopes(v string) *IdempotencyKeyCreate {
+	_c.mutation.SetScopes(v)
+	return _c
+}
+
+// SetNillableScopes sets the "scopes" field if the given value is not nil.
+func (_c *IdempotencyKeyCreate) SetNillableScopes(v *string) *IdempotencyKeyCreate {
+	if v != nil {
+		_c.SetScopes(*v)
+	}
 	return _c
 }
 
@@ -133,6 +161,14 @@ func (_c *IdempotencyKeyCreate) ExecX(ctx context.Context) {
 
 // defaults sets the default values of the builder before save.
 func (_c *IdempotencyKeyCreate) defaults() {
+	if _, ok := _c.mutation.Holder(); !ok {
+		v := idempotencykey.DefaultHolder
+		_c.mutation.SetHolder(v)
+	}
+	if _, ok := _c.mutation.Scopes(); !ok {
+		v := idempotencykey.DefaultScopes
+		_c.mutation.SetScopes(v)
+	}
 	if _, ok := _c.mutation.Status(); !ok {
 		v := idempotencykey.DefaultStatus
 		_c.mutation.SetStatus(v)
@@ -173,8 +209,14 @@ func (_c *IdempotencyKeyCreate) check() error {
 			return &ValidationError{Name: "fingerprint", err: fmt.Errorf(`ent: validator failed for field "IdempotencyKey.fingerprint": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.Holder(); !ok {
+		return &ValidationError{Name: "holder", err: errors.New(`ent: missing required field "IdempotencyKey.holder"`)}
+	}
 	if _, ok := _c.mutation.LockedUntil(); !ok {
 		return &ValidationError{Name: "locked_until", err: errors.New(`ent: missing required field "IdempotencyKey.locked_until"`)}
+	}
+	if _, ok := _c.mutation.Scopes(); !ok {
+		return &ValidationError{Name: "scopes", err: errors.New(`ent: missing required field "IdempotencyKey.scopes"`)}
 	}
 	if _, ok := _c.mutation.Status(); !ok {
 		return &ValidationError{Name: "status", err: errors.New(`ent: missing required field "IdempotencyKey.status"`)}
@@ -223,6 +265,10 @@ func (_c *IdempotencyKeyCreate) createSpec() (*IdempotencyKey, *sqlgraph.CreateS
 		_spec.SetField(idempotencykey.FieldFingerprint, field.TypeString, value)
 		_node.Fingerprint = value
 	}
+	if value, ok := _c.mutation.Holder(); ok {
+		_spec.SetField(idempotencykey.FieldHolder, field.TypeString, value)
+		_node.Holder = value
+	}
 	if value, ok := _c.mutation.LockedUntil(); ok {
 		_spec.SetField(idempotencykey.FieldLockedUntil, field.TypeTime, value)
 		_node.LockedUntil = value
@@ -230,6 +276,10 @@ func (_c *IdempotencyKeyCreate) createSpec() (*IdempotencyKey, *sqlgraph.CreateS
 	if value, ok := _c.mutation.Effects(); ok {
 		_spec.SetField(idempotencykey.FieldEffects, field.TypeBytes, value)
 		_node.Effects = &value
+	}
+	if value, ok := _c.mutation.Scopes(); ok {
+		_spec.SetField(idempotencykey.FieldScopes, field.TypeString, value)
+		_node.Scopes = value
 	}
 	if value, ok := _c.mutation.Status(); ok {
 		_spec.SetField(idempotencykey.FieldStatus, field.TypeInt, value)

@@ -28,6 +28,20 @@ func (_u *IdempotencyKeyUpdate) Where(ps ...predicate.IdempotencyKey) *Idempoten
 	return _u
 }
 
+// SetHolder sets the "holder" field.
+func (_u *IdempotencyKeyUpdate) SetHolder(v string) *IdempotencyKeyUpdate {
+	_u.mutation.SetHolder(v)
+	return _u
+}
+
+// SetNillableHolder sets the "holder" field if the given value is not nil.
+func (_u *IdempotencyKeyUpdate) SetNillableHolder(v *string) *IdempotencyKeyUpdate {
+	if v != nil {
+		_u.SetHolder(*v)
+	}
+	return _u
+}
+
 // SetLockedUntil sets the "locked_until" field.
 func (_u *IdempotencyKeyUpdate) SetLockedUntil(v time.Time) *IdempotencyKeyUpdate {
 	_u.mutation.SetLockedUntil(v)
@@ -51,6 +65,20 @@ func (_u *IdempotencyKeyUpdate) SetEffects(v []byte) *IdempotencyKeyUpdate {
 // ClearEffects clears the value of the "effects" field.
 func (_u *IdempotencyKeyUpdate) ClearEffects() *IdempotencyKeyUpdate {
 	_u.mutation.ClearEffects()
+	return _u
+}
+
+// SetScopes sets the "scopes" field.
+func (_u *IdempotencyKeyUpdate) SetScopes(v string) *IdempotencyKeyUpdate {
+	_u.mutation.SetScopes(v)
+	return _u
+}
+
+// SetNillableScopes sets the "scopes" field if the given value is not nil.
+func (_u *IdempotencyKeyUpdate) SetNillableScopes(v *string) *IdempotencyKeyUpdate {
+	if v != nil {
+		_u.SetScopes(*v)
+	}
 	return _u
 }
 
@@ -142,6 +170,9 @@ func (_u *IdempotencyKeyUpdate) sqlSave(ctx context.Context) (_node int, err err
 			}
 		}
 	}
+	if value, ok := _u.mutation.Holder(); ok {
+		_spec.SetField(idempotencykey.FieldHolder, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.LockedUntil(); ok {
 		_spec.SetField(idempotencykey.FieldLockedUntil, field.TypeTime, value)
 	}
@@ -150,6 +181,9 @@ func (_u *IdempotencyKeyUpdate) sqlSave(ctx context.Context) (_node int, err err
 	}
 	if _u.mutation.EffectsCleared() {
 		_spec.ClearField(idempotencykey.FieldEffects, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.Scopes(); ok {
+		_spec.SetField(idempotencykey.FieldScopes, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(idempotencykey.FieldStatus, field.TypeInt, value)
@@ -186,6 +220,20 @@ type IdempotencyKeyUpdateOne struct {
 	mutation *IdempotencyKeyMutation
 }
 
+// SetHolder sets the "holder" field.
+func (_u *IdempotencyKeyUpdateOne) SetHolder(v string) *IdempotencyKeyUpdateOne {
+	_u.mutation.SetHolder(v)
+	return _u
+}
+
+// SetNillableHolder sets the "holder" field if the given value is not nil.
+func (_u *IdempotencyKeyUpdateOne) SetNillableHolder(v *string) *IdempotencyKeyUpdateOne {
+	if v != nil {
+		_u.SetHolder(*v)
+	}
+	return _u
+}
+
 // SetLockedUntil sets the "locked_until" field.
 func (_u *IdempotencyKeyUpdateOne) SetLockedUntil(v time.Time) *IdempotencyKeyUpdateOne {
 	_u.mutation.SetLockedUntil(v)
@@ -209,6 +257,20 @@ func (_u *IdempotencyKeyUpdateOne) SetEffects(v []byte) *IdempotencyKeyUpdateOne
 // ClearEffects clears the value of the "effects" field.
 func (_u *IdempotencyKeyUpdateOne) ClearEffects() *IdempotencyKeyUpdateOne {
 	_u.mutation.ClearEffects()
+	return _u
+}
+
+// SetScopes sets the "scopes" field.
+func (_u *IdempotencyKeyUpdateOne) SetScopes(v string) *IdempotencyKeyUpdateOne {
+	_u.mutation.SetScopes(v)
+	return _u
+}
+
+// SetNillableScopes sets the "scopes" field if the given value is not nil.
+func (_u *IdempotencyKeyUpdateOne) SetNillableScopes(v *string) *IdempotencyKeyUpdateOne {
+	if v != nil {
+		_u.SetScopes(*v)
+	}
 	return _u
 }
 
@@ -330,6 +392,9 @@ func (_u *IdempotencyKeyUpdateOne) sqlSave(ctx context.Context) (_node *Idempote
 			}
 		}
 	}
+	if value, ok := _u.mutation.Holder(); ok {
+		_spec.SetField(idempotencykey.FieldHolder, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.LockedUntil(); ok {
 		_spec.SetField(idempotencykey.FieldLockedUntil, field.TypeTime, value)
 	}
@@ -338,6 +403,9 @@ func (_u *IdempotencyKeyUpdateOne) sqlSave(ctx context.Context) (_node *Idempote
 	}
 	if _u.mutation.EffectsCleared() {
 		_spec.ClearField(idempotencykey.FieldEffects, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.Scopes(); ok {
+		_spec.SetField(idempotencykey.FieldScopes, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(idempotencykey.FieldStatus, field.TypeInt, value)

@@ -2474,8 +2474,10 @@ type IdempotencyKeyMutation struct {
 	user_id       *string
 	key           *string
 	fingerprint   *string
+	holder        *string
 	locked_until  *time.Time
 	effects       *[]byte
+	scopes        *string
 	status        *int
 	addstatus     *int
 	content_type  *string
@@ -2693,6 +2695,42 @@ func (m *IdempotencyKeyMutation) ResetFingerprint() {
 	m.fingerprint = nil
 }
 
+// SetHolder sets the "holder" field.
+func (m *IdempotencyKeyMutation) SetHolder(s string) {
+	m.holder = &s
+}
+
+// Holder returns the value of the "holder" field in the mutation.
+func (m *IdempotencyKeyMutation) Holder() (r string, exists bool) {
+	v := m.holder
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHolder returns the old "holder" field's value of the IdempotencyKey entity.
+// If the IdempotencyKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdempotencyKeyMutation) OldHolder(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHolder is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHolder requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHolder: %w", err)
+	}
+	return oldValue.Holder, nil
+}
+
+// ResetHolder resets all changes to the "holder" field.
+func (m *IdempotencyKeyMutation) ResetHolder() {
+	m.holder = nil
+}
+
 // SetLockedUntil sets the "locked_until" field.
 func (m *IdempotencyKeyMutation) SetLockedUntil(t time.Time) {
 	m.locked_until = &t
@@ -2776,6 +2814,42 @@ func (m *IdempotencyKeyMutation) EffectsCleared() bool {
 func (m *IdempotencyKeyMutation) ResetEffects() {
 	m.effects = nil
 	delete(m.clearedFields, idempotencykey.FieldEffects)
+}
+
+// SetScopes sets the "scopes" field.
+func (m *IdempotencyKeyMutation) SetScopes(s string) {
+	m.scopes = &s
+}
+
+// Scopes returns the value of the "scopes" field in the mutation.
+func (m *IdempotencyKeyMutation) Scopes() (r string, exists bool) {
+	v := m.scopes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldScopes returns the old "scopes" field's value of the IdempotencyKey entity.
+// If the IdempotencyKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdempotencyKeyMutation) OldScopes(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldScopes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldScopes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldScopes: %w", err)
+	}
+	return oldValue.Scopes, nil
+}
+
+// ResetScopes resets all changes to the "scopes" field.
+func (m *IdempotencyKeyMutation) ResetScopes() {
+	m.scopes = nil
 }
 
 // SetStatus sets the "status" field.
@@ -2989,7 +3063,7 @@ func (m *IdempotencyKeyMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *IdempotencyKeyMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 11)
 	if m.user_id != nil {
 		fields = append(fields, idempotencykey.FieldUserID)
 	}
@@ -2999,11 +3073,17 @@ func (m *IdempotencyKeyMutation) Fields() []string {
 	if m.fingerprint != nil {
 		fields = append(fields, idempotencykey.FieldFingerprint)
 	}
+	if m.holder != nil {
+		fields = append(fields, idempotencykey.FieldHolder)
+	}
 	if m.locked_until != nil {
 		fields = append(fields, idempotencykey.FieldLockedUntil)
 	}
 	if m.effects != nil {
 		fields = append(fields, idempotencykey.FieldEffects)
+	}
+	if m.scopes != nil {
+		fields = append(fields, idempotencykey.FieldScopes)
 	}
 	if m.status != nil {
 		fields = append(fields, idempotencykey.FieldStatus)
@@ -3031,10 +3111,14 @@ func (m *IdempotencyKeyMutation) Field(name string) (ent.Value, bool) {
 		return m.Key()
 	case idempotencykey.FieldFingerprint:
 		return m.Fingerprint()
+	case idempotencykey.FieldHolder:
+		return m.Holder()
 	case idempotencykey.FieldLockedUntil:
 		return m.LockedUntil()
 	case idempotencykey.FieldEffects:
 		return m.Effects()
+	case idempotencykey.FieldScopes:
+		return m.Scopes()
 	case idempotencykey.FieldStatus:
 		return m.Status()
 	case idempotencykey.FieldContentType:
@@ -3058,10 +3142,14 @@ func (m *IdempotencyKeyMutation) OldField(ctx context.Context, name string) (ent
 		return m.OldKey(ctx)
 	case idempotencykey.FieldFingerprint:
 		return m.OldFingerprint(ctx)
+	case idempotencykey.FieldHolder:
+		return m.OldHolder(ctx)
 	case idempotencykey.FieldLockedUntil:
 		return m.OldLockedUntil(ctx)
 	case idempotencykey.FieldEffects:
 		return m.OldEffects(ctx)
+	case idempotencykey.FieldScopes:
+		return m.OldScopes(ctx)
 	case idempotencykey.FieldStatus:
 		return m.OldStatus(ctx)
 	case idempotencykey.FieldContentType:
@@ -3100,6 +3188,13 @@ func (m *IdempotencyKeyMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetFingerprint(v)
 		return nil
+	case idempotencykey.FieldHolder:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHolder(v)
+		return nil
 	case idempotencykey.FieldLockedUntil:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -3113,6 +3208,13 @@ func (m *IdempotencyKeyMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetEffects(v)
+		return nil
+	case idempotencykey.FieldScopes:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetScopes(v)
 		return nil
 	case idempotencykey.FieldStatus:
 		v, ok := value.(int)
@@ -3230,11 +3332,17 @@ func (m *IdempotencyKeyMutation) ResetField(name string) error {
 	case idempotencykey.FieldFingerprint:
 		m.ResetFingerprint()
 		return nil
+	case idempotencykey.FieldHolder:
+		m.ResetHolder()
+		return nil
 	case idempotencykey.FieldLockedUntil:
 		m.ResetLockedUntil()
 		return nil
 	case idempotencykey.FieldEffects:
 		m.ResetEffects()
+		return nil
+	case idempotencykey.FieldScopes:
+		m.ResetScopes()
 		return nil
 	case idempotencykey.FieldStatus:
 		m.ResetStatus()

@@ -127,16 +127,24 @@ func init() {
 	idempotencykeyDescFingerprint := idempotencykeyFields[2].Descriptor()
 	// idempotencykey.FingerprintValidator is a validator for the "fingerprint" field. It is called by the builders before save.
 	idempotencykey.FingerprintValidator = idempotencykeyDescFingerprint.Validators[0].(func(string) error)
+	// idempotencykeyDescHolder is the schema descriptor for holder field.
+	idempotencykeyDescHolder := idempotencykeyFields[3].Descriptor()
+	// idempotencykey.DefaultHolder holds the default value on creation for the holder field.
+	idempotencykey.DefaultHolder = idempotencykeyDescHolder.Default.(string)
+	// idempotencykeyDescScopes is the schema descriptor for scopes field.
+	idempotencykeyDescScopes := idempotencykeyFields[6].Descriptor()
+	// idempotencykey.DefaultScopes holds the default value on creation for the scopes field.
+	idempotencykey.DefaultScopes = idempotencykeyDescScopes.Default.(string)
 	// idempotencykeyDescStatus is the schema descriptor for status field.
-	idempotencykeyDescStatus := idempotencykeyFields[5].Descriptor()
+	idempotencykeyDescStatus := idempotencykeyFields[7].Descriptor()
 	// idempotencykey.DefaultStatus holds the default value on creation for the status field.
 	idempotencykey.DefaultStatus = idempotencykeyDescStatus.Default.(int)
 	// idempotencykeyDescContentType is the schema descriptor for content_type field.
-	idempotencykeyDescContentType := idempotencykeyFields[6].Descriptor()
+	idempotencykeyDescContentType := idempotencykeyFields[8].Descriptor()
 	// idempotencykey.DefaultContentType holds the default value on creation for the content_type field.
 	idempotencykey.DefaultContentType = idempotencykeyDescContentType.Default.(string)
 	// idempotencykeyDescCreatedAt is the schema descriptor for created_at field.
-	idempotencykeyDescCreatedAt := idempotencykeyFields[8].Descriptor()
+	idempotencykeyDescCreatedAt := idempotencykeyFields[10].Descriptor()
 	// idempotencykey.DefaultCreatedAt holds the default value on creation for the created_at field.
 	idempotencykey.DefaultCreatedAt = idempotencykeyDescCreatedAt.Default.(func() time.Time)
 	identityFields := schema.Identity{}.Fields()

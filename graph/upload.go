@@ -54,7 +54,18 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 		if err != nil { // deleted since: a final answer, not an internal error every retry repeats
 			return nil, r.publicOr(ctx, "replay upload", cmp.Or(ent.MaskNotFound(err), error(ErrUploadNotFound)))
 		}
-		return made, nil
+		if made.Status != upload.StatusPENDING {
+			return made, nil
+		}
+		// Its instance died while storing it (this request holds the key
+		// now): store the file again, under the same key, its earlier
+		// multipart upload aborted.
+		if made.MultipartUploadID != "" {
+			if err := r.store.Abort(ctx, made.Bucket, made.ObjectKey, made.MultipartUploadID); err != nil {
+				r.logger.WarnContext(ctx, "abort an earlier run's multipart upload", "upload_id", made.ID, "error", err)
+			}
+		}
+		return r.storeFile(ctx, made, file, contentType)
 	}
 	uploadID := ids.NewUpload()
 	key := objectKey(v.UserID, uploadID)
@@ -78,8 +89,13 @@ func (r *Resolver) uploadFile(ctx context.Context, file graphql.Upload) (*ent.Up
 	if err != nil {
 		return nil, fmt.Errorf("create upload record: %w", err)
 	}
-	u = u.Unwrap() // of the transaction, which is over
+	return r.storeFile(ctx, u.Unwrap(), file, contentType) // Unwrap: of the transaction, which is over
+}
 
+// storeFile stores the file of the PENDING upload u in its object, then
+// settles the record: COMPLETED, or FAILED if storing failed.
+func (r *Resolver) storeFile(ctx context.Context, u *ent.Upload, file graphql.Upload, contentType string) (*ent.Upload, error) {
+	uploadID, key := u.ID, u.ObjectKey
 	// Finish the record even if the caller hangs up half-way.
 	ctx = context.WithoutCancel(ctx)
 	// A multipart upload's id is recorded before its first part is sent, so

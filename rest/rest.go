@@ -73,11 +73,15 @@ func WriteTooManyRequests(w http.ResponseWriter, _ *http.Request) {
 // WriteIdempotencyRefusal answers a delete refused because of its
 // Idempotency-Key (see internal/idempotency): the header is invalid (400),
 // the key is an earlier request's that was not this one (422), or that
-// request is still running (409). Any other status is the contract's 500.
+// request is still running (409). A credential narrower than the one that
+// made the stored answer is the contract's 401 (a credential without the
+// scope), any other status its 500.
 func WriteIdempotencyRefusal(w http.ResponseWriter, _ *http.Request, status int, err error) {
 	switch status {
 	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusConflict:
 		newErrorAnswer(status, err.Error()).write(w)
+	case http.StatusForbidden:
+		unauthorized.write(w)
 	default:
 		deleteFailed.write(w)
 	}

@@ -19,10 +19,14 @@ const (
 	FieldKey = "key"
 	// FieldFingerprint holds the string denoting the fingerprint field in the database.
 	FieldFingerprint = "fingerprint"
+	// FieldHolder holds the string denoting the holder field in the database.
+	FieldHolder = "holder"
 	// FieldLockedUntil holds the string denoting the locked_until field in the database.
 	FieldLockedUntil = "locked_until"
 	// FieldEffects holds the string denoting the effects field in the database.
 	FieldEffects = "effects"
+	// FieldScopes holds the string denoting the scopes field in the database.
+	FieldScopes = "scopes"
 	// FieldStatus holds the string denoting the status field in the database.
 	FieldStatus = "status"
 	// FieldContentType holds the string denoting the content_type field in the database.
@@ -41,8 +45,10 @@ var Columns = []string{
 	FieldUserID,
 	FieldKey,
 	FieldFingerprint,
+	FieldHolder,
 	FieldLockedUntil,
 	FieldEffects,
+	FieldScopes,
 	FieldStatus,
 	FieldContentType,
 	FieldBody,
@@ -66,6 +72,10 @@ var (
 	KeyValidator func(string) error
 	// FingerprintValidator is a validator for the "fingerprint" field. It is called by the builders before save.
 	FingerprintValidator func(string) error
+	// DefaultHolder holds the default value on creation for the "holder" field.
+	DefaultHolder string
+	// DefaultScopes holds the default value on creation for the "scopes" field.
+	DefaultScopes string
 	// DefaultStatus holds the default value on creation for the "status" field.
 	DefaultStatus int
 	// DefaultContentType holds the default value on creation for the "content_type" field.
@@ -97,9 +107,19 @@ func ByFingerprint(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFingerprint, opts...).ToFunc()
 }
 
+// ByHolder orders the results by the holder field.
+func ByHolder(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHolder, opts...).ToFunc()
+}
+
 // ByLockedUntil orders the results by the locked_until field.
 func ByLockedUntil(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLockedUntil, opts...).ToFunc()
+}
+
+// ByScopes orders the results by the scopes field.
+func ByScopes(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldScopes, opts...).ToFunc()
 }
 
 // ByStatus orders the results by the status field.

@@ -115,8 +115,10 @@ var (
 		{Name: "user_id", Type: field.TypeString},
 		{Name: "key", Type: field.TypeString, Size: 255},
 		{Name: "fingerprint", Type: field.TypeString},
+		{Name: "holder", Type: field.TypeString, Default: ""},
 		{Name: "locked_until", Type: field.TypeTime},
 		{Name: "effects", Type: field.TypeBytes, Nullable: true},
+		{Name: "scopes", Type: field.TypeString, Default: ""},
 		{Name: "status", Type: field.TypeInt, Default: 0},
 		{Name: "content_type", Type: field.TypeString, Default: ""},
 		{Name: "body", Type: field.TypeBytes, Nullable: true},
@@ -136,7 +138,7 @@ var (
 			{
 				Name:    "idempotencykey_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{IdempotencyKeysColumns[9]},
+				Columns: []*schema.Column{IdempotencyKeysColumns[11]},
 			},
 		},
 	}

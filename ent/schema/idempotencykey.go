@@ -35,12 +35,18 @@ func (IdempotencyKey) Fields() []ent.Field {
 			Immutable().
 			NotEmpty().
 			Comment("SHA-256 of the request (method, path, upload id header or GraphQL document, operation name and variables): the same key with another request is refused."),
+		field.String("holder").
+			Default("").
+			Comment("The claim that holds the key (a random token, replaced by a takeover): a claim whose lease was taken over writes nothing more."),
 		field.Time("locked_until").
 			Comment("While the request runs: until when its instance holds the key. A retry after it runs the request again, resuming from effects."),
 		field.Bytes("effects").
 			Optional().
 			Nillable().
 			Comment("JSON: what the request's root fields did, each written in the transaction of its effect, so that a retry after a crash replays the effect instead of doing it again."),
+		field.String("scopes").
+			Default("").
+			Comment("The scopes of the credential whose request made the answer: it is replayed only to a credential with all of them (it may carry a webhook secret)."),
 		field.Int("status").
 			Default(0).
 			Comment("The stored answer's HTTP status; 0 while there is none."),

@@ -1430,7 +1430,7 @@ Every mutation may be retried safely: send the header ` + "`" + `Idempotency-Key
 255 printable ASCII characters, bare or as a quoted string, e.g. a UUID) with
 the request, and the same key with every retry of it. A retry with the same
 key and the same request (document, operation name and variables; for a
-file, its name, size and type) gets the first answer back byte for byte, with
+file, its name, size, type and bytes) gets the first answer back byte for byte, with
 the response header ` + "`" + `Idempotent-Replayed: true` + "`" + `, instead of, say, NOT_FOUND
 for the upload it deleted; nothing is done twice. The key applies to the
 whole operation; keys belong to the caller's user and are kept for the
@@ -1438,7 +1438,8 @@ server's IDEMPOTENCY_RETENTION (24 hours by default). The same key with
 another request is refused with HTTP 422 and extensions.code
 IDEMPOTENCY_KEY_REUSED; while the first request still runs, with 409 and
 IDEMPOTENCY_KEY_IN_USE (retry shortly); a malformed key with 400 and
-BAD_USER_INPUT. An answer with an error coded INTERNAL_SERVER_ERROR,
+BAD_USER_INPUT; a credential lacking a scope of the one that sent the first
+request with 403 and FORBIDDEN. An answer with an error coded INTERNAL_SERVER_ERROR,
 OPERATION_TIMEOUT, UNAUTHENTICATED, FORBIDDEN or RATE_LIMITED is not kept:
 its retry runs again, and a field whose work was done the first time answers
 what it did. Queries ignore the header.

@@ -2,8 +2,11 @@ package httpserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 
@@ -63,6 +66,8 @@ func graphQLIdempotency(store *idempotency.Store, cfg Config) *idempotency.Route
 				e.Code = CodeIdempotencyKeyReused
 			case errors.Is(err, idempotency.ErrInUse):
 				e.Code = CodeIdempotencyKeyInUse
+			case errors.Is(err, idempotency.ErrNarrower):
+				e.Code = graph.CodeForbidden
 			case !errors.Is(err, idempotency.ErrInvalidKey):
 				e = graph.ErrInternal
 			}
@@ -95,6 +100,53 @@ func graphQLIdempotency(store *idempotency.Store, cfg Config) *idempotency.Route
 // transientCodes mark a GraphQL answer that is not stored.
 var transientCodes = []string{graph.CodeInternal, graph.CodeOperationTimeout, graph.CodeUnauthenticated, graph.CodeForbidden, CodeRateLimited}
 
+// withFileDigests returns v with each uploaded file in it replaced by its
+// name, size, content type and SHA-256: another file of the same name and
+// size is another request. The file is read to its end, then rewound.
+func withFileDigests(v any) (any, error) {
+	switch v := v.(type) {
+	case graphql.Upload:
+		h := sha256.New()
+		if _, err := v.File.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		if _, err := io.Copy(h, v.File); err != nil {
+			return nil, err
+		}
+		if _, err := v.File.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return map[string]any{"filename": v.Filename, "size": v.Size, "contentType": v.ContentType, "sha256": hex.EncodeToString(h.Sum(nil))}, nil
+	case *graphql.Upload:
+		if v == nil {
+			return nil, nil
+		}
+		return withFileDigests(*v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			d, err := withFileDigests(e)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = d
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			d, err := withFileDigests(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = d
+		}
+		return out, nil
+	default:
+		return v, nil
+	}
+}
+
 // takeIdempotencyKey takes the request's Idempotency-Key for a mutation:
 // the same key and the same request are the same document, operation name
 // and variables.
@@ -103,10 +155,11 @@ func takeIdempotencyKey(ctx context.Context, next graphql.OperationHandler) grap
 	if oc.Operation == nil || oc.Operation.Operation != ast.Mutation || !idempotency.Sent(ctx) {
 		return next(ctx) // without a key, no fingerprint: what is off costs nothing
 	}
-	variables, err := json.Marshal(oc.Variables) // map keys sorted: the same variables, the same bytes
+	fileless, err := withFileDigests(oc.Variables)
 	if err != nil {
-		variables = nil // an uploaded file's reader: its name, size and type are in the JSON that did marshal
+		return graphql.OneShot(graphql.ErrorResponse(ctx, "the uploaded file could not be read: %v", err))
 	}
+	variables, _ := json.Marshal(fileless) // map keys sorted: the same variables, the same bytes
 	ctx, run := idempotency.BeginOperation(ctx, idempotency.Fingerprint(http.MethodPost, "/graphql", oc.RawQuery, oc.OperationName, string(variables)))
 	if !run {
 		return graphql.OneShot(&graphql.Response{}) // the wrapper answers instead

@@ -118,13 +118,17 @@ func update(ctx context.Context, tx *ent.Tx, next func(prev json.RawMessage) (an
 		return err
 	}
 	// Update, not UpdateOneID: no read of the row back after the write.
-	record := tx.IdempotencyKey.Update().Where(idempotencykey.ID(c.id)).SetEffects(encoded)
+	record := tx.IdempotencyKey.Update().Where(c.held()).SetEffects(encoded)
 	if c.prediction != nil { // the answer, with the effect
 		record.SetStatus(c.prediction.Status).SetContentType(c.prediction.ContentType).
-			SetBody(c.sealedPrediction).SetLockedUntil(time.Now())
+			SetBody(c.sealedPrediction).SetScopes(c.scopes.String()).SetLockedUntil(time.Now())
 	}
-	if err := record.Exec(ctx); err != nil {
+	n, err := record.Save(ctx)
+	if err != nil {
 		return fmt.Errorf("record idempotency effect: %w", err)
+	}
+	if n == 0 { // taken over: the effect must not commit
+		return ErrLost
 	}
 	if c.prediction != nil {
 		c.answeredInTx.Store(true)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
 )
 
@@ -23,7 +24,8 @@ type Route struct {
 	// BeginOperation).
 	Fingerprint func(r *http.Request) (string, bool)
 	// Refuse answers a request refused because of its key: 400 for
-	// ErrInvalidKey, 422 for ErrReused, 409 for ErrInUse, 500 when the key
+	// ErrInvalidKey, 422 for ErrReused, 409 for ErrInUse, 403 for
+	// ErrNarrower, 500 when the key
 	// could not be taken.
 	Refuse func(w http.ResponseWriter, r *http.Request, status int, err error)
 	// Final reports whether an answer is final, and stored: a retry of a
@@ -35,6 +37,12 @@ type Route struct {
 	Predict func(r *http.Request) *Answer
 }
 
+// MaxAnswerBytes bounds an answer that is stored: a larger one (ten
+// aliases of a thousand ids) is not, so that one request cannot make the
+// server keep many times its size for a day; its retry runs again, each
+// field answering from what it recorded.
+const MaxAnswerBytes = 256 << 10
+
 // StatusOf is the status a refusal is answered with.
 func StatusOf(err error) int {
 	switch {
@@ -44,6 +52,8 @@ func StatusOf(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ErrInUse):
 		return http.StatusConflict
+	case errors.Is(err, ErrNarrower):
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -56,6 +66,7 @@ type request struct {
 	key    string
 	keyErr error
 	userID string
+	scopes scope.Set
 
 	claim   *Claim
 	replay  *Answer
@@ -79,7 +90,7 @@ func (rt *Route) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		req := &request{route: rt, key: key, keyErr: keyErr, userID: v.UserID}
+		req := &request{route: rt, key: key, keyErr: keyErr, userID: v.UserID, scopes: v.Scopes}
 		ctx := context.WithValue(r.Context(), requestKey{}, req)
 		if rt.Fingerprint != nil {
 			fingerprint, applies := rt.Fingerprint(r)
@@ -144,15 +155,19 @@ func (req *request) begin(ctx context.Context, fingerprint string) context.Conte
 		return ctx
 	}
 	claim, answer, err := req.route.Store.Begin(ctx, req.userID, req.key, fingerprint)
+	if answer != nil && !req.scopes.Covers(answer.Scopes) {
+		answer, err = nil, ErrNarrower
+	}
 	switch {
 	case err != nil:
-		if !errors.Is(err, ErrReused) && !errors.Is(err, ErrInUse) {
+		if !errors.Is(err, ErrReused) && !errors.Is(err, ErrInUse) && !errors.Is(err, ErrNarrower) {
 			req.route.Logger.ErrorContext(ctx, "idempotency key could not be taken", "error", err)
 		}
 		req.refusal = err
 	case answer != nil:
 		req.replay = answer
 	default:
+		claim.scopes = req.scopes
 		req.claim = claim
 		ctx = WithClaim(ctx, claim)
 	}
@@ -178,7 +193,7 @@ func (req *request) answer(w http.ResponseWriter, r *http.Request, rec *recorder
 		}
 		body := rec.body.Bytes()
 		var err error
-		if req.route.Final(status, body) {
+		if req.route.Final(status, body) && len(body) <= MaxAnswerBytes {
 			err = req.claim.Finish(r.Context(), Answer{Status: status, ContentType: rec.Header().Get("Content-Type"), Body: body})
 		} else {
 			err = req.claim.Release(r.Context())

@@ -2,11 +2,14 @@ package idempotency
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +18,9 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/idempotencykey"
+	"github.com/safedelete/uploads/ent/predicate"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/scope"
 )
 
 // Lease is how long an instance holds a key for a request it runs without
@@ -29,6 +34,10 @@ var (
 	ErrReused = errors.New("Idempotency-Key reused with a different request")
 	// ErrInUse is the key of a request still running.
 	ErrInUse = errors.New("A request with this Idempotency-Key is in progress")
+	// ErrNarrower is a stored answer asked for by a credential that lacks a
+	// scope of the one whose request made it: a narrower credential of
+	// the same user is not given what it could not have got itself.
+	ErrNarrower = errors.New("This credential lacks a scope of the one that first sent this Idempotency-Key")
 )
 
 // Sealer encrypts stored answers, binding each to its key (webhook.Sealer).
@@ -94,6 +103,8 @@ type Answer struct {
 	Status      int
 	ContentType string
 	Body        []byte
+	// Scopes are those of the credential whose request made it.
+	Scopes scope.Set
 }
 
 // Begin takes userID's key for the request of fingerprint. It returns a
@@ -103,13 +114,14 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 	var row *ent.IdempotencyKey
 	var answer *Answer
 	fresh := false
+	holder := rand.Text() // this claim's, replaced by a takeover
 	now := time.Now()
 	err := s.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		query, args := sql.Dialect(database.Dialect(s.client)).
 			Insert(idempotencykey.Table).
-			Columns(idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint,
+			Columns(idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint, idempotencykey.FieldHolder,
 				idempotencykey.FieldLockedUntil, idempotencykey.FieldStatus, idempotencykey.FieldContentType, idempotencykey.FieldCreatedAt).
-			Values(userID, key, fingerprint, now.Add(s.opts.Lease), 0, "", now).
+			Values(userID, key, fingerprint, holder, now.Add(s.opts.Lease), 0, "", now).
 			OnConflict(sql.ConflictColumns(idempotencykey.FieldUserID, idempotencykey.FieldKey), sql.DoNothing()).
 			Returning(idempotencykey.FieldID).
 			Query()
@@ -144,7 +156,7 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 				return err
 			}
 			row, err = tx.IdempotencyKey.Create().
-				SetUserID(userID).SetKey(key).SetFingerprint(fingerprint).
+				SetUserID(userID).SetKey(key).SetFingerprint(fingerprint).SetHolder(holder).
 				SetLockedUntil(now.Add(s.opts.Lease)).SetCreatedAt(now).
 				Save(ctx)
 			return err
@@ -153,7 +165,7 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 			return ErrReused
 		}
 		if row.Status != 0 {
-			answer = &Answer{Status: row.Status, ContentType: row.ContentType}
+			answer = &Answer{Status: row.Status, ContentType: row.ContentType, Scopes: scope.FromNames(strings.Fields(row.Scopes))}
 			if row.Body != nil {
 				answer.Body = *row.Body
 			}
@@ -163,7 +175,7 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 		// lease has lapsed, by one retry.
 		taken, err := tx.IdempotencyKey.Update().
 			Where(idempotencykey.ID(row.ID), idempotencykey.Status(0), idempotencykey.LockedUntilLT(now)).
-			SetLockedUntil(now.Add(s.opts.Lease)).
+			SetLockedUntil(now.Add(s.opts.Lease)).SetHolder(holder).
 			Save(ctx)
 		if err != nil {
 			return err
@@ -191,7 +203,7 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 		s.count("replayed")
 		return nil, answer, nil
 	}
-	c := &Claim{store: s, id: row.ID, userID: userID, key: key, fresh: fresh, stop: make(chan struct{}), stopped: make(chan struct{})}
+	c := &Claim{store: s, id: row.ID, holder: holder, userID: userID, key: key, fresh: fresh, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if row.Effects != nil {
 		c.effects = *row.Effects
 	}
@@ -222,14 +234,28 @@ func (s *Store) open(userID, key string, sealed []byte) ([]byte, error) {
 // Prune deletes the answers stored before cutoff (none of a request still
 // running) and returns how many.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int, error) {
-	n, err := s.client.IdempotencyKey.Delete().
-		Where(idempotencykey.CreatedAtLT(cutoff), idempotencykey.LockedUntilLT(time.Now())).
-		Exec(ctx)
-	if err == nil && n > 0 && s.opts.Metrics != nil {
-		s.opts.Metrics.IdempotencyPruned(n)
+	pruned := 0
+	for { // in chunks: no statement holds the write lock long
+		ids, err := s.client.IdempotencyKey.Query().
+			Where(idempotencykey.CreatedAtLT(cutoff), idempotencykey.LockedUntilLT(time.Now())).
+			Limit(pruneChunk).
+			IDs(ctx)
+		if err != nil || len(ids) == 0 {
+			return pruned, err
+		}
+		n, err := s.client.IdempotencyKey.Delete().Where(idempotencykey.IDIn(ids...)).Exec(ctx)
+		pruned += n
+		if n > 0 && s.opts.Metrics != nil {
+			s.opts.Metrics.IdempotencyPruned(n)
+		}
+		if err != nil || len(ids) < pruneChunk {
+			return pruned, err
+		}
 	}
-	return n, err
 }
+
+// pruneChunk is how many answers one statement of Prune deletes.
+const pruneChunk = 1000
 
 // Retention is how long answers are kept (0: for ever).
 func (s *Store) Retention() time.Duration { return s.opts.Retention }
@@ -238,7 +264,9 @@ func (s *Store) Retention() time.Duration { return s.opts.Retention }
 type Claim struct {
 	store       *Store
 	id          int
+	holder      string // written on the row while this claim holds it
 	userID, key string
+	scopes      scope.Set // the credential's, stored with the answer
 
 	effects []byte // JSON: root field → what it did, as committed before the claim
 	// fresh: the row was made for this claim, so it held no effects; until
@@ -269,7 +297,7 @@ func (c *Claim) renew() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), c.store.opts.Lease/3)
 			_ = c.store.client.IdempotencyKey.Update().
-				Where(idempotencykey.ID(c.id), idempotencykey.Status(0)).
+				Where(c.held()).
 				SetLockedUntil(time.Now().Add(c.store.opts.Lease)).
 				Exec(ctx) // a missed renewal is retried at the next tick
 			cancel()
@@ -280,6 +308,23 @@ func (c *Claim) renew() {
 func (c *Claim) end() {
 	c.once.Do(func() { close(c.stop) })
 	<-c.stopped
+}
+
+// ErrLost is a claim whose key another request took over once its lease
+// lapsed (its instance stalled): it may write nothing more, its effect
+// included.
+var ErrLost = errors.New("idempotency key taken over by another request: its lease lapsed")
+
+func lost(n int) error {
+	if n == 0 {
+		return ErrLost
+	}
+	return nil
+}
+
+// held is the row while this claim holds it, unanswered.
+func (c *Claim) held() predicate.IdempotencyKey {
+	return idempotencykey.And(idempotencykey.ID(c.id), idempotencykey.Holder(c.holder), idempotencykey.Status(0))
 }
 
 // Predict sets the answer the request gets once its effect commits (the
@@ -315,11 +360,12 @@ func (c *Claim) Finish(ctx context.Context, a Answer) error {
 	sealed := sealer.Seal(associated(c.userID, c.key), a.Body)
 	ctx = context.WithoutCancel(ctx) // the caller hanging up does not unmake the answer
 	err = c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		return tx.IdempotencyKey.Update().
-			Where(idempotencykey.ID(c.id), idempotencykey.Status(0)).
-			SetStatus(a.Status).SetContentType(a.ContentType).SetBody(sealed).
+		n, err := tx.IdempotencyKey.Update().
+			Where(c.held()).
+			SetStatus(a.Status).SetContentType(a.ContentType).SetBody(sealed).SetScopes(c.scopes.String()).
 			SetLockedUntil(time.Now()).
-			Exec(ctx)
+			Save(ctx)
+		return cmp.Or(err, lost(n))
 	})
 	if err != nil {
 		return fmt.Errorf("store idempotent answer: %w", err)
@@ -334,10 +380,14 @@ func (c *Claim) Release(ctx context.Context) error {
 	c.end()
 	ctx = context.WithoutCancel(ctx)
 	err := c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		return tx.IdempotencyKey.Update().
-			Where(idempotencykey.ID(c.id), idempotencykey.Status(0)).
+		n, err := tx.IdempotencyKey.Update().
+			Where(c.held()).
 			SetLockedUntil(time.Now()).
-			Exec(ctx)
+			Save(ctx)
+		if n == 0 && err == nil && c.answeredInTx.Load() {
+			return nil // answered with its effect: nothing to free
+		}
+		return cmp.Or(err, lost(n))
 	})
 	c.store.count("released")
 	return err

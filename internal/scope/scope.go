@@ -55,6 +55,9 @@ func (s Scope) String() string {
 // Has reports whether the set holds s.
 func (set Set) Has(s Scope) bool { return set&Set(s) != 0 }
 
+// Covers reports whether set has every scope of other.
+func (set Set) Covers(other Set) bool { return set&other == other }
+
 // Names lists the set's scopes by name, in the order of Known.
 func (set Set) Names() []string {
 	list := []string{}
