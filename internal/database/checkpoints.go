@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	sqldriver "database/sql/driver"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -64,8 +65,29 @@ func newSQLiteConnector(path, dsn string, wake func()) *sqliteConnector {
 			return nil
 		},
 	}}
-	c.connect = observed(path, func(context.Context) (sqldriver.Conn, error) { return c.driver.Open(c.dsn) })
+	c.connect = observed(path, c.open)
 	return c
+}
+
+// open opens a connection. Opening runs the DSN's PRAGMAs, and switching a
+// new database file to WAL needs a lock that SQLite does not wait for (no
+// busy handler runs there): when several instances open one new file at
+// once, some get "database is locked" at once. It is tried again, as a
+// busy handler would, for up to busyTimeout.
+func (c *sqliteConnector) open(ctx context.Context) (sqldriver.Conn, error) {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		conn, err := c.driver.Open(c.dsn)
+		var sqliteErr sqlite3.Error
+		if err == nil || !errors.As(err, &sqliteErr) || (sqliteErr.Code != sqlite3.ErrBusy && sqliteErr.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (c *sqliteConnector) Connect(ctx context.Context) (sqldriver.Conn, error) { return c.connect(ctx) }
