@@ -11,6 +11,7 @@ import (
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/idempotency"
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/testenv"
 	"github.com/safedelete/uploads/rest"
 )
@@ -119,7 +120,7 @@ func TestIdempotencyKeyRefusals(t *testing.T) {
 
 	// A request still running (on this instance or another) holds its key.
 	fingerprint := idempotency.Fingerprint(http.MethodDelete, rest.Path, second.ID)
-	claim, _, err := env.App.Idempotency.Begin(context.Background(), userID, long, fingerprint)
+	claim, _, err := env.App.Idempotency.Begin(context.Background(), userID, scope.All, long, fingerprint)
 	if err != nil || claim == nil {
 		t.Fatalf("take the key: %v", err)
 	}
@@ -145,7 +146,7 @@ func TestIdempotencyKeyAfterCrash(t *testing.T) {
 	u := env.MustUpload(key, "a.txt", []byte("a"))
 
 	ctx := context.Background()
-	claim, _, err := env.App.Idempotency.Begin(ctx, userID, "crash", idempotency.Fingerprint(http.MethodDelete, rest.Path, u.ID))
+	claim, _, err := env.App.Idempotency.Begin(ctx, userID, scope.All, "crash", idempotency.Fingerprint(http.MethodDelete, rest.Path, u.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestIdempotencyKeyAfterCrash(t *testing.T) {
 	// As the route runs it: the 200 is stored with the delete, in its
 	// transaction, so the retry after the crash is the replay itself.
 	v := env.MustUpload(key, "b.txt", []byte("b"))
-	claim, _, err = env.App.Idempotency.Begin(ctx, userID, "crash-2", idempotency.Fingerprint(http.MethodDelete, rest.Path, v.ID))
+	claim, _, err = env.App.Idempotency.Begin(ctx, userID, scope.All, "crash-2", idempotency.Fingerprint(http.MethodDelete, rest.Path, v.ID))
 	if err != nil {
 		t.Fatal(err)
 	}

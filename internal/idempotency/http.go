@@ -154,10 +154,7 @@ func (req *request) begin(ctx context.Context, fingerprint string) context.Conte
 		req.route.Store.count("invalid")
 		return ctx
 	}
-	claim, answer, err := req.route.Store.Begin(ctx, req.userID, req.key, fingerprint)
-	if answer != nil && !req.scopes.Covers(answer.Scopes) {
-		answer, err = nil, ErrNarrower
-	}
+	claim, answer, err := req.route.Store.Begin(ctx, req.userID, req.scopes, req.key, fingerprint)
 	switch {
 	case err != nil:
 		if !errors.Is(err, ErrReused) && !errors.Is(err, ErrInUse) && !errors.Is(err, ErrNarrower) {
@@ -167,7 +164,6 @@ func (req *request) begin(ctx context.Context, fingerprint string) context.Conte
 	case answer != nil:
 		req.replay = answer
 	default:
-		claim.scopes = req.scopes
 		req.claim = claim
 		ctx = WithClaim(ctx, claim)
 	}

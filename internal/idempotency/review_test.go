@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/internal/idempotency"
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
 )
 
@@ -45,7 +46,7 @@ func TestIdempotencyReviewPanicFreesKey(t *testing.T) {
 	ctx := context.Background()
 	deadline := time.Now().Add(50 * lease)
 	for {
-		claim, _, err := s.Begin(ctx, "usr_1", "k", "fp")
+		claim, _, err := s.Begin(ctx, "usr_1", scope.All, "k", "fp")
 		if err == nil {
 			_ = claim.Release(ctx)
 			return
@@ -72,14 +73,14 @@ func TestIdempotencyReviewStaleClaimFenced(t *testing.T) {
 	const lease = 100 * time.Millisecond
 	s := newStore(t, idempotency.Options{Lease: lease})
 	ctx := context.Background()
-	stale, _, err := s.Begin(ctx, "usr_1", "k", "fp")
+	stale, _, err := s.Begin(ctx, "usr_1", scope.All, "k", "fp")
 	if err != nil {
 		t.Fatal(err)
 	}
 	stale.Abandon() // it stalls: no renewal
 	var next *idempotency.Claim
 	for deadline := time.Now().Add(50 * lease); next == nil; time.Sleep(lease / 4) {
-		if next, _, err = s.Begin(ctx, "usr_1", "k", "fp"); err != nil && !errors.Is(err, idempotency.ErrInUse) {
+		if next, _, err = s.Begin(ctx, "usr_1", scope.All, "k", "fp"); err != nil && !errors.Is(err, idempotency.ErrInUse) {
 			t.Fatal(err)
 		}
 		if time.Now().After(deadline) {

@@ -47,7 +47,8 @@ type Sealer interface {
 }
 
 // Metrics counts what became of keyed requests, by outcome ("claimed",
-// "replayed", "reused", "in_use", "invalid", "stored", "released"), and
+// "replayed", "reused", "in_use", "narrower", "invalid", "stored",
+// "released"), and
 // the stored answers pruned.
 type Metrics interface {
 	Idempotency(outcome string)
@@ -103,14 +104,13 @@ type Answer struct {
 	Status      int
 	ContentType string
 	Body        []byte
-	// Scopes are those of the credential whose request made it.
-	Scopes scope.Set
 }
 
-// Begin takes userID's key for the request of fingerprint. It returns a
-// Claim (run the request, then Finish or Release the claim), or the answer
-// stored for the same request (replay it), or ErrReused or ErrInUse.
-func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Claim, *Answer, error) {
+// Begin takes userID's key for the request of fingerprint, sent with a
+// credential of scopes. It returns a Claim (run the request, then Finish or
+// Release the claim), or the answer stored for the same request (replay
+// it), or ErrReused, ErrInUse or ErrNarrower.
+func (s *Store) Begin(ctx context.Context, userID string, scopes scope.Set, key, fingerprint string) (*Claim, *Answer, error) {
 	var row *ent.IdempotencyKey
 	var answer *Answer
 	fresh := false
@@ -125,24 +125,12 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 			OnConflict(sql.ConflictColumns(idempotencykey.FieldUserID, idempotencykey.FieldKey), sql.DoNothing()).
 			Returning(idempotencykey.FieldID).
 			Query()
-		rows, err := tx.QueryContext(ctx, query, args...)
+		id, inserted, err := insertedID(ctx, tx, query, args)
 		if err != nil {
 			return fmt.Errorf("take idempotency key: %w", err)
 		}
-		var ids []int
-		for rows.Next() {
-			var id int
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return fmt.Errorf("take idempotency key: %w", err)
-		}
-		if len(ids) == 1 { // taken: the row is what was just written
-			row, fresh = &ent.IdempotencyKey{ID: ids[0]}, true
+		if inserted { // taken: the row is what was just written
+			row, fresh = &ent.IdempotencyKey{ID: id}, true
 			return nil
 		}
 		if row, err = tx.IdempotencyKey.Query().
@@ -165,7 +153,10 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 			return ErrReused
 		}
 		if row.Status != 0 {
-			answer = &Answer{Status: row.Status, ContentType: row.ContentType, Scopes: scope.FromNames(strings.Fields(row.Scopes))}
+			if !scopes.Covers(scope.FromNames(strings.Fields(row.Scopes))) {
+				return ErrNarrower
+			}
+			answer = &Answer{Status: row.Status, ContentType: row.ContentType}
 			if row.Body != nil {
 				answer.Body = *row.Body
 			}
@@ -192,6 +183,9 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 	case errors.Is(err, ErrInUse):
 		s.count("in_use")
 		return nil, nil, err
+	case errors.Is(err, ErrNarrower):
+		s.count("narrower")
+		return nil, nil, err
 	case err != nil:
 		return nil, nil, err
 	case answer != nil:
@@ -203,13 +197,30 @@ func (s *Store) Begin(ctx context.Context, userID, key, fingerprint string) (*Cl
 		s.count("replayed")
 		return nil, answer, nil
 	}
-	c := &Claim{store: s, id: row.ID, holder: holder, userID: userID, key: key, fresh: fresh, stop: make(chan struct{}), stopped: make(chan struct{})}
+	c := &Claim{store: s, id: row.ID, holder: holder, userID: userID, key: key, scopes: scopes, fresh: fresh, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if row.Effects != nil {
 		c.effects = *row.Effects
 	}
 	go c.renew()
 	s.count("claimed")
 	return c, nil, nil
+}
+
+// insertedID runs an INSERT … ON CONFLICT DO NOTHING RETURNING id in tx,
+// and returns the id, or false if the row was there already.
+func insertedID(ctx context.Context, tx *ent.Tx, query string, args []any) (id int, inserted bool, err error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, false, err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(&id); err != nil {
+			return 0, false, err
+		}
+		inserted = true
+	}
+	return id, inserted, rows.Err()
 }
 
 // inTx runs fn in a transaction, shared with others' if Commits is set.

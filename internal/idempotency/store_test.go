@@ -14,6 +14,7 @@ import (
 
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/internal/idempotency"
+	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/testenv"
 	"github.com/safedelete/uploads/internal/webhook"
 )
@@ -73,7 +74,7 @@ func TestDeadInstanceLease(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, idempotency.Options{Lease: 300 * time.Millisecond})
 	ctx := context.Background()
-	dead, _, err := s.Begin(ctx, "usr_1", "k", "fp")
+	dead, _, err := s.Begin(ctx, "usr_1", scope.All, "k", "fp")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,13 +89,13 @@ func TestDeadInstanceLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead.Abandon() // it stops renewing, as a killed process does
-	if _, _, err := s.Begin(ctx, "usr_1", "k", "fp"); !errors.Is(err, idempotency.ErrInUse) {
+	if _, _, err := s.Begin(ctx, "usr_1", scope.All, "k", "fp"); !errors.Is(err, idempotency.ErrInUse) {
 		t.Fatalf("within the lease: %v, want ErrInUse", err)
 	}
 	var next *idempotency.Claim
 	deadline := time.Now().Add(10 * time.Second)
 	for next == nil && time.Now().Before(deadline) {
-		next, _, err = s.Begin(ctx, "usr_1", "k", "fp")
+		next, _, err = s.Begin(ctx, "usr_1", scope.All, "k", "fp")
 		if err != nil && !errors.Is(err, idempotency.ErrInUse) {
 			t.Fatal(err)
 		}
@@ -111,14 +112,14 @@ func TestDeadInstanceLease(t *testing.T) {
 	// leases long.
 	for range 4 {
 		time.Sleep(150 * time.Millisecond)
-		if _, _, err := s.Begin(ctx, "usr_1", "k", "fp"); !errors.Is(err, idempotency.ErrInUse) {
+		if _, _, err := s.Begin(ctx, "usr_1", scope.All, "k", "fp"); !errors.Is(err, idempotency.ErrInUse) {
 			t.Fatalf("while its instance lives: %v, want ErrInUse", err)
 		}
 	}
 	if err := next.Finish(ctx, idempotency.Answer{Status: 200, ContentType: "application/json", Body: []byte(`{"ok":true}`)}); err != nil {
 		t.Fatal(err)
 	}
-	_, answer, err := s.Begin(ctx, "usr_1", "k", "fp")
+	_, answer, err := s.Begin(ctx, "usr_1", scope.All, "k", "fp")
 	if err != nil || answer == nil || answer.Status != 200 || string(answer.Body) != `{"ok":true}` {
 		t.Fatalf("replay: %+v, %v", answer, err)
 	}
@@ -132,7 +133,7 @@ func TestStoredAnswersSealedAndPruned(t *testing.T) {
 	s := newStore(t, idempotency.Options{Retention: time.Hour})
 	ctx := context.Background()
 	secret := []byte(`{"secret":"whsec_c2VjcmV0"}`)
-	c, _, err := s.Begin(ctx, "usr_1", "k", "fp")
+	c, _, err := s.Begin(ctx, "usr_1", scope.All, "k", "fp")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestStoredAnswersSealedAndPruned(t *testing.T) {
 		t.Fatalf("stored body %q holds the secret in plain text", *row.Body)
 	}
 	// Another user's same key is theirs.
-	if c, _, err := s.Begin(ctx, "usr_2", "k", "other"); err != nil || c == nil {
+	if c, _, err := s.Begin(ctx, "usr_2", scope.All, "k", "other"); err != nil || c == nil {
 		t.Fatalf("another user's key: %v", err)
 	} else {
 		_ = c.Release(ctx)
@@ -158,7 +159,7 @@ func TestStoredAnswersSealedAndPruned(t *testing.T) {
 		}
 	}
 	age()
-	if c, answer, err := s.Begin(ctx, "usr_1", "k", "another request"); err != nil || c == nil || answer != nil {
+	if c, answer, err := s.Begin(ctx, "usr_1", scope.All, "k", "another request"); err != nil || c == nil || answer != nil {
 		t.Fatalf("after the retention: %v, %v", answer, err)
 	} else {
 		_ = c.Release(ctx)

@@ -116,7 +116,7 @@ func New(queue QueueStats) *Metrics {
 			Name: "uploads_leader", Help: "1 while this instance is the one that runs periodic work (the janitor), else 0.",
 		}),
 		idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "uploads_idempotency_requests_total", Help: "Requests sent with an Idempotency-Key by outcome: claimed (ran), replayed (answered from the store), reused (422), in_use (409), invalid (400); then stored (answer kept) or released (answer not final).",
+			Name: "uploads_idempotency_requests_total", Help: "Requests sent with an Idempotency-Key by outcome: claimed (ran), replayed (answered from the store), reused (422), in_use (409), narrower (a narrower credential refused), invalid (400); then stored (answer kept) or released (answer not final).",
 		}, []string{"outcome"}),
 		idempotentPrune: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "uploads_idempotency_keys_pruned_total", Help: "Stored idempotent answers the janitor pruned past IDEMPOTENCY_RETENTION.",
