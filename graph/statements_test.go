@@ -30,6 +30,9 @@ func (s *statements) see(statement string) {
 	}
 	verb, _, _ := strings.Cut(strings.TrimSpace(statement), " ")
 	verb = strings.ToUpper(verb)
+	if verb == "PRAGMA" {
+		return // the checkpointer's, shortly after a commit: the database's upkeep, not a delete's work
+	}
 	if m := tableOf.FindStringSubmatch(statement); m != nil {
 		verb += " " + m[1]
 	}
