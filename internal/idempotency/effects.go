@@ -3,6 +3,7 @@ package idempotency
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -87,7 +88,11 @@ func update(ctx context.Context, tx *ent.Tx, next func(prev json.RawMessage) (an
 		return nil
 	}
 	var stored []byte
-	if !c.fresh || c.writes.Add(1) > 1 { // else nothing is there to read
+	writes := c.writes.Add(1)
+	if c.deferred && writes > 1 {
+		return errors.New("idempotency: a deferred claim records one effect") // BeginDeferred is for the REST delete's
+	}
+	if !c.fresh || writes > 1 { // else nothing is there to read
 		row, err := tx.IdempotencyKey.Query().
 			Where(idempotencykey.ID(c.id)).
 			Select(idempotencykey.FieldEffects).
@@ -116,6 +121,15 @@ func update(ctx context.Context, tx *ent.Tx, next func(prev json.RawMessage) (an
 	encoded, err := json.Marshal(effects)
 	if err != nil {
 		return err
+	}
+	if c.deferred { // the key's row, written now with its effect and answer
+		if err := c.insert(ctx, tx, c.prediction, c.sealedPrediction, encoded); err != nil {
+			return err
+		}
+		if c.prediction != nil {
+			c.answeredInTx.Store(true)
+		}
+		return nil
 	}
 	// Update, not UpdateOneID: no read of the row back after the write.
 	record := tx.IdempotencyKey.Update().Where(c.held()).SetEffects(encoded)

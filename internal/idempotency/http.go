@@ -98,14 +98,11 @@ func (rt *Route) Wrap(next http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			ctx = req.begin(ctx, fingerprint)
-			if req.claim != nil && rt.Predict != nil {
-				if a := rt.Predict(r); a != nil {
-					if err := req.claim.Predict(*a); err != nil {
-						req.route.Logger.ErrorContext(ctx, "idempotent answer not predicted", "error", err)
-					}
-				}
+			var predicted *Answer
+			if rt.Predict != nil {
+				predicted = rt.Predict(r)
 			}
+			ctx = req.begin(ctx, fingerprint, predicted)
 		}
 		rec := &recorder{ResponseWriter: w, req: req}
 		defer func() {
@@ -144,17 +141,26 @@ func BeginOperation(ctx context.Context, fingerprint string) (context.Context, b
 	if req == nil {
 		return ctx, true
 	}
-	ctx = req.begin(ctx, fingerprint)
+	ctx = req.begin(ctx, fingerprint, nil)
 	return ctx, req.replay == nil && req.refusal == nil
 }
 
-func (req *request) begin(ctx context.Context, fingerprint string) context.Context {
+// begin takes the request's key; predicted, if known, is the answer the
+// request gets once its effect commits, stored with the effect.
+func (req *request) begin(ctx context.Context, fingerprint string, predicted *Answer) context.Context {
 	if req.keyErr != nil {
 		req.refusal = req.keyErr
 		req.route.Store.count("invalid")
 		return ctx
 	}
-	claim, answer, err := req.route.Store.Begin(ctx, req.userID, req.scopes, req.key, fingerprint)
+	var claim *Claim
+	var answer *Answer
+	var err error
+	if predicted != nil {
+		claim, answer, err = req.route.Store.BeginDeferred(ctx, req.userID, req.scopes, req.key, fingerprint, *predicted)
+	} else {
+		claim, answer, err = req.route.Store.Begin(ctx, req.userID, req.scopes, req.key, fingerprint)
+	}
 	switch {
 	case err != nil:
 		if !errors.Is(err, ErrReused) && !errors.Is(err, ErrInUse) && !errors.Is(err, ErrNarrower) {
@@ -198,6 +204,12 @@ func (req *request) answer(w http.ResponseWriter, r *http.Request, rec *recorder
 			// The answer stands; a retry finds the key free once its lease
 			// lapses, and replays the effects recorded.
 			req.route.Logger.ErrorContext(r.Context(), "idempotent answer not stored", "error", err)
+		}
+		if stored := req.claim.Superseded(); stored != nil { // the same request's, stored first by another process
+			req.replay, req.claim = stored, nil
+			rec.Header().Del("Content-Length")
+			req.answer(w, r, rec)
+			return
 		}
 		w.WriteHeader(status)
 		_, _ = w.Write(body)

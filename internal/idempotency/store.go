@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
@@ -73,6 +74,16 @@ type Store struct {
 	client *ent.Client
 	sealer func() (Sealer, error)
 	opts   Options
+	// deferrable: the engine has one writer at a time and the service one
+	// instance (SQLite), so a request whose answer is known before it runs
+	// takes its key in this process and writes it only with its effect
+	// (BeginDeferred).
+	deferrable bool
+
+	mu    sync.Mutex
+	local map[string]string // deferred claims running here: user and key → fingerprint
+	// taken asks whether a key has a row (BeginDeferred's one read).
+	taken *database.Statement
 }
 
 // New returns a Store of client's keys; sealer gives the key answers are
@@ -81,7 +92,13 @@ func New(client *ent.Client, sealer func() (Sealer, error), opts Options) *Store
 	if opts.Lease <= 0 {
 		opts.Lease = Lease
 	}
-	return &Store{client: client, sealer: sealer, opts: opts}
+	return &Store{
+		client: client, sealer: sealer, opts: opts,
+		deferrable: database.Dialect(client) == dialect.SQLite,
+		local:      map[string]string{},
+		taken: database.Prepare(client, // $n: PostgreSQL's placeholders are also SQLite's
+			`SELECT 1 FROM "`+idempotencykey.Table+`" WHERE "`+idempotencykey.FieldUserID+`" = $1 AND "`+idempotencykey.FieldKey+`" = $2 LIMIT 1`),
+	}
 }
 
 func (s *Store) count(outcome string) {
@@ -111,21 +128,18 @@ type Answer struct {
 // Release the claim), or the answer stored for the same request (replay
 // it), or ErrReused, ErrInUse or ErrNarrower.
 func (s *Store) Begin(ctx context.Context, userID string, scopes scope.Set, key, fingerprint string) (*Claim, *Answer, error) {
+	if err := s.runningHere(userID, key, fingerprint); err != nil {
+		return nil, nil, err
+	}
 	var row *ent.IdempotencyKey
 	var answer *Answer
 	fresh := false
 	holder := rand.Text() // this claim's, replaced by a takeover
 	now := time.Now()
 	err := s.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		query, args := sql.Dialect(database.Dialect(s.client)).
-			Insert(idempotencykey.Table).
-			Columns(idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint, idempotencykey.FieldHolder,
-				idempotencykey.FieldLockedUntil, idempotencykey.FieldStatus, idempotencykey.FieldContentType, idempotencykey.FieldCreatedAt).
-			Values(userID, key, fingerprint, holder, now.Add(s.opts.Lease), 0, "", now).
-			OnConflict(sql.ConflictColumns(idempotencykey.FieldUserID, idempotencykey.FieldKey), sql.DoNothing()).
-			Returning(idempotencykey.FieldID).
-			Query()
-		id, inserted, err := insertedID(ctx, tx, query, args)
+		id, inserted, err := s.insert(ctx, tx, []string{idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint, idempotencykey.FieldHolder,
+			idempotencykey.FieldLockedUntil, idempotencykey.FieldStatus, idempotencykey.FieldContentType, idempotencykey.FieldCreatedAt},
+			[]any{userID, key, fingerprint, holder, now.Add(s.opts.Lease), 0, "", now})
 		if err != nil {
 			return fmt.Errorf("take idempotency key: %w", err)
 		}
@@ -138,7 +152,7 @@ func (s *Store) Begin(ctx context.Context, userID string, scopes scope.Set, key,
 			Only(ctx); err != nil {
 			return fmt.Errorf("read idempotency key: %w", err)
 		}
-		if s.opts.Retention > 0 && row.CreatedAt.Before(now.Add(-s.opts.Retention)) && row.LockedUntil.Before(now) {
+		if s.expired(row, now) {
 			// Past its retention, not yet pruned: a new request.
 			if err := tx.IdempotencyKey.DeleteOneID(row.ID).Exec(ctx); err != nil {
 				return err
@@ -149,18 +163,8 @@ func (s *Store) Begin(ctx context.Context, userID string, scopes scope.Set, key,
 				Save(ctx)
 			return err
 		}
-		if row.Fingerprint != fingerprint {
-			return ErrReused
-		}
-		if row.Status != 0 {
-			if !scopes.Covers(scope.FromNames(strings.Fields(row.Scopes))) {
-				return ErrNarrower
-			}
-			answer = &Answer{Status: row.Status, ContentType: row.ContentType}
-			if row.Body != nil {
-				answer.Body = *row.Body
-			}
-			return nil
+		if answer, err = settled(row, scopes, fingerprint); answer != nil || err != nil {
+			return err
 		}
 		// Still running, or its instance died: taken over only once its
 		// lease has lapsed, by one retry.
@@ -176,26 +180,9 @@ func (s *Store) Begin(ctx context.Context, userID string, scopes scope.Set, key,
 		}
 		return nil
 	})
-	switch {
-	case errors.Is(err, ErrReused):
-		s.count("reused")
-		return nil, nil, err
-	case errors.Is(err, ErrInUse):
-		s.count("in_use")
-		return nil, nil, err
-	case errors.Is(err, ErrNarrower):
-		s.count("narrower")
-		return nil, nil, err
-	case err != nil:
-		return nil, nil, err
-	case answer != nil:
-		body, err := s.open(userID, key, answer.Body)
-		if err != nil {
-			return nil, nil, err
-		}
-		answer.Body = body
-		s.count("replayed")
-		return nil, answer, nil
+	if answer != nil || err != nil {
+		answer, err = s.refuseOrReplay(userID, key, answer, err)
+		return nil, answer, err
 	}
 	c := &Claim{store: s, id: row.ID, holder: holder, userID: userID, key: key, scopes: scopes, fresh: fresh, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if row.Effects != nil {
@@ -206,9 +193,179 @@ func (s *Store) Begin(ctx context.Context, userID string, scopes scope.Set, key,
 	return c, nil, nil
 }
 
-// insertedID runs an INSERT … ON CONFLICT DO NOTHING RETURNING id in tx,
-// and returns the id, or false if the row was there already.
-func insertedID(ctx context.Context, tx *ent.Tx, query string, args []any) (id int, inserted bool, err error) {
+// BeginDeferred is Begin for a request whose answer, should its effect
+// commit, is known before it runs (the REST delete's 200): predicted.
+//
+// On SQLite (one instance, one writer at a time) a key no request has
+// used is taken in this process alone, and its row is written only with
+// the request's effect, in the effect's transaction, its answer included:
+// one write, not three (take, effect, answer). A retry meanwhile, in this
+// process, is refused as Begin refuses it (ErrInUse, ErrReused). A crash
+// before the effect commits leaves nothing, and the retry runs the
+// request; after, the retry replays its answer. Should another process on
+// the same file write the key first, the effect does not commit (ErrLost)
+// and the request answers what that one stored. A key with a row (an
+// earlier request's) goes through Begin. On other engines it is Begin,
+// with predicted stored with the effect (Claim.Predict).
+func (s *Store) BeginDeferred(ctx context.Context, userID string, scopes scope.Set, key, fingerprint string, predicted Answer) (*Claim, *Answer, error) {
+	if s.deferrable {
+		if err := s.runHere(userID, key, fingerprint); err != nil {
+			return nil, nil, err
+		}
+		exists, err := s.exists(ctx, userID, key)
+		if err != nil {
+			s.doneHere(userID, key)
+			return nil, nil, fmt.Errorf("read idempotency key: %w", err)
+		}
+		if !exists {
+			c := &Claim{store: s, deferred: true, fingerprint: fingerprint, userID: userID, key: key, scopes: scopes, fresh: true,
+				stop: make(chan struct{}), stopped: make(chan struct{})}
+			close(c.stopped) // nothing to renew
+			if err := c.Predict(predicted); err != nil {
+				c.end()
+				return nil, nil, err
+			}
+			s.count("claimed")
+			return c, nil, nil
+		}
+		// An earlier request's key: replayed or refused as read, without a
+		// write; taken over (or taken anew, past its retention) by Begin.
+		row, err := s.client.IdempotencyKey.Query().
+			Where(idempotencykey.UserID(userID), idempotencykey.Key(key)).
+			Only(ctx)
+		s.doneHere(userID, key)
+		if err != nil && !ent.IsNotFound(err) {
+			return nil, nil, fmt.Errorf("read idempotency key: %w", err)
+		}
+		if err == nil && !s.expired(row, time.Now()) {
+			if answer, err := settled(row, scopes, fingerprint); answer != nil || err != nil {
+				answer, err = s.refuseOrReplay(userID, key, answer, err)
+				return nil, answer, err
+			}
+		}
+	}
+	c, answer, err := s.Begin(ctx, userID, scopes, key, fingerprint)
+	if c != nil {
+		if err := c.Predict(predicted); err != nil {
+			_ = c.Release(ctx)
+			return nil, nil, err
+		}
+	}
+	return c, answer, err
+}
+
+// exists reports whether userID's key has a row.
+func (s *Store) exists(ctx context.Context, userID, key string) (bool, error) {
+	rows, err := s.taken.QueryContext(ctx, userID, key)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
+// runHere takes userID's key in this process for a deferred claim, or
+// refuses it as Begin would a key in use.
+func (s *Store) runHere(userID, key, fingerprint string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.runningHereLocked(userID, key, fingerprint); err != nil {
+		return err
+	}
+	s.local[userID+"\x00"+key] = fingerprint
+	return nil
+}
+
+// runningHere refuses a key a deferred claim of this process holds: its
+// row is not written yet, so Begin would not see it.
+func (s *Store) runningHere(userID, key, fingerprint string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runningHereLocked(userID, key, fingerprint)
+}
+
+func (s *Store) runningHereLocked(userID, key, fingerprint string) error {
+	running, ok := s.local[userID+"\x00"+key]
+	switch {
+	case !ok:
+		return nil
+	case running != fingerprint:
+		s.count("reused")
+		return ErrReused
+	default:
+		s.count("in_use")
+		return ErrInUse
+	}
+}
+
+func (s *Store) doneHere(userID, key string) {
+	s.mu.Lock()
+	delete(s.local, userID+"\x00"+key)
+	s.mu.Unlock()
+}
+
+// expired reports whether row is past its retention and not yet pruned:
+// its key is a new request's.
+func (s *Store) expired(row *ent.IdempotencyKey, now time.Time) bool {
+	return s.opts.Retention > 0 && row.CreatedAt.Before(now.Add(-s.opts.Retention)) && row.LockedUntil.Before(now)
+}
+
+// settled returns the answer row stored for the request of fingerprint
+// sent with a credential of scopes, or ErrReused or ErrNarrower; nothing
+// while the row's request still runs.
+func settled(row *ent.IdempotencyKey, scopes scope.Set, fingerprint string) (*Answer, error) {
+	if row.Fingerprint != fingerprint {
+		return nil, ErrReused
+	}
+	if row.Status == 0 {
+		return nil, nil
+	}
+	if !scopes.Covers(scope.FromNames(strings.Fields(row.Scopes))) {
+		return nil, ErrNarrower
+	}
+	answer := &Answer{Status: row.Status, ContentType: row.ContentType}
+	if row.Body != nil {
+		answer.Body = *row.Body
+	}
+	return answer, nil
+}
+
+// refuseOrReplay counts a refusal, or opens a stored answer to replay.
+func (s *Store) refuseOrReplay(userID, key string, answer *Answer, err error) (*Answer, error) {
+	switch {
+	case errors.Is(err, ErrReused):
+		s.count("reused")
+		return nil, err
+	case errors.Is(err, ErrInUse):
+		s.count("in_use")
+		return nil, err
+	case errors.Is(err, ErrNarrower):
+		s.count("narrower")
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
+	body, err := s.open(userID, key, answer.Body)
+	if err != nil {
+		return nil, err
+	}
+	answer.Body = body
+	s.count("replayed")
+	return answer, nil
+}
+
+// insert writes a key's row of columns and values in tx, unless the user
+// has a row of that key already (INSERT … ON CONFLICT DO NOTHING
+// RETURNING id), and returns its id, or false if it was there.
+func (s *Store) insert(ctx context.Context, tx *ent.Tx, columns []string, values []any) (id int, inserted bool, err error) {
+	query, args := sql.Dialect(database.Dialect(s.client)).
+		Insert(idempotencykey.Table).
+		Columns(columns...).
+		Values(values...).
+		OnConflict(sql.ConflictColumns(idempotencykey.FieldUserID, idempotencykey.FieldKey), sql.DoNothing()).
+		Returning(idempotencykey.FieldID).
+		Query()
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, false, err
@@ -278,6 +435,13 @@ type Claim struct {
 	holder      string // written on the row while this claim holds it
 	userID, key string
 	scopes      scope.Set // the credential's, stored with the answer
+	// deferred: the key is held in this process and has no row until the
+	// effect or the answer writes it (BeginDeferred).
+	deferred    bool
+	fingerprint string
+	// superseded is the answer another process stored for the key first,
+	// which a deferred claim's request gives in place of its own.
+	superseded *Answer
 
 	effects []byte // JSON: root field → what it did, as committed before the claim
 	// fresh: the row was made for this claim, so it held no effects; until
@@ -317,7 +481,12 @@ func (c *Claim) renew() {
 }
 
 func (c *Claim) end() {
-	c.once.Do(func() { close(c.stop) })
+	c.once.Do(func() {
+		close(c.stop)
+		if c.deferred {
+			c.store.doneHere(c.userID, c.key)
+		}
+	})
 	<-c.stopped
 }
 
@@ -359,7 +528,11 @@ func (c *Claim) settled(a Answer) bool {
 
 // Finish stores the request's final answer and ends the claim.
 func (c *Claim) Finish(ctx context.Context, a Answer) error {
-	c.end()
+	if c.deferred {
+		defer c.end() // the key is this process's until its row is written
+	} else {
+		c.end()
+	}
 	if c.settled(a) {
 		c.store.count("stored")
 		return nil
@@ -370,14 +543,25 @@ func (c *Claim) Finish(ctx context.Context, a Answer) error {
 	}
 	sealed := sealer.Seal(associated(c.userID, c.key), a.Body)
 	ctx = context.WithoutCancel(ctx) // the caller hanging up does not unmake the answer
-	err = c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		n, err := tx.IdempotencyKey.Update().
-			Where(c.held()).
-			SetStatus(a.Status).SetContentType(a.ContentType).SetBody(sealed).SetScopes(c.scopes.String()).
-			SetLockedUntil(time.Now()).
-			Save(ctx)
-		return cmp.Or(err, lost(n))
-	})
+	if c.deferred && c.answeredInTx.Load() {
+		err = ErrLost // its row holds the answer stored with its effect, which stands
+	} else if c.deferred {
+		err = c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+			return c.insert(ctx, tx, &a, sealed, nil)
+		})
+		if errors.Is(err, ErrLost) {
+			return c.supersede(ctx)
+		}
+	} else {
+		err = c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
+			n, err := tx.IdempotencyKey.Update().
+				Where(c.held()).
+				SetStatus(a.Status).SetContentType(a.ContentType).SetBody(sealed).SetScopes(c.scopes.String()).
+				SetLockedUntil(time.Now()).
+				Save(ctx)
+			return cmp.Or(err, lost(n))
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("store idempotent answer: %w", err)
 	}
@@ -385,11 +569,76 @@ func (c *Claim) Finish(ctx context.Context, a Answer) error {
 	return nil
 }
 
+// insert writes a deferred claim's row in tx: its effects, and its answer
+// if it has one (else the row is the key held, as Begin writes it). It is
+// ErrLost when another process wrote the key first.
+func (c *Claim) insert(ctx context.Context, tx *ent.Tx, a *Answer, sealed, effects []byte) error {
+	now := time.Now()
+	columns := []string{idempotencykey.FieldUserID, idempotencykey.FieldKey, idempotencykey.FieldFingerprint, idempotencykey.FieldHolder,
+		idempotencykey.FieldLockedUntil, idempotencykey.FieldStatus, idempotencykey.FieldContentType, idempotencykey.FieldCreatedAt}
+	values := []any{c.userID, c.key, c.fingerprint, rand.Text(), now, 0, "", now}
+	if a != nil {
+		values[5], values[6] = a.Status, a.ContentType
+		columns = append(columns, idempotencykey.FieldBody, idempotencykey.FieldScopes)
+		values = append(values, sealed, c.scopes.String())
+	} else {
+		values[4] = now.Add(c.store.opts.Lease)
+	}
+	if effects != nil {
+		columns = append(columns, idempotencykey.FieldEffects)
+		values = append(values, effects)
+	}
+	_, inserted, err := c.store.insert(ctx, tx, columns, values)
+	if err != nil {
+		return fmt.Errorf("write idempotency key: %w", err)
+	}
+	if !inserted {
+		return ErrLost
+	}
+	return nil
+}
+
+// supersede finds the answer another process stored for a deferred
+// claim's key, if it is one of this request, for the request to give in
+// its place (Superseded).
+func (c *Claim) supersede(ctx context.Context) error {
+	row, err := c.store.client.IdempotencyKey.Query().
+		Where(idempotencykey.UserID(c.userID), idempotencykey.Key(c.key)).
+		Only(ctx)
+	if err != nil {
+		return fmt.Errorf("read idempotency key: %w", err)
+	}
+	if row.Fingerprint != c.fingerprint || row.Status == 0 || row.Body == nil {
+		return ErrLost // another request's, or still running there: this answer stands
+	}
+	body, err := c.store.open(c.userID, c.key, *row.Body)
+	if err != nil {
+		return err
+	}
+	c.superseded = &Answer{Status: row.Status, ContentType: row.ContentType, Body: body}
+	return nil
+}
+
+// Superseded is the answer another process stored for the key of this
+// claim's request first (the same request, sent to both): the request
+// gives it, as a replay, in place of its own.
+func (c *Claim) Superseded() *Answer { return c.superseded }
+
 // Release ends the claim without an answer: the next request with the key
 // runs again (replaying the effects recorded so far).
 func (c *Claim) Release(ctx context.Context) error {
 	c.end()
 	ctx = context.WithoutCancel(ctx)
+	if c.deferred { // no row but the effect's, which holds its answer
+		c.store.count("released")
+		if c.answeredInTx.Load() {
+			return nil
+		}
+		if err := c.supersede(ctx); err != nil && !errors.Is(err, ErrLost) {
+			return err
+		}
+		return nil
+	}
 	err := c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		n, err := tx.IdempotencyKey.Update().
 			Where(c.held()).

@@ -172,3 +172,44 @@ func TestStoredAnswersSealedAndPruned(t *testing.T) {
 		t.Errorf("%d keys, want 1 (usr_2's)", n)
 	}
 }
+
+// TestDeferredClaimHeld: a key taken by BeginDeferred (on SQLite, held in
+// the process until its effect writes it) is in use for the same request
+// and reused for another, as a key with a row is; once its answer is
+// stored, the same request replays it and another is refused.
+func TestDeferredClaimHeld(t *testing.T) {
+	t.Parallel()
+	store := newStore(t, idempotency.Options{})
+	ctx := context.Background()
+	ok := idempotency.Answer{Status: 200, ContentType: "application/json", Body: []byte(`{"message":"done"}`)}
+	claim, _, err := store.BeginDeferred(ctx, "usr_1", scope.All, "k", "delete a", ok)
+	if err != nil || claim == nil {
+		t.Fatalf("BeginDeferred: %v, %v", claim, err)
+	}
+	if _, _, err := store.BeginDeferred(ctx, "usr_1", scope.All, "k", "delete a", ok); !errors.Is(err, idempotency.ErrInUse) {
+		t.Errorf("the same request while it runs: %v, want ErrInUse", err)
+	}
+	if _, _, err := store.Begin(ctx, "usr_1", scope.All, "k", "delete a"); !errors.Is(err, idempotency.ErrInUse) {
+		t.Errorf("the same request through Begin while it runs: %v, want ErrInUse", err)
+	}
+	if _, _, err := store.Begin(ctx, "usr_1", scope.All, "k", "mutation b"); !errors.Is(err, idempotency.ErrReused) {
+		t.Errorf("another request while it runs: %v, want ErrReused", err)
+	}
+	other, _, err := store.BeginDeferred(ctx, "usr_2", scope.All, "k", "delete a", ok)
+	if err != nil || other == nil {
+		t.Errorf("another user's key of the same name: %v, %v", other, err)
+	} else {
+		_ = other.Release(ctx)
+	}
+
+	if err := claim.Finish(ctx, idempotency.Answer{Status: 404, ContentType: "application/json", Body: []byte(`{"error":"no"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, answer, err := store.BeginDeferred(ctx, "usr_1", scope.All, "k", "delete a", ok)
+	if err != nil || answer == nil || answer.Status != 404 || string(answer.Body) != `{"error":"no"}` {
+		t.Errorf("the same request once answered: %+v, %v; want the stored 404", answer, err)
+	}
+	if _, _, err := store.BeginDeferred(ctx, "usr_1", scope.All, "k", "delete b", ok); !errors.Is(err, idempotency.ErrReused) {
+		t.Errorf("another request once answered: %v, want ErrReused", err)
+	}
+}
