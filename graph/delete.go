@@ -167,6 +167,12 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 		if deleted, endpoints, err = deleteReturning(ctx, tx, ownerID, present); err != nil {
 			return err
 		}
+		if len(deleted) == 0 {
+			// Deleted meanwhile by another request: this one did nothing,
+			// so it records nothing (a keyed request's predicted answer
+			// with it would be a 200 it never gave).
+			return nil
+		}
 		if purges, err = r.purger.ScheduleFor(ctx, tx, keepUntil, deleted...); err != nil {
 			return err
 		}

@@ -1,0 +1,46 @@
+package graph_test
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/safedelete/uploads/graph"
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+// restDeleteWithKey is a REST delete with an Idempotency-Key.
+func restDeleteWithKey(env *testenv.Env, apiKey, uploadID, idempotencyKey string) testenv.Response {
+	h := http.Header{"X-Api-Key": {apiKey}, "X-Upload-Id": {uploadID}, "Idempotency-Key": {idempotencyKey}}
+	return env.Do(http.MethodDelete, "/delete-upload-api", h, nil)
+}
+
+// TestIdempotencyKeyRESTDeleteRacedAway: a keyed REST delete reads its
+// upload, then another delete (without a key) removes it before the keyed
+// one's transaction: the keyed delete deletes nothing and answers 404. Its
+// retry gets that 404 back, replayed, not a 200 it never gave.
+func TestIdempotencyKeyRESTDeleteRacedAway(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	u := env.MustUpload(key, "a.txt", []byte("a"))
+
+	var raced atomic.Bool
+	graph.SetAfterRead(env.App.Resolver, func(context.Context) {
+		if raced.CompareAndSwap(false, true) { // the keyed delete's read: the other delete runs now
+			if res := env.DeleteREST(key, u.ID); res.Status != 200 {
+				t.Errorf("the other delete: %d %s", res.Status, res.Body)
+			}
+		}
+	})
+	first := restDeleteWithKey(env, key, u.ID, "raced")
+	if first.Status != 404 {
+		t.Fatalf("keyed delete of an upload deleted meanwhile: %d %s, want 404", first.Status, first.Body)
+	}
+	again := restDeleteWithKey(env, key, u.ID, "raced")
+	if again.Status != first.Status || again.Body != first.Body || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("its retry: %d %s (replayed %q), want the first answer replayed: %d %s",
+			again.Status, again.Body, again.Header.Get("Idempotent-Replayed"), first.Status, first.Body)
+	}
+}
