@@ -44,3 +44,32 @@ func TestIdempotencyKeyRESTDeleteRacedAway(t *testing.T) {
 			again.Status, again.Body, again.Header.Get("Idempotent-Replayed"), first.Status, first.Body)
 	}
 }
+
+// TestIdempotencyKeyRESTReusedOnOtherInstance: two instances on one
+// database. A keyed REST delete runs on the first; while it runs, a
+// different request (a GraphQL mutation) with the same key runs to its end
+// on the second. The REST delete, whose key turned out to be that other
+// request's, is refused as reused (422) and deletes nothing: not a 500.
+func TestIdempotencyKeyRESTReusedOnOtherInstance(t *testing.T) {
+	t.Parallel()
+	first := testenv.New(t, testenv.Options{})
+	second := first.NewInstance()
+	_, key := first.NewUser()
+	u := first.MustUpload(key, "a.txt", []byte("a"))
+	v := first.MustUpload(key, "b.txt", []byte("b"))
+
+	var raced atomic.Bool
+	graph.SetAfterRead(first.App.Resolver, func(context.Context) {
+		if raced.CompareAndSwap(false, true) {
+			res := keyed(second, key, "shared", deleteOne, map[string]any{"id": v.ID})
+			if res.Status != 200 || len(errorCodes(t, res)) != 0 {
+				t.Errorf("the other request on the other instance: %d %s", res.Status, res.Body)
+			}
+		}
+	})
+	res := restDeleteWithKey(first, key, u.ID, "shared")
+	if res.Status != 422 || res.Body != `{"error":"Idempotency-Key reused with a different request"}` {
+		t.Errorf("the REST delete whose key the other request wrote first: %d %s, want 422", res.Status, res.Body)
+	}
+	first.AssertIntact(u)
+}

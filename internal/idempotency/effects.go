@@ -124,6 +124,9 @@ func update(ctx context.Context, tx *ent.Tx, next func(prev json.RawMessage) (an
 	}
 	if c.deferred { // the key's row, written now with its effect and answer
 		if err := c.insert(ctx, tx, c.prediction, c.sealedPrediction, encoded); err != nil {
+			if errors.Is(err, ErrLost) {
+				c.lost.Store(true)
+			}
 			return err
 		}
 		if c.prediction != nil {

@@ -205,8 +205,10 @@ func (req *request) answer(w http.ResponseWriter, r *http.Request, rec *recorder
 			// lapses, and replays the effects recorded.
 			req.route.Logger.ErrorContext(r.Context(), "idempotent answer not stored", "error", err)
 		}
-		if stored := req.claim.Superseded(); stored != nil { // the same request's, stored first by another process
-			req.replay, req.claim = stored, nil
+		// What another process wrote for the key first: the same request's
+		// answer, or a refusal of the key.
+		if stored, refused := req.claim.Superseded(); stored != nil || refused != nil {
+			req.replay, req.refusal, req.claim = stored, refused, nil
 			rec.Header().Del("Content-Length")
 			req.answer(w, r, rec)
 			return

@@ -440,8 +440,14 @@ type Claim struct {
 	deferred    bool
 	fingerprint string
 	// superseded is the answer another process stored for the key first,
-	// which a deferred claim's request gives in place of its own.
+	// which a deferred claim's request gives in place of its own; refused,
+	// the refusal it gives instead when that key is another request's, or
+	// still running there (supersede).
 	superseded *Answer
+	refused    error
+	// lost: another process wrote the key's row first, so the effect did
+	// not commit.
+	lost atomic.Bool
 
 	effects []byte // JSON: root field → what it did, as committed before the claim
 	// fresh: the row was made for this claim, so it held no effects; until
@@ -598,9 +604,12 @@ func (c *Claim) insert(ctx context.Context, tx *ent.Tx, a *Answer, sealed, effec
 	return nil
 }
 
-// supersede finds the answer another process stored for a deferred
-// claim's key, if it is one of this request, for the request to give in
-// its place (Superseded).
+// supersede reads what another process wrote first for a deferred
+// claim's key, for the request to give in place of its own answer
+// (Superseded), as Begin would have given it had that row been there
+// first: the answer stored for this request, or ErrReused (another
+// request's key), ErrInUse (this request, still running there) or
+// ErrNarrower.
 func (c *Claim) supersede(ctx context.Context) error {
 	row, err := c.store.client.IdempotencyKey.Query().
 		Where(idempotencykey.UserID(c.userID), idempotencykey.Key(c.key)).
@@ -608,21 +617,23 @@ func (c *Claim) supersede(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read idempotency key: %w", err)
 	}
-	if row.Fingerprint != c.fingerprint || row.Status == 0 || row.Body == nil {
-		return ErrLost // another request's, or still running there: this answer stands
+	answer, err := settled(row, c.scopes, c.fingerprint)
+	if answer == nil && err == nil {
+		err = ErrInUse
 	}
-	body, err := c.store.open(c.userID, c.key, *row.Body)
-	if err != nil {
+	c.superseded, c.refused = c.store.refuseOrReplay(c.userID, c.key, answer, err)
+	if c.superseded == nil && !errors.Is(c.refused, ErrReused) && !errors.Is(c.refused, ErrInUse) && !errors.Is(c.refused, ErrNarrower) {
+		err, c.refused = c.refused, nil // the stored answer could not be opened: this answer stands
 		return err
 	}
-	c.superseded = &Answer{Status: row.Status, ContentType: row.ContentType, Body: body}
 	return nil
 }
 
-// Superseded is the answer another process stored for the key of this
-// claim's request first (the same request, sent to both): the request
-// gives it, as a replay, in place of its own.
-func (c *Claim) Superseded() *Answer { return c.superseded }
+// Superseded is what another process stored for the key of this claim's
+// request first, which the request gives in place of its own: the answer
+// of the same request, sent to both, as a replay; or a refusal of the key
+// (ErrReused, ErrInUse, ErrNarrower).
+func (c *Claim) Superseded() (*Answer, error) { return c.superseded, c.refused }
 
 // Release ends the claim without an answer: the next request with the key
 // runs again (replaying the effects recorded so far).
@@ -631,13 +642,10 @@ func (c *Claim) Release(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	if c.deferred { // no row but the effect's, which holds its answer
 		c.store.count("released")
-		if c.answeredInTx.Load() {
-			return nil
+		if c.answeredInTx.Load() || !c.lost.Load() {
+			return nil // nobody else wrote the key: no row to read
 		}
-		if err := c.supersede(ctx); err != nil && !errors.Is(err, ErrLost) {
-			return err
-		}
-		return nil
+		return c.supersede(ctx)
 	}
 	err := c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		n, err := tx.IdempotencyKey.Update().
