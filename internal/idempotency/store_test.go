@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent/idempotencykey"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/testenv"
@@ -211,5 +214,98 @@ func TestDeferredClaimHeld(t *testing.T) {
 	}
 	if _, _, err := store.BeginDeferred(ctx, "usr_1", scope.All, "k", "delete b", ok); !errors.Is(err, idempotency.ErrReused) {
 		t.Errorf("another request once answered: %v, want ErrReused", err)
+	}
+}
+
+// TestDeferredClaimSuperseded: two processes on one SQLite file. A key
+// taken by BeginDeferred in one, which the other writes first, is given
+// as Begin would have given it had that row been there first: the same
+// request's answer, replayed; another request's key refused as reused;
+// the same request still running there refused as in use; an answer
+// stored for a wider credential refused as narrower.
+func TestDeferredClaimSuperseded(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		t.Skip("a deferred claim is SQLite's: on PostgreSQL BeginDeferred is Begin")
+	}
+	t.Parallel()
+	key := make([]byte, webhook.KeySize)
+	_, _ = rand.Read(key)
+	sealer, err := webhook.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := database.SQLiteURL(filepath.Join(t.TempDir(), "shared.db"))
+	process := func() *idempotency.Store {
+		client, err := database.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		return idempotency.New(client, func() (idempotency.Sealer, error) { return sealer, nil }, idempotency.Options{})
+	}
+	here, there := process(), process()
+	ctx := context.Background()
+	ok := idempotency.Answer{Status: 200, ContentType: "application/json", Body: []byte(`{"message":"done"}`)}
+	notFound := idempotency.Answer{Status: 404, ContentType: "application/json", Body: []byte(`{"error":"no"}`)}
+	narrower := scope.Set(scope.UploadsRead | scope.UploadsDelete)
+	for _, tc := range []struct {
+		name   string
+		scopes scope.Set // the deferred claim's credential
+		first  func(t *testing.T, key string)
+		replay bool
+		want   error
+	}{
+		{"the same request, answered there", scope.All, func(t *testing.T, key string) {
+			c, _, err := there.BeginDeferred(ctx, "usr_1", scope.All, key, "delete a", ok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Finish(ctx, ok); err != nil {
+				t.Fatal(err)
+			}
+		}, true, nil},
+		{"another request, running there", scope.All, func(t *testing.T, key string) {
+			c, _, err := there.Begin(ctx, "usr_1", scope.All, key, "mutation b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Abandon)
+		}, false, idempotency.ErrReused},
+		{"the same request, running there", scope.All, func(t *testing.T, key string) {
+			c, _, err := there.Begin(ctx, "usr_1", scope.All, key, "delete a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Abandon)
+		}, false, idempotency.ErrInUse},
+		{"the same request, answered there for a wider credential", narrower, func(t *testing.T, key string) {
+			c, _, err := there.BeginDeferred(ctx, "usr_1", scope.All, key, "delete a", ok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Finish(ctx, ok); err != nil {
+				t.Fatal(err)
+			}
+		}, false, idempotency.ErrNarrower},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := tc.name
+			claim, _, err := here.BeginDeferred(ctx, "usr_1", tc.scopes, key, "delete a", ok)
+			if err != nil || claim == nil {
+				t.Fatalf("BeginDeferred: %v, %v", claim, err)
+			}
+			tc.first(t, key)
+			// Here the upload was gone by then: 404, whose row is refused.
+			if err := claim.Finish(ctx, notFound); err != nil {
+				t.Fatal(err)
+			}
+			answer, refused := claim.Superseded()
+			switch {
+			case tc.replay && (answer == nil || answer.Status != 200 || !bytes.Equal(answer.Body, ok.Body)):
+				t.Errorf("given %+v, %v; want the 200 stored there", answer, refused)
+			case !tc.replay && (answer != nil || !errors.Is(refused, tc.want)):
+				t.Errorf("given %+v, %v; want %v", answer, refused, tc.want)
+			}
+		})
 	}
 }
