@@ -555,7 +555,8 @@ func (c *Claim) Finish(ctx context.Context, a Answer) error {
 		err = c.store.inTx(ctx, func(ctx context.Context, tx *ent.Tx) error {
 			return c.insert(ctx, tx, &a, sealed, nil)
 		})
-		if errors.Is(err, ErrLost) {
+		if errors.Is(err, ErrLost) { // its answer is not the one kept
+			c.store.count("released")
 			return c.supersede(ctx)
 		}
 	} else {

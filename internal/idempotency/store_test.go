@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -235,13 +237,14 @@ func TestDeferredClaimSuperseded(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := database.SQLiteURL(filepath.Join(t.TempDir(), "shared.db"))
+	counts := &outcomes{n: map[string]int{}}
 	process := func() *idempotency.Store {
 		client, err := database.Open(context.Background(), url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { client.Close() })
-		return idempotency.New(client, func() (idempotency.Sealer, error) { return sealer, nil }, idempotency.Options{})
+		return idempotency.New(client, func() (idempotency.Sealer, error) { return sealer, nil }, idempotency.Options{Metrics: counts})
 	}
 	here, there := process(), process()
 	ctx := context.Background()
@@ -308,4 +311,29 @@ func TestDeferredClaimSuperseded(t *testing.T) {
 			}
 		})
 	}
+	// Every claim ends stored or released, superseded ones included
+	// (those of "running there" are never ended).
+	if c := counts.get(); c["claimed"]-2 != c["stored"]+c["released"] {
+		t.Errorf("outcomes %v: %d claims (2 still running), %d stored and %d released", c, c["claimed"], c["stored"], c["released"])
+	}
+}
+
+// outcomes counts what became of keyed requests.
+type outcomes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *outcomes) Idempotency(outcome string) {
+	o.mu.Lock()
+	o.n[outcome]++
+	o.mu.Unlock()
+}
+
+func (o *outcomes) IdempotencyPruned(int) {}
+
+func (o *outcomes) get() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.n)
 }
