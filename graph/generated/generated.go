@@ -133,6 +133,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		CancelDeletionJob     func(childComplexity int, id string) int
 		CreateWebhookEndpoint func(childComplexity int, url string, events []model.UploadEventKind) int
 		DeleteUpload          func(childComplexity int, id string) int
 		DeleteUploads         func(childComplexity int, ids []string) int
@@ -143,6 +144,7 @@ type ComplexityRoot struct {
 		Redeliver             func(childComplexity int, id string) int
 		RestoreUpload         func(childComplexity int, id string) int
 		RotateWebhookSecret   func(childComplexity int, id string) int
+		StartDeletionJob      func(childComplexity int, where ent.UploadWhereInput, dryRun *bool) int
 		UploadFile            func(childComplexity int, file graphql.Upload) int
 	}
 
@@ -189,6 +191,7 @@ type ComplexityRoot struct {
 		AuditEvents      func(childComplexity int, after *entgql.Cursor[string], first *int, where *model.AuditEventFilter) int
 		CreatedAt        func(childComplexity int) int
 		DeletedUploads   func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) int
+		DeletionJobs     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) int
 		Email            func(childComplexity int) int
 		ID               func(childComplexity int) int
 		UpdatedAt        func(childComplexity int) int
@@ -237,6 +240,8 @@ type MutationResolver interface {
 	DeleteUploadsWhere(ctx context.Context, where ent.UploadWhereInput, dryRun bool) (*model.DeleteUploadsWherePayload, error)
 	RestoreUpload(ctx context.Context, id string) (*ent.Upload, error)
 	PurgeUpload(ctx context.Context, id string) (*model.PurgeUploadPayload, error)
+	StartDeletionJob(ctx context.Context, where ent.UploadWhereInput, dryRun *bool) (*ent.DeletionJob, error)
+	CancelDeletionJob(ctx context.Context, id string) (*ent.DeletionJob, error)
 	CreateWebhookEndpoint(ctx context.Context, url string, events []model.UploadEventKind) (*model.WebhookEndpointSecretPayload, error)
 	DeleteWebhookEndpoint(ctx context.Context, id string) (*model.DeleteWebhookEndpointPayload, error)
 	RotateWebhookSecret(ctx context.Context, id string) (*model.WebhookEndpointSecretPayload, error)
@@ -251,6 +256,7 @@ type QueryResolver interface {
 }
 type UserResolver interface {
 	Uploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UploadOrder, where *ent.UploadWhereInput) (*ent.UploadConnection, error)
+	DeletionJobs(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletionJobConnection, error)
 	DeletedUploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletedUploadConnection, error)
 	AuditEvents(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, where *model.AuditEventFilter) (*model.AuditEventConnection, error)
 	WebhookEndpoints(ctx context.Context, obj *ent.User) ([]*ent.WebhookEndpoint, error)
@@ -574,6 +580,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeletionJobEdge.Node(childComplexity), true
 
+	case "Mutation.cancelDeletionJob":
+		if e.ComplexityRoot.Mutation.CancelDeletionJob == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelDeletionJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelDeletionJob(childComplexity, args["id"].(string)), true
 	case "Mutation.createWebhookEndpoint":
 		if e.ComplexityRoot.Mutation.CreateWebhookEndpoint == nil {
 			break
@@ -684,6 +701,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RotateWebhookSecret(childComplexity, args["id"].(string)), true
+	case "Mutation.startDeletionJob":
+		if e.ComplexityRoot.Mutation.StartDeletionJob == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_startDeletionJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StartDeletionJob(childComplexity, args["where"].(ent.UploadWhereInput), args["dryRun"].(*bool)), true
 	case "Mutation.uploadFile":
 		if e.ComplexityRoot.Mutation.UploadFile == nil {
 			break
@@ -871,6 +899,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.DeletedUploads(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int)), true
+	case "User.deletionJobs":
+		if e.ComplexityRoot.User.DeletionJobs == nil {
+			break
+		}
+
+		args, err := ec.field_User_deletionJobs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.DeletionJobs(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int)), true
 	case "User.email":
 		if e.ComplexityRoot.User.Email == nil {
 			break
@@ -1572,6 +1611,48 @@ enum UserOrderField {
   CREATED_AT
 }
 `, BuiltIn: false},
+	{Name: "../jobs.graphqls", Input: `# Deletion jobs: deletes of any size, run in the background (internal/jobs).
+# DeletionJob, its connection and DeletionJobStatus are generated into
+# ent.graphqls from ent/schema/deletionjob.go.
+
+extend type Mutation {
+  """
+  Starts a deletion job: the caller's uploads that match ` + "`" + `where` + "`" + ` (the filter
+  of ` + "`" + `viewer.uploads` + "`" + `; ` + "`" + `{}` + "`" + ` matches all of them) and exist now are deleted in
+  the background, however many, a batch of 1,000 at a time, each batch as
+  ` + "`" + `deleteUploads` + "`" + ` deletes (trash, audit trail, webhooks, purges). Uploads
+  created after the job started are not its own. ` + "`" + `matchedCount` + "`" + ` is fixed
+  now. The job runs on any instance of the service; if one stops, another
+  resumes it without deleting or counting anything twice. Follow it with
+  ` + "`" + `node(id:)` + "`" + ` or ` + "`" + `viewer.deletionJobs` + "`" + `.
+
+  With ` + "`" + `dryRun: true` + "`" + ` nothing is deleted: the job is SUCCEEDED at once, with
+  ` + "`" + `matchedCount` + "`" + ` and ` + "`" + `deletedCount` + "`" + ` 0. A filter of more than 100 terms is
+  BAD_USER_INPUT, and nothing starts. Needs ` + "`" + `uploads:delete` + "`" + `. Retried with
+  the same Idempotency-Key, it returns the same job rather than a second one.
+  """
+  startDeletionJob(where: UploadWhereInput!, dryRun: Boolean = false): DeletionJob!
+  """
+  Stops one of the caller's deletion jobs between two batches: a QUEUED or
+  RUNNING job is CANCELED at once, and no batch commits after that; what it
+  deleted stays deleted, and ` + "`" + `deletedCount` + "`" + ` says how many. A job that had
+  finished is returned as it is. A job that does not exist or is someone
+  else's is NOT_FOUND. Needs ` + "`" + `uploads:delete` + "`" + `.
+  """
+  cancelDeletionJob(id: ID!): DeletionJob!
+}
+
+extend type User {
+  """
+  The caller's deletion jobs, newest first. Pages as ` + "`" + `uploads` + "`" + ` does: at most
+  100, and 100 when neither first nor last is given; its ` + "`" + `edges` + "`" + ` cost that
+  many times their fields, its ` + "`" + `totalCount` + "`" + ` 100. Finished jobs are kept for
+  the server's JOB_RETENTION (30 days by default). Needs ` + "`" + `uploads:read` + "`" + ` or
+  ` + "`" + `uploads:delete` + "`" + `.
+  """
+  deletionJobs(after: Cursor, first: Int, before: Cursor, last: Int): DeletionJobConnection!
+}
+`, BuiltIn: false},
 	{Name: "../schema.graphqls", Input: `# The hand-written part of the API. Types of the Ent model (User, Upload,
 # UploadConnection, UploadWhereInput, UploadOrder, Node) are generated into
 # ent.graphqls from ent/schema.
@@ -2047,6 +2128,18 @@ func (ec *executionContext) childFields_DeletionJob(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type DeletionJob", field.Name)
 }
 
+func (ec *executionContext) childFields_DeletionJobConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DeletionJobConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DeletionJobConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_DeletionJobConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletionJobConnection", field.Name)
+}
+
 func (ec *executionContext) childFields_DeletionJobEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "node":
@@ -2133,6 +2226,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_email(ctx, field)
 	case "uploads":
 		return ec.fieldContext_User_uploads(ctx, field)
+	case "deletionJobs":
+		return ec.fieldContext_User_deletionJobs(ctx, field)
 	case "deletedUploads":
 		return ec.fieldContext_User_deletedUploads(ctx, field)
 	case "auditEvents":
@@ -2317,6 +2412,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_cancelDeletionJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createWebhookEndpoint_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2473,6 +2582,28 @@ func (ec *executionContext) field_Mutation_rotateWebhookSecret_args(ctx context.
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_startDeletionJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (ent.UploadWhereInput, error) {
+			return ec.unmarshalNUploadWhereInput2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚐUploadWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_uploadFile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2574,6 +2705,44 @@ func (ec *executionContext) field_User_auditEvents_args(ctx context.Context, raw
 }
 
 func (ec *executionContext) field_User_deletedUploads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_User_deletionJobs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
@@ -4179,6 +4348,94 @@ func (ec *executionContext) fieldContext_Mutation_purgeUpload(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_startDeletionJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startDeletionJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().StartDeletionJob(ctx, fc.Args["where"].(ent.UploadWhereInput), fc.Args["dryRun"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+			return ec.marshalNDeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startDeletionJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_startDeletionJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelDeletionJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelDeletionJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelDeletionJob(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+			return ec.marshalNDeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelDeletionJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelDeletionJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createWebhookEndpoint(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5187,6 +5444,50 @@ func (ec *executionContext) fieldContext_User_uploads(ctx context.Context, field
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_User_uploads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_deletionJobs(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_deletionJobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().DeletionJobs(ctx, obj, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletionJobConnection) graphql.Marshaler {
+			return ec.marshalNDeletionJobConnection2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_deletionJobs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJobConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_deletionJobs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8349,6 +8650,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "startDeletionJob":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startDeletionJob(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelDeletionJob":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelDeletionJob(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createWebhookEndpoint":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createWebhookEndpoint(ctx, field)
@@ -8736,6 +9051,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_uploads(ctx, field, obj)
+				})
+		case "deletionJobs":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_deletionJobs(ctx, field, obj)
 				})
 		case "deletedUploads":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -9456,6 +9777,22 @@ func (ec *executionContext) marshalNDeletedUploadOrderField2ᚖgithubᚗcomᚋsa
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalNDeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx context.Context, sel ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletionJob!")
+		return graphql.Null
+	}
+	return ec._DeletionJob(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeletionJobConnection2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobConnection(ctx context.Context, sel ast.SelectionSet, v *ent.DeletionJobConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletionJobConnection!")
+		return graphql.Null
+	}
+	return ec._DeletionJobConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNDeletionJobOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobOrderField(ctx context.Context, v any) (*ent.DeletionJobOrderField, error) {

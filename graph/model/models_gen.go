@@ -68,68 +68,6 @@ type WebhookEndpointSecretPayload struct {
 	Secret string `json:"secret"`
 }
 
-// DeletionJobStatus is enum for the field status
-type DeletionJobStatus string
-
-const (
-	DeletionJobStatusQueued    DeletionJobStatus = "QUEUED"
-	DeletionJobStatusRunning   DeletionJobStatus = "RUNNING"
-	DeletionJobStatusSucceeded DeletionJobStatus = "SUCCEEDED"
-	DeletionJobStatusFailed    DeletionJobStatus = "FAILED"
-	DeletionJobStatusCanceled  DeletionJobStatus = "CANCELED"
-)
-
-var AllDeletionJobStatus = []DeletionJobStatus{
-	DeletionJobStatusQueued,
-	DeletionJobStatusRunning,
-	DeletionJobStatusSucceeded,
-	DeletionJobStatusFailed,
-	DeletionJobStatusCanceled,
-}
-
-func (e DeletionJobStatus) IsValid() bool {
-	switch e {
-	case DeletionJobStatusQueued, DeletionJobStatusRunning, DeletionJobStatusSucceeded, DeletionJobStatusFailed, DeletionJobStatusCanceled:
-		return true
-	}
-	return false
-}
-
-func (e DeletionJobStatus) String() string {
-	return string(e)
-}
-
-func (e *DeletionJobStatus) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = DeletionJobStatus(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid DeletionJobStatus", str)
-	}
-	return nil
-}
-
-func (e DeletionJobStatus) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *DeletionJobStatus) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e DeletionJobStatus) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
-
 // An event that webhook endpoints can subscribe to; the payload's type is upload.<kind in lowercase>.
 type UploadEventKind string
 

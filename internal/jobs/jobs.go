@@ -54,7 +54,6 @@ const (
 	DefaultPollInterval = time.Second
 	DefaultLease        = time.Minute
 	DefaultConcurrency  = 4
-	DefaultRetention    = 720 * time.Hour
 )
 
 // Options are the jobs' settings; zero means the default.

@@ -1,0 +1,263 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/auditevent"
+	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/jobs"
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+// seed makes n uploads of userID directly in the database (FAILED, with no
+// object) and returns their ids; withObjects of them, the first, are
+// COMPLETED with an object in the bucket.
+func seed(t *testing.T, env *testenv.Env, userID string, n, withObjects int) []string {
+	t.Helper()
+	ctx := context.Background()
+	creates := make([]*ent.UploadCreate, n)
+	const writers = 16
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < n; i += writers {
+				c := env.Client().Upload.Create().SetOwnerID(userID).SetFilename(fmt.Sprintf("f%05d", i)).
+					SetContentType("text/plain").SetSize(0).SetStatus(upload.StatusFAILED)
+				if i < withObjects {
+					key := fmt.Sprintf("uploads/%s/%05d", userID, i)
+					if err := env.Direct.Put(ctx, key, strings.NewReader("x"), 1, "text/plain", nil); err != nil {
+						t.Error(err)
+						return
+					}
+					c.SetSize(1).SetStatus(upload.StatusCOMPLETED).SetBucket(env.Bucket).SetObjectKey(key)
+				}
+				creates[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	var ids []string
+	for part := range slices.Chunk(creates, 1000) {
+		for _, u := range env.Client().Upload.CreateBulk(part...).SaveX(ctx) {
+			ids = append(ids, u.ID)
+		}
+	}
+	return ids
+}
+
+func start(t *testing.T, env *testenv.Env, userID string, where *ent.UploadWhereInput) *ent.DeletionJob {
+	t.Helper()
+	job, err := env.App.Jobs.Start(context.Background(), jobs.Filter{OwnerID: userID, Where: where, Actor: audit.CLI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+// wait follows a job with Watch to its end and returns its final state;
+// it fails the test if a count ever goes back.
+func wait(t *testing.T, env *testenv.Env, jobID string) *ent.DeletionJob {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	states, err := env.App.Jobs.Watch(ctx, jobID, jobs.AnyOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *ent.DeletionJob
+	for job := range states {
+		if last != nil && job.DeletedCount < last.DeletedCount {
+			t.Errorf("deletedCount went from %d to %d", last.DeletedCount, job.DeletedCount)
+		}
+		last = job
+	}
+	if last == nil || !jobs.Finished(last) {
+		t.Fatalf("Watch ended before the job did: %+v", last)
+	}
+	return last
+}
+
+func uploadsOf(t *testing.T, env *testenv.Env, userID string) int {
+	t.Helper()
+	return env.Client().Upload.Query().Where(upload.OwnerID(userID)).CountX(context.Background())
+}
+
+func deletedEvents(t *testing.T, env *testenv.Env, userID string) int {
+	t.Helper()
+	return env.Client().AuditEvent.Query().
+		Where(auditevent.OwnerID(userID), auditevent.KindEQ(auditevent.KindDELETED)).
+		CountX(context.Background())
+}
+
+// TestJobDeletesEverything: a job over 25,000 uploads (2,500 of them with
+// objects) runs to the end in the background: every count right, no
+// record, object or pending purge left, and one audit event per upload.
+func TestJobDeletesEverything(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	userID, _ := env.NewUser()
+	const total, withObjects = 25_000, 2_500
+	seed(t, env, userID, total, withObjects)
+	job := start(t, env, userID, nil)
+	if job.Status != deletionjob.StatusQUEUED || job.MatchedCount != total {
+		t.Fatalf("started: %s, matched %d", job.Status, job.MatchedCount)
+	}
+	done := wait(t, env, job.ID)
+	if done.Status != deletionjob.StatusSUCCEEDED || done.MatchedCount != total || done.DeletedCount != total ||
+		done.FailedCount != 0 || done.Error != "" || done.StartedAt == nil || done.FinishedAt == nil {
+		t.Errorf("finished: %s matched %d deleted %d failed %d error %q started %v finished %v", done.Status,
+			done.MatchedCount, done.DeletedCount, done.FailedCount, done.Error, done.StartedAt, done.FinishedAt)
+	}
+	env.Eventually(time.Minute, "every purge done", func() bool { return env.PendingPurges() == 0 })
+	if n, objects := uploadsOf(t, env, userID), len(env.ObjectKeys()); n+objects != 0 {
+		t.Errorf("left: %d records, %d objects", n, objects)
+	}
+	if n := deletedEvents(t, env, userID); n != total {
+		t.Errorf("%d deleted events, want %d", n, total)
+	}
+}
+
+// TestJobLeavesLaterUploads: uploads created after the job started are not
+// its own, even when the filter matches them; what matched is deleted.
+func TestJobLeavesLaterUploads(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	userID, key := env.NewUser()
+	seed(t, env, userID, 1500, 3)
+	job := start(t, env, userID, &ent.UploadWhereInput{})
+	later := env.MustUpload(key, "later.txt", []byte("later"))
+	if ran, err := env.App.Jobs.RunOnce(context.Background()); ran != 1 || err != nil {
+		t.Fatalf("RunOnce: %d, %v", ran, err)
+	}
+	done, err := env.App.Jobs.Get(context.Background(), job.ID, userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != deletionjob.StatusSUCCEEDED || done.MatchedCount != 1500 || done.DeletedCount != 1500 {
+		t.Errorf("finished: %s matched %d deleted %d", done.Status, done.MatchedCount, done.DeletedCount)
+	}
+	env.AssertIntact(later)
+	if n := uploadsOf(t, env, userID); n != 1 {
+		t.Errorf("%d uploads left, want the later one only", n)
+	}
+}
+
+// TestJobCancelMidway: a job canceled between two batches stops there:
+// what it deleted stays deleted, deletedCount says how many, and no batch
+// commits after the cancel.
+func TestJobCancelMidway(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	userID, _ := env.NewUser()
+	const total = 3500
+	seed(t, env, userID, total, 0)
+	job := start(t, env, userID, nil)
+	var canceled *ent.DeletionJob
+	batches := 0
+	jobs.SetBeforeBatch(env.App.Jobs, func(ctx context.Context, jobID string, _ int) {
+		if batches++; batches == 2 { // one batch committed, the next about to be read
+			var err error
+			if canceled, err = env.App.Jobs.Cancel(ctx, jobID, userID); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if _, err := env.App.Jobs.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if canceled == nil || canceled.Status != deletionjob.StatusCANCELED || canceled.DeletedCount != 1000 || canceled.FinishedAt == nil {
+		t.Fatalf("Cancel answered %+v, want CANCELED with 1000 deleted", canceled)
+	}
+	after, err := env.App.Jobs.Get(context.Background(), job.ID, userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != deletionjob.StatusCANCELED || after.DeletedCount != 1000 {
+		t.Errorf("after the run: %s, %d deleted", after.Status, after.DeletedCount)
+	}
+	if n := uploadsOf(t, env, userID); n != total-1000 {
+		t.Errorf("%d uploads left, want %d: a batch committed after the cancel", n, total-1000)
+	}
+	// Canceling again changes nothing.
+	again, err := env.App.Jobs.Cancel(context.Background(), job.ID, userID)
+	if err != nil || again.Status != deletionjob.StatusCANCELED || again.DeletedCount != 1000 {
+		t.Errorf("cancel again: %+v, %v", again, err)
+	}
+	// Nothing is left to run.
+	if ran, err := env.App.Jobs.RunOnce(context.Background()); ran != 0 || err != nil {
+		t.Errorf("RunOnce after cancel: %d, %v", ran, err)
+	}
+}
+
+// TestJobLostLease: a worker whose lease ended while it was between two
+// batches, and whose job another worker took over, deletes nothing more
+// (its next batch rolls back); the new holder finishes the job, and each
+// upload is deleted and counted once.
+func TestJobLostLease(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	userID, _ := env.NewUser()
+	const total = 3500
+	seed(t, env, userID, total, 10)
+	job := start(t, env, userID, nil)
+	ctx := context.Background()
+
+	// The second worker: another instance's, on the same database and bucket.
+	second := jobs.New(env.Client(), env.App.Resolver, slog.New(slog.DiscardHandler), jobs.Options{})
+	secondClaimed, releaseSecond := make(chan struct{}), make(chan struct{})
+	var secondOnce sync.Once
+	jobs.SetBeforeBatch(second, func(context.Context, string, int) {
+		secondOnce.Do(func() { close(secondClaimed); <-releaseSecond })
+	})
+	secondRan := make(chan error, 1)
+
+	batches := 0
+	var leftWhenLost int
+	jobs.SetBeforeBatch(env.App.Jobs, func(ctx context.Context, jobID string, _ int) {
+		if batches++; batches != 2 {
+			return
+		}
+		// One batch done. The lease ends (as if this worker had stalled
+		// past it), and the second worker claims the job.
+		env.Client().DeletionJob.UpdateOneID(jobID).SetNextAttemptAt(time.Now().Add(-time.Second)).ExecX(ctx)
+		go func() { _, err := second.RunJob(ctx, jobID); secondRan <- err }()
+		<-secondClaimed
+		leftWhenLost = uploadsOf(t, env, userID)
+	})
+	if _, err := env.App.Jobs.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := uploadsOf(t, env, userID); n != leftWhenLost || n != total-1000 {
+		t.Fatalf("the first worker went on after losing its lease: %d uploads left, %d when it lost it", n, leftWhenLost)
+	}
+	close(releaseSecond)
+	if err := <-secondRan; err != nil {
+		t.Fatal(err)
+	}
+	done, err := env.App.Jobs.Get(ctx, job.ID, userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != deletionjob.StatusSUCCEEDED || done.DeletedCount != total || done.Attempts != 2 {
+		t.Errorf("finished: %s, %d deleted (want %d), %d claims", done.Status, done.DeletedCount, total, done.Attempts)
+	}
+	if n := deletedEvents(t, env, userID); n != total {
+		t.Errorf("%d deleted events, want %d: deleted twice", n, total)
+	}
+	if n := uploadsOf(t, env, userID); n != 0 {
+		t.Errorf("%d uploads left", n)
+	}
+}
