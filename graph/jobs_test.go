@@ -124,8 +124,13 @@ func TestDeletionJobContract(t *testing.T) {
 		t.Errorf("cancel a finished job: %s %+v", res.Data, res.Errors)
 	}
 
-	// A queued job canceled never runs.
+	// A queued job canceled never runs; by someone else, it is not canceled.
 	queued := startJob(t, env, key, map[string]any{}, false)
+	res = env.GraphQL(otherKey, `mutation($id: ID!) { cancelDeletionJob(id: $id) { id } }`, map[string]any{"id": queued.ID})
+	expectError(t, res, graph.CodeNotFound, graph.ErrJobNotFound.Message)
+	if got := jobNode(t, env, key, queued.ID); got == nil || got.Status != "QUEUED" {
+		t.Errorf("after someone else's cancel: %+v, want QUEUED", got)
+	}
 	res = env.GraphQL(key, `mutation($id: ID!) { cancelDeletionJob(id: $id) { status deletedCount finishedAt } }`, map[string]any{"id": queued.ID})
 	if len(res.Errors) > 0 || !strings.Contains(string(res.Data), `"status":"CANCELED","deletedCount":0`) {
 		t.Errorf("cancel a queued job: %s %+v", res.Data, res.Errors)

@@ -152,7 +152,9 @@ func (j *Jobs) Start(ctx context.Context, f Filter) (*ent.DeletionJob, error) {
 	if err != nil {
 		return nil, &FilterError{err}
 	}
-	cutoff := time.Now()
+	// At the databases' precision (PostgreSQL keeps microseconds), so
+	// that the count now and the deletes later compare the same instant.
+	cutoff := time.Now().Truncate(time.Microsecond)
 	matching, err := filtered(j.client.Upload.Query(), f.OwnerID, where, cutoff)
 	if err != nil {
 		return nil, err
@@ -170,7 +172,7 @@ func (j *Jobs) Start(ctx context.Context, f Filter) (*ent.DeletionJob, error) {
 			SetDryRun(f.DryRun).
 			SetMatchedCount(matched)
 		if f.DryRun {
-			return c.SetStatus(deletionjob.StatusSUCCEEDED).SetStartedAt(cutoff).SetFinishedAt(cutoff).SetMatchedCount(matched)
+			return c.SetStatus(deletionjob.StatusSUCCEEDED).SetStartedAt(cutoff).SetFinishedAt(cutoff)
 		}
 		return c
 	}
