@@ -69,6 +69,20 @@ func TestDeletionJobContract(t *testing.T) {
 	report := env.MustUpload(key, "report.pdf", []byte("r"))
 	notes := env.MustUpload(key, "notes.txt", []byte("n"))
 
+	// A filter past 100 terms starts nothing.
+	tooMany := make([]string, graph.MaxFilterTerms+1)
+	for i := range tooMany {
+		tooMany[i] = "f"
+	}
+	res := env.GraphQL(key, `mutation($where: UploadWhereInput!) { startDeletionJob(where: $where) { id } }`,
+		map[string]any{"where": map[string]any{"filenameIn": tooMany}})
+	if codes := res.Errors; len(codes) != 1 || codes[0].Code() != graph.CodeBadUserInput {
+		t.Errorf("a filter of 101 terms: %+v", res.Errors)
+	}
+	if n := env.Client().DeletionJob.Query().CountX(context.Background()); n != 0 {
+		t.Errorf("%d jobs started by a refused filter", n)
+	}
+
 	dry := startJob(t, env, key, map[string]any{"filenameContains": "report"}, true)
 	if !dry.DryRun || dry.Status != "SUCCEEDED" || dry.MatchedCount != 1 || dry.DeletedCount != 0 || dry.FinishedAt == nil {
 		t.Errorf("dry run: %+v, want SUCCEEDED at once with 1 matched and nothing deleted", dry)
@@ -96,7 +110,7 @@ func TestDeletionJobContract(t *testing.T) {
 		res := env.GraphQL(otherKey, `mutation($id: ID!) { cancelDeletionJob(id: $id) { id } }`, map[string]any{"id": id})
 		expectError(t, res, graph.CodeNotFound, graph.ErrJobNotFound.Message)
 	}
-	res := env.GraphQL(otherKey, `{ viewer { deletionJobs { totalCount edges { node { id } } } } }`, nil)
+	res = env.GraphQL(otherKey, `{ viewer { deletionJobs { totalCount edges { node { id } } } } }`, nil)
 	if !strings.Contains(string(res.Data), `"totalCount":0`) {
 		t.Errorf("someone else's deletionJobs: %s %+v", res.Data, res.Errors)
 	}

@@ -2,8 +2,10 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -11,10 +13,13 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -67,11 +72,11 @@ func start(t *testing.T, env *testenv.Env, userID string, where *ent.UploadWhere
 	return job
 }
 
-// wait follows a job with Watch to its end and returns its final state;
-// it fails the test if a count ever goes back.
-func wait(t *testing.T, env *testenv.Env, jobID string) *ent.DeletionJob {
+// wait follows a job with Watch to its end, for at most within, and
+// returns its final state; it fails the test if a count ever goes back.
+func wait(t *testing.T, env *testenv.Env, jobID string, within time.Duration) *ent.DeletionJob {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	states, err := env.App.Jobs.Watch(ctx, jobID, jobs.AnyOwner)
 	if err != nil {
@@ -115,7 +120,7 @@ func TestJobDeletesEverything(t *testing.T) {
 	if job.Status != deletionjob.StatusQUEUED || job.MatchedCount != total {
 		t.Fatalf("started: %s, matched %d", job.Status, job.MatchedCount)
 	}
-	done := wait(t, env, job.ID)
+	done := wait(t, env, job.ID, 5*time.Minute)
 	if done.Status != deletionjob.StatusSUCCEEDED || done.MatchedCount != total || done.DeletedCount != total ||
 		done.FailedCount != 0 || done.Error != "" || done.StartedAt == nil || done.FinishedAt == nil {
 		t.Errorf("finished: %s matched %d deleted %d failed %d error %q started %v finished %v", done.Status,
@@ -259,5 +264,127 @@ func TestJobLostLease(t *testing.T) {
 	}
 	if n := uploadsOf(t, env, userID); n != 0 {
 		t.Errorf("%d uploads left", n)
+	}
+}
+
+// TestJobUserErase: a USER_ERASE job revokes the user's keys when it
+// starts, deletes every upload (one that arrived after it started too),
+// then, with its success, the user, their keys and webhooks, and their
+// other jobs; it stays readable by an operator.
+func TestJobUserErase(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	ctx := context.Background()
+	userID, key := env.NewUser()
+	_, otherKey := env.NewUser()
+	kept := env.MustUpload(otherKey, "kept.txt", []byte("kept"))
+	seed(t, env, userID, 2100, 20)
+	earlier := start(t, env, userID, nil)
+	env.Client().WebhookEndpoint.Create().SetOwnerID(userID).SetURL("https://hooks.example.com").
+		SetEvents(nil).SetSecret([]byte("sealed")).ExecX(ctx)
+
+	job, err := env.App.Jobs.StartUserErase(ctx, userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Status != deletionjob.StatusQUEUED || job.MatchedCount != 2100 {
+		t.Fatalf("started: %s, matched %d", job.Status, job.MatchedCount)
+	}
+	if res := env.GraphQL(key, `{ viewer { id } }`, nil); len(res.Errors) == 0 {
+		t.Error("the user's key still works once the erase started")
+	}
+	// One arrives anyway (a request authenticated just before).
+	seed(t, env, userID, 1, 0)
+	if ran, err := env.App.Jobs.RunJob(ctx, job.ID); !ran || err != nil {
+		t.Fatalf("RunJob: %v, %v", ran, err)
+	}
+	done, err := env.App.Jobs.Get(ctx, job.ID, jobs.AnyOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != deletionjob.StatusSUCCEEDED {
+		t.Fatalf("finished: %s (%s)", done.Status, done.Error)
+	}
+	if done.DeletedCount != 2101 || done.MatchedCount != 2100 {
+		t.Errorf("deleted %d of %d matched, want 2101: the one that arrived after the start too", done.DeletedCount, done.MatchedCount)
+	}
+	if exists := env.Client().User.Query().Where(user.ID(userID)).ExistX(ctx); exists {
+		t.Error("the user is still there")
+	}
+	if n := uploadsOf(t, env, userID); n != 0 {
+		t.Errorf("%d uploads left", n)
+	}
+	if n := env.Client().WebhookEndpoint.Query().CountX(ctx) + env.Client().APIKey.Query().Where(apikey.OwnerID(userID)).CountX(ctx); n != 0 {
+		t.Errorf("%d endpoints and keys left", n)
+	}
+	if _, err := env.App.Jobs.Get(ctx, earlier.ID, jobs.AnyOwner); err != jobs.ErrNotFound {
+		t.Errorf("the user's other job: %v, want gone with them", err)
+	}
+	env.Eventually(time.Minute, "every purge done", func() bool { return env.PendingPurges() == 0 })
+	if keys := env.ObjectKeys(); len(keys) != 1 || keys[0] != kept.ObjectKey {
+		t.Errorf("objects left: %v, want only the other user's", keys)
+	}
+	env.AssertIntact(kept)
+	if _, err := env.App.Jobs.StartUserErase(ctx, userID); !errors.Is(err, jobs.ErrNoSuchUser) {
+		t.Errorf("erase a user that is gone: %v", err)
+	}
+}
+
+// TestJobWatchedFromAnotherInstance: a job run by one instance is seen to
+// its end by a watcher on another, and counted in /metrics.
+func TestJobWatchedFromAnotherInstance(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	userID, _ := env.NewUser()
+	seed(t, env, userID, 2500, 0)
+	job := start(t, env, userID, nil)
+	runner := env.NewInstance() // its runner takes the job
+	// A watcher that only heard of this instance's changes would wait
+	// for ever: the other instance's are read every PollInterval (1 s).
+	done := wait(t, env, job.ID, 30*time.Second)
+	if done.Status != deletionjob.StatusSUCCEEDED || done.DeletedCount != 2500 {
+		t.Errorf("seen from the watching instance: %s, %d deleted", done.Status, done.DeletedCount)
+	}
+	metrics := runner.Do(http.MethodGet, "/metrics", nil, nil).Body
+	if !strings.Contains(metrics, `uploads_deletion_jobs_total{status="succeeded"} 1`) {
+		t.Errorf("/metrics of the instance that ran it:\n%s", grep(metrics, "deletion_jobs"))
+	}
+}
+
+func grep(s, substr string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestJobsPruned: the janitor prunes jobs finished longer than
+// JOB_RETENTION ago, and keeps newer ones and those still running.
+func TestJobsPruned(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true, NoPurgeLoop: true, Configure: func(c *config.Config) {
+		c.JobRetention = 720 * time.Hour
+	}})
+	ctx := context.Background()
+	userID, _ := env.NewUser()
+	old := start(t, env, userID, nil)
+	recent := start(t, env, userID, nil)
+	running := start(t, env, userID, nil)
+	longAgo := time.Now().Add(-env.Config.JobRetention - time.Hour)
+	env.Client().DeletionJob.UpdateOneID(old.ID).SetStatus(deletionjob.StatusSUCCEEDED).SetFinishedAt(longAgo).ExecX(ctx)
+	env.Client().DeletionJob.UpdateOneID(recent.ID).SetStatus(deletionjob.StatusSUCCEEDED).SetFinishedAt(time.Now()).ExecX(ctx)
+	env.Client().DeletionJob.UpdateOneID(running.ID).SetStatus(deletionjob.StatusRUNNING).ExecX(ctx)
+	if _, _, err := env.App.Janitor.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left, err := env.App.Jobs.List(ctx, userID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 || left[0].ID != running.ID || left[1].ID != recent.ID {
+		t.Errorf("left: %v, want the running and the recent job, newest first", left)
 	}
 }
