@@ -75,15 +75,10 @@ func (r *Resolver) myJob(ctx context.Context, jobID string) (*ent.DeletionJob, e
 	return job, err
 }
 
-// requireJobReader is requireScope for reading jobs: a credential that may
-// delete may follow what it started, and one that may read uploads may see
-// how many went.
+// requireJobReader is requireScope for reading jobs: they tell of the
+// caller's uploads, as viewer.uploads does.
 func requireJobReader(ctx context.Context) (viewer.Viewer, error) {
-	v, err := requireViewer(ctx)
-	if err == nil && !v.Scopes.Has(scope.UploadsRead) && !v.Scopes.Has(scope.UploadsDelete) {
-		return viewer.Viewer{}, Forbidden(scope.UploadsRead)
-	}
-	return v, err
+	return requireScope(ctx, scope.UploadsRead)
 }
 
 // jobError maps package jobs' errors to the API's.
