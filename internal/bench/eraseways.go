@@ -11,8 +11,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/admin"
 	"github.com/safedelete/uploads/internal/jobs"
 )
