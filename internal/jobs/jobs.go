@@ -186,7 +186,10 @@ func (j *Jobs) Start(ctx context.Context, f Filter) (*ent.DeletionJob, error) {
 // the job's success, their keys, webhooks, identities and the user record
 // (RemoveUser). MatchedCount is the uploads they had when it started; an
 // upload that arrives meanwhile is deleted too, and counted in
-// DeletedCount. A user that does not exist is ErrNoSuchUser.
+// DeletedCount. While an erase of the user is QUEUED or RUNNING, it is
+// returned rather than a second one started (a retried command follows the
+// first). Canceled, it leaves the keys revoked and the user in place. A
+// user that does not exist is ErrNoSuchUser.
 func (j *Jobs) StartUserErase(ctx context.Context, userID string) (*ent.DeletionJob, error) {
 	exists, err := j.client.User.Query().Where(user.ID(userID)).Exist(ctx)
 	if err != nil {
@@ -194,6 +197,16 @@ func (j *Jobs) StartUserErase(ctx context.Context, userID string) (*ent.Deletion
 	}
 	if !exists {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchUser, userID)
+	}
+	running, err := j.client.DeletionJob.Query().
+		Where(deletionjob.OwnerID(userID), deletionjob.KindEQ(deletionjob.KindUSER_ERASE),
+			deletionjob.StatusIn(deletionjob.StatusQUEUED, deletionjob.StatusRUNNING)).
+		First(ctx)
+	if err == nil {
+		return running, nil
+	}
+	if !ent.IsNotFound(err) {
+		return nil, err
 	}
 	if _, _, err := RevokeAccess(ctx, j.client, userID); err != nil {
 		return nil, err

@@ -293,6 +293,9 @@ func TestJobUserErase(t *testing.T) {
 	if res := env.GraphQL(key, `{ viewer { id } }`, nil); len(res.Errors) == 0 {
 		t.Error("the user's key still works once the erase started")
 	}
+	if again, err := env.App.Jobs.StartUserErase(ctx, userID); err != nil || again.ID != job.ID {
+		t.Errorf("started again while the first is queued: %v, %v; want the first", again, err)
+	}
 	// One arrives anyway (a request authenticated just before).
 	seed(t, env, userID, 1, 0)
 	if ran, err := env.App.Jobs.RunJob(ctx, job.ID); !ran || err != nil {

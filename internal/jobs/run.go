@@ -340,7 +340,7 @@ func (w *worker) end(ctx context.Context, err error) {
 	switch {
 	case err == nil:
 		w.j.opts.Metrics.DeletionJob("succeeded")
-		logger.InfoContext(ctx, "deletion job succeeded", "job_id", w.job.ID, "deleted", w.job.DeletedCount)
+		logger.InfoContext(ctx, "deletion job succeeded", "job_id", w.job.ID)
 		return
 	case errors.Is(err, errClaimLost):
 		logger.InfoContext(ctx, "deletion job stopped: canceled or taken over", "job_id", w.job.ID)
