@@ -220,7 +220,9 @@ func (w *worker) sweep(ctx context.Context, matching *ent.UploadQuery) error {
 	after, exhausted := "", false
 	next := func(ctx context.Context, atMost int) ([]string, error) {
 		if w.j.beforeBatch != nil {
-			w.j.beforeBatch(ctx, w.job.ID, w.claim)
+			if err := w.j.beforeBatch(ctx, w.job.ID, w.claim); err != nil {
+				return nil, err
+			}
 		}
 		// Keyset: a batch that others deleted first is not read again.
 		q := matching.Clone().Order(upload.ByID()).Limit(atMost)
