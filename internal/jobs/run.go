@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -167,7 +168,7 @@ func (w *worker) begin(ctx context.Context) error {
 			SetStatus(deletionjob.StatusRUNNING).
 			Save(ctx)
 		if err != nil || n == 0 {
-			return cmpErr(err, errClaimLost)
+			return cmp.Or(err, errClaimLost)
 		}
 		if _, err := tx.DeletionJob.Update().
 			Where(deletionjob.ID(w.job.ID), deletionjob.StartedAtIsNil()).
@@ -178,13 +179,6 @@ func (w *worker) begin(ctx context.Context) error {
 		w.job, err = tx.DeletionJob.Get(ctx, w.job.ID)
 		return err
 	})
-}
-
-func cmpErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
 }
 
 func (w *worker) actor() audit.Actor {
@@ -260,7 +254,7 @@ func (w *worker) progress(ctx context.Context, tx *ent.Tx, deleted []string) err
 		SetNextAttemptAt(time.Now().Add(w.j.opts.Lease)).
 		Save(ctx)
 	if err != nil || n == 0 {
-		return cmpErr(err, errClaimLost)
+		return cmp.Or(err, errClaimLost)
 	}
 	tx.OnCommit(w.j.notifyAtCommit)
 	return nil
@@ -274,7 +268,7 @@ func (w *worker) succeed(ctx context.Context, tx *ent.Tx) error {
 		SetFinishedAt(time.Now()).
 		Save(ctx)
 	if err != nil || n == 0 {
-		return cmpErr(err, errClaimLost)
+		return cmp.Or(err, errClaimLost)
 	}
 	tx.OnCommit(w.j.notifyAtCommit)
 	return nil
