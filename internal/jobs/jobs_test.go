@@ -509,3 +509,55 @@ func TestJobFails(t *testing.T) {
 		t.Errorf("%d uploads left, want %d", n, total-1000)
 	}
 }
+
+// TestJobsOfOneOwnerTakeTurns: while one of an owner's jobs runs, the
+// owner's next waits, and another owner's job takes the free slot.
+func TestJobsOfOneOwnerTakeTurns(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	ctx := context.Background()
+	busyID, _ := env.NewUser()
+	otherID, _ := env.NewUser()
+	seed(t, env, busyID, 1200, 0)
+	seed(t, env, otherID, 10, 0)
+	first := start(t, env, busyID, &ent.UploadWhereInput{FilenameLT: ptr("f00600")})
+	second := start(t, env, busyID, nil)
+	others := start(t, env, otherID, nil)
+
+	claimedFirst, releaseFirst := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	jobs.SetBeforeBatch(env.App.Jobs, func(context.Context, string, int) error {
+		once.Do(func() { close(claimedFirst); <-releaseFirst })
+		return nil
+	})
+	firstRan := make(chan error, 1)
+	go func() { _, err := env.App.Jobs.RunJob(ctx, first.ID); firstRan <- err }()
+	<-claimedFirst
+
+	worker := jobs.New(env.Client(), env.App.Resolver, slog.New(slog.DiscardHandler), jobs.Options{})
+	if ran, err := worker.RunOnce(ctx); ran != 1 || err != nil {
+		t.Errorf("while the owner's first job runs, another worker ran %d jobs (%v), want the other owner's alone", ran, err)
+	}
+	status := func(id string) deletionjob.Status { return env.Client().DeletionJob.GetX(ctx, id).Status }
+	if s := status(others.ID); s != deletionjob.StatusSUCCEEDED {
+		t.Errorf("the other owner's job: %s", s)
+	}
+	if s := status(second.ID); s != deletionjob.StatusQUEUED {
+		t.Errorf("the owner's second job: %s, want QUEUED while the first runs", s)
+	}
+	close(releaseFirst)
+	if err := <-firstRan; err != nil {
+		t.Fatal(err)
+	}
+	if ran, err := worker.RunOnce(ctx); ran != 1 || err != nil {
+		t.Fatalf("once the first ended: ran %d, %v", ran, err)
+	}
+	if s1, s2 := status(first.ID), status(second.ID); s1 != deletionjob.StatusSUCCEEDED || s2 != deletionjob.StatusSUCCEEDED {
+		t.Errorf("the owner's jobs: %s and %s", s1, s2)
+	}
+	if n := uploadsOf(t, env, busyID); n != 0 {
+		t.Errorf("%d uploads left", n)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

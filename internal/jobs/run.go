@@ -113,17 +113,50 @@ type claimed struct {
 	Claim int    `sql:"attempts"`
 }
 
-// claim takes up to n due jobs (only jobID, if given) for one lease.
+// claim takes up to n due jobs (only jobID, if given), each for one
+// lease, one claim at a time: a job is not due while another job of its
+// owner is claimed (see onePerOwner), and each claim sees the one before.
 func (j *Jobs) claim(ctx context.Context, n int, jobID string) ([]claimed, error) {
-	where := []func(*sql.Selector){deletionjob.StatusIn(deletionjob.StatusQUEUED, deletionjob.StatusRUNNING)}
-	if jobID != "" {
-		where = append(where, deletionjob.ID(jobID))
+	var all []claimed
+	for len(all) < n {
+		where := []func(*sql.Selector){
+			deletionjob.StatusIn(deletionjob.StatusQUEUED, deletionjob.StatusRUNNING),
+		}
+		if jobID != "" {
+			where = append(where, deletionjob.ID(jobID))
+		}
+		now := time.Now()
+		where = append(where, onePerOwner(now))
+		one, err := queue.Claim[claimed](ctx, j.client, queue.Batch{
+			Table: deletionjob.Table, Where: where, Limit: 1, Now: now, LeaseEnd: now.Add(j.opts.Lease),
+			Returning: []string{deletionjob.FieldID, deletionjob.FieldAttempts},
+		})
+		if err != nil || len(one) == 0 {
+			return all, err
+		}
+		all = append(all, one...)
 	}
-	now := time.Now()
-	return queue.Claim[claimed](ctx, j.client, queue.Batch{
-		Table: deletionjob.Table, Where: where, Limit: n, Now: now, LeaseEnd: now.Add(j.opts.Lease),
-		Returning: []string{deletionjob.FieldID, deletionjob.FieldAttempts},
-	})
+	return all, nil
+}
+
+// onePerOwner keeps a job back while another job of its owner is claimed
+// (QUEUED or RUNNING, its lease not over: running, or backing off after a
+// failure): one owner's jobs run one after another, on every instance
+// together, and leave the other slots to other owners' jobs. Two
+// instances claiming at the same moment may each take one; that only
+// costs the fairness a moment.
+func onePerOwner(now time.Time) func(*sql.Selector) {
+	return func(s *sql.Selector) {
+		other := sql.Table(deletionjob.Table).As("other_job")
+		s.Where(sql.NotExists(
+			sql.Dialect(s.Dialect()).Select(other.C(deletionjob.FieldID)).From(other).Where(sql.And(
+				sql.ColumnsEQ(other.C(deletionjob.FieldOwnerID), s.C(deletionjob.FieldOwnerID)),
+				sql.In(other.C(deletionjob.FieldStatus), deletionjob.StatusQUEUED.String(), deletionjob.StatusRUNNING.String()),
+				sql.GT(other.C(deletionjob.FieldNextAttemptAt), now),
+				sql.ColumnsNEQ(other.C(deletionjob.FieldID), s.C(deletionjob.FieldID)),
+			)),
+		))
+	}
 }
 
 // worker is one claim of a job, running it.
