@@ -48,6 +48,7 @@ var outOfRange = []struct{ env, value string }{
 	{"FAILED_UPLOAD_RETENTION", "-1h"},
 	{"DELETE_RETENTION", "-1s"},
 	{"AUDIT_RETENTION", "-24h"},
+	{"JOB_RETENTION", "-1h"},
 	{"IDEMPOTENCY_RETENTION", "0"},
 	{"IDEMPOTENCY_RETENTION", "59s"},
 	{"S3_PART_SIZE", "1"}, // a 10 KB upload made 10,000 UploadPart calls

@@ -18,6 +18,7 @@ import (
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -41,6 +42,8 @@ type Client struct {
 	AuditEvent *AuditEventClient
 	// DeletedUpload is the client for interacting with the DeletedUpload builders.
 	DeletedUpload *DeletedUploadClient
+	// DeletionJob is the client for interacting with the DeletionJob builders.
+	DeletionJob *DeletionJobClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
@@ -71,6 +74,7 @@ func (c *Client) init() {
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
 	c.DeletedUpload = NewDeletedUploadClient(c.config)
+	c.DeletionJob = NewDeletionJobClient(c.config)
 	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
 	c.ObjectPurge = NewObjectPurgeClient(c.config)
@@ -174,6 +178,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		APIKey:          NewAPIKeyClient(cfg),
 		AuditEvent:      NewAuditEventClient(cfg),
 		DeletedUpload:   NewDeletedUploadClient(cfg),
+		DeletionJob:     NewDeletionJobClient(cfg),
 		IdempotencyKey:  NewIdempotencyKeyClient(cfg),
 		Identity:        NewIdentityClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
@@ -204,6 +209,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		APIKey:          NewAPIKeyClient(cfg),
 		AuditEvent:      NewAuditEventClient(cfg),
 		DeletedUpload:   NewDeletedUploadClient(cfg),
+		DeletionJob:     NewDeletionJobClient(cfg),
 		IdempotencyKey:  NewIdempotencyKeyClient(cfg),
 		Identity:        NewIdentityClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
@@ -241,9 +247,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEvent, c.DeletedUpload, c.IdempotencyKey, c.Identity,
-		c.ObjectPurge, c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery,
-		c.WebhookEndpoint,
+		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.IdempotencyKey,
+		c.Identity, c.ObjectPurge, c.RetiredIdentity, c.Upload, c.User,
+		c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Use(hooks...)
 	}
@@ -253,9 +259,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEvent, c.DeletedUpload, c.IdempotencyKey, c.Identity,
-		c.ObjectPurge, c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery,
-		c.WebhookEndpoint,
+		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.IdempotencyKey,
+		c.Identity, c.ObjectPurge, c.RetiredIdentity, c.Upload, c.User,
+		c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -273,6 +279,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AuditEvent.mutate(ctx, m)
 	case *DeletedUploadMutation:
 		return c.DeletedUpload.mutate(ctx, m)
+	case *DeletionJobMutation:
+		return c.DeletionJob.mutate(ctx, m)
 	case *IdempotencyKeyMutation:
 		return c.IdempotencyKey.mutate(ctx, m)
 	case *IdentityMutation:
@@ -706,6 +714,139 @@ func (c *DeletedUploadClient) mutate(ctx context.Context, m *DeletedUploadMutati
 		return (&DeletedUploadDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown DeletedUpload mutation op: %q", m.Op())
+	}
+}
+
+// DeletionJobClient is a client for the DeletionJob schema.
+type DeletionJobClient struct {
+	config
+}
+
+// NewDeletionJobClient returns a client for the DeletionJob from the given config.
+func NewDeletionJobClient(c config) *DeletionJobClient {
+	return &DeletionJobClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `deletionjob.Hooks(f(g(h())))`.
+func (c *DeletionJobClient) Use(hooks ...Hook) {
+	c.hooks.DeletionJob = append(c.hooks.DeletionJob, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `deletionjob.Intercept(f(g(h())))`.
+func (c *DeletionJobClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DeletionJob = append(c.inters.DeletionJob, interceptors...)
+}
+
+// Create returns a builder for creating a DeletionJob entity.
+func (c *DeletionJobClient) Create() *DeletionJobCreate {
+	mutation := newDeletionJobMutation(c.config, OpCreate)
+	return &DeletionJobCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DeletionJob entities.
+func (c *DeletionJobClient) CreateBulk(builders ...*DeletionJobCreate) *DeletionJobCreateBulk {
+	return &DeletionJobCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DeletionJobClient) MapCreateBulk(slice any, setFunc func(*DeletionJobCreate, int)) *DeletionJobCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DeletionJobCreateBulk{err: fmt.Errorf("calling to DeletionJobClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DeletionJobCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DeletionJobCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DeletionJob.
+func (c *DeletionJobClient) Update() *DeletionJobUpdate {
+	mutation := newDeletionJobMutation(c.config, OpUpdate)
+	return &DeletionJobUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DeletionJobClient) UpdateOne(_m *DeletionJob) *DeletionJobUpdateOne {
+	mutation := newDeletionJobMutation(c.config, OpUpdateOne, withDeletionJob(_m))
+	return &DeletionJobUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DeletionJobClient) UpdateOneID(id string) *DeletionJobUpdateOne {
+	mutation := newDeletionJobMutation(c.config, OpUpdateOne, withDeletionJobID(id))
+	return &DeletionJobUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DeletionJob.
+func (c *DeletionJobClient) Delete() *DeletionJobDelete {
+	mutation := newDeletionJobMutation(c.config, OpDelete)
+	return &DeletionJobDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DeletionJobClient) DeleteOne(_m *DeletionJob) *DeletionJobDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DeletionJobClient) DeleteOneID(id string) *DeletionJobDeleteOne {
+	builder := c.Delete().Where(deletionjob.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DeletionJobDeleteOne{builder}
+}
+
+// Query returns a query builder for DeletionJob.
+func (c *DeletionJobClient) Query() *DeletionJobQuery {
+	return &DeletionJobQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDeletionJob},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DeletionJob entity by its id.
+func (c *DeletionJobClient) Get(ctx context.Context, id string) (*DeletionJob, error) {
+	return c.Query().Where(deletionjob.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DeletionJobClient) GetX(ctx context.Context, id string) *DeletionJob {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *DeletionJobClient) Hooks() []Hook {
+	return c.hooks.DeletionJob
+}
+
+// Interceptors returns the client interceptors.
+func (c *DeletionJobClient) Interceptors() []Interceptor {
+	return c.inters.DeletionJob
+}
+
+func (c *DeletionJobClient) mutate(ctx context.Context, m *DeletionJobMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DeletionJobCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DeletionJobUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DeletionJobUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DeletionJobDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DeletionJob mutation op: %q", m.Op())
 	}
 }
 
@@ -1888,12 +2029,13 @@ func (c *WebhookEndpointClient) mutate(ctx context.Context, m *WebhookEndpointMu
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, DeletedUpload, IdempotencyKey, Identity, ObjectPurge,
-		RetiredIdentity, Upload, User, WebhookDelivery, WebhookEndpoint []ent.Hook
+		APIKey, AuditEvent, DeletedUpload, DeletionJob, IdempotencyKey, Identity,
+		ObjectPurge, RetiredIdentity, Upload, User, WebhookDelivery,
+		WebhookEndpoint []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, DeletedUpload, IdempotencyKey, Identity, ObjectPurge,
-		RetiredIdentity, Upload, User, WebhookDelivery,
+		APIKey, AuditEvent, DeletedUpload, DeletionJob, IdempotencyKey, Identity,
+		ObjectPurge, RetiredIdentity, Upload, User, WebhookDelivery,
 		WebhookEndpoint []ent.Interceptor
 	}
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -86,6 +87,7 @@ func checkColumn(t, c string) error {
 			apikey.Table:          apikey.ValidColumn,
 			auditevent.Table:      auditevent.ValidColumn,
 			deletedupload.Table:   deletedupload.ValidColumn,
+			deletionjob.Table:     deletionjob.ValidColumn,
 			idempotencykey.Table:  idempotencykey.ValidColumn,
 			identity.Table:        identity.ValidColumn,
 			objectpurge.Table:     objectpurge.ValidColumn,

@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 )
@@ -125,6 +126,132 @@ func newDeletedUploadPaginateArgs(rv map[string]any) *deleteduploadPaginateArgs 
 		case *DeletedUploadOrder:
 			if v != nil {
 				args.opts = append(args.opts, WithDeletedUploadOrder(v))
+			}
+		}
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *DeletionJobQuery) CollectFields(ctx context.Context, satisfies ...string) (*DeletionJobQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *DeletionJobQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(deletionjob.Columns))
+		selectedFields = []string{deletionjob.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "dryRun":
+			if _, ok := fieldSeen[deletionjob.FieldDryRun]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldDryRun)
+				fieldSeen[deletionjob.FieldDryRun] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[deletionjob.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldStatus)
+				fieldSeen[deletionjob.FieldStatus] = struct{}{}
+			}
+		case "matchedCount":
+			if _, ok := fieldSeen[deletionjob.FieldMatchedCount]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldMatchedCount)
+				fieldSeen[deletionjob.FieldMatchedCount] = struct{}{}
+			}
+		case "deletedCount":
+			if _, ok := fieldSeen[deletionjob.FieldDeletedCount]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldDeletedCount)
+				fieldSeen[deletionjob.FieldDeletedCount] = struct{}{}
+			}
+		case "failedCount":
+			if _, ok := fieldSeen[deletionjob.FieldFailedCount]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldFailedCount)
+				fieldSeen[deletionjob.FieldFailedCount] = struct{}{}
+			}
+		case "error":
+			if _, ok := fieldSeen[deletionjob.FieldError]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldError)
+				fieldSeen[deletionjob.FieldError] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[deletionjob.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldCreatedAt)
+				fieldSeen[deletionjob.FieldCreatedAt] = struct{}{}
+			}
+		case "startedAt":
+			if _, ok := fieldSeen[deletionjob.FieldStartedAt]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldStartedAt)
+				fieldSeen[deletionjob.FieldStartedAt] = struct{}{}
+			}
+		case "finishedAt":
+			if _, ok := fieldSeen[deletionjob.FieldFinishedAt]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldFinishedAt)
+				fieldSeen[deletionjob.FieldFinishedAt] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type deletionjobPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []DeletionJobPaginateOption
+}
+
+func newDeletionJobPaginateArgs(rv map[string]any) *deletionjobPaginateArgs {
+	args := &deletionjobPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &DeletionJobOrder{Field: &DeletionJobOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithDeletionJobOrder(order))
+			}
+		case *DeletionJobOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithDeletionJobOrder(v))
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/hashicorp/go-multierror"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 )
@@ -23,6 +24,11 @@ var deleteduploadImplementors = []string{"DeletedUpload", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*DeletedUpload) IsNode() {}
+
+var deletionjobImplementors = []string{"DeletionJob", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*DeletionJob) IsNode() {}
 
 var uploadImplementors = []string{"Upload", "Node"}
 
@@ -97,6 +103,15 @@ func (c *Client) noder(ctx context.Context, table string, id string) (Noder, err
 			Where(deletedupload.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, deleteduploadImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case deletionjob.Table:
+		query := c.DeletionJob.Query().
+			Where(deletionjob.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, deletionjobImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -196,6 +211,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []string) ([]Node
 		query := c.DeletedUpload.Query().
 			Where(deletedupload.IDIn(ids...))
 		query, err := query.CollectFields(ctx, deleteduploadImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case deletionjob.Table:
+		query := c.DeletionJob.Query().
+			Where(deletionjob.IDIn(ids...))
+		query, err := query.CollectFields(ctx, deletionjobImplementors...)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -391,6 +392,302 @@ func (_m *DeletedUpload) ToEdge(order *DeletedUploadOrder) *DeletedUploadEdge {
 		order = DefaultDeletedUploadOrder
 	}
 	return &DeletedUploadEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
+// DeletionJobEdge is the edge representation of DeletionJob.
+type DeletionJobEdge struct {
+	Node   *DeletionJob `json:"node"`
+	Cursor Cursor       `json:"cursor"`
+}
+
+// DeletionJobConnection is the connection containing edges to DeletionJob.
+type DeletionJobConnection struct {
+	Edges      []*DeletionJobEdge `json:"edges"`
+	PageInfo   PageInfo           `json:"pageInfo"`
+	TotalCount int                `json:"totalCount"`
+}
+
+func (c *DeletionJobConnection) build(nodes []*DeletionJob, pager *deletionjobPager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *DeletionJob
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *DeletionJob {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *DeletionJob {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*DeletionJobEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &DeletionJobEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// DeletionJobPaginateOption enables pagination customization.
+type DeletionJobPaginateOption func(*deletionjobPager) error
+
+// WithDeletionJobOrder configures pagination ordering.
+func WithDeletionJobOrder(order *DeletionJobOrder) DeletionJobPaginateOption {
+	if order == nil {
+		order = DefaultDeletionJobOrder
+	}
+	o := *order
+	return func(pager *deletionjobPager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultDeletionJobOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithDeletionJobFilter configures pagination filter.
+func WithDeletionJobFilter(filter func(*DeletionJobQuery) (*DeletionJobQuery, error)) DeletionJobPaginateOption {
+	return func(pager *deletionjobPager) error {
+		if filter == nil {
+			return errors.New("DeletionJobQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type deletionjobPager struct {
+	reverse bool
+	order   *DeletionJobOrder
+	filter  func(*DeletionJobQuery) (*DeletionJobQuery, error)
+}
+
+func newDeletionJobPager(opts []DeletionJobPaginateOption, reverse bool) (*deletionjobPager, error) {
+	pager := &deletionjobPager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultDeletionJobOrder
+	}
+	return pager, nil
+}
+
+func (p *deletionjobPager) applyFilter(query *DeletionJobQuery) (*DeletionJobQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *deletionjobPager) toCursor(_m *DeletionJob) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *deletionjobPager) applyCursors(query *DeletionJobQuery, after, before *Cursor) (*DeletionJobQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultDeletionJobOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *deletionjobPager) applyOrder(query *DeletionJobQuery) *DeletionJobQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultDeletionJobOrder.Field {
+		query = query.Order(DefaultDeletionJobOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *deletionjobPager) orderExpr(query *DeletionJobQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultDeletionJobOrder.Field {
+			b.Comma().Ident(DefaultDeletionJobOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to DeletionJob.
+func (_m *DeletionJobQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...DeletionJobPaginateOption,
+) (*DeletionJobConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newDeletionJobPager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &DeletionJobConnection{Edges: []*DeletionJobEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// DeletionJobOrderFieldCreatedAt orders DeletionJob by created_at.
+	DeletionJobOrderFieldCreatedAt = &DeletionJobOrderField{
+		Value: func(_m *DeletionJob) (ent.Value, error) {
+			return _m.CreatedAt, nil
+		},
+		column: deletionjob.FieldCreatedAt,
+		toTerm: deletionjob.ByCreatedAt,
+		toCursor: func(_m *DeletionJob) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.CreatedAt,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f DeletionJobOrderField) String() string {
+	var str string
+	switch f.column {
+	case DeletionJobOrderFieldCreatedAt.column:
+		str = "CREATED_AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f DeletionJobOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *DeletionJobOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("DeletionJobOrderField %T must be a string", v)
+	}
+	switch str {
+	case "CREATED_AT":
+		*f = *DeletionJobOrderFieldCreatedAt
+	default:
+		return fmt.Errorf("%s is not a valid DeletionJobOrderField", str)
+	}
+	return nil
+}
+
+// DeletionJobOrderField defines the ordering field of DeletionJob.
+type DeletionJobOrderField struct {
+	// Value extracts the ordering value from the given DeletionJob.
+	Value    func(*DeletionJob) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) deletionjob.OrderOption
+	toCursor func(*DeletionJob) Cursor
+}
+
+// DeletionJobOrder defines the ordering of DeletionJob.
+type DeletionJobOrder struct {
+	Direction OrderDirection         `json:"direction"`
+	Field     *DeletionJobOrderField `json:"field"`
+}
+
+// DefaultDeletionJobOrder is the default ordering of DeletionJob.
+var DefaultDeletionJobOrder = &DeletionJobOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &DeletionJobOrderField{
+		Value: func(_m *DeletionJob) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: deletionjob.FieldID,
+		toTerm: deletionjob.ByID,
+		toCursor: func(_m *DeletionJob) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts DeletionJob into DeletionJobEdge.
+func (_m *DeletionJob) ToEdge(order *DeletionJobOrder) *DeletionJobEdge {
+	if order == nil {
+		order = DefaultDeletionJobOrder
+	}
+	return &DeletionJobEdge{
 		Node:   _m,
 		Cursor: order.Field.toCursor(_m),
 	}

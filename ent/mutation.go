@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -37,6 +38,7 @@ const (
 	TypeAPIKey          = "APIKey"
 	TypeAuditEvent      = "AuditEvent"
 	TypeDeletedUpload   = "DeletedUpload"
+	TypeDeletionJob     = "DeletionJob"
 	TypeIdempotencyKey  = "IdempotencyKey"
 	TypeIdentity        = "Identity"
 	TypeObjectPurge     = "ObjectPurge"
@@ -2463,6 +2465,1451 @@ func (m *DeletedUploadMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *DeletedUploadMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown DeletedUpload edge %s", name)
+}
+
+// DeletionJobMutation represents an operation that mutates the DeletionJob nodes in the graph.
+type DeletionJobMutation struct {
+	config
+	op               Op
+	typ              string
+	id               *string
+	owner_id         *string
+	kind             *deletionjob.Kind
+	filter           *string
+	cutoff           *time.Time
+	dry_run          *bool
+	actor            *string
+	via              *string
+	request_id       *string
+	status           *deletionjob.Status
+	matched_count    *int
+	addmatched_count *int
+	deleted_count    *int
+	adddeleted_count *int
+	failed_count     *int
+	addfailed_count  *int
+	error            *string
+	created_at       *time.Time
+	started_at       *time.Time
+	finished_at      *time.Time
+	attempts         *int
+	addattempts      *int
+	next_attempt_at  *time.Time
+	clearedFields    map[string]struct{}
+	done             bool
+	oldValue         func(context.Context) (*DeletionJob, error)
+	predicates       []predicate.DeletionJob
+}
+
+var _ ent.Mutation = (*DeletionJobMutation)(nil)
+
+// deletionjobOption allows management of the mutation configuration using functional options.
+type deletionjobOption func(*DeletionJobMutation)
+
+// newDeletionJobMutation creates new mutation for the DeletionJob entity.
+func newDeletionJobMutation(c config, op Op, opts ...deletionjobOption) *DeletionJobMutation {
+	m := &DeletionJobMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeDeletionJob,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withDeletionJobID sets the ID field of the mutation.
+func withDeletionJobID(id string) deletionjobOption {
+	return func(m *DeletionJobMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *DeletionJob
+		)
+		m.oldValue = func(ctx context.Context) (*DeletionJob, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().DeletionJob.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withDeletionJob sets the old DeletionJob of the mutation.
+func withDeletionJob(node *DeletionJob) deletionjobOption {
+	return func(m *DeletionJobMutation) {
+		m.oldValue = func(context.Context) (*DeletionJob, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m DeletionJobMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m DeletionJobMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of DeletionJob entities.
+func (m *DeletionJobMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *DeletionJobMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *DeletionJobMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().DeletionJob.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (m *DeletionJobMutation) SetOwnerID(s string) {
+	m.owner_id = &s
+}
+
+// OwnerID returns the value of the "owner_id" field in the mutation.
+func (m *DeletionJobMutation) OwnerID() (r string, exists bool) {
+	v := m.owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerID returns the old "owner_id" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldOwnerID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerID: %w", err)
+	}
+	return oldValue.OwnerID, nil
+}
+
+// ResetOwnerID resets all changes to the "owner_id" field.
+func (m *DeletionJobMutation) ResetOwnerID() {
+	m.owner_id = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *DeletionJobMutation) SetKind(d deletionjob.Kind) {
+	m.kind = &d
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *DeletionJobMutation) Kind() (r deletionjob.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldKind(ctx context.Context) (v deletionjob.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *DeletionJobMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetFilter sets the "filter" field.
+func (m *DeletionJobMutation) SetFilter(s string) {
+	m.filter = &s
+}
+
+// Filter returns the value of the "filter" field in the mutation.
+func (m *DeletionJobMutation) Filter() (r string, exists bool) {
+	v := m.filter
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFilter returns the old "filter" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldFilter(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFilter is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFilter requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFilter: %w", err)
+	}
+	return oldValue.Filter, nil
+}
+
+// ResetFilter resets all changes to the "filter" field.
+func (m *DeletionJobMutation) ResetFilter() {
+	m.filter = nil
+}
+
+// SetCutoff sets the "cutoff" field.
+func (m *DeletionJobMutation) SetCutoff(t time.Time) {
+	m.cutoff = &t
+}
+
+// Cutoff returns the value of the "cutoff" field in the mutation.
+func (m *DeletionJobMutation) Cutoff() (r time.Time, exists bool) {
+	v := m.cutoff
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCutoff returns the old "cutoff" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldCutoff(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCutoff is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCutoff requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCutoff: %w", err)
+	}
+	return oldValue.Cutoff, nil
+}
+
+// ClearCutoff clears the value of the "cutoff" field.
+func (m *DeletionJobMutation) ClearCutoff() {
+	m.cutoff = nil
+	m.clearedFields[deletionjob.FieldCutoff] = struct{}{}
+}
+
+// CutoffCleared returns if the "cutoff" field was cleared in this mutation.
+func (m *DeletionJobMutation) CutoffCleared() bool {
+	_, ok := m.clearedFields[deletionjob.FieldCutoff]
+	return ok
+}
+
+// ResetCutoff resets all changes to the "cutoff" field.
+func (m *DeletionJobMutation) ResetCutoff() {
+	m.cutoff = nil
+	delete(m.clearedFields, deletionjob.FieldCutoff)
+}
+
+// SetDryRun sets the "dry_run" field.
+func (m *DeletionJobMutation) SetDryRun(b bool) {
+	m.dry_run = &b
+}
+
+// DryRun returns the value of the "dry_run" field in the mutation.
+func (m *DeletionJobMutation) DryRun() (r bool, exists bool) {
+	v := m.dry_run
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDryRun returns the old "dry_run" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldDryRun(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDryRun is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDryRun requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDryRun: %w", err)
+	}
+	return oldValue.DryRun, nil
+}
+
+// ResetDryRun resets all changes to the "dry_run" field.
+func (m *DeletionJobMutation) ResetDryRun() {
+	m.dry_run = nil
+}
+
+// SetActor sets the "actor" field.
+func (m *DeletionJobMutation) SetActor(s string) {
+	m.actor = &s
+}
+
+// Actor returns the value of the "actor" field in the mutation.
+func (m *DeletionJobMutation) Actor() (r string, exists bool) {
+	v := m.actor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActor returns the old "actor" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldActor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActor: %w", err)
+	}
+	return oldValue.Actor, nil
+}
+
+// ResetActor resets all changes to the "actor" field.
+func (m *DeletionJobMutation) ResetActor() {
+	m.actor = nil
+}
+
+// SetVia sets the "via" field.
+func (m *DeletionJobMutation) SetVia(s string) {
+	m.via = &s
+}
+
+// Via returns the value of the "via" field in the mutation.
+func (m *DeletionJobMutation) Via() (r string, exists bool) {
+	v := m.via
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVia returns the old "via" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldVia(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVia is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVia requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVia: %w", err)
+	}
+	return oldValue.Via, nil
+}
+
+// ResetVia resets all changes to the "via" field.
+func (m *DeletionJobMutation) ResetVia() {
+	m.via = nil
+}
+
+// SetRequestID sets the "request_id" field.
+func (m *DeletionJobMutation) SetRequestID(s string) {
+	m.request_id = &s
+}
+
+// RequestID returns the value of the "request_id" field in the mutation.
+func (m *DeletionJobMutation) RequestID() (r string, exists bool) {
+	v := m.request_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestID returns the old "request_id" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldRequestID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestID: %w", err)
+	}
+	return oldValue.RequestID, nil
+}
+
+// ResetRequestID resets all changes to the "request_id" field.
+func (m *DeletionJobMutation) ResetRequestID() {
+	m.request_id = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *DeletionJobMutation) SetStatus(d deletionjob.Status) {
+	m.status = &d
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *DeletionJobMutation) Status() (r deletionjob.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldStatus(ctx context.Context) (v deletionjob.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *DeletionJobMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetMatchedCount sets the "matched_count" field.
+func (m *DeletionJobMutation) SetMatchedCount(i int) {
+	m.matched_count = &i
+	m.addmatched_count = nil
+}
+
+// MatchedCount returns the value of the "matched_count" field in the mutation.
+func (m *DeletionJobMutation) MatchedCount() (r int, exists bool) {
+	v := m.matched_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMatchedCount returns the old "matched_count" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldMatchedCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMatchedCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMatchedCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMatchedCount: %w", err)
+	}
+	return oldValue.MatchedCount, nil
+}
+
+// AddMatchedCount adds i to the "matched_count" field.
+func (m *DeletionJobMutation) AddMatchedCount(i int) {
+	if m.addmatched_count != nil {
+		*m.addmatched_count += i
+	} else {
+		m.addmatched_count = &i
+	}
+}
+
+// AddedMatchedCount returns the value that was added to the "matched_count" field in this mutation.
+func (m *DeletionJobMutation) AddedMatchedCount() (r int, exists bool) {
+	v := m.addmatched_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMatchedCount resets all changes to the "matched_count" field.
+func (m *DeletionJobMutation) ResetMatchedCount() {
+	m.matched_count = nil
+	m.addmatched_count = nil
+}
+
+// SetDeletedCount sets the "deleted_count" field.
+func (m *DeletionJobMutation) SetDeletedCount(i int) {
+	m.deleted_count = &i
+	m.adddeleted_count = nil
+}
+
+// DeletedCount returns the value of the "deleted_count" field in the mutation.
+func (m *DeletionJobMutation) DeletedCount() (r int, exists bool) {
+	v := m.deleted_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeletedCount returns the old "deleted_count" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldDeletedCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeletedCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeletedCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeletedCount: %w", err)
+	}
+	return oldValue.DeletedCount, nil
+}
+
+// AddDeletedCount adds i to the "deleted_count" field.
+func (m *DeletionJobMutation) AddDeletedCount(i int) {
+	if m.adddeleted_count != nil {
+		*m.adddeleted_count += i
+	} else {
+		m.adddeleted_count = &i
+	}
+}
+
+// AddedDeletedCount returns the value that was added to the "deleted_count" field in this mutation.
+func (m *DeletionJobMutation) AddedDeletedCount() (r int, exists bool) {
+	v := m.adddeleted_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetDeletedCount resets all changes to the "deleted_count" field.
+func (m *DeletionJobMutation) ResetDeletedCount() {
+	m.deleted_count = nil
+	m.adddeleted_count = nil
+}
+
+// SetFailedCount sets the "failed_count" field.
+func (m *DeletionJobMutation) SetFailedCount(i int) {
+	m.failed_count = &i
+	m.addfailed_count = nil
+}
+
+// FailedCount returns the value of the "failed_count" field in the mutation.
+func (m *DeletionJobMutation) FailedCount() (r int, exists bool) {
+	v := m.failed_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFailedCount returns the old "failed_count" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldFailedCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFailedCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFailedCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFailedCount: %w", err)
+	}
+	return oldValue.FailedCount, nil
+}
+
+// AddFailedCount adds i to the "failed_count" field.
+func (m *DeletionJobMutation) AddFailedCount(i int) {
+	if m.addfailed_count != nil {
+		*m.addfailed_count += i
+	} else {
+		m.addfailed_count = &i
+	}
+}
+
+// AddedFailedCount returns the value that was added to the "failed_count" field in this mutation.
+func (m *DeletionJobMutation) AddedFailedCount() (r int, exists bool) {
+	v := m.addfailed_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetFailedCount resets all changes to the "failed_count" field.
+func (m *DeletionJobMutation) ResetFailedCount() {
+	m.failed_count = nil
+	m.addfailed_count = nil
+}
+
+// SetError sets the "error" field.
+func (m *DeletionJobMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *DeletionJobMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *DeletionJobMutation) ResetError() {
+	m.error = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *DeletionJobMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *DeletionJobMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *DeletionJobMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetStartedAt sets the "started_at" field.
+func (m *DeletionJobMutation) SetStartedAt(t time.Time) {
+	m.started_at = &t
+}
+
+// StartedAt returns the value of the "started_at" field in the mutation.
+func (m *DeletionJobMutation) StartedAt() (r time.Time, exists bool) {
+	v := m.started_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStartedAt returns the old "started_at" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldStartedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStartedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStartedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStartedAt: %w", err)
+	}
+	return oldValue.StartedAt, nil
+}
+
+// ClearStartedAt clears the value of the "started_at" field.
+func (m *DeletionJobMutation) ClearStartedAt() {
+	m.started_at = nil
+	m.clearedFields[deletionjob.FieldStartedAt] = struct{}{}
+}
+
+// StartedAtCleared returns if the "started_at" field was cleared in this mutation.
+func (m *DeletionJobMutation) StartedAtCleared() bool {
+	_, ok := m.clearedFields[deletionjob.FieldStartedAt]
+	return ok
+}
+
+// ResetStartedAt resets all changes to the "started_at" field.
+func (m *DeletionJobMutation) ResetStartedAt() {
+	m.started_at = nil
+	delete(m.clearedFields, deletionjob.FieldStartedAt)
+}
+
+// SetFinishedAt sets the "finished_at" field.
+func (m *DeletionJobMutation) SetFinishedAt(t time.Time) {
+	m.finished_at = &t
+}
+
+// FinishedAt returns the value of the "finished_at" field in the mutation.
+func (m *DeletionJobMutation) FinishedAt() (r time.Time, exists bool) {
+	v := m.finished_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFinishedAt returns the old "finished_at" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldFinishedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFinishedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFinishedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFinishedAt: %w", err)
+	}
+	return oldValue.FinishedAt, nil
+}
+
+// ClearFinishedAt clears the value of the "finished_at" field.
+func (m *DeletionJobMutation) ClearFinishedAt() {
+	m.finished_at = nil
+	m.clearedFields[deletionjob.FieldFinishedAt] = struct{}{}
+}
+
+// FinishedAtCleared returns if the "finished_at" field was cleared in this mutation.
+func (m *DeletionJobMutation) FinishedAtCleared() bool {
+	_, ok := m.clearedFields[deletionjob.FieldFinishedAt]
+	return ok
+}
+
+// ResetFinishedAt resets all changes to the "finished_at" field.
+func (m *DeletionJobMutation) ResetFinishedAt() {
+	m.finished_at = nil
+	delete(m.clearedFields, deletionjob.FieldFinishedAt)
+}
+
+// SetAttempts sets the "attempts" field.
+func (m *DeletionJobMutation) SetAttempts(i int) {
+	m.attempts = &i
+	m.addattempts = nil
+}
+
+// Attempts returns the value of the "attempts" field in the mutation.
+func (m *DeletionJobMutation) Attempts() (r int, exists bool) {
+	v := m.attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttempts returns the old "attempts" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldAttempts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttempts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttempts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttempts: %w", err)
+	}
+	return oldValue.Attempts, nil
+}
+
+// AddAttempts adds i to the "attempts" field.
+func (m *DeletionJobMutation) AddAttempts(i int) {
+	if m.addattempts != nil {
+		*m.addattempts += i
+	} else {
+		m.addattempts = &i
+	}
+}
+
+// AddedAttempts returns the value that was added to the "attempts" field in this mutation.
+func (m *DeletionJobMutation) AddedAttempts() (r int, exists bool) {
+	v := m.addattempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttempts resets all changes to the "attempts" field.
+func (m *DeletionJobMutation) ResetAttempts() {
+	m.attempts = nil
+	m.addattempts = nil
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (m *DeletionJobMutation) SetNextAttemptAt(t time.Time) {
+	m.next_attempt_at = &t
+}
+
+// NextAttemptAt returns the value of the "next_attempt_at" field in the mutation.
+func (m *DeletionJobMutation) NextAttemptAt() (r time.Time, exists bool) {
+	v := m.next_attempt_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNextAttemptAt returns the old "next_attempt_at" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldNextAttemptAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNextAttemptAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNextAttemptAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNextAttemptAt: %w", err)
+	}
+	return oldValue.NextAttemptAt, nil
+}
+
+// ResetNextAttemptAt resets all changes to the "next_attempt_at" field.
+func (m *DeletionJobMutation) ResetNextAttemptAt() {
+	m.next_attempt_at = nil
+}
+
+// Where appends a list predicates to the DeletionJobMutation builder.
+func (m *DeletionJobMutation) Where(ps ...predicate.DeletionJob) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the DeletionJobMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *DeletionJobMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.DeletionJob, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *DeletionJobMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *DeletionJobMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (DeletionJob).
+func (m *DeletionJobMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *DeletionJobMutation) Fields() []string {
+	fields := make([]string, 0, 18)
+	if m.owner_id != nil {
+		fields = append(fields, deletionjob.FieldOwnerID)
+	}
+	if m.kind != nil {
+		fields = append(fields, deletionjob.FieldKind)
+	}
+	if m.filter != nil {
+		fields = append(fields, deletionjob.FieldFilter)
+	}
+	if m.cutoff != nil {
+		fields = append(fields, deletionjob.FieldCutoff)
+	}
+	if m.dry_run != nil {
+		fields = append(fields, deletionjob.FieldDryRun)
+	}
+	if m.actor != nil {
+		fields = append(fields, deletionjob.FieldActor)
+	}
+	if m.via != nil {
+		fields = append(fields, deletionjob.FieldVia)
+	}
+	if m.request_id != nil {
+		fields = append(fields, deletionjob.FieldRequestID)
+	}
+	if m.status != nil {
+		fields = append(fields, deletionjob.FieldStatus)
+	}
+	if m.matched_count != nil {
+		fields = append(fields, deletionjob.FieldMatchedCount)
+	}
+	if m.deleted_count != nil {
+		fields = append(fields, deletionjob.FieldDeletedCount)
+	}
+	if m.failed_count != nil {
+		fields = append(fields, deletionjob.FieldFailedCount)
+	}
+	if m.error != nil {
+		fields = append(fields, deletionjob.FieldError)
+	}
+	if m.created_at != nil {
+		fields = append(fields, deletionjob.FieldCreatedAt)
+	}
+	if m.started_at != nil {
+		fields = append(fields, deletionjob.FieldStartedAt)
+	}
+	if m.finished_at != nil {
+		fields = append(fields, deletionjob.FieldFinishedAt)
+	}
+	if m.attempts != nil {
+		fields = append(fields, deletionjob.FieldAttempts)
+	}
+	if m.next_attempt_at != nil {
+		fields = append(fields, deletionjob.FieldNextAttemptAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *DeletionJobMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case deletionjob.FieldOwnerID:
+		return m.OwnerID()
+	case deletionjob.FieldKind:
+		return m.Kind()
+	case deletionjob.FieldFilter:
+		return m.Filter()
+	case deletionjob.FieldCutoff:
+		return m.Cutoff()
+	case deletionjob.FieldDryRun:
+		return m.DryRun()
+	case deletionjob.FieldActor:
+		return m.Actor()
+	case deletionjob.FieldVia:
+		return m.Via()
+	case deletionjob.FieldRequestID:
+		return m.RequestID()
+	case deletionjob.FieldStatus:
+		return m.Status()
+	case deletionjob.FieldMatchedCount:
+		return m.MatchedCount()
+	case deletionjob.FieldDeletedCount:
+		return m.DeletedCount()
+	case deletionjob.FieldFailedCount:
+		return m.FailedCount()
+	case deletionjob.FieldError:
+		return m.Error()
+	case deletionjob.FieldCreatedAt:
+		return m.CreatedAt()
+	case deletionjob.FieldStartedAt:
+		return m.StartedAt()
+	case deletionjob.FieldFinishedAt:
+		return m.FinishedAt()
+	case deletionjob.FieldAttempts:
+		return m.Attempts()
+	case deletionjob.FieldNextAttemptAt:
+		return m.NextAttemptAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *DeletionJobMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case deletionjob.FieldOwnerID:
+		return m.OldOwnerID(ctx)
+	case deletionjob.FieldKind:
+		return m.OldKind(ctx)
+	case deletionjob.FieldFilter:
+		return m.OldFilter(ctx)
+	case deletionjob.FieldCutoff:
+		return m.OldCutoff(ctx)
+	case deletionjob.FieldDryRun:
+		return m.OldDryRun(ctx)
+	case deletionjob.FieldActor:
+		return m.OldActor(ctx)
+	case deletionjob.FieldVia:
+		return m.OldVia(ctx)
+	case deletionjob.FieldRequestID:
+		return m.OldRequestID(ctx)
+	case deletionjob.FieldStatus:
+		return m.OldStatus(ctx)
+	case deletionjob.FieldMatchedCount:
+		return m.OldMatchedCount(ctx)
+	case deletionjob.FieldDeletedCount:
+		return m.OldDeletedCount(ctx)
+	case deletionjob.FieldFailedCount:
+		return m.OldFailedCount(ctx)
+	case deletionjob.FieldError:
+		return m.OldError(ctx)
+	case deletionjob.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case deletionjob.FieldStartedAt:
+		return m.OldStartedAt(ctx)
+	case deletionjob.FieldFinishedAt:
+		return m.OldFinishedAt(ctx)
+	case deletionjob.FieldAttempts:
+		return m.OldAttempts(ctx)
+	case deletionjob.FieldNextAttemptAt:
+		return m.OldNextAttemptAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown DeletionJob field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DeletionJobMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case deletionjob.FieldOwnerID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerID(v)
+		return nil
+	case deletionjob.FieldKind:
+		v, ok := value.(deletionjob.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case deletionjob.FieldFilter:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFilter(v)
+		return nil
+	case deletionjob.FieldCutoff:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCutoff(v)
+		return nil
+	case deletionjob.FieldDryRun:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDryRun(v)
+		return nil
+	case deletionjob.FieldActor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActor(v)
+		return nil
+	case deletionjob.FieldVia:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVia(v)
+		return nil
+	case deletionjob.FieldRequestID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestID(v)
+		return nil
+	case deletionjob.FieldStatus:
+		v, ok := value.(deletionjob.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case deletionjob.FieldMatchedCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMatchedCount(v)
+		return nil
+	case deletionjob.FieldDeletedCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeletedCount(v)
+		return nil
+	case deletionjob.FieldFailedCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFailedCount(v)
+		return nil
+	case deletionjob.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	case deletionjob.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case deletionjob.FieldStartedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStartedAt(v)
+		return nil
+	case deletionjob.FieldFinishedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFinishedAt(v)
+		return nil
+	case deletionjob.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttempts(v)
+		return nil
+	case deletionjob.FieldNextAttemptAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNextAttemptAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DeletionJob field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *DeletionJobMutation) AddedFields() []string {
+	var fields []string
+	if m.addmatched_count != nil {
+		fields = append(fields, deletionjob.FieldMatchedCount)
+	}
+	if m.adddeleted_count != nil {
+		fields = append(fields, deletionjob.FieldDeletedCount)
+	}
+	if m.addfailed_count != nil {
+		fields = append(fields, deletionjob.FieldFailedCount)
+	}
+	if m.addattempts != nil {
+		fields = append(fields, deletionjob.FieldAttempts)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *DeletionJobMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case deletionjob.FieldMatchedCount:
+		return m.AddedMatchedCount()
+	case deletionjob.FieldDeletedCount:
+		return m.AddedDeletedCount()
+	case deletionjob.FieldFailedCount:
+		return m.AddedFailedCount()
+	case deletionjob.FieldAttempts:
+		return m.AddedAttempts()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DeletionJobMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case deletionjob.FieldMatchedCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMatchedCount(v)
+		return nil
+	case deletionjob.FieldDeletedCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDeletedCount(v)
+		return nil
+	case deletionjob.FieldFailedCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFailedCount(v)
+		return nil
+	case deletionjob.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttempts(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DeletionJob numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *DeletionJobMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(deletionjob.FieldCutoff) {
+		fields = append(fields, deletionjob.FieldCutoff)
+	}
+	if m.FieldCleared(deletionjob.FieldStartedAt) {
+		fields = append(fields, deletionjob.FieldStartedAt)
+	}
+	if m.FieldCleared(deletionjob.FieldFinishedAt) {
+		fields = append(fields, deletionjob.FieldFinishedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *DeletionJobMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *DeletionJobMutation) ClearField(name string) error {
+	switch name {
+	case deletionjob.FieldCutoff:
+		m.ClearCutoff()
+		return nil
+	case deletionjob.FieldStartedAt:
+		m.ClearStartedAt()
+		return nil
+	case deletionjob.FieldFinishedAt:
+		m.ClearFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown DeletionJob nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *DeletionJobMutation) ResetField(name string) error {
+	switch name {
+	case deletionjob.FieldOwnerID:
+		m.ResetOwnerID()
+		return nil
+	case deletionjob.FieldKind:
+		m.ResetKind()
+		return nil
+	case deletionjob.FieldFilter:
+		m.ResetFilter()
+		return nil
+	case deletionjob.FieldCutoff:
+		m.ResetCutoff()
+		return nil
+	case deletionjob.FieldDryRun:
+		m.ResetDryRun()
+		return nil
+	case deletionjob.FieldActor:
+		m.ResetActor()
+		return nil
+	case deletionjob.FieldVia:
+		m.ResetVia()
+		return nil
+	case deletionjob.FieldRequestID:
+		m.ResetRequestID()
+		return nil
+	case deletionjob.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case deletionjob.FieldMatchedCount:
+		m.ResetMatchedCount()
+		return nil
+	case deletionjob.FieldDeletedCount:
+		m.ResetDeletedCount()
+		return nil
+	case deletionjob.FieldFailedCount:
+		m.ResetFailedCount()
+		return nil
+	case deletionjob.FieldError:
+		m.ResetError()
+		return nil
+	case deletionjob.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case deletionjob.FieldStartedAt:
+		m.ResetStartedAt()
+		return nil
+	case deletionjob.FieldFinishedAt:
+		m.ResetFinishedAt()
+		return nil
+	case deletionjob.FieldAttempts:
+		m.ResetAttempts()
+		return nil
+	case deletionjob.FieldNextAttemptAt:
+		m.ResetNextAttemptAt()
+		return nil
+	}
+	return fmt.Errorf("unknown DeletionJob field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *DeletionJobMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *DeletionJobMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *DeletionJobMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *DeletionJobMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *DeletionJobMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *DeletionJobMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *DeletionJobMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown DeletionJob unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *DeletionJobMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown DeletionJob edge %s", name)
 }
 
 // IdempotencyKeyMutation represents an operation that mutates the IdempotencyKey nodes in the graph.

@@ -8,6 +8,7 @@ import (
 	"github.com/safedelete/uploads/ent/apikey"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -99,6 +100,74 @@ func init() {
 	deleteduploadDescID := deleteduploadFields[0].Descriptor()
 	// deletedupload.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	deletedupload.IDValidator = deleteduploadDescID.Validators[0].(func(string) error)
+	deletionjobFields := schema.DeletionJob{}.Fields()
+	_ = deletionjobFields
+	// deletionjobDescOwnerID is the schema descriptor for owner_id field.
+	deletionjobDescOwnerID := deletionjobFields[1].Descriptor()
+	// deletionjob.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	deletionjob.OwnerIDValidator = deletionjobDescOwnerID.Validators[0].(func(string) error)
+	// deletionjobDescFilter is the schema descriptor for filter field.
+	deletionjobDescFilter := deletionjobFields[3].Descriptor()
+	// deletionjob.DefaultFilter holds the default value on creation for the filter field.
+	deletionjob.DefaultFilter = deletionjobDescFilter.Default.(string)
+	// deletionjobDescDryRun is the schema descriptor for dry_run field.
+	deletionjobDescDryRun := deletionjobFields[5].Descriptor()
+	// deletionjob.DefaultDryRun holds the default value on creation for the dry_run field.
+	deletionjob.DefaultDryRun = deletionjobDescDryRun.Default.(bool)
+	// deletionjobDescActor is the schema descriptor for actor field.
+	deletionjobDescActor := deletionjobFields[6].Descriptor()
+	// deletionjob.DefaultActor holds the default value on creation for the actor field.
+	deletionjob.DefaultActor = deletionjobDescActor.Default.(string)
+	// deletionjobDescVia is the schema descriptor for via field.
+	deletionjobDescVia := deletionjobFields[7].Descriptor()
+	// deletionjob.DefaultVia holds the default value on creation for the via field.
+	deletionjob.DefaultVia = deletionjobDescVia.Default.(string)
+	// deletionjobDescRequestID is the schema descriptor for request_id field.
+	deletionjobDescRequestID := deletionjobFields[8].Descriptor()
+	// deletionjob.DefaultRequestID holds the default value on creation for the request_id field.
+	deletionjob.DefaultRequestID = deletionjobDescRequestID.Default.(string)
+	// deletionjobDescMatchedCount is the schema descriptor for matched_count field.
+	deletionjobDescMatchedCount := deletionjobFields[10].Descriptor()
+	// deletionjob.DefaultMatchedCount holds the default value on creation for the matched_count field.
+	deletionjob.DefaultMatchedCount = deletionjobDescMatchedCount.Default.(int)
+	// deletionjob.MatchedCountValidator is a validator for the "matched_count" field. It is called by the builders before save.
+	deletionjob.MatchedCountValidator = deletionjobDescMatchedCount.Validators[0].(func(int) error)
+	// deletionjobDescDeletedCount is the schema descriptor for deleted_count field.
+	deletionjobDescDeletedCount := deletionjobFields[11].Descriptor()
+	// deletionjob.DefaultDeletedCount holds the default value on creation for the deleted_count field.
+	deletionjob.DefaultDeletedCount = deletionjobDescDeletedCount.Default.(int)
+	// deletionjob.DeletedCountValidator is a validator for the "deleted_count" field. It is called by the builders before save.
+	deletionjob.DeletedCountValidator = deletionjobDescDeletedCount.Validators[0].(func(int) error)
+	// deletionjobDescFailedCount is the schema descriptor for failed_count field.
+	deletionjobDescFailedCount := deletionjobFields[12].Descriptor()
+	// deletionjob.DefaultFailedCount holds the default value on creation for the failed_count field.
+	deletionjob.DefaultFailedCount = deletionjobDescFailedCount.Default.(int)
+	// deletionjob.FailedCountValidator is a validator for the "failed_count" field. It is called by the builders before save.
+	deletionjob.FailedCountValidator = deletionjobDescFailedCount.Validators[0].(func(int) error)
+	// deletionjobDescError is the schema descriptor for error field.
+	deletionjobDescError := deletionjobFields[13].Descriptor()
+	// deletionjob.DefaultError holds the default value on creation for the error field.
+	deletionjob.DefaultError = deletionjobDescError.Default.(string)
+	// deletionjobDescCreatedAt is the schema descriptor for created_at field.
+	deletionjobDescCreatedAt := deletionjobFields[14].Descriptor()
+	// deletionjob.DefaultCreatedAt holds the default value on creation for the created_at field.
+	deletionjob.DefaultCreatedAt = deletionjobDescCreatedAt.Default.(func() time.Time)
+	// deletionjobDescAttempts is the schema descriptor for attempts field.
+	deletionjobDescAttempts := deletionjobFields[17].Descriptor()
+	// deletionjob.DefaultAttempts holds the default value on creation for the attempts field.
+	deletionjob.DefaultAttempts = deletionjobDescAttempts.Default.(int)
+	// deletionjob.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	deletionjob.AttemptsValidator = deletionjobDescAttempts.Validators[0].(func(int) error)
+	// deletionjobDescNextAttemptAt is the schema descriptor for next_attempt_at field.
+	deletionjobDescNextAttemptAt := deletionjobFields[18].Descriptor()
+	// deletionjob.DefaultNextAttemptAt holds the default value on creation for the next_attempt_at field.
+	deletionjob.DefaultNextAttemptAt = deletionjobDescNextAttemptAt.Default.(func() time.Time)
+	// deletionjobDescID is the schema descriptor for id field.
+	deletionjobDescID := deletionjobFields[0].Descriptor()
+	// deletionjob.DefaultID holds the default value on creation for the id field.
+	deletionjob.DefaultID = deletionjobDescID.Default.(func() string)
+	// deletionjob.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	deletionjob.IDValidator = deletionjobDescID.Validators[0].(func(string) error)
 	idempotencykeyFields := schema.IdempotencyKey{}.Fields()
 	_ = idempotencykeyFields
 	// idempotencykeyDescUserID is the schema descriptor for user_id field.

@@ -20,6 +20,8 @@ type Tx struct {
 	AuditEvent *AuditEventClient
 	// DeletedUpload is the client for interacting with the DeletedUpload builders.
 	DeletedUpload *DeletedUploadClient
+	// DeletionJob is the client for interacting with the DeletionJob builders.
+	DeletionJob *DeletionJobClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
@@ -170,6 +172,7 @@ func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
 	tx.DeletedUpload = NewDeletedUploadClient(tx.config)
+	tx.DeletionJob = NewDeletionJobClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
 	tx.ObjectPurge = NewObjectPurgeClient(tx.config)

@@ -69,7 +69,7 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 // or are someone else's are left out, indistinguishably. A database failure
 // deletes nothing and is ErrDeleteFailed.
 func (r *Resolver) DeleteOwned(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string) ([]string, error) {
-	deleted, purges, err := r.deleteRecords(ctx, actor, ownerID, uploadIDs)
+	deleted, purges, err := r.deleteRecords(ctx, actor, ownerID, uploadIDs, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +100,20 @@ func (r *Resolver) DeleteOwned(ctx context.Context, actor audit.Actor, ownerID s
 func (r *Resolver) DeleteOwnedBatches(ctx context.Context, actor audit.Actor, ownerID string, limit int,
 	next func(ctx context.Context, atMost int) ([]string, error),
 ) (int, error) {
+	return r.DeleteOwnedBatchesTx(ctx, actor, ownerID, limit, next, nil)
+}
+
+// DeleteOwnedBatchesTx is DeleteOwnedBatches with inBatch (nil: none) run
+// inside the transaction of each batch, after its records are deleted,
+// with the ids of those it deleted (none when others deleted them first):
+// what inBatch writes commits with the batch or not at all. Its error rolls
+// the batch back, ends the run and is returned as it is, unlogged: its
+// caller's to word. A deletion job counts its progress there, fenced by
+// its lease.
+func (r *Resolver) DeleteOwnedBatchesTx(ctx context.Context, actor audit.Actor, ownerID string, limit int,
+	next func(ctx context.Context, atMost int) ([]string, error),
+	inBatch func(ctx context.Context, tx *ent.Tx, deleted []string) error,
+) (int, error) {
 	deleted := 0
 	inFlight := make(chan struct{}, purgesInFlight)
 	var purging sync.WaitGroup
@@ -116,7 +130,7 @@ func (r *Resolver) DeleteOwnedBatches(ctx context.Context, actor audit.Actor, ow
 		if len(batch) == 0 {
 			return deleted, nil
 		}
-		uploads, purges, err := r.deleteRecords(ctx, actor, ownerID, batch)
+		uploads, purges, err := r.deleteRecords(ctx, actor, ownerID, batch, inBatch)
 		if err != nil {
 			return deleted, err
 		}
@@ -142,8 +156,11 @@ const purgesInFlight = 2
 // exist and belong to ownerID, each with the note to purge its object, its
 // trash entry if it can be restored, and its audit event (queued for the
 // owner's webhook endpoints if there are any). It returns the uploads as
-// they were deleted and their purges, not yet attempted.
-func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string) ([]*ent.Upload, []*ent.ObjectPurge, error) {
+// they were deleted and their purges, not yet attempted. inBatch, if not
+// nil, runs last in the transaction.
+func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string,
+	inBatch func(ctx context.Context, tx *ent.Tx, deleted []string) error,
+) ([]*ent.Upload, []*ent.ObjectPurge, error) {
 	// Read first, outside any transaction: a 404 (a guess, a repeat, a
 	// double click) costs one indexed read and never takes the database's
 	// write lock, which on SQLite every writer queues for.
@@ -162,6 +179,7 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 	}
 	var deleted []*ent.Upload
 	var purges []*ent.ObjectPurge
+	var inBatchErr error
 	err = r.deletes.Do(ctx, func(ctx context.Context, tx *ent.Tx) (err error) {
 		var endpoints change.Endpoints
 		if deleted, endpoints, err = deleteReturning(ctx, tx, ownerID, present); err != nil {
@@ -182,8 +200,15 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 		if err = idempotency.Append(ctx, tx, idsOfUploads(deleted)...); err != nil {
 			return err
 		}
-		return change.Record(ctx, tx, actor, audit.Deleted, endpoints, subjectsOf(deleted)...)
+		if err = change.Record(ctx, tx, actor, audit.Deleted, endpoints, subjectsOf(deleted)...); err != nil || inBatch == nil {
+			return err
+		}
+		inBatchErr = inBatch(ctx, tx, idsOfUploads(deleted))
+		return inBatchErr
 	})
+	if inBatchErr != nil && errors.Is(err, inBatchErr) {
+		return nil, nil, inBatchErr
+	}
 	if err != nil {
 		return nil, nil, r.deleteFailed(ctx, err)
 	}

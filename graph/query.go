@@ -40,7 +40,7 @@ func (r *Resolver) me(ctx context.Context) (*ent.User, error) {
 }
 
 // node resolves a Relay id the caller may see: their own user or one of
-// their uploads. Anything else is null, exactly like an unknown id.
+// their uploads or deletion jobs. Anything else is null, exactly like an unknown id.
 func (r *Resolver) node(ctx context.Context, id string) (ent.Noder, error) {
 	v, err := requireViewer(ctx)
 	if err != nil {
@@ -49,6 +49,8 @@ func (r *Resolver) node(ctx context.Context, id string) (ent.Noder, error) {
 	switch {
 	case strings.HasPrefix(id, ids.UploadPrefix):
 		return nilIfMissing(r.myUpload(ctx, id))
+	case strings.HasPrefix(id, ids.JobPrefix):
+		return nilIfMissing(r.myJob(ctx, id))
 	case id == v.UserID:
 		return nilIfMissing(r.client.User.Query().Where(user.ID(id)).Only(ctx))
 	default:

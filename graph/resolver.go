@@ -11,6 +11,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
@@ -28,6 +29,8 @@ type Resolver struct {
 	options Options
 	// deletes commits concurrent deletes' transactions together (SQLite).
 	deletes *database.Group
+	// jobs runs deletion jobs, deleting through this resolver.
+	jobs *jobs.Jobs
 	// ownedOne is the ownership check of a single delete (ownedAmong),
 	// the hot path, prepared.
 	ownedOne *database.Statement
@@ -58,13 +61,17 @@ type Options struct {
 	// Commits is the commit group deletes share (database.Group: one
 	// commit for concurrent ones on SQLite); nil: a group of their own.
 	Commits *database.Group
+	// Jobs are the settings of deletion jobs (package jobs).
+	Jobs jobs.Options
 }
 
 // NewResolver returns the root resolver.
 func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Purger, logger *slog.Logger, opts Options) *Resolver {
-	return &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts,
+	r := &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts,
 		deletes:  cmp.Or(opts.Commits, database.NewGroup(client)),
 		ownedOne: database.Prepare(client, ownedOneQuery())}
+	r.jobs = jobs.New(client, r, logger, opts.Jobs)
+	return r
 }
 
 // MaxUploadSize is the largest file uploadFile accepts.

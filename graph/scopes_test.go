@@ -10,13 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/apikey"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -106,6 +110,13 @@ var scopeRows = []scopeRow{
 	{field: "User.deletedUploads", need: scope.UploadsRead, setup: userField("deletedUploads(first: 5) { edges { node { id } } }")},
 	{field: "User.auditEvents", need: scope.AuditRead, setup: userField("auditEvents(first: 5) { edges { node { id kind } } }")},
 	{field: "User.webhookEndpoints", need: scope.WebhooksManage, setup: userField("webhookEndpoints { id }")},
+	{field: "User.deletionJobs", need: scope.UploadsRead, setup: userField("deletionJobs(first: 5) { edges { node { id status } } }")},
+	{field: "Query.node", variant: "of a deletion job", need: scope.UploadsRead, setup: func(t *testing.T, w *scopeWorld) (func(string) testenv.GraphQLResponse, func(*testing.T)) {
+		vars := map[string]any{"id": w.newJob(t, true)}
+		return func(key string) testenv.GraphQLResponse {
+			return w.env.GraphQL(key, `query($id: ID!) { node(id: $id) { id } }`, vars)
+		}, nil
+	}},
 
 	// An endpoint is reached only through fields that need webhooks:manage;
 	// deliveries checks it again itself.
@@ -136,6 +147,11 @@ var scopeRows = []scopeRow{
 		`mutation($id: ID!) { deleteUploadsWhere(where: {id: $id}) { deletedCount matchedCount } }`, (*scopeWorld).newUpload, (*scopeWorld).assertUploadIntact)},
 	{field: "Mutation.deleteUploadsWhere", variant: "dryRun", need: scope.UploadsDelete, setup: mutate(
 		`mutation($id: ID!) { deleteUploadsWhere(where: {id: $id}, dryRun: true) { matchedCount } }`, (*scopeWorld).newUpload, (*scopeWorld).assertUploadIntact)},
+	{field: "Mutation.startDeletionJob", need: scope.UploadsDelete, setup: mutate(
+		`mutation($id: ID!) { startDeletionJob(where: {id: $id}) { id } }`, (*scopeWorld).newUpload, (*scopeWorld).assertNoJobFor)},
+	{field: "Mutation.cancelDeletionJob", need: scope.UploadsDelete, setup: mutate(
+		`mutation($id: ID!) { cancelDeletionJob(id: $id) { id status } }`, func(w *scopeWorld, t *testing.T) string { return w.newJob(t, false) },
+		(*scopeWorld).assertJobNotCanceled)},
 	{field: "Mutation.restoreUpload", need: scope.UploadsWrite, setup: mutate(
 		`mutation($id: ID!) { restoreUpload(id: $id) { id } }`, (*scopeWorld).newTrashed, (*scopeWorld).assertStillTrashed)},
 	{field: "Mutation.purgeUpload", need: scope.UploadsDelete, setup: mutate(
@@ -343,6 +359,39 @@ func (w *scopeWorld) assertUploadIntact(t *testing.T, id string) {
 		t.Fatalf("upload %s after a refused mutation: %v", id, err)
 	}
 	w.env.AssertIntact(u)
+}
+
+// newJob is a deletion job of the caller's matching nothing: a dry run
+// (SUCCEEDED at once) or a job the runner takes.
+func (w *scopeWorld) newJob(t *testing.T, dryRun bool) string {
+	t.Helper()
+	job, err := w.env.App.Jobs.Start(context.Background(), jobs.Filter{
+		OwnerID: w.userID, Where: &ent.UploadWhereInput{ID: ptr("upl_00000000000000000000000000000000")}, DryRun: dryRun, Actor: audit.CLI,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job.ID
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// assertNoJobFor checks that the upload is intact and no job was started.
+func (w *scopeWorld) assertNoJobFor(t *testing.T, uploadID string) {
+	t.Helper()
+	w.assertUploadIntact(t, uploadID)
+	for _, job := range w.env.Client().DeletionJob.Query().AllX(context.Background()) {
+		if strings.Contains(job.Filter, uploadID) {
+			t.Errorf("a refused startDeletionJob started %s", job.ID)
+		}
+	}
+}
+
+func (w *scopeWorld) assertJobNotCanceled(t *testing.T, jobID string) {
+	t.Helper()
+	if job := w.env.Client().DeletionJob.GetX(context.Background(), jobID); job.Status == deletionjob.StatusCANCELED {
+		t.Errorf("a refused cancelDeletionJob canceled %s", jobID)
+	}
 }
 
 // newTrashed is one of the caller's uploads, deleted into the trash.

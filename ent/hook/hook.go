@@ -45,6 +45,18 @@ func (f DeletedUploadFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Valu
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DeletedUploadMutation", m)
 }
 
+// The DeletionJobFunc type is an adapter to allow the use of ordinary
+// function as DeletionJob mutator.
+type DeletionJobFunc func(context.Context, *ent.DeletionJobMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DeletionJobFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DeletionJobMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DeletionJobMutation", m)
+}
+
 // The IdempotencyKeyFunc type is an adapter to allow the use of ordinary
 // function as IdempotencyKey mutator.
 type IdempotencyKeyFunc func(context.Context, *ent.IdempotencyKeyMutation) (ent.Value, error)

@@ -109,6 +109,51 @@ var (
 			},
 		},
 	}
+	// DeletionJobsColumns holds the columns for the "deletion_jobs" table.
+	DeletionJobsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "owner_id", Type: field.TypeString},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"FILTER", "USER_ERASE"}},
+		{Name: "filter", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "cutoff", Type: field.TypeTime, Nullable: true},
+		{Name: "dry_run", Type: field.TypeBool, Default: false},
+		{Name: "actor", Type: field.TypeString, Default: ""},
+		{Name: "via", Type: field.TypeString, Default: ""},
+		{Name: "request_id", Type: field.TypeString, Default: ""},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"}, Default: "QUEUED"},
+		{Name: "matched_count", Type: field.TypeInt, Default: 0},
+		{Name: "deleted_count", Type: field.TypeInt, Default: 0},
+		{Name: "failed_count", Type: field.TypeInt, Default: 0},
+		{Name: "error", Type: field.TypeString, Default: ""},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "started_at", Type: field.TypeTime, Nullable: true},
+		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "next_attempt_at", Type: field.TypeTime},
+	}
+	// DeletionJobsTable holds the schema information for the "deletion_jobs" table.
+	DeletionJobsTable = &schema.Table{
+		Name:       "deletion_jobs",
+		Columns:    DeletionJobsColumns,
+		PrimaryKey: []*schema.Column{DeletionJobsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "deletionjob_owner_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{DeletionJobsColumns[1], DeletionJobsColumns[14]},
+			},
+			{
+				Name:    "deletionjob_status_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{DeletionJobsColumns[9], DeletionJobsColumns[18]},
+			},
+			{
+				Name:    "deletionjob_finished_at",
+				Unique:  false,
+				Columns: []*schema.Column{DeletionJobsColumns[16]},
+			},
+		},
+	}
 	// IdempotencyKeysColumns holds the columns for the "idempotency_keys" table.
 	IdempotencyKeysColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -354,6 +399,7 @@ var (
 		APIKeysTable,
 		AuditEventsTable,
 		DeletedUploadsTable,
+		DeletionJobsTable,
 		IdempotencyKeysTable,
 		IdentitiesTable,
 		ObjectPurgesTable,

@@ -15,6 +15,9 @@ type AuditEvent func(*sql.Selector)
 // DeletedUpload is the predicate function for deletedupload builders.
 type DeletedUpload func(*sql.Selector)
 
+// DeletionJob is the predicate function for deletionjob builders.
+type DeletionJob func(*sql.Selector)
+
 // IdempotencyKey is the predicate function for idempotencykey builders.
 type IdempotencyKey func(*sql.Selector)
 

@@ -18,6 +18,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/graph/model"
@@ -107,7 +108,32 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	DeletionJob struct {
+		CreatedAt    func(childComplexity int) int
+		DeletedCount func(childComplexity int) int
+		DryRun       func(childComplexity int) int
+		Error        func(childComplexity int) int
+		FailedCount  func(childComplexity int) int
+		FinishedAt   func(childComplexity int) int
+		ID           func(childComplexity int) int
+		MatchedCount func(childComplexity int) int
+		StartedAt    func(childComplexity int) int
+		Status       func(childComplexity int) int
+	}
+
+	DeletionJobConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	DeletionJobEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Mutation struct {
+		CancelDeletionJob     func(childComplexity int, id string) int
 		CreateWebhookEndpoint func(childComplexity int, url string, events []model.UploadEventKind) int
 		DeleteUpload          func(childComplexity int, id string) int
 		DeleteUploads         func(childComplexity int, ids []string) int
@@ -118,6 +144,7 @@ type ComplexityRoot struct {
 		Redeliver             func(childComplexity int, id string) int
 		RestoreUpload         func(childComplexity int, id string) int
 		RotateWebhookSecret   func(childComplexity int, id string) int
+		StartDeletionJob      func(childComplexity int, where ent.UploadWhereInput, dryRun *bool) int
 		UploadFile            func(childComplexity int, file graphql.Upload) int
 	}
 
@@ -164,6 +191,7 @@ type ComplexityRoot struct {
 		AuditEvents      func(childComplexity int, after *entgql.Cursor[string], first *int, where *model.AuditEventFilter) int
 		CreatedAt        func(childComplexity int) int
 		DeletedUploads   func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) int
+		DeletionJobs     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) int
 		Email            func(childComplexity int) int
 		ID               func(childComplexity int) int
 		UpdatedAt        func(childComplexity int) int
@@ -212,6 +240,8 @@ type MutationResolver interface {
 	DeleteUploadsWhere(ctx context.Context, where ent.UploadWhereInput, dryRun bool) (*model.DeleteUploadsWherePayload, error)
 	RestoreUpload(ctx context.Context, id string) (*ent.Upload, error)
 	PurgeUpload(ctx context.Context, id string) (*model.PurgeUploadPayload, error)
+	StartDeletionJob(ctx context.Context, where ent.UploadWhereInput, dryRun *bool) (*ent.DeletionJob, error)
+	CancelDeletionJob(ctx context.Context, id string) (*ent.DeletionJob, error)
 	CreateWebhookEndpoint(ctx context.Context, url string, events []model.UploadEventKind) (*model.WebhookEndpointSecretPayload, error)
 	DeleteWebhookEndpoint(ctx context.Context, id string) (*model.DeleteWebhookEndpointPayload, error)
 	RotateWebhookSecret(ctx context.Context, id string) (*model.WebhookEndpointSecretPayload, error)
@@ -226,6 +256,7 @@ type QueryResolver interface {
 }
 type UserResolver interface {
 	Uploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UploadOrder, where *ent.UploadWhereInput) (*ent.UploadConnection, error)
+	DeletionJobs(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletionJobConnection, error)
 	DeletedUploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletedUploadConnection, error)
 	AuditEvents(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, where *model.AuditEventFilter) (*model.AuditEventConnection, error)
 	WebhookEndpoints(ctx context.Context, obj *ent.User) ([]*ent.WebhookEndpoint, error)
@@ -456,6 +487,110 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeletedUploadEdge.Node(childComplexity), true
 
+	case "DeletionJob.createdAt":
+		if e.ComplexityRoot.DeletionJob.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.CreatedAt(childComplexity), true
+	case "DeletionJob.deletedCount":
+		if e.ComplexityRoot.DeletionJob.DeletedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.DeletedCount(childComplexity), true
+	case "DeletionJob.dryRun":
+		if e.ComplexityRoot.DeletionJob.DryRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.DryRun(childComplexity), true
+	case "DeletionJob.error":
+		if e.ComplexityRoot.DeletionJob.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.Error(childComplexity), true
+	case "DeletionJob.failedCount":
+		if e.ComplexityRoot.DeletionJob.FailedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.FailedCount(childComplexity), true
+	case "DeletionJob.finishedAt":
+		if e.ComplexityRoot.DeletionJob.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.FinishedAt(childComplexity), true
+	case "DeletionJob.id":
+		if e.ComplexityRoot.DeletionJob.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.ID(childComplexity), true
+	case "DeletionJob.matchedCount":
+		if e.ComplexityRoot.DeletionJob.MatchedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.MatchedCount(childComplexity), true
+	case "DeletionJob.startedAt":
+		if e.ComplexityRoot.DeletionJob.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.StartedAt(childComplexity), true
+	case "DeletionJob.status":
+		if e.ComplexityRoot.DeletionJob.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.Status(childComplexity), true
+
+	case "DeletionJobConnection.edges":
+		if e.ComplexityRoot.DeletionJobConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobConnection.Edges(childComplexity), true
+	case "DeletionJobConnection.pageInfo":
+		if e.ComplexityRoot.DeletionJobConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobConnection.PageInfo(childComplexity), true
+	case "DeletionJobConnection.totalCount":
+		if e.ComplexityRoot.DeletionJobConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobConnection.TotalCount(childComplexity), true
+
+	case "DeletionJobEdge.cursor":
+		if e.ComplexityRoot.DeletionJobEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobEdge.Cursor(childComplexity), true
+	case "DeletionJobEdge.node":
+		if e.ComplexityRoot.DeletionJobEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobEdge.Node(childComplexity), true
+
+	case "Mutation.cancelDeletionJob":
+		if e.ComplexityRoot.Mutation.CancelDeletionJob == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelDeletionJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelDeletionJob(childComplexity, args["id"].(string)), true
 	case "Mutation.createWebhookEndpoint":
 		if e.ComplexityRoot.Mutation.CreateWebhookEndpoint == nil {
 			break
@@ -566,6 +701,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RotateWebhookSecret(childComplexity, args["id"].(string)), true
+	case "Mutation.startDeletionJob":
+		if e.ComplexityRoot.Mutation.StartDeletionJob == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_startDeletionJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StartDeletionJob(childComplexity, args["where"].(ent.UploadWhereInput), args["dryRun"].(*bool)), true
 	case "Mutation.uploadFile":
 		if e.ComplexityRoot.Mutation.UploadFile == nil {
 			break
@@ -753,6 +899,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.DeletedUploads(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int)), true
+	case "User.deletionJobs":
+		if e.ComplexityRoot.User.DeletionJobs == nil {
+			break
+		}
+
+		args, err := ec.field_User_deletionJobs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.DeletionJobs(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int)), true
 	case "User.email":
 		if e.ComplexityRoot.User.Email == nil {
 			break
@@ -928,6 +1085,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("DeletedUploadOrder", ec.unmarshalInputDeletedUploadOrder),
+			graphql.NewInputUnmarshaler("DeletionJobOrder", ec.unmarshalInputDeletionJobOrder),
 			graphql.NewInputUnmarshaler("UploadOrder", ec.unmarshalInputUploadOrder),
 			graphql.NewInputUnmarshaler("UploadWhereInput", ec.unmarshalInputUploadWhereInput),
 			graphql.NewInputUnmarshaler("UserOrder", ec.unmarshalInputUserOrder),
@@ -1079,6 +1237,92 @@ Properties by which DeletedUpload connections can be ordered.
 """
 enum DeletedUploadOrderField {
   DELETED_AT
+}
+type DeletionJob implements Node {
+  id: ID!
+  """
+  A dry run counts what matched and deletes nothing.
+  """
+  dryRun: Boolean!
+  status: DeletionJobStatus!
+  """
+  How many uploads matched when the job started.
+  """
+  matchedCount: Int!
+  """
+  How many uploads the job deleted; committed with each batch.
+  """
+  deletedCount: Int!
+  """
+  How many of the matched uploads were left when the job FAILED; 0 otherwise.
+  """
+  failedCount: Int!
+  """
+  Why the job FAILED; empty otherwise.
+  """
+  error: String!
+  createdAt: Time!
+  startedAt: Time
+  finishedAt: Time
+}
+"""
+A connection to a list of items.
+"""
+type DeletionJobConnection {
+  """
+  A list of edges.
+  """
+  edges: [DeletionJobEdge]
+  """
+  Information to aid in pagination.
+  """
+  pageInfo: PageInfo!
+  """
+  Identifies the total count of items in the connection.
+  """
+  totalCount: Int!
+}
+"""
+An edge in a connection.
+"""
+type DeletionJobEdge {
+  """
+  The item at the end of the edge.
+  """
+  node: DeletionJob
+  """
+  A cursor for use in pagination.
+  """
+  cursor: Cursor!
+}
+"""
+Ordering options for DeletionJob connections
+"""
+input DeletionJobOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order DeletionJobs.
+  """
+  field: DeletionJobOrderField!
+}
+"""
+Properties by which DeletionJob connections can be ordered.
+"""
+enum DeletionJobOrderField {
+  CREATED_AT
+}
+"""
+DeletionJobStatus is enum for the field status
+"""
+enum DeletionJobStatus {
+  QUEUED
+  RUNNING
+  SUCCEEDED
+  FAILED
+  CANCELED
 }
 """
 An object with an ID.
@@ -1365,6 +1609,48 @@ Properties by which User connections can be ordered.
 """
 enum UserOrderField {
   CREATED_AT
+}
+`, BuiltIn: false},
+	{Name: "../jobs.graphqls", Input: `# Deletion jobs: deletes of any size, run in the background (internal/jobs).
+# DeletionJob, its connection and DeletionJobStatus are generated into
+# ent.graphqls from ent/schema/deletionjob.go.
+
+extend type Mutation {
+  """
+  Starts a deletion job: the caller's uploads that match ` + "`" + `where` + "`" + ` (the filter
+  of ` + "`" + `viewer.uploads` + "`" + `; ` + "`" + `{}` + "`" + ` matches all of them) and exist now are deleted in
+  the background, however many, a batch of 1,000 at a time, each batch as
+  ` + "`" + `deleteUploads` + "`" + ` deletes (trash, audit trail, webhooks, purges). Uploads
+  created after the job started are not its own. ` + "`" + `matchedCount` + "`" + ` is fixed
+  now. The job runs on any instance of the service; if one stops, another
+  resumes it without deleting or counting anything twice. Follow it with
+  ` + "`" + `node(id:)` + "`" + ` or ` + "`" + `viewer.deletionJobs` + "`" + `.
+
+  With ` + "`" + `dryRun: true` + "`" + ` nothing is deleted: the job is SUCCEEDED at once, with
+  ` + "`" + `matchedCount` + "`" + ` and ` + "`" + `deletedCount` + "`" + ` 0. A filter of more than 100 terms is
+  BAD_USER_INPUT, and nothing starts. Needs ` + "`" + `uploads:delete` + "`" + `. Retried with
+  the same Idempotency-Key, it returns the same job rather than a second one.
+  """
+  startDeletionJob(where: UploadWhereInput!, dryRun: Boolean = false): DeletionJob!
+  """
+  Stops one of the caller's deletion jobs between two batches: a QUEUED or
+  RUNNING job is CANCELED at once, and no batch commits after that; what it
+  deleted stays deleted, and ` + "`" + `deletedCount` + "`" + ` says how many. A job that had
+  finished is returned as it is. A job that does not exist or is someone
+  else's is NOT_FOUND. Needs ` + "`" + `uploads:delete` + "`" + `.
+  """
+  cancelDeletionJob(id: ID!): DeletionJob!
+}
+
+extend type User {
+  """
+  The caller's deletion jobs, newest first. Pages as ` + "`" + `uploads` + "`" + ` does: at most
+  100, and 100 when neither first nor last is given; its ` + "`" + `edges` + "`" + ` cost that
+  many times their fields, its ` + "`" + `totalCount` + "`" + ` 100. Finished jobs are kept for
+  the server's JOB_RETENTION (30 days by default). Needs ` + "`" + `uploads:read` + "`" + ` or
+  ` + "`" + `uploads:delete` + "`" + `.
+  """
+  deletionJobs(after: Cursor, first: Int, before: Cursor, last: Int): DeletionJobConnection!
 }
 `, BuiltIn: false},
 	{Name: "../schema.graphqls", Input: `# The hand-written part of the API. Types of the Ent model (User, Upload,
@@ -1816,6 +2102,54 @@ func (ec *executionContext) childFields_DeletedUploadEdge(ctx context.Context, f
 	return nil, fmt.Errorf("no field named %q was found under type DeletedUploadEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_DeletionJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_DeletionJob_id(ctx, field)
+	case "dryRun":
+		return ec.fieldContext_DeletionJob_dryRun(ctx, field)
+	case "status":
+		return ec.fieldContext_DeletionJob_status(ctx, field)
+	case "matchedCount":
+		return ec.fieldContext_DeletionJob_matchedCount(ctx, field)
+	case "deletedCount":
+		return ec.fieldContext_DeletionJob_deletedCount(ctx, field)
+	case "failedCount":
+		return ec.fieldContext_DeletionJob_failedCount(ctx, field)
+	case "error":
+		return ec.fieldContext_DeletionJob_error(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_DeletionJob_createdAt(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_DeletionJob_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_DeletionJob_finishedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletionJob", field.Name)
+}
+
+func (ec *executionContext) childFields_DeletionJobConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DeletionJobConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DeletionJobConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_DeletionJobConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletionJobConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_DeletionJobEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_DeletionJobEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_DeletionJobEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletionJobEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -1892,6 +2226,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_email(ctx, field)
 	case "uploads":
 		return ec.fieldContext_User_uploads(ctx, field)
+	case "deletionJobs":
+		return ec.fieldContext_User_deletionJobs(ctx, field)
 	case "deletedUploads":
 		return ec.fieldContext_User_deletedUploads(ctx, field)
 	case "auditEvents":
@@ -2076,6 +2412,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_cancelDeletionJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createWebhookEndpoint_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2232,6 +2582,28 @@ func (ec *executionContext) field_Mutation_rotateWebhookSecret_args(ctx context.
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_startDeletionJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (ent.UploadWhereInput, error) {
+			return ec.unmarshalNUploadWhereInput2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚐUploadWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "dryRun",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dryRun"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_uploadFile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2333,6 +2705,44 @@ func (ec *executionContext) field_User_auditEvents_args(ctx context.Context, raw
 }
 
 func (ec *executionContext) field_User_deletedUploads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_User_deletionJobs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
@@ -3302,6 +3712,378 @@ func (ec *executionContext) fieldContext_DeletedUploadEdge_cursor(_ context.Cont
 	return graphql.NewScalarFieldContext("DeletedUploadEdge", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _DeletionJob_id(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeletionJob_dryRun(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_dryRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DryRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_dryRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeletionJob_status(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v deletionjob.Status) graphql.Marshaler {
+			return ec.marshalNDeletionJobStatus2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚋdeletionjobᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "DeletionJobStatus")
+}
+
+func (ec *executionContext) _DeletionJob_matchedCount(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_matchedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MatchedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_matchedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJob_deletedCount(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_deletedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_deletedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJob_failedCount(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_failedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_failedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJob_error(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionJob_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionJob_startedAt(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionJob_finishedAt(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_finishedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionJobConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJobConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.DeletionJobEdge) graphql.Marshaler {
+			return ec.marshalODeletionJobEdge2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobEdge(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletionJobConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJobEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletionJobConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJobConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.PageInfo[string]) graphql.Marshaler {
+			return ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletionJobConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletionJobConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJobConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJobEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJobEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+			return ec.marshalODeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletionJobEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJob(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletionJobEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJobEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[string]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobEdge", field, false, false, "Cursor")
+}
+
 func (ec *executionContext) _Mutation_uploadFile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3560,6 +4342,94 @@ func (ec *executionContext) fieldContext_Mutation_purgeUpload(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_purgeUpload_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_startDeletionJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startDeletionJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().StartDeletionJob(ctx, fc.Args["where"].(ent.UploadWhereInput), fc.Args["dryRun"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+			return ec.marshalNDeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startDeletionJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_startDeletionJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelDeletionJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelDeletionJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelDeletionJob(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+			return ec.marshalNDeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelDeletionJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelDeletionJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4574,6 +5444,50 @@ func (ec *executionContext) fieldContext_User_uploads(ctx context.Context, field
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_User_uploads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_deletionJobs(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_deletionJobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().DeletionJobs(ctx, obj, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletionJobConnection) graphql.Marshaler {
+			return ec.marshalNDeletionJobConnection2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_deletionJobs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJobConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_deletionJobs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6372,6 +7286,59 @@ func UnmarshalDeletedUploadOrder(ctx context.Context, raw any) (ent.DeletedUploa
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputDeletionJobOrder(ctx context.Context, obj any) (ent.DeletionJobOrder, error) {
+	var it ent.DeletionJobOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNDeletionJobOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeletionJobOrder unmarshals raw into the DeletionJobOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeletionJobOrder(ctx context.Context, raw any) (ent.DeletionJobOrder, error) {
+	var out ent.DeletionJobOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeletionJobOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUploadOrder(ctx context.Context, obj any) (ent.UploadOrder, error) {
 	var it ent.UploadOrder
 	if obj == nil {
@@ -7000,6 +7967,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Upload(ctx, sel, obj)
+	case *ent.DeletionJob:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._DeletionJob(ctx, sel, obj)
 	case *ent.DeletedUpload:
 		if obj == nil {
 			return graphql.Null
@@ -7458,6 +8430,165 @@ func (ec *executionContext) _DeletedUploadEdge(ctx context.Context, sel ast.Sele
 	return out
 }
 
+var deletionJobImplementors = []string{"DeletionJob", "Node"}
+
+func (ec *executionContext) _DeletionJob(ctx context.Context, sel ast.SelectionSet, obj *ent.DeletionJob) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deletionJobImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletionJob")
+		case "id":
+			out.Values[i] = ec._DeletionJob_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dryRun":
+			out.Values[i] = ec._DeletionJob_dryRun(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._DeletionJob_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matchedCount":
+			out.Values[i] = ec._DeletionJob_matchedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deletedCount":
+			out.Values[i] = ec._DeletionJob_deletedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failedCount":
+			out.Values[i] = ec._DeletionJob_failedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._DeletionJob_error(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._DeletionJob_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._DeletionJob_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "finishedAt":
+			out.Values[i] = ec._DeletionJob_finishedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deletionJobConnectionImplementors = []string{"DeletionJobConnection"}
+
+func (ec *executionContext) _DeletionJobConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.DeletionJobConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deletionJobConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletionJobConnection")
+		case "edges":
+			out.Values[i] = ec._DeletionJobConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._DeletionJobConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._DeletionJobConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deletionJobEdgeImplementors = []string{"DeletionJobEdge"}
+
+func (ec *executionContext) _DeletionJobEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.DeletionJobEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deletionJobEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletionJobEdge")
+		case "node":
+			out.Values[i] = ec._DeletionJobEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._DeletionJobEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -7515,6 +8646,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "purgeUpload":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_purgeUpload(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startDeletionJob":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startDeletionJob(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelDeletionJob":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelDeletionJob(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -7906,6 +9051,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_uploads(ctx, field, obj)
+				})
+		case "deletionJobs":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_deletionJobs(ctx, field, obj)
 				})
 		case "deletedUploads":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -8628,6 +9779,46 @@ func (ec *executionContext) marshalNDeletedUploadOrderField2ᚖgithubᚗcomᚋsa
 	return v
 }
 
+func (ec *executionContext) marshalNDeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx context.Context, sel ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletionJob!")
+		return graphql.Null
+	}
+	return ec._DeletionJob(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeletionJobConnection2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobConnection(ctx context.Context, sel ast.SelectionSet, v *ent.DeletionJobConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletionJobConnection!")
+		return graphql.Null
+	}
+	return ec._DeletionJobConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeletionJobOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobOrderField(ctx context.Context, v any) (*ent.DeletionJobOrderField, error) {
+	var res = new(ent.DeletionJobOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeletionJobOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.DeletionJobOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletionJobOrderField!")
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalNDeletionJobStatus2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚋdeletionjobᚐStatus(ctx context.Context, v any) (deletionjob.Status, error) {
+	var res deletionjob.Status
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeletionJobStatus2githubᚗcomᚋsafedeleteᚋuploadsᚋentᚋdeletionjobᚐStatus(ctx context.Context, sel ast.SelectionSet, v deletionjob.Status) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNFile2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, v any) (graphql.Upload, error) {
 	res, err := graphql.UnmarshalUpload(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9212,6 +10403,33 @@ func (ec *executionContext) marshalODeletedUploadEdge2ᚖgithubᚗcomᚋsafedele
 		return graphql.Null
 	}
 	return ec._DeletedUploadEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx context.Context, sel ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeletionJob(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODeletionJobEdge2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.DeletionJobEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalODeletionJobEdge2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalODeletionJobEdge2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJobEdge(ctx context.Context, sel ast.SelectionSet, v *ent.DeletionJobEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeletionJobEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

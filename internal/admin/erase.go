@@ -1,24 +1,18 @@
 package admin
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/safedelete/uploads/ent"
-	"github.com/safedelete/uploads/ent/apikey"
-	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
-	"github.com/safedelete/uploads/ent/webhookdelivery"
-	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
-	"github.com/safedelete/uploads/internal/signin"
+	"github.com/safedelete/uploads/internal/jobs"
 )
 
 // Deleter deletes uploads of one owner: graph's delete core, the one every
@@ -63,22 +57,9 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 	if !exists {
 		return result, fmt.Errorf("%w: %q", ErrNoSuchUser, userID)
 	}
-	result.KeysRevoked, err = client.APIKey.Update().
-		Where(apikey.OwnerID(userID), apikey.RevokedAtIsNil()).
-		SetRevokedAt(time.Now()).
-		Save(ctx)
+	result.KeysRevoked, result.IdentitiesRemoved, err = jobs.RevokeAccess(ctx, client, userID)
 	if err != nil {
-		return result, fmt.Errorf("revoke keys: %w", err)
-	}
-	// Their access tokens stop now too, as their keys did: the identities
-	// go (kept only as digests), so nobody signed in as them adds uploads
-	// while the erase runs.
-	err = database.WithTx(ctx, client, func(tx *ent.Tx) (err error) {
-		result.IdentitiesRemoved, err = signin.Retire(ctx, tx, userID)
-		return err
-	})
-	if err != nil {
-		return result, fmt.Errorf("retire sign-in identities: %w", err)
+		return result, err
 	}
 	for stalled := 0; ; {
 		// A request authenticated just before the revocation may still
@@ -94,32 +75,11 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 			return result, fmt.Errorf("purge the trash: %w", err)
 		}
 		err = database.WithTx(ctx, client, func(tx *ent.Tx) error {
-			if left, err := tx.Upload.Query().Where(upload.OwnerID(userID)).Exist(ctx); err != nil || left {
-				return cmp.Or(err, errUploadsLeft)
-			}
-			// Their webhooks go with them: nobody is left to tell.
-			if _, err := tx.WebhookDelivery.Delete().Where(webhookdelivery.HasEndpointWith(webhookendpoint.OwnerID(userID))).Exec(ctx); err != nil {
-				return err
-			}
-			if _, err := tx.WebhookEndpoint.Delete().Where(webhookendpoint.OwnerID(userID)).Exec(ctx); err != nil {
-				return err
-			}
-			if _, err := tx.APIKey.Delete().Where(apikey.OwnerID(userID)).Exec(ctx); err != nil {
-				return err
-			}
-			// And the answers kept for their retries, which name their uploads.
-			if _, err := tx.IdempotencyKey.Delete().Where(idempotencykey.UserID(userID)).Exec(ctx); err != nil {
-				return err
-			}
-			// Any linked while the erase ran.
-			identities, err := signin.Retire(ctx, tx, userID)
-			if err != nil {
-				return err
-			}
+			identities, err := jobs.RemoveUser(ctx, tx, userID, "")
 			result.IdentitiesRemoved += identities
-			return tx.User.DeleteOneID(userID).Exec(ctx)
+			return err
 		})
-		if !errors.Is(err, errUploadsLeft) {
+		if !errors.Is(err, jobs.ErrUploadsLeft) {
 			if err != nil {
 				return result, fmt.Errorf("delete user: %w", err)
 			}
@@ -136,10 +96,7 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 	}
 }
 
-var (
-	errUploadsLeft  = errors.New("uploads arrived meanwhile")
-	errUploadsStuck = errors.New("uploads are left that rounds of deletes did not remove; the user is kept, run it again")
-)
+var errUploadsStuck = errors.New("uploads are left that rounds of deletes did not remove; the user is kept, run it again")
 
 // maxStalledRounds is how many rounds in a row may delete nothing while
 // uploads are left before EraseUser gives up.

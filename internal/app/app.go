@@ -26,6 +26,7 @@ import (
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/janitor"
+	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/oidc"
@@ -50,6 +51,8 @@ type App struct {
 	Purger   *purge.Purger
 	Janitor  *janitor.Janitor
 	Queue    *queue.Queue
+	// Jobs runs deletion jobs (their runner: Jobs.Run).
+	Jobs *jobs.Jobs
 	// Idempotency keeps the answers of requests sent with an Idempotency-Key.
 	Idempotency *idempotency.Store
 	Handler     http.Handler
@@ -102,6 +105,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	// Whatever makes a purge or a delivery due now wakes their workers.
 	client.ObjectPurge.Use(a.Queue.WakeOnDue(purge.QueueKind))
 	client.WebhookDelivery.Use(a.Queue.WakeOnDue(webhook.QueueKind))
+	client.DeletionJob.Use(a.Queue.WakeOnDue(jobs.QueueKind))
 	a.Keys = apikey.NewAuthenticator(client)
 	warnIfDataDirShared(logger, cfg)
 	// On SQLite, concurrent deletes, and the ends of their purges, share
@@ -135,7 +139,9 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WebhookAllowHTTP: cfg.WebhookAllowHTTP,
 		Metrics:          a.Metrics,
 		Commits:          commits,
+		Jobs:             jobs.Options{Metrics: a.Metrics},
 	})
+	a.Jobs = a.Resolver.Jobs()
 	a.webhookOptions = webhook.Options{
 		Timeout:              cfg.WebhookTimeout,
 		MaxBackoff:           cfg.WebhookMaxBackoff,
@@ -153,6 +159,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		UploadTimeout:   cfg.UploadTimeout,
 		FailedRetention: cfg.FailedUploadRetention,
 		AuditRetention:  cfg.AuditRetention,
+		JobRetention:    cfg.JobRetention,
 		Idempotency:     a.Idempotency,
 		Metrics:         a.Metrics,
 	})

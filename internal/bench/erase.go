@@ -30,6 +30,10 @@ package main
 //	                is false
 //	users-delete    admin.EraseUser on the way's app, in this process: what
 //	                `users delete --id` runs, minus starting a process
+//	deletion-job    POST /graphql startDeletionJob(where: {}), then the job
+//	                run to its end by the way's app (jobs.RunJob)
+//	erase-job       jobs.StartUserErase, then the job run to its end by the
+//	                way's app: the user erased as a job
 //
 // It prints each way's uploads/s and its ratio to its ceiling's objects/s,
 // the time the service spent in S3 requests and in serving /graphql (from
@@ -94,6 +98,8 @@ var eraseWays = []eraseWay{
 	{"delete-uploads-2", "the same calls, two at a time", (*eraseRun).deleteUploadsPagesTwo},
 	{"delete-where", "POST /graphql deleteUploadsWhere(where: {}) until hasMore is false", (*eraseRun).deleteUploadsWhere},
 	{"users-delete", "admin.EraseUser on the way's app, in this process (`users delete --id` minus starting a process)", (*eraseRun).eraseUser},
+	{"deletion-job", "POST /graphql startDeletionJob(where: {}), the job run by the way's app in this process", (*eraseRun).deletionJob},
+	{"erase-job", "jobs.StartUserErase, the job run by the way's app in this process (what `users delete` becomes)", (*eraseRun).eraseJob},
 }
 
 func eraseWayNames() string {
@@ -187,7 +193,7 @@ func runErase(ctx context.Context, o options, stdout io.Writer) error {
 	printErase(stdout, o, target, loadAtStart, chosen, ceilings, results)
 	var failed []string
 	for _, r := range results {
-		if r.left.records+r.left.purges+r.left.objects > 0 || (r.way == "users-delete" && r.left.users > 0) {
+		if r.left.records+r.left.purges+r.left.objects > 0 || ((r.way == "users-delete" || r.way == "erase-job") && r.left.users > 0) {
 			failed = append(failed, r.way)
 		}
 	}

@@ -11,8 +11,10 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/admin"
+	"github.com/safedelete/uploads/internal/jobs"
 )
 
 // deleteUploadsPages sends the seeded ids in pages of graph.MaxDeleteIDs,
@@ -123,6 +125,45 @@ func (e *eraseRun) eraseUser(ctx context.Context) (calls int, err error) {
 		return 1, fmt.Errorf("EraseUser deleted %d of %d uploads", erased.UploadsDeleted, len(e.uploads))
 	}
 	return 1, nil
+}
+
+// deletionJob starts a job over every upload of the user through GraphQL
+// and runs it to its end on the way's app.
+func (e *eraseRun) deletionJob(ctx context.Context) (calls int, err error) {
+	var data struct{ StartDeletionJob struct{ ID string } }
+	if err := e.graphql(ctx, `mutation { startDeletionJob(where: {}) { id } }`, nil, &data); err != nil {
+		return 1, err
+	}
+	return 1, e.runJob(ctx, data.StartDeletionJob.ID)
+}
+
+// eraseJob erases the user as a USER_ERASE job run on the way's app.
+func (e *eraseRun) eraseJob(ctx context.Context) (calls int, err error) {
+	job, err := e.app.Jobs.StartUserErase(ctx, e.owner.id)
+	if err != nil {
+		return 1, err
+	}
+	return 1, e.runJob(ctx, job.ID)
+}
+
+// runJob runs the job to its end here and checks that it deleted every
+// seeded upload.
+func (e *eraseRun) runJob(ctx context.Context, jobID string) error {
+	var err error
+	pprof.Do(ctx, pprof.Labels("side", "service", "scenario", e.name, "run", "service/"+e.name), func(ctx context.Context) {
+		_, err = e.app.Jobs.RunJob(ctx, jobID)
+	})
+	if err != nil {
+		return err
+	}
+	job, err := e.app.Jobs.Get(ctx, jobID, jobs.AnyOwner)
+	if err != nil {
+		return err
+	}
+	if job.Status != deletionjob.StatusSUCCEEDED || job.DeletedCount != len(e.uploads) {
+		return fmt.Errorf("deletion job: %s, %d of %d deleted (%s)", job.Status, job.DeletedCount, len(e.uploads), job.Error)
+	}
+	return nil
 }
 
 // graphql sends one operation with the user's key and decodes its data

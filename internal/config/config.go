@@ -42,6 +42,7 @@ type Config struct {
 	FailedUploadRetention time.Duration
 	DeleteRetention       time.Duration
 	AuditRetention        time.Duration
+	JobRetention          time.Duration
 	IdempotencyRetention  time.Duration
 	JanitorInterval       time.Duration
 
@@ -209,6 +210,7 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	duration(&cfg.DeleteRetention, "DELETE_RETENTION", 0, atLeast[time.Duration](0), ForServer, "how long a user's deleted upload stays in the trash, restorable, before its object is purged; 0 purges at once")
 	duration(&cfg.IdempotencyRetention, "IDEMPOTENCY_RETENTION", 24*time.Hour, atLeast[time.Duration](time.Minute), ForServer, "how long the answer to a request sent with an Idempotency-Key is kept and replayed to its retries; the janitor prunes older ones")
 	duration(&cfg.AuditRetention, "AUDIT_RETENTION", 2160*time.Hour, atLeast[time.Duration](0), ForServer, "how long audit events are kept before the janitor prunes them; 0 keeps them")
+	duration(&cfg.JobRetention, "JOB_RETENTION", 720*time.Hour, atLeast[time.Duration](0), ForServer, "how long finished deletion jobs are kept before the janitor prunes them; 0 keeps them")
 	duration(&cfg.JanitorInterval, "JANITOR_INTERVAL", time.Minute, between(10*time.Millisecond, day), ForServer, "how often the janitor looks for stuck PENDING and expired FAILED uploads")
 	str(&cfg.CORSAllowedOrigins, "CORS_ALLOWED_ORIGINS", "*", ForServer, "comma-separated origins whose browser pages may call the API; * for any")
 	str(&cfg.AuthIssuer, "AUTH_ISSUER", "", ForIdentities, "OpenID Connect issuer URL whose access tokens are accepted as Authorization: Bearer (https://, or http:// on loopback); unset accepts API keys only")

@@ -26,6 +26,7 @@ func TestLimitsAcceptTheirEnds(t *testing.T) {
 		"FAILED_UPLOAD_RETENTION":  {"0", "87600h"},
 		"DELETE_RETENTION":         {"0", "720h"},
 		"AUDIT_RETENTION":          {"0", "87600h"},
+		"JOB_RETENTION":            {"0", "720h", "87600h"},
 		"IDEMPOTENCY_RETENTION":    {"1m", "720h"},
 		"S3_PART_SIZE":             {"5242880", "5368709120"},
 		"MAX_UPLOAD_SIZE":          {"1", "33554432"},

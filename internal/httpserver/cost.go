@@ -43,6 +43,9 @@ func operationCost(limit int) gqllimit.Cost {
 			"DeletedUploadConnection.edges":      perPage,
 			"DeletedUploadConnection.totalCount": count,
 			"User.auditEvents":                   connection,
+			"User.deletionJobs":                  connection,
+			"DeletionJobConnection.edges":        perPage,
+			"DeletionJobConnection.totalCount":   count,
 			"AuditEventConnection.edges":         perPage,
 			"Query.nodes": {Elements: func(args map[string]any) int {
 				return max(gqllimit.ListLen(args, "ids"), 1)

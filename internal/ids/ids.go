@@ -21,6 +21,8 @@ const (
 	WebhookEndpointPrefix = "whe_"
 	// MessagePrefix names a webhook delivery: its webhook-id header.
 	MessagePrefix = "msg_"
+	// JobPrefix names a deletion job.
+	JobPrefix = "job_"
 )
 
 const randomHexLen = 32
@@ -49,6 +51,9 @@ func NewWebhookEndpoint() string { return New(WebhookEndpointPrefix) }
 
 // NewMessage returns a fresh webhook message id.
 func NewMessage() string { return New(MessagePrefix) }
+
+// NewJob returns a fresh deletion job id.
+func NewJob() string { return New(JobPrefix) }
 
 // asciiSpace is the whitespace Trim removes: ASCII's, as HTTP and JSON
 // write it. Ids are ASCII, so no other character can border one.

@@ -27,6 +27,7 @@ import (
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/idempotency"
+	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/purge"
 )
@@ -45,6 +46,9 @@ type Options struct {
 	// AuditRetention is how long audit events, and webhook deliveries that
 	// were answered, are kept; 0 keeps them.
 	AuditRetention time.Duration
+	// JobRetention is how long finished deletion jobs are kept; 0 keeps
+	// them.
+	JobRetention time.Duration
 	// Idempotency keeps the answers of keyed requests; the janitor prunes
 	// those past its retention. Nil: none.
 	Idempotency *idempotency.Store
@@ -116,6 +120,16 @@ func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) 
 		}
 		if err != nil {
 			return failed, expired, fmt.Errorf("prune audit events: %w", err)
+		}
+	}
+	if j.opts.JobRetention > 0 {
+		pruned, err := jobs.Prune(ctx, j.client, now.Add(-j.opts.JobRetention))
+		if pruned > 0 {
+			j.opts.Metrics.Janitor("jobs_pruned", pruned)
+			j.logger.InfoContext(ctx, "deletion jobs pruned", "jobs", pruned, "retention", j.opts.JobRetention.String())
+		}
+		if err != nil {
+			return failed, expired, err
 		}
 	}
 	if keys := j.opts.Idempotency; keys != nil && keys.Retention() > 0 {

@@ -30,6 +30,7 @@ type Metrics struct {
 	leader          prometheus.Gauge
 	idempotency     *prometheus.CounterVec
 	idempotentPrune prometheus.Counter
+	deletionJobs    *prometheus.CounterVec
 
 	// Every request is counted and timed, and every delete counted: the
 	// children of the vectors are kept here by label, since looking one up
@@ -118,11 +119,14 @@ func New(queue QueueStats) *Metrics {
 		idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "uploads_idempotency_requests_total", Help: "Requests sent with an Idempotency-Key by outcome: claimed (ran), replayed (answered from the store), reused (422), in_use (409), narrower (a narrower credential refused), invalid (400); then stored (answer kept) or released (answer not final).",
 		}, []string{"outcome"}),
+		deletionJobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "uploads_deletion_jobs_total", Help: "Deletion jobs by status: queued (started), then succeeded, failed or canceled (ended).",
+		}, []string{"status"}),
 		idempotentPrune: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "uploads_idempotency_keys_pruned_total", Help: "Stored idempotent answers the janitor pruned past IDEMPOTENCY_RETENTION.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks, m.leader, m.idempotency, m.idempotentPrune,
+	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks, m.leader, m.idempotency, m.idempotentPrune, m.deletionJobs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		reg.MustRegister(&queueCollector{stats: queue})
@@ -195,6 +199,14 @@ func (m *Metrics) Idempotency(outcome string) {
 func (m *Metrics) IdempotencyPruned(n int) {
 	if m != nil {
 		m.idempotentPrune.Add(float64(n))
+	}
+}
+
+// DeletionJob records a deletion job started ("queued") or ended
+// ("succeeded", "failed", "canceled").
+func (m *Metrics) DeletionJob(status string) {
+	if m != nil {
+		m.deletionJobs.WithLabelValues(status).Inc()
 	}
 }
 

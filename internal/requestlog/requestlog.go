@@ -25,6 +25,13 @@ func FromContext(ctx context.Context) string {
 	return id
 }
 
+// NewContext returns ctx carrying the request id id: for background work
+// done on a request's behalf (a deletion job), whose logs and audit
+// events then name the request that started it.
+func NewContext(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
 // Option configures Middleware.
 type Option func(*options)
 

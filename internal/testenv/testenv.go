@@ -43,6 +43,7 @@ import (
 	"github.com/safedelete/uploads/internal/embeds3"
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/httpserver"
+	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/requestlog"
@@ -80,6 +81,9 @@ type world struct {
 type Options struct {
 	// NoPurgeLoop leaves pending purges alone: no background purger runs.
 	NoPurgeLoop bool
+	// NoJobRunner runs no deletion jobs in the background: the test runs
+	// them itself (App.Jobs.RunOnce).
+	NoJobRunner bool
 	// Configure adjusts the service's settings before it starts.
 	Configure func(*config.Config)
 }
@@ -203,6 +207,9 @@ func (e *Env) start(opts Options) {
 		e.t.Fatalf("start the webhook sender: %v", err)
 	}
 	wg.Go(func() { sender.Run(ctx, a.Queue.Wakeups(webhook.QueueKind)) })
+	if !opts.NoJobRunner {
+		wg.Go(func() { a.Jobs.Run(ctx, a.Queue.Wakeups(jobs.QueueKind)) })
+	}
 	e.stopPurge = func() { cancel(); wg.Wait() }
 }
 
