@@ -279,6 +279,14 @@ func TestDeleteUploadsWhereContract(t *testing.T) {
 		t.Errorf("nothing created in the future: %+v", got)
 	}
 
+	// An empty filter inside another is not "every upload": {not: {}}
+	// would otherwise delete them all.
+	for field, where := range map[string]map[string]any{"not": {"not": map[string]any{}}, "and": {"and": []any{map[string]any{}}}} {
+		res := env.GraphQL(key, deleteWhereMutation, map[string]any{"where": where, "dryRun": false})
+		expectError(t, res, "BAD_USER_INPUT", "ent: empty predicate UploadWhereInput: field '"+field+"'")
+	}
+	env.AssertIntact(notes, failed)
+
 	if got := deleteWhere(t, env, key, map[string]any{}, false); got != (whereResult{DeletedCount: 2, MatchedCount: 2}) {
 		t.Errorf("where {}: %+v, want the caller's 2 uploads", got)
 	}
