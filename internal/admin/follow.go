@@ -141,7 +141,6 @@ func (p *progress) draw(job *ent.DeletionJob) {
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("uploads"),
 			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionFullWidth(),
 			progressbar.OptionSetRenderBlankState(true),
 		)
@@ -160,6 +159,11 @@ func (p *progress) finish(job *ent.DeletionJob, asJSON any, text string) error {
 	}
 	if p.terminal {
 		p.draw(job)
+		if p.bar != nil && succeeded(job) && int64(job.DeletedCount) < p.bar.GetMax64() {
+			// Others deleted some meanwhile: all there was is done.
+			p.bar.ChangeMax64(int64(job.DeletedCount))
+			_ = p.bar.Set64(int64(job.DeletedCount))
+		}
 		if p.bar != nil {
 			_ = p.bar.Exit()
 			fmt.Fprintln(p.out)

@@ -160,7 +160,8 @@ func writeJob(out io.Writer, asJSON bool, job *ent.DeletionJob) error {
 
 func cancelJob(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
 	j := readJobs(client)
-	if _, err := getJob(ctx, j, o.ID); err != nil {
+	before, err := getJob(ctx, j, o.ID)
+	if err != nil {
 		return err
 	}
 	job, err := j.Cancel(ctx, o.ID, jobs.AnyOwner)
@@ -170,7 +171,7 @@ func cancelJob(ctx context.Context, client *ent.Client, o Options, out io.Writer
 	if o.JSON {
 		return json.NewEncoder(out).Encode(summarizeJob(job))
 	}
-	if job.Status != deletionjob.StatusCANCELED {
+	if jobs.Finished(before) || job.Status != deletionjob.StatusCANCELED {
 		_, err := fmt.Fprintf(out, "Job %s had already ended (%s); nothing changed.\n", job.ID, job.Status)
 		return err
 	}
