@@ -116,7 +116,9 @@ func (p *progress) step(job *ent.DeletionJob) error {
 	switch {
 	case p.json:
 		return json.NewEncoder(p.out).Encode(summarizeJob(job))
-	case p.terminal:
+	case p.terminal && (p.bar != nil || job.Status != deletionjob.StatusQUEUED):
+		// The bar starts with the run: its rate and time left are the
+		// deletes', not the wait for a runner.
 		p.draw(job)
 		return nil
 	default:
