@@ -83,6 +83,12 @@ func TestDeletionJobContract(t *testing.T) {
 		t.Errorf("%d jobs started by a refused filter", n)
 	}
 
+	// An empty filter inside one is refused, not read as every upload.
+	res = env.GraphQL(key, `mutation { startDeletionJob(where: {not: {}}) { id } }`, nil)
+	if len(res.Errors) != 1 || res.Errors[0].Code() != graph.CodeBadUserInput {
+		t.Errorf("where: {not: {}}: %+v %s", res.Errors, res.Data)
+	}
+
 	dry := startJob(t, env, key, map[string]any{"filenameContains": "report"}, true)
 	if !dry.DryRun || dry.Status != "SUCCEEDED" || dry.MatchedCount != 1 || dry.DeletedCount != 0 || dry.FinishedAt == nil {
 		t.Errorf("dry run: %+v, want SUCCEEDED at once with 1 matched and nothing deleted", dry)

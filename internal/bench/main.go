@@ -226,7 +226,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.BoolVar(&o.lockFirst, "handwritten-lock-first", false, "the hand-written baselines look the upload up only inside their write transaction, as the service does (to measure that cost)")
 	fs.BoolVar(&o.busyWait, "handwritten-busy-wait", false, "the hand-written baselines' transactions wait for SQLite's lock in its busy handler, as plain database/sql code does, instead of taking turns on one connection (the baseline before issue 22)")
 	fs.BoolVar(&o.tokenPerRequest, "token-per-request", false, "bearer scenarios: every request carries a token never sent before (the full check each time), not its caller's one token")
-	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads four ways and compare with DeleteObjects alone (see erase.go)")
+	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads six ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))
 	fs.StringVar(&o.ways, "ways", eraseWayNames(), "-erase: comma-separated ways to erase")
 	if err := fs.Parse(args); err != nil {

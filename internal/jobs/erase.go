@@ -81,3 +81,55 @@ func RemoveUser(ctx context.Context, tx *ent.Tx, userID, keepJobID string) (iden
 	}
 	return identities, tx.User.DeleteOneID(userID).Exec(ctx)
 }
+
+// erase runs a USER_ERASE job: all the user's uploads, a batch at a time,
+// their trash, then, in one transaction with the job's success, the user
+// (RemoveUser). Uploads that arrived meanwhile (from a request
+// authenticated before the keys were revoked) are deleted in another
+// round.
+func (w *worker) erase(ctx context.Context) error {
+	for stalled := 0; ; {
+		before := w.job.DeletedCount
+		if err := w.sweep(ctx, w.j.client.Upload.Query().Where(upload.OwnerID(w.job.OwnerID))); err != nil {
+			return err
+		}
+		if _, err := w.j.deleter.PurgeTrash(ctx, w.job.OwnerID); err != nil {
+			return fmt.Errorf("purge the trash: %w", err)
+		}
+		err := database.WithTx(ctx, w.j.client, func(tx *ent.Tx) error {
+			if err := w.succeed(ctx, tx); err != nil {
+				return err
+			}
+			_, err := RemoveUser(ctx, tx, w.job.OwnerID, w.job.ID)
+			return err
+		})
+		if !errors.Is(err, ErrUploadsLeft) {
+			return err
+		}
+		// Uploads are left that a round did not delete: once, a
+		// concurrent delete may have raced it; round after round,
+		// something keeps them, and looping would never end.
+		if err := w.reload(ctx); err != nil {
+			return err
+		}
+		if w.job.DeletedCount > before {
+			stalled = 0
+		} else if stalled++; stalled == maxStalledRounds {
+			return errUploadsStuck
+		}
+	}
+}
+
+var errUploadsStuck = errors.New("uploads are left that rounds of deletes did not remove; the user is kept")
+
+// maxStalledRounds is how many rounds in a row may delete nothing while
+// uploads are left before an erase fails.
+const maxStalledRounds = 3
+
+func (w *worker) reload(ctx context.Context) error {
+	job, err := w.j.client.DeletionJob.Get(ctx, w.job.ID)
+	if err == nil {
+		w.job = job
+	}
+	return err
+}

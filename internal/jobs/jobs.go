@@ -80,8 +80,9 @@ type Jobs struct {
 	changed chan struct{} // closed (and replaced) when a job of this process changes
 
 	// beforeBatch, when set (tests only), runs before each batch of a job
-	// is read, with the job's id and the claim's number.
-	beforeBatch func(ctx context.Context, jobID string, claim int)
+	// is read, with the job's id and the claim's number; its error is the
+	// batch's.
+	beforeBatch func(ctx context.Context, jobID string, claim int) error
 }
 
 // New returns the Jobs of client, deleting through deleter.
@@ -340,7 +341,9 @@ func filtered(q *ent.UploadQuery, ownerID string, where *ent.UploadWhereInput, c
 	}
 	p, err := where.P()
 	switch {
-	case errors.Is(err, ent.ErrEmptyUploadWhereInput): // where: {} is every upload
+	// where: {} is every upload; an empty filter inside one ({not: {}})
+	// is refused, not taken for every upload.
+	case err == ent.ErrEmptyUploadWhereInput:
 	case err != nil:
 		return nil, &FilterError{err}
 	default:

@@ -172,13 +172,14 @@ func TestJobCancelMidway(t *testing.T) {
 	job := start(t, env, userID, nil)
 	var canceled *ent.DeletionJob
 	batches := 0
-	jobs.SetBeforeBatch(env.App.Jobs, func(ctx context.Context, jobID string, _ int) {
+	jobs.SetBeforeBatch(env.App.Jobs, func(ctx context.Context, jobID string, _ int) error {
 		if batches++; batches == 2 { // one batch committed, the next about to be read
 			var err error
 			if canceled, err = env.App.Jobs.Cancel(ctx, jobID, userID); err != nil {
 				t.Error(err)
 			}
 		}
+		return nil
 	})
 	if _, err := env.App.Jobs.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
@@ -224,16 +225,17 @@ func TestJobLostLease(t *testing.T) {
 	second := jobs.New(env.Client(), env.App.Resolver, slog.New(slog.DiscardHandler), jobs.Options{})
 	secondClaimed, releaseSecond := make(chan struct{}), make(chan struct{})
 	var secondOnce sync.Once
-	jobs.SetBeforeBatch(second, func(context.Context, string, int) {
+	jobs.SetBeforeBatch(second, func(context.Context, string, int) error {
 		secondOnce.Do(func() { close(secondClaimed); <-releaseSecond })
+		return nil
 	})
 	secondRan := make(chan error, 1)
 
 	batches := 0
 	var leftWhenLost int
-	jobs.SetBeforeBatch(env.App.Jobs, func(ctx context.Context, jobID string, _ int) {
+	jobs.SetBeforeBatch(env.App.Jobs, func(ctx context.Context, jobID string, _ int) error {
 		if batches++; batches != 2 {
-			return
+			return nil
 		}
 		// One batch done. The lease ends (as if this worker had stalled
 		// past it), and the second worker claims the job.
@@ -241,6 +243,7 @@ func TestJobLostLease(t *testing.T) {
 		go func() { _, err := second.RunJob(ctx, jobID); secondRan <- err }()
 		<-secondClaimed
 		leftWhenLost = uploadsOf(t, env, userID)
+		return nil
 	})
 	if _, err := env.App.Jobs.RunOnce(ctx); err != nil {
 		t.Fatal(err)
@@ -389,5 +392,120 @@ func TestJobsPruned(t *testing.T) {
 	}
 	if len(left) != 2 || left[0].ID != running.ID || left[1].ID != recent.ID {
 		t.Errorf("left: %v, want the running and the recent job, newest first", left)
+	}
+}
+
+// TestJobHandedBackOnShutdown: a worker stopped between two batches (its
+// instance shutting down) hands the job back due at once: another takes it
+// without waiting for the lease, and finishes it, counting each upload once.
+func TestJobHandedBackOnShutdown(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	userID, _ := env.NewUser()
+	const total = 2500
+	seed(t, env, userID, total, 0)
+	job := start(t, env, userID, nil)
+	ctx, shutdown := context.WithCancel(context.Background())
+	batches := 0
+	jobs.SetBeforeBatch(env.App.Jobs, func(context.Context, string, int) error {
+		if batches++; batches == 2 {
+			shutdown()
+		}
+		return nil
+	})
+	if _, err := env.App.Jobs.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := jobs.New(env.Client(), env.App.Resolver, slog.New(slog.DiscardHandler), jobs.Options{})
+	if ran, err := other.RunJob(context.Background(), job.ID); !ran || err != nil {
+		t.Fatalf("another worker could not take the job at once: %v, %v", ran, err)
+	}
+	done, err := env.App.Jobs.Get(context.Background(), job.ID, userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != deletionjob.StatusSUCCEEDED || done.DeletedCount != total || deletedEvents(t, env, userID) != total {
+		t.Errorf("finished: %s, %d deleted, %d events; want %d", done.Status, done.DeletedCount, deletedEvents(t, env, userID), total)
+	}
+}
+
+// TestJobClaimedOnce: workers claiming at once take a job once.
+func TestJobClaimedOnce(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	userID, _ := env.NewUser()
+	seed(t, env, userID, 1500, 0)
+	job := start(t, env, userID, nil)
+	const workers = 4
+	var ran sync.WaitGroup
+	claims := make(chan bool, workers)
+	for range workers {
+		w := jobs.New(env.Client(), env.App.Resolver, slog.New(slog.DiscardHandler), jobs.Options{})
+		ran.Go(func() {
+			took, err := w.RunJob(context.Background(), job.ID)
+			if err != nil {
+				t.Error(err)
+			}
+			claims <- took
+		})
+	}
+	ran.Wait()
+	close(claims)
+	took := 0
+	for c := range claims {
+		if c {
+			took++
+		}
+	}
+	done, err := env.App.Jobs.Get(context.Background(), job.ID, userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took != 1 || done.Attempts != 1 || done.DeletedCount != 1500 || done.Status != deletionjob.StatusSUCCEEDED {
+		t.Errorf("%d workers took the job; it: %s, %d claims, %d deleted", took, done.Status, done.Attempts, done.DeletedCount)
+	}
+}
+
+// TestJobFails: a job whose batches keep failing is tried again, and after
+// 10 claims it is FAILED, saying so, with the uploads left in failedCount;
+// what it deleted stays deleted and counted.
+func TestJobFails(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	userID, _ := env.NewUser()
+	const total = 1500
+	seed(t, env, userID, total, 0)
+	job := start(t, env, userID, nil)
+	ctx := context.Background()
+	batches := 0
+	jobs.SetBeforeBatch(env.App.Jobs, func(context.Context, string, int) error {
+		if batches++; batches == 1 {
+			return nil
+		}
+		return errors.New("the database is down")
+	})
+	for claim := 1; claim <= 10; claim++ {
+		if ran, err := env.App.Jobs.RunJob(ctx, job.ID); !ran || err != nil {
+			t.Fatalf("claim %d: %v, %v", claim, ran, err)
+		}
+		after := env.Client().DeletionJob.GetX(ctx, job.ID)
+		if claim < 10 {
+			if after.Status != deletionjob.StatusRUNNING || !after.NextAttemptAt.After(time.Now()) {
+				t.Fatalf("after failed claim %d: %s, due %s; want RUNNING, backing off", claim, after.Status, after.NextAttemptAt)
+			}
+			// The backoff passes.
+			env.Client().DeletionJob.UpdateOneID(job.ID).SetNextAttemptAt(time.Now()).ExecX(ctx)
+		}
+	}
+	done := env.Client().DeletionJob.GetX(ctx, job.ID)
+	if done.Status != deletionjob.StatusFAILED || done.DeletedCount != 1000 || done.FailedCount != total-1000 ||
+		done.Error == "" || strings.Contains(done.Error, "database is down") || done.FinishedAt == nil {
+		t.Errorf("failed: %s, %d deleted, %d failed, error %q", done.Status, done.DeletedCount, done.FailedCount, done.Error)
+	}
+	if ran, _ := env.App.Jobs.RunJob(ctx, job.ID); ran {
+		t.Error("a FAILED job was claimed again")
+	}
+	if n := uploadsOf(t, env, userID); n != total-1000 {
+		t.Errorf("%d uploads left, want %d", n, total-1000)
 	}
 }

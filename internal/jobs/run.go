@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -167,7 +168,7 @@ func (w *worker) begin(ctx context.Context) error {
 			SetStatus(deletionjob.StatusRUNNING).
 			Save(ctx)
 		if err != nil || n == 0 {
-			return cmpErr(err, errClaimLost)
+			return cmp.Or(err, errClaimLost)
 		}
 		if _, err := tx.DeletionJob.Update().
 			Where(deletionjob.ID(w.job.ID), deletionjob.StartedAtIsNil()).
@@ -178,13 +179,6 @@ func (w *worker) begin(ctx context.Context) error {
 		w.job, err = tx.DeletionJob.Get(ctx, w.job.ID)
 		return err
 	})
-}
-
-func cmpErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
 }
 
 func (w *worker) actor() audit.Actor {
@@ -220,7 +214,9 @@ func (w *worker) sweep(ctx context.Context, matching *ent.UploadQuery) error {
 	after, exhausted := "", false
 	next := func(ctx context.Context, atMost int) ([]string, error) {
 		if w.j.beforeBatch != nil {
-			w.j.beforeBatch(ctx, w.job.ID, w.claim)
+			if err := w.j.beforeBatch(ctx, w.job.ID, w.claim); err != nil {
+				return nil, err
+			}
 		}
 		// Keyset: a batch that others deleted first is not read again.
 		q := matching.Clone().Order(upload.ByID()).Limit(atMost)
@@ -258,7 +254,7 @@ func (w *worker) progress(ctx context.Context, tx *ent.Tx, deleted []string) err
 		SetNextAttemptAt(time.Now().Add(w.j.opts.Lease)).
 		Save(ctx)
 	if err != nil || n == 0 {
-		return cmpErr(err, errClaimLost)
+		return cmp.Or(err, errClaimLost)
 	}
 	tx.OnCommit(w.j.notifyAtCommit)
 	return nil
@@ -272,62 +268,10 @@ func (w *worker) succeed(ctx context.Context, tx *ent.Tx) error {
 		SetFinishedAt(time.Now()).
 		Save(ctx)
 	if err != nil || n == 0 {
-		return cmpErr(err, errClaimLost)
+		return cmp.Or(err, errClaimLost)
 	}
 	tx.OnCommit(w.j.notifyAtCommit)
 	return nil
-}
-
-// erase runs a USER_ERASE job: all the user's uploads, a batch at a time,
-// their trash, then, in one transaction with the job's success, the user
-// (RemoveUser). Uploads that arrived meanwhile (from a request
-// authenticated before the keys were revoked) are deleted in another
-// round.
-func (w *worker) erase(ctx context.Context) error {
-	for stalled := 0; ; {
-		before := w.job.DeletedCount
-		if err := w.sweep(ctx, w.j.client.Upload.Query().Where(upload.OwnerID(w.job.OwnerID))); err != nil {
-			return err
-		}
-		if _, err := w.j.deleter.PurgeTrash(ctx, w.job.OwnerID); err != nil {
-			return fmt.Errorf("purge the trash: %w", err)
-		}
-		err := database.WithTx(ctx, w.j.client, func(tx *ent.Tx) error {
-			if err := w.succeed(ctx, tx); err != nil {
-				return err
-			}
-			_, err := RemoveUser(ctx, tx, w.job.OwnerID, w.job.ID)
-			return err
-		})
-		if !errors.Is(err, ErrUploadsLeft) {
-			return err
-		}
-		// Uploads are left that a round did not delete: once, a
-		// concurrent delete may have raced it; round after round,
-		// something keeps them, and looping would never end.
-		if err := w.reload(ctx); err != nil {
-			return err
-		}
-		if w.job.DeletedCount > before {
-			stalled = 0
-		} else if stalled++; stalled == maxStalledRounds {
-			return errUploadsStuck
-		}
-	}
-}
-
-var errUploadsStuck = errors.New("uploads are left that rounds of deletes did not remove; the user is kept")
-
-// maxStalledRounds is how many rounds in a row may delete nothing while
-// uploads are left before an erase fails.
-const maxStalledRounds = 3
-
-func (w *worker) reload(ctx context.Context) error {
-	job, err := w.j.client.DeletionJob.Get(ctx, w.job.ID)
-	if err == nil {
-		w.job = job
-	}
-	return err
 }
 
 // end settles a run that stopped: a lost claim is the new holder's (or
