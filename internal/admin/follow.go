@@ -143,7 +143,7 @@ func (p *progress) draw(job *ent.DeletionJob) {
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("uploads"),
 			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionFullWidth(),
+			progressbar.OptionSetWidth(30),
 			progressbar.OptionSetRenderBlankState(true),
 		)
 	}
