@@ -103,7 +103,7 @@ func TestUsersDeleteRunsAJob(t *testing.T) {
 
 	// Bounded: a command that does not run the job itself would wait for
 	// a server for ever.
-	eraseCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	eraseCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := admin.RunErase(eraseCtx, env.Client(), env.App.Jobs, quietLogger(), admin.Options{ID: userID, JSON: true}, &out); err != nil {
 		t.Fatalf("users delete: %v\n%s", err, out.String())
@@ -285,4 +285,38 @@ func TestJobsCommands(t *testing.T) {
 		t.Errorf("job %s", got.Status)
 	}
 	env.AssertIntact(kept)
+}
+
+// TestUsersDeleteRerunTakesOver: a users delete killed while it ran the
+// job leaves it RUNNING under a lease nobody renews; run again, with no
+// server, the command finds that job (no second one), takes it once the
+// lease has ended and finishes it.
+func TestUsersDeleteRerunTakesOver(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	ctx := context.Background()
+	userID, _ := env.NewUser()
+	seedRecords(t, env, userID, 1200)
+	killed, err := env.App.Jobs.StartUserErase(ctx, userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the killed run left it: claimed once, its lease run out.
+	env.Client().DeletionJob.UpdateOneID(killed.ID).SetStatus(deletionjob.StatusRUNNING).
+		SetAttempts(1).SetStartedAt(time.Now().Add(-2 * time.Minute)).
+		SetNextAttemptAt(time.Now().Add(-time.Minute)).ExecX(ctx)
+
+	var out bytes.Buffer
+	eraseCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := admin.RunErase(eraseCtx, env.Client(), env.App.Jobs, quietLogger(), admin.Options{ID: userID, JSON: true}, &out); err != nil {
+		t.Fatalf("users delete again: %v\n%s", err, out.String())
+	}
+	lines := jobLines(t, out.String())
+	if last := lines[len(lines)-1]; last.JobID != killed.ID || last.Status != "SUCCEEDED" || last.UploadsDeleted != 1200 || last.KeysRevoked != 0 {
+		t.Errorf("the rerun ended with %+v, want job %s SUCCEEDED, 1200 deleted, no key left to revoke", last, killed.ID)
+	}
+	if n := env.Client().DeletionJob.Query().CountX(ctx); n != 1 || env.Client().User.Query().Where(user.ID(userID)).ExistX(ctx) {
+		t.Errorf("%d jobs; the user is left: %v", n, env.Client().User.Query().Where(user.ID(userID)).ExistX(ctx))
+	}
 }
