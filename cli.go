@@ -103,7 +103,7 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 	root.SetUsageFunc(usage)
 	root.SetFlagErrorFunc(flagError)
 
-	root.AddCommand(c.usersCommand(), c.keysCommand(), c.auditCommand(), c.reconcileCommand(), c.versionCommand())
+	root.AddCommand(c.usersCommand(), c.keysCommand(), c.jobsCommand(), c.auditCommand(), c.reconcileCommand(), c.versionCommand())
 	return root
 }
 
@@ -218,16 +218,30 @@ func (c *commandLine) databaseCommand(command admin.Command, use, short, long st
 func (c *commandLine) usersDeleteCommand() *cobra.Command {
 	var opts admin.Options
 	cmd := &cobra.Command{
-		Use:   "delete --id USER_ID",
+		Use:   "delete --id USER_ID [--detach]",
 		Short: "Erase a user: their uploads (records and objects), keys and account",
-		Long: `Erases a user: revokes their keys, deletes every upload (records, then
-objects) through the same batched delete as deleteUploads, then the keys and
-the user. Interrupted at any point, running it again finishes the job. It
-reaches the bucket, so it takes the same bucket settings as the server.`,
+		Long: `Erases a user, as a deletion job: revokes their keys at once, then the job
+deletes every upload (records, then objects) through the same batched delete
+as deleteUploads, and last the keys and the user.
+
+The command follows the job to its end: a progress bar on a terminal, a line
+a step otherwise, a JSON line a step with --json (the last one has the
+job's final state and what was erased). A serving instance runs the job
+if it takes it within 2 seconds; otherwise, or whenever nobody holds it,
+the command runs it itself, so it finishes with or without a server.
+Interrupted or killed, the job goes on in a server, or running the command
+again follows it to its end. With --detach it prints the job's id and
+returns: a server runs the job (see: uploads jobs watch).
+
+Exit status: 0 when the user is erased (or was, by an earlier job), 1 when
+the job FAILED or was CANCELED (the user stays, their keys revoked), or on
+an error. It reaches the bucket, so it takes the same bucket settings as
+the server.`,
 		Args: c.noArgs,
 	}
 	cfg := c.withSettings(cmd, config.ForDatabase|config.ForBucket|config.ForDeletes)
 	cmd.Flags().StringVar(&opts.ID, "id", "", "id of the user (usr_…) (required)")
+	cmd.Flags().BoolVar(&opts.Detach, "detach", false, "print the job's id and return; a serving instance runs the job")
 	jsonFlag(cmd.Flags(), &opts.JSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := admin.CheckErase(opts); err != nil {
@@ -238,10 +252,36 @@ reaches the bucket, so it takes the same bucket settings as the server.`,
 			return err
 		}
 		return runWithApp(cmd.Context(), cfg, logger, func(a *app.App) error {
-			return admin.RunErase(cmd.Context(), a.Client, a.Resolver, opts, c.stdout)
+			return admin.RunErase(cmd.Context(), a.Client, a.Jobs, logger, opts, c.stdout)
 		})
 	}
 	return cmd
+}
+
+func (c *commandLine) jobsCommand() *cobra.Command {
+	jobsCmd := &cobra.Command{Use: "jobs", Short: "List, show, cancel and watch deletion jobs (everyone's)", Args: c.noArgs, RunE: showHelp}
+	jobID := func(cmd *cobra.Command, o *admin.Options) {
+		cmd.Flags().StringVar(&o.ID, "id", "", "id of the job (job_…) (required)")
+	}
+	jobsCmd.AddCommand(
+		c.databaseCommand(admin.JobsList, "list [--user USER_ID] [--status STATUS,…]", "List deletion jobs, newest first", "",
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.UserID, "user", "", "only the jobs of this user (usr_…)")
+				cmd.Flags().StringSliceVar(&o.Statuses, "status", nil, "only jobs in these statuses: QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED")
+				cmd.Flags().IntVar(&o.Limit, "limit", 100, "most jobs shown")
+			}),
+		c.databaseCommand(admin.JobsShow, "show --id JOB_ID", "Show a deletion job: its status and counts", "", jobID),
+		c.databaseCommand(admin.JobsCancel, "cancel --id JOB_ID", "Cancel a deletion job: it stops between batches",
+			`Cancels a QUEUED or RUNNING job at once: a batch being deleted rolls back,
+what was deleted stays deleted. A job that has ended is left as it is.`, jobID),
+		c.databaseCommand(admin.JobsWatch, "watch --id JOB_ID", "Follow a deletion job until it ends",
+			`Shows a job's progress until it ends: a progress bar on a terminal, a line a
+step otherwise, a JSON line a step with --json. It only watches: a serving
+instance (or users delete) runs the job.
+
+Exit status: 0 when the job SUCCEEDED, 1 when it FAILED or was CANCELED.`, jobID),
+	)
+	return jobsCmd
 }
 
 func (c *commandLine) reconcileCommand() *cobra.Command {

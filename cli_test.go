@@ -77,6 +77,9 @@ func TestCommandLineGolden(t *testing.T) {
 		{"help-keys-create", nil, []string{"keys", "create", "--help"}},
 		{"help-keys-list", nil, []string{"keys", "list", "-h"}},
 		{"help-reconcile", nil, []string{"reconcile", "--help"}},
+		{"help-jobs", nil, []string{"jobs"}},
+		{"help-jobs-list", nil, []string{"jobs", "list", "--help"}},
+		{"help-jobs-watch", nil, []string{"jobs", "watch", "--help"}},
 		{"version", nil, []string{"version"}},
 		{"version-flag", nil, []string{"--version"}},
 		{"error-unknown-command", nil, []string{"user"}},
@@ -96,6 +99,11 @@ func TestCommandLineGolden(t *testing.T) {
 		{"error-grace-zero", nil, []string{"reconcile", "--grace", "0s"}},
 		{"error-grace-negative", nil, []string{"reconcile", "--grace=-1h"}},
 		{"error-grace-malformed", nil, []string{"reconcile", "--grace", "soon"}},
+		{"error-jobs-status", nil, []string{"jobs", "list", "--status", "RUNNING,done"}},
+		{"error-jobs-limit", nil, []string{"jobs", "list", "--limit", "0"}},
+		{"error-jobs-missing-id", nil, []string{"jobs", "cancel"}},
+		{"error-jobs-malformed-id", nil, []string{"jobs", "watch", "--id", "usr_00000000000000000000000000000000"}},
+		{"error-users-delete-missing-id", nil, []string{"users", "delete", "--detach"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -349,8 +349,20 @@ func TestUsersDeleteCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("users delete: %v", err)
 	}
-	if want := `{"user_id":"` + demo.ID + `","uploads_deleted":2,"keys_revoked":1,"identities_removed":0}` + "\n"; out != want {
-		t.Errorf("users delete printed %q, want %q", out, want)
+	// The last line keeps what users delete --json printed before it ran
+	// as a job, beside the job's final state; the lines before it are the
+	// job's progress.
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	var last map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("users delete printed %q: %v", out, err)
+	}
+	for field, want := range map[string]any{
+		"user_id": demo.ID, "uploads_deleted": 2.0, "keys_revoked": 1.0, "identities_removed": 0.0, "status": "SUCCEEDED",
+	} {
+		if last[field] != want {
+			t.Errorf("users delete's last line: %s = %v, want %v (all: %q)", field, last[field], want, out)
+		}
 	}
 	if out, _, err := cli(t, dir, "reconcile", "--json"); err != nil || !strings.Contains(out, `"objects_scanned":0`) {
 		t.Errorf("after the erasure the bucket is not empty: %s %v", out, err)
@@ -363,8 +375,11 @@ func TestUsersDeleteCommand(t *testing.T) {
 		t.Errorf("%d idempotency keys left after the erasure", n)
 	}
 	client.Close()
-	if _, _, err := cli(t, dir, "users", "delete", "--id", demo.ID); err == nil || !strings.Contains(err.Error(), "no such user") {
-		t.Errorf("erasing again: %v, want a clear error", err)
+	if out, _, err := cli(t, dir, "users", "delete", "--id", demo.ID); err != nil || !strings.Contains(out, "erased already, by job "+last["job_id"].(string)) {
+		t.Errorf("erasing again: %q %v, want it to say which job erased them", out, err)
+	}
+	if _, _, err := cli(t, dir, "users", "delete", "--id", "usr_00000000000000000000000000000000"); err == nil || !strings.Contains(err.Error(), "no such user") {
+		t.Errorf("erasing a user who never was: %v, want a clear error", err)
 	}
 }
 

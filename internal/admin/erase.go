@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/internal/audit"
@@ -106,19 +108,79 @@ const maxStalledRounds = 3
 // anything; it runs before anything is opened.
 var CheckErase = needsID("users delete")
 
-// RunErase is `users delete --id usr_… [--json]`.
-func RunErase(ctx context.Context, client *ent.Client, deleter Deleter, o Options, out io.Writer) error {
+// RunErase is `users delete --id usr_… [--json] [--detach]`: it starts
+// the user's erase job (jobs.StartUserErase; a rerun finds the job a
+// killed or interrupted run left, and follows it), then follows it to its
+// end, running it here whenever no serving instance does (takeOver). With
+// --detach it prints the job's id and returns at once. The output ends as
+// it did when the command erased the user itself: with --json, the last
+// line has user_id, uploads_deleted, keys_revoked and identities_removed
+// (besides the job's fields); the lines before it are the job's progress.
+func RunErase(ctx context.Context, client *ent.Client, j *jobs.Jobs, logger *slog.Logger, o Options, out io.Writer) error {
 	if err := CheckErase(o); err != nil {
 		return err
 	}
-	erased, err := EraseUser(ctx, client, deleter, o.ID)
+	// Revoked here, before the job starts (which revokes too, finding
+	// nothing left), for this run's counts; for a user who does not exist
+	// it changes nothing.
+	keys, identities, err := jobs.RevokeAccess(ctx, client, o.ID)
 	if err != nil {
 		return err
 	}
-	if o.JSON {
-		return json.NewEncoder(out).Encode(erased)
+	job, err := j.StartUserErase(ctx, o.ID)
+	if errors.Is(err, jobs.ErrNoSuchUser) {
+		return erasedBefore(ctx, j, o, out, err)
 	}
-	_, err = fmt.Fprintf(out, "Deleted user %s: %d uploads deleted, %d keys revoked, %d sign-in identities removed.\n",
-		erased.UserID, erased.UploadsDeleted, erased.KeysRevoked, erased.IdentitiesRemoved)
+	if err != nil {
+		return err
+	}
+	if o.Detach {
+		if o.JSON {
+			return json.NewEncoder(out).Encode(summarizeJob(job))
+		}
+		_, err := fmt.Fprintln(out, job.ID)
+		return err
+	}
+	p := newProgress(out, o.JSON, "Erasing "+o.ID)
+	final, err := follow(ctx, j, job.ID, takeOver(j, job.ID, logger), p.step)
+	if err != nil {
+		return p.abandon(fmt.Errorf("%w; it goes on in a serving instance, or when this command is run again", err))
+	}
+	erased := Erasure{UserID: o.ID, UploadsDeleted: final.DeletedCount, KeysRevoked: keys, IdentitiesRemoved: identities}
+	text := finalText(final)
+	if succeeded(final) {
+		text = fmt.Sprintf("Deleted user %s: %d uploads deleted, %d keys revoked, %d sign-in identities removed (job %s).\n",
+			erased.UserID, erased.UploadsDeleted, erased.KeysRevoked, erased.IdentitiesRemoved, final.ID)
+	}
+	if err := p.finish(final, erasedLine{summarizeJob(final), erased}, text); err != nil {
+		return err
+	}
+	if err := jobOutcome(final); err != nil {
+		return fmt.Errorf("%w; the user stays, their keys revoked: run users delete again to erase them", err)
+	}
+	return nil
+}
+
+// erasedLine is the last JSON line of `users delete`: the job's final
+// state and what the command printed before it erased through a job.
+type erasedLine struct {
+	JobSummary
+	Erasure
+}
+
+// erasedBefore answers `users delete` of a user who does not exist: if an
+// erase job removed them (and is kept, JOB_RETENTION), the command's work
+// is done and it says by which job; otherwise it is noSuchUser.
+func erasedBefore(ctx context.Context, j *jobs.Jobs, o Options, out io.Writer, noSuchUser error) error {
+	done, err := j.List(ctx, o.ID, 1, deletionjob.StatusSUCCEEDED)
+	if err != nil || len(done) == 0 || done[0].Kind != deletionjob.KindUSER_ERASE {
+		return noSuchUser
+	}
+	job := done[0]
+	if o.JSON {
+		return json.NewEncoder(out).Encode(erasedLine{summarizeJob(job), Erasure{UserID: o.ID, UploadsDeleted: job.DeletedCount}})
+	}
+	_, err = fmt.Fprintf(out, "User %s was erased already, by job %s (finished %s): %d uploads deleted.\n",
+		o.ID, job.ID, formatOptional(utc(job.FinishedAt), "-"), job.DeletedCount)
 	return err
 }
