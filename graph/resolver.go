@@ -11,6 +11,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/events"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
@@ -58,6 +59,8 @@ type Options struct {
 	// Commits is the commit group deletes share (database.Group: one
 	// commit for concurrent ones on SQLite); nil: a group of their own.
 	Commits *database.Group
+	// Events feeds the subscriptions; nil serves none.
+	Events *events.Feed
 }
 
 // NewResolver returns the root resolver.
@@ -66,6 +69,9 @@ func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Pur
 		deletes:  cmp.Or(opts.Commits, database.NewGroup(client)),
 		ownedOne: database.Prepare(client, ownedOneQuery())}
 }
+
+// Events is the feed of the subscriptions; nil when none are served.
+func (r *Resolver) Events() *events.Feed { return r.options.Events }
 
 // MaxUploadSize is the largest file uploadFile accepts.
 func (r *Resolver) MaxUploadSize() int64 { return r.options.MaxUploadSize }

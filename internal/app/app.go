@@ -23,6 +23,7 @@ import (
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
+	"github.com/safedelete/uploads/internal/events"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/janitor"
@@ -50,6 +51,8 @@ type App struct {
 	Purger   *purge.Purger
 	Janitor  *janitor.Janitor
 	Queue    *queue.Queue
+	// Events feeds the GraphQL subscriptions.
+	Events *events.Feed
 	// Idempotency keeps the answers of requests sent with an Idempotency-Key.
 	Idempotency *idempotency.Store
 	Handler     http.Handler
@@ -103,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	client.ObjectPurge.Use(a.Queue.WakeOnDue(purge.QueueKind))
 	client.WebhookDelivery.Use(a.Queue.WakeOnDue(webhook.QueueKind))
 	a.Keys = apikey.NewAuthenticator(client)
+	a.Events = events.New(client, a.Queue.Wakeups(events.QueueKind), logger, events.Options{PerCredential: cfg.SubscriptionsPerCredential})
 	warnIfDataDirShared(logger, cfg)
 	// On SQLite, concurrent deletes, and the ends of their purges, share
 	// commits (and their fsyncs).
@@ -135,6 +139,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WebhookAllowHTTP: cfg.WebhookAllowHTTP,
 		Metrics:          a.Metrics,
 		Commits:          commits,
+		Events:           a.Events,
 	})
 	a.webhookOptions = webhook.Options{
 		Timeout:              cfg.WebhookTimeout,
@@ -320,6 +325,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.Keys != nil {
 		a.Keys.Flush() // the last uses of keys, before the database closes
+	}
+	if a.Events != nil {
+		a.Events.Close()
 	}
 	if a.Queue != nil {
 		a.Queue.Close()
