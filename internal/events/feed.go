@@ -23,6 +23,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -90,6 +91,7 @@ type Feed struct {
 	done     chan struct{}   // closed by Close
 	life     context.Context // the reader's; ends with Close
 	stop     context.CancelFunc
+	reads    atomic.Int64 // readings of the trail done, for tests
 
 	mu            sync.Mutex
 	closed        bool
@@ -205,6 +207,7 @@ func (f *Feed) readOnce(ctx context.Context) (time.Duration, error) {
 		after, pending := f.horizon, f.fence
 		f.mu.Unlock()
 		read, err := f.read(ctx, after)
+		f.reads.Add(1)
 		if err != nil {
 			return 0, err
 		}

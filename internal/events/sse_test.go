@@ -6,10 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
@@ -50,14 +53,21 @@ type stream struct {
 
 const uploadEventsQuery = `subscription($after: ID) { uploadEvents(after: $after) { id kind uploadId } }`
 
-// subscribe opens uploadEvents on env as apiKey, after the event id after
-// ("" for none); it returns once the server answered the request.
+// subscribe opens uploadEvents on env as apiKey, after the event id after,
+// or after the trail's last event when after is "": the server answers the
+// request before its resolver subscribes, and a subscription without after
+// starts wherever the trail ends then, so a test's next change could fall
+// before it.
 func subscribe(t *testing.T, env *testenv.Env, apiKey, after string) *stream {
 	t.Helper()
-	variables := map[string]any{}
-	if after != "" {
-		variables["after"] = after
+	if after == "" {
+		last, err := env.Client().AuditEvent.Query().Order(ent.Desc(auditevent.FieldID)).FirstID(context.Background())
+		if err != nil && !ent.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		after = strconv.Itoa(last)
 	}
+	variables := map[string]any{"after": after}
 	body, _ := json.Marshal(map[string]any{"query": uploadEventsQuery, "variables": variables})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, env.URL+"/graphql", bytes.NewReader(body))
