@@ -12,25 +12,37 @@ import (
 )
 
 // reading is one read of the trail: the events after the horizon and, on
-// PostgreSQL, the snapshot they were read in.
+// PostgreSQL, the transactions in flight at the snapshot they were read in
+// (inFlight) and those writing to the trail just before it (writers).
 type reading struct {
-	events []*ent.AuditEvent
-	// xmin is the oldest transaction still in flight at the snapshot;
-	// xmax the first not yet started. xmin == xmax: none in flight.
-	xmin, xmax uint64
+	events   []*ent.AuditEvent
+	inFlight map[uint32]bool
+	writers  map[uint32]bool
 }
 
-// fence holds back the events up to upTo until every transaction in flight
-// when they were read (those before xmax) has ended: one of them may hold
-// a lower id and commit later.
+// fence holds back the events up to upTo while a transaction that was in
+// flight when they were read (xids) may still commit a lower id: one that
+// writes to audit_events. A transaction holds the RowExclusiveLock on the
+// table from before its INSERT takes an id until it ends, so one seen not
+// holding it after the reading has taken no id yet, and any it takes will
+// be higher than every id read.
 type fence struct {
 	upTo  int
-	xmax  uint64
+	xids  map[uint32]bool
 	since time.Time
 }
 
+// writersSQL lists the transactions holding a write lock on this schema's
+// audit_events (a 32-bit xid, as snapshots' xip list them modulo 2^32).
+const writersSQL = `SELECT t.transactionid::text FROM pg_locks r
+JOIN pg_locks t ON t.virtualtransaction = r.virtualtransaction AND t.locktype = 'transactionid'
+WHERE r.locktype = 'relation' AND r.granted AND r.mode = 'RowExclusiveLock'
+AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+AND r.relation = 'audit_events'::regclass`
+
 // read reads up to pageSize events after the event id after. On
-// PostgreSQL it reads them and the snapshot's bounds in one snapshot.
+// PostgreSQL it first lists the trail's writers, then reads the events and
+// the transactions in flight in one snapshot.
 func (f *Feed) read(ctx context.Context, after int) (reading, error) {
 	query := func(q *ent.AuditEventQuery) ([]*ent.AuditEvent, error) {
 		return q.Where(auditevent.IDGT(after)).Order(ent.Asc(auditevent.FieldID)).Limit(pageSize).All(ctx)
@@ -40,33 +52,26 @@ func (f *Feed) read(ctx context.Context, after int) (reading, error) {
 		events, err := query(f.client.AuditEvent.Query())
 		return reading{events: events}, err
 	}
+	var r reading
+	rows, err := f.client.QueryContext(ctx, writersSQL)
+	if err != nil {
+		return reading{}, err
+	}
+	if r.writers, err = scanXids(rows, 1); err != nil {
+		return reading{}, err
+	}
 	tx, err := f.client.BeginTx(ctx, &stdsql.TxOptions{Isolation: stdsql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return reading{}, err
 	}
 	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
-	var r reading
-	// The first statement takes the transaction's snapshot; the events
-	// are read in the same one.
-	rows, err := tx.QueryContext(ctx, "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text FROM pg_current_snapshot() AS s")
-	if err != nil {
+	// The first statement takes the transaction's snapshot; the events are
+	// read in the same one.
+	if rows, err = tx.QueryContext(ctx, "SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) AS x"); err != nil {
 		return reading{}, err
 	}
-	var xmin, xmax string
-	if rows.Next() {
-		err = rows.Scan(&xmin, &xmax)
-	}
-	if closeErr := rows.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
+	if r.inFlight, err = scanXids(rows, 1<<32); err != nil {
 		return reading{}, err
-	}
-	if r.xmin, err = strconv.ParseUint(xmin, 10, 64); err != nil {
-		return reading{}, fmt.Errorf("snapshot xmin %q: %w", xmin, err)
-	}
-	if r.xmax, err = strconv.ParseUint(xmax, 10, 64); err != nil {
-		return reading{}, fmt.Errorf("snapshot xmax %q: %w", xmax, err)
 	}
 	if r.events, err = query(tx.AuditEvent.Query()); err != nil {
 		return reading{}, err
@@ -74,14 +79,36 @@ func (f *Feed) read(ctx context.Context, after int) (reading, error) {
 	return r, tx.Commit()
 }
 
+// scanXids reads one column of transaction ids, each modulo mod (1: as
+// they are), and closes rows.
+func scanXids(rows *stdsql.Rows, mod uint64) (map[uint32]bool, error) {
+	defer rows.Close()
+	xids := map[uint32]bool{}
+	for rows.Next() {
+		var text string
+		if err := rows.Scan(&text); err != nil {
+			return nil, err
+		}
+		xid, err := strconv.ParseUint(text, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("transaction id %q: %w", text, err)
+		}
+		if mod > 1 {
+			xid %= mod
+		}
+		xids[uint32(xid)] = true
+	}
+	return xids, rows.Err()
+}
+
 // settle decides how far the events read may be delivered (upTo: every
 // event up to it is final) and what fence holds back the rest. On SQLite
 // every event read is final. On PostgreSQL, events read while no
 // transaction was in flight are final; otherwise they wait behind a fence
-// for a later reading whose xmin shows those transactions ended (and
-// which, read after they ended, holds what they committed). A fence older
-// than timeout is passed anyway (forced): a transaction left open must not
-// stop every subscriber.
+// until a later reading finds none of those transactions writing to the
+// trail (that reading, taken after, holds what they committed). A fence
+// older than timeout is passed anyway (forced): a transaction left open
+// must not stop every subscriber.
 func settle(r reading, pending *fence, postgres bool, now time.Time, timeout time.Duration) (upTo int, next *fence, forced bool) {
 	if len(r.events) == 0 && pending == nil {
 		return 0, nil, false
@@ -90,20 +117,34 @@ func settle(r reading, pending *fence, postgres bool, now time.Time, timeout tim
 	if n := len(r.events); n > 0 {
 		last = r.events[n-1].ID
 	}
-	if !postgres || r.xmin == r.xmax {
+	if !postgres || (len(r.inFlight) == 0 && !pending.blockedBy(r.writers)) {
 		return max(last, fenceEnd(pending)), nil, false
 	}
 	if pending != nil {
-		inFlight := r.xmin < pending.xmax
-		if inFlight && now.Sub(pending.since) < timeout {
+		blocked := pending.blockedBy(r.writers)
+		if blocked && now.Sub(pending.since) < timeout {
 			return 0, pending, false // nothing is final yet
 		}
-		upTo, forced = pending.upTo, inFlight
+		upTo, forced = pending.upTo, blocked
 	}
 	if last > upTo {
-		return upTo, &fence{upTo: last, xmax: r.xmax, since: now}, forced
+		return upTo, &fence{upTo: last, xids: r.inFlight, since: now}, forced
 	}
 	return upTo, nil, forced
+}
+
+// blockedBy reports whether a transaction the fence waits for is among
+// writers.
+func (f *fence) blockedBy(writers map[uint32]bool) bool {
+	if f == nil {
+		return false
+	}
+	for xid := range f.xids {
+		if writers[xid] {
+			return true
+		}
+	}
+	return false
 }
 
 // retry is how soon to read again while a fence waits: the transactions

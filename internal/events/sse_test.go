@@ -18,14 +18,16 @@ import (
 
 // event is one message of an uploadEvents stream.
 type event struct {
-	ID       string `json:"id"`
-	Kind     string `json:"kind"`
-	UploadID string `json:"uploadId"`
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	UploadID  string    `json:"uploadId"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // message is one SSE event of a stream: a next (an event, or errors) or
 // the complete that ends it.
 type message struct {
+	at       time.Time // when it arrived
 	complete bool
 	event    event
 	errors   []struct {
@@ -51,7 +53,7 @@ type stream struct {
 	status   int
 }
 
-const uploadEventsQuery = `subscription($after: ID) { uploadEvents(after: $after) { id kind uploadId } }`
+const uploadEventsQuery = `subscription($after: ID) { uploadEvents(after: $after) { id kind uploadId createdAt } }`
 
 // subscribe opens uploadEvents on env as apiKey, after the event id after,
 // or after the trail's last event when after is "": the server answers the
@@ -99,7 +101,7 @@ func (s *stream) read(res *http.Response) {
 		case strings.HasPrefix(line, "event: "):
 			name = strings.TrimPrefix(line, "event: ")
 			if name == "complete" {
-				s.messages <- message{complete: true}
+				s.messages <- message{at: time.Now(), complete: true}
 			}
 		case strings.HasPrefix(line, "data: ") && name == "next":
 			var payload struct {
@@ -115,7 +117,7 @@ func (s *stream) read(res *http.Response) {
 				s.t.Errorf("a message that is not JSON: %s", line)
 				return
 			}
-			s.messages <- message{event: payload.Data.UploadEvents, errors: payload.Errors}
+			s.messages <- message{at: time.Now(), event: payload.Data.UploadEvents, errors: payload.Errors}
 		}
 	}
 }
