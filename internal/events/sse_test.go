@@ -63,11 +63,7 @@ const uploadEventsQuery = `subscription($after: ID) { uploadEvents(after: $after
 func subscribe(t *testing.T, env *testenv.Env, apiKey, after string) *stream {
 	t.Helper()
 	if after == "" {
-		last, err := env.Client().AuditEvent.Query().Order(ent.Desc(auditevent.FieldID)).FirstID(context.Background())
-		if err != nil && !ent.IsNotFound(err) {
-			t.Fatal(err)
-		}
-		after = strconv.Itoa(last)
+		after = subscribeAfter(t, env)
 	}
 	variables := map[string]any{"after": after}
 	body, _ := json.Marshal(map[string]any{"query": uploadEventsQuery, "variables": variables})
@@ -88,6 +84,16 @@ func subscribe(t *testing.T, env *testenv.Env, apiKey, after string) *stream {
 	t.Cleanup(s.close)
 	go s.read(res)
 	return s
+}
+
+// subscribeAfter is the id of the trail's last event.
+func subscribeAfter(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	last, err := env.Client().AuditEvent.Query().Order(ent.Desc(auditevent.FieldID)).FirstID(context.Background())
+	if err != nil && !ent.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return strconv.Itoa(last)
 }
 
 func (s *stream) read(res *http.Response) {
