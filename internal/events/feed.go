@@ -294,14 +294,22 @@ func (f *Feed) Subscribe(ctx context.Context, sub Subscriber, after *int) (*Subs
 		return nil, ErrTooMany
 	}
 	if !f.started {
-		// The trail's end as it is now: the first subscription starts there.
-		last, err := f.client.AuditEvent.Query().Order(ent.Desc(auditevent.FieldID)).FirstID(ctx)
-		if err != nil && !ent.IsNotFound(err) {
+		// The first subscription starts the feed where the trail is final.
+		f.mu.Unlock()
+		end, err := f.trailEnd(ctx)
+		f.mu.Lock()
+		switch {
+		case err != nil:
 			return nil, err
+		case f.closed:
+			return nil, ErrShutdown
+		case f.perCredential[sub.Credential] >= f.opts.PerCredential:
+			return nil, ErrTooMany
+		case !f.started:
+			f.started, f.horizon, f.fence, f.lastRecheck = true, end, nil, time.Now()
+			f.generation++
+			go f.run(f.generation)
 		}
-		f.started, f.horizon, f.fence, f.lastRecheck = true, last, nil, time.Now()
-		f.generation++
-		go f.run(f.generation)
 	}
 	s := &Subscription{
 		feed: f, owner: sub.OwnerID, credential: sub.Credential, apiKeyID: sub.APIKeyID,

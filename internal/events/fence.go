@@ -53,30 +53,84 @@ func (f *Feed) read(ctx context.Context, after int) (reading, error) {
 		return reading{events: events}, err
 	}
 	var r reading
+	var err error
+	if r.writers, err = f.writers(ctx); err != nil {
+		return reading{}, err
+	}
+	err = f.inSnapshot(ctx, func(tx *ent.Tx, inFlight map[uint32]bool) (err error) {
+		r.inFlight = inFlight
+		r.events, err = query(tx.AuditEvent.Query())
+		return err
+	})
+	return r, err
+}
+
+// writers returns the transactions writing to the trail now.
+func (f *Feed) writers(ctx context.Context) (map[uint32]bool, error) {
 	rows, err := f.client.QueryContext(ctx, writersSQL)
 	if err != nil {
-		return reading{}, err
+		return nil, err
 	}
-	if r.writers, err = scanXids(rows, 1); err != nil {
-		return reading{}, err
-	}
+	return scanXids(rows, 1)
+}
+
+// inSnapshot runs read in a read-only transaction of one snapshot, handing
+// it the transactions in flight at that snapshot (PostgreSQL).
+func (f *Feed) inSnapshot(ctx context.Context, read func(tx *ent.Tx, inFlight map[uint32]bool) error) error {
 	tx, err := f.client.BeginTx(ctx, &stdsql.TxOptions{Isolation: stdsql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
-		return reading{}, err
+		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
-	// The first statement takes the transaction's snapshot; the events are
-	// read in the same one.
-	if rows, err = tx.QueryContext(ctx, "SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) AS x"); err != nil {
-		return reading{}, err
+	// The first statement takes the transaction's snapshot.
+	rows, err := tx.QueryContext(ctx, "SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) AS x")
+	if err != nil {
+		return err
 	}
-	if r.inFlight, err = scanXids(rows, 1<<32); err != nil {
-		return reading{}, err
+	inFlight, err := scanXids(rows, 1<<32)
+	if err != nil {
+		return err
 	}
-	if r.events, err = query(tx.AuditEvent.Query()); err != nil {
-		return reading{}, err
+	if err := read(tx, inFlight); err != nil {
+		return err
 	}
-	return r, tx.Commit()
+	return tx.Commit()
+}
+
+// trailEnd returns the id up to which the trail is final: every event up
+// to it has committed or never will. The first subscription starts the
+// feed there. On PostgreSQL it is the last id read once the transactions
+// writing to the trail when it was read have ended (at most FenceTimeout).
+func (f *Feed) trailEnd(ctx context.Context) (int, error) {
+	last := func(q *ent.AuditEventQuery) (int, error) {
+		id, err := q.Order(ent.Desc(auditevent.FieldID)).FirstID(ctx)
+		if ent.IsNotFound(err) {
+			return 0, nil
+		}
+		return id, err
+	}
+	if !f.postgres {
+		return last(f.client.AuditEvent.Query())
+	}
+	var end int
+	wait := &fence{}
+	err := f.inSnapshot(ctx, func(tx *ent.Tx, inFlight map[uint32]bool) (err error) {
+		wait.xids = inFlight
+		end, err = last(tx.AuditEvent.Query())
+		return err
+	})
+	for deadline := time.Now().Add(f.opts.FenceTimeout); err == nil && len(wait.xids) > 0 && time.Now().Before(deadline); {
+		var writers map[uint32]bool
+		if writers, err = f.writers(ctx); err == nil && !wait.blockedBy(writers) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return end, err
 }
 
 // scanXids reads one column of transaction ids, each modulo mod (1: as
