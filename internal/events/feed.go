@@ -21,6 +21,7 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -213,6 +214,15 @@ func (f *Feed) readOnce(ctx context.Context) (time.Duration, error) {
 		}
 		now := time.Now()
 		upTo, nextFence, forced := settle(read, pending, f.postgres, now, f.opts.FenceTimeout)
+		if f.logger.Enabled(ctx, slog.LevelDebug) {
+			first, last := 0, 0
+			if n := len(read.events); n > 0 {
+				first, last = read.events[0].ID, read.events[n-1].ID
+			}
+			f.logger.DebugContext(ctx, "events: read", "after", after, "first", first, "last", last,
+				"in_flight", fmt.Sprint(read.inFlight), "writers", fmt.Sprint(read.writers),
+				"fence", fmt.Sprint(pending), "up_to", upTo, "next_fence", fmt.Sprint(nextFence))
+		}
 		if forced {
 			f.logger.WarnContext(ctx, "events: a transaction stayed open past the fence timeout; delivering without waiting for it",
 				"timeout", f.opts.FenceTimeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	stdsql "database/sql"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -12,20 +13,25 @@ import (
 )
 
 // reading is one read of the trail: the events after the horizon and, on
-// PostgreSQL, the transactions in flight at the snapshot they were read in
-// (inFlight) and those writing to the trail just before it (writers).
+// PostgreSQL, the transactions writing to the trail just before its
+// snapshot (writers) and those that may have been in flight at it
+// (inFlight): the snapshot's in-progress list, which leaves out every
+// transaction whose xid is at or past its xmax (xmax is the last
+// completed xid plus one, not the next to be assigned), so also the
+// trail's writers just after it.
 type reading struct {
 	events   []*ent.AuditEvent
 	inFlight map[uint32]bool
 	writers  map[uint32]bool
 }
 
-// fence holds back the events up to upTo while a transaction that was in
-// flight when they were read (xids) may still commit a lower id: one that
-// writes to audit_events. A transaction holds the RowExclusiveLock on the
-// table from before its INSERT takes an id until it ends, so one seen not
-// holding it after the reading has taken no id yet, and any it takes will
-// be higher than every id read.
+// fence holds back the events up to upTo while a transaction that may have
+// been in flight when they were read (xids) may still commit a lower id:
+// one that writes to audit_events. A transaction holds the
+// RowExclusiveLock on the table from before its INSERT takes an id until
+// it ends, so one seen not holding it after the reading has taken no id
+// yet, and any it takes will be higher than every id read; one that ended
+// before a later snapshot is in that snapshot.
 type fence struct {
 	upTo  int
 	xids  map[uint32]bool
@@ -94,6 +100,13 @@ func (f *Feed) inSnapshot(ctx context.Context, read func(tx *ent.Tx, inFlight ma
 	if err := read(tx, inFlight); err != nil {
 		return err
 	}
+	// Those the in-progress list leaves out (xids past its xmax) that
+	// write to the trail: pg_locks is read live, after the snapshot.
+	writers, err := f.writers(ctx)
+	if err != nil {
+		return err
+	}
+	maps.Copy(inFlight, writers)
 	return tx.Commit()
 }
 
@@ -157,12 +170,12 @@ func scanXids(rows *stdsql.Rows, mod uint64) (map[uint32]bool, error) {
 
 // settle decides how far the events read may be delivered (upTo: every
 // event up to it is final) and what fence holds back the rest. On SQLite
-// every event read is final. On PostgreSQL, events read while no
-// transaction was in flight are final; otherwise they wait behind a fence
-// until a later reading finds none of those transactions writing to the
-// trail (that reading, taken after, holds what they committed). A fence
-// older than timeout is passed anyway (forced): a transaction left open
-// must not stop every subscriber.
+// every event read is final. On PostgreSQL events always wait behind a
+// fence until a later reading finds none of the transactions that may have
+// been in flight at theirs writing to the trail (that reading, taken
+// after, holds what they committed): no reading can tell on its own that
+// nothing was in flight. A fence older than timeout is passed anyway
+// (forced): a transaction left open must not stop every subscriber.
 func settle(r reading, pending *fence, postgres bool, now time.Time, timeout time.Duration) (upTo int, next *fence, forced bool) {
 	if len(r.events) == 0 && pending == nil {
 		return 0, nil, false
@@ -171,8 +184,8 @@ func settle(r reading, pending *fence, postgres bool, now time.Time, timeout tim
 	if n := len(r.events); n > 0 {
 		last = r.events[n-1].ID
 	}
-	if !postgres || (len(r.inFlight) == 0 && !pending.blockedBy(r.writers)) {
-		return max(last, fenceEnd(pending)), nil, false
+	if !postgres {
+		return last, nil, false
 	}
 	if pending != nil {
 		blocked := pending.blockedBy(r.writers)
@@ -206,11 +219,4 @@ func (f *fence) blockedBy(writers map[uint32]bool) bool {
 // for more than ten times a second.
 func (f *fence) retry(now time.Time) time.Duration {
 	return min(max(now.Sub(f.since), 2*time.Millisecond), 100*time.Millisecond)
-}
-
-func fenceEnd(f *fence) int {
-	if f == nil {
-		return 0
-	}
-	return f.upTo
 }

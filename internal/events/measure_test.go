@@ -56,7 +56,7 @@ func measureLatency(t *testing.T) {
 			select {
 			case m = <-s.messages:
 			case <-time.After(20 * time.Second):
-				got, _ := a.Client().AuditEvent.Query().Where(auditevent.IDGT(lastSeen-12)).All(context.Background())
+				got, _ := a.Client().AuditEvent.Query().Where(auditevent.IDGT(lastSeen - 12)).All(context.Background())
 				for _, e := range got {
 					t.Logf("in the trail: %d %s %s %s received=%v", e.ID, e.Kind, e.UploadID, e.CreatedAt.Format(time.StampMicro), received[e.ID])
 				}
