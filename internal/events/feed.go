@@ -11,11 +11,11 @@
 //
 // On PostgreSQL an event's id is taken when its row is inserted, not when
 // it commits: a transaction holding id 10 may commit after one holding 11.
-// The feed therefore delivers the events it read only once every
-// transaction that was in flight when it read them has ended (the
-// snapshot's xmin has passed the reading's xmax), reading again first, so
-// that events reach subscribers in id order and a subscriber that resumes
-// after the last id it saw misses none (fence.go).
+// The feed therefore delivers the events it read only once a later
+// reading finds that no transaction that may have been in flight at theirs
+// still writes to audit_events (pg_locks), so that events reach
+// subscribers in id order and a subscriber that resumes after the last id
+// it saw misses none (fence.go).
 package events
 
 import (
