@@ -133,6 +133,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	defer func() { stopWork(); wg.Wait() }()
 
 	srv := httpserver.NewServer(cfg.Addr, a.Handler)
+	// Subscriptions end at once (their streams say why), so that shutting
+	// down does not wait for them until SHUTDOWN_TIMEOUT.
+	srv.RegisterOnShutdown(a.Events.Close)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpserver.Listener(ln)) }()
 	logger.Info("serving", "url", baseURL, "graphql", baseURL+"/graphql", "playground", baseURL+"/")

@@ -64,6 +64,8 @@ var outOfRange = []struct{ env, value string }{
 	{"GRAPHQL_DEPTH_LIMIT", "101"},
 	{"GRAPHQL_TIMEOUT", "0"}, // every operation would time out at once
 	{"GRAPHQL_TIMEOUT", "2h"},
+	{"SUBSCRIPTIONS_PER_CREDENTIAL", "0"}, // would refuse every subscription
+	{"SUBSCRIPTIONS_PER_CREDENTIAL", "10001"},
 	{"AUTH_CLOCK_SKEW", "-1s"},
 	{"AUTH_CLOCK_SKEW", "1h"}, // an expired token would work for an hour
 }

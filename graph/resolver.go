@@ -11,6 +11,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/events"
 	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
@@ -63,6 +64,8 @@ type Options struct {
 	Commits *database.Group
 	// Jobs are the settings of deletion jobs (package jobs).
 	Jobs jobs.Options
+	// Events feeds the subscriptions; nil serves none.
+	Events *events.Feed
 }
 
 // NewResolver returns the root resolver.
@@ -73,6 +76,9 @@ func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Pur
 	r.jobs = jobs.New(client, r, logger, opts.Jobs)
 	return r
 }
+
+// Events is the feed of the subscriptions; nil when none are served.
+func (r *Resolver) Events() *events.Feed { return r.options.Events }
 
 // MaxUploadSize is the largest file uploadFile accepts.
 func (r *Resolver) MaxUploadSize() int64 { return r.options.MaxUploadSize }

@@ -38,6 +38,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 	User() UserResolver
 	WebhookEndpoint() WebhookEndpointResolver
 }
@@ -166,6 +167,10 @@ type ComplexityRoot struct {
 		Viewer func(childComplexity int) int
 	}
 
+	Subscription struct {
+		UploadEvents func(childComplexity int, after *string) int
+	}
+
 	Upload struct {
 		ContentType func(childComplexity int) int
 		CreatedAt   func(childComplexity int) int
@@ -253,6 +258,9 @@ type QueryResolver interface {
 	Nodes(ctx context.Context, ids []string) ([]ent.Noder, error)
 	Viewer(ctx context.Context) (*ent.User, error)
 	Upload(ctx context.Context, id string) (*ent.Upload, error)
+}
+type SubscriptionResolver interface {
+	UploadEvents(ctx context.Context, after *string) (<-chan *ent.AuditEvent, error)
 }
 type UserResolver interface {
 	Uploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UploadOrder, where *ent.UploadWhereInput) (*ent.UploadConnection, error)
@@ -796,6 +804,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
+	case "Subscription.uploadEvents":
+		if e.ComplexityRoot.Subscription.UploadEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_uploadEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.UploadEvents(childComplexity, args["after"].(*string)), true
+
 	case "Upload.contentType":
 		if e.ComplexityRoot.Upload.ContentType == nil {
 			break
@@ -1133,6 +1153,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -1627,7 +1664,7 @@ extend type Mutation {
   ` + "`" + `node(id:)` + "`" + ` or ` + "`" + `viewer.deletionJobs` + "`" + `.
 
   With ` + "`" + `dryRun: true` + "`" + ` nothing is deleted: the job is SUCCEEDED at once, with
-  ` + "`" + `matchedCount` + "`" + ` and ` + "`" + `deletedCount` + "`" + ` 0. A filter of more than 100 terms is
+  ` + "`" + `matchedCount` + "`" + ` counted and ` + "`" + `deletedCount` + "`" + ` 0. A filter of more than 100 terms is
   BAD_USER_INPUT, and nothing starts. Needs ` + "`" + `uploads:delete` + "`" + `. Retried with
   the same Idempotency-Key, it returns the same job rather than a second one.
   """
@@ -1647,8 +1684,8 @@ extend type User {
   The caller's deletion jobs, newest first. Pages as ` + "`" + `uploads` + "`" + ` does: at most
   100, and 100 when neither first nor last is given; its ` + "`" + `edges` + "`" + ` cost that
   many times their fields, its ` + "`" + `totalCount` + "`" + ` 100. Finished jobs are kept for
-  the server's JOB_RETENTION (30 days by default). Needs ` + "`" + `uploads:read` + "`" + ` or
-  ` + "`" + `uploads:delete` + "`" + `.
+  the server's JOB_RETENTION (30 days by default). Needs ` + "`" + `uploads:read` + "`" + `, as
+  does ` + "`" + `node(id:)` + "`" + ` of a job.
   """
   deletionJobs(after: Cursor, first: Int, before: Cursor, last: Int): DeletionJobConnection!
 }
@@ -1969,6 +2006,20 @@ extend type Mutation {
   enableWebhookEndpoint(id: ID!): WebhookEndpoint!
   "Sends a delivery again (by its id, the webhook-id), now, whatever its status."
   redeliver(id: ID!): WebhookDelivery!
+}
+`, BuiltIn: false},
+	{Name: "../subscriptions.graphqls", Input: `# Streams of changes, served over graphql-sse (POST /graphql with Accept: text/event-stream) and over
+# WebSocket (graphql-transport-ws) at /graphql. Each credential may hold SUBSCRIPTIONS_PER_CREDENTIAL open.
+type Subscription {
+  """
+  The viewer's own upload changes as they commit, on whichever instance they happen, in the order of
+  their ids: the events of viewer.auditEvents, pushed. With after (the id of the last event received),
+  the events after it that the audit trail still holds come first, then the new ones: a client that
+  reconnects with it misses nothing. Needs the scope audit:read. The stream ends with an error when its
+  reader falls too far behind (SLOW_SUBSCRIBER), its credential is revoked or expires (UNAUTHENTICATED),
+  or the server shuts down (SHUTTING_DOWN); subscribe again with after to resume.
+  """
+  uploadEvents(after: ID): AuditEvent!
 }
 `, BuiltIn: false},
 }
@@ -2671,6 +2722,20 @@ func (ec *executionContext) field_Query_upload_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_uploadEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
 	return args, nil
 }
 
@@ -5007,6 +5072,50 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_uploadEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_uploadEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().UploadEvents(ctx, fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.AuditEvent) graphql.Marshaler {
+			return ec.marshalNAuditEvent2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐAuditEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_uploadEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_uploadEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -8869,6 +8978,26 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "uploadEvents":
+		return ec._Subscription_uploadEvents(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var uploadImplementors = []string{"Upload", "Node"}

@@ -62,6 +62,9 @@ type PurgeUploadPayload struct {
 	PurgedUploadID string `json:"purgedUploadId"`
 }
 
+type Subscription struct {
+}
+
 type WebhookEndpointSecretPayload struct {
 	Endpoint *ent.WebhookEndpoint `json:"endpoint"`
 	// The signing secret (whsec_…), shown this once: keep it where the receiver can read it.

@@ -23,6 +23,7 @@ import (
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/embeds3"
+	"github.com/safedelete/uploads/internal/events"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/janitor"
@@ -53,6 +54,8 @@ type App struct {
 	Queue    *queue.Queue
 	// Jobs runs deletion jobs (their runner: Jobs.Run).
 	Jobs *jobs.Jobs
+	// Events feeds the GraphQL subscriptions.
+	Events *events.Feed
 	// Idempotency keeps the answers of requests sent with an Idempotency-Key.
 	Idempotency *idempotency.Store
 	Handler     http.Handler
@@ -107,6 +110,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	client.WebhookDelivery.Use(a.Queue.WakeOnDue(webhook.QueueKind))
 	client.DeletionJob.Use(a.Queue.WakeOnDue(jobs.QueueKind))
 	a.Keys = apikey.NewAuthenticator(client)
+	a.Events = events.New(client, a.Queue.Wakeups(events.QueueKind), logger, events.Options{PerCredential: cfg.SubscriptionsPerCredential})
 	warnIfDataDirShared(logger, cfg)
 	// On SQLite, concurrent deletes, and the ends of their purges, share
 	// commits (and their fsyncs).
@@ -140,6 +144,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Metrics:          a.Metrics,
 		Commits:          commits,
 		Jobs:             jobs.Options{Metrics: a.Metrics},
+		Events:           a.Events,
 	})
 	a.Jobs = a.Resolver.Jobs()
 	a.webhookOptions = webhook.Options{
@@ -327,6 +332,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.Keys != nil {
 		a.Keys.Flush() // the last uses of keys, before the database closes
+	}
+	if a.Events != nil {
+		a.Events.Close()
 	}
 	if a.Queue != nil {
 		a.Queue.Close()

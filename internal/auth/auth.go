@@ -32,33 +32,40 @@ type Tokens struct {
 func Middleware(keys *apikey.Authenticator, tokens *Tokens, logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			secret, bearer := credential(r)
+			secret, bearer := Credential(r.Header)
 			if secret == "" {
 				next.ServeHTTP(w, r)
 				return
 			}
-			ctx := r.Context()
-			var (
-				v   viewer.Viewer
-				err error
-			)
-			if bearer && tokens != nil && oidc.LooksLikeJWT(secret) {
-				v, err = tokens.viewer(ctx, secret)
-			} else {
-				v, err = keyViewer(ctx, keys, secret)
-			}
-			switch {
-			case errors.Is(err, errRefused):
-				logger.DebugContext(ctx, "credential refused", "reason", err) // never the credential
-			case err != nil:
-				logger.ErrorContext(ctx, "authenticate request", "error", err)
-				ctx = viewer.WithError(ctx, err)
-			default:
-				ctx = viewer.NewContext(ctx, v)
-			}
-			next.ServeHTTP(w, r.WithContext(ctx))
+			next.ServeHTTP(w, r.WithContext(WithCredential(r.Context(), keys, tokens, logger, secret, bearer)))
 		})
 	}
+}
+
+// WithCredential returns ctx with the viewer of secret, an API key or (when
+// bearer, as Authorization: Bearer gives it) an access token, as Middleware
+// does for a request's headers; a refused credential leaves ctx anonymous.
+// A WebSocket's connection_init payload is checked with it.
+func WithCredential(ctx context.Context, keys *apikey.Authenticator, tokens *Tokens, logger *slog.Logger, secret string, bearer bool) context.Context {
+	var (
+		v   viewer.Viewer
+		err error
+	)
+	if bearer && tokens != nil && oidc.LooksLikeJWT(secret) {
+		v, err = tokens.viewer(ctx, secret)
+	} else {
+		v, err = keyViewer(ctx, keys, secret)
+	}
+	switch {
+	case errors.Is(err, errRefused):
+		logger.DebugContext(ctx, "credential refused", "reason", err) // never the credential
+	case err != nil:
+		logger.ErrorContext(ctx, "authenticate request", "error", err)
+		ctx = viewer.WithError(ctx, err)
+	default:
+		ctx = viewer.NewContext(ctx, v)
+	}
+	return ctx
 }
 
 // errRefused marks a credential that is not accepted; other errors mean
@@ -73,7 +80,11 @@ func keyViewer(ctx context.Context, keys *apikey.Authenticator, secret string) (
 	case err != nil:
 		return viewer.Viewer{}, err
 	}
-	return viewer.Viewer{UserID: key.OwnerID, APIKeyID: key.ID, Scopes: apikey.ScopesOf(key)}, nil
+	v := viewer.Viewer{UserID: key.OwnerID, APIKeyID: key.ID, Scopes: apikey.ScopesOf(key)}
+	if key.ExpiresAt != nil {
+		v.Expires = *key.ExpiresAt
+	}
+	return v, nil
 }
 
 func (t *Tokens) viewer(ctx context.Context, token string) (viewer.Viewer, error) {
@@ -88,21 +99,21 @@ func (t *Tokens) viewer(ctx context.Context, token string) (viewer.Viewer, error
 	case err != nil:
 		return viewer.Viewer{}, err
 	}
-	return viewer.Viewer{UserID: userID, Issuer: claims.Issuer, Subject: claims.Subject, Scopes: claims.Scopes}, nil
+	return viewer.Viewer{UserID: userID, Issuer: claims.Issuer, Subject: claims.Subject, Scopes: claims.Scopes, Expires: claims.Expires}, nil
 }
 
-// credential is the key or token a request carries, and whether it came
+// Credential is the key or token headers carry, and whether it came
 // as Authorization: Bearer (the only place a token is taken from; in
 // x-api-key anything is a key). Keys are ASCII: only ASCII white space
 // around one is dropped, so a key bordered by a no-break space is not the
 // key (as an id bordered by one is not the id).
-func credential(r *http.Request) (secret string, bearer bool) {
+func Credential(h http.Header) (secret string, bearer bool) {
 	// Header names in canonical form are looked up as they are; any other
 	// spelling is rewritten, into a new string, on every request.
-	if key := ids.Trim(r.Header.Get("X-Api-Key")); key != "" {
+	if key := ids.Trim(h.Get("X-Api-Key")); key != "" {
 		return key, false
 	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	scheme, token, ok := strings.Cut(h.Get("Authorization"), " ")
 	if ok && strings.EqualFold(scheme, "Bearer") {
 		return ids.Trim(token), true
 	}

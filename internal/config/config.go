@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/pflag"
 
+	"github.com/safedelete/uploads/internal/events"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/oidc"
 	scopes "github.com/safedelete/uploads/internal/scope"
@@ -65,6 +66,9 @@ type Config struct {
 	GraphQLComplexityLimit int
 	GraphQLDepthLimit      int
 	GraphQLTimeout         time.Duration
+	// SubscriptionsPerCredential bounds the subscriptions one credential
+	// holds open on one instance.
+	SubscriptionsPerCredential int
 
 	WebhookAllowHTTP            bool
 	WebhookAllowPrivateNetworks bool
@@ -225,6 +229,7 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	integer(&cfg.GraphQLComplexityLimit, "GRAPHQL_COMPLEXITY_LIMIT", 2500, between(1, 1_000_000), ForServer, "largest complexity of one GraphQL operation")
 	integer(&cfg.GraphQLDepthLimit, "GRAPHQL_DEPTH_LIMIT", 10, between(1, 100), ForServer, "deepest field nesting of one GraphQL operation")
 	duration(&cfg.GraphQLTimeout, "GRAPHQL_TIMEOUT", 30*time.Second, between(time.Second, time.Hour), ForServer, "longest time the work of one GraphQL operation may take (uploadFile's storing excepted); then it is stopped with OPERATION_TIMEOUT")
+	integer(&cfg.SubscriptionsPerCredential, "SUBSCRIPTIONS_PER_CREDENTIAL", events.DefaultPerCredential, between(1, 10_000), ForServer, "GraphQL subscriptions one API key or access token may hold open on one instance; the next is refused with TOO_MANY_SUBSCRIPTIONS")
 	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, between(10*time.Millisecond, time.Hour), ForDeletes, "how long a delete waits for S3 before leaving the object to the background purger")
 	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, between(10*time.Millisecond, time.Hour), ForServer, "how often the background purger looks for due purges")
 	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, between(time.Second, day), ForServer, "longest wait between retries of one purge")

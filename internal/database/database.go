@@ -35,7 +35,7 @@ func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
 		return nil, explainStartError(err, databaseURL)
 	}
 	if drv.Dialect() == dialect.SQLite {
-		d.writers = newWriters(checkpoints.wake)
+		d.writers = newWriters(func() { checkpoints.wake(); d.commits.wake() })
 	}
 	return ent.NewClient(ent.Driver(d)), nil
 }
@@ -46,6 +46,7 @@ type driver struct {
 	*entsql.Driver
 	writers     *writers      // nil but on SQLite
 	checkpoints *checkpointer // nil but on SQLite
+	commits     commitWakeups
 }
 
 // openDriver opens the database; on SQLite, with its checkpointer running.

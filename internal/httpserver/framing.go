@@ -213,6 +213,13 @@ func nextLine(b []byte) (line, rest []byte) {
 	return bytes.TrimSuffix(line, []byte("\r")), rest
 }
 
+// stop stops the scanner: the connection serves no further request.
+func (s *headerScanner) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+}
+
 // next returns the framing of the oldest request not yet served.
 func (s *headerScanner) next() (framing, bool) {
 	s.mu.Lock()
@@ -245,6 +252,12 @@ func rejectAmbiguousFraming(next http.Handler) http.Handler {
 		case f.contentLength && f.transferEncoding:
 			badFraming(w, "400 Bad Request: both Content-Length and Transfer-Encoding")
 		case f.transferEncoding:
+			w.Header().Set("Connection", "close")
+			next.ServeHTTP(w, r)
+		case r.Header.Get("Upgrade") != "":
+			// What follows is a WebSocket's frames, or nothing: no request
+			// is framed after an upgrade, refused or not.
+			scanner.stop()
 			w.Header().Set("Connection", "close")
 			next.ServeHTTP(w, r)
 		default:

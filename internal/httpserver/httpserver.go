@@ -91,7 +91,7 @@ func NewHandler(cfg Config) http.Handler {
 	graphQL = gqllimit.MultipartMap(MaxOperationBytes, func(w http.ResponseWriter, r *http.Request, message string) {
 		writeGraphQLError(w, r, http.StatusBadRequest, &graph.PublicError{Code: graph.CodeBadUserInput, Message: message})
 	}, graphQL)
-	mux.Handle("/graphql", limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(graphQL)))
+	mux.Handle("/graphql", checkWebSocketOrigin(cfg.AllowedOrigins, streamWrites(limitBody(maxRequest, cfg.Resolver.MaxUploadSize(), authenticate(graphQL)))))
 	mux.Handle(rest.Path, authenticate(cfg.Limiter.Wrap(deleteUpload, rest.WriteTooManyRequests)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -188,6 +188,9 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	schema := generated.Config{Resolvers: cfg.Resolver, Schema: graph.ServedSchema()}
 	srv := handler.New(generated.NewExecutableSchema(schema))
 	srv.AddTransport(transport.Options{})
+	if cfg.Resolver.Events() != nil {
+		addSubscriptionTransports(srv, cfg) // before graphQLOverHTTP: SSE's POSTs are JSON too
+	}
 	srv.AddTransport(graphQLOverHTTP{}) // GET and POST, in place of gqlgen's
 	srv.AddTransport(transport.MultipartForm{
 		MaxUploadSize: maxRequest,
@@ -205,7 +208,8 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	// which counted a list once and expanded fragments one by one).
 	srv.Use(operationCost(cfg.ComplexityLimit))
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		if cfg.GraphQLTimeout > 0 {
+		// A subscription lasts as long as its reader wants it.
+		if cfg.GraphQLTimeout > 0 && graphql.GetOperationContext(ctx).Operation.Operation != ast.Subscription {
 			ctx = graph.WithOperationDeadline(ctx, time.Now().Add(cfg.GraphQLTimeout))
 		}
 		return next(ctx)

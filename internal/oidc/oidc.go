@@ -65,6 +65,8 @@ type Options struct {
 type Claims struct {
 	Issuer, Subject, Email string
 	Scopes                 scope.Set
+	// Expires is the token's exp; zero when it has none.
+	Expires time.Time
 }
 
 // Verifier checks access tokens.
@@ -437,6 +439,9 @@ func (v *Verifier) check(raw string, keyOf jwt.Keyfunc) (Claims, *verifiedToken,
 		scopes = v.opts.DefaultScopes
 	}
 	result := Claims{Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Scopes: scopes}
+	if c.ExpiresAt != nil {
+		result.Expires = c.ExpiresAt.Time
+	}
 	// Only a token checked with the one key its kid names is remembered: a
 	// token without a kid is tried against each key in turn, and which one
 	// matched is not known.

@@ -14,6 +14,11 @@
     '#       message',
     '#     }',
     '#   }',
+    '#',
+    '# Watch your uploads change, live, with:',
+    '#   subscription {',
+    '#     uploadEvents { id kind uploadId createdAt }',
+    '#   }',
     'query MyUploads {',
     '  viewer {',
     '    email',
@@ -28,7 +33,16 @@
     '}',
     '',
   ].join('\n');
-  var fetcher = GraphiQL.createFetcher({ url: new URL('/graphql', window.location.href).toString() });
+  // Subscriptions go over a WebSocket (graphql-transport-ws, with the
+  // bundled graphql-ws client); the Headers tab becomes its
+  // connection_init payload, which is where the server reads the key.
+  var endpoint = new URL('/graphql', window.location.href);
+  var subscriptionUrl = new URL(endpoint);
+  subscriptionUrl.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
+  var fetcher = GraphiQL.createFetcher({
+    url: endpoint.toString(),
+    subscriptionUrl: subscriptionUrl.toString(),
+  });
   ReactDOM.createRoot(document.getElementById('graphiql')).render(
     React.createElement(GraphiQL, {
       fetcher: fetcher,

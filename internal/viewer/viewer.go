@@ -4,6 +4,7 @@ package viewer
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/safedelete/uploads/internal/scope"
 )
@@ -21,6 +22,9 @@ type Viewer struct {
 	Subject  string
 	// Scopes are what the credential may do.
 	Scopes scope.Set
+	// Expires is when the credential stops working (an API key's expiry,
+	// an access token's exp); zero for never. A subscription ends then.
+	Expires time.Time
 }
 
 // Credential names the credential that acts, for the audit trail: the API

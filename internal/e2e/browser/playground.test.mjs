@@ -1,5 +1,6 @@
 // The playground, offline: it loads from assets inside the binary, a person
-// puts their key in the headers editor, lists their uploads and deletes one.
+// puts their key in the headers editor, lists their uploads, deletes one, and
+// watches their uploads' events through a subscription.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { serviceURL, apiKey, launch, uploadFile, uploadExists, objectStored, saveArtifact } from './helpers.mjs';
@@ -50,6 +51,12 @@ test('playground works offline: list and delete uploads', async () => {
     assert.ok((await page.locator('.graphiql-response').innerText()).includes('deleted successfully'),
       'the result is not visible on the page');
     saveArtifact('playground.png', await page.screenshot({ fullPage: true }));
+
+    // A subscription, over the WebSocket the page opens with the key of the
+    // Headers tab: from the trail's start, the newest event is the delete's
+    // (or its purge's).
+    const watched = await run(page, 'subscription { uploadEvents(after: "0") { id kind uploadId } }', doomed);
+    assert.match(watched, /"kind": "(DELETED|PURGED)"/, `subscription result on the page:\n${watched}`);
 
     assert.equal(await uploadExists(doomed), false, 'the record survived the playground delete');
     assert.equal(await objectStored(doomed), false, 'the object survived the playground delete');
