@@ -9,6 +9,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/events"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/scope"
@@ -96,4 +97,59 @@ func (r *Resolver) jobError(ctx context.Context, what string, err error) error {
 	default:
 		return r.publicOr(ctx, what, err)
 	}
+}
+
+// deletionJob is Subscription.deletionJob: the caller's job after each
+// change, until its final state. It holds a place among the credential's
+// subscriptions (a quiet one of the event feed), which also ends it when
+// the credential does.
+func (r *Resolver) deletionJob(ctx context.Context, jobID string) (<-chan *ent.DeletionJob, error) {
+	v, err := requireJobReader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	feed := r.options.Events
+	if feed == nil {
+		return nil, errors.New("subscriptions are not served: no event feed")
+	}
+	sub, err := feed.Subscribe(ctx, events.Subscriber{
+		OwnerID: v.UserID, Credential: v.Credential(), APIKeyID: v.APIKeyID, Expires: v.Expires, Quiet: true,
+	}, nil)
+	if err != nil {
+		return nil, subscriptionError(err, feed.PerCredential())
+	}
+	ctx, stop := context.WithCancel(ctx)
+	states, err := r.jobs.Watch(ctx, ids.Trim(jobID), v.UserID)
+	if err != nil {
+		stop()
+		sub.Close()
+		return nil, r.jobError(ctx, "watch deletion job", err)
+	}
+	onStreamEnd(ctx, func() error { return subscriptionError(sub.Err(), feed.PerCredential()) })
+	out := make(chan *ent.DeletionJob)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		defer stop()
+		for {
+			select {
+			case job, ok := <-states:
+				if !ok {
+					return
+				}
+				select {
+				case out <- job:
+				case <-sub.Ended():
+					return
+				case <-ctx.Done():
+					return
+				}
+			case <-sub.Ended():
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }

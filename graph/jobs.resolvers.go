@@ -22,6 +22,11 @@ func (r *mutationResolver) CancelDeletionJob(ctx context.Context, id string) (*e
 	return r.cancelDeletionJob(ctx, id)
 }
 
+// DeletionJob is the resolver for the deletionJob field.
+func (r *subscriptionResolver) DeletionJob(ctx context.Context, id string) (<-chan *ent.DeletionJob, error) {
+	return r.deletionJob(ctx, id)
+}
+
 // DeletionJobs is the resolver for the deletionJobs field.
 func (r *userResolver) DeletionJobs(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletionJobConnection, error) {
 	return r.deletionJobs(ctx, obj, after, first, before, last)

@@ -168,6 +168,7 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
+		DeletionJob  func(childComplexity int, id string) int
 		UploadEvents func(childComplexity int, after *string) int
 	}
 
@@ -261,6 +262,7 @@ type QueryResolver interface {
 }
 type SubscriptionResolver interface {
 	UploadEvents(ctx context.Context, after *string) (<-chan *ent.AuditEvent, error)
+	DeletionJob(ctx context.Context, id string) (<-chan *ent.DeletionJob, error)
 }
 type UserResolver interface {
 	Uploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UploadOrder, where *ent.UploadWhereInput) (*ent.UploadConnection, error)
@@ -804,6 +806,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
+	case "Subscription.deletionJob":
+		if e.ComplexityRoot.Subscription.DeletionJob == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_deletionJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.DeletionJob(childComplexity, args["id"].(string)), true
 	case "Subscription.uploadEvents":
 		if e.ComplexityRoot.Subscription.UploadEvents == nil {
 			break
@@ -1688,6 +1701,18 @@ extend type User {
   does ` + "`" + `node(id:)` + "`" + ` of a job.
   """
   deletionJobs(after: Cursor, first: Int, before: Cursor, last: Int): DeletionJobConnection!
+}
+
+extend type Subscription {
+  """
+  One of the caller's deletion jobs as it runs: the job now, then after each batch (on whichever instance
+  runs it), then its final state (SUCCEEDED, FAILED or CANCELED), and the stream completes. A reader slower
+  than the batches is sent the latest state, never a stale one, and always the final one. A job that does
+  not exist or is someone else's is NOT_FOUND. Needs ` + "`" + `uploads:read` + "`" + `; counts against
+  SUBSCRIPTIONS_PER_CREDENTIAL and ends, as ` + "`" + `uploadEvents` + "`" + ` does, when its credential is revoked or
+  expires or the server shuts down.
+  """
+  deletionJob(id: ID!): DeletionJob!
 }
 `, BuiltIn: false},
 	{Name: "../schema.graphqls", Input: `# The hand-written part of the API. Types of the Ent model (User, Upload,
@@ -2712,6 +2737,20 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 }
 
 func (ec *executionContext) field_Query_upload_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_deletionJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -5114,6 +5153,50 @@ func (ec *executionContext) fieldContext_Subscription_uploadEvents(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_uploadEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_deletionJob(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_deletionJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().DeletionJob(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.DeletionJob) graphql.Marshaler {
+			return ec.marshalNDeletionJob2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐDeletionJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_deletionJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_deletionJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8995,6 +9078,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "uploadEvents":
 		return ec._Subscription_uploadEvents(ctx, fields[0])
+	case "deletionJob":
+		return ec._Subscription_deletionJob(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}

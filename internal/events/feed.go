@@ -250,7 +250,7 @@ func (f *Feed) deliverLocked(events []*ent.AuditEvent, upTo int) {
 			break
 		}
 		for s := range f.owners[e.OwnerID] {
-			if e.ID <= s.from {
+			if s.quiet || e.ID <= s.from {
 				continue
 			}
 			select {
@@ -274,6 +274,10 @@ type Subscriber struct {
 	APIKeyID string
 	// Expires ends the subscription when it passes; zero for never.
 	Expires time.Time
+	// Quiet: the subscription is given no events. It holds a place (the
+	// limit per credential) and ends as any other does (revocation, expiry,
+	// shutdown): the stream of something else, a deletion job's.
+	Quiet bool
 }
 
 // Subscription is one open stream of an owner's events.
@@ -288,6 +292,7 @@ type Subscription struct {
 	ended      chan struct{}
 	err        error // why it ended; set before ended closes
 	expiry     *time.Timer
+	quiet      bool
 }
 
 // Subscribe opens a subscription to sub's events: those after the event
@@ -323,7 +328,7 @@ func (f *Feed) Subscribe(ctx context.Context, sub Subscriber, after *int) (*Subs
 	}
 	s := &Subscription{
 		feed: f, owner: sub.OwnerID, credential: sub.Credential, apiKeyID: sub.APIKeyID,
-		from: f.horizon, live: make(chan *ent.AuditEvent, f.opts.Buffer), ended: make(chan struct{}),
+		from: f.horizon, live: make(chan *ent.AuditEvent, f.opts.Buffer), ended: make(chan struct{}), quiet: sub.Quiet,
 	}
 	if after != nil {
 		if *after < f.horizon {
@@ -406,6 +411,9 @@ func (s *Subscription) Err() error {
 		return nil
 	}
 }
+
+// Ended is closed once the subscription ends (Err says why).
+func (s *Subscription) Ended() <-chan struct{} { return s.ended }
 
 // Close ends the subscription and frees its place.
 func (s *Subscription) Close() { s.end(nil) }

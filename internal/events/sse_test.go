@@ -1,13 +1,11 @@
 package events_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +80,7 @@ func subscribe(t *testing.T, env *testenv.Env, apiKey, after string) *stream {
 	}
 	s := &stream{t: t, cancel: cancel, messages: make(chan message, 1024), status: res.StatusCode}
 	t.Cleanup(s.close)
-	go s.read(res)
+	go s.read(env, res)
 	return s
 }
 
@@ -96,35 +94,26 @@ func subscribeAfter(t *testing.T, env *testenv.Env) string {
 	return strconv.Itoa(last)
 }
 
-func (s *stream) read(res *http.Response) {
+func (s *stream) read(env *testenv.Env, res *http.Response) {
 	defer close(s.messages)
-	defer res.Body.Close()
-	scanner := bufio.NewScanner(res.Body)
-	var name string
-	for scanner.Scan() {
-		line := scanner.Text()
-		switch {
-		case strings.HasPrefix(line, "event: "):
-			name = strings.TrimPrefix(line, "event: ")
-			if name == "complete" {
-				s.messages <- message{at: time.Now(), complete: true}
-			}
-		case strings.HasPrefix(line, "data: ") && name == "next":
-			var payload struct {
-				Data struct {
-					UploadEvents event `json:"uploadEvents"`
-				} `json:"data"`
-				Errors []struct {
-					Message    string         `json:"message"`
-					Extensions map[string]any `json:"extensions"`
-				} `json:"errors"`
-			}
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &payload); err != nil {
-				s.t.Errorf("a message that is not JSON: %s", line)
+	for m := range env.ReadSSE(res) {
+		var data struct {
+			UploadEvents event `json:"uploadEvents"`
+		}
+		if !m.Complete && m.Data != nil {
+			if err := json.Unmarshal(m.Data, &data); err != nil {
+				s.t.Errorf("data: %v", err)
 				return
 			}
-			s.messages <- message{at: time.Now(), event: payload.Data.UploadEvents, errors: payload.Errors}
 		}
+		msg := message{at: m.At, complete: m.Complete, event: data.UploadEvents}
+		for _, e := range m.Errors {
+			msg.errors = append(msg.errors, struct {
+				Message    string         `json:"message"`
+				Extensions map[string]any `json:"extensions"`
+			}{e.Message, e.Extensions})
+		}
+		s.messages <- msg
 	}
 }
 
