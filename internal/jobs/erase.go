@@ -96,13 +96,7 @@ func (w *worker) erase(ctx context.Context) error {
 		if _, err := w.j.deleter.PurgeTrash(ctx, w.job.OwnerID); err != nil {
 			return fmt.Errorf("purge the trash: %w", err)
 		}
-		err := database.WithTx(ctx, w.j.client, func(tx *ent.Tx) error {
-			if err := w.succeed(ctx, tx); err != nil {
-				return err
-			}
-			_, err := RemoveUser(ctx, tx, w.job.OwnerID, w.job.ID)
-			return err
-		})
+		err := w.removeUser(ctx)
 		if !errors.Is(err, ErrUploadsLeft) {
 			return err
 		}
@@ -118,6 +112,29 @@ func (w *worker) erase(ctx context.Context) error {
 			return errUploadsStuck
 		}
 	}
+}
+
+// removeUser ends the erase: in one transaction, the job SUCCEEDED and
+// the user removed. On PostgreSQL a "purged" event's webhook delivery to
+// the user's endpoint may commit between the removal of their deliveries
+// and of their endpoints (the inline purges' last writes are batched in
+// the background): the transaction then fails on the foreign key, and is
+// tried again at once, a few times, before the run fails.
+func (w *worker) removeUser(ctx context.Context) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		err = database.WithTx(ctx, w.j.client, func(tx *ent.Tx) error {
+			if err := w.succeed(ctx, tx); err != nil {
+				return err
+			}
+			_, err := RemoveUser(ctx, tx, w.job.OwnerID, w.job.ID)
+			return err
+		})
+		if !ent.IsConstraintError(err) {
+			return err
+		}
+	}
+	return err
 }
 
 var errUploadsStuck = errors.New("uploads are left that rounds of deletes did not remove; the user is kept")
