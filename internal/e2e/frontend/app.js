@@ -1,11 +1,17 @@
 // An example frontend for the uploads service. It signs a person in at the
 // app's OpenID Connect issuer (authorization code flow with PKCE, as a public
 // client: a page cannot keep a secret), then calls the service's GraphQL API
-// with the access token: it lists the person's uploads and deletes one.
+// with the access token: it lists the person's uploads and deletes one, or
+// all of them with a deletion job whose progress it shows as it goes.
 // oauth4webapi does the OAuth work (discovery, PKCE, state, the code
-// exchange, ID token checks); this file only wires it to the page.
+// exchange, ID token checks) and graphql-sse the subscription's protocol;
+// this file only wires them to the page.
 import * as oauth from './vendor/oauth4webapi.js';
 import fileConfig from './config.js';
+
+// graphql-sse's browser build, loaded by index.html before this module, is a
+// classic script: it leaves its exports in this global.
+const { createClient } = globalThis.graphqlSse;
 
 const config = readConfig();
 const client = { client_id: config.clientId };
@@ -112,6 +118,74 @@ async function showUploads() {
   }));
 }
 
+// deleteAll starts a deletion job over all of the person's uploads (any
+// number: the service deletes them in the background, a batch at a time) and
+// follows it to its end.
+async function deleteAll() {
+  if (!confirm('Delete all your uploads? This cannot be undone from this page.')) return;
+  $('delete-all').disabled = true;
+  try {
+    const { startDeletionJob: job } = await graphql(`mutation {
+      startDeletionJob(where: {}) { id status matchedCount deletedCount failedCount error }
+    }`);
+    showJob(job);
+    await followJob(job.id);
+  } finally {
+    $('delete-all').disabled = false;
+  }
+  await showUploads();
+}
+
+// followJob shows each state the service pushes for the job: now, after each
+// batch, then its final one; it resolves when the service completes the
+// stream, and rejects with the error that ended it otherwise.
+function followJob(id) {
+  const subscriptions = createClient({
+    url: `${config.serviceURL}/graphql`,
+    // Asked again on every (re)connection, so a fresh token is used.
+    headers: () => ({ authorization: `Bearer ${accessToken()}` }),
+  });
+  return new Promise((resolve, reject) => {
+    subscriptions.subscribe({
+      query: `subscription($id: ID!) {
+        deletionJob(id: $id) { id status matchedCount deletedCount failedCount error }
+      }`,
+      variables: { id },
+    }, {
+      next({ data, errors }) {
+        // A stream the service ends (NOT_FOUND, UNAUTHENTICATED,
+        // SLOW_SUBSCRIBER, SHUTTING_DOWN) says why in a last message.
+        if (errors) {
+          const [error] = errors;
+          reject(new Error(`${error.message} (${error.extensions?.code ?? 'no code'})`));
+          return;
+        }
+        showJob(data.deletionJob);
+      },
+      error: (err) => reject(err instanceof Error ? err : new Error(`The job's updates stopped: ${err}`)),
+      complete: resolve,
+    });
+  }).finally(() => subscriptions.dispose());
+}
+
+// showJob puts a job's state on the progress bar and in words.
+function showJob(job) {
+  const bar = $('job-progress');
+  const counts = `${job.deletedCount} of ${job.matchedCount} deleted`;
+  const finished = !['QUEUED', 'RUNNING'].includes(job.status);
+  // A <progress> needs a max above 0: a job that matched nothing is full when it ends.
+  bar.max = Math.max(job.matchedCount, 1);
+  bar.value = job.matchedCount > 0 ? job.deletedCount : Number(finished);
+  $('job-text').textContent = {
+    QUEUED: `Starting: ${counts}`,
+    RUNNING: counts,
+    SUCCEEDED: `Done: ${counts}`,
+    CANCELED: `Canceled: ${counts}`,
+    FAILED: `Failed: ${job.error} (${counts}, ${job.failedCount} left)`,
+  }[job.status] ?? `${job.status}: ${counts}`;
+  $('job').hidden = false;
+}
+
 async function deleteUpload(id) {
   const data = await graphql(`mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }`, { id });
   $('result').textContent = `Deleted ${data.deleteUpload.deletedUploadId}`;
@@ -123,9 +197,11 @@ async function render() {
   const signedIn = accessToken() !== null;
   $('sign-in').hidden = signedIn;
   $('sign-out').hidden = !signedIn;
+  $('delete-all').hidden = !signedIn;
   if (signedIn) return showUploads();
   $('who').textContent = '';
   $('uploads').replaceChildren();
+  $('job').hidden = true;
 }
 
 // run shows any failure on the page: an error from the service (its message
@@ -159,6 +235,7 @@ function isLoopbackHTTP(url) {
 
 $('sign-in').onclick = () => run(signIn);
 $('sign-out').onclick = signOut;
+$('delete-all').onclick = () => run(deleteAll);
 const params = new URLSearchParams(location.search);
 run(async () => {
   if (params.has('code') || params.has('error')) await finishSignIn();
