@@ -51,7 +51,9 @@ func addSubscriptionTransports(srv *handler.Server, cfg Config) {
 			// credential checked again (a key revoked since the upgrade no
 			// longer works) and counted by the rate limit (the upgrade paid
 			// for the first).
-			ctx = auth.WithCredential(ctx, cfg.Keys, cfg.Tokens, cfg.Logger, sock.secret, sock.bearer)
+			if sock.secret != "" {
+				ctx = auth.WithCredential(ctx, cfg.Keys, cfg.Tokens, cfg.Logger, sock.secret, sock.bearer)
+			}
 			if sock.operations.Add(1) > 1 && !cfg.Limiter.Allow(ctx, sock.remoteAddr) {
 				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{publicGQLError(
 					&graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})}})
