@@ -44,7 +44,7 @@ func Middleware(keys *apikey.Authenticator, tokens *Tokens, logger *slog.Logger)
 
 // WithCredential returns ctx with the viewer of secret, an API key or (when
 // bearer, as Authorization: Bearer gives it) an access token, as Middleware
-// does for a request's headers; a refused credential leaves ctx anonymous.
+// does for a request's headers; a refused credential makes ctx anonymous.
 // A WebSocket's connection_init payload is checked with it.
 func WithCredential(ctx context.Context, keys *apikey.Authenticator, tokens *Tokens, logger *slog.Logger, secret string, bearer bool) context.Context {
 	var (
@@ -59,6 +59,9 @@ func WithCredential(ctx context.Context, keys *apikey.Authenticator, tokens *Tok
 	switch {
 	case errors.Is(err, errRefused):
 		logger.DebugContext(ctx, "credential refused", "reason", err) // never the credential
+		// Anonymous even when ctx held a viewer: a WebSocket's operations
+		// are authenticated again, each, with what its connection holds.
+		ctx = viewer.WithError(ctx, viewer.ErrAnonymous)
 	case err != nil:
 		logger.ErrorContext(ctx, "authenticate request", "error", err)
 		ctx = viewer.WithError(ctx, err)

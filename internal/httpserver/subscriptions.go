@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -13,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/auth"
@@ -44,6 +46,19 @@ func addSubscriptionTransports(srv *handler.Server, cfg Config) {
 		PingPongInterval: keepAliveInterval,
 	})
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		if sock, ok := ctx.Value(socketKey{}).(*socket); ok {
+			// Over a WebSocket each operation is a request of its own: its
+			// credential checked again (a key revoked since the upgrade no
+			// longer works) and counted by the rate limit (the upgrade paid
+			// for the first).
+			if sock.secret != "" {
+				ctx = auth.WithCredential(ctx, cfg.Keys, cfg.Tokens, cfg.Logger, sock.secret, sock.bearer)
+			}
+			if sock.operations.Add(1) > 1 && !cfg.Limiter.Allow(ctx, sock.remoteAddr) {
+				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{publicGQLError(
+					&graph.PublicError{Code: CodeRateLimited, Message: "Too many requests"})}})
+			}
+		}
 		if graphql.GetOperationContext(ctx).Operation.Operation == ast.Subscription {
 			ctx = graph.WithStreamEnd(ctx)
 		}
@@ -80,6 +95,9 @@ func websocketInit(cfg Config) transport.WebsocketInitFunc {
 		}
 		if secret, bearer := auth.Credential(headers); secret != "" {
 			ctx = auth.WithCredential(ctx, cfg.Keys, cfg.Tokens, cfg.Logger, secret, bearer)
+			if sock, ok := ctx.Value(socketKey{}).(*socket); ok {
+				ctx = context.WithValue(ctx, socketKey{}, &socket{secret: secret, bearer: bearer, remoteAddr: sock.remoteAddr})
+			}
 		}
 		if feed := cfg.Resolver.Events(); feed != nil {
 			var cancel context.CancelFunc
@@ -112,8 +130,14 @@ func checkWebSocketOrigin(origins []string, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if r.Header.Get("Upgrade") == "" || origin == "" || sameHost(origin, r.Host) || (allowed != nil && allowed.OriginAllowed(r)) {
+		if r.Header.Get("Upgrade") == "" {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if origin == "" || sameHost(origin, r.Host) || (allowed != nil && allowed.OriginAllowed(r)) {
+			secret, bearer := auth.Credential(r.Header)
+			sock := &socket{secret: secret, bearer: bearer, remoteAddr: r.RemoteAddr}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, sock)))
 			return
 		}
 		writeGraphQLError(w, r, http.StatusForbidden, &graph.PublicError{
@@ -121,6 +145,18 @@ func checkWebSocketOrigin(origins []string, next http.Handler) http.Handler {
 		})
 	})
 }
+
+// socket is what a WebSocket's operations are authenticated with: the
+// credential of its upgrade's headers, or of its connection_init payload.
+// It never leaves the process's memory.
+type socket struct {
+	secret     string
+	bearer     bool
+	remoteAddr string
+	operations atomic.Int64
+}
+
+type socketKey struct{}
 
 // streamWrites lets gqlgen's SSE transport flush through the wrappers of
 // the response (which reach http.ResponseController by Unwrap, but which

@@ -91,6 +91,31 @@ func (l *Limiter) Wrap(next http.Handler, respond func(http.ResponseWriter, *htt
 	})
 }
 
+// Allow counts one request of the caller in ctx (its viewer, or
+// remoteAddr without one) and reports whether it is within the limit: for
+// what arrives other than as a request, an operation over a WebSocket.
+func (l *Limiter) Allow(ctx context.Context, remoteAddr string) bool {
+	if l == nil {
+		return true
+	}
+	var counterErr error
+	r := (&http.Request{RemoteAddr: remoteAddr}).WithContext(context.WithValue(ctx, counterErrKey{}, &counterErr))
+	limited := l.limiter.OnLimit(discardHeaders{}, r, key(r))
+	if counterErr != nil {
+		l.logger.WarnContext(ctx, "rate limit counter failed; operation let through", "error", counterErr)
+		return true
+	}
+	return !limited
+}
+
+// discardHeaders is a response nobody reads: Allow's limiter sets its
+// headers on it.
+type discardHeaders struct{}
+
+func (discardHeaders) Header() http.Header         { return http.Header{} }
+func (discardHeaders) Write(b []byte) (int, error) { return len(b), nil }
+func (discardHeaders) WriteHeader(int)             {}
+
 // key is the API key's id for requests with a key, the user's for requests
 // with access tokens (a person may hold many at once); others are counted
 // by client address, so that guessing keys is limited too.
