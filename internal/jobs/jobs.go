@@ -24,8 +24,12 @@ import (
 	"sync"
 	"time"
 
+	"entgo.io/ent/dialect/sql"
+
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/ent/predicate"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/internal/audit"
@@ -332,12 +336,31 @@ func Finished(job *ent.DeletionJob) bool {
 	return false
 }
 
+// notRestoredAfter leaves out the uploads restored from the trash after
+// cutoff: they were not there when the job started (a restored upload
+// keeps its created_at), so they are not the job's. The audit trail says
+// when (its index on owner_id, upload_id serves the lookup).
+func notRestoredAfter(cutoff time.Time) predicate.Upload {
+	return func(s *sql.Selector) {
+		ev := sql.Table(auditevent.Table).As("restored_event")
+		s.Where(sql.NotExists(
+			sql.Dialect(s.Dialect()).Select(ev.C(auditevent.FieldID)).From(ev).Where(sql.And(
+				sql.ColumnsEQ(ev.C(auditevent.FieldOwnerID), s.C(upload.FieldOwnerID)),
+				sql.ColumnsEQ(ev.C(auditevent.FieldUploadID), s.C(upload.FieldID)),
+				sql.EQ(ev.C(auditevent.FieldKind), auditevent.KindRESTORED.String()),
+				sql.GT(ev.C(auditevent.FieldCreatedAt), cutoff),
+			)),
+		))
+	}
+}
+
 // filtered narrows q to ownerID's uploads matching where and created at
-// cutoff or before (zero: whenever).
+// cutoff or before and not restored from the trash after it (zero:
+// whenever, restored or not).
 func filtered(q *ent.UploadQuery, ownerID string, where *ent.UploadWhereInput, cutoff time.Time) (*ent.UploadQuery, error) {
 	q.Where(upload.OwnerID(ownerID))
 	if !cutoff.IsZero() {
-		q.Where(upload.CreatedAtLTE(cutoff))
+		q.Where(upload.CreatedAtLTE(cutoff), notRestoredAfter(cutoff))
 	}
 	p, err := where.P()
 	switch {

@@ -328,7 +328,11 @@ func (w *worker) end(ctx context.Context, err error) {
 	failed := false
 	switch {
 	case ctx.Err() != nil:
-		update.SetNextAttemptAt(time.Now())
+		// A shutdown is no failure: the claim is given back uncounted, so
+		// a long job across many deploys still has its maxAttempts tries.
+		// The next claim reuses this one's number; this worker writes
+		// nothing after this fenced update.
+		update.SetNextAttemptAt(time.Now()).AddAttempts(-1)
 	case w.claim >= maxAttempts:
 		failed = true
 		logger.ErrorContext(ctx, "deletion job failed", "job_id", w.job.ID, "error", err)
