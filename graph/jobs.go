@@ -19,6 +19,10 @@ import (
 // The deletion job resolvers are thin: the rules (what a job deletes, its
 // lease, cancelling) are package jobs'; the deletes are DeleteOwnedBatchesTx's.
 
+// CodeTooManyDeletionJobs refuses a job to a user with jobs.MaxUnfinished
+// queued or running.
+const CodeTooManyDeletionJobs = "TOO_MANY_DELETION_JOBS"
+
 // ErrJobNotFound is a deletion job that does not exist or is someone else's.
 var ErrJobNotFound = &PublicError{Code: CodeNotFound, Message: "Deletion job not found"}
 
@@ -90,6 +94,8 @@ func (r *Resolver) jobError(ctx context.Context, what string, err error) error {
 		return nil
 	case errors.Is(err, jobs.ErrNotFound):
 		return ErrJobNotFound
+	case errors.Is(err, jobs.ErrTooManyUnfinished):
+		return &PublicError{Code: CodeTooManyDeletionJobs, Message: err.Error()}
 	case errors.As(err, &filter):
 		return &PublicError{Code: CodeBadUserInput, Message: filter.Error()}
 	case timedOut(ctx):

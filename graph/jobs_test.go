@@ -8,6 +8,7 @@ import (
 	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/internal/apikey"
+	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -215,5 +216,38 @@ func TestDeletionJobIdempotencyKey(t *testing.T) {
 	}
 	if n := env.Client().DeletionJob.Query().Where(deletionjob.OwnerID(userID)).CountX(context.Background()); n != 2 {
 		t.Errorf("%d jobs after two keyed requests retried, want 2", n)
+	}
+}
+
+// TestDeletionJobsBounded: a user with jobs.MaxUnfinished jobs queued or
+// running is refused another (TOO_MANY_DELETION_JOBS, nothing started)
+// until one ends; a dry run is never refused; another user is not
+// affected.
+func TestDeletionJobsBounded(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	_, key := env.NewUser()
+	_, otherKey := env.NewUser()
+	var first jobResult
+	for i := range jobs.MaxUnfinished {
+		job := startJob(t, env, key, map[string]any{}, false)
+		if i == 0 {
+			first = job
+		}
+	}
+	const start = `mutation { startDeletionJob(where: {}) { id } }`
+	res := env.GraphQL(key, start, nil)
+	expectError(t, res, graph.CodeTooManyDeletionJobs, jobs.ErrTooManyUnfinished.Error())
+	if n := env.Client().DeletionJob.Query().CountX(context.Background()); n != jobs.MaxUnfinished {
+		t.Errorf("%d jobs, want %d: the refused one started", n, jobs.MaxUnfinished)
+	}
+	startJob(t, env, key, map[string]any{}, true) // a dry run
+	startJob(t, env, otherKey, map[string]any{}, false)
+
+	if res := env.GraphQL(key, `mutation($id: ID!) { cancelDeletionJob(id: $id) { status } }`, map[string]any{"id": first.ID}); len(res.Errors) > 0 {
+		t.Fatalf("cancel: %+v", res.Errors)
+	}
+	if res := env.GraphQL(key, start, nil); len(res.Errors) > 0 {
+		t.Errorf("once one ended: %+v", res.Errors)
 	}
 }

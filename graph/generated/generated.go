@@ -1678,7 +1678,8 @@ extend type Mutation {
 
   With ` + "`" + `dryRun: true` + "`" + ` nothing is deleted: the job is SUCCEEDED at once, with
   ` + "`" + `matchedCount` + "`" + ` counted and ` + "`" + `deletedCount` + "`" + ` 0. A filter of more than 100 terms is
-  BAD_USER_INPUT, and nothing starts. Needs ` + "`" + `uploads:delete` + "`" + `. Retried with
+  BAD_USER_INPUT, and nothing starts. A caller with 100 jobs queued or running is
+  refused another (TOO_MANY_DELETION_JOBS) until one ends; dry runs are never refused. Needs ` + "`" + `uploads:delete` + "`" + `. Retried with
   the same Idempotency-Key, it returns the same job rather than a second one.
   """
   startDeletionJob(where: UploadWhereInput!, dryRun: Boolean = false): DeletionJob!

@@ -113,7 +113,16 @@ var (
 	ErrNotFound = errors.New("deletion job not found")
 	// ErrNoSuchUser is StartUserErase of a user that does not exist.
 	ErrNoSuchUser = errors.New("no such user")
+	// ErrTooManyUnfinished is Start for an owner with MaxUnfinished jobs
+	// queued or running.
+	ErrTooManyUnfinished = fmt.Errorf("%d deletion jobs are queued or running already: wait for one to end, or cancel one", MaxUnfinished)
 )
+
+// MaxUnfinished bounds an owner's jobs queued or running at once: every
+// claim reads past the jobs that wait (one owner's run one at a time), so
+// one user's thousands of waiting jobs would slow every instance's claims,
+// and on SQLite hold the write lock while they do.
+const MaxUnfinished = 100
 
 // FilterError is a filter that cannot be run (its message says why).
 type FilterError struct{ Err error }
@@ -181,7 +190,7 @@ func (j *Jobs) Start(ctx context.Context, f Filter) (*ent.DeletionJob, error) {
 		}
 		return c
 	}
-	return j.create(ctx, f.Actor, create)
+	return j.create(ctx, f.Actor, create, !f.DryRun)
 }
 
 // StartUserErase starts a USER_ERASE job of userID (for the command line,
@@ -222,15 +231,29 @@ func (j *Jobs) StartUserErase(ctx context.Context, userID string) (*ent.Deletion
 	}
 	return j.create(ctx, audit.CLI, func(tx *ent.Tx) *ent.DeletionJobCreate {
 		return tx.DeletionJob.Create().SetOwnerID(userID).SetKind(deletionjob.KindUSER_ERASE).SetMatchedCount(matched)
-	})
+	}, false) // an operator's, one a user at a time
 }
 
 // create writes a job, due now (the runners are woken: queue.WakeOnDue),
-// with the request's effect record.
-func (j *Jobs) create(ctx context.Context, actor audit.Actor, create func(tx *ent.Tx) *ent.DeletionJobCreate) (*ent.DeletionJob, error) {
+// with the request's effect record; bounded, only if its owner has fewer
+// than MaxUnfinished jobs queued or running (ErrTooManyUnfinished).
+func (j *Jobs) create(ctx context.Context, actor audit.Actor, create func(tx *ent.Tx) *ent.DeletionJobCreate, bounded bool) (*ent.DeletionJob, error) {
 	var job *ent.DeletionJob
 	err := database.WithTx(ctx, j.client, func(tx *ent.Tx) (err error) {
-		job, err = create(tx).
+		c := create(tx)
+		if bounded {
+			owner, _ := c.Mutation().OwnerID()
+			unfinished, err := tx.DeletionJob.Query().
+				Where(deletionjob.OwnerID(owner), deletionjob.StatusIn(deletionjob.StatusQUEUED, deletionjob.StatusRUNNING)).
+				Count(ctx)
+			if err != nil {
+				return err
+			}
+			if unfinished >= MaxUnfinished {
+				return ErrTooManyUnfinished
+			}
+		}
+		job, err = c.
 			SetActor(actor.Name).
 			SetVia(string(actor.Via)).
 			SetRequestID(requestlog.FromContext(ctx)).
