@@ -41,43 +41,10 @@ var errClaimLost = errors.New("deletion job: claim lost (canceled, or taken over
 // handed back (due at once) for another instance, or the next start, to
 // resume.
 func (j *Jobs) Run(ctx context.Context, wake <-chan struct{}) {
-	ticker := time.NewTicker(j.opts.PollInterval)
-	defer ticker.Stop()
-	ended := make(chan struct{}, j.opts.Concurrency) // one per job that ended; never full
-	var running sync.WaitGroup
-	defer running.Wait()
-	busy := 0
-	for {
-		if free := j.opts.Concurrency - busy; free > 0 && ctx.Err() == nil {
-			claimed, err := j.claim(ctx, free, "")
-			if err != nil && ctx.Err() == nil {
-				j.logger.ErrorContext(ctx, "deletion job claim failed", "error", err)
-			}
-			busy += len(claimed)
-			for _, c := range claimed {
-				running.Go(func() {
-					j.run(ctx, c)
-					ended <- struct{}{}
-				})
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ended:
-			busy--
-		case <-ticker.C:
-		case <-wake:
-		}
-		for drained := false; !drained; { // jobs that ended meanwhile: one claim for all
-			select {
-			case <-ended:
-				busy--
-			default:
-				drained = true
-			}
-		}
-	}
+	queue.Work(ctx, j.opts.Concurrency, j.opts.PollInterval, wake,
+		func(ctx context.Context, n int) ([]claimed, error) { return j.claim(ctx, n, "") },
+		func(err error) { j.logger.ErrorContext(ctx, "deletion job claim failed", "error", err) },
+		j.run)
 }
 
 // RunOnce claims up to Concurrency due jobs and runs them here, side by

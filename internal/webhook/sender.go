@@ -18,6 +18,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/metrics"
+	"github.com/safedelete/uploads/internal/queue"
 )
 
 // The sender's defaults, for internal/config.
@@ -110,43 +111,9 @@ const QueueKind = "webhook"
 // pick), never a whole pass of everyone's. Run returns once its attempts
 // ended.
 func (s *Sender) Run(ctx context.Context, wake <-chan struct{}) {
-	ticker := time.NewTicker(s.opts.PollInterval)
-	defer ticker.Stop()
-	ended := make(chan struct{}, s.opts.Concurrency) // one per attempt that ended; never full
-	var attempts sync.WaitGroup
-	defer attempts.Wait()
-	busy := 0
-	for {
-		if free := s.opts.Concurrency - busy; free > 0 && ctx.Err() == nil {
-			claimed, err := s.claim(ctx, free)
-			if err != nil && ctx.Err() == nil {
-				s.logger.ErrorContext(ctx, "webhook claim failed", "error", err)
-			}
-			busy += len(claimed)
-			for _, d := range claimed {
-				attempts.Go(func() {
-					s.attempt(ctx, d)
-					ended <- struct{}{}
-				})
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ended:
-			busy--
-		case <-ticker.C:
-		case <-wake:
-		}
-		for drained := false; !drained; { // attempts that ended meanwhile: one claim for all
-			select {
-			case <-ended:
-				busy--
-			default:
-				drained = true
-			}
-		}
-	}
+	queue.Work(ctx, s.opts.Concurrency, s.opts.PollInterval, wake, s.claim,
+		func(err error) { s.logger.ErrorContext(ctx, "webhook claim failed", "error", err) },
+		func(ctx context.Context, d *ent.WebhookDelivery) { s.attempt(ctx, d) })
 }
 
 // RunOnce claims up to Concurrency due deliveries, as fairly as Run does,
