@@ -66,15 +66,51 @@ func openDriver(databaseURL string) (*entsql.Driver, *checkpointer, error) {
 		db.SetMaxIdleConns(32)
 		return entsql.OpenDB(dialect.SQLite, db), checkpoints, nil
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
-		db, err := sql.Open("pgx", databaseURL)
+		connString, maxConns, err := PostgresPool(databaseURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		db, err := sql.Open("pgx", connString)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open postgres: %w", err)
 		}
-		db.SetMaxIdleConns(8) // a few warm connections; several instances share max_connections
+		// Bounded: a burst of callers waits for a connection here instead
+		// of taking the server past max_connections, which several
+		// instances share, and failing requests with "too many clients".
+		db.SetMaxOpenConns(maxConns)
+		db.SetMaxIdleConns(min(8, maxConns)) // a few warm connections
 		return entsql.OpenDB(dialect.Postgres, db), nil, nil
 	default:
 		return nil, nil, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))
 	}
+}
+
+// DefaultPostgresConns is how many connections one instance opens to
+// PostgreSQL at most, unless DATABASE_URL's pool_max_conns says otherwise:
+// three instances leave a quarter of PostgreSQL's default max_connections
+// (100) to everyone else.
+const DefaultPostgresConns = 25
+
+// PostgresPool returns databaseURL without its pool_max_conns parameter
+// (pgxpool's name for it; PostgreSQL itself would refuse it as a setting)
+// and the bound it gives, DefaultPostgresConns if none.
+func PostgresPool(databaseURL string) (connString string, maxConns int, err error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		// Not err: url.Error repeats the URL, password and all.
+		return "", 0, fmt.Errorf("DATABASE_URL does not parse as a URL")
+	}
+	q := u.Query()
+	if !q.Has("pool_max_conns") {
+		return databaseURL, DefaultPostgresConns, nil
+	}
+	maxConns, err = strconv.Atoi(q.Get("pool_max_conns"))
+	if err != nil || maxConns < 1 {
+		return "", 0, fmt.Errorf("DATABASE_URL: pool_max_conns must be a whole number of 1 or more, not %q", q.Get("pool_max_conns"))
+	}
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	return u.String(), maxConns, nil
 }
 
 // SQLiteDSN is the go-sqlite3 DSN of the SQLite file at path. It sets what

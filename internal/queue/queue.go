@@ -60,6 +60,9 @@ type Queue struct {
 // New returns the queue of client, a client Open of package database
 // returned for databaseURL.
 func New(client *ent.Client, databaseURL string, logger *slog.Logger) *Queue {
+	if connString, _, err := database.PostgresPool(databaseURL); err == nil {
+		databaseURL = connString // a single connection: no pool parameters
+	}
 	return &Queue{
 		client: client, postgres: database.Dialect(client) == dialect.Postgres, databaseURL: databaseURL,
 		logger: logger, wakeups: map[string][]chan struct{}{}, listening: make(chan struct{}),
