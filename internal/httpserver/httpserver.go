@@ -28,6 +28,7 @@ import (
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/playground"
+	"github.com/safedelete/uploads/internal/querycache"
 	"github.com/safedelete/uploads/internal/ratelimit"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/rest"
@@ -186,7 +187,8 @@ func corsMiddleware(origins []string) *cors.Cors {
 // may cost.
 func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 	schema := generated.Config{Resolvers: cfg.Resolver, Schema: graph.ServedSchema()}
-	srv := handler.New(generated.NewExecutableSchema(schema))
+	executable := generated.NewExecutableSchema(schema)
+	srv := handler.New(executable)
 	srv.AddTransport(transport.Options{})
 	if cfg.Resolver.Events() != nil {
 		addSubscriptionTransports(srv, cfg) // before graphQLOverHTTP: SSE's POSTs are JSON too
@@ -196,7 +198,8 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 		MaxUploadSize: maxRequest,
 		MaxMemory:     32 << 20, // larger files spill to temporary files
 	})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// Documents with their ids written in are validated once per shape.
+	srv.SetQueryCache(querycache.New(executable.Schema(), 1000))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
