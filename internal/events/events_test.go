@@ -58,7 +58,9 @@ func TestUploadEventsResumeAfterLastEventID(t *testing.T) {
 	wantEvent(t, deleted, "DELETED", first.ID)
 	s.close()
 
-	// Missed while disconnected: its purge, then another upload's life.
+	// Missed while disconnected: its purge, then another upload's life
+	// (made once the purge is done, for the trail's order to be known).
+	env.Eventually(20*time.Second, "the first purge", func() bool { return env.PendingPurges() == 0 })
 	second := env.MustUpload(key, "second.txt", []byte("2"))
 	deleteUpload(t, env, key, second.ID)
 	env.Eventually(20*time.Second, "the purges", func() bool { return env.PendingPurges() == 0 })
