@@ -29,8 +29,8 @@ import (
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
-	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/purge"
+	"github.com/safedelete/uploads/internal/receipt"
 )
 
 // Deleter deletes uploads of one owner (graph's delete core).
