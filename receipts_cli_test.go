@@ -88,10 +88,9 @@ func TestReceiptsCommandLine(t *testing.T) {
 	}
 }
 
-// flipChar returns another base64url character.
+// flipChar returns the base64url character that differs from c in the
+// top of its six bits (a bit it always encodes).
 func flipChar(c byte) byte {
-	if c == 'A' {
-		return 'B'
-	}
-	return 'A'
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	return alphabet[strings.IndexByte(alphabet, c)^32]
 }
