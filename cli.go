@@ -103,7 +103,7 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 	root.SetUsageFunc(usage)
 	root.SetFlagErrorFunc(flagError)
 
-	root.AddCommand(c.usersCommand(), c.keysCommand(), c.jobsCommand(), c.auditCommand(), c.reconcileCommand(), c.versionCommand())
+	root.AddCommand(c.usersCommand(), c.keysCommand(), c.jobsCommand(), c.auditCommand(), c.receiptsCommand(), c.reconcileCommand(), c.versionCommand())
 	return root
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,5 +178,44 @@ func TestWebhookKeyFilePermissions(t *testing.T) {
 				t.Errorf("warned: %v, want %v; logs:\n%s", warned, want, stderr)
 			}
 		})
+	}
+}
+
+// TestReceiptKeyFile: the first start makes RECEIPT_KEY_FILE (and its
+// directory), readable by its owner only, and publishes its public key at
+// /.well-known/jwks.json; a key file others may read is warned about.
+func TestReceiptKeyFile(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "keys", "receipts.json")
+	env := map[string]string{"DATA_DIR": t.TempDir(), "ADDR": freeAddr(t), "RECEIPT_KEY_FILE": keyFile}
+	var jwks string
+	_, stderr := serveWith(t, env, nil, func() {
+		res, err := http.Get("http://" + env["ADDR"] + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		jwks = string(body)
+	})
+	info, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatalf("no key file made: %v", err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("key file mode %#o, want 0600", perm)
+	}
+	if !strings.Contains(jwks, `"crv":"Ed25519"`) || strings.Contains(jwks, `"d":`) {
+		t.Errorf("jwks: %s", jwks)
+	}
+	if strings.Contains(stderr, "receipt key file is accessible") {
+		t.Errorf("warned about a private key file:\n%s", stderr)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env["ADDR"] = freeAddr(t)
+	if _, stderr := serveWith(t, env, nil, func() {}); !strings.Contains(stderr, "receipt key file is accessible to other users") {
+		t.Errorf("no warning about a key file others may read:\n%s", stderr)
 	}
 }

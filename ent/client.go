@@ -19,6 +19,7 @@ import (
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/ent/deletionreceipt"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -44,6 +45,8 @@ type Client struct {
 	DeletedUpload *DeletedUploadClient
 	// DeletionJob is the client for interacting with the DeletionJob builders.
 	DeletionJob *DeletionJobClient
+	// DeletionReceipt is the client for interacting with the DeletionReceipt builders.
+	DeletionReceipt *DeletionReceiptClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
@@ -75,6 +78,7 @@ func (c *Client) init() {
 	c.AuditEvent = NewAuditEventClient(c.config)
 	c.DeletedUpload = NewDeletedUploadClient(c.config)
 	c.DeletionJob = NewDeletionJobClient(c.config)
+	c.DeletionReceipt = NewDeletionReceiptClient(c.config)
 	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
 	c.ObjectPurge = NewObjectPurgeClient(c.config)
@@ -179,6 +183,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		AuditEvent:      NewAuditEventClient(cfg),
 		DeletedUpload:   NewDeletedUploadClient(cfg),
 		DeletionJob:     NewDeletionJobClient(cfg),
+		DeletionReceipt: NewDeletionReceiptClient(cfg),
 		IdempotencyKey:  NewIdempotencyKeyClient(cfg),
 		Identity:        NewIdentityClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
@@ -210,6 +215,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		AuditEvent:      NewAuditEventClient(cfg),
 		DeletedUpload:   NewDeletedUploadClient(cfg),
 		DeletionJob:     NewDeletionJobClient(cfg),
+		DeletionReceipt: NewDeletionReceiptClient(cfg),
 		IdempotencyKey:  NewIdempotencyKeyClient(cfg),
 		Identity:        NewIdentityClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
@@ -247,9 +253,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.IdempotencyKey,
-		c.Identity, c.ObjectPurge, c.RetiredIdentity, c.Upload, c.User,
-		c.WebhookDelivery, c.WebhookEndpoint,
+		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.DeletionReceipt,
+		c.IdempotencyKey, c.Identity, c.ObjectPurge, c.RetiredIdentity, c.Upload,
+		c.User, c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Use(hooks...)
 	}
@@ -259,9 +265,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.IdempotencyKey,
-		c.Identity, c.ObjectPurge, c.RetiredIdentity, c.Upload, c.User,
-		c.WebhookDelivery, c.WebhookEndpoint,
+		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.DeletionReceipt,
+		c.IdempotencyKey, c.Identity, c.ObjectPurge, c.RetiredIdentity, c.Upload,
+		c.User, c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -281,6 +287,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.DeletedUpload.mutate(ctx, m)
 	case *DeletionJobMutation:
 		return c.DeletionJob.mutate(ctx, m)
+	case *DeletionReceiptMutation:
+		return c.DeletionReceipt.mutate(ctx, m)
 	case *IdempotencyKeyMutation:
 		return c.IdempotencyKey.mutate(ctx, m)
 	case *IdentityMutation:
@@ -847,6 +855,139 @@ func (c *DeletionJobClient) mutate(ctx context.Context, m *DeletionJobMutation) 
 		return (&DeletionJobDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown DeletionJob mutation op: %q", m.Op())
+	}
+}
+
+// DeletionReceiptClient is a client for the DeletionReceipt schema.
+type DeletionReceiptClient struct {
+	config
+}
+
+// NewDeletionReceiptClient returns a client for the DeletionReceipt from the given config.
+func NewDeletionReceiptClient(c config) *DeletionReceiptClient {
+	return &DeletionReceiptClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `deletionreceipt.Hooks(f(g(h())))`.
+func (c *DeletionReceiptClient) Use(hooks ...Hook) {
+	c.hooks.DeletionReceipt = append(c.hooks.DeletionReceipt, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `deletionreceipt.Intercept(f(g(h())))`.
+func (c *DeletionReceiptClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DeletionReceipt = append(c.inters.DeletionReceipt, interceptors...)
+}
+
+// Create returns a builder for creating a DeletionReceipt entity.
+func (c *DeletionReceiptClient) Create() *DeletionReceiptCreate {
+	mutation := newDeletionReceiptMutation(c.config, OpCreate)
+	return &DeletionReceiptCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DeletionReceipt entities.
+func (c *DeletionReceiptClient) CreateBulk(builders ...*DeletionReceiptCreate) *DeletionReceiptCreateBulk {
+	return &DeletionReceiptCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DeletionReceiptClient) MapCreateBulk(slice any, setFunc func(*DeletionReceiptCreate, int)) *DeletionReceiptCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DeletionReceiptCreateBulk{err: fmt.Errorf("calling to DeletionReceiptClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DeletionReceiptCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DeletionReceiptCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DeletionReceipt.
+func (c *DeletionReceiptClient) Update() *DeletionReceiptUpdate {
+	mutation := newDeletionReceiptMutation(c.config, OpUpdate)
+	return &DeletionReceiptUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DeletionReceiptClient) UpdateOne(_m *DeletionReceipt) *DeletionReceiptUpdateOne {
+	mutation := newDeletionReceiptMutation(c.config, OpUpdateOne, withDeletionReceipt(_m))
+	return &DeletionReceiptUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DeletionReceiptClient) UpdateOneID(id int) *DeletionReceiptUpdateOne {
+	mutation := newDeletionReceiptMutation(c.config, OpUpdateOne, withDeletionReceiptID(id))
+	return &DeletionReceiptUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DeletionReceipt.
+func (c *DeletionReceiptClient) Delete() *DeletionReceiptDelete {
+	mutation := newDeletionReceiptMutation(c.config, OpDelete)
+	return &DeletionReceiptDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DeletionReceiptClient) DeleteOne(_m *DeletionReceipt) *DeletionReceiptDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DeletionReceiptClient) DeleteOneID(id int) *DeletionReceiptDeleteOne {
+	builder := c.Delete().Where(deletionreceipt.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DeletionReceiptDeleteOne{builder}
+}
+
+// Query returns a query builder for DeletionReceipt.
+func (c *DeletionReceiptClient) Query() *DeletionReceiptQuery {
+	return &DeletionReceiptQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDeletionReceipt},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DeletionReceipt entity by its id.
+func (c *DeletionReceiptClient) Get(ctx context.Context, id int) (*DeletionReceipt, error) {
+	return c.Query().Where(deletionreceipt.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DeletionReceiptClient) GetX(ctx context.Context, id int) *DeletionReceipt {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *DeletionReceiptClient) Hooks() []Hook {
+	return c.hooks.DeletionReceipt
+}
+
+// Interceptors returns the client interceptors.
+func (c *DeletionReceiptClient) Interceptors() []Interceptor {
+	return c.inters.DeletionReceipt
+}
+
+func (c *DeletionReceiptClient) mutate(ctx context.Context, m *DeletionReceiptMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DeletionReceiptCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DeletionReceiptUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DeletionReceiptUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DeletionReceiptDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DeletionReceipt mutation op: %q", m.Op())
 	}
 }
 
@@ -2029,13 +2170,13 @@ func (c *WebhookEndpointClient) mutate(ctx context.Context, m *WebhookEndpointMu
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, DeletedUpload, DeletionJob, IdempotencyKey, Identity,
-		ObjectPurge, RetiredIdentity, Upload, User, WebhookDelivery,
+		APIKey, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt, IdempotencyKey,
+		Identity, ObjectPurge, RetiredIdentity, Upload, User, WebhookDelivery,
 		WebhookEndpoint []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, DeletedUpload, DeletionJob, IdempotencyKey, Identity,
-		ObjectPurge, RetiredIdentity, Upload, User, WebhookDelivery,
+		APIKey, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt, IdempotencyKey,
+		Identity, ObjectPurge, RetiredIdentity, Upload, User, WebhookDelivery,
 		WebhookEndpoint []ent.Interceptor
 	}
 )

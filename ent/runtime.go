@@ -9,6 +9,7 @@ import (
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/ent/deletionreceipt"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -168,6 +169,24 @@ func init() {
 	deletionjob.DefaultID = deletionjobDescID.Default.(func() string)
 	// deletionjob.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	deletionjob.IDValidator = deletionjobDescID.Validators[0].(func(string) error)
+	deletionreceiptFields := schema.DeletionReceipt{}.Fields()
+	_ = deletionreceiptFields
+	// deletionreceiptDescUploadID is the schema descriptor for upload_id field.
+	deletionreceiptDescUploadID := deletionreceiptFields[0].Descriptor()
+	// deletionreceipt.UploadIDValidator is a validator for the "upload_id" field. It is called by the builders before save.
+	deletionreceipt.UploadIDValidator = deletionreceiptDescUploadID.Validators[0].(func(string) error)
+	// deletionreceiptDescOwnerID is the schema descriptor for owner_id field.
+	deletionreceiptDescOwnerID := deletionreceiptFields[1].Descriptor()
+	// deletionreceipt.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	deletionreceipt.OwnerIDValidator = deletionreceiptDescOwnerID.Validators[0].(func(string) error)
+	// deletionreceiptDescJws is the schema descriptor for jws field.
+	deletionreceiptDescJws := deletionreceiptFields[2].Descriptor()
+	// deletionreceipt.JwsValidator is a validator for the "jws" field. It is called by the builders before save.
+	deletionreceipt.JwsValidator = deletionreceiptDescJws.Validators[0].(func(string) error)
+	// deletionreceiptDescCreatedAt is the schema descriptor for created_at field.
+	deletionreceiptDescCreatedAt := deletionreceiptFields[3].Descriptor()
+	// deletionreceipt.DefaultCreatedAt holds the default value on creation for the created_at field.
+	deletionreceipt.DefaultCreatedAt = deletionreceiptDescCreatedAt.Default.(func() time.Time)
 	idempotencykeyFields := schema.IdempotencyKey{}.Fields()
 	_ = idempotencykeyFields
 	// idempotencykeyDescUserID is the schema descriptor for user_id field.

@@ -22,6 +22,8 @@ type Tx struct {
 	DeletedUpload *DeletedUploadClient
 	// DeletionJob is the client for interacting with the DeletionJob builders.
 	DeletionJob *DeletionJobClient
+	// DeletionReceipt is the client for interacting with the DeletionReceipt builders.
+	DeletionReceipt *DeletionReceiptClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
@@ -173,6 +175,7 @@ func (tx *Tx) init() {
 	tx.AuditEvent = NewAuditEventClient(tx.config)
 	tx.DeletedUpload = NewDeletedUploadClient(tx.config)
 	tx.DeletionJob = NewDeletionJobClient(tx.config)
+	tx.DeletionReceipt = NewDeletionReceiptClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
 	tx.ObjectPurge = NewObjectPurgeClient(tx.config)

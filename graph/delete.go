@@ -200,7 +200,8 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 		if err = idempotency.Append(ctx, tx, idsOfUploads(deleted)...); err != nil {
 			return err
 		}
-		if err = change.Record(ctx, tx, actor, audit.Deleted, endpoints, subjectsOf(deleted)...); err != nil || inBatch == nil {
+		receipts := r.noObjectReceipts(keepUntil, deleted)
+		if err = change.RecordWithReceipts(ctx, tx, actor, audit.Deleted, endpoints, receipts, subjectsOf(deleted)...); err != nil || inBatch == nil {
 			return err
 		}
 		inBatchErr = inBatch(ctx, tx, idsOfUploads(deleted))

@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
+	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
 	"github.com/safedelete/uploads/internal/webhook"
@@ -66,6 +67,8 @@ type Options struct {
 	Jobs jobs.Options
 	// Events feeds the subscriptions; nil serves none.
 	Events *events.Feed
+	// Receipts issues deletion receipts; nil issues none.
+	Receipts *receipt.Issuer
 }
 
 // NewResolver returns the root resolver.

@@ -90,6 +90,16 @@ func mutate(mutation string, made func(w *scopeWorld, t *testing.T) string, inta
 var (
 	uploadVars = func(w *scopeWorld) map[string]any { return map[string]any{"id": w.uploadID} }
 	viewerVars = func(w *scopeWorld) map[string]any { return map[string]any{"id": w.userID} }
+	// purgedVars names an upload of the user that is gone, its receipt
+	// issued.
+	purgedVars = func(w *scopeWorld) map[string]any {
+		u := w.env.MustUpload(w.fullKey, "purged.txt", []byte("gone"))
+		w.env.DeleteREST(w.fullKey, u.ID)
+		// Out of the trash, if this world keeps one.
+		w.env.GraphQL(w.fullKey, `mutation($id: ID!) { purgeUpload(id: $id) { purgedUploadId } }`, map[string]any{"id": u.ID})
+		w.env.App.Purger.Flush()
+		return map[string]any{"id": u.ID}
+	}
 )
 
 // scopeRows: every field of Query, Mutation, User and WebhookEndpoint, and
@@ -101,6 +111,7 @@ var scopeRows = []scopeRow{
 	{field: "Query.nodes", variant: "of the caller", need: anyCredential, setup: read(`query($id: ID!) { nodes(ids: [$id]) { id } }`, viewerVars)},
 	{field: "Query.nodes", variant: "of an upload", need: scope.UploadsRead, setup: read(`query($id: ID!) { nodes(ids: [$id]) { id } }`, uploadVars)},
 	{field: "Query.upload", need: scope.UploadsRead, setup: read(`query($id: ID!) { upload(id: $id) { id } }`, uploadVars)},
+	{field: "Query.deletionReceipt", need: scope.UploadsRead, setup: read(`query($id: ID!) { deletionReceipt(uploadId: $id) { jws } }`, purgedVars)},
 
 	{field: "User.id", need: anyCredential, setup: userField("id")},
 	{field: "User.email", need: anyCredential, setup: userField("email")},

@@ -88,8 +88,8 @@ func observedUpload(t *testing.T) (s *statements, env *testenv.Env, key string, 
 // that keeps a 404 off the write lock, then the record's delete, its purge
 // note and its audit event. No trash entry, no read of the owner's
 // endpoints, no check that another record shares the object. Once the
-// object is gone, one background transaction ends the purge and records
-// its "purged" event. (SQLite: the engine the statements are counted on.)
+// object is gone, one background transaction ends the purge, records
+// its "purged" event and issues its deletion receipt. (SQLite: the engine the statements are counted on.)
 func TestDeleteStatements(t *testing.T) {
 	t.Parallel()
 	s, env, key, a := observedUpload(t)
@@ -103,7 +103,9 @@ func TestDeleteStatements(t *testing.T) {
 		t.Errorf("the delete ran %d statements:\n  %s\nwant %d:\n  %s", len(request), strings.Join(request, "\n  "), len(want), strings.Join(want, "\n  "))
 	}
 	wantAfter := []string{
-		"BEGIN", "DELETE object_purges", "DELETE deleted_uploads", "SELECT webhook_endpoints", "INSERT audit_events", "COMMIT",
+		"BEGIN", "DELETE object_purges", "DELETE deleted_uploads", "INSERT audit_events",
+		"SELECT audit_events", "INSERT deletion_receipts", // the receipt, naming who asked for the delete
+		"SELECT webhook_endpoints", "COMMIT",
 	}
 	if !slices.Equal(background, wantAfter) {
 		t.Errorf("after the object was gone, %d statements:\n  %s\nwant %d:\n  %s", len(background), strings.Join(background, "\n  "), len(wantAfter), strings.Join(wantAfter, "\n  "))

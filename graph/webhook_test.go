@@ -17,6 +17,7 @@ import (
 
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
@@ -42,6 +43,7 @@ type hookEvent struct {
 		Filename string
 		Size     int64
 		Status   string
+		Receipt  string
 	}
 	raw string
 }
@@ -169,6 +171,22 @@ func TestWebhooksFollowAnUpload(t *testing.T) {
 	for _, e := range h.events {
 		if strings.Contains(e.raw, key) || strings.Contains(e.raw, secret) || strings.Contains(e.raw, a.ObjectKey) {
 			t.Errorf("a payload carries a key, the secret or the object key: %s", e.raw)
+		}
+	}
+	// upload.purged carries the deletion receipt after the fields every
+	// event has, unchanged; no other event has one.
+	purged := h.events[len(h.events)-1]
+	wantData := `"data":{"id":"` + a.ID + `","filename":"a.txt","size":5,"status":"COMPLETED","receipt":"` + purged.Data.Receipt + `"}}`
+	if purged.Data.Receipt == "" || !strings.HasSuffix(purged.raw, wantData) {
+		t.Errorf("upload.purged payload: %s", purged.raw)
+	}
+	jwks := env.Do(http.MethodGet, receipt.JWKSPath, nil, nil)
+	if _, payload, err := receipt.Verify(purged.Data.Receipt, []byte(jwks.Body)); err != nil || !strings.Contains(string(payload), `"upload_id":"`+a.ID+`"`) {
+		t.Errorf("upload.purged's receipt: %v %s", err, payload)
+	}
+	for _, e := range h.events[:len(h.events)-1] {
+		if strings.Contains(e.raw, "receipt") {
+			t.Errorf("%s carries a receipt: %s", e.Type, e.raw)
 		}
 	}
 }

@@ -57,6 +57,18 @@ func (f DeletionJobFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DeletionJobMutation", m)
 }
 
+// The DeletionReceiptFunc type is an adapter to allow the use of ordinary
+// function as DeletionReceipt mutator.
+type DeletionReceiptFunc func(context.Context, *ent.DeletionReceiptMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DeletionReceiptFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DeletionReceiptMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DeletionReceiptMutation", m)
+}
+
 // The IdempotencyKeyFunc type is an adapter to allow the use of ordinary
 // function as IdempotencyKey mutator.
 type IdempotencyKeyFunc func(context.Context, *ent.IdempotencyKeyMutation) (ent.Value, error)

@@ -154,6 +154,27 @@ var (
 			},
 		},
 	}
+	// DeletionReceiptsColumns holds the columns for the "deletion_receipts" table.
+	DeletionReceiptsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "upload_id", Type: field.TypeString, Unique: true},
+		{Name: "owner_id", Type: field.TypeString},
+		{Name: "jws", Type: field.TypeString, Size: 2147483647},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// DeletionReceiptsTable holds the schema information for the "deletion_receipts" table.
+	DeletionReceiptsTable = &schema.Table{
+		Name:       "deletion_receipts",
+		Columns:    DeletionReceiptsColumns,
+		PrimaryKey: []*schema.Column{DeletionReceiptsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "deletionreceipt_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{DeletionReceiptsColumns[4]},
+			},
+		},
+	}
 	// IdempotencyKeysColumns holds the columns for the "idempotency_keys" table.
 	IdempotencyKeysColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -400,6 +421,7 @@ var (
 		AuditEventsTable,
 		DeletedUploadsTable,
 		DeletionJobsTable,
+		DeletionReceiptsTable,
 		IdempotencyKeysTable,
 		IdentitiesTable,
 		ObjectPurgesTable,

@@ -18,6 +18,9 @@ type DeletedUpload func(*sql.Selector)
 // DeletionJob is the predicate function for deletionjob builders.
 type DeletionJob func(*sql.Selector)
 
+// DeletionReceipt is the predicate function for deletionreceipt builders.
+type DeletionReceipt func(*sql.Selector)
+
 // IdempotencyKey is the predicate function for idempotencykey builders.
 type IdempotencyKey func(*sql.Selector)
 

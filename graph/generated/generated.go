@@ -133,6 +133,22 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	DeletionReceipt struct {
+		AuditEventHash     func(childComplexity int) int
+		Bucket             func(childComplexity int) int
+		DeleteRequestedAt  func(childComplexity int) int
+		DeleteRequestedBy  func(childComplexity int) int
+		DeleteRequestedVia func(childComplexity int) int
+		IssuedAt           func(childComplexity int) int
+		Jws                func(childComplexity int) int
+		KeyID              func(childComplexity int) int
+		ObjectGoneAt       func(childComplexity int) int
+		ObjectKey          func(childComplexity int) int
+		OwnerID            func(childComplexity int) int
+		UploadID           func(childComplexity int) int
+		VersionsRemoved    func(childComplexity int) int
+	}
+
 	Mutation struct {
 		CancelDeletionJob     func(childComplexity int, id string) int
 		CreateWebhookEndpoint func(childComplexity int, url string, events []model.UploadEventKind) int
@@ -161,10 +177,11 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Node   func(childComplexity int, id string) int
-		Nodes  func(childComplexity int, ids []string) int
-		Upload func(childComplexity int, id string) int
-		Viewer func(childComplexity int) int
+		DeletionReceipt func(childComplexity int, uploadID string) int
+		Node            func(childComplexity int, id string) int
+		Nodes           func(childComplexity int, ids []string) int
+		Upload          func(childComplexity int, id string) int
+		Viewer          func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -257,6 +274,7 @@ type MutationResolver interface {
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (ent.Noder, error)
 	Nodes(ctx context.Context, ids []string) ([]ent.Noder, error)
+	DeletionReceipt(ctx context.Context, uploadID string) (*model.DeletionReceipt, error)
 	Viewer(ctx context.Context) (*ent.User, error)
 	Upload(ctx context.Context, id string) (*ent.Upload, error)
 }
@@ -590,6 +608,85 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeletionJobEdge.Node(childComplexity), true
 
+	case "DeletionReceipt.auditEventHash":
+		if e.ComplexityRoot.DeletionReceipt.AuditEventHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.AuditEventHash(childComplexity), true
+	case "DeletionReceipt.bucket":
+		if e.ComplexityRoot.DeletionReceipt.Bucket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.Bucket(childComplexity), true
+	case "DeletionReceipt.deleteRequestedAt":
+		if e.ComplexityRoot.DeletionReceipt.DeleteRequestedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.DeleteRequestedAt(childComplexity), true
+	case "DeletionReceipt.deleteRequestedBy":
+		if e.ComplexityRoot.DeletionReceipt.DeleteRequestedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.DeleteRequestedBy(childComplexity), true
+	case "DeletionReceipt.deleteRequestedVia":
+		if e.ComplexityRoot.DeletionReceipt.DeleteRequestedVia == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.DeleteRequestedVia(childComplexity), true
+	case "DeletionReceipt.issuedAt":
+		if e.ComplexityRoot.DeletionReceipt.IssuedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.IssuedAt(childComplexity), true
+	case "DeletionReceipt.jws":
+		if e.ComplexityRoot.DeletionReceipt.Jws == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.Jws(childComplexity), true
+	case "DeletionReceipt.keyId":
+		if e.ComplexityRoot.DeletionReceipt.KeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.KeyID(childComplexity), true
+	case "DeletionReceipt.objectGoneAt":
+		if e.ComplexityRoot.DeletionReceipt.ObjectGoneAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.ObjectGoneAt(childComplexity), true
+	case "DeletionReceipt.objectKey":
+		if e.ComplexityRoot.DeletionReceipt.ObjectKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.ObjectKey(childComplexity), true
+	case "DeletionReceipt.ownerId":
+		if e.ComplexityRoot.DeletionReceipt.OwnerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.OwnerID(childComplexity), true
+	case "DeletionReceipt.uploadId":
+		if e.ComplexityRoot.DeletionReceipt.UploadID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.UploadID(childComplexity), true
+	case "DeletionReceipt.versionsRemoved":
+		if e.ComplexityRoot.DeletionReceipt.VersionsRemoved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionReceipt.VersionsRemoved(childComplexity), true
+
 	case "Mutation.cancelDeletionJob":
 		if e.ComplexityRoot.Mutation.CancelDeletionJob == nil {
 			break
@@ -765,6 +862,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PurgeUploadPayload.PurgedUploadID(childComplexity), true
+
+	case "Query.deletionReceipt":
+		if e.ComplexityRoot.Query.DeletionReceipt == nil {
+			break
+		}
+
+		args, err := ec.field_Query_deletionReceipt_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DeletionReceipt(childComplexity, args["uploadId"].(string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -1716,6 +1825,60 @@ extend type Subscription {
   deletionJob(id: ID!): DeletionJob!
 }
 `, BuiltIn: false},
+	{Name: "../receipts.graphqls", Input: `extend type Query {
+  """
+  The deletion receipt of one of the caller's uploads that is gone for good:
+  its record deleted and every version of its object removed (for an upload
+  deleted with a restore window, once the window closed or it was purged).
+  Receipts are kept as long as the audit trail (AUDIT_RETENTION). An upload
+  not yet gone, never existing, or someone else's: NOT_FOUND,
+  indistinguishably. Needs ` + "`" + `uploads:read` + "`" + `.
+
+  ` + "`" + `jws` + "`" + ` is the receipt itself, a JWS in compact serialisation signed with
+  EdDSA (Ed25519), header ` + "`" + `typ` + "`" + ` ` + "`" + `deletion-receipt+jwt` + "`" + `; its key, found by the
+  header's ` + "`" + `kid` + "`" + `, is published at ` + "`" + `/.well-known/jwks.json` + "`" + ` with every key
+  the server ever signed with. The other fields are its payload, decoded.
+  """
+  deletionReceipt(uploadId: ID!): DeletionReceipt
+}
+
+"""
+Signed proof that an upload is gone for good. Every field but ` + "`" + `jws` + "`" + ` is
+decoded from ` + "`" + `jws` + "`" + `'s payload; verify ` + "`" + `jws` + "`" + `, not them.
+"""
+type DeletionReceipt {
+  "The receipt: a compact JWS (EdDSA)."
+  jws: String!
+  "The ` + "`" + `kid` + "`" + ` of the key that signed it (see /.well-known/jwks.json)."
+  keyId: String!
+  uploadId: ID!
+  ownerId: ID!
+  "Where the object was; null for an upload that never stored one."
+  bucket: String
+  objectKey: String
+  """
+  Which versions of the object were removed: ` + "`" + `all` + "`" + ` (every version and
+  delete marker under its key), ` + "`" + `current` + "`" + ` (the server adds only a delete
+  marker, S3_DELETE_MARKER_ONLY) or ` + "`" + `none` + "`" + ` (there was no object).
+  """
+  versionsRemoved: String!
+  "When the delete was asked for (the DELETED audit event's time)."
+  deleteRequestedAt: Time!
+  """
+  Who asked: the credential's id (an API key's id, a token's identity), or
+  ` + "`" + `cli` + "`" + `, ` + "`" + `janitor` + "`" + `; ` + "`" + `unknown` + "`" + ` when the audit event is no longer kept.
+  """
+  deleteRequestedBy: String!
+  "How they asked: REST, GRAPHQL, CLI or JANITOR; empty when unknown."
+  deleteRequestedVia: String!
+  "When the service recorded the object removed."
+  objectGoneAt: Time!
+  "When the receipt was signed."
+  issuedAt: Time!
+  "The hash of the audit event that recorded the upload gone; null where the trail keeps no hashes."
+  auditEventHash: String
+}
+`, BuiltIn: false},
 	{Name: "../schema.graphqls", Input: `# The hand-written part of the API. Types of the Ent model (User, Upload,
 # UploadConnection, UploadWhereInput, UploadOrder, Node) are generated into
 # ent.graphqls from ent/schema.
@@ -2227,6 +2390,38 @@ func (ec *executionContext) childFields_DeletionJobEdge(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type DeletionJobEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_DeletionReceipt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "jws":
+		return ec.fieldContext_DeletionReceipt_jws(ctx, field)
+	case "keyId":
+		return ec.fieldContext_DeletionReceipt_keyId(ctx, field)
+	case "uploadId":
+		return ec.fieldContext_DeletionReceipt_uploadId(ctx, field)
+	case "ownerId":
+		return ec.fieldContext_DeletionReceipt_ownerId(ctx, field)
+	case "bucket":
+		return ec.fieldContext_DeletionReceipt_bucket(ctx, field)
+	case "objectKey":
+		return ec.fieldContext_DeletionReceipt_objectKey(ctx, field)
+	case "versionsRemoved":
+		return ec.fieldContext_DeletionReceipt_versionsRemoved(ctx, field)
+	case "deleteRequestedAt":
+		return ec.fieldContext_DeletionReceipt_deleteRequestedAt(ctx, field)
+	case "deleteRequestedBy":
+		return ec.fieldContext_DeletionReceipt_deleteRequestedBy(ctx, field)
+	case "deleteRequestedVia":
+		return ec.fieldContext_DeletionReceipt_deleteRequestedVia(ctx, field)
+	case "objectGoneAt":
+		return ec.fieldContext_DeletionReceipt_objectGoneAt(ctx, field)
+	case "issuedAt":
+		return ec.fieldContext_DeletionReceipt_issuedAt(ctx, field)
+	case "auditEventHash":
+		return ec.fieldContext_DeletionReceipt_auditEventHash(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletionReceipt", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -2706,6 +2901,20 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_deletionReceipt_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "uploadId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["uploadId"] = arg0
 	return args, nil
 }
 
@@ -4189,6 +4398,305 @@ func (ec *executionContext) fieldContext_DeletionJobEdge_cursor(_ context.Contex
 	return graphql.NewScalarFieldContext("DeletionJobEdge", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _DeletionReceipt_jws(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_jws(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jws, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_jws(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionReceipt_keyId(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_keyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_keyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionReceipt_uploadId(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_uploadId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UploadID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_uploadId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeletionReceipt_ownerId(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_ownerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OwnerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_ownerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeletionReceipt_bucket(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_bucket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bucket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_bucket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionReceipt_objectKey(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_objectKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ObjectKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_objectKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionReceipt_versionsRemoved(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_versionsRemoved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VersionsRemoved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_versionsRemoved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionReceipt_deleteRequestedAt(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_deleteRequestedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeleteRequestedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_deleteRequestedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionReceipt_deleteRequestedBy(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_deleteRequestedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeleteRequestedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_deleteRequestedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionReceipt_deleteRequestedVia(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_deleteRequestedVia(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeleteRequestedVia, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_deleteRequestedVia(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionReceipt_objectGoneAt(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_objectGoneAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ObjectGoneAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_objectGoneAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionReceipt_issuedAt(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_issuedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IssuedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_issuedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionReceipt_auditEventHash(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionReceipt_auditEventHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AuditEventHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionReceipt_auditEventHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
+}
+
 func (ec *executionContext) _Mutation_uploadFile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4958,6 +5466,50 @@ func (ec *executionContext) fieldContext_Query_nodes(ctx context.Context, field 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_nodes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_deletionReceipt(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_deletionReceipt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DeletionReceipt(ctx, fc.Args["uploadId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeletionReceipt) graphql.Marshaler {
+			return ec.marshalODeletionReceipt2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeletionReceipt(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_deletionReceipt(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionReceipt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_deletionReceipt_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8782,6 +9334,99 @@ func (ec *executionContext) _DeletionJobEdge(ctx context.Context, sel ast.Select
 	return out
 }
 
+var deletionReceiptImplementors = []string{"DeletionReceipt"}
+
+func (ec *executionContext) _DeletionReceipt(ctx context.Context, sel ast.SelectionSet, obj *model.DeletionReceipt) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deletionReceiptImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletionReceipt")
+		case "jws":
+			out.Values[i] = ec._DeletionReceipt_jws(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keyId":
+			out.Values[i] = ec._DeletionReceipt_keyId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "uploadId":
+			out.Values[i] = ec._DeletionReceipt_uploadId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ownerId":
+			out.Values[i] = ec._DeletionReceipt_ownerId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bucket":
+			out.Values[i] = ec._DeletionReceipt_bucket(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "objectKey":
+			out.Values[i] = ec._DeletionReceipt_objectKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "versionsRemoved":
+			out.Values[i] = ec._DeletionReceipt_versionsRemoved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteRequestedAt":
+			out.Values[i] = ec._DeletionReceipt_deleteRequestedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteRequestedBy":
+			out.Values[i] = ec._DeletionReceipt_deleteRequestedBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteRequestedVia":
+			out.Values[i] = ec._DeletionReceipt_deleteRequestedVia(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "objectGoneAt":
+			out.Values[i] = ec._DeletionReceipt_objectGoneAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "issuedAt":
+			out.Values[i] = ec._DeletionReceipt_issuedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "auditEventHash":
+			out.Values[i] = ec._DeletionReceipt_auditEventHash(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -9020,6 +9665,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_nodes(ctx, field)
+				})
+		case "deletionReceipt":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_deletionReceipt(ctx, field)
 				})
 		case "viewer":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -10645,6 +11296,13 @@ func (ec *executionContext) marshalODeletionJobEdge2ᚖgithubᚗcomᚋsafedelete
 		return graphql.Null
 	}
 	return ec._DeletionJobEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODeletionReceipt2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeletionReceipt(ctx context.Context, sel ast.SelectionSet, v *model.DeletionReceipt) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeletionReceipt(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

@@ -34,6 +34,7 @@ import (
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/queue"
 	"github.com/safedelete/uploads/internal/ratelimit"
+	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/signin"
 	"github.com/safedelete/uploads/internal/webhook"
@@ -58,7 +59,9 @@ type App struct {
 	Events *events.Feed
 	// Idempotency keeps the answers of requests sent with an Idempotency-Key.
 	Idempotency *idempotency.Store
-	Handler     http.Handler
+	// Receipts signs deletion receipts.
+	Receipts *receipt.Issuer
+	Handler  http.Handler
 
 	embedded       *embeds3.Server
 	ready          map[string]func(context.Context) error
@@ -117,6 +120,15 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	commits := database.NewGroup(client)
 	// The purger is the retry loop, with its own backoff: its store tries
 	// S3 once per call.
+	// Every purge that finishes issues receipts, so the keys are read (or
+	// made) now, by serving and by every command that deletes.
+	keys, err := receipt.LoadOrCreateKeys(cfg.ReceiptKeyPath())
+	if err != nil {
+		a.Close(ctx)
+		return nil, fmt.Errorf("receipt keys (RECEIPT_KEY_FILE): %w", err)
+	}
+	warnIfKeyShared(logger, "receipt key", "it signs deletion receipts, which anyone could then forge", cfg.ReceiptKeyPath())
+	a.Receipts = receipt.NewIssuer(keys, cfg.S3DeleteMarkerOnly)
 	a.Purger = purge.New(client, a.Store.Once(), logger, purge.Options{
 		PollInterval:  cfg.PurgePollInterval,
 		MaxBackoff:    cfg.PurgeMaxBackoff,
@@ -124,6 +136,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		UploadTimeout: cfg.UploadTimeout,
 		Metrics:       a.Metrics,
 		Commits:       commits,
+		Receipts:      a.Receipts,
 	})
 	// The key is read (or made) on first use: serving and registering
 	// endpoints need it, commands that only delete do not.
@@ -132,7 +145,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		if err != nil {
 			return nil, fmt.Errorf("webhook key (WEBHOOK_KEY_FILE): %w", err)
 		}
-		warnIfKeyShared(logger, cfg.WebhookKeyPath())
+		warnIfKeyShared(logger, "webhook key", "it opens every endpoint's signing secret", cfg.WebhookKeyPath())
 		return webhook.NewSealer(key)
 	})
 	a.Resolver = graph.NewResolver(client, a.Store, a.Purger, logger, graph.Options{
@@ -145,6 +158,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Commits:          commits,
 		Jobs:             jobs.Options{Metrics: a.Metrics},
 		Events:           a.Events,
+		Receipts:         a.Receipts,
 	})
 	a.Jobs = a.Resolver.Jobs()
 	a.webhookOptions = webhook.Options{
@@ -201,6 +215,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		GraphQLTimeout:  cfg.GraphQLTimeout,
 		Ready:           a.ready,
 		Idempotency:     a.Idempotency,
+		ReceiptKeys:     keys,
 	})
 	return a, nil
 }
@@ -253,17 +268,18 @@ func warnIfDataDirShared(logger *slog.Logger, cfg *config.Config) {
 	}
 }
 
-// warnIfKeyShared warns when other users may read or change the webhook
-// key file: the key opens every endpoint's signing secret, with which
-// anyone can forge deliveries. A key the service made is private; one an
-// operator provided is theirs, so it is reported, not changed.
-func warnIfKeyShared(logger *slog.Logger, path string) {
+// warnIfKeyShared warns when other users may read or change a key file:
+// the webhook key opens every endpoint's signing secret, with which anyone
+// can forge deliveries; the receipt keys sign deletion receipts. A key the
+// service made is private; one an operator provided is theirs, so it is
+// reported, not changed.
+func warnIfKeyShared(logger *slog.Logger, name, why, path string) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		logger.Warn("the webhook key file is accessible to other users; it opens every endpoint's signing secret: chmod 600 it",
+		logger.Warn("the "+name+" file is accessible to other users; "+why+": chmod 600 it",
 			"file", path, "mode", fmt.Sprintf("%#o", perm))
 	}
 }

@@ -38,8 +38,34 @@ var eventTypes = map[auditevent.Kind]string{
 // subject, and queues it for the owners' endpoints unless endpoints says
 // they have none.
 func Record(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.Kind, endpoints Endpoints, subjects ...audit.Subject) error {
+	return RecordWithReceipts(ctx, tx, actor, kind, endpoints, nil, subjects...)
+}
+
+// Receipts issues, inside tx, the deletion receipts of the subjects whose
+// audit events were just written (auditHashes: those events' hashes, in
+// subject order, or nil), and returns each receipt by upload id.
+type Receipts func(ctx context.Context, tx *ent.Tx, auditHashes []string) (map[string]string, error)
+
+// RecordWithReceipts is Record that also issues the subjects' deletion
+// receipts (receipts nil: none) once their audit events are written, so
+// that each receipt can name its event, and hands each to its webhook
+// event.
+func RecordWithReceipts(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.Kind, endpoints Endpoints, receipts Receipts, subjects ...audit.Subject) error {
 	if len(subjects) == 0 {
 		return nil
+	}
+	if err := audit.Record(ctx, tx, actor, kind, subjects...); err != nil {
+		return err
+	}
+	var issued map[string]string
+	if receipts != nil {
+		// The audit trail's events have no hashes yet: once audit.Record
+		// returns them (the hash chain), they go here, in subject order.
+		var auditHashes []string
+		var err error
+		if issued, err = receipts(ctx, tx, auditHashes); err != nil {
+			return err
+		}
 	}
 	if eventType, ok := eventTypes[kind]; ok && endpoints == MayHave {
 		now := time.Now()
@@ -47,12 +73,10 @@ func Record(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.
 		for i, s := range subjects {
 			events[i] = webhook.Event{
 				Type: eventType, OwnerID: s.OwnerID, UploadID: s.ID, Time: now,
-				Data: webhook.UploadData{ID: s.ID, Filename: s.Filename, Size: s.Size, Status: s.Status},
+				Data: webhook.UploadData{ID: s.ID, Filename: s.Filename, Size: s.Size, Status: s.Status, Receipt: issued[s.ID]},
 			}
 		}
-		if err := webhook.Enqueue(ctx, tx, events...); err != nil {
-			return err
-		}
+		return webhook.Enqueue(ctx, tx, events...)
 	}
-	return audit.Record(ctx, tx, actor, kind, subjects...)
+	return nil
 }

@@ -73,6 +73,7 @@ type Config struct {
 	WebhookAllowHTTP            bool
 	WebhookAllowPrivateNetworks bool
 	WebhookKeyFile              string
+	ReceiptKeyFile              string
 	WebhookTimeout              time.Duration
 	WebhookMaxBackoff           time.Duration
 
@@ -231,6 +232,7 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	duration(&cfg.GraphQLTimeout, "GRAPHQL_TIMEOUT", 30*time.Second, between(time.Second, time.Hour), ForServer, "longest time the work of one GraphQL operation may take (uploadFile's storing excepted); then it is stopped with OPERATION_TIMEOUT")
 	integer(&cfg.SubscriptionsPerCredential, "SUBSCRIPTIONS_PER_CREDENTIAL", events.DefaultPerCredential, between(1, 10_000), ForServer, "GraphQL subscriptions one API key or access token may hold open on one instance; the next is refused with TOO_MANY_SUBSCRIPTIONS")
 	duration(&cfg.PurgeInlineTimeout, "PURGE_INLINE_TIMEOUT", 5*time.Second, between(10*time.Millisecond, time.Hour), ForDeletes, "how long a delete waits for S3 before leaving the object to the background purger")
+	str(&cfg.ReceiptKeyFile, "RECEIPT_KEY_FILE", "", ForDeletes, "file of the Ed25519 keys that sign deletion receipts (created if missing; uploads receipts rotate-key adds one); default: receipt-keys.json in DATA_DIR; every instance needs the same")
 	duration(&cfg.PurgePollInterval, "PURGE_POLL_INTERVAL", 2*time.Second, between(10*time.Millisecond, time.Hour), ForServer, "how often the background purger looks for due purges")
 	duration(&cfg.PurgeMaxBackoff, "PURGE_MAX_BACKOFF", 5*time.Minute, between(time.Second, day), ForServer, "longest wait between retries of one purge")
 	boolean(&cfg.WebhookAllowHTTP, "WEBHOOK_ALLOW_HTTP", false, ForServer, "accept http:// webhook endpoints, not only https://")
@@ -337,6 +339,14 @@ func (c *Config) WebhookKeyPath() string {
 		return c.WebhookKeyFile
 	}
 	return filepath.Join(c.DataDir, "webhook.key")
+}
+
+// ReceiptKeyPath is the file of the keys that sign deletion receipts.
+func (c *Config) ReceiptKeyPath() string {
+	if c.ReceiptKeyFile != "" {
+		return c.ReceiptKeyFile
+	}
+	return filepath.Join(c.DataDir, "receipt-keys.json")
 }
 
 // EmbeddedS3Dir is where the embedded S3 server keeps objects.

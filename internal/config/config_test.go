@@ -123,3 +123,18 @@ func TestAuthSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiptKeyPath: the receipt keys live in DATA_DIR unless
+// RECEIPT_KEY_FILE names a file.
+func TestReceiptKeyPath(t *testing.T) {
+	t.Parallel()
+	cfg := Defaults()
+	cfg.DataDir = "/var/lib/uploads"
+	if got := cfg.ReceiptKeyPath(); got != "/var/lib/uploads/receipt-keys.json" {
+		t.Errorf("default: %s", got)
+	}
+	cfg.ReceiptKeyFile = "/etc/uploads/receipts.json"
+	if got := cfg.ReceiptKeyPath(); got != cfg.ReceiptKeyFile {
+		t.Errorf("RECEIPT_KEY_FILE: %s", got)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/safedelete/uploads/internal/playground"
 	"github.com/safedelete/uploads/internal/querycache"
 	"github.com/safedelete/uploads/internal/ratelimit"
+	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/rest"
 )
@@ -64,6 +65,9 @@ type Config struct {
 	// Idempotency keeps the answers of requests sent with an
 	// Idempotency-Key; nil ignores the header.
 	Idempotency *idempotency.Store
+	// ReceiptKeys are the keys of deletion receipts, whose public half is
+	// served at /.well-known/jwks.json; nil serves none.
+	ReceiptKeys *receipt.Keys
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -99,6 +103,9 @@ func NewHandler(cfg Config) http.Handler {
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
 	mux.Handle("GET /readyz", readyHandler(cfg.Ready, cfg.Logger))
+	if cfg.ReceiptKeys != nil {
+		mux.Handle("GET "+receipt.JWKSPath, cfg.ReceiptKeys.JWKSHandler())
+	}
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/purge"
+	"github.com/safedelete/uploads/internal/receipt"
 )
 
 // Deleter deletes uploads of one owner (graph's delete core).
@@ -120,6 +121,14 @@ func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) 
 		}
 		if err != nil {
 			return failed, expired, fmt.Errorf("prune audit events: %w", err)
+		}
+		// A deletion receipt is kept as long as the events it anchors to.
+		receipts, err := receipt.Prune(ctx, j.client, now.Add(-j.opts.AuditRetention))
+		if receipts > 0 {
+			j.logger.InfoContext(ctx, "deletion receipts pruned", "receipts", receipts, "retention", j.opts.AuditRetention.String())
+		}
+		if err != nil {
+			return failed, expired, fmt.Errorf("prune deletion receipts: %w", err)
 		}
 	}
 	if j.opts.JobRetention > 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/deletionreceipt"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/internal/config"
@@ -166,6 +167,8 @@ func TestJanitorTrailAndRetention(t *testing.T) {
 	for i, age := range []time.Duration{72 * time.Hour, time.Hour} {
 		env.Client().AuditEvent.Create().SetUploadID("upl_old").SetOwnerID(userID).SetKind(auditevent.KindCREATED).
 			SetActor("key_x").SetVia(auditevent.ViaGRAPHQL).SetCreatedAt(time.Now().Add(-age)).SaveX(ctx)
+		env.Client().DeletionReceipt.Create().SetUploadID(fmt.Sprintf("upl_receipt%d", i)).SetOwnerID(userID).
+			SetJws("x.y.z").SetCreatedAt(time.Now().Add(-age)).SaveX(ctx)
 		for _, status := range []webhookdelivery.Status{webhookdelivery.StatusDELIVERED, webhookdelivery.StatusPENDING} {
 			env.Client().WebhookDelivery.Create().SetMessageID(fmt.Sprintf("msg_%d%s", i, status)).SetEndpointID(endpoint.ID).
 				SetUploadID("upl_old").SetEventType("upload.created").SetPayload("{}").SetStatus(status).
@@ -193,6 +196,10 @@ func TestJanitorTrailAndRetention(t *testing.T) {
 	}
 	if n := env.Client().AuditEvent.Query().Where(auditevent.UploadID("upl_old")).CountX(ctx); n != 1 {
 		t.Errorf("%d old-upload events left, want the young one", n)
+	}
+	// Deletion receipts are kept as long as the trail.
+	if left := env.Client().DeletionReceipt.Query().Where(deletionreceipt.UploadIDHasPrefix("upl_receipt")).Select(deletionreceipt.FieldUploadID).StringsX(ctx); !slices.Equal(left, []string{"upl_receipt1"}) {
+		t.Errorf("receipts left %v, want the young one", left)
 	}
 	if metrics := env.Do("GET", "/metrics", nil, nil).Body; !strings.Contains(metrics, `uploads_janitor_uploads_total{action="audit_pruned"} 1`+"\n") {
 		t.Errorf("the pruned event is not counted in /metrics:\n%s", grepLines(metrics, "uploads_janitor"))

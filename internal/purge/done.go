@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
+	"github.com/safedelete/uploads/internal/receipt"
 )
 
 // doneRows deletes the rows of finished purges in the background, many in
@@ -110,8 +111,29 @@ func (p *Purger) finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 				subjects = append(subjects, s)
 			}
 		}
-		return change.Record(ctx, tx, audit.Purger, audit.Purged, change.MayHave, subjects...)
+		return change.RecordWithReceipts(ctx, tx, audit.Purger, audit.Purged, change.MayHave, p.receipts(jobs, subjects), subjects...)
 	})
+}
+
+// receipts returns what issues, in finish's transaction, the deletion
+// receipts of the uploads whose purged events it records (subjects): they
+// are gone for good now, record and object. Nil without an issuer.
+func (p *Purger) receipts(jobs []*ent.ObjectPurge, subjects []audit.Subject) change.Receipts {
+	if p.opts.Receipts == nil {
+		return nil
+	}
+	return func(ctx context.Context, tx *ent.Tx, auditHashes []string) (map[string]string, error) {
+		byUpload := make(map[string]*ent.ObjectPurge, len(jobs))
+		for _, job := range jobs {
+			byUpload[job.UploadID] = job
+		}
+		removals := make([]receipt.Removal, len(subjects))
+		for i, s := range subjects {
+			job := byUpload[s.ID]
+			removals[i] = receipt.Removal{UploadID: s.ID, OwnerID: s.OwnerID, Bucket: job.Bucket, ObjectKey: job.ObjectKey, Queued: job.CreatedAt}
+		}
+		return p.opts.Receipts.Issue(ctx, tx, removals, auditHashes)
+	}
 }
 
 // emptyTrash deletes the trash entries of the uploads, if they have any

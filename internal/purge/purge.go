@@ -20,6 +20,7 @@ import (
 	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
+	"github.com/safedelete/uploads/internal/receipt"
 )
 
 // ObjectDiscarder removes everything stored under a key: incomplete
@@ -55,6 +56,9 @@ type Options struct {
 	// Commits is the commit group the ends of finished purges share with
 	// the deletes (database.Group); nil: a group of their own.
 	Commits *database.Group
+	// Receipts issues the deletion receipts of the uploads whose objects
+	// are gone; nil: none are issued.
+	Receipts *receipt.Issuer
 }
 
 // Purger runs purges.

@@ -61,6 +61,11 @@ type UploadData struct {
 	Filename string `json:"filename"`
 	Size     int64  `json:"size"`
 	Status   string `json:"status"`
+	// Receipt is the deletion receipt (a compact JWS, internal/receipt) of
+	// an upload gone for good: on upload.purged, and on upload.deleted for
+	// an upload that never stored an object. Absent from other events, so
+	// that their bodies are as they were.
+	Receipt string `json:"receipt,omitempty"`
 }
 
 // payload is the body of a delivery.
