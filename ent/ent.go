@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -88,6 +89,7 @@ func checkColumn(t, c string) error {
 			auditevent.Table:      auditevent.ValidColumn,
 			deletedupload.Table:   deletedupload.ValidColumn,
 			deletionjob.Table:     deletionjob.ValidColumn,
+			hold.Table:            hold.ValidColumn,
 			idempotencykey.Table:  idempotencykey.ValidColumn,
 			identity.Table:        identity.ValidColumn,
 			objectpurge.Table:     objectpurge.ValidColumn,

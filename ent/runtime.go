@@ -9,6 +9,7 @@ import (
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -168,6 +169,34 @@ func init() {
 	deletionjob.DefaultID = deletionjobDescID.Default.(func() string)
 	// deletionjob.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	deletionjob.IDValidator = deletionjobDescID.Validators[0].(func(string) error)
+	holdFields := schema.Hold{}.Fields()
+	_ = holdFields
+	// holdDescUserID is the schema descriptor for user_id field.
+	holdDescUserID := holdFields[1].Descriptor()
+	// hold.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	hold.UserIDValidator = holdDescUserID.Validators[0].(func(string) error)
+	// holdDescReason is the schema descriptor for reason field.
+	holdDescReason := holdFields[3].Descriptor()
+	// hold.ReasonValidator is a validator for the "reason" field. It is called by the builders before save.
+	hold.ReasonValidator = holdDescReason.Validators[0].(func(string) error)
+	// holdDescPlacedBy is the schema descriptor for placed_by field.
+	holdDescPlacedBy := holdFields[4].Descriptor()
+	// hold.PlacedByValidator is a validator for the "placed_by" field. It is called by the builders before save.
+	hold.PlacedByValidator = holdDescPlacedBy.Validators[0].(func(string) error)
+	// holdDescCreatedAt is the schema descriptor for created_at field.
+	holdDescCreatedAt := holdFields[5].Descriptor()
+	// hold.DefaultCreatedAt holds the default value on creation for the created_at field.
+	hold.DefaultCreatedAt = holdDescCreatedAt.Default.(func() time.Time)
+	// holdDescReleasedBy is the schema descriptor for released_by field.
+	holdDescReleasedBy := holdFields[8].Descriptor()
+	// hold.DefaultReleasedBy holds the default value on creation for the released_by field.
+	hold.DefaultReleasedBy = holdDescReleasedBy.Default.(string)
+	// holdDescID is the schema descriptor for id field.
+	holdDescID := holdFields[0].Descriptor()
+	// hold.DefaultID holds the default value on creation for the id field.
+	hold.DefaultID = holdDescID.Default.(func() string)
+	// hold.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	hold.IDValidator = holdDescID.Validators[0].(func(string) error)
 	idempotencykeyFields := schema.IdempotencyKey{}.Fields()
 	_ = idempotencykeyFields
 	// idempotencykeyDescUserID is the schema descriptor for user_id field.

@@ -22,6 +22,8 @@ type Tx struct {
 	DeletedUpload *DeletedUploadClient
 	// DeletionJob is the client for interacting with the DeletionJob builders.
 	DeletionJob *DeletionJobClient
+	// Hold is the client for interacting with the Hold builders.
+	Hold *HoldClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
@@ -173,6 +175,7 @@ func (tx *Tx) init() {
 	tx.AuditEvent = NewAuditEventClient(tx.config)
 	tx.DeletedUpload = NewDeletedUploadClient(tx.config)
 	tx.DeletionJob = NewDeletionJobClient(tx.config)
+	tx.Hold = NewHoldClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
 	tx.ObjectPurge = NewObjectPurgeClient(tx.config)

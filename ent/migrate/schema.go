@@ -90,6 +90,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "deleted_at", Type: field.TypeTime},
 		{Name: "purge_at", Type: field.TypeTime},
+		{Name: "held_until", Type: field.TypeTime, Nullable: true},
 	}
 	// DeletedUploadsTable holds the schema information for the "deleted_uploads" table.
 	DeletedUploadsTable = &schema.Table{
@@ -151,6 +152,36 @@ var (
 				Name:    "deletionjob_finished_at",
 				Unique:  false,
 				Columns: []*schema.Column{DeletionJobsColumns[16]},
+			},
+		},
+	}
+	// HoldsColumns holds the columns for the "holds" table.
+	HoldsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "user_id", Type: field.TypeString},
+		{Name: "upload_id", Type: field.TypeString, Nullable: true},
+		{Name: "reason", Type: field.TypeString, Size: 2147483647},
+		{Name: "placed_by", Type: field.TypeString},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "until", Type: field.TypeTime, Nullable: true},
+		{Name: "released_at", Type: field.TypeTime, Nullable: true},
+		{Name: "released_by", Type: field.TypeString, Default: ""},
+	}
+	// HoldsTable holds the schema information for the "holds" table.
+	HoldsTable = &schema.Table{
+		Name:       "holds",
+		Columns:    HoldsColumns,
+		PrimaryKey: []*schema.Column{HoldsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "hold_user_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{HoldsColumns[1], HoldsColumns[5]},
+			},
+			{
+				Name:    "hold_upload_id",
+				Unique:  false,
+				Columns: []*schema.Column{HoldsColumns[2]},
 			},
 		},
 	}
@@ -279,6 +310,7 @@ var (
 		{Name: "bucket", Type: field.TypeString, Default: ""},
 		{Name: "object_key", Type: field.TypeString, Default: ""},
 		{Name: "multipart_upload_id", Type: field.TypeString, Default: ""},
+		{Name: "held_until", Type: field.TypeTime, Nullable: true},
 		{Name: "owner_id", Type: field.TypeString},
 	}
 	// UploadsTable holds the schema information for the "uploads" table.
@@ -289,7 +321,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "uploads_users_uploads",
-				Columns:    []*schema.Column{UploadsColumns[10]},
+				Columns:    []*schema.Column{UploadsColumns[11]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -298,7 +330,7 @@ var (
 			{
 				Name:    "upload_owner_id_id",
 				Unique:  false,
-				Columns: []*schema.Column{UploadsColumns[10], UploadsColumns[0]},
+				Columns: []*schema.Column{UploadsColumns[11], UploadsColumns[0]},
 			},
 			{
 				Name:    "upload_bucket_object_key",
@@ -316,6 +348,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "email", Type: field.TypeString, Unique: true, Nullable: true},
+		{Name: "held_until", Type: field.TypeTime, Nullable: true},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{
@@ -400,6 +433,7 @@ var (
 		AuditEventsTable,
 		DeletedUploadsTable,
 		DeletionJobsTable,
+		HoldsTable,
 		IdempotencyKeysTable,
 		IdentitiesTable,
 		ObjectPurgesTable,

@@ -18,6 +18,9 @@ type DeletedUpload func(*sql.Selector)
 // DeletionJob is the predicate function for deletionjob builders.
 type DeletionJob func(*sql.Selector)
 
+// Hold is the predicate function for hold builders.
+type Hold func(*sql.Selector)
+
 // IdempotencyKey is the predicate function for idempotencykey builders.
 type IdempotencyKey func(*sql.Selector)
 
