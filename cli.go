@@ -233,15 +233,21 @@ Interrupted or killed, the job goes on in a server, or running the command
 again follows it to its end. With --detach it prints the job's id and
 returns: a server runs the job (see: uploads jobs watch).
 
+A user with a legal hold in force (on them or on any of their uploads) is
+refused, naming the holds, and nothing changes; with --except-held,
+everything not held goes (their keys revoked) and the user stays, with what
+is held.
+
 Exit status: 0 when the user is erased (or was, by an earlier job), 1 when
-the job FAILED or was CANCELED (the user stays, their keys revoked), or on
-an error. It reaches the bucket, so it takes the same bucket settings as
+the job FAILED or was CANCELED (the user stays, their keys revoked), 3 when
+a hold refused it, or 1 on another error. It reaches the bucket, so it takes the same bucket settings as
 the server.`,
 		Args: c.noArgs,
 	}
 	cfg := c.withSettings(cmd, config.ForDatabase|config.ForBucket|config.ForDeletes)
 	cmd.Flags().StringVar(&opts.ID, "id", "", "id of the user (usr_…) (required)")
 	cmd.Flags().BoolVar(&opts.Detach, "detach", false, "print the job's id and return; a serving instance runs the job")
+	cmd.Flags().BoolVar(&opts.ExceptHeld, "except-held", false, "erase all but what a legal hold keeps; the user stays")
 	jsonFlag(cmd.Flags(), &opts.JSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := admin.CheckErase(opts); err != nil {
@@ -251,9 +257,13 @@ the server.`,
 		if err != nil {
 			return err
 		}
-		return runWithApp(cmd.Context(), cfg, logger, func(a *app.App) error {
+		err = runWithApp(cmd.Context(), cfg, logger, func(a *app.App) error {
 			return admin.RunErase(cmd.Context(), a.Client, a.Jobs, logger, opts, c.stdout)
 		})
+		if held := (*admin.HeldError)(nil); errors.As(err, &held) {
+			return &exitError{code: 3, err: err}
+		}
+		return err
 	}
 	return cmd
 }

@@ -173,6 +173,11 @@ func (_q *DeletionJobQuery) collectField(ctx context.Context, oneNode bool, opCt
 				selectedFields = append(selectedFields, deletionjob.FieldDeletedCount)
 				fieldSeen[deletionjob.FieldDeletedCount] = struct{}{}
 			}
+		case "heldCount":
+			if _, ok := fieldSeen[deletionjob.FieldHeldCount]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldHeldCount)
+				fieldSeen[deletionjob.FieldHeldCount] = struct{}{}
+			}
 		case "failedCount":
 			if _, ok := fieldSeen[deletionjob.FieldFailedCount]; !ok {
 				selectedFields = append(selectedFields, deletionjob.FieldFailedCount)

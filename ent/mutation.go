@@ -2564,6 +2564,8 @@ type DeletionJobMutation struct {
 	addmatched_count *int
 	deleted_count    *int
 	adddeleted_count *int
+	held_count       *int
+	addheld_count    *int
 	failed_count     *int
 	addfailed_count  *int
 	error            *string
@@ -3132,6 +3134,62 @@ func (m *DeletionJobMutation) ResetDeletedCount() {
 	m.adddeleted_count = nil
 }
 
+// SetHeldCount sets the "held_count" field.
+func (m *DeletionJobMutation) SetHeldCount(i int) {
+	m.held_count = &i
+	m.addheld_count = nil
+}
+
+// HeldCount returns the value of the "held_count" field in the mutation.
+func (m *DeletionJobMutation) HeldCount() (r int, exists bool) {
+	v := m.held_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeldCount returns the old "held_count" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldHeldCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeldCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeldCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeldCount: %w", err)
+	}
+	return oldValue.HeldCount, nil
+}
+
+// AddHeldCount adds i to the "held_count" field.
+func (m *DeletionJobMutation) AddHeldCount(i int) {
+	if m.addheld_count != nil {
+		*m.addheld_count += i
+	} else {
+		m.addheld_count = &i
+	}
+}
+
+// AddedHeldCount returns the value that was added to the "held_count" field in this mutation.
+func (m *DeletionJobMutation) AddedHeldCount() (r int, exists bool) {
+	v := m.addheld_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetHeldCount resets all changes to the "held_count" field.
+func (m *DeletionJobMutation) ResetHeldCount() {
+	m.held_count = nil
+	m.addheld_count = nil
+}
+
 // SetFailedCount sets the "failed_count" field.
 func (m *DeletionJobMutation) SetFailedCount(i int) {
 	m.failed_count = &i
@@ -3484,7 +3542,7 @@ func (m *DeletionJobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeletionJobMutation) Fields() []string {
-	fields := make([]string, 0, 18)
+	fields := make([]string, 0, 19)
 	if m.owner_id != nil {
 		fields = append(fields, deletionjob.FieldOwnerID)
 	}
@@ -3517,6 +3575,9 @@ func (m *DeletionJobMutation) Fields() []string {
 	}
 	if m.deleted_count != nil {
 		fields = append(fields, deletionjob.FieldDeletedCount)
+	}
+	if m.held_count != nil {
+		fields = append(fields, deletionjob.FieldHeldCount)
 	}
 	if m.failed_count != nil {
 		fields = append(fields, deletionjob.FieldFailedCount)
@@ -3569,6 +3630,8 @@ func (m *DeletionJobMutation) Field(name string) (ent.Value, bool) {
 		return m.MatchedCount()
 	case deletionjob.FieldDeletedCount:
 		return m.DeletedCount()
+	case deletionjob.FieldHeldCount:
+		return m.HeldCount()
 	case deletionjob.FieldFailedCount:
 		return m.FailedCount()
 	case deletionjob.FieldError:
@@ -3614,6 +3677,8 @@ func (m *DeletionJobMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldMatchedCount(ctx)
 	case deletionjob.FieldDeletedCount:
 		return m.OldDeletedCount(ctx)
+	case deletionjob.FieldHeldCount:
+		return m.OldHeldCount(ctx)
 	case deletionjob.FieldFailedCount:
 		return m.OldFailedCount(ctx)
 	case deletionjob.FieldError:
@@ -3714,6 +3779,13 @@ func (m *DeletionJobMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDeletedCount(v)
 		return nil
+	case deletionjob.FieldHeldCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeldCount(v)
+		return nil
 	case deletionjob.FieldFailedCount:
 		v, ok := value.(int)
 		if !ok {
@@ -3777,6 +3849,9 @@ func (m *DeletionJobMutation) AddedFields() []string {
 	if m.adddeleted_count != nil {
 		fields = append(fields, deletionjob.FieldDeletedCount)
 	}
+	if m.addheld_count != nil {
+		fields = append(fields, deletionjob.FieldHeldCount)
+	}
 	if m.addfailed_count != nil {
 		fields = append(fields, deletionjob.FieldFailedCount)
 	}
@@ -3795,6 +3870,8 @@ func (m *DeletionJobMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedMatchedCount()
 	case deletionjob.FieldDeletedCount:
 		return m.AddedDeletedCount()
+	case deletionjob.FieldHeldCount:
+		return m.AddedHeldCount()
 	case deletionjob.FieldFailedCount:
 		return m.AddedFailedCount()
 	case deletionjob.FieldAttempts:
@@ -3821,6 +3898,13 @@ func (m *DeletionJobMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddDeletedCount(v)
+		return nil
+	case deletionjob.FieldHeldCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddHeldCount(v)
 		return nil
 	case deletionjob.FieldFailedCount:
 		v, ok := value.(int)
@@ -3916,6 +4000,9 @@ func (m *DeletionJobMutation) ResetField(name string) error {
 		return nil
 	case deletionjob.FieldDeletedCount:
 		m.ResetDeletedCount()
+		return nil
+	case deletionjob.FieldHeldCount:
+		m.ResetHeldCount()
 		return nil
 	case deletionjob.FieldFailedCount:
 		m.ResetFailedCount()

@@ -139,28 +139,34 @@ func init() {
 	deletionjob.DefaultDeletedCount = deletionjobDescDeletedCount.Default.(int)
 	// deletionjob.DeletedCountValidator is a validator for the "deleted_count" field. It is called by the builders before save.
 	deletionjob.DeletedCountValidator = deletionjobDescDeletedCount.Validators[0].(func(int) error)
+	// deletionjobDescHeldCount is the schema descriptor for held_count field.
+	deletionjobDescHeldCount := deletionjobFields[12].Descriptor()
+	// deletionjob.DefaultHeldCount holds the default value on creation for the held_count field.
+	deletionjob.DefaultHeldCount = deletionjobDescHeldCount.Default.(int)
+	// deletionjob.HeldCountValidator is a validator for the "held_count" field. It is called by the builders before save.
+	deletionjob.HeldCountValidator = deletionjobDescHeldCount.Validators[0].(func(int) error)
 	// deletionjobDescFailedCount is the schema descriptor for failed_count field.
-	deletionjobDescFailedCount := deletionjobFields[12].Descriptor()
+	deletionjobDescFailedCount := deletionjobFields[13].Descriptor()
 	// deletionjob.DefaultFailedCount holds the default value on creation for the failed_count field.
 	deletionjob.DefaultFailedCount = deletionjobDescFailedCount.Default.(int)
 	// deletionjob.FailedCountValidator is a validator for the "failed_count" field. It is called by the builders before save.
 	deletionjob.FailedCountValidator = deletionjobDescFailedCount.Validators[0].(func(int) error)
 	// deletionjobDescError is the schema descriptor for error field.
-	deletionjobDescError := deletionjobFields[13].Descriptor()
+	deletionjobDescError := deletionjobFields[14].Descriptor()
 	// deletionjob.DefaultError holds the default value on creation for the error field.
 	deletionjob.DefaultError = deletionjobDescError.Default.(string)
 	// deletionjobDescCreatedAt is the schema descriptor for created_at field.
-	deletionjobDescCreatedAt := deletionjobFields[14].Descriptor()
+	deletionjobDescCreatedAt := deletionjobFields[15].Descriptor()
 	// deletionjob.DefaultCreatedAt holds the default value on creation for the created_at field.
 	deletionjob.DefaultCreatedAt = deletionjobDescCreatedAt.Default.(func() time.Time)
 	// deletionjobDescAttempts is the schema descriptor for attempts field.
-	deletionjobDescAttempts := deletionjobFields[17].Descriptor()
+	deletionjobDescAttempts := deletionjobFields[18].Descriptor()
 	// deletionjob.DefaultAttempts holds the default value on creation for the attempts field.
 	deletionjob.DefaultAttempts = deletionjobDescAttempts.Default.(int)
 	// deletionjob.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	deletionjob.AttemptsValidator = deletionjobDescAttempts.Validators[0].(func(int) error)
 	// deletionjobDescNextAttemptAt is the schema descriptor for next_attempt_at field.
-	deletionjobDescNextAttemptAt := deletionjobFields[18].Descriptor()
+	deletionjobDescNextAttemptAt := deletionjobFields[19].Descriptor()
 	// deletionjob.DefaultNextAttemptAt holds the default value on creation for the next_attempt_at field.
 	deletionjob.DefaultNextAttemptAt = deletionjobDescNextAttemptAt.Default.(func() time.Time)
 	// deletionjobDescID is the schema descriptor for id field.

@@ -124,6 +124,7 @@ var (
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"}, Default: "QUEUED"},
 		{Name: "matched_count", Type: field.TypeInt, Default: 0},
 		{Name: "deleted_count", Type: field.TypeInt, Default: 0},
+		{Name: "held_count", Type: field.TypeInt, Default: 0},
 		{Name: "failed_count", Type: field.TypeInt, Default: 0},
 		{Name: "error", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
@@ -141,17 +142,17 @@ var (
 			{
 				Name:    "deletionjob_owner_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[1], DeletionJobsColumns[14]},
+				Columns: []*schema.Column{DeletionJobsColumns[1], DeletionJobsColumns[15]},
 			},
 			{
 				Name:    "deletionjob_status_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[9], DeletionJobsColumns[18]},
+				Columns: []*schema.Column{DeletionJobsColumns[9], DeletionJobsColumns[19]},
 			},
 			{
 				Name:    "deletionjob_finished_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[16]},
+				Columns: []*schema.Column{DeletionJobsColumns[17]},
 			},
 		},
 	}

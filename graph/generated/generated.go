@@ -74,12 +74,14 @@ type ComplexityRoot struct {
 
 	DeleteUploadsPayload struct {
 		DeletedUploadIds func(childComplexity int) int
+		HeldIds          func(childComplexity int) int
 		NotFoundIds      func(childComplexity int) int
 	}
 
 	DeleteUploadsWherePayload struct {
 		DeletedCount func(childComplexity int) int
 		HasMore      func(childComplexity int) int
+		HeldCount    func(childComplexity int) int
 		MatchedCount func(childComplexity int) int
 	}
 
@@ -116,6 +118,7 @@ type ComplexityRoot struct {
 		Error        func(childComplexity int) int
 		FailedCount  func(childComplexity int) int
 		FinishedAt   func(childComplexity int) int
+		HeldCount    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		MatchedCount func(childComplexity int) int
 		StartedAt    func(childComplexity int) int
@@ -383,6 +386,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeleteUploadsPayload.DeletedUploadIds(childComplexity), true
+	case "DeleteUploadsPayload.heldIds":
+		if e.ComplexityRoot.DeleteUploadsPayload.HeldIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsPayload.HeldIds(childComplexity), true
 	case "DeleteUploadsPayload.notFoundIds":
 		if e.ComplexityRoot.DeleteUploadsPayload.NotFoundIds == nil {
 			break
@@ -402,6 +411,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeleteUploadsWherePayload.HasMore(childComplexity), true
+	case "DeleteUploadsWherePayload.heldCount":
+		if e.ComplexityRoot.DeleteUploadsWherePayload.HeldCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsWherePayload.HeldCount(childComplexity), true
 	case "DeleteUploadsWherePayload.matchedCount":
 		if e.ComplexityRoot.DeleteUploadsWherePayload.MatchedCount == nil {
 			break
@@ -533,6 +548,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeletionJob.FinishedAt(childComplexity), true
+	case "DeletionJob.heldCount":
+		if e.ComplexityRoot.DeletionJob.HeldCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.HeldCount(childComplexity), true
 	case "DeletionJob.id":
 		if e.ComplexityRoot.DeletionJob.ID == nil {
 			break
@@ -1304,6 +1325,10 @@ type DeletionJob implements Node {
   """
   deletedCount: Int!
   """
+  How many of the matched uploads a hold kept (internal/holds); set when the job ends.
+  """
+  heldCount: Int!
+  """
   How many of the matched uploads were left when the job FAILED; 0 otherwise.
   """
   failedCount: Int!
@@ -1927,6 +1952,8 @@ type DeleteUploadsPayload {
   deletedUploadIds: [ID!]!
   "The ids that name none of the caller's uploads, in the order given."
   notFoundIds: [ID!]!
+  "The caller's uploads that a legal hold keeps, not deleted, in the order given."
+  heldIds: [ID!]!
 }
 
 type DeleteUploadsWherePayload {
@@ -1936,6 +1963,8 @@ type DeleteUploadsWherePayload {
   matchedCount: Int!
   "Whether uploads that match are left (more than this call's 10,000): call again."
   hasMore: Boolean!
+  "How many of the matched uploads a legal hold keeps: they are not deleted (and not counted in hasMore)."
+  heldCount: Int!
 }
 
 "An event that webhook endpoints can subscribe to; the payload's type is upload.<kind in lowercase>."
@@ -2111,6 +2140,8 @@ func (ec *executionContext) childFields_DeleteUploadsPayload(ctx context.Context
 		return ec.fieldContext_DeleteUploadsPayload_deletedUploadIds(ctx, field)
 	case "notFoundIds":
 		return ec.fieldContext_DeleteUploadsPayload_notFoundIds(ctx, field)
+	case "heldIds":
+		return ec.fieldContext_DeleteUploadsPayload_heldIds(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteUploadsPayload", field.Name)
 }
@@ -2123,6 +2154,8 @@ func (ec *executionContext) childFields_DeleteUploadsWherePayload(ctx context.Co
 		return ec.fieldContext_DeleteUploadsWherePayload_matchedCount(ctx, field)
 	case "hasMore":
 		return ec.fieldContext_DeleteUploadsWherePayload_hasMore(ctx, field)
+	case "heldCount":
+		return ec.fieldContext_DeleteUploadsWherePayload_heldCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteUploadsWherePayload", field.Name)
 }
@@ -2191,6 +2224,8 @@ func (ec *executionContext) childFields_DeletionJob(ctx context.Context, field g
 		return ec.fieldContext_DeletionJob_matchedCount(ctx, field)
 	case "deletedCount":
 		return ec.fieldContext_DeletionJob_deletedCount(ctx, field)
+	case "heldCount":
+		return ec.fieldContext_DeletionJob_heldCount(ctx, field)
 	case "failedCount":
 		return ec.fieldContext_DeletionJob_failedCount(ctx, field)
 	case "error":
@@ -3399,6 +3434,29 @@ func (ec *executionContext) fieldContext_DeleteUploadsPayload_notFoundIds(_ cont
 	return graphql.NewScalarFieldContext("DeleteUploadsPayload", field, false, false, "ID")
 }
 
+func (ec *executionContext) _DeleteUploadsPayload_heldIds(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsPayload_heldIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsPayload_heldIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsPayload", field, false, false, "ID")
+}
+
 func (ec *executionContext) _DeleteUploadsWherePayload_deletedCount(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsWherePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3466,6 +3524,29 @@ func (ec *executionContext) _DeleteUploadsWherePayload_hasMore(ctx context.Conte
 }
 func (ec *executionContext) fieldContext_DeleteUploadsWherePayload_hasMore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeleteUploadsWherePayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeleteUploadsWherePayload_heldCount(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsWherePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsWherePayload_heldCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsWherePayload_heldCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsWherePayload", field, false, false, "Int")
 }
 
 func (ec *executionContext) _DeleteWebhookEndpointPayload_deletedWebhookEndpointId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteWebhookEndpointPayload) (ret graphql.Marshaler) {
@@ -3929,6 +4010,29 @@ func (ec *executionContext) _DeletionJob_deletedCount(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_DeletionJob_deletedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJob_heldCount(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_heldCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_heldCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Int")
 }
 
@@ -8381,6 +8485,11 @@ func (ec *executionContext) _DeleteUploadsPayload(ctx context.Context, sel ast.S
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "heldIds":
+			out.Values[i] = ec._DeleteUploadsPayload_heldIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8421,6 +8530,11 @@ func (ec *executionContext) _DeleteUploadsWherePayload(ctx context.Context, sel 
 			}
 		case "hasMore":
 			out.Values[i] = ec._DeleteUploadsWherePayload_hasMore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "heldCount":
+			out.Values[i] = ec._DeleteUploadsWherePayload_heldCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -8656,6 +8770,11 @@ func (ec *executionContext) _DeletionJob(ctx context.Context, sel ast.SelectionS
 			}
 		case "deletedCount":
 			out.Values[i] = ec._DeletionJob_deletedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "heldCount":
+			out.Values[i] = ec._DeletionJob_heldCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -1,5 +1,7 @@
 -- Modify "deleted_uploads" table
 ALTER TABLE "deleted_uploads" ADD COLUMN "held_until" timestamptz NULL;
+-- Modify "deletion_jobs" table
+ALTER TABLE "deletion_jobs" ADD COLUMN "held_count" bigint NOT NULL DEFAULT 0;
 -- Modify "uploads" table
 ALTER TABLE "uploads" ADD COLUMN "held_until" timestamptz NULL;
 -- Modify "users" table

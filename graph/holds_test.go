@@ -1,0 +1,250 @@
+package graph_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/holds"
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+const (
+	heldOneMutation   = `mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }`
+	heldManyMutation  = `mutation($ids: [ID!]!) { deleteUploads(ids: $ids) { deletedUploadIds notFoundIds heldIds } }`
+	heldWhereMutation = `mutation { deleteUploadsWhere(where: {}) { deletedCount matchedCount hasMore heldCount } }`
+	heldBody          = `{"error":"Upload is under legal hold"}`
+)
+
+// placeHold holds an upload (or, with uploadID empty, the user) as the CLI does.
+func placeHold(t *testing.T, env *testenv.Env, uploadID, userID string, until time.Time) *ent.Hold {
+	t.Helper()
+	h, err := holds.Place(context.Background(), env.Client(), holds.Spec{
+		UploadID: uploadID, UserID: userID, Reason: "litigation 42", Until: until, PlacedBy: "cli",
+	}, nil)
+	if err != nil {
+		t.Fatalf("place hold: %v", err)
+	}
+	return h
+}
+
+func releaseHold(t *testing.T, env *testenv.Env, h *ent.Hold) {
+	t.Helper()
+	if _, err := holds.Release(context.Background(), env.Client(), h.ID, "cli", "", nil); err != nil {
+		t.Fatalf("release hold: %v", err)
+	}
+}
+
+func stored(env *testenv.Env, uploadID string) bool {
+	return env.Client().Upload.Query().Where(upload.ID(uploadID)).ExistX(context.Background())
+}
+
+// TestHeldUploadSurvivesEveryDelete: each caller's delete path refuses a
+// held upload in its own words, deletes the rest, and deletes it once the
+// hold is released.
+func TestHeldUploadSurvivesEveryDelete(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	held := env.MustUpload(key, "held.txt", []byte("evidence"))
+	free := env.MustUpload(key, "free.txt", []byte("nothing"))
+	h := placeHold(t, env, held.ID, "", time.Time{})
+
+	res := env.DeleteREST(key, held.ID)
+	if res.Status != 409 || res.Body != heldBody {
+		t.Errorf("REST delete of a held upload: %d %s, want 409 %s", res.Status, res.Body, heldBody)
+	}
+	gql := env.GraphQL(key, heldOneMutation, map[string]any{"id": held.ID})
+	if len(gql.Errors) != 1 || gql.Errors[0].Code() != "HELD" || gql.Errors[0].Message != "Upload is under legal hold" {
+		t.Errorf("deleteUpload of a held upload: %+v, want HELD", gql.Errors)
+	}
+	missing := "upl_00000000000000000000000000000000"
+	gql = env.GraphQL(key, heldManyMutation, map[string]any{"ids": []string{held.ID, free.ID, missing}})
+	var many struct {
+		DeleteUploads struct{ DeletedUploadIds, NotFoundIds, HeldIds []string }
+	}
+	if err := gql.Decode(&many); err != nil || len(gql.Errors) > 0 {
+		t.Fatalf("deleteUploads: %v %+v", err, gql.Errors)
+	}
+	if got := many.DeleteUploads; !equal(got.DeletedUploadIds, free.ID) || !equal(got.HeldIds, held.ID) || !equal(got.NotFoundIds, missing) {
+		t.Errorf("deleteUploads: %+v, want deleted [free], held [held], not found [missing]", got)
+	}
+	env.MustUpload(key, "other.txt", []byte("other"))
+	where := whereDelete(t, env, key)
+	if where.DeletedCount != 1 || where.HeldCount != 1 || where.MatchedCount != 2 || where.HasMore {
+		t.Errorf("deleteUploadsWhere: %+v, want 1 deleted, 1 held of 2, no more", where)
+	}
+	if !stored(env, held.ID) || !env.ObjectExists(held.ObjectKey) {
+		t.Fatal("the held upload is gone")
+	}
+
+	releaseHold(t, env, h)
+	if res := env.DeleteREST(key, held.ID); res.Status != 200 {
+		t.Errorf("REST delete after release: %d %s", res.Status, res.Body)
+	}
+}
+
+type wherePayload struct {
+	DeletedCount, MatchedCount, HeldCount int
+	HasMore                               bool
+}
+
+func whereDelete(t *testing.T, env *testenv.Env, key string) wherePayload {
+	t.Helper()
+	gql := env.GraphQL(key, heldWhereMutation, nil)
+	var data struct{ DeleteUploadsWhere wherePayload }
+	if err := gql.Decode(&data); err != nil || len(gql.Errors) > 0 {
+		t.Fatalf("deleteUploadsWhere: %v %+v", err, gql.Errors)
+	}
+	return data.DeleteUploadsWhere
+}
+
+func equal(got []string, want ...string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestUserHoldKeepsPresentAndFutureUploads: a hold on a user keeps the
+// uploads they had and those they add later, from every path; the janitor
+// skips them; once it lapses, they can go.
+func TestUserHoldKeepsPresentAndFutureUploads(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoJobRunner: true})
+	userID, key := env.NewUser()
+	before := env.MustUpload(key, "before.txt", []byte("a"))
+	until := time.Now().Add(3 * time.Second)
+	placeHold(t, env, "", userID, until)
+	after := env.MustUpload(key, "after.txt", []byte("b"))
+
+	for _, u := range []*ent.Upload{before, after} {
+		if res := env.DeleteREST(key, u.ID); res.Status != 409 || res.Body != heldBody {
+			t.Errorf("REST delete of %s under a user hold: %d %s", u.Filename, res.Status, res.Body)
+		}
+	}
+	if where := whereDelete(t, env, key); where.DeletedCount != 0 || where.HeldCount != 2 {
+		t.Errorf("deleteUploadsWhere under a user hold: %+v", where)
+	}
+	// The janitor's expiry of FAILED uploads goes through the same core.
+	deleted, err := env.App.Resolver.DeleteOwned(context.Background(), audit.Janitor, userID, []string{before.ID, after.ID})
+	if err != nil || len(deleted) != 0 {
+		t.Errorf("the janitor's delete under a user hold deleted %v (%v)", deleted, err)
+	}
+	started := startJob(t, env, key, map[string]any{}, false)
+	runJobs(t, env)
+	job := jobNode(t, env, key, started.ID)
+	if job.HeldCount != 2 || job.DeletedCount != 0 || job.Status != "SUCCEEDED" {
+		t.Errorf("deletion job under a user hold: %+v, want SUCCEEDED with heldCount 2", job)
+	}
+	if !stored(env, before.ID) || !stored(env, after.ID) {
+		t.Fatal("a held upload is gone")
+	}
+
+	// The hold lapses by itself at until.
+	env.Eventually(10*time.Second, "the lapsed hold to stop keeping the upload", func() bool {
+		return env.DeleteREST(key, before.ID).Status == 200
+	})
+	if where := whereDelete(t, env, key); where.DeletedCount != 1 || where.HeldCount != 0 {
+		t.Errorf("deleteUploadsWhere after the hold lapsed: %+v", where)
+	}
+}
+
+// TestHeldUploadStaysInTrash: a hold placed on an upload in the trash
+// keeps it there, restorable, past its window; purgeUpload is refused;
+// released, it goes at the end of its window.
+func TestHeldUploadStaysInTrash(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, withTrash(time.Hour))
+	ctx := context.Background()
+	_, key := env.NewUser()
+	u := env.MustUpload(key, "trashed.txt", []byte("evidence"))
+	if res := env.DeleteREST(key, u.ID); res.Status != 200 {
+		t.Fatalf("delete: %d", res.Status)
+	}
+	h := placeHold(t, env, u.ID, "", time.Time{})
+	gql := env.GraphQL(key, purgeMutation, map[string]any{"id": u.ID})
+	if len(gql.Errors) != 1 || gql.Errors[0].Code() != "HELD" {
+		t.Errorf("purgeUpload of a held upload: %+v, want HELD", gql.Errors)
+	}
+	if _, err := env.App.Resolver.PurgeTrash(ctx, u.OwnerID); err != nil {
+		t.Fatal(err)
+	}
+	// Its window closes.
+	env.Client().DeletedUpload.Update().Where(deletedupload.ID(u.ID)).SetPurgeAt(time.Now().Add(-time.Minute)).ExecX(ctx)
+	if _, _, err := env.App.Purger.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.App.Janitor.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !env.ObjectExists(u.ObjectKey) || len(trash(t, env, key)) != 1 {
+		t.Fatal("the held upload left the trash")
+	}
+	if gql := env.GraphQL(key, restoreMutation, map[string]any{"id": u.ID}); len(gql.Errors) > 0 {
+		t.Fatalf("restore of a held upload past its window: %+v", gql.Errors)
+	}
+	// Back, it is held as any upload.
+	if res := env.DeleteREST(key, u.ID); res.Status != 409 {
+		t.Errorf("delete of the restored held upload: %d", res.Status)
+	}
+	releaseHold(t, env, h)
+	if res := env.DeleteREST(key, u.ID); res.Status != 200 {
+		t.Fatalf("delete after release: %d", res.Status)
+	}
+	// Released in the trash, it goes when its window ends.
+	h = placeHold(t, env, u.ID, "", time.Time{})
+	env.Client().DeletedUpload.Update().Where(deletedupload.ID(u.ID)).SetPurgeAt(time.Now().Add(-time.Minute)).ExecX(ctx)
+	releaseHold(t, env, h)
+	if _, _, err := env.App.Purger.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.Eventually(10*time.Second, "the released upload's object to be purged", func() bool { return !env.ObjectExists(u.ObjectKey) })
+}
+
+// TestHoldRacesDelete: a hold placed while a delete of the same upload
+// runs: exactly one of them wins, a hundred times over.
+func TestHoldRacesDelete(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	_, key := env.NewUser()
+	holdsWon := 0
+	defer func() { t.Logf("of 100 races, the hold won %d", holdsWon) }()
+	for i := range 100 {
+		u := env.MustUpload(key, "race.txt", []byte("x"))
+		var wg sync.WaitGroup
+		var holdErr error
+		var status int
+		wg.Go(func() {
+			_, holdErr = holds.Place(ctx, env.Client(), holds.Spec{UploadID: u.ID, Reason: "race", PlacedBy: "cli"}, nil)
+		})
+		wg.Go(func() { status = env.DeleteREST(key, u.ID).Status })
+		wg.Wait()
+		placed := holdErr == nil
+		deleted := status == 200
+		if holdErr != nil && !errors.Is(holdErr, holds.ErrNotFound) {
+			t.Fatalf("race %d: place hold: %v", i, holdErr)
+		}
+		if placed == deleted {
+			t.Fatalf("race %d: hold placed %v, delete answered %d: want exactly one to win", i, placed, status)
+		}
+		if placed {
+			holdsWon++
+		}
+		if placed != stored(env, u.ID) {
+			t.Fatalf("race %d: hold placed %v but the upload stored %v", i, placed, !placed)
+		}
+	}
+}
