@@ -28,6 +28,9 @@ type Options struct {
 	// ExceptHeld (users delete) erases all but what a hold keeps, and
 	// keeps the user; without it a user with a hold is refused.
 	ExceptHeld bool
+	UploadID   string   // holds place: the upload to hold
+	Reason     string   // holds place: why
+	Until      string   // holds place: a date or an RFC 3339 time; empty: until released
 	Statuses   []string // jobs list: only jobs in these statuses
 
 	// Key is what a new API key may do and until when (keys create, users
