@@ -166,7 +166,8 @@ func TestUserHoldKeepsPresentAndFutureUploads(t *testing.T) {
 // released, it goes at the end of its window.
 func TestHeldUploadStaysInTrash(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t, withTrash(time.Hour))
+	const window = 2 * time.Second
+	env := testenv.New(t, withTrash(window))
 	ctx := context.Background()
 	_, key := env.NewUser()
 	u := env.MustUpload(key, "trashed.txt", []byte("evidence"))
@@ -181,8 +182,9 @@ func TestHeldUploadStaysInTrash(t *testing.T) {
 	if _, err := env.App.Resolver.PurgeTrash(ctx, u.OwnerID); err != nil {
 		t.Fatal(err)
 	}
-	// Its window closes.
-	env.Client().DeletedUpload.Update().Where(deletedupload.ID(u.ID)).SetPurgeAt(time.Now().Add(-time.Minute)).ExecX(ctx)
+	// Its window closes; the purger and the janitor, run now, leave it.
+	entry := env.Client().DeletedUpload.Query().Where(deletedupload.ID(u.ID)).OnlyX(ctx)
+	env.Eventually(2*window, "the restore window to close", func() bool { return time.Now().After(entry.PurgeAt) })
 	if _, _, err := env.App.Purger.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -203,14 +205,15 @@ func TestHeldUploadStaysInTrash(t *testing.T) {
 	if res := env.DeleteREST(key, u.ID); res.Status != 200 {
 		t.Fatalf("delete after release: %d", res.Status)
 	}
-	// Released in the trash, it goes when its window ends.
+	// Held again in the trash, then released past its window: it goes.
 	h = placeHold(t, env, u.ID, "", time.Time{})
-	env.Client().DeletedUpload.Update().Where(deletedupload.ID(u.ID)).SetPurgeAt(time.Now().Add(-time.Minute)).ExecX(ctx)
+	entry = env.Client().DeletedUpload.Query().Where(deletedupload.ID(u.ID)).OnlyX(ctx)
+	env.Eventually(2*window, "the restore window to close", func() bool { return time.Now().After(entry.PurgeAt) })
 	releaseHold(t, env, h)
-	if _, _, err := env.App.Purger.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	env.Eventually(10*time.Second, "the released upload's object to be purged", func() bool { return !env.ObjectExists(u.ObjectKey) })
+	env.Eventually(10*time.Second, "the released upload's object to be purged", func() bool {
+		_, _, err := env.App.Purger.RunOnce(ctx)
+		return err == nil && !env.ObjectExists(u.ObjectKey)
+	})
 }
 
 // TestHoldRacesDelete: a hold placed while a delete of the same upload
