@@ -9,6 +9,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/holds"
@@ -249,5 +250,109 @@ func TestHoldRacesDelete(t *testing.T) {
 		if placed != stored(env, u.ID) {
 			t.Fatalf("race %d: hold placed %v but the upload stored %v", i, placed, !placed)
 		}
+	}
+}
+
+func (w *scopeWorld) assertNotHeld(t *testing.T, uploadID string) {
+	if n := w.env.Client().Hold.Query().Where(hold.UploadID(uploadID)).CountX(context.Background()); n != 0 {
+		t.Errorf("a refused placeHold placed %d holds", n)
+	}
+}
+
+func (w *scopeWorld) newHold(t *testing.T) string {
+	return placeHold(t, w.env, w.newUpload(t), "", time.Time{}).ID
+}
+
+func (w *scopeWorld) assertHoldActive(t *testing.T, holdID string) {
+	if h := w.env.Client().Hold.GetX(context.Background(), holdID); !holds.Active(h, time.Now()) {
+		t.Errorf("a refused releaseHold released %s", holdID)
+	}
+}
+
+const (
+	placeHoldMutation   = `mutation($id: ID!, $reason: String!, $until: Time) { placeHold(uploadId: $id, reason: $reason, until: $until) { id uploadId reason placedBy until active } }`
+	releaseHoldMutation = `mutation($id: ID!) { releaseHold(id: $id) { id active releasedAt releasedBy } }`
+)
+
+type holdResult struct {
+	ID       string
+	UploadID string
+	Reason   string
+	PlacedBy string
+	Active   bool
+}
+
+// TestHoldsGraphQL: a caller holds and releases their own uploads; the
+// holds show on the viewer and the upload; someone else's upload or hold
+// is NOT_FOUND; bad input changes nothing; a keyed retry places one hold.
+func TestHoldsGraphQL(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	_, key := env.NewUser()
+	_, strangerKey := env.NewUser()
+	u := env.MustUpload(key, "mine.txt", []byte("mine"))
+	theirs := env.MustUpload(strangerKey, "theirs.txt", []byte("theirs"))
+
+	res := env.GraphQL(key, placeHoldMutation, map[string]any{"id": u.ID, "reason": "audit 2027"})
+	var placed struct{ PlaceHold holdResult }
+	if err := res.Decode(&placed); err != nil || len(res.Errors) > 0 {
+		t.Fatalf("placeHold: %v %+v", err, res.Errors)
+	}
+	if h := placed.PlaceHold; h.UploadID != u.ID || h.Reason != "audit 2027" || !h.Active || h.PlacedBy == "" {
+		t.Errorf("placeHold answered %+v", h)
+	}
+	if gql := env.GraphQL(key, heldOneMutation, map[string]any{"id": u.ID}); len(gql.Errors) != 1 || gql.Errors[0].Code() != "HELD" {
+		t.Errorf("deleteUpload of the held upload: %+v", gql.Errors)
+	}
+	res = env.GraphQL(key, `query($id: ID!) { viewer { holds { totalCount edges { node { id } } } } upload(id: $id) { holds { id active } } }`, map[string]any{"id": u.ID})
+	var listed struct {
+		Viewer struct {
+			Holds struct {
+				TotalCount int
+				Edges      []struct{ Node struct{ ID string } }
+			}
+		}
+		Upload struct{ Holds []holdResult }
+	}
+	if err := res.Decode(&listed); err != nil || len(res.Errors) > 0 {
+		t.Fatalf("holds query: %v %+v", err, res.Errors)
+	}
+	if listed.Viewer.Holds.TotalCount != 1 || len(listed.Upload.Holds) != 1 || listed.Upload.Holds[0].ID != placed.PlaceHold.ID {
+		t.Errorf("viewer.holds and Upload.holds: %+v", listed)
+	}
+
+	for _, bad := range []struct {
+		name, code string
+		vars       map[string]any
+	}{
+		{"someone else's upload", "NOT_FOUND", map[string]any{"id": theirs.ID, "reason": "x"}},
+		{"a malformed id", "NOT_FOUND", map[string]any{"id": "upl_nope", "reason": "x"}},
+		{"a blank reason", "BAD_USER_INPUT", map[string]any{"id": u.ID, "reason": "  "}},
+		{"an until past", "BAD_USER_INPUT", map[string]any{"id": u.ID, "reason": "x", "until": "2001-01-01T00:00:00Z"}},
+	} {
+		if gql := env.GraphQL(key, placeHoldMutation, bad.vars); len(gql.Errors) != 1 || gql.Errors[0].Code() != bad.code {
+			t.Errorf("placeHold of %s: %+v, want %s", bad.name, gql.Errors, bad.code)
+		}
+	}
+	if n := env.Client().Hold.Query().CountX(context.Background()); n != 1 {
+		t.Errorf("refused placeHolds left %d holds, want the 1 placed", n)
+	}
+	if gql := env.GraphQL(strangerKey, releaseHoldMutation, map[string]any{"id": placed.PlaceHold.ID}); len(gql.Errors) != 1 || gql.Errors[0].Code() != "NOT_FOUND" {
+		t.Errorf("releaseHold of someone else's hold: %+v", gql.Errors)
+	}
+	if gql := env.GraphQL(key, releaseHoldMutation, map[string]any{"id": placed.PlaceHold.ID}); len(gql.Errors) > 0 {
+		t.Fatalf("releaseHold: %+v", gql.Errors)
+	}
+	if gql := env.GraphQL(key, releaseHoldMutation, map[string]any{"id": placed.PlaceHold.ID}); len(gql.Errors) != 1 || gql.Errors[0].Code() != "BAD_USER_INPUT" {
+		t.Errorf("releaseHold twice: %+v", gql.Errors)
+	}
+
+	// A keyed retry answers the same hold, and places no second one.
+	vars := map[string]any{"id": u.ID, "reason": "retried"}
+	first := keyed(env, key, "hold-1", placeHoldMutation, vars)
+	again := keyed(env, key, "hold-1", placeHoldMutation, vars)
+	sameAnswer(t, first, again, true)
+	if n := env.Client().Hold.Query().Where(hold.Reason("retried")).CountX(context.Background()); n != 1 {
+		t.Errorf("a keyed placeHold sent twice placed %d holds", n)
 	}
 }

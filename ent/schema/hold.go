@@ -32,11 +32,13 @@ func (Hold) Fields() []ent.Field {
 		field.String("user_id").
 			Immutable().
 			NotEmpty().
+			Annotations(entgql.Skip()).
 			Comment("The user held, or the owner of the upload held."),
 		field.String("upload_id").
 			Optional().
 			Nillable().
 			Immutable().
+			Annotations(entgql.Skip()). // graph/holds.graphqls names it uploadId
 			Comment("The upload held; absent for a hold on the whole user."),
 		field.Text("reason").
 			Immutable().
@@ -47,7 +49,8 @@ func (Hold) Fields() []ent.Field {
 			Comment("The credential that placed it (an API key's id, a token's identity), or cli."),
 		field.Time("created_at").
 			Immutable().
-			Default(time.Now),
+			Default(time.Now).
+			Annotations(entgql.OrderField("CREATED_AT")),
 		field.Time("until").
 			Optional().
 			Nillable().
@@ -75,6 +78,7 @@ func (Hold) Indexes() []ent.Index {
 // Annotations of the Hold.
 func (Hold) Annotations() []schema.Annotation {
 	return []schema.Annotation{
-		entgql.Skip(entgql.SkipAll),
+		entgql.RelayConnection(),
+		entgql.Skip(entgql.SkipWhereInput, entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput),
 	}
 }
