@@ -37,7 +37,7 @@ func (r *Resolver) placeHold(ctx context.Context, uploadID, reason string, until
 	if idempotency.Recorded(ctx, &before) {
 		return r.myHold(ctx, v.UserID, before)
 	}
-	spec := holds.Spec{UploadID: uploadID, Reason: reason, PlacedBy: audit.Caller(ctx).Name}
+	spec := holds.Spec{UploadID: uploadID, Reason: reason, PlacedBy: audit.Caller(ctx).Name, OwnerID: v.UserID}
 	if until != nil {
 		spec.Until = *until
 	}
