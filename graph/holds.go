@@ -37,7 +37,7 @@ func (r *Resolver) placeHold(ctx context.Context, uploadID, reason string, until
 	if idempotency.Recorded(ctx, &before) {
 		return r.myHold(ctx, v.UserID, before)
 	}
-	spec := holds.Spec{UploadID: uploadID, Reason: reason, PlacedBy: audit.Caller(ctx).Name, OwnerID: v.UserID}
+	spec := holds.Spec{UploadID: uploadID, Reason: reason, Actor: audit.Caller(ctx), OwnerID: v.UserID}
 	if until != nil {
 		spec.Until = *until
 	}
@@ -57,7 +57,7 @@ func (r *Resolver) releaseHold(ctx context.Context, holdID string) (*ent.Hold, e
 	if idempotency.Recorded(ctx, &before) && before == holdID {
 		return r.myHold(ctx, v.UserID, holdID)
 	}
-	h, err := holds.Release(ctx, r.client, holdID, audit.Caller(ctx).Name, v.UserID, func(ctx context.Context, tx *ent.Tx, h *ent.Hold) error {
+	h, err := holds.Release(ctx, r.client, holdID, audit.Caller(ctx), v.UserID, func(ctx context.Context, tx *ent.Tx, h *ent.Hold) error {
 		return idempotency.Record(ctx, tx, h.ID)
 	})
 	return h, r.holdError(ctx, "release hold", err, ErrHoldNotFound)

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/testenv"
@@ -27,7 +29,7 @@ const (
 func placeHold(t *testing.T, env *testenv.Env, uploadID, userID string, until time.Time) *ent.Hold {
 	t.Helper()
 	h, err := holds.Place(context.Background(), env.Client(), holds.Spec{
-		UploadID: uploadID, UserID: userID, Reason: "litigation 42", Until: until, PlacedBy: "cli",
+		UploadID: uploadID, UserID: userID, Reason: "litigation 42", Until: until, Actor: audit.CLI,
 	}, nil)
 	if err != nil {
 		t.Fatalf("place hold: %v", err)
@@ -37,7 +39,7 @@ func placeHold(t *testing.T, env *testenv.Env, uploadID, userID string, until ti
 
 func releaseHold(t *testing.T, env *testenv.Env, h *ent.Hold) {
 	t.Helper()
-	if _, err := holds.Release(context.Background(), env.Client(), h.ID, "cli", "", nil); err != nil {
+	if _, err := holds.Release(context.Background(), env.Client(), h.ID, audit.CLI, "", nil); err != nil {
 		t.Fatalf("release hold: %v", err)
 	}
 }
@@ -232,7 +234,7 @@ func TestHoldRacesDelete(t *testing.T) {
 		var holdErr error
 		var status int
 		wg.Go(func() {
-			_, holdErr = holds.Place(ctx, env.Client(), holds.Spec{UploadID: u.ID, Reason: "race", PlacedBy: "cli"}, nil)
+			_, holdErr = holds.Place(ctx, env.Client(), holds.Spec{UploadID: u.ID, Reason: "race", Actor: audit.CLI}, nil)
 		})
 		wg.Go(func() { status = env.DeleteREST(key, u.ID).Status })
 		wg.Wait()
@@ -287,11 +289,15 @@ type holdResult struct {
 // is NOT_FOUND; bad input changes nothing; a keyed retry places one hold.
 func TestHoldsGraphQL(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t, testenv.Options{})
+	env := testenv.New(t, testenv.Options{Configure: withWebhooks})
 	_, key := env.NewUser()
 	_, strangerKey := env.NewUser()
 	u := env.MustUpload(key, "mine.txt", []byte("mine"))
 	theirs := env.MustUpload(strangerKey, "theirs.txt", []byte("theirs"))
+	// An endpoint that hears only of holds.
+	if gql := env.GraphQL(key, `mutation { createWebhookEndpoint(url: "http://127.0.0.1:9/holds", events: [HOLD_PLACED, HOLD_RELEASED]) { secret } }`, nil); len(gql.Errors) > 0 {
+		t.Fatalf("createWebhookEndpoint: %+v", gql.Errors)
+	}
 
 	res := env.GraphQL(key, placeHoldMutation, map[string]any{"id": u.ID, "reason": "audit 2027"})
 	var placed struct{ PlaceHold holdResult }
@@ -345,6 +351,17 @@ func TestHoldsGraphQL(t *testing.T) {
 	}
 	if gql := env.GraphQL(key, releaseHoldMutation, map[string]any{"id": placed.PlaceHold.ID}); len(gql.Errors) != 1 || gql.Errors[0].Code() != "BAD_USER_INPUT" {
 		t.Errorf("releaseHold twice: %+v", gql.Errors)
+	}
+
+	// Placing and releasing are in the audit trail and told to webhooks.
+	ctx := context.Background()
+	for kind, eventType := range map[auditevent.Kind]string{auditevent.KindHOLD_PLACED: "upload.hold_placed", auditevent.KindHOLD_RELEASED: "upload.hold_released"} {
+		if n := env.Client().AuditEvent.Query().Where(auditevent.UploadID(u.ID), auditevent.KindEQ(kind)).CountX(ctx); n != 1 {
+			t.Errorf("%d %s audit events, want 1", n, kind)
+		}
+		if n := env.Client().WebhookDelivery.Query().Where(webhookdelivery.UploadID(u.ID), webhookdelivery.EventType(eventType)).CountX(ctx); n != 1 {
+			t.Errorf("%d %s webhook deliveries, want 1", n, eventType)
+		}
 	}
 
 	// A keyed retry answers the same hold, and places no second one.

@@ -47,7 +47,7 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "upload_id", Type: field.TypeString},
 		{Name: "owner_id", Type: field.TypeString},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "DELETED", "RESTORED", "PURGED", "EXPIRED"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "DELETED", "RESTORED", "PURGED", "EXPIRED", "HOLD_PLACED", "HOLD_RELEASED"}},
 		{Name: "actor", Type: field.TypeString},
 		{Name: "via", Type: field.TypeEnum, Enums: []string{"REST", "GRAPHQL", "CLI", "JANITOR", "PURGER"}},
 		{Name: "request_id", Type: field.TypeString, Default: ""},

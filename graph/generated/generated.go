@@ -2176,6 +2176,10 @@ enum AuditEventKind {
   PURGED
   "Its uploader stopped without finishing, and the janitor marked it FAILED."
   EXPIRED
+  "A legal hold was placed on it (placeHold, or uploads holds place --upload)."
+  HOLD_PLACED
+  "A legal hold on it was released."
+  HOLD_RELEASED
 }
 
 "Through what a change was made."
@@ -2253,6 +2257,10 @@ enum UploadEventKind {
   RESTORED
   "upload.purged: an upload's object is gone from the bucket."
   PURGED
+  "upload.hold_placed: a legal hold was placed on an upload."
+  HOLD_PLACED
+  "upload.hold_released: a legal hold on an upload was released."
+  HOLD_RELEASED
 }
 
 """

@@ -87,6 +87,10 @@ const (
 	UploadEventKindRestored UploadEventKind = "RESTORED"
 	// upload.purged: an upload's object is gone from the bucket.
 	UploadEventKindPurged UploadEventKind = "PURGED"
+	// upload.hold_placed: a legal hold was placed on an upload.
+	UploadEventKindHoldPlaced UploadEventKind = "HOLD_PLACED"
+	// upload.hold_released: a legal hold on an upload was released.
+	UploadEventKindHoldReleased UploadEventKind = "HOLD_RELEASED"
 )
 
 var AllUploadEventKind = []UploadEventKind{
@@ -94,11 +98,13 @@ var AllUploadEventKind = []UploadEventKind{
 	UploadEventKindDeleted,
 	UploadEventKindRestored,
 	UploadEventKindPurged,
+	UploadEventKindHoldPlaced,
+	UploadEventKindHoldReleased,
 }
 
 func (e UploadEventKind) IsValid() bool {
 	switch e {
-	case UploadEventKindCreated, UploadEventKindDeleted, UploadEventKindRestored, UploadEventKindPurged:
+	case UploadEventKindCreated, UploadEventKindDeleted, UploadEventKindRestored, UploadEventKindPurged, UploadEventKindHoldPlaced, UploadEventKindHoldReleased:
 		return true
 	}
 	return false

@@ -11,6 +11,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/hold"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/holds"
 )
 
@@ -76,7 +77,7 @@ func placeHold(ctx context.Context, client *ent.Client, o Options, out io.Writer
 		return err
 	}
 	h, err := holds.Place(ctx, client, holds.Spec{
-		UploadID: o.UploadID, UserID: o.UserID, Reason: o.Reason, Until: until, PlacedBy: "cli",
+		UploadID: o.UploadID, UserID: o.UserID, Reason: o.Reason, Until: until, Actor: audit.CLI,
 	}, nil)
 	if errors.Is(err, holds.ErrNotFound) {
 		if o.UploadID != "" {
@@ -91,7 +92,7 @@ func placeHold(ctx context.Context, client *ent.Client, o Options, out io.Writer
 }
 
 func releaseHold(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
-	h, err := holds.Release(ctx, client, o.ID, "cli", "", nil)
+	h, err := holds.Release(ctx, client, o.ID, audit.CLI, "", nil)
 	switch {
 	case errors.Is(err, holds.ErrNotFound):
 		return fmt.Errorf("no hold with id %q", o.ID)

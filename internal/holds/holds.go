@@ -29,12 +29,15 @@ import (
 	"entgo.io/ent/dialect"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/predicate"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
+	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 )
@@ -65,7 +68,8 @@ type Spec struct {
 	UserID   string
 	Reason   string
 	Until    time.Time
-	PlacedBy string
+	// Actor places it: named as placed_by, and in the audit trail.
+	Actor audit.Actor
 	// OwnerID, when set, restricts the upload to that owner's (a caller
 	// holding their own); someone else's is ErrNotFound.
 	OwnerID string
@@ -89,7 +93,7 @@ func (s *Spec) check(now time.Time) error {
 		return &InvalidError{fmt.Sprintf("a hold's reason is at most %d bytes", MaxReasonLength)}
 	case !s.Until.IsZero() && !s.Until.After(now):
 		return &InvalidError{"a hold's until must be in the future"}
-	case s.PlacedBy == "":
+	case s.Actor.Name == "":
 		return &InvalidError{"a hold needs who placed it"}
 	}
 	return nil
@@ -120,7 +124,7 @@ func Place(ctx context.Context, client *ent.Client, spec Spec, inTx func(ctx con
 		create := tx.Hold.Create().
 			SetUserID(userID).
 			SetReason(spec.Reason).
-			SetPlacedBy(spec.PlacedBy).
+			SetPlacedBy(spec.Actor.Name).
 			SetCreatedAt(now)
 		if spec.UploadID != "" {
 			create.SetUploadID(spec.UploadID)
@@ -140,6 +144,9 @@ func Place(ctx context.Context, client *ent.Client, spec Spec, inTx func(ctx con
 			// Deleted (and purged, or being purged) since it was read:
 			// the delete won.
 			return ErrNotFound
+		}
+		if err := record(ctx, tx, spec.Actor, audit.HoldPlaced, placed); err != nil {
+			return err
 		}
 		if inTx != nil {
 			return inTx(ctx, tx, placed)
@@ -211,7 +218,7 @@ func lockUser(ctx context.Context, tx *ent.Tx, userID string) error {
 
 // Release releases a hold. ownerID, when set, restricts it to that user's
 // holds. inTx, if not nil, runs last in its transaction.
-func Release(ctx context.Context, client *ent.Client, holdID, releasedBy, ownerID string,
+func Release(ctx context.Context, client *ent.Client, holdID string, actor audit.Actor, ownerID string,
 	inTx func(ctx context.Context, tx *ent.Tx, h *ent.Hold) error,
 ) (*ent.Hold, error) {
 	if !ids.Valid(ids.HoldPrefix, holdID) {
@@ -239,7 +246,7 @@ func Release(ctx context.Context, client *ent.Client, holdID, releasedBy, ownerI
 		n, err := tx.Hold.Update().
 			Where(hold.ID(holdID), hold.ReleasedAtIsNil()).
 			SetReleasedAt(now).
-			SetReleasedBy(releasedBy).
+			SetReleasedBy(actor.Name).
 			Save(ctx)
 		if err != nil {
 			return fmt.Errorf("release hold: %w", err)
@@ -257,6 +264,9 @@ func Release(ctx context.Context, client *ent.Client, holdID, releasedBy, ownerI
 		if released, err = tx.Hold.Get(ctx, holdID); err != nil {
 			return fmt.Errorf("read hold: %w", err)
 		}
+		if err := record(ctx, tx, actor, audit.HoldReleased, released); err != nil {
+			return err
+		}
 		if inTx != nil {
 			return inTx(ctx, tx, released)
 		}
@@ -266,6 +276,29 @@ func Release(ctx context.Context, client *ent.Client, holdID, releasedBy, ownerI
 		return nil, err
 	}
 	return released, nil
+}
+
+// record writes, in tx, the audit event of a hold on an upload, queued for
+// its owner's webhook endpoints (internal/change). A hold on a user is
+// recorded by its own row only: an event for each of their uploads would
+// make placing it as costly as deleting them.
+func record(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.Kind, h *ent.Hold) error {
+	if h.UploadID == nil {
+		return nil
+	}
+	var subject audit.Subject
+	if u, err := tx.Upload.Query().Where(upload.ID(*h.UploadID)).Only(ctx); err == nil {
+		subject = audit.Of(u)
+	} else if !ent.IsNotFound(err) {
+		return fmt.Errorf("read held upload: %w", err)
+	} else if d, err := tx.DeletedUpload.Get(ctx, *h.UploadID); err == nil {
+		subject = audit.OfDeleted(d)
+	} else if ent.IsNotFound(err) {
+		return nil // gone since: its own events told of that
+	} else {
+		return fmt.Errorf("read held upload: %w", err)
+	}
+	return change.Record(ctx, tx, actor, kind, change.MayHave, subject)
 }
 
 // Active reports whether a hold is in force at now.
