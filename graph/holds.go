@@ -21,8 +21,9 @@ var (
 	ErrHoldReleased = &PublicError{Code: CodeBadUserInput, Message: "The hold was released already"}
 )
 
-// maxUploadHolds bounds Upload.holds: a list, not a connection.
-const maxUploadHolds = 100
+// MaxUploadHolds bounds Upload.holds: a list, not a connection (its price
+// in the cost model).
+const MaxUploadHolds = 100
 
 // placeHold is the placeHold mutation: a hold on one of the caller's
 // uploads (internal/holds does the work).
@@ -114,6 +115,6 @@ func (r *Resolver) uploadHolds(ctx context.Context, obj *ent.Upload) ([]*ent.Hol
 	return r.client.Hold.Query().
 		Where(hold.UserID(obj.OwnerID), hold.UploadID(obj.ID)).
 		Order(ent.Asc(hold.FieldCreatedAt), ent.Asc(hold.FieldID)).
-		Limit(maxUploadHolds).
+		Limit(MaxUploadHolds).
 		All(ctx)
 }
