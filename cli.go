@@ -103,7 +103,7 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 	root.SetUsageFunc(usage)
 	root.SetFlagErrorFunc(flagError)
 
-	root.AddCommand(c.usersCommand(), c.keysCommand(), c.jobsCommand(), c.auditCommand(), c.receiptsCommand(), c.reconcileCommand(), c.versionCommand())
+	root.AddCommand(c.usersCommand(), c.keysCommand(), c.holdsCommand(), c.jobsCommand(), c.auditCommand(), c.receiptsCommand(), c.reconcileCommand(), c.versionCommand())
 	return root
 }
 
@@ -139,6 +139,36 @@ changes nothing.`,
 		c.usersDeleteCommand(),
 	)
 	return users
+}
+
+func (c *commandLine) holdsCommand() *cobra.Command {
+	holdsCmd := &cobra.Command{Use: "holds", Short: "Place, release and list legal holds", Args: c.noArgs, RunE: showHelp}
+	holdsCmd.AddCommand(
+		c.databaseCommand(admin.HoldsPlace, "place (--upload UPLOAD_ID | --user USER_ID) --reason TEXT [--until DATE]",
+			"Hold an upload, or all of a user's uploads, against every delete",
+			`Places a legal hold: until it is released (or its --until passes), no path
+deletes what it covers (the REST delete answers 409, GraphQL deletes HELD,
+batch and filter deletes, deletion jobs and the janitor skip it, and users
+delete refuses its user). A hold on a user covers their uploads present and
+future. An upload in the trash can be held: it stays there, restorable,
+until released. --until takes a date (held through that day, UTC) or an
+RFC 3339 time.`,
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.UploadID, "upload", "", "id of the upload to hold (upl_…)")
+				cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user to hold (usr_…): all their uploads")
+				cmd.Flags().StringVar(&o.Reason, "reason", "", "why (required)")
+				cmd.Flags().StringVar(&o.Until, "until", "", "when the hold lapses by itself: 2027-06-30 or an RFC 3339 time (default: when released)")
+			}),
+		c.databaseCommand(admin.HoldsRelease, "release --id HOLD_ID", "Release a hold", "Releases a hold; what it covered can be deleted again, unless another hold\ncovers it. The hold stays listed, with who released it and when.",
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.ID, "id", "", "id of the hold (hold_…) (required)")
+			}),
+		c.databaseCommand(admin.HoldsList, "list [--user USER_ID]", "List holds, released ones included", "",
+			func(cmd *cobra.Command, o *admin.Options) {
+				cmd.Flags().StringVar(&o.UserID, "user", "", "only the holds of this user and their uploads")
+			}),
+	)
+	return holdsCmd
 }
 
 func (c *commandLine) keysCommand() *cobra.Command {
@@ -233,15 +263,21 @@ Interrupted or killed, the job goes on in a server, or running the command
 again follows it to its end. With --detach it prints the job's id and
 returns: a server runs the job (see: uploads jobs watch).
 
+A user with a legal hold in force (on them or on any of their uploads) is
+refused, naming the holds, and nothing changes; with --except-held,
+everything not held goes (their keys revoked) and the user stays, with what
+is held.
+
 Exit status: 0 when the user is erased (or was, by an earlier job), 1 when
-the job FAILED or was CANCELED (the user stays, their keys revoked), or on
-an error. It reaches the bucket, so it takes the same bucket settings as
+the job FAILED or was CANCELED (the user stays, their keys revoked), 3 when
+a hold refused it, or 1 on another error. It reaches the bucket, so it takes the same bucket settings as
 the server.`,
 		Args: c.noArgs,
 	}
 	cfg := c.withSettings(cmd, config.ForDatabase|config.ForBucket|config.ForDeletes)
 	cmd.Flags().StringVar(&opts.ID, "id", "", "id of the user (usr_…) (required)")
 	cmd.Flags().BoolVar(&opts.Detach, "detach", false, "print the job's id and return; a serving instance runs the job")
+	cmd.Flags().BoolVar(&opts.ExceptHeld, "except-held", false, "erase all but what a legal hold keeps; the user stays")
 	jsonFlag(cmd.Flags(), &opts.JSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := admin.CheckErase(opts); err != nil {
@@ -251,9 +287,13 @@ the server.`,
 		if err != nil {
 			return err
 		}
-		return runWithApp(cmd.Context(), cfg, logger, func(a *app.App) error {
+		err = runWithApp(cmd.Context(), cfg, logger, func(a *app.App) error {
 			return admin.RunErase(cmd.Context(), a.Client, a.Jobs, logger, opts, c.stdout)
 		})
+		if held := (*admin.HeldError)(nil); errors.As(err, &held) {
+			return &exitError{code: 3, err: err}
+		}
+		return err
 	}
 	return cmd
 }

@@ -77,6 +77,8 @@ func TestCommandLineGolden(t *testing.T) {
 		{"help-keys-create", nil, []string{"keys", "create", "--help"}},
 		{"help-keys-list", nil, []string{"keys", "list", "-h"}},
 		{"help-reconcile", nil, []string{"reconcile", "--help"}},
+		{"help-holds", nil, []string{"holds"}},
+		{"help-holds-place", nil, []string{"holds", "place", "--help"}},
 		{"help-jobs", nil, []string{"jobs"}},
 		{"help-jobs-list", nil, []string{"jobs", "list", "--help"}},
 		{"help-jobs-watch", nil, []string{"jobs", "watch", "--help"}},

@@ -320,7 +320,7 @@ func TestKeysWithScopesAndExpiry(t *testing.T) {
 		ExpiresAt *string  `json:"expires_at"`
 	}
 	if err := json.Unmarshal([]byte(run.stdout), &created); err != nil || run.status != 0 ||
-		len(created.Scopes) != 5 || !created.AllScopes || created.ExpiresAt != nil {
+		len(created.Scopes) != 6 || !created.AllScopes || created.ExpiresAt != nil {
 		t.Fatalf("users create --json: %v\n%s%s", err, run.stdout, run.stderr)
 	}
 
@@ -348,7 +348,7 @@ func TestKeysWithScopesAndExpiry(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--scope", "uploads:read,uploads:remove"}, `unknown scope "uploads:remove" (known: uploads:read, uploads:write, uploads:delete, webhooks:manage, audit:read)`},
+		{[]string{"--scope", "uploads:read,uploads:remove"}, `unknown scope "uploads:remove" (known: uploads:read, uploads:write, uploads:delete, webhooks:manage, audit:read, holds:manage)`},
 		{[]string{"--scope", ""}, "no scope given"},
 		{[]string{"--expires", "2020-01-31"}, "--expires=2020-01-31: the key would expire at 2020-02-01T00:00:00Z, which is not in the future"},
 		{[]string{"--expires", "next week"}, "want a number of days (90d), a duration (36h), a date"},
@@ -385,7 +385,7 @@ func TestKeysWithScopesAndExpiry(t *testing.T) {
 		ExpiresAt *time.Time `json:"expires_at"`
 	}
 	if err := json.Unmarshal([]byte(run.stdout), &keys); err != nil || len(keys) != 3 ||
-		strings.Join(keys[0].Scopes, " ") != "uploads:read uploads:write uploads:delete webhooks:manage audit:read" || !keys[0].AllScopes || keys[0].ExpiresAt != nil ||
+		strings.Join(keys[0].Scopes, " ") != "uploads:read uploads:write uploads:delete webhooks:manage audit:read holds:manage" || !keys[0].AllScopes || keys[0].ExpiresAt != nil ||
 		strings.Join(keys[1].Scopes, " ") != "uploads:read uploads:delete" || keys[1].AllScopes ||
 		keys[1].ExpiresAt == nil || keys[1].ExpiresAt.Format(time.RFC3339) != expires {
 		t.Errorf("keys list --json: %v\n%s", err, run.stdout)

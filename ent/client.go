@@ -20,6 +20,7 @@ import (
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/deletionreceipt"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -47,6 +48,8 @@ type Client struct {
 	DeletionJob *DeletionJobClient
 	// DeletionReceipt is the client for interacting with the DeletionReceipt builders.
 	DeletionReceipt *DeletionReceiptClient
+	// Hold is the client for interacting with the Hold builders.
+	Hold *HoldClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
@@ -79,6 +82,7 @@ func (c *Client) init() {
 	c.DeletedUpload = NewDeletedUploadClient(c.config)
 	c.DeletionJob = NewDeletionJobClient(c.config)
 	c.DeletionReceipt = NewDeletionReceiptClient(c.config)
+	c.Hold = NewHoldClient(c.config)
 	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
 	c.ObjectPurge = NewObjectPurgeClient(c.config)
@@ -184,6 +188,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		DeletedUpload:   NewDeletedUploadClient(cfg),
 		DeletionJob:     NewDeletionJobClient(cfg),
 		DeletionReceipt: NewDeletionReceiptClient(cfg),
+		Hold:            NewHoldClient(cfg),
 		IdempotencyKey:  NewIdempotencyKeyClient(cfg),
 		Identity:        NewIdentityClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
@@ -216,6 +221,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		DeletedUpload:   NewDeletedUploadClient(cfg),
 		DeletionJob:     NewDeletionJobClient(cfg),
 		DeletionReceipt: NewDeletionReceiptClient(cfg),
+		Hold:            NewHoldClient(cfg),
 		IdempotencyKey:  NewIdempotencyKeyClient(cfg),
 		Identity:        NewIdentityClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
@@ -254,8 +260,8 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.DeletionReceipt,
-		c.IdempotencyKey, c.Identity, c.ObjectPurge, c.RetiredIdentity, c.Upload,
-		c.User, c.WebhookDelivery, c.WebhookEndpoint,
+		c.Hold, c.IdempotencyKey, c.Identity, c.ObjectPurge, c.RetiredIdentity,
+		c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Use(hooks...)
 	}
@@ -266,8 +272,8 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.DeletionReceipt,
-		c.IdempotencyKey, c.Identity, c.ObjectPurge, c.RetiredIdentity, c.Upload,
-		c.User, c.WebhookDelivery, c.WebhookEndpoint,
+		c.Hold, c.IdempotencyKey, c.Identity, c.ObjectPurge, c.RetiredIdentity,
+		c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -289,6 +295,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.DeletionJob.mutate(ctx, m)
 	case *DeletionReceiptMutation:
 		return c.DeletionReceipt.mutate(ctx, m)
+	case *HoldMutation:
+		return c.Hold.mutate(ctx, m)
 	case *IdempotencyKeyMutation:
 		return c.IdempotencyKey.mutate(ctx, m)
 	case *IdentityMutation:
@@ -988,6 +996,139 @@ func (c *DeletionReceiptClient) mutate(ctx context.Context, m *DeletionReceiptMu
 		return (&DeletionReceiptDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown DeletionReceipt mutation op: %q", m.Op())
+	}
+}
+
+// HoldClient is a client for the Hold schema.
+type HoldClient struct {
+	config
+}
+
+// NewHoldClient returns a client for the Hold from the given config.
+func NewHoldClient(c config) *HoldClient {
+	return &HoldClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `hold.Hooks(f(g(h())))`.
+func (c *HoldClient) Use(hooks ...Hook) {
+	c.hooks.Hold = append(c.hooks.Hold, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `hold.Intercept(f(g(h())))`.
+func (c *HoldClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Hold = append(c.inters.Hold, interceptors...)
+}
+
+// Create returns a builder for creating a Hold entity.
+func (c *HoldClient) Create() *HoldCreate {
+	mutation := newHoldMutation(c.config, OpCreate)
+	return &HoldCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Hold entities.
+func (c *HoldClient) CreateBulk(builders ...*HoldCreate) *HoldCreateBulk {
+	return &HoldCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *HoldClient) MapCreateBulk(slice any, setFunc func(*HoldCreate, int)) *HoldCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &HoldCreateBulk{err: fmt.Errorf("calling to HoldClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*HoldCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &HoldCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Hold.
+func (c *HoldClient) Update() *HoldUpdate {
+	mutation := newHoldMutation(c.config, OpUpdate)
+	return &HoldUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *HoldClient) UpdateOne(_m *Hold) *HoldUpdateOne {
+	mutation := newHoldMutation(c.config, OpUpdateOne, withHold(_m))
+	return &HoldUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *HoldClient) UpdateOneID(id string) *HoldUpdateOne {
+	mutation := newHoldMutation(c.config, OpUpdateOne, withHoldID(id))
+	return &HoldUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Hold.
+func (c *HoldClient) Delete() *HoldDelete {
+	mutation := newHoldMutation(c.config, OpDelete)
+	return &HoldDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *HoldClient) DeleteOne(_m *Hold) *HoldDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *HoldClient) DeleteOneID(id string) *HoldDeleteOne {
+	builder := c.Delete().Where(hold.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &HoldDeleteOne{builder}
+}
+
+// Query returns a query builder for Hold.
+func (c *HoldClient) Query() *HoldQuery {
+	return &HoldQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeHold},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Hold entity by its id.
+func (c *HoldClient) Get(ctx context.Context, id string) (*Hold, error) {
+	return c.Query().Where(hold.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *HoldClient) GetX(ctx context.Context, id string) *Hold {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *HoldClient) Hooks() []Hook {
+	return c.hooks.Hold
+}
+
+// Interceptors returns the client interceptors.
+func (c *HoldClient) Interceptors() []Interceptor {
+	return c.inters.Hold
+}
+
+func (c *HoldClient) mutate(ctx context.Context, m *HoldMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&HoldCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&HoldUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&HoldUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&HoldDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Hold mutation op: %q", m.Op())
 	}
 }
 
@@ -2170,14 +2311,14 @@ func (c *WebhookEndpointClient) mutate(ctx context.Context, m *WebhookEndpointMu
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt, IdempotencyKey,
-		Identity, ObjectPurge, RetiredIdentity, Upload, User, WebhookDelivery,
-		WebhookEndpoint []ent.Hook
+		APIKey, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt, Hold,
+		IdempotencyKey, Identity, ObjectPurge, RetiredIdentity, Upload, User,
+		WebhookDelivery, WebhookEndpoint []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt, IdempotencyKey,
-		Identity, ObjectPurge, RetiredIdentity, Upload, User, WebhookDelivery,
-		WebhookEndpoint []ent.Interceptor
+		APIKey, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt, Hold,
+		IdempotencyKey, Identity, ObjectPurge, RetiredIdentity, Upload, User,
+		WebhookDelivery, WebhookEndpoint []ent.Interceptor
 	}
 )
 

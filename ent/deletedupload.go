@@ -39,7 +39,9 @@ type DeletedUpload struct {
 	// DeletedAt holds the value of the "deleted_at" field.
 	DeletedAt time.Time `json:"deleted_at,omitempty"`
 	// When the restore window closes and the object is purged; purgeUpload closes it early.
-	PurgeAt      time.Time `json:"purge_at,omitempty"`
+	PurgeAt time.Time `json:"purge_at,omitempty"`
+	// While later than now, a hold keeps it in the trash, restorable, past purge_at; its purge waits as long (internal/holds).
+	HeldUntil    *time.Time `json:"held_until,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -52,7 +54,7 @@ func (*DeletedUpload) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case deletedupload.FieldID, deletedupload.FieldOwnerID, deletedupload.FieldFilename, deletedupload.FieldContentType, deletedupload.FieldStatus, deletedupload.FieldBucket, deletedupload.FieldObjectKey, deletedupload.FieldMultipartUploadID:
 			values[i] = new(sql.NullString)
-		case deletedupload.FieldCreatedAt, deletedupload.FieldDeletedAt, deletedupload.FieldPurgeAt:
+		case deletedupload.FieldCreatedAt, deletedupload.FieldDeletedAt, deletedupload.FieldPurgeAt, deletedupload.FieldHeldUntil:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -141,6 +143,13 @@ func (_m *DeletedUpload) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.PurgeAt = value.Time
 			}
+		case deletedupload.FieldHeldUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field held_until", values[i])
+			} else if value.Valid {
+				_m.HeldUntil = new(time.Time)
+				*_m.HeldUntil = value.Time
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -209,6 +218,11 @@ func (_m *DeletedUpload) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("purge_at=")
 	builder.WriteString(_m.PurgeAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.HeldUntil; v != nil {
+		builder.WriteString("held_until=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -118,6 +118,20 @@ func (_c *DeletedUploadCreate) SetPurgeAt(v time.Time) *DeletedUploadCreate {
 	return _c
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (_c *DeletedUploadCreate) SetHeldUntil(v time.Time) *DeletedUploadCreate {
+	_c.mutation.SetHeldUntil(v)
+	return _c
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_c *DeletedUploadCreate) SetNillableHeldUntil(v *time.Time) *DeletedUploadCreate {
+	if v != nil {
+		_c.SetHeldUntil(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *DeletedUploadCreate) SetID(v string) *DeletedUploadCreate {
 	_c.mutation.SetID(v)
@@ -310,6 +324,10 @@ func (_c *DeletedUploadCreate) createSpec() (*DeletedUpload, *sqlgraph.CreateSpe
 	if value, ok := _c.mutation.PurgeAt(); ok {
 		_spec.SetField(deletedupload.FieldPurgeAt, field.TypeTime, value)
 		_node.PurgeAt = value
+	}
+	if value, ok := _c.mutation.HeldUntil(); ok {
+		_spec.SetField(deletedupload.FieldHeldUntil, field.TypeTime, value)
+		_node.HeldUntil = &value
 	}
 	return _node, _spec
 }

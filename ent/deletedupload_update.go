@@ -42,6 +42,26 @@ func (_u *DeletedUploadUpdate) SetNillablePurgeAt(v *time.Time) *DeletedUploadUp
 	return _u
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (_u *DeletedUploadUpdate) SetHeldUntil(v time.Time) *DeletedUploadUpdate {
+	_u.mutation.SetHeldUntil(v)
+	return _u
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_u *DeletedUploadUpdate) SetNillableHeldUntil(v *time.Time) *DeletedUploadUpdate {
+	if v != nil {
+		_u.SetHeldUntil(*v)
+	}
+	return _u
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (_u *DeletedUploadUpdate) ClearHeldUntil() *DeletedUploadUpdate {
+	_u.mutation.ClearHeldUntil()
+	return _u
+}
+
 // Mutation returns the DeletedUploadMutation object of the builder.
 func (_u *DeletedUploadUpdate) Mutation() *DeletedUploadMutation {
 	return _u.mutation
@@ -86,6 +106,12 @@ func (_u *DeletedUploadUpdate) sqlSave(ctx context.Context) (_node int, err erro
 	if value, ok := _u.mutation.PurgeAt(); ok {
 		_spec.SetField(deletedupload.FieldPurgeAt, field.TypeTime, value)
 	}
+	if value, ok := _u.mutation.HeldUntil(); ok {
+		_spec.SetField(deletedupload.FieldHeldUntil, field.TypeTime, value)
+	}
+	if _u.mutation.HeldUntilCleared() {
+		_spec.ClearField(deletedupload.FieldHeldUntil, field.TypeTime)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{deletedupload.Label}
@@ -117,6 +143,26 @@ func (_u *DeletedUploadUpdateOne) SetNillablePurgeAt(v *time.Time) *DeletedUploa
 	if v != nil {
 		_u.SetPurgeAt(*v)
 	}
+	return _u
+}
+
+// SetHeldUntil sets the "held_until" field.
+func (_u *DeletedUploadUpdateOne) SetHeldUntil(v time.Time) *DeletedUploadUpdateOne {
+	_u.mutation.SetHeldUntil(v)
+	return _u
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_u *DeletedUploadUpdateOne) SetNillableHeldUntil(v *time.Time) *DeletedUploadUpdateOne {
+	if v != nil {
+		_u.SetHeldUntil(*v)
+	}
+	return _u
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (_u *DeletedUploadUpdateOne) ClearHeldUntil() *DeletedUploadUpdateOne {
+	_u.mutation.ClearHeldUntil()
 	return _u
 }
 
@@ -193,6 +239,12 @@ func (_u *DeletedUploadUpdateOne) sqlSave(ctx context.Context) (_node *DeletedUp
 	}
 	if value, ok := _u.mutation.PurgeAt(); ok {
 		_spec.SetField(deletedupload.FieldPurgeAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.HeldUntil(); ok {
+		_spec.SetField(deletedupload.FieldHeldUntil, field.TypeTime, value)
+	}
+	if _u.mutation.HeldUntilCleared() {
+		_spec.ClearField(deletedupload.FieldHeldUntil, field.TypeTime)
 	}
 	_node = &DeletedUpload{config: _u.config}
 	_spec.Assign = _node.assignValues

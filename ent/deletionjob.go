@@ -39,6 +39,8 @@ type DeletionJob struct {
 	MatchedCount int `json:"matched_count,omitempty"`
 	// How many uploads the job deleted; committed with each batch.
 	DeletedCount int `json:"deleted_count,omitempty"`
+	// How many of the matched uploads a hold kept (internal/holds); set when the job ends.
+	HeldCount int `json:"held_count,omitempty"`
 	// How many of the matched uploads were left when the job FAILED; 0 otherwise.
 	FailedCount int `json:"failed_count,omitempty"`
 	// Why the job FAILED; empty otherwise.
@@ -63,7 +65,7 @@ func (*DeletionJob) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case deletionjob.FieldDryRun:
 			values[i] = new(sql.NullBool)
-		case deletionjob.FieldMatchedCount, deletionjob.FieldDeletedCount, deletionjob.FieldFailedCount, deletionjob.FieldAttempts:
+		case deletionjob.FieldMatchedCount, deletionjob.FieldDeletedCount, deletionjob.FieldHeldCount, deletionjob.FieldFailedCount, deletionjob.FieldAttempts:
 			values[i] = new(sql.NullInt64)
 		case deletionjob.FieldID, deletionjob.FieldOwnerID, deletionjob.FieldKind, deletionjob.FieldFilter, deletionjob.FieldActor, deletionjob.FieldVia, deletionjob.FieldRequestID, deletionjob.FieldStatus, deletionjob.FieldError:
 			values[i] = new(sql.NullString)
@@ -156,6 +158,12 @@ func (_m *DeletionJob) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field deleted_count", values[i])
 			} else if value.Valid {
 				_m.DeletedCount = int(value.Int64)
+			}
+		case deletionjob.FieldHeldCount:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field held_count", values[i])
+			} else if value.Valid {
+				_m.HeldCount = int(value.Int64)
 			}
 		case deletionjob.FieldFailedCount:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -271,6 +279,9 @@ func (_m *DeletionJob) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("deleted_count=")
 	builder.WriteString(fmt.Sprintf("%v", _m.DeletedCount))
+	builder.WriteString(", ")
+	builder.WriteString("held_count=")
+	builder.WriteString(fmt.Sprintf("%v", _m.HeldCount))
 	builder.WriteString(", ")
 	builder.WriteString("failed_count=")
 	builder.WriteString(fmt.Sprintf("%v", _m.FailedCount))

@@ -158,6 +158,20 @@ func (_c *DeletionJobCreate) SetNillableDeletedCount(v *int) *DeletionJobCreate 
 	return _c
 }
 
+// SetHeldCount sets the "held_count" field.
+func (_c *DeletionJobCreate) SetHeldCount(v int) *DeletionJobCreate {
+	_c.mutation.SetHeldCount(v)
+	return _c
+}
+
+// SetNillableHeldCount sets the "held_count" field if the given value is not nil.
+func (_c *DeletionJobCreate) SetNillableHeldCount(v *int) *DeletionJobCreate {
+	if v != nil {
+		_c.SetHeldCount(*v)
+	}
+	return _c
+}
+
 // SetFailedCount sets the "failed_count" field.
 func (_c *DeletionJobCreate) SetFailedCount(v int) *DeletionJobCreate {
 	_c.mutation.SetFailedCount(v)
@@ -337,6 +351,10 @@ func (_c *DeletionJobCreate) defaults() {
 		v := deletionjob.DefaultDeletedCount
 		_c.mutation.SetDeletedCount(v)
 	}
+	if _, ok := _c.mutation.HeldCount(); !ok {
+		v := deletionjob.DefaultHeldCount
+		_c.mutation.SetHeldCount(v)
+	}
 	if _, ok := _c.mutation.FailedCount(); !ok {
 		v := deletionjob.DefaultFailedCount
 		_c.mutation.SetFailedCount(v)
@@ -418,6 +436,14 @@ func (_c *DeletionJobCreate) check() error {
 	if v, ok := _c.mutation.DeletedCount(); ok {
 		if err := deletionjob.DeletedCountValidator(v); err != nil {
 			return &ValidationError{Name: "deleted_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.deleted_count": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.HeldCount(); !ok {
+		return &ValidationError{Name: "held_count", err: errors.New(`ent: missing required field "DeletionJob.held_count"`)}
+	}
+	if v, ok := _c.mutation.HeldCount(); ok {
+		if err := deletionjob.HeldCountValidator(v); err != nil {
+			return &ValidationError{Name: "held_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.held_count": %w`, err)}
 		}
 	}
 	if _, ok := _c.mutation.FailedCount(); !ok {
@@ -528,6 +554,10 @@ func (_c *DeletionJobCreate) createSpec() (*DeletionJob, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.DeletedCount(); ok {
 		_spec.SetField(deletionjob.FieldDeletedCount, field.TypeInt, value)
 		_node.DeletedCount = value
+	}
+	if value, ok := _c.mutation.HeldCount(); ok {
+		_spec.SetField(deletionjob.FieldHeldCount, field.TypeInt, value)
+		_node.HeldCount = value
 	}
 	if value, ok := _c.mutation.FailedCount(); ok {
 		_spec.SetField(deletionjob.FieldFailedCount, field.TypeInt, value)

@@ -84,6 +84,27 @@ func (_u *DeletionJobUpdate) AddDeletedCount(v int) *DeletionJobUpdate {
 	return _u
 }
 
+// SetHeldCount sets the "held_count" field.
+func (_u *DeletionJobUpdate) SetHeldCount(v int) *DeletionJobUpdate {
+	_u.mutation.ResetHeldCount()
+	_u.mutation.SetHeldCount(v)
+	return _u
+}
+
+// SetNillableHeldCount sets the "held_count" field if the given value is not nil.
+func (_u *DeletionJobUpdate) SetNillableHeldCount(v *int) *DeletionJobUpdate {
+	if v != nil {
+		_u.SetHeldCount(*v)
+	}
+	return _u
+}
+
+// AddHeldCount adds value to the "held_count" field.
+func (_u *DeletionJobUpdate) AddHeldCount(v int) *DeletionJobUpdate {
+	_u.mutation.AddHeldCount(v)
+	return _u
+}
+
 // SetFailedCount sets the "failed_count" field.
 func (_u *DeletionJobUpdate) SetFailedCount(v int) *DeletionJobUpdate {
 	_u.mutation.ResetFailedCount()
@@ -243,6 +264,11 @@ func (_u *DeletionJobUpdate) check() error {
 			return &ValidationError{Name: "deleted_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.deleted_count": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.HeldCount(); ok {
+		if err := deletionjob.HeldCountValidator(v); err != nil {
+			return &ValidationError{Name: "held_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.held_count": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.FailedCount(); ok {
 		if err := deletionjob.FailedCountValidator(v); err != nil {
 			return &ValidationError{Name: "failed_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.failed_count": %w`, err)}
@@ -285,6 +311,12 @@ func (_u *DeletionJobUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	}
 	if value, ok := _u.mutation.AddedDeletedCount(); ok {
 		_spec.AddField(deletionjob.FieldDeletedCount, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.HeldCount(); ok {
+		_spec.SetField(deletionjob.FieldHeldCount, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedHeldCount(); ok {
+		_spec.AddField(deletionjob.FieldHeldCount, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.FailedCount(); ok {
 		_spec.SetField(deletionjob.FieldFailedCount, field.TypeInt, value)
@@ -389,6 +421,27 @@ func (_u *DeletionJobUpdateOne) SetNillableDeletedCount(v *int) *DeletionJobUpda
 // AddDeletedCount adds value to the "deleted_count" field.
 func (_u *DeletionJobUpdateOne) AddDeletedCount(v int) *DeletionJobUpdateOne {
 	_u.mutation.AddDeletedCount(v)
+	return _u
+}
+
+// SetHeldCount sets the "held_count" field.
+func (_u *DeletionJobUpdateOne) SetHeldCount(v int) *DeletionJobUpdateOne {
+	_u.mutation.ResetHeldCount()
+	_u.mutation.SetHeldCount(v)
+	return _u
+}
+
+// SetNillableHeldCount sets the "held_count" field if the given value is not nil.
+func (_u *DeletionJobUpdateOne) SetNillableHeldCount(v *int) *DeletionJobUpdateOne {
+	if v != nil {
+		_u.SetHeldCount(*v)
+	}
+	return _u
+}
+
+// AddHeldCount adds value to the "held_count" field.
+func (_u *DeletionJobUpdateOne) AddHeldCount(v int) *DeletionJobUpdateOne {
+	_u.mutation.AddHeldCount(v)
 	return _u
 }
 
@@ -564,6 +617,11 @@ func (_u *DeletionJobUpdateOne) check() error {
 			return &ValidationError{Name: "deleted_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.deleted_count": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.HeldCount(); ok {
+		if err := deletionjob.HeldCountValidator(v); err != nil {
+			return &ValidationError{Name: "held_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.held_count": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.FailedCount(); ok {
 		if err := deletionjob.FailedCountValidator(v); err != nil {
 			return &ValidationError{Name: "failed_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.failed_count": %w`, err)}
@@ -623,6 +681,12 @@ func (_u *DeletionJobUpdateOne) sqlSave(ctx context.Context) (_node *DeletionJob
 	}
 	if value, ok := _u.mutation.AddedDeletedCount(); ok {
 		_spec.AddField(deletionjob.FieldDeletedCount, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.HeldCount(); ok {
+		_spec.SetField(deletionjob.FieldHeldCount, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedHeldCount(); ok {
+		_spec.AddField(deletionjob.FieldHeldCount, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.FailedCount(); ok {
 		_spec.SetField(deletionjob.FieldFailedCount, field.TypeInt, value)

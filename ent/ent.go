@@ -17,6 +17,7 @@ import (
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/deletionreceipt"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -90,6 +91,7 @@ func checkColumn(t, c string) error {
 			deletedupload.Table:   deletedupload.ValidColumn,
 			deletionjob.Table:     deletionjob.ValidColumn,
 			deletionreceipt.Table: deletionreceipt.ValidColumn,
+			hold.Table:            hold.ValidColumn,
 			idempotencykey.Table:  idempotencykey.ValidColumn,
 			identity.Table:        identity.ValidColumn,
 			objectpurge.Table:     objectpurge.ValidColumn,

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 )
@@ -173,6 +174,11 @@ func (_q *DeletionJobQuery) collectField(ctx context.Context, oneNode bool, opCt
 				selectedFields = append(selectedFields, deletionjob.FieldDeletedCount)
 				fieldSeen[deletionjob.FieldDeletedCount] = struct{}{}
 			}
+		case "heldCount":
+			if _, ok := fieldSeen[deletionjob.FieldHeldCount]; !ok {
+				selectedFields = append(selectedFields, deletionjob.FieldHeldCount)
+				fieldSeen[deletionjob.FieldHeldCount] = struct{}{}
+			}
 		case "failedCount":
 			if _, ok := fieldSeen[deletionjob.FieldFailedCount]; !ok {
 				selectedFields = append(selectedFields, deletionjob.FieldFailedCount)
@@ -252,6 +258,117 @@ func newDeletionJobPaginateArgs(rv map[string]any) *deletionjobPaginateArgs {
 		case *DeletionJobOrder:
 			if v != nil {
 				args.opts = append(args.opts, WithDeletionJobOrder(v))
+			}
+		}
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *HoldQuery) CollectFields(ctx context.Context, satisfies ...string) (*HoldQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *HoldQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(hold.Columns))
+		selectedFields = []string{hold.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "reason":
+			if _, ok := fieldSeen[hold.FieldReason]; !ok {
+				selectedFields = append(selectedFields, hold.FieldReason)
+				fieldSeen[hold.FieldReason] = struct{}{}
+			}
+		case "placedBy":
+			if _, ok := fieldSeen[hold.FieldPlacedBy]; !ok {
+				selectedFields = append(selectedFields, hold.FieldPlacedBy)
+				fieldSeen[hold.FieldPlacedBy] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[hold.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, hold.FieldCreatedAt)
+				fieldSeen[hold.FieldCreatedAt] = struct{}{}
+			}
+		case "until":
+			if _, ok := fieldSeen[hold.FieldUntil]; !ok {
+				selectedFields = append(selectedFields, hold.FieldUntil)
+				fieldSeen[hold.FieldUntil] = struct{}{}
+			}
+		case "releasedAt":
+			if _, ok := fieldSeen[hold.FieldReleasedAt]; !ok {
+				selectedFields = append(selectedFields, hold.FieldReleasedAt)
+				fieldSeen[hold.FieldReleasedAt] = struct{}{}
+			}
+		case "releasedBy":
+			if _, ok := fieldSeen[hold.FieldReleasedBy]; !ok {
+				selectedFields = append(selectedFields, hold.FieldReleasedBy)
+				fieldSeen[hold.FieldReleasedBy] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type holdPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []HoldPaginateOption
+}
+
+func newHoldPaginateArgs(rv map[string]any) *holdPaginateArgs {
+	args := &holdPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &HoldOrder{Field: &HoldOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithHoldOrder(order))
+			}
+		case *HoldOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithHoldOrder(v))
 			}
 		}
 	}

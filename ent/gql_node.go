@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/ent/user"
 )
@@ -29,6 +30,11 @@ var deletionjobImplementors = []string{"DeletionJob", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*DeletionJob) IsNode() {}
+
+var holdImplementors = []string{"Hold", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*Hold) IsNode() {}
 
 var uploadImplementors = []string{"Upload", "Node"}
 
@@ -112,6 +118,15 @@ func (c *Client) noder(ctx context.Context, table string, id string) (Noder, err
 			Where(deletionjob.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, deletionjobImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case hold.Table:
+		query := c.Hold.Query().
+			Where(hold.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, holdImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -227,6 +242,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []string) ([]Node
 		query := c.DeletionJob.Query().
 			Where(deletionjob.IDIn(ids...))
 		query, err := query.CollectFields(ctx, deletionjobImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case hold.Table:
+		query := c.Hold.Query().
+			Where(hold.IDIn(ids...))
+		query, err := query.CollectFields(ctx, holdImplementors...)
 		if err != nil {
 			return nil, err
 		}

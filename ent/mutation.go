@@ -16,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/deletionreceipt"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -41,6 +42,7 @@ const (
 	TypeDeletedUpload   = "DeletedUpload"
 	TypeDeletionJob     = "DeletionJob"
 	TypeDeletionReceipt = "DeletionReceipt"
+	TypeHold            = "Hold"
 	TypeIdempotencyKey  = "IdempotencyKey"
 	TypeIdentity        = "Identity"
 	TypeObjectPurge     = "ObjectPurge"
@@ -1579,6 +1581,7 @@ type DeletedUploadMutation struct {
 	created_at          *time.Time
 	deleted_at          *time.Time
 	purge_at            *time.Time
+	held_until          *time.Time
 	clearedFields       map[string]struct{}
 	done                bool
 	oldValue            func(context.Context) (*DeletedUpload, error)
@@ -2105,6 +2108,55 @@ func (m *DeletedUploadMutation) ResetPurgeAt() {
 	m.purge_at = nil
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (m *DeletedUploadMutation) SetHeldUntil(t time.Time) {
+	m.held_until = &t
+}
+
+// HeldUntil returns the value of the "held_until" field in the mutation.
+func (m *DeletedUploadMutation) HeldUntil() (r time.Time, exists bool) {
+	v := m.held_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeldUntil returns the old "held_until" field's value of the DeletedUpload entity.
+// If the DeletedUpload object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletedUploadMutation) OldHeldUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeldUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeldUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeldUntil: %w", err)
+	}
+	return oldValue.HeldUntil, nil
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (m *DeletedUploadMutation) ClearHeldUntil() {
+	m.held_until = nil
+	m.clearedFields[deletedupload.FieldHeldUntil] = struct{}{}
+}
+
+// HeldUntilCleared returns if the "held_until" field was cleared in this mutation.
+func (m *DeletedUploadMutation) HeldUntilCleared() bool {
+	_, ok := m.clearedFields[deletedupload.FieldHeldUntil]
+	return ok
+}
+
+// ResetHeldUntil resets all changes to the "held_until" field.
+func (m *DeletedUploadMutation) ResetHeldUntil() {
+	m.held_until = nil
+	delete(m.clearedFields, deletedupload.FieldHeldUntil)
+}
+
 // Where appends a list predicates to the DeletedUploadMutation builder.
 func (m *DeletedUploadMutation) Where(ps ...predicate.DeletedUpload) {
 	m.predicates = append(m.predicates, ps...)
@@ -2139,7 +2191,7 @@ func (m *DeletedUploadMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeletedUploadMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 12)
 	if m.owner_id != nil {
 		fields = append(fields, deletedupload.FieldOwnerID)
 	}
@@ -2173,6 +2225,9 @@ func (m *DeletedUploadMutation) Fields() []string {
 	if m.purge_at != nil {
 		fields = append(fields, deletedupload.FieldPurgeAt)
 	}
+	if m.held_until != nil {
+		fields = append(fields, deletedupload.FieldHeldUntil)
+	}
 	return fields
 }
 
@@ -2203,6 +2258,8 @@ func (m *DeletedUploadMutation) Field(name string) (ent.Value, bool) {
 		return m.DeletedAt()
 	case deletedupload.FieldPurgeAt:
 		return m.PurgeAt()
+	case deletedupload.FieldHeldUntil:
+		return m.HeldUntil()
 	}
 	return nil, false
 }
@@ -2234,6 +2291,8 @@ func (m *DeletedUploadMutation) OldField(ctx context.Context, name string) (ent.
 		return m.OldDeletedAt(ctx)
 	case deletedupload.FieldPurgeAt:
 		return m.OldPurgeAt(ctx)
+	case deletedupload.FieldHeldUntil:
+		return m.OldHeldUntil(ctx)
 	}
 	return nil, fmt.Errorf("unknown DeletedUpload field %s", name)
 }
@@ -2320,6 +2379,13 @@ func (m *DeletedUploadMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPurgeAt(v)
 		return nil
+	case deletedupload.FieldHeldUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeldUntil(v)
+		return nil
 	}
 	return fmt.Errorf("unknown DeletedUpload field %s", name)
 }
@@ -2364,7 +2430,11 @@ func (m *DeletedUploadMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *DeletedUploadMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(deletedupload.FieldHeldUntil) {
+		fields = append(fields, deletedupload.FieldHeldUntil)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -2377,6 +2447,11 @@ func (m *DeletedUploadMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *DeletedUploadMutation) ClearField(name string) error {
+	switch name {
+	case deletedupload.FieldHeldUntil:
+		m.ClearHeldUntil()
+		return nil
+	}
 	return fmt.Errorf("unknown DeletedUpload nullable field %s", name)
 }
 
@@ -2416,6 +2491,9 @@ func (m *DeletedUploadMutation) ResetField(name string) error {
 		return nil
 	case deletedupload.FieldPurgeAt:
 		m.ResetPurgeAt()
+		return nil
+	case deletedupload.FieldHeldUntil:
+		m.ResetHeldUntil()
 		return nil
 	}
 	return fmt.Errorf("unknown DeletedUpload field %s", name)
@@ -2488,6 +2566,8 @@ type DeletionJobMutation struct {
 	addmatched_count *int
 	deleted_count    *int
 	adddeleted_count *int
+	held_count       *int
+	addheld_count    *int
 	failed_count     *int
 	addfailed_count  *int
 	error            *string
@@ -3056,6 +3136,62 @@ func (m *DeletionJobMutation) ResetDeletedCount() {
 	m.adddeleted_count = nil
 }
 
+// SetHeldCount sets the "held_count" field.
+func (m *DeletionJobMutation) SetHeldCount(i int) {
+	m.held_count = &i
+	m.addheld_count = nil
+}
+
+// HeldCount returns the value of the "held_count" field in the mutation.
+func (m *DeletionJobMutation) HeldCount() (r int, exists bool) {
+	v := m.held_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeldCount returns the old "held_count" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldHeldCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeldCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeldCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeldCount: %w", err)
+	}
+	return oldValue.HeldCount, nil
+}
+
+// AddHeldCount adds i to the "held_count" field.
+func (m *DeletionJobMutation) AddHeldCount(i int) {
+	if m.addheld_count != nil {
+		*m.addheld_count += i
+	} else {
+		m.addheld_count = &i
+	}
+}
+
+// AddedHeldCount returns the value that was added to the "held_count" field in this mutation.
+func (m *DeletionJobMutation) AddedHeldCount() (r int, exists bool) {
+	v := m.addheld_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetHeldCount resets all changes to the "held_count" field.
+func (m *DeletionJobMutation) ResetHeldCount() {
+	m.held_count = nil
+	m.addheld_count = nil
+}
+
 // SetFailedCount sets the "failed_count" field.
 func (m *DeletionJobMutation) SetFailedCount(i int) {
 	m.failed_count = &i
@@ -3408,7 +3544,7 @@ func (m *DeletionJobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeletionJobMutation) Fields() []string {
-	fields := make([]string, 0, 18)
+	fields := make([]string, 0, 19)
 	if m.owner_id != nil {
 		fields = append(fields, deletionjob.FieldOwnerID)
 	}
@@ -3441,6 +3577,9 @@ func (m *DeletionJobMutation) Fields() []string {
 	}
 	if m.deleted_count != nil {
 		fields = append(fields, deletionjob.FieldDeletedCount)
+	}
+	if m.held_count != nil {
+		fields = append(fields, deletionjob.FieldHeldCount)
 	}
 	if m.failed_count != nil {
 		fields = append(fields, deletionjob.FieldFailedCount)
@@ -3493,6 +3632,8 @@ func (m *DeletionJobMutation) Field(name string) (ent.Value, bool) {
 		return m.MatchedCount()
 	case deletionjob.FieldDeletedCount:
 		return m.DeletedCount()
+	case deletionjob.FieldHeldCount:
+		return m.HeldCount()
 	case deletionjob.FieldFailedCount:
 		return m.FailedCount()
 	case deletionjob.FieldError:
@@ -3538,6 +3679,8 @@ func (m *DeletionJobMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldMatchedCount(ctx)
 	case deletionjob.FieldDeletedCount:
 		return m.OldDeletedCount(ctx)
+	case deletionjob.FieldHeldCount:
+		return m.OldHeldCount(ctx)
 	case deletionjob.FieldFailedCount:
 		return m.OldFailedCount(ctx)
 	case deletionjob.FieldError:
@@ -3638,6 +3781,13 @@ func (m *DeletionJobMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDeletedCount(v)
 		return nil
+	case deletionjob.FieldHeldCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeldCount(v)
+		return nil
 	case deletionjob.FieldFailedCount:
 		v, ok := value.(int)
 		if !ok {
@@ -3701,6 +3851,9 @@ func (m *DeletionJobMutation) AddedFields() []string {
 	if m.adddeleted_count != nil {
 		fields = append(fields, deletionjob.FieldDeletedCount)
 	}
+	if m.addheld_count != nil {
+		fields = append(fields, deletionjob.FieldHeldCount)
+	}
 	if m.addfailed_count != nil {
 		fields = append(fields, deletionjob.FieldFailedCount)
 	}
@@ -3719,6 +3872,8 @@ func (m *DeletionJobMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedMatchedCount()
 	case deletionjob.FieldDeletedCount:
 		return m.AddedDeletedCount()
+	case deletionjob.FieldHeldCount:
+		return m.AddedHeldCount()
 	case deletionjob.FieldFailedCount:
 		return m.AddedFailedCount()
 	case deletionjob.FieldAttempts:
@@ -3745,6 +3900,13 @@ func (m *DeletionJobMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddDeletedCount(v)
+		return nil
+	case deletionjob.FieldHeldCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddHeldCount(v)
 		return nil
 	case deletionjob.FieldFailedCount:
 		v, ok := value.(int)
@@ -3840,6 +4002,9 @@ func (m *DeletionJobMutation) ResetField(name string) error {
 		return nil
 	case deletionjob.FieldDeletedCount:
 		m.ResetDeletedCount()
+		return nil
+	case deletionjob.FieldHeldCount:
+		m.ResetHeldCount()
 		return nil
 	case deletionjob.FieldFailedCount:
 		m.ResetFailedCount()
@@ -4400,6 +4565,776 @@ func (m *DeletionReceiptMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *DeletionReceiptMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown DeletionReceipt edge %s", name)
+}
+
+// HoldMutation represents an operation that mutates the Hold nodes in the graph.
+type HoldMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *string
+	user_id       *string
+	upload_id     *string
+	reason        *string
+	placed_by     *string
+	created_at    *time.Time
+	until         *time.Time
+	released_at   *time.Time
+	released_by   *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Hold, error)
+	predicates    []predicate.Hold
+}
+
+var _ ent.Mutation = (*HoldMutation)(nil)
+
+// holdOption allows management of the mutation configuration using functional options.
+type holdOption func(*HoldMutation)
+
+// newHoldMutation creates new mutation for the Hold entity.
+func newHoldMutation(c config, op Op, opts ...holdOption) *HoldMutation {
+	m := &HoldMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeHold,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withHoldID sets the ID field of the mutation.
+func withHoldID(id string) holdOption {
+	return func(m *HoldMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Hold
+		)
+		m.oldValue = func(ctx context.Context) (*Hold, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Hold.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withHold sets the old Hold of the mutation.
+func withHold(node *Hold) holdOption {
+	return func(m *HoldMutation) {
+		m.oldValue = func(context.Context) (*Hold, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m HoldMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m HoldMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Hold entities.
+func (m *HoldMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *HoldMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *HoldMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Hold.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetUserID sets the "user_id" field.
+func (m *HoldMutation) SetUserID(s string) {
+	m.user_id = &s
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *HoldMutation) UserID() (r string, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldUserID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *HoldMutation) ResetUserID() {
+	m.user_id = nil
+}
+
+// SetUploadID sets the "upload_id" field.
+func (m *HoldMutation) SetUploadID(s string) {
+	m.upload_id = &s
+}
+
+// UploadID returns the value of the "upload_id" field in the mutation.
+func (m *HoldMutation) UploadID() (r string, exists bool) {
+	v := m.upload_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUploadID returns the old "upload_id" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldUploadID(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUploadID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUploadID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUploadID: %w", err)
+	}
+	return oldValue.UploadID, nil
+}
+
+// ClearUploadID clears the value of the "upload_id" field.
+func (m *HoldMutation) ClearUploadID() {
+	m.upload_id = nil
+	m.clearedFields[hold.FieldUploadID] = struct{}{}
+}
+
+// UploadIDCleared returns if the "upload_id" field was cleared in this mutation.
+func (m *HoldMutation) UploadIDCleared() bool {
+	_, ok := m.clearedFields[hold.FieldUploadID]
+	return ok
+}
+
+// ResetUploadID resets all changes to the "upload_id" field.
+func (m *HoldMutation) ResetUploadID() {
+	m.upload_id = nil
+	delete(m.clearedFields, hold.FieldUploadID)
+}
+
+// SetReason sets the "reason" field.
+func (m *HoldMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *HoldMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *HoldMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetPlacedBy sets the "placed_by" field.
+func (m *HoldMutation) SetPlacedBy(s string) {
+	m.placed_by = &s
+}
+
+// PlacedBy returns the value of the "placed_by" field in the mutation.
+func (m *HoldMutation) PlacedBy() (r string, exists bool) {
+	v := m.placed_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPlacedBy returns the old "placed_by" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldPlacedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPlacedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPlacedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPlacedBy: %w", err)
+	}
+	return oldValue.PlacedBy, nil
+}
+
+// ResetPlacedBy resets all changes to the "placed_by" field.
+func (m *HoldMutation) ResetPlacedBy() {
+	m.placed_by = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *HoldMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *HoldMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *HoldMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUntil sets the "until" field.
+func (m *HoldMutation) SetUntil(t time.Time) {
+	m.until = &t
+}
+
+// Until returns the value of the "until" field in the mutation.
+func (m *HoldMutation) Until() (r time.Time, exists bool) {
+	v := m.until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUntil returns the old "until" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUntil: %w", err)
+	}
+	return oldValue.Until, nil
+}
+
+// ClearUntil clears the value of the "until" field.
+func (m *HoldMutation) ClearUntil() {
+	m.until = nil
+	m.clearedFields[hold.FieldUntil] = struct{}{}
+}
+
+// UntilCleared returns if the "until" field was cleared in this mutation.
+func (m *HoldMutation) UntilCleared() bool {
+	_, ok := m.clearedFields[hold.FieldUntil]
+	return ok
+}
+
+// ResetUntil resets all changes to the "until" field.
+func (m *HoldMutation) ResetUntil() {
+	m.until = nil
+	delete(m.clearedFields, hold.FieldUntil)
+}
+
+// SetReleasedAt sets the "released_at" field.
+func (m *HoldMutation) SetReleasedAt(t time.Time) {
+	m.released_at = &t
+}
+
+// ReleasedAt returns the value of the "released_at" field in the mutation.
+func (m *HoldMutation) ReleasedAt() (r time.Time, exists bool) {
+	v := m.released_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReleasedAt returns the old "released_at" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldReleasedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReleasedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReleasedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReleasedAt: %w", err)
+	}
+	return oldValue.ReleasedAt, nil
+}
+
+// ClearReleasedAt clears the value of the "released_at" field.
+func (m *HoldMutation) ClearReleasedAt() {
+	m.released_at = nil
+	m.clearedFields[hold.FieldReleasedAt] = struct{}{}
+}
+
+// ReleasedAtCleared returns if the "released_at" field was cleared in this mutation.
+func (m *HoldMutation) ReleasedAtCleared() bool {
+	_, ok := m.clearedFields[hold.FieldReleasedAt]
+	return ok
+}
+
+// ResetReleasedAt resets all changes to the "released_at" field.
+func (m *HoldMutation) ResetReleasedAt() {
+	m.released_at = nil
+	delete(m.clearedFields, hold.FieldReleasedAt)
+}
+
+// SetReleasedBy sets the "released_by" field.
+func (m *HoldMutation) SetReleasedBy(s string) {
+	m.released_by = &s
+}
+
+// ReleasedBy returns the value of the "released_by" field in the mutation.
+func (m *HoldMutation) ReleasedBy() (r string, exists bool) {
+	v := m.released_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReleasedBy returns the old "released_by" field's value of the Hold entity.
+// If the Hold object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HoldMutation) OldReleasedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReleasedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReleasedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReleasedBy: %w", err)
+	}
+	return oldValue.ReleasedBy, nil
+}
+
+// ResetReleasedBy resets all changes to the "released_by" field.
+func (m *HoldMutation) ResetReleasedBy() {
+	m.released_by = nil
+}
+
+// Where appends a list predicates to the HoldMutation builder.
+func (m *HoldMutation) Where(ps ...predicate.Hold) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the HoldMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *HoldMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Hold, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *HoldMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *HoldMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Hold).
+func (m *HoldMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *HoldMutation) Fields() []string {
+	fields := make([]string, 0, 8)
+	if m.user_id != nil {
+		fields = append(fields, hold.FieldUserID)
+	}
+	if m.upload_id != nil {
+		fields = append(fields, hold.FieldUploadID)
+	}
+	if m.reason != nil {
+		fields = append(fields, hold.FieldReason)
+	}
+	if m.placed_by != nil {
+		fields = append(fields, hold.FieldPlacedBy)
+	}
+	if m.created_at != nil {
+		fields = append(fields, hold.FieldCreatedAt)
+	}
+	if m.until != nil {
+		fields = append(fields, hold.FieldUntil)
+	}
+	if m.released_at != nil {
+		fields = append(fields, hold.FieldReleasedAt)
+	}
+	if m.released_by != nil {
+		fields = append(fields, hold.FieldReleasedBy)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *HoldMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case hold.FieldUserID:
+		return m.UserID()
+	case hold.FieldUploadID:
+		return m.UploadID()
+	case hold.FieldReason:
+		return m.Reason()
+	case hold.FieldPlacedBy:
+		return m.PlacedBy()
+	case hold.FieldCreatedAt:
+		return m.CreatedAt()
+	case hold.FieldUntil:
+		return m.Until()
+	case hold.FieldReleasedAt:
+		return m.ReleasedAt()
+	case hold.FieldReleasedBy:
+		return m.ReleasedBy()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *HoldMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case hold.FieldUserID:
+		return m.OldUserID(ctx)
+	case hold.FieldUploadID:
+		return m.OldUploadID(ctx)
+	case hold.FieldReason:
+		return m.OldReason(ctx)
+	case hold.FieldPlacedBy:
+		return m.OldPlacedBy(ctx)
+	case hold.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case hold.FieldUntil:
+		return m.OldUntil(ctx)
+	case hold.FieldReleasedAt:
+		return m.OldReleasedAt(ctx)
+	case hold.FieldReleasedBy:
+		return m.OldReleasedBy(ctx)
+	}
+	return nil, fmt.Errorf("unknown Hold field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *HoldMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case hold.FieldUserID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case hold.FieldUploadID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUploadID(v)
+		return nil
+	case hold.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case hold.FieldPlacedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPlacedBy(v)
+		return nil
+	case hold.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case hold.FieldUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUntil(v)
+		return nil
+	case hold.FieldReleasedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReleasedAt(v)
+		return nil
+	case hold.FieldReleasedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReleasedBy(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Hold field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *HoldMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *HoldMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *HoldMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Hold numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *HoldMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(hold.FieldUploadID) {
+		fields = append(fields, hold.FieldUploadID)
+	}
+	if m.FieldCleared(hold.FieldUntil) {
+		fields = append(fields, hold.FieldUntil)
+	}
+	if m.FieldCleared(hold.FieldReleasedAt) {
+		fields = append(fields, hold.FieldReleasedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *HoldMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *HoldMutation) ClearField(name string) error {
+	switch name {
+	case hold.FieldUploadID:
+		m.ClearUploadID()
+		return nil
+	case hold.FieldUntil:
+		m.ClearUntil()
+		return nil
+	case hold.FieldReleasedAt:
+		m.ClearReleasedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Hold nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *HoldMutation) ResetField(name string) error {
+	switch name {
+	case hold.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case hold.FieldUploadID:
+		m.ResetUploadID()
+		return nil
+	case hold.FieldReason:
+		m.ResetReason()
+		return nil
+	case hold.FieldPlacedBy:
+		m.ResetPlacedBy()
+		return nil
+	case hold.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case hold.FieldUntil:
+		m.ResetUntil()
+		return nil
+	case hold.FieldReleasedAt:
+		m.ResetReleasedAt()
+		return nil
+	case hold.FieldReleasedBy:
+		m.ResetReleasedBy()
+		return nil
+	}
+	return fmt.Errorf("unknown Hold field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *HoldMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *HoldMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *HoldMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *HoldMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *HoldMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *HoldMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *HoldMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Hold unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *HoldMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Hold edge %s", name)
 }
 
 // IdempotencyKeyMutation represents an operation that mutates the IdempotencyKey nodes in the graph.
@@ -7284,6 +8219,7 @@ type UploadMutation struct {
 	bucket              *string
 	object_key          *string
 	multipart_upload_id *string
+	held_until          *time.Time
 	clearedFields       map[string]struct{}
 	owner               *string
 	clearedowner        bool
@@ -7776,6 +8712,55 @@ func (m *UploadMutation) ResetMultipartUploadID() {
 	m.multipart_upload_id = nil
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (m *UploadMutation) SetHeldUntil(t time.Time) {
+	m.held_until = &t
+}
+
+// HeldUntil returns the value of the "held_until" field in the mutation.
+func (m *UploadMutation) HeldUntil() (r time.Time, exists bool) {
+	v := m.held_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeldUntil returns the old "held_until" field's value of the Upload entity.
+// If the Upload object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UploadMutation) OldHeldUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeldUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeldUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeldUntil: %w", err)
+	}
+	return oldValue.HeldUntil, nil
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (m *UploadMutation) ClearHeldUntil() {
+	m.held_until = nil
+	m.clearedFields[upload.FieldHeldUntil] = struct{}{}
+}
+
+// HeldUntilCleared returns if the "held_until" field was cleared in this mutation.
+func (m *UploadMutation) HeldUntilCleared() bool {
+	_, ok := m.clearedFields[upload.FieldHeldUntil]
+	return ok
+}
+
+// ResetHeldUntil resets all changes to the "held_until" field.
+func (m *UploadMutation) ResetHeldUntil() {
+	m.held_until = nil
+	delete(m.clearedFields, upload.FieldHeldUntil)
+}
+
 // ClearOwner clears the "owner" edge to the User entity.
 func (m *UploadMutation) ClearOwner() {
 	m.clearedowner = true
@@ -7837,7 +8822,7 @@ func (m *UploadMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UploadMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, upload.FieldCreatedAt)
 	}
@@ -7868,6 +8853,9 @@ func (m *UploadMutation) Fields() []string {
 	if m.multipart_upload_id != nil {
 		fields = append(fields, upload.FieldMultipartUploadID)
 	}
+	if m.held_until != nil {
+		fields = append(fields, upload.FieldHeldUntil)
+	}
 	return fields
 }
 
@@ -7896,6 +8884,8 @@ func (m *UploadMutation) Field(name string) (ent.Value, bool) {
 		return m.ObjectKey()
 	case upload.FieldMultipartUploadID:
 		return m.MultipartUploadID()
+	case upload.FieldHeldUntil:
+		return m.HeldUntil()
 	}
 	return nil, false
 }
@@ -7925,6 +8915,8 @@ func (m *UploadMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldObjectKey(ctx)
 	case upload.FieldMultipartUploadID:
 		return m.OldMultipartUploadID(ctx)
+	case upload.FieldHeldUntil:
+		return m.OldHeldUntil(ctx)
 	}
 	return nil, fmt.Errorf("unknown Upload field %s", name)
 }
@@ -8004,6 +8996,13 @@ func (m *UploadMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMultipartUploadID(v)
 		return nil
+	case upload.FieldHeldUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeldUntil(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Upload field %s", name)
 }
@@ -8048,7 +9047,11 @@ func (m *UploadMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *UploadMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(upload.FieldHeldUntil) {
+		fields = append(fields, upload.FieldHeldUntil)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -8061,6 +9064,11 @@ func (m *UploadMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *UploadMutation) ClearField(name string) error {
+	switch name {
+	case upload.FieldHeldUntil:
+		m.ClearHeldUntil()
+		return nil
+	}
 	return fmt.Errorf("unknown Upload nullable field %s", name)
 }
 
@@ -8097,6 +9105,9 @@ func (m *UploadMutation) ResetField(name string) error {
 		return nil
 	case upload.FieldMultipartUploadID:
 		m.ResetMultipartUploadID()
+		return nil
+	case upload.FieldHeldUntil:
+		m.ResetHeldUntil()
 		return nil
 	}
 	return fmt.Errorf("unknown Upload field %s", name)
@@ -8185,6 +9196,7 @@ type UserMutation struct {
 	created_at        *time.Time
 	updated_at        *time.Time
 	email             *string
+	held_until        *time.Time
 	clearedFields     map[string]struct{}
 	api_keys          map[string]struct{}
 	removedapi_keys   map[string]struct{}
@@ -8425,6 +9437,55 @@ func (m *UserMutation) ResetEmail() {
 	delete(m.clearedFields, user.FieldEmail)
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (m *UserMutation) SetHeldUntil(t time.Time) {
+	m.held_until = &t
+}
+
+// HeldUntil returns the value of the "held_until" field in the mutation.
+func (m *UserMutation) HeldUntil() (r time.Time, exists bool) {
+	v := m.held_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeldUntil returns the old "held_until" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldHeldUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeldUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeldUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeldUntil: %w", err)
+	}
+	return oldValue.HeldUntil, nil
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (m *UserMutation) ClearHeldUntil() {
+	m.held_until = nil
+	m.clearedFields[user.FieldHeldUntil] = struct{}{}
+}
+
+// HeldUntilCleared returns if the "held_until" field was cleared in this mutation.
+func (m *UserMutation) HeldUntilCleared() bool {
+	_, ok := m.clearedFields[user.FieldHeldUntil]
+	return ok
+}
+
+// ResetHeldUntil resets all changes to the "held_until" field.
+func (m *UserMutation) ResetHeldUntil() {
+	m.held_until = nil
+	delete(m.clearedFields, user.FieldHeldUntil)
+}
+
 // AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by ids.
 func (m *UserMutation) AddAPIKeyIDs(ids ...string) {
 	if m.api_keys == nil {
@@ -8621,7 +9682,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 3)
+	fields := make([]string, 0, 4)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -8630,6 +9691,9 @@ func (m *UserMutation) Fields() []string {
 	}
 	if m.email != nil {
 		fields = append(fields, user.FieldEmail)
+	}
+	if m.held_until != nil {
+		fields = append(fields, user.FieldHeldUntil)
 	}
 	return fields
 }
@@ -8645,6 +9709,8 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.UpdatedAt()
 	case user.FieldEmail:
 		return m.Email()
+	case user.FieldHeldUntil:
+		return m.HeldUntil()
 	}
 	return nil, false
 }
@@ -8660,6 +9726,8 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldUpdatedAt(ctx)
 	case user.FieldEmail:
 		return m.OldEmail(ctx)
+	case user.FieldHeldUntil:
+		return m.OldHeldUntil(ctx)
 	}
 	return nil, fmt.Errorf("unknown User field %s", name)
 }
@@ -8689,6 +9757,13 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetEmail(v)
+		return nil
+	case user.FieldHeldUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeldUntil(v)
 		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)
@@ -8723,6 +9798,9 @@ func (m *UserMutation) ClearedFields() []string {
 	if m.FieldCleared(user.FieldEmail) {
 		fields = append(fields, user.FieldEmail)
 	}
+	if m.FieldCleared(user.FieldHeldUntil) {
+		fields = append(fields, user.FieldHeldUntil)
+	}
 	return fields
 }
 
@@ -8740,6 +9818,9 @@ func (m *UserMutation) ClearField(name string) error {
 	case user.FieldEmail:
 		m.ClearEmail()
 		return nil
+	case user.FieldHeldUntil:
+		m.ClearHeldUntil()
+		return nil
 	}
 	return fmt.Errorf("unknown User nullable field %s", name)
 }
@@ -8756,6 +9837,9 @@ func (m *UserMutation) ResetField(name string) error {
 		return nil
 	case user.FieldEmail:
 		m.ResetEmail()
+		return nil
+	case user.FieldHeldUntil:
+		m.ResetHeldUntil()
 		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)

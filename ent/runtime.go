@@ -10,6 +10,7 @@ import (
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
 	"github.com/safedelete/uploads/ent/deletionreceipt"
+	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
 	"github.com/safedelete/uploads/ent/objectpurge"
@@ -139,28 +140,34 @@ func init() {
 	deletionjob.DefaultDeletedCount = deletionjobDescDeletedCount.Default.(int)
 	// deletionjob.DeletedCountValidator is a validator for the "deleted_count" field. It is called by the builders before save.
 	deletionjob.DeletedCountValidator = deletionjobDescDeletedCount.Validators[0].(func(int) error)
+	// deletionjobDescHeldCount is the schema descriptor for held_count field.
+	deletionjobDescHeldCount := deletionjobFields[12].Descriptor()
+	// deletionjob.DefaultHeldCount holds the default value on creation for the held_count field.
+	deletionjob.DefaultHeldCount = deletionjobDescHeldCount.Default.(int)
+	// deletionjob.HeldCountValidator is a validator for the "held_count" field. It is called by the builders before save.
+	deletionjob.HeldCountValidator = deletionjobDescHeldCount.Validators[0].(func(int) error)
 	// deletionjobDescFailedCount is the schema descriptor for failed_count field.
-	deletionjobDescFailedCount := deletionjobFields[12].Descriptor()
+	deletionjobDescFailedCount := deletionjobFields[13].Descriptor()
 	// deletionjob.DefaultFailedCount holds the default value on creation for the failed_count field.
 	deletionjob.DefaultFailedCount = deletionjobDescFailedCount.Default.(int)
 	// deletionjob.FailedCountValidator is a validator for the "failed_count" field. It is called by the builders before save.
 	deletionjob.FailedCountValidator = deletionjobDescFailedCount.Validators[0].(func(int) error)
 	// deletionjobDescError is the schema descriptor for error field.
-	deletionjobDescError := deletionjobFields[13].Descriptor()
+	deletionjobDescError := deletionjobFields[14].Descriptor()
 	// deletionjob.DefaultError holds the default value on creation for the error field.
 	deletionjob.DefaultError = deletionjobDescError.Default.(string)
 	// deletionjobDescCreatedAt is the schema descriptor for created_at field.
-	deletionjobDescCreatedAt := deletionjobFields[14].Descriptor()
+	deletionjobDescCreatedAt := deletionjobFields[15].Descriptor()
 	// deletionjob.DefaultCreatedAt holds the default value on creation for the created_at field.
 	deletionjob.DefaultCreatedAt = deletionjobDescCreatedAt.Default.(func() time.Time)
 	// deletionjobDescAttempts is the schema descriptor for attempts field.
-	deletionjobDescAttempts := deletionjobFields[17].Descriptor()
+	deletionjobDescAttempts := deletionjobFields[18].Descriptor()
 	// deletionjob.DefaultAttempts holds the default value on creation for the attempts field.
 	deletionjob.DefaultAttempts = deletionjobDescAttempts.Default.(int)
 	// deletionjob.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	deletionjob.AttemptsValidator = deletionjobDescAttempts.Validators[0].(func(int) error)
 	// deletionjobDescNextAttemptAt is the schema descriptor for next_attempt_at field.
-	deletionjobDescNextAttemptAt := deletionjobFields[18].Descriptor()
+	deletionjobDescNextAttemptAt := deletionjobFields[19].Descriptor()
 	// deletionjob.DefaultNextAttemptAt holds the default value on creation for the next_attempt_at field.
 	deletionjob.DefaultNextAttemptAt = deletionjobDescNextAttemptAt.Default.(func() time.Time)
 	// deletionjobDescID is the schema descriptor for id field.
@@ -187,6 +194,34 @@ func init() {
 	deletionreceiptDescCreatedAt := deletionreceiptFields[3].Descriptor()
 	// deletionreceipt.DefaultCreatedAt holds the default value on creation for the created_at field.
 	deletionreceipt.DefaultCreatedAt = deletionreceiptDescCreatedAt.Default.(func() time.Time)
+	holdFields := schema.Hold{}.Fields()
+	_ = holdFields
+	// holdDescUserID is the schema descriptor for user_id field.
+	holdDescUserID := holdFields[1].Descriptor()
+	// hold.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	hold.UserIDValidator = holdDescUserID.Validators[0].(func(string) error)
+	// holdDescReason is the schema descriptor for reason field.
+	holdDescReason := holdFields[3].Descriptor()
+	// hold.ReasonValidator is a validator for the "reason" field. It is called by the builders before save.
+	hold.ReasonValidator = holdDescReason.Validators[0].(func(string) error)
+	// holdDescPlacedBy is the schema descriptor for placed_by field.
+	holdDescPlacedBy := holdFields[4].Descriptor()
+	// hold.PlacedByValidator is a validator for the "placed_by" field. It is called by the builders before save.
+	hold.PlacedByValidator = holdDescPlacedBy.Validators[0].(func(string) error)
+	// holdDescCreatedAt is the schema descriptor for created_at field.
+	holdDescCreatedAt := holdFields[5].Descriptor()
+	// hold.DefaultCreatedAt holds the default value on creation for the created_at field.
+	hold.DefaultCreatedAt = holdDescCreatedAt.Default.(func() time.Time)
+	// holdDescReleasedBy is the schema descriptor for released_by field.
+	holdDescReleasedBy := holdFields[8].Descriptor()
+	// hold.DefaultReleasedBy holds the default value on creation for the released_by field.
+	hold.DefaultReleasedBy = holdDescReleasedBy.Default.(string)
+	// holdDescID is the schema descriptor for id field.
+	holdDescID := holdFields[0].Descriptor()
+	// hold.DefaultID holds the default value on creation for the id field.
+	hold.DefaultID = holdDescID.Default.(func() string)
+	// hold.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	hold.IDValidator = holdDescID.Validators[0].(func(string) error)
 	idempotencykeyFields := schema.IdempotencyKey{}.Fields()
 	_ = idempotencykeyFields
 	// idempotencykeyDescUserID is the schema descriptor for user_id field.

@@ -24,6 +24,8 @@ type Tx struct {
 	DeletionJob *DeletionJobClient
 	// DeletionReceipt is the client for interacting with the DeletionReceipt builders.
 	DeletionReceipt *DeletionReceiptClient
+	// Hold is the client for interacting with the Hold builders.
+	Hold *HoldClient
 	// IdempotencyKey is the client for interacting with the IdempotencyKey builders.
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
@@ -176,6 +178,7 @@ func (tx *Tx) init() {
 	tx.DeletedUpload = NewDeletedUploadClient(tx.config)
 	tx.DeletionJob = NewDeletionJobClient(tx.config)
 	tx.DeletionReceipt = NewDeletionReceiptClient(tx.config)
+	tx.Hold = NewHoldClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
 	tx.ObjectPurge = NewObjectPurgeClient(tx.config)

@@ -38,6 +38,8 @@ type Upload struct {
 	ObjectKey string `json:"object_key,omitempty"`
 	// The S3 multipart upload in progress, or left incomplete by a failure; empty otherwise.
 	MultipartUploadID string `json:"multipart_upload_id,omitempty"`
+	// While later than now, a hold (of the upload or of its owner) keeps it: every delete's WHERE reads it, so placing a hold and a delete conflict on this row (internal/holds).
+	HeldUntil *time.Time `json:"held_until,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the UploadQuery when eager-loading is set.
 	Edges        UploadEdges `json:"edges"`
@@ -73,7 +75,7 @@ func (*Upload) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case upload.FieldID, upload.FieldOwnerID, upload.FieldFilename, upload.FieldContentType, upload.FieldStatus, upload.FieldBucket, upload.FieldObjectKey, upload.FieldMultipartUploadID:
 			values[i] = new(sql.NullString)
-		case upload.FieldCreatedAt, upload.FieldUpdatedAt:
+		case upload.FieldCreatedAt, upload.FieldUpdatedAt, upload.FieldHeldUntil:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -156,6 +158,13 @@ func (_m *Upload) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.MultipartUploadID = value.String
 			}
+		case upload.FieldHeldUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field held_until", values[i])
+			} else if value.Valid {
+				_m.HeldUntil = new(time.Time)
+				*_m.HeldUntil = value.Time
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -226,6 +235,11 @@ func (_m *Upload) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("multipart_upload_id=")
 	builder.WriteString(_m.MultipartUploadID)
+	builder.WriteString(", ")
+	if v := _m.HeldUntil; v != nil {
+		builder.WriteString("held_until=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

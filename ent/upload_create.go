@@ -129,6 +129,20 @@ func (_c *UploadCreate) SetNillableMultipartUploadID(v *string) *UploadCreate {
 	return _c
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (_c *UploadCreate) SetHeldUntil(v time.Time) *UploadCreate {
+	_c.mutation.SetHeldUntil(v)
+	return _c
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_c *UploadCreate) SetNillableHeldUntil(v *time.Time) *UploadCreate {
+	if v != nil {
+		_c.SetHeldUntil(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *UploadCreate) SetID(v string) *UploadCreate {
 	_c.mutation.SetID(v)
@@ -338,6 +352,10 @@ func (_c *UploadCreate) createSpec() (*Upload, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.MultipartUploadID(); ok {
 		_spec.SetField(upload.FieldMultipartUploadID, field.TypeString, value)
 		_node.MultipartUploadID = value
+	}
+	if value, ok := _c.mutation.HeldUntil(); ok {
+		_spec.SetField(upload.FieldHeldUntil, field.TypeTime, value)
+		_node.HeldUntil = &value
 	}
 	if nodes := _c.mutation.OwnerIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{

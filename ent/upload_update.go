@@ -139,6 +139,26 @@ func (_u *UploadUpdate) SetNillableMultipartUploadID(v *string) *UploadUpdate {
 	return _u
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (_u *UploadUpdate) SetHeldUntil(v time.Time) *UploadUpdate {
+	_u.mutation.SetHeldUntil(v)
+	return _u
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_u *UploadUpdate) SetNillableHeldUntil(v *time.Time) *UploadUpdate {
+	if v != nil {
+		_u.SetHeldUntil(*v)
+	}
+	return _u
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (_u *UploadUpdate) ClearHeldUntil() *UploadUpdate {
+	_u.mutation.ClearHeldUntil()
+	return _u
+}
+
 // Mutation returns the UploadMutation object of the builder.
 func (_u *UploadUpdate) Mutation() *UploadMutation {
 	return _u.mutation
@@ -236,6 +256,12 @@ func (_u *UploadUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.MultipartUploadID(); ok {
 		_spec.SetField(upload.FieldMultipartUploadID, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.HeldUntil(); ok {
+		_spec.SetField(upload.FieldHeldUntil, field.TypeTime, value)
+	}
+	if _u.mutation.HeldUntilCleared() {
+		_spec.ClearField(upload.FieldHeldUntil, field.TypeTime)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -368,6 +394,26 @@ func (_u *UploadUpdateOne) SetNillableMultipartUploadID(v *string) *UploadUpdate
 	return _u
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (_u *UploadUpdateOne) SetHeldUntil(v time.Time) *UploadUpdateOne {
+	_u.mutation.SetHeldUntil(v)
+	return _u
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_u *UploadUpdateOne) SetNillableHeldUntil(v *time.Time) *UploadUpdateOne {
+	if v != nil {
+		_u.SetHeldUntil(*v)
+	}
+	return _u
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (_u *UploadUpdateOne) ClearHeldUntil() *UploadUpdateOne {
+	_u.mutation.ClearHeldUntil()
+	return _u
+}
+
 // Mutation returns the UploadMutation object of the builder.
 func (_u *UploadUpdateOne) Mutation() *UploadMutation {
 	return _u.mutation
@@ -495,6 +541,12 @@ func (_u *UploadUpdateOne) sqlSave(ctx context.Context) (_node *Upload, err erro
 	}
 	if value, ok := _u.mutation.MultipartUploadID(); ok {
 		_spec.SetField(upload.FieldMultipartUploadID, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.HeldUntil(); ok {
+		_spec.SetField(upload.FieldHeldUntil, field.TypeTime, value)
+	}
+	if _u.mutation.HeldUntilCleared() {
+		_spec.ClearField(upload.FieldHeldUntil, field.TypeTime)
 	}
 	_node = &Upload{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -65,6 +65,20 @@ func (_c *UserCreate) SetNillableEmail(v *string) *UserCreate {
 	return _c
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (_c *UserCreate) SetHeldUntil(v time.Time) *UserCreate {
+	_c.mutation.SetHeldUntil(v)
+	return _c
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_c *UserCreate) SetNillableHeldUntil(v *time.Time) *UserCreate {
+	if v != nil {
+		_c.SetHeldUntil(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *UserCreate) SetID(v string) *UserCreate {
 	_c.mutation.SetID(v)
@@ -237,6 +251,10 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Email(); ok {
 		_spec.SetField(user.FieldEmail, field.TypeString, value)
 		_node.Email = &value
+	}
+	if value, ok := _c.mutation.HeldUntil(); ok {
+		_spec.SetField(user.FieldHeldUntil, field.TypeTime, value)
+		_node.HeldUntil = &value
 	}
 	if nodes := _c.mutation.APIKeysIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{

@@ -57,6 +57,26 @@ func (_u *UserUpdate) ClearEmail() *UserUpdate {
 	return _u
 }
 
+// SetHeldUntil sets the "held_until" field.
+func (_u *UserUpdate) SetHeldUntil(v time.Time) *UserUpdate {
+	_u.mutation.SetHeldUntil(v)
+	return _u
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableHeldUntil(v *time.Time) *UserUpdate {
+	if v != nil {
+		_u.SetHeldUntil(*v)
+	}
+	return _u
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (_u *UserUpdate) ClearHeldUntil() *UserUpdate {
+	_u.mutation.ClearHeldUntil()
+	return _u
+}
+
 // AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by IDs.
 func (_u *UserUpdate) AddAPIKeyIDs(ids ...string) *UserUpdate {
 	_u.mutation.AddAPIKeyIDs(ids...)
@@ -237,6 +257,12 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.EmailCleared() {
 		_spec.ClearField(user.FieldEmail, field.TypeString)
 	}
+	if value, ok := _u.mutation.HeldUntil(); ok {
+		_spec.SetField(user.FieldHeldUntil, field.TypeTime, value)
+	}
+	if _u.mutation.HeldUntilCleared() {
+		_spec.ClearField(user.FieldHeldUntil, field.TypeTime)
+	}
 	if _u.mutation.APIKeysCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -415,6 +441,26 @@ func (_u *UserUpdateOne) SetNillableEmail(v *string) *UserUpdateOne {
 // ClearEmail clears the value of the "email" field.
 func (_u *UserUpdateOne) ClearEmail() *UserUpdateOne {
 	_u.mutation.ClearEmail()
+	return _u
+}
+
+// SetHeldUntil sets the "held_until" field.
+func (_u *UserUpdateOne) SetHeldUntil(v time.Time) *UserUpdateOne {
+	_u.mutation.SetHeldUntil(v)
+	return _u
+}
+
+// SetNillableHeldUntil sets the "held_until" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableHeldUntil(v *time.Time) *UserUpdateOne {
+	if v != nil {
+		_u.SetHeldUntil(*v)
+	}
+	return _u
+}
+
+// ClearHeldUntil clears the value of the "held_until" field.
+func (_u *UserUpdateOne) ClearHeldUntil() *UserUpdateOne {
+	_u.mutation.ClearHeldUntil()
 	return _u
 }
 
@@ -627,6 +673,12 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if _u.mutation.EmailCleared() {
 		_spec.ClearField(user.FieldEmail, field.TypeString)
+	}
+	if value, ok := _u.mutation.HeldUntil(); ok {
+		_spec.SetField(user.FieldHeldUntil, field.TypeTime, value)
+	}
+	if _u.mutation.HeldUntilCleared() {
+		_spec.ClearField(user.FieldHeldUntil, field.TypeTime)
 	}
 	if _u.mutation.APIKeysCleared() {
 		edge := &sqlgraph.EdgeSpec{

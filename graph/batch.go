@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/viewer"
@@ -63,20 +65,27 @@ func (r *Resolver) deleteUploads(ctx context.Context, uploadIDs []string) (paylo
 		deleted[id] = true
 	}
 	wellFormed = slices.DeleteFunc(wellFormed, func(id string) bool { return deleted[id] })
+	held := map[string]bool{}
 	if len(wellFormed) > 0 {
-		now, err := r.DeleteOwned(ctx, audit.Caller(ctx), v.UserID, wellFormed)
+		now, heldNow, err := r.DeleteOwnedHeld(ctx, audit.Caller(ctx), v.UserID, wellFormed)
 		if err != nil {
 			return nil, err
 		}
 		for _, id := range now {
 			deleted[id] = true
 		}
+		for _, id := range heldNow {
+			held[id] = true
+		}
 	}
-	payload = &model.DeleteUploadsPayload{DeletedUploadIds: []string{}, NotFoundIds: []string{}}
+	payload = &model.DeleteUploadsPayload{DeletedUploadIds: []string{}, NotFoundIds: []string{}, HeldIds: []string{}}
 	for _, id := range asked {
-		if deleted[id] {
+		switch {
+		case deleted[id]:
 			payload.DeletedUploadIds = append(payload.DeletedUploadIds, id)
-		} else {
+		case held[id]:
+			payload.HeldIds = append(payload.HeldIds, id)
+		default:
 			payload.NotFoundIds = append(payload.NotFoundIds, id)
 		}
 	}
@@ -108,9 +117,15 @@ func (r *Resolver) deleteUploadsWhere(ctx context.Context, where ent.UploadWhere
 		return nil, r.deleteFailed(ctx, err)
 	}
 	payload = &model.DeleteUploadsWherePayload{MatchedCount: matched}
+	if payload.HeldCount, err = matching.Clone().Where(holds.Held(time.Now())).Count(ctx); err != nil {
+		return nil, r.deleteFailed(ctx, err)
+	}
 	if dryRun {
 		return payload, nil
 	}
+	// What a hold keeps is left out of the batches (the delete core would
+	// skip it anyway; picking it again would stall them).
+	matching.Where(holds.NotHeld(time.Now()))
 	// An earlier run of this request that deleted some before its
 	// instance died is resumed: those count as deleted, and matched.
 	before := len(deletedBefore(ctx))

@@ -16,10 +16,12 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
+	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
@@ -43,8 +45,12 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 	}
 	deleted := deletedBefore(ctx)
 	if !slices.Contains(deleted, uploadID) {
-		if deleted, err = r.DeleteOwned(ctx, audit.Caller(ctx), v.UserID, []string{uploadID}); err != nil {
+		var held []string
+		if deleted, held, err = r.DeleteOwnedHeld(ctx, audit.Caller(ctx), v.UserID, []string{uploadID}); err != nil {
 			return nil, err
+		}
+		if len(held) > 0 {
+			return nil, ErrUploadHeld
 		}
 	}
 	if len(deleted) == 0 {
@@ -68,10 +74,20 @@ func (r *Resolver) deleteUpload(ctx context.Context, uploadID string) (payload *
 // It returns the ids it deleted, in the order given; ids that do not exist
 // or are someone else's are left out, indistinguishably. A database failure
 // deletes nothing and is ErrDeleteFailed.
+//
+// What a legal hold keeps is never deleted (internal/holds): it is left
+// out too; DeleteOwnedHeld says which.
 func (r *Resolver) DeleteOwned(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string) ([]string, error) {
-	deleted, purges, err := r.deleteRecords(ctx, actor, ownerID, uploadIDs, nil)
+	deleted, _, err := r.DeleteOwnedHeld(ctx, actor, ownerID, uploadIDs)
+	return deleted, err
+}
+
+// DeleteOwnedHeld is DeleteOwned that also returns which of uploadIDs were
+// left because a hold keeps them.
+func (r *Resolver) DeleteOwnedHeld(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string) (deletedIDs, heldIDs []string, err error) {
+	deleted, held, purges, err := r.deleteRecords(ctx, actor, ownerID, uploadIDs, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.purger.AttemptInline(ctx, purges...) // what fails is retried by the purger; it logs
 	done := make(map[string]bool, len(deleted))
@@ -85,7 +101,7 @@ func (r *Resolver) DeleteOwned(ctx context.Context, actor audit.Actor, ownerID s
 			delete(done, id) // an id asked for twice is deleted once
 		}
 	}
-	return inOrder, nil
+	return inOrder, held, nil
 }
 
 // DeleteOwnedBatches deletes, as DeleteOwned does, the batches of ownerID's
@@ -130,7 +146,7 @@ func (r *Resolver) DeleteOwnedBatchesTx(ctx context.Context, actor audit.Actor, 
 		if len(batch) == 0 {
 			return deleted, nil
 		}
-		uploads, purges, err := r.deleteRecords(ctx, actor, ownerID, batch, inBatch)
+		uploads, _, purges, err := r.deleteRecords(ctx, actor, ownerID, batch, inBatch)
 		if err != nil {
 			return deleted, err
 		}
@@ -156,17 +172,17 @@ const purgesInFlight = 2
 // exist and belong to ownerID, each with the note to purge its object, its
 // trash entry if it can be restored, and its audit event (queued for the
 // owner's webhook endpoints if there are any). It returns the uploads as
-// they were deleted and their purges, not yet attempted. inBatch, if not
-// nil, runs last in the transaction.
+// they were deleted, the ids of those a hold kept, and the purges, not yet
+// attempted. inBatch, if not nil, runs last in the transaction.
 func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID string, uploadIDs []string,
 	inBatch func(ctx context.Context, tx *ent.Tx, deleted []string) error,
-) ([]*ent.Upload, []*ent.ObjectPurge, error) {
+) ([]*ent.Upload, []string, []*ent.ObjectPurge, error) {
 	// Read first, outside any transaction: a 404 (a guess, a repeat, a
 	// double click) costs one indexed read and never takes the database's
 	// write lock, which on SQLite every writer queues for.
 	present, err := r.ownedAmong(ctx, ownerID, uploadIDs)
 	if err != nil || len(present) == 0 {
-		return nil, nil, r.deleteFailed(ctx, err)
+		return nil, nil, nil, r.deleteFailed(ctx, err)
 	}
 	if r.afterRead != nil {
 		r.afterRead(ctx)
@@ -178,12 +194,20 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 		keepUntil = now.Add(r.options.DeleteRetention)
 	}
 	var deleted []*ent.Upload
+	var held []string
 	var purges []*ent.ObjectPurge
 	var inBatchErr error
 	err = r.deletes.Do(ctx, func(ctx context.Context, tx *ent.Tx) (err error) {
 		var endpoints change.Endpoints
-		if deleted, endpoints, err = deleteReturning(ctx, tx, ownerID, present); err != nil {
+		if deleted, endpoints, err = deleteReturning(ctx, tx, ownerID, present, now); err != nil {
 			return err
+		}
+		if len(deleted) < len(present) {
+			// Some were left: deleted meanwhile, or held. Only then is
+			// it worth a read (the DELETE itself read the holds).
+			if held, err = heldAmong(ctx, tx, ownerID, present, deleted, now); err != nil {
+				return err
+			}
 		}
 		if len(deleted) == 0 {
 			// Deleted meanwhile by another request: this one did nothing,
@@ -208,12 +232,28 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 		return inBatchErr
 	})
 	if inBatchErr != nil && errors.Is(err, inBatchErr) {
-		return nil, nil, inBatchErr
+		return nil, nil, nil, inBatchErr
 	}
 	if err != nil {
-		return nil, nil, r.deleteFailed(ctx, err)
+		return nil, nil, nil, r.deleteFailed(ctx, err)
 	}
-	return deleted, purges, nil
+	return deleted, held, purges, nil
+}
+
+// heldAmong returns those of present, less deleted, that a hold keeps.
+func heldAmong(ctx context.Context, tx *ent.Tx, ownerID string, present []string, deleted []*ent.Upload, now time.Time) ([]string, error) {
+	gone := make(map[string]bool, len(deleted))
+	for _, u := range deleted {
+		gone[u.ID] = true
+	}
+	left := slices.DeleteFunc(slices.Clone(present), func(id string) bool { return gone[id] })
+	held, err := tx.Upload.Query().
+		Where(upload.OwnerID(ownerID), upload.IDIn(left...), holds.Held(now)).
+		IDs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find held uploads: %w", err)
+	}
+	return held, nil
 }
 
 // deletedBefore returns the uploads that an earlier run of this request
@@ -291,12 +331,27 @@ func anySlice(ss []string) []any {
 // it commits hears of the delete), which spares the outbox its own read
 // for the owners who have none.
 //
+// A row that a hold keeps (its held_until, or its owner's, is after now)
+// is not deleted: the check is in the DELETE itself, so that a hold placed
+// while it waits for the row's lock is seen (see internal/holds), and it
+// costs no round trip.
+//
 // Ent has no DELETE ... RETURNING, so the statement is built with its SQL
 // builder. PostgreSQL's placeholders ($1) and quoting ("uploads") are also
 // SQLite's, and both engines have RETURNING.
-func deleteReturning(ctx context.Context, tx *ent.Tx, ownerID string, uploadIDs []string) ([]*ent.Upload, change.Endpoints, error) {
-	query, queryArgs := sql.Dialect(dialect.Postgres).Delete(upload.Table).
-		Where(sql.And(sql.EQ(upload.FieldOwnerID, ownerID), sql.In(upload.FieldID, anySlice(uploadIDs)...))).
+func deleteReturning(ctx context.Context, tx *ent.Tx, ownerID string, uploadIDs []string, now time.Time) ([]*ent.Upload, change.Endpoints, error) {
+	now = now.UTC() // held_until is written in UTC; SQLite compares the text
+	b := sql.Dialect(dialect.Postgres)
+	users := sql.Table(user.Table)
+	ownerHeld := b.Select(users.C(user.FieldID)).From(users).
+		Where(sql.And(sql.EQ(users.C(user.FieldID), ownerID), sql.GT(users.C(user.FieldHeldUntil), now)))
+	query, queryArgs := b.Delete(upload.Table).
+		Where(sql.And(
+			sql.EQ(upload.FieldOwnerID, ownerID),
+			sql.In(upload.FieldID, anySlice(uploadIDs)...),
+			sql.Or(sql.IsNull(upload.FieldHeldUntil), sql.LTE(upload.FieldHeldUntil, now)),
+			sql.NotExists(ownerHeld),
+		)).
 		Query()
 	hasEndpoints := fmt.Sprintf("EXISTS (SELECT 1 FROM %s WHERE %s = $%d AND %s IS NULL)",
 		webhookendpoint.Table, webhookendpoint.FieldOwnerID, len(queryArgs)+1, webhookendpoint.FieldDisabledAt)

@@ -44,13 +44,21 @@ func (r *userResolver) Uploads(ctx context.Context, obj *ent.User, after *entgql
 	return obj.Uploads(ctx, after, first, before, last, orderBy, where)
 }
 
+// Hold returns generated.HoldResolver implementation.
+func (r *Resolver) Hold() generated.HoldResolver { return &holdResolver{r} }
+
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
+
+// Upload returns generated.UploadResolver implementation.
+func (r *Resolver) Upload() generated.UploadResolver { return &uploadResolver{r} }
 
 // User returns generated.UserResolver implementation.
 func (r *Resolver) User() generated.UserResolver { return &userResolver{r} }
 
 type (
-	queryResolver struct{ *Resolver }
-	userResolver  struct{ *Resolver }
+	holdResolver   struct{ *Resolver }
+	queryResolver  struct{ *Resolver }
+	uploadResolver struct{ *Resolver }
+	userResolver   struct{ *Resolver }
 )

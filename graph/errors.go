@@ -18,6 +18,8 @@ const (
 	CodeNotFound        = "NOT_FOUND"
 	CodeForbidden       = "FORBIDDEN"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
+	// CodeHeld is a delete of an upload that a legal hold keeps.
+	CodeHeld = "HELD"
 )
 
 // PublicError is an error whose message is safe to show to the caller. The
@@ -34,6 +36,7 @@ var (
 	ErrUnauthorized    = &PublicError{Code: CodeUnauthenticated, Message: "Unauthorized"}
 	ErrMissingUploadID = &PublicError{Code: CodeBadUserInput, Message: "The upload id must not be blank"}
 	ErrUploadNotFound  = &PublicError{Code: CodeNotFound, Message: "Upload not found"}
+	ErrUploadHeld      = &PublicError{Code: CodeHeld, Message: "Upload is under legal hold"}
 	ErrDeleteFailed    = &PublicError{Code: CodeInternal, Message: "Failed to delete upload record"}
 	ErrInternal        = &PublicError{Code: CodeInternal, Message: "Internal server error"}
 	ErrUploadTooLarge  = &PublicError{Code: CodeBadUserInput, Message: "File exceeds the maximum upload size"}

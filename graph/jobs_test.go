@@ -13,7 +13,7 @@ import (
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
-const jobFields = `id dryRun status matchedCount deletedCount failedCount error createdAt startedAt finishedAt`
+const jobFields = `id dryRun status matchedCount deletedCount heldCount failedCount error createdAt startedAt finishedAt`
 
 type jobResult struct {
 	ID           string  `json:"id"`
@@ -21,6 +21,7 @@ type jobResult struct {
 	Status       string  `json:"status"`
 	MatchedCount int     `json:"matchedCount"`
 	DeletedCount int     `json:"deletedCount"`
+	HeldCount    int     `json:"heldCount"`
 	FailedCount  int     `json:"failedCount"`
 	Error        string  `json:"error"`
 	StartedAt    *string `json:"startedAt"`

@@ -121,6 +121,7 @@ var scopeRows = []scopeRow{
 	{field: "User.deletedUploads", need: scope.UploadsRead, setup: userField("deletedUploads(first: 5) { edges { node { id } } }")},
 	{field: "User.auditEvents", need: scope.AuditRead, setup: userField("auditEvents(first: 5) { edges { node { id kind } } }")},
 	{field: "User.webhookEndpoints", need: scope.WebhooksManage, setup: userField("webhookEndpoints { id }")},
+	{field: "User.holds", need: scope.UploadsRead, setup: userField("holds(first: 5) { totalCount edges { node { id uploadId active } } }")},
 	{field: "User.deletionJobs", need: scope.UploadsRead, setup: userField("deletionJobs(first: 5) { edges { node { id status } } }")},
 	{field: "Query.node", variant: "of a deletion job", need: scope.UploadsRead, setup: func(t *testing.T, w *scopeWorld) (func(string) testenv.GraphQLResponse, func(*testing.T)) {
 		vars := map[string]any{"id": w.newJob(t, true)}
@@ -167,6 +168,10 @@ var scopeRows = []scopeRow{
 		`mutation($id: ID!) { restoreUpload(id: $id) { id } }`, (*scopeWorld).newTrashed, (*scopeWorld).assertStillTrashed)},
 	{field: "Mutation.purgeUpload", need: scope.UploadsDelete, setup: mutate(
 		`mutation($id: ID!) { purgeUpload(id: $id) { purgedUploadId } }`, (*scopeWorld).newTrashed, (*scopeWorld).assertStillTrashed)},
+	{field: "Mutation.placeHold", need: scope.HoldsManage, setup: mutate(
+		`mutation($id: ID!) { placeHold(uploadId: $id, reason: "case 1") { id active } }`, (*scopeWorld).newUpload, (*scopeWorld).assertNotHeld)},
+	{field: "Mutation.releaseHold", need: scope.HoldsManage, setup: mutate(
+		`mutation($id: ID!) { releaseHold(id: $id) { id active } }`, (*scopeWorld).newHold, (*scopeWorld).assertHoldActive)},
 	{field: "Mutation.createWebhookEndpoint", need: scope.WebhooksManage, setup: func(t *testing.T, w *scopeWorld) (func(string) testenv.GraphQLResponse, func(*testing.T)) {
 		before := w.countEndpoints(t)
 		call := func(key string) testenv.GraphQLResponse {

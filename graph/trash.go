@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"entgo.io/contrib/entgql"
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
@@ -16,6 +19,7 @@ import (
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/scope"
@@ -54,7 +58,7 @@ func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upl
 	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
 		now := time.Now()
 		d, err := tx.DeletedUpload.Query().
-			Where(deletedupload.ID(uploadID), deletedupload.OwnerID(v.UserID), deletedupload.PurgeAtGT(now)).
+			Where(deletedupload.ID(uploadID), deletedupload.OwnerID(v.UserID), holds.InTrash(now)).
 			Only(ctx)
 		if ent.IsNotFound(err) {
 			return ErrNotInTrash
@@ -89,6 +93,11 @@ func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upl
 		if err != nil {
 			return fmt.Errorf("restore upload: %w", err)
 		}
+		// Held in the trash, it is held back; the holds are read after
+		// the entry's delete, which waited for any hold placed on it.
+		if err := holds.Refresh(ctx, tx, d.OwnerID, d.ID); err != nil {
+			return err
+		}
 		if err := idempotency.Record(ctx, tx, uploadID); err != nil {
 			return err
 		}
@@ -121,6 +130,15 @@ func (r *Resolver) purgeUpload(ctx context.Context, uploadID string) (*model.Pur
 		return nil, r.publicOr(ctx, "purge upload", err)
 	}
 	if purged == 0 {
+		held, err := r.client.DeletedUpload.Query().
+			Where(deletedupload.ID(uploadID), deletedupload.OwnerID(v.UserID), deletedupload.HeldUntilGT(time.Now().UTC())).
+			Exist(ctx)
+		if err != nil {
+			return nil, r.publicOr(ctx, "purge upload", err)
+		}
+		if held {
+			return nil, ErrUploadHeld
+		}
 		return nil, ErrNotInTrash
 	}
 	return &model.PurgeUploadPayload{PurgedUploadID: uploadID}, nil
@@ -134,7 +152,10 @@ func (r *Resolver) PurgeTrash(ctx context.Context, ownerID string) (int, error) 
 
 // purgeTrash closes the restore window of the owner's uploads in the trash
 // (of one, when uploadID is given) and purges their objects: inline (see
-// purge.InlineContext), and by the purger for what that leaves.
+// purge.InlineContext), and by the purger for what that leaves. What a
+// hold keeps stays: each entry's window is closed by one conditional
+// UPDATE of its row, the row a hold placed meanwhile writes too (see
+// internal/holds), before its purge is claimed.
 func (r *Resolver) purgeTrash(ctx context.Context, ownerID, uploadID string) (int, error) {
 	total := 0
 	for {
@@ -143,13 +164,16 @@ func (r *Resolver) purgeTrash(ctx context.Context, ownerID, uploadID string) (in
 		err := database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
 			now := time.Now()
 			query := tx.DeletedUpload.Query().
-				Where(deletedupload.OwnerID(ownerID), deletedupload.PurgeAtGT(now)).
+				Where(deletedupload.OwnerID(ownerID), deletedupload.PurgeAtGT(now), holds.TrashNotHeld(now)).
 				Limit(MaxDeleteIDs)
 			if uploadID != "" {
 				query.Where(deletedupload.ID(uploadID))
 			}
 			trashed, err := query.All(ctx)
 			if err != nil || len(trashed) == 0 {
+				return err
+			}
+			if trashed, err = closeUnheld(ctx, tx, ownerID, trashed, now); err != nil || len(trashed) == 0 {
 				return err
 			}
 			var objectless []string
@@ -173,12 +197,6 @@ func (r *Resolver) purgeTrash(ctx context.Context, ownerID, uploadID string) (in
 			if _, err := tx.DeletedUpload.Delete().Where(deletedupload.IDIn(objectless...)).Exec(ctx); err != nil {
 				return err
 			}
-			if _, err = tx.DeletedUpload.Update().
-				Where(deletedupload.OwnerID(ownerID), deletedupload.IDIn(idsOf(trashed)...)).
-				SetPurgeAt(now).
-				Save(ctx); err != nil {
-				return err
-			}
 			if uploadID != "" && closed > 0 {
 				return idempotency.Record(ctx, tx, uploadID)
 			}
@@ -193,6 +211,37 @@ func (r *Resolver) purgeTrash(ctx context.Context, ownerID, uploadID string) (in
 			return total, nil
 		}
 	}
+}
+
+// closeUnheld closes, in tx, the window of those of the trashed entries no
+// hold keeps, and returns them.
+func closeUnheld(ctx context.Context, tx *ent.Tx, ownerID string, trashed []*ent.DeletedUpload, now time.Time) ([]*ent.DeletedUpload, error) {
+	utc := now.UTC()
+	query, args := sql.Dialect(dialect.Postgres).Update(deletedupload.Table).
+		Set(deletedupload.FieldPurgeAt, now).
+		Where(sql.And(
+			sql.EQ(deletedupload.FieldOwnerID, ownerID),
+			sql.In(deletedupload.FieldID, anySlice(idsOf(trashed))...),
+			sql.Or(sql.IsNull(deletedupload.FieldHeldUntil), sql.LTE(deletedupload.FieldHeldUntil, utc)),
+		)).
+		Query()
+	rows, err := tx.QueryContext(ctx, query+" RETURNING "+deletedupload.FieldID, args...)
+	if err != nil {
+		return nil, fmt.Errorf("close trash windows: %w", err)
+	}
+	defer rows.Close()
+	closed := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("close trash windows: %w", err)
+		}
+		closed[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("close trash windows: %w", err)
+	}
+	return slices.DeleteFunc(trashed, func(d *ent.DeletedUpload) bool { return !closed[d.ID] }), nil
 }
 
 func idsOf(trashed []*ent.DeletedUpload) []string {
@@ -214,7 +263,7 @@ func (r *Resolver) deletedUploads(ctx context.Context, obj *ent.User, after *ent
 		return nil, err
 	}
 	return r.client.DeletedUpload.Query().
-		Where(deletedupload.OwnerID(obj.ID), deletedupload.PurgeAtGT(time.Now())).
+		Where(deletedupload.OwnerID(obj.ID), holds.InTrash(time.Now())).
 		Paginate(ctx, after, first, before, last, ent.WithDeletedUploadOrder(&ent.DeletedUploadOrder{
 			Direction: entgql.OrderDirectionDesc,
 			Field:     ent.DeletedUploadOrderFieldDeletedAt,

@@ -30,6 +30,7 @@ const (
 	msgUnauthorized     = "Unauthorized"
 	msgMissingUploadID  = "Missing Upload-Id header"
 	msgNotFound         = "Upload not found"
+	msgHeld             = "Upload is under legal hold"
 	msgDeleteFailed     = "Failed to delete upload record"
 	msgMethodNotAllowed = "Method not allowed"
 	msgTooManyRequests  = "Too many requests"
@@ -124,6 +125,7 @@ var (
 	unauthorized     = newErrorAnswer(http.StatusUnauthorized, msgUnauthorized)
 	missingUploadID  = newErrorAnswer(http.StatusBadRequest, msgMissingUploadID)
 	notFound         = newErrorAnswer(http.StatusNotFound, msgNotFound)
+	held             = newErrorAnswer(http.StatusConflict, msgHeld)
 	deleteFailed     = newErrorAnswer(http.StatusInternalServerError, msgDeleteFailed)
 	methodNotAllowed = newErrorAnswer(http.StatusMethodNotAllowed, msgMethodNotAllowed)
 	tooManyRequests  = newErrorAnswer(http.StatusTooManyRequests, msgTooManyRequests)
@@ -145,6 +147,8 @@ func answerTo(err error) errorAnswer {
 		return missingUploadID
 	case errors.Is(err, graph.ErrUploadNotFound):
 		return notFound
+	case errors.Is(err, graph.ErrUploadHeld):
+		return held
 	default:
 		return deleteFailed
 	}

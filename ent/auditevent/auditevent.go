@@ -74,11 +74,13 @@ type Kind string
 
 // Kind values.
 const (
-	KindCREATED  Kind = "CREATED"
-	KindDELETED  Kind = "DELETED"
-	KindRESTORED Kind = "RESTORED"
-	KindPURGED   Kind = "PURGED"
-	KindEXPIRED  Kind = "EXPIRED"
+	KindCREATED       Kind = "CREATED"
+	KindDELETED       Kind = "DELETED"
+	KindRESTORED      Kind = "RESTORED"
+	KindPURGED        Kind = "PURGED"
+	KindEXPIRED       Kind = "EXPIRED"
+	KindHOLD_PLACED   Kind = "HOLD_PLACED"
+	KindHOLD_RELEASED Kind = "HOLD_RELEASED"
 )
 
 func (k Kind) String() string {
@@ -88,7 +90,7 @@ func (k Kind) String() string {
 // KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
 func KindValidator(k Kind) error {
 	switch k {
-	case KindCREATED, KindDELETED, KindRESTORED, KindPURGED, KindEXPIRED:
+	case KindCREATED, KindDELETED, KindRESTORED, KindPURGED, KindEXPIRED, KindHOLD_PLACED, KindHOLD_RELEASED:
 		return nil
 	default:
 		return fmt.Errorf("auditevent: invalid enum value for kind field: %q", k)

@@ -38,6 +38,8 @@ const (
 	FieldDeletedAt = "deleted_at"
 	// FieldPurgeAt holds the string denoting the purge_at field in the database.
 	FieldPurgeAt = "purge_at"
+	// FieldHeldUntil holds the string denoting the held_until field in the database.
+	FieldHeldUntil = "held_until"
 	// Table holds the table name of the deletedupload in the database.
 	Table = "deleted_uploads"
 )
@@ -56,6 +58,7 @@ var Columns = []string{
 	FieldCreatedAt,
 	FieldDeletedAt,
 	FieldPurgeAt,
+	FieldHeldUntil,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -170,6 +173,11 @@ func ByDeletedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByPurgeAt orders the results by the purge_at field.
 func ByPurgeAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPurgeAt, opts...).ToFunc()
+}
+
+// ByHeldUntil orders the results by the held_until field.
+func ByHeldUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHeldUntil, opts...).ToFunc()
 }
 
 // MarshalGQL implements graphql.Marshaler interface.

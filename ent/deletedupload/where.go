@@ -114,6 +114,11 @@ func PurgeAt(v time.Time) predicate.DeletedUpload {
 	return predicate.DeletedUpload(sql.FieldEQ(FieldPurgeAt, v))
 }
 
+// HeldUntil applies equality check predicate on the "held_until" field. It's identical to HeldUntilEQ.
+func HeldUntil(v time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldEQ(FieldHeldUntil, v))
+}
+
 // OwnerIDEQ applies the EQ predicate on the "owner_id" field.
 func OwnerIDEQ(v string) predicate.DeletedUpload {
 	return predicate.DeletedUpload(sql.FieldEQ(FieldOwnerID, v))
@@ -682,6 +687,56 @@ func PurgeAtLT(v time.Time) predicate.DeletedUpload {
 // PurgeAtLTE applies the LTE predicate on the "purge_at" field.
 func PurgeAtLTE(v time.Time) predicate.DeletedUpload {
 	return predicate.DeletedUpload(sql.FieldLTE(FieldPurgeAt, v))
+}
+
+// HeldUntilEQ applies the EQ predicate on the "held_until" field.
+func HeldUntilEQ(v time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldEQ(FieldHeldUntil, v))
+}
+
+// HeldUntilNEQ applies the NEQ predicate on the "held_until" field.
+func HeldUntilNEQ(v time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldNEQ(FieldHeldUntil, v))
+}
+
+// HeldUntilIn applies the In predicate on the "held_until" field.
+func HeldUntilIn(vs ...time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldIn(FieldHeldUntil, vs...))
+}
+
+// HeldUntilNotIn applies the NotIn predicate on the "held_until" field.
+func HeldUntilNotIn(vs ...time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldNotIn(FieldHeldUntil, vs...))
+}
+
+// HeldUntilGT applies the GT predicate on the "held_until" field.
+func HeldUntilGT(v time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldGT(FieldHeldUntil, v))
+}
+
+// HeldUntilGTE applies the GTE predicate on the "held_until" field.
+func HeldUntilGTE(v time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldGTE(FieldHeldUntil, v))
+}
+
+// HeldUntilLT applies the LT predicate on the "held_until" field.
+func HeldUntilLT(v time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldLT(FieldHeldUntil, v))
+}
+
+// HeldUntilLTE applies the LTE predicate on the "held_until" field.
+func HeldUntilLTE(v time.Time) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldLTE(FieldHeldUntil, v))
+}
+
+// HeldUntilIsNil applies the IsNil predicate on the "held_until" field.
+func HeldUntilIsNil() predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldIsNull(FieldHeldUntil))
+}
+
+// HeldUntilNotNil applies the NotNil predicate on the "held_until" field.
+func HeldUntilNotNil() predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldNotNull(FieldHeldUntil))
 }
 
 // And groups predicates with the AND operator between them.

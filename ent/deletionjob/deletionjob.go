@@ -38,6 +38,8 @@ const (
 	FieldMatchedCount = "matched_count"
 	// FieldDeletedCount holds the string denoting the deleted_count field in the database.
 	FieldDeletedCount = "deleted_count"
+	// FieldHeldCount holds the string denoting the held_count field in the database.
+	FieldHeldCount = "held_count"
 	// FieldFailedCount holds the string denoting the failed_count field in the database.
 	FieldFailedCount = "failed_count"
 	// FieldError holds the string denoting the error field in the database.
@@ -70,6 +72,7 @@ var Columns = []string{
 	FieldStatus,
 	FieldMatchedCount,
 	FieldDeletedCount,
+	FieldHeldCount,
 	FieldFailedCount,
 	FieldError,
 	FieldCreatedAt,
@@ -110,6 +113,10 @@ var (
 	DefaultDeletedCount int
 	// DeletedCountValidator is a validator for the "deleted_count" field. It is called by the builders before save.
 	DeletedCountValidator func(int) error
+	// DefaultHeldCount holds the default value on creation for the "held_count" field.
+	DefaultHeldCount int
+	// HeldCountValidator is a validator for the "held_count" field. It is called by the builders before save.
+	HeldCountValidator func(int) error
 	// DefaultFailedCount holds the default value on creation for the "failed_count" field.
 	DefaultFailedCount int
 	// FailedCountValidator is a validator for the "failed_count" field. It is called by the builders before save.
@@ -243,6 +250,11 @@ func ByMatchedCount(opts ...sql.OrderTermOption) OrderOption {
 // ByDeletedCount orders the results by the deleted_count field.
 func ByDeletedCount(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDeletedCount, opts...).ToFunc()
+}
+
+// ByHeldCount orders the results by the held_count field.
+func ByHeldCount(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHeldCount, opts...).ToFunc()
 }
 
 // ByFailedCount orders the results by the failed_count field.

@@ -109,6 +109,11 @@ func DeletedCount(v int) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldEQ(FieldDeletedCount, v))
 }
 
+// HeldCount applies equality check predicate on the "held_count" field. It's identical to HeldCountEQ.
+func HeldCount(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEQ(FieldHeldCount, v))
+}
+
 // FailedCount applies equality check predicate on the "failed_count" field. It's identical to FailedCountEQ.
 func FailedCount(v int) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldEQ(FieldFailedCount, v))
@@ -647,6 +652,46 @@ func DeletedCountLT(v int) predicate.DeletionJob {
 // DeletedCountLTE applies the LTE predicate on the "deleted_count" field.
 func DeletedCountLTE(v int) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldLTE(FieldDeletedCount, v))
+}
+
+// HeldCountEQ applies the EQ predicate on the "held_count" field.
+func HeldCountEQ(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEQ(FieldHeldCount, v))
+}
+
+// HeldCountNEQ applies the NEQ predicate on the "held_count" field.
+func HeldCountNEQ(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldNEQ(FieldHeldCount, v))
+}
+
+// HeldCountIn applies the In predicate on the "held_count" field.
+func HeldCountIn(vs ...int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldIn(FieldHeldCount, vs...))
+}
+
+// HeldCountNotIn applies the NotIn predicate on the "held_count" field.
+func HeldCountNotIn(vs ...int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldNotIn(FieldHeldCount, vs...))
+}
+
+// HeldCountGT applies the GT predicate on the "held_count" field.
+func HeldCountGT(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldGT(FieldHeldCount, v))
+}
+
+// HeldCountGTE applies the GTE predicate on the "held_count" field.
+func HeldCountGTE(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldGTE(FieldHeldCount, v))
+}
+
+// HeldCountLT applies the LT predicate on the "held_count" field.
+func HeldCountLT(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldLT(FieldHeldCount, v))
+}
+
+// HeldCountLTE applies the LTE predicate on the "held_count" field.
+func HeldCountLTE(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldLTE(FieldHeldCount, v))
 }
 
 // FailedCountEQ applies the EQ predicate on the "failed_count" field.

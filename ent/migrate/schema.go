@@ -47,7 +47,7 @@ var (
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "upload_id", Type: field.TypeString},
 		{Name: "owner_id", Type: field.TypeString},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "DELETED", "RESTORED", "PURGED", "EXPIRED"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "DELETED", "RESTORED", "PURGED", "EXPIRED", "HOLD_PLACED", "HOLD_RELEASED"}},
 		{Name: "actor", Type: field.TypeString},
 		{Name: "via", Type: field.TypeEnum, Enums: []string{"REST", "GRAPHQL", "CLI", "JANITOR", "PURGER"}},
 		{Name: "request_id", Type: field.TypeString, Default: ""},
@@ -90,6 +90,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "deleted_at", Type: field.TypeTime},
 		{Name: "purge_at", Type: field.TypeTime},
+		{Name: "held_until", Type: field.TypeTime, Nullable: true},
 	}
 	// DeletedUploadsTable holds the schema information for the "deleted_uploads" table.
 	DeletedUploadsTable = &schema.Table{
@@ -123,6 +124,7 @@ var (
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"}, Default: "QUEUED"},
 		{Name: "matched_count", Type: field.TypeInt, Default: 0},
 		{Name: "deleted_count", Type: field.TypeInt, Default: 0},
+		{Name: "held_count", Type: field.TypeInt, Default: 0},
 		{Name: "failed_count", Type: field.TypeInt, Default: 0},
 		{Name: "error", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
@@ -140,17 +142,17 @@ var (
 			{
 				Name:    "deletionjob_owner_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[1], DeletionJobsColumns[14]},
+				Columns: []*schema.Column{DeletionJobsColumns[1], DeletionJobsColumns[15]},
 			},
 			{
 				Name:    "deletionjob_status_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[9], DeletionJobsColumns[18]},
+				Columns: []*schema.Column{DeletionJobsColumns[9], DeletionJobsColumns[19]},
 			},
 			{
 				Name:    "deletionjob_finished_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[16]},
+				Columns: []*schema.Column{DeletionJobsColumns[17]},
 			},
 		},
 	}
@@ -172,6 +174,36 @@ var (
 				Name:    "deletionreceipt_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{DeletionReceiptsColumns[4]},
+			},
+		},
+	}
+	// HoldsColumns holds the columns for the "holds" table.
+	HoldsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "user_id", Type: field.TypeString},
+		{Name: "upload_id", Type: field.TypeString, Nullable: true},
+		{Name: "reason", Type: field.TypeString, Size: 2147483647},
+		{Name: "placed_by", Type: field.TypeString},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "until", Type: field.TypeTime, Nullable: true},
+		{Name: "released_at", Type: field.TypeTime, Nullable: true},
+		{Name: "released_by", Type: field.TypeString, Default: ""},
+	}
+	// HoldsTable holds the schema information for the "holds" table.
+	HoldsTable = &schema.Table{
+		Name:       "holds",
+		Columns:    HoldsColumns,
+		PrimaryKey: []*schema.Column{HoldsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "hold_user_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{HoldsColumns[1], HoldsColumns[5]},
+			},
+			{
+				Name:    "hold_upload_id",
+				Unique:  false,
+				Columns: []*schema.Column{HoldsColumns[2]},
 			},
 		},
 	}
@@ -300,6 +332,7 @@ var (
 		{Name: "bucket", Type: field.TypeString, Default: ""},
 		{Name: "object_key", Type: field.TypeString, Default: ""},
 		{Name: "multipart_upload_id", Type: field.TypeString, Default: ""},
+		{Name: "held_until", Type: field.TypeTime, Nullable: true},
 		{Name: "owner_id", Type: field.TypeString},
 	}
 	// UploadsTable holds the schema information for the "uploads" table.
@@ -310,7 +343,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "uploads_users_uploads",
-				Columns:    []*schema.Column{UploadsColumns[10]},
+				Columns:    []*schema.Column{UploadsColumns[11]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -319,7 +352,7 @@ var (
 			{
 				Name:    "upload_owner_id_id",
 				Unique:  false,
-				Columns: []*schema.Column{UploadsColumns[10], UploadsColumns[0]},
+				Columns: []*schema.Column{UploadsColumns[11], UploadsColumns[0]},
 			},
 			{
 				Name:    "upload_bucket_object_key",
@@ -337,6 +370,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "email", Type: field.TypeString, Unique: true, Nullable: true},
+		{Name: "held_until", Type: field.TypeTime, Nullable: true},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{
@@ -422,6 +456,7 @@ var (
 		DeletedUploadsTable,
 		DeletionJobsTable,
 		DeletionReceiptsTable,
+		HoldsTable,
 		IdempotencyKeysTable,
 		IdentitiesTable,
 		ObjectPurgesTable,

@@ -21,6 +21,9 @@ type DeletionJob func(*sql.Selector)
 // DeletionReceipt is the predicate function for deletionreceipt builders.
 type DeletionReceipt func(*sql.Selector)
 
+// Hold is the predicate function for hold builders.
+type Hold func(*sql.Selector)
+
 // IdempotencyKey is the predicate function for idempotencykey builders.
 type IdempotencyKey func(*sql.Selector)
 

@@ -28,7 +28,7 @@ func (AuditEvent) Fields() []ent.Field {
 			Immutable().
 			NotEmpty(),
 		field.Enum("kind").
-			Values("CREATED", "DELETED", "RESTORED", "PURGED", "EXPIRED").
+			Values("CREATED", "DELETED", "RESTORED", "PURGED", "EXPIRED", "HOLD_PLACED", "HOLD_RELEASED").
 			Immutable(),
 		field.String("actor").
 			Immutable().

@@ -62,6 +62,11 @@ func (DeletedUpload) Fields() []ent.Field {
 			Annotations(entgql.OrderField("DELETED_AT")),
 		field.Time("purge_at").
 			Comment("When the restore window closes and the object is purged; purgeUpload closes it early."),
+		field.Time("held_until").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("While later than now, a hold keeps it in the trash, restorable, past purge_at; its purge waits as long (internal/holds)."),
 	}
 }
 

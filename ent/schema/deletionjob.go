@@ -80,6 +80,10 @@ func (DeletionJob) Fields() []ent.Field {
 			Default(0).
 			NonNegative().
 			Comment("How many uploads the job deleted; committed with each batch."),
+		field.Int("held_count").
+			Default(0).
+			NonNegative().
+			Comment("How many of the matched uploads a hold kept (internal/holds); set when the job ends."),
 		field.Int("failed_count").
 			Default(0).
 			NonNegative().

@@ -60,6 +60,11 @@ func (Upload) Fields() []ent.Field {
 			Default("").
 			Annotations(entgql.Skip()).
 			Comment("The S3 multipart upload in progress, or left incomplete by a failure; empty otherwise."),
+		field.Time("held_until").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("While later than now, a hold (of the upload or of its owner) keeps it: every delete's WHERE reads it, so placing a hold and a delete conflict on this row (internal/holds)."),
 	}
 }
 

@@ -33,6 +33,11 @@ func (User) Fields() []ent.Field {
 			Unique().
 			NotEmpty().
 			Comment("Absent for a user made at sign-in from a token without an email claim."),
+		field.Time("held_until").
+			Optional().
+			Nillable().
+			Annotations(entgql.Skip()).
+			Comment("While later than now, a hold on the user keeps all their uploads, those created later too (internal/holds)."),
 	}
 }
 

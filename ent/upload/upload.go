@@ -37,6 +37,8 @@ const (
 	FieldObjectKey = "object_key"
 	// FieldMultipartUploadID holds the string denoting the multipart_upload_id field in the database.
 	FieldMultipartUploadID = "multipart_upload_id"
+	// FieldHeldUntil holds the string denoting the held_until field in the database.
+	FieldHeldUntil = "held_until"
 	// EdgeOwner holds the string denoting the owner edge name in mutations.
 	EdgeOwner = "owner"
 	// Table holds the table name of the upload in the database.
@@ -63,6 +65,7 @@ var Columns = []string{
 	FieldBucket,
 	FieldObjectKey,
 	FieldMultipartUploadID,
+	FieldHeldUntil,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -181,6 +184,11 @@ func ByObjectKey(opts ...sql.OrderTermOption) OrderOption {
 // ByMultipartUploadID orders the results by the multipart_upload_id field.
 func ByMultipartUploadID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMultipartUploadID, opts...).ToFunc()
+}
+
+// ByHeldUntil orders the results by the held_until field.
+func ByHeldUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHeldUntil, opts...).ToFunc()
 }
 
 // ByOwnerField orders the results by owner field.

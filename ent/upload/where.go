@@ -110,6 +110,11 @@ func MultipartUploadID(v string) predicate.Upload {
 	return predicate.Upload(sql.FieldEQ(FieldMultipartUploadID, v))
 }
 
+// HeldUntil applies equality check predicate on the "held_until" field. It's identical to HeldUntilEQ.
+func HeldUntil(v time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldEQ(FieldHeldUntil, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Upload {
 	return predicate.Upload(sql.FieldEQ(FieldCreatedAt, v))
@@ -638,6 +643,56 @@ func MultipartUploadIDEqualFold(v string) predicate.Upload {
 // MultipartUploadIDContainsFold applies the ContainsFold predicate on the "multipart_upload_id" field.
 func MultipartUploadIDContainsFold(v string) predicate.Upload {
 	return predicate.Upload(sql.FieldContainsFold(FieldMultipartUploadID, v))
+}
+
+// HeldUntilEQ applies the EQ predicate on the "held_until" field.
+func HeldUntilEQ(v time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldEQ(FieldHeldUntil, v))
+}
+
+// HeldUntilNEQ applies the NEQ predicate on the "held_until" field.
+func HeldUntilNEQ(v time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldNEQ(FieldHeldUntil, v))
+}
+
+// HeldUntilIn applies the In predicate on the "held_until" field.
+func HeldUntilIn(vs ...time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldIn(FieldHeldUntil, vs...))
+}
+
+// HeldUntilNotIn applies the NotIn predicate on the "held_until" field.
+func HeldUntilNotIn(vs ...time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldNotIn(FieldHeldUntil, vs...))
+}
+
+// HeldUntilGT applies the GT predicate on the "held_until" field.
+func HeldUntilGT(v time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldGT(FieldHeldUntil, v))
+}
+
+// HeldUntilGTE applies the GTE predicate on the "held_until" field.
+func HeldUntilGTE(v time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldGTE(FieldHeldUntil, v))
+}
+
+// HeldUntilLT applies the LT predicate on the "held_until" field.
+func HeldUntilLT(v time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldLT(FieldHeldUntil, v))
+}
+
+// HeldUntilLTE applies the LTE predicate on the "held_until" field.
+func HeldUntilLTE(v time.Time) predicate.Upload {
+	return predicate.Upload(sql.FieldLTE(FieldHeldUntil, v))
+}
+
+// HeldUntilIsNil applies the IsNil predicate on the "held_until" field.
+func HeldUntilIsNil() predicate.Upload {
+	return predicate.Upload(sql.FieldIsNull(FieldHeldUntil))
+}
+
+// HeldUntilNotNil applies the NotNil predicate on the "held_until" field.
+func HeldUntilNotNil() predicate.Upload {
+	return predicate.Upload(sql.FieldNotNull(FieldHeldUntil))
 }
 
 // HasOwner applies the HasEdge predicate on the "owner" edge.

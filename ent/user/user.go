@@ -20,6 +20,8 @@ const (
 	FieldUpdatedAt = "updated_at"
 	// FieldEmail holds the string denoting the email field in the database.
 	FieldEmail = "email"
+	// FieldHeldUntil holds the string denoting the held_until field in the database.
+	FieldHeldUntil = "held_until"
 	// EdgeAPIKeys holds the string denoting the api_keys edge name in mutations.
 	EdgeAPIKeys = "api_keys"
 	// EdgeIdentities holds the string denoting the identities edge name in mutations.
@@ -57,6 +59,7 @@ var Columns = []string{
 	FieldCreatedAt,
 	FieldUpdatedAt,
 	FieldEmail,
+	FieldHeldUntil,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -105,6 +108,11 @@ func ByUpdatedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByEmail orders the results by the email field.
 func ByEmail(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldEmail, opts...).ToFunc()
+}
+
+// ByHeldUntil orders the results by the held_until field.
+func ByHeldUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHeldUntil, opts...).ToFunc()
 }
 
 // ByAPIKeysCount orders the results by api_keys count.

@@ -80,6 +80,11 @@ func Email(v string) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldEmail, v))
 }
 
+// HeldUntil applies equality check predicate on the "held_until" field. It's identical to HeldUntilEQ.
+func HeldUntil(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldHeldUntil, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldCreatedAt, v))
@@ -233,6 +238,56 @@ func EmailEqualFold(v string) predicate.User {
 // EmailContainsFold applies the ContainsFold predicate on the "email" field.
 func EmailContainsFold(v string) predicate.User {
 	return predicate.User(sql.FieldContainsFold(FieldEmail, v))
+}
+
+// HeldUntilEQ applies the EQ predicate on the "held_until" field.
+func HeldUntilEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldHeldUntil, v))
+}
+
+// HeldUntilNEQ applies the NEQ predicate on the "held_until" field.
+func HeldUntilNEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldHeldUntil, v))
+}
+
+// HeldUntilIn applies the In predicate on the "held_until" field.
+func HeldUntilIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldIn(FieldHeldUntil, vs...))
+}
+
+// HeldUntilNotIn applies the NotIn predicate on the "held_until" field.
+func HeldUntilNotIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldHeldUntil, vs...))
+}
+
+// HeldUntilGT applies the GT predicate on the "held_until" field.
+func HeldUntilGT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGT(FieldHeldUntil, v))
+}
+
+// HeldUntilGTE applies the GTE predicate on the "held_until" field.
+func HeldUntilGTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldHeldUntil, v))
+}
+
+// HeldUntilLT applies the LT predicate on the "held_until" field.
+func HeldUntilLT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLT(FieldHeldUntil, v))
+}
+
+// HeldUntilLTE applies the LTE predicate on the "held_until" field.
+func HeldUntilLTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldHeldUntil, v))
+}
+
+// HeldUntilIsNil applies the IsNil predicate on the "held_until" field.
+func HeldUntilIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldHeldUntil))
+}
+
+// HeldUntilNotNil applies the NotNil predicate on the "held_until" field.
+func HeldUntilNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldHeldUntil))
 }
 
 // HasAPIKeys applies the HasEdge predicate on the "api_keys" edge.

@@ -36,9 +36,11 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Hold() HoldResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	Upload() UploadResolver
 	User() UserResolver
 	WebhookEndpoint() WebhookEndpointResolver
 }
@@ -74,12 +76,14 @@ type ComplexityRoot struct {
 
 	DeleteUploadsPayload struct {
 		DeletedUploadIds func(childComplexity int) int
+		HeldIds          func(childComplexity int) int
 		NotFoundIds      func(childComplexity int) int
 	}
 
 	DeleteUploadsWherePayload struct {
 		DeletedCount func(childComplexity int) int
 		HasMore      func(childComplexity int) int
+		HeldCount    func(childComplexity int) int
 		MatchedCount func(childComplexity int) int
 	}
 
@@ -116,6 +120,7 @@ type ComplexityRoot struct {
 		Error        func(childComplexity int) int
 		FailedCount  func(childComplexity int) int
 		FinishedAt   func(childComplexity int) int
+		HeldCount    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		MatchedCount func(childComplexity int) int
 		StartedAt    func(childComplexity int) int
@@ -149,6 +154,29 @@ type ComplexityRoot struct {
 		VersionsRemoved    func(childComplexity int) int
 	}
 
+	Hold struct {
+		Active     func(childComplexity int) int
+		CreatedAt  func(childComplexity int) int
+		ID         func(childComplexity int) int
+		PlacedBy   func(childComplexity int) int
+		Reason     func(childComplexity int) int
+		ReleasedAt func(childComplexity int) int
+		ReleasedBy func(childComplexity int) int
+		Until      func(childComplexity int) int
+		UploadID   func(childComplexity int) int
+	}
+
+	HoldConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	HoldEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Mutation struct {
 		CancelDeletionJob     func(childComplexity int, id string) int
 		CreateWebhookEndpoint func(childComplexity int, url string, events []model.UploadEventKind) int
@@ -157,8 +185,10 @@ type ComplexityRoot struct {
 		DeleteUploadsWhere    func(childComplexity int, where ent.UploadWhereInput, dryRun bool) int
 		DeleteWebhookEndpoint func(childComplexity int, id string) int
 		EnableWebhookEndpoint func(childComplexity int, id string) int
+		PlaceHold             func(childComplexity int, uploadID string, reason string, until *time.Time) int
 		PurgeUpload           func(childComplexity int, id string) int
 		Redeliver             func(childComplexity int, id string) int
+		ReleaseHold           func(childComplexity int, id string) int
 		RestoreUpload         func(childComplexity int, id string) int
 		RotateWebhookSecret   func(childComplexity int, id string) int
 		StartDeletionJob      func(childComplexity int, where ent.UploadWhereInput, dryRun *bool) int
@@ -193,6 +223,7 @@ type ComplexityRoot struct {
 		ContentType func(childComplexity int) int
 		CreatedAt   func(childComplexity int) int
 		Filename    func(childComplexity int) int
+		Holds       func(childComplexity int) int
 		ID          func(childComplexity int) int
 		Size        func(childComplexity int) int
 		Status      func(childComplexity int) int
@@ -216,6 +247,7 @@ type ComplexityRoot struct {
 		DeletedUploads   func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) int
 		DeletionJobs     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) int
 		Email            func(childComplexity int) int
+		Holds            func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) int
 		ID               func(childComplexity int) int
 		UpdatedAt        func(childComplexity int) int
 		Uploads          func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UploadOrder, where *ent.UploadWhereInput) int
@@ -256,6 +288,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type HoldResolver interface {
+	Active(ctx context.Context, obj *ent.Hold) (bool, error)
+}
 type MutationResolver interface {
 	UploadFile(ctx context.Context, file graphql.Upload) (*ent.Upload, error)
 	DeleteUpload(ctx context.Context, id string) (*model.DeleteUploadPayload, error)
@@ -263,6 +298,8 @@ type MutationResolver interface {
 	DeleteUploadsWhere(ctx context.Context, where ent.UploadWhereInput, dryRun bool) (*model.DeleteUploadsWherePayload, error)
 	RestoreUpload(ctx context.Context, id string) (*ent.Upload, error)
 	PurgeUpload(ctx context.Context, id string) (*model.PurgeUploadPayload, error)
+	PlaceHold(ctx context.Context, uploadID string, reason string, until *time.Time) (*ent.Hold, error)
+	ReleaseHold(ctx context.Context, id string) (*ent.Hold, error)
 	StartDeletionJob(ctx context.Context, where ent.UploadWhereInput, dryRun *bool) (*ent.DeletionJob, error)
 	CancelDeletionJob(ctx context.Context, id string) (*ent.DeletionJob, error)
 	CreateWebhookEndpoint(ctx context.Context, url string, events []model.UploadEventKind) (*model.WebhookEndpointSecretPayload, error)
@@ -282,8 +319,12 @@ type SubscriptionResolver interface {
 	UploadEvents(ctx context.Context, after *string) (<-chan *ent.AuditEvent, error)
 	DeletionJob(ctx context.Context, id string) (<-chan *ent.DeletionJob, error)
 }
+type UploadResolver interface {
+	Holds(ctx context.Context, obj *ent.Upload) ([]*ent.Hold, error)
+}
 type UserResolver interface {
 	Uploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UploadOrder, where *ent.UploadWhereInput) (*ent.UploadConnection, error)
+	Holds(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.HoldConnection, error)
 	DeletionJobs(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletionJobConnection, error)
 	DeletedUploads(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int) (*ent.DeletedUploadConnection, error)
 	AuditEvents(ctx context.Context, obj *ent.User, after *entgql.Cursor[string], first *int, where *model.AuditEventFilter) (*model.AuditEventConnection, error)
@@ -401,6 +442,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeleteUploadsPayload.DeletedUploadIds(childComplexity), true
+	case "DeleteUploadsPayload.heldIds":
+		if e.ComplexityRoot.DeleteUploadsPayload.HeldIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsPayload.HeldIds(childComplexity), true
 	case "DeleteUploadsPayload.notFoundIds":
 		if e.ComplexityRoot.DeleteUploadsPayload.NotFoundIds == nil {
 			break
@@ -420,6 +467,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeleteUploadsWherePayload.HasMore(childComplexity), true
+	case "DeleteUploadsWherePayload.heldCount":
+		if e.ComplexityRoot.DeleteUploadsWherePayload.HeldCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteUploadsWherePayload.HeldCount(childComplexity), true
 	case "DeleteUploadsWherePayload.matchedCount":
 		if e.ComplexityRoot.DeleteUploadsWherePayload.MatchedCount == nil {
 			break
@@ -551,6 +604,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeletionJob.FinishedAt(childComplexity), true
+	case "DeletionJob.heldCount":
+		if e.ComplexityRoot.DeletionJob.HeldCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.HeldCount(childComplexity), true
 	case "DeletionJob.id":
 		if e.ComplexityRoot.DeletionJob.ID == nil {
 			break
@@ -687,6 +746,93 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeletionReceipt.VersionsRemoved(childComplexity), true
 
+	case "Hold.active":
+		if e.ComplexityRoot.Hold.Active == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.Active(childComplexity), true
+	case "Hold.createdAt":
+		if e.ComplexityRoot.Hold.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.CreatedAt(childComplexity), true
+	case "Hold.id":
+		if e.ComplexityRoot.Hold.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.ID(childComplexity), true
+	case "Hold.placedBy":
+		if e.ComplexityRoot.Hold.PlacedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.PlacedBy(childComplexity), true
+	case "Hold.reason":
+		if e.ComplexityRoot.Hold.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.Reason(childComplexity), true
+	case "Hold.releasedAt":
+		if e.ComplexityRoot.Hold.ReleasedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.ReleasedAt(childComplexity), true
+	case "Hold.releasedBy":
+		if e.ComplexityRoot.Hold.ReleasedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.ReleasedBy(childComplexity), true
+	case "Hold.until":
+		if e.ComplexityRoot.Hold.Until == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.Until(childComplexity), true
+	case "Hold.uploadId":
+		if e.ComplexityRoot.Hold.UploadID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Hold.UploadID(childComplexity), true
+
+	case "HoldConnection.edges":
+		if e.ComplexityRoot.HoldConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HoldConnection.Edges(childComplexity), true
+	case "HoldConnection.pageInfo":
+		if e.ComplexityRoot.HoldConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HoldConnection.PageInfo(childComplexity), true
+	case "HoldConnection.totalCount":
+		if e.ComplexityRoot.HoldConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HoldConnection.TotalCount(childComplexity), true
+
+	case "HoldEdge.cursor":
+		if e.ComplexityRoot.HoldEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HoldEdge.Cursor(childComplexity), true
+	case "HoldEdge.node":
+		if e.ComplexityRoot.HoldEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HoldEdge.Node(childComplexity), true
+
 	case "Mutation.cancelDeletionJob":
 		if e.ComplexityRoot.Mutation.CancelDeletionJob == nil {
 			break
@@ -764,6 +910,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EnableWebhookEndpoint(childComplexity, args["id"].(string)), true
+	case "Mutation.placeHold":
+		if e.ComplexityRoot.Mutation.PlaceHold == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_placeHold_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PlaceHold(childComplexity, args["uploadId"].(string), args["reason"].(string), args["until"].(*time.Time)), true
 	case "Mutation.purgeUpload":
 		if e.ComplexityRoot.Mutation.PurgeUpload == nil {
 			break
@@ -786,6 +943,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Redeliver(childComplexity, args["id"].(string)), true
+	case "Mutation.releaseHold":
+		if e.ComplexityRoot.Mutation.ReleaseHold == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_releaseHold_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReleaseHold(childComplexity, args["id"].(string)), true
 	case "Mutation.restoreUpload":
 		if e.ComplexityRoot.Mutation.RestoreUpload == nil {
 			break
@@ -956,6 +1124,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Upload.Filename(childComplexity), true
+	case "Upload.holds":
+		if e.ComplexityRoot.Upload.Holds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.Holds(childComplexity), true
 	case "Upload.id":
 		if e.ComplexityRoot.Upload.ID == nil {
 			break
@@ -1058,6 +1232,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Email(childComplexity), true
+	case "User.holds":
+		if e.ComplexityRoot.User.Holds == nil {
+			break
+		}
+
+		args, err := ec.field_User_holds_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Holds(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int)), true
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
 			break
@@ -1228,6 +1413,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("DeletedUploadOrder", ec.unmarshalInputDeletedUploadOrder),
 			graphql.NewInputUnmarshaler("DeletionJobOrder", ec.unmarshalInputDeletionJobOrder),
+			graphql.NewInputUnmarshaler("HoldOrder", ec.unmarshalInputHoldOrder),
 			graphql.NewInputUnmarshaler("UploadOrder", ec.unmarshalInputUploadOrder),
 			graphql.NewInputUnmarshaler("UploadWhereInput", ec.unmarshalInputUploadWhereInput),
 			graphql.NewInputUnmarshaler("UserOrder", ec.unmarshalInputUserOrder),
@@ -1413,6 +1599,10 @@ type DeletionJob implements Node {
   """
   deletedCount: Int!
   """
+  How many of the matched uploads a hold kept (internal/holds); set when the job ends.
+  """
+  heldCount: Int!
+  """
   How many of the matched uploads were left when the job FAILED; 0 otherwise.
   """
   failedCount: Int!
@@ -1482,6 +1672,73 @@ enum DeletionJobStatus {
   SUCCEEDED
   FAILED
   CANCELED
+}
+type Hold implements Node {
+  id: ID!
+  reason: String!
+  """
+  The credential that placed it (an API key's id, a token's identity), or cli.
+  """
+  placedBy: String!
+  createdAt: Time!
+  """
+  When it lapses by itself; absent: held until released.
+  """
+  until: Time
+  releasedAt: Time
+  """
+  Who released it; empty while not released.
+  """
+  releasedBy: String!
+}
+"""
+A connection to a list of items.
+"""
+type HoldConnection {
+  """
+  A list of edges.
+  """
+  edges: [HoldEdge]
+  """
+  Information to aid in pagination.
+  """
+  pageInfo: PageInfo!
+  """
+  Identifies the total count of items in the connection.
+  """
+  totalCount: Int!
+}
+"""
+An edge in a connection.
+"""
+type HoldEdge {
+  """
+  The item at the end of the edge.
+  """
+  node: Hold
+  """
+  A cursor for use in pagination.
+  """
+  cursor: Cursor!
+}
+"""
+Ordering options for Hold connections
+"""
+input HoldOrder {
+  """
+  The ordering direction.
+  """
+  direction: OrderDirection! = ASC
+  """
+  The field by which to order Holds.
+  """
+  field: HoldOrderField!
+}
+"""
+Properties by which Hold connections can be ordered.
+"""
+enum HoldOrderField {
+  CREATED_AT
 }
 """
 An object with an ID.
@@ -1770,6 +2027,50 @@ enum UserOrderField {
   CREATED_AT
 }
 `, BuiltIn: false},
+	{Name: "../holds.graphqls", Input: `# Legal holds (internal/holds). Hold, its connection and HoldOrder are
+# generated into ent.graphqls from ent/schema/hold.go.
+
+extend type Mutation {
+  """
+  Places a legal hold on one of the caller's uploads (stored, or in the
+  trash): until it is released, or ` + "`" + `until` + "`" + ` passes, no path deletes it —
+  ` + "`" + `deleteUpload` + "`" + ` is HELD, the REST delete 409, batch and filter deletes and
+  deletion jobs skip it, and an upload in the trash stays there, restorable.
+  ` + "`" + `reason` + "`" + ` is required (at most 1,000 bytes); ` + "`" + `until` + "`" + `, if given, must be in
+  the future. An upload that does not exist or is someone else's is
+  NOT_FOUND. Needs ` + "`" + `holds:manage` + "`" + `. Retried with the same Idempotency-Key, it
+  returns the same hold rather than a second one.
+  """
+  placeHold(uploadId: ID!, reason: String!, until: Time): Hold!
+  """
+  Releases one of the caller's holds: what it kept can be deleted again,
+  unless another hold keeps it. A hold that does not exist or is someone
+  else's is NOT_FOUND; one released before is BAD_USER_INPUT. Needs
+  ` + "`" + `holds:manage` + "`" + `.
+  """
+  releaseHold(id: ID!): Hold!
+}
+
+extend type Hold {
+  "The upload held; null for a hold on the whole account (placed by the operator)."
+  uploadId: ID
+  "Whether it is in force now: not released, and until (if any) still ahead."
+  active: Boolean!
+}
+
+extend type User {
+  """
+  The holds on the caller's account and uploads, released ones included,
+  oldest first. Pages as ` + "`" + `uploads` + "`" + ` does. Needs ` + "`" + `uploads:read` + "`" + `.
+  """
+  holds(after: Cursor, first: Int, before: Cursor, last: Int): HoldConnection!
+}
+
+extend type Upload {
+  "The holds on this upload, released ones included, oldest first (at most 100). Needs ` + "`" + `uploads:read` + "`" + `."
+  holds: [Hold!]!
+}
+`, BuiltIn: false},
 	{Name: "../jobs.graphqls", Input: `# Deletion jobs: deletes of any size, run in the background (internal/jobs).
 # DeletionJob, its connection and DeletionJobStatus are generated into
 # ent.graphqls from ent/schema/deletionjob.go.
@@ -2038,6 +2339,10 @@ enum AuditEventKind {
   PURGED
   "Its uploader stopped without finishing, and the janitor marked it FAILED."
   EXPIRED
+  "A legal hold was placed on it (placeHold, or uploads holds place --upload)."
+  HOLD_PLACED
+  "A legal hold on it was released."
+  HOLD_RELEASED
 }
 
 "Through what a change was made."
@@ -2090,6 +2395,8 @@ type DeleteUploadsPayload {
   deletedUploadIds: [ID!]!
   "The ids that name none of the caller's uploads, in the order given."
   notFoundIds: [ID!]!
+  "The caller's uploads that a legal hold keeps, not deleted, in the order given."
+  heldIds: [ID!]!
 }
 
 type DeleteUploadsWherePayload {
@@ -2099,6 +2406,8 @@ type DeleteUploadsWherePayload {
   matchedCount: Int!
   "Whether uploads that match are left (more than this call's 10,000): call again."
   hasMore: Boolean!
+  "How many of the matched uploads a legal hold keeps: they are not deleted (and not counted in hasMore)."
+  heldCount: Int!
 }
 
 "An event that webhook endpoints can subscribe to; the payload's type is upload.<kind in lowercase>."
@@ -2111,6 +2420,10 @@ enum UploadEventKind {
   RESTORED
   "upload.purged: an upload's object is gone from the bucket."
   PURGED
+  "upload.hold_placed: a legal hold was placed on an upload."
+  HOLD_PLACED
+  "upload.hold_released: a legal hold on an upload was released."
+  HOLD_RELEASED
 }
 
 """
@@ -2274,6 +2587,8 @@ func (ec *executionContext) childFields_DeleteUploadsPayload(ctx context.Context
 		return ec.fieldContext_DeleteUploadsPayload_deletedUploadIds(ctx, field)
 	case "notFoundIds":
 		return ec.fieldContext_DeleteUploadsPayload_notFoundIds(ctx, field)
+	case "heldIds":
+		return ec.fieldContext_DeleteUploadsPayload_heldIds(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteUploadsPayload", field.Name)
 }
@@ -2286,6 +2601,8 @@ func (ec *executionContext) childFields_DeleteUploadsWherePayload(ctx context.Co
 		return ec.fieldContext_DeleteUploadsWherePayload_matchedCount(ctx, field)
 	case "hasMore":
 		return ec.fieldContext_DeleteUploadsWherePayload_hasMore(ctx, field)
+	case "heldCount":
+		return ec.fieldContext_DeleteUploadsWherePayload_heldCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteUploadsWherePayload", field.Name)
 }
@@ -2354,6 +2671,8 @@ func (ec *executionContext) childFields_DeletionJob(ctx context.Context, field g
 		return ec.fieldContext_DeletionJob_matchedCount(ctx, field)
 	case "deletedCount":
 		return ec.fieldContext_DeletionJob_deletedCount(ctx, field)
+	case "heldCount":
+		return ec.fieldContext_DeletionJob_heldCount(ctx, field)
 	case "failedCount":
 		return ec.fieldContext_DeletionJob_failedCount(ctx, field)
 	case "error":
@@ -2422,6 +2741,52 @@ func (ec *executionContext) childFields_DeletionReceipt(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type DeletionReceipt", field.Name)
 }
 
+func (ec *executionContext) childFields_Hold(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Hold_id(ctx, field)
+	case "reason":
+		return ec.fieldContext_Hold_reason(ctx, field)
+	case "placedBy":
+		return ec.fieldContext_Hold_placedBy(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Hold_createdAt(ctx, field)
+	case "until":
+		return ec.fieldContext_Hold_until(ctx, field)
+	case "releasedAt":
+		return ec.fieldContext_Hold_releasedAt(ctx, field)
+	case "releasedBy":
+		return ec.fieldContext_Hold_releasedBy(ctx, field)
+	case "uploadId":
+		return ec.fieldContext_Hold_uploadId(ctx, field)
+	case "active":
+		return ec.fieldContext_Hold_active(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Hold", field.Name)
+}
+
+func (ec *executionContext) childFields_HoldConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_HoldConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_HoldConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_HoldConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HoldConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_HoldEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_HoldEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_HoldEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HoldEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -2460,6 +2825,8 @@ func (ec *executionContext) childFields_Upload(ctx context.Context, field graphq
 		return ec.fieldContext_Upload_size(ctx, field)
 	case "status":
 		return ec.fieldContext_Upload_status(ctx, field)
+	case "holds":
+		return ec.fieldContext_Upload_holds(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Upload", field.Name)
 }
@@ -2498,6 +2865,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_email(ctx, field)
 	case "uploads":
 		return ec.fieldContext_User_uploads(ctx, field)
+	case "holds":
+		return ec.fieldContext_User_holds(ctx, field)
 	case "deletionJobs":
 		return ec.fieldContext_User_deletionJobs(ctx, field)
 	case "deletedUploads":
@@ -2798,6 +3167,36 @@ func (ec *executionContext) field_Mutation_enableWebhookEndpoint_args(ctx contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_placeHold_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "uploadId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["uploadId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "until",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["until"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_purgeUpload_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2813,6 +3212,20 @@ func (ec *executionContext) field_Mutation_purgeUpload_args(ctx context.Context,
 }
 
 func (ec *executionContext) field_Mutation_redeliver_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_releaseHold_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -3057,6 +3470,44 @@ func (ec *executionContext) field_User_deletedUploads_args(ctx context.Context, 
 }
 
 func (ec *executionContext) field_User_deletionJobs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_User_holds_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
@@ -3608,6 +4059,29 @@ func (ec *executionContext) fieldContext_DeleteUploadsPayload_notFoundIds(_ cont
 	return graphql.NewScalarFieldContext("DeleteUploadsPayload", field, false, false, "ID")
 }
 
+func (ec *executionContext) _DeleteUploadsPayload_heldIds(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsPayload_heldIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsPayload_heldIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsPayload", field, false, false, "ID")
+}
+
 func (ec *executionContext) _DeleteUploadsWherePayload_deletedCount(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsWherePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3675,6 +4149,29 @@ func (ec *executionContext) _DeleteUploadsWherePayload_hasMore(ctx context.Conte
 }
 func (ec *executionContext) fieldContext_DeleteUploadsWherePayload_hasMore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeleteUploadsWherePayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeleteUploadsWherePayload_heldCount(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUploadsWherePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteUploadsWherePayload_heldCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteUploadsWherePayload_heldCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteUploadsWherePayload", field, false, false, "Int")
 }
 
 func (ec *executionContext) _DeleteWebhookEndpointPayload_deletedWebhookEndpointId(ctx context.Context, field graphql.CollectedField, obj *model.DeleteWebhookEndpointPayload) (ret graphql.Marshaler) {
@@ -4138,6 +4635,29 @@ func (ec *executionContext) _DeletionJob_deletedCount(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_DeletionJob_deletedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJob_heldCount(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_heldCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_heldCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Int")
 }
 
@@ -4697,6 +5217,355 @@ func (ec *executionContext) fieldContext_DeletionReceipt_auditEventHash(_ contex
 	return graphql.NewScalarFieldContext("DeletionReceipt", field, false, false, "String")
 }
 
+func (ec *executionContext) _Hold_id(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Hold_reason(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, false, false, "String")
+}
+
+func (ec *executionContext) _Hold_placedBy(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_placedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PlacedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_placedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, false, false, "String")
+}
+
+func (ec *executionContext) _Hold_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Hold_until(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_until(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Until, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_until(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Hold_releasedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_releasedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReleasedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_releasedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Hold_releasedBy(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_releasedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReleasedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_releasedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, false, false, "String")
+}
+
+func (ec *executionContext) _Hold_uploadId(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_uploadId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UploadID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_uploadId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Hold_active(ctx context.Context, field graphql.CollectedField, obj *ent.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Hold_active(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Hold().Active(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Hold_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Hold", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _HoldConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.HoldConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HoldConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.HoldEdge) graphql.Marshaler {
+			return ec.marshalOHoldEdge2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldEdge(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HoldConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HoldConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HoldEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HoldConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.HoldConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HoldConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.PageInfo[string]) graphql.Marshaler {
+			return ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HoldConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HoldConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HoldConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.HoldConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HoldConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HoldConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HoldConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _HoldEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.HoldEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HoldEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Hold) graphql.Marshaler {
+			return ec.marshalOHold2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHold(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HoldEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HoldEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Hold(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HoldEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.HoldEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HoldEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[string]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HoldEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HoldEdge", field, false, false, "Cursor")
+}
+
 func (ec *executionContext) _Mutation_uploadFile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4955,6 +5824,94 @@ func (ec *executionContext) fieldContext_Mutation_purgeUpload(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_purgeUpload_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_placeHold(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_placeHold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PlaceHold(ctx, fc.Args["uploadId"].(string), fc.Args["reason"].(string), fc.Args["until"].(*time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Hold) graphql.Marshaler {
+			return ec.marshalNHold2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHold(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_placeHold(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Hold(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_placeHold_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_releaseHold(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_releaseHold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReleaseHold(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Hold) graphql.Marshaler {
+			return ec.marshalNHold2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHold(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_releaseHold(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Hold(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_releaseHold_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5917,6 +6874,38 @@ func (ec *executionContext) fieldContext_Upload_status(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Upload", field, false, false, "UploadStatus")
 }
 
+func (ec *executionContext) _Upload_holds(ctx context.Context, field graphql.CollectedField, obj *ent.Upload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Upload_holds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Upload().Holds(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Hold) graphql.Marshaler {
+			return ec.marshalNHold2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Upload_holds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Upload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Hold(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _UploadConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.UploadConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6189,6 +7178,50 @@ func (ec *executionContext) fieldContext_User_uploads(ctx context.Context, field
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_User_uploads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_holds(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_holds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().Holds(ctx, obj, fc.Args["after"].(*entgql.Cursor[string]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[string]), fc.Args["last"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.HoldConnection) graphql.Marshaler {
+			return ec.marshalNHoldConnection2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_holds(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HoldConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_holds_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8084,6 +9117,59 @@ func UnmarshalDeletionJobOrder(ctx context.Context, raw any) (ent.DeletionJobOrd
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputHoldOrder(ctx context.Context, obj any) (ent.HoldOrder, error) {
+	var it ent.HoldOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNHoldOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalHoldOrder unmarshals raw into the HoldOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalHoldOrder(ctx context.Context, raw any) (ent.HoldOrder, error) {
+	var out ent.HoldOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "HoldOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUploadOrder(ctx context.Context, obj any) (ent.UploadOrder, error) {
 	var it ent.UploadOrder
 	if obj == nil {
@@ -8712,6 +9798,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Upload(ctx, sel, obj)
+	case *ent.Hold:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Hold(ctx, sel, obj)
 	case *ent.DeletionJob:
 		if obj == nil {
 			return graphql.Null
@@ -8933,6 +10024,11 @@ func (ec *executionContext) _DeleteUploadsPayload(ctx context.Context, sel ast.S
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "heldIds":
+			out.Values[i] = ec._DeleteUploadsPayload_heldIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8973,6 +10069,11 @@ func (ec *executionContext) _DeleteUploadsWherePayload(ctx context.Context, sel 
 			}
 		case "hasMore":
 			out.Values[i] = ec._DeleteUploadsWherePayload_hasMore(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "heldCount":
+			out.Values[i] = ec._DeleteUploadsWherePayload_heldCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9211,6 +10312,11 @@ func (ec *executionContext) _DeletionJob(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "heldCount":
+			out.Values[i] = ec._DeletionJob_heldCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "failedCount":
 			out.Values[i] = ec._DeletionJob_failedCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9427,6 +10533,161 @@ func (ec *executionContext) _DeletionReceipt(ctx context.Context, sel ast.Select
 	return out
 }
 
+var holdImplementors = []string{"Hold", "Node"}
+
+func (ec *executionContext) _Hold(ctx context.Context, sel ast.SelectionSet, obj *ent.Hold) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, holdImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Hold")
+		case "id":
+			out.Values[i] = ec._Hold_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._Hold_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "placedBy":
+			out.Values[i] = ec._Hold_placedBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Hold_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "until":
+			out.Values[i] = ec._Hold_until(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "releasedAt":
+			out.Values[i] = ec._Hold_releasedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "releasedBy":
+			out.Values[i] = ec._Hold_releasedBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "uploadId":
+			out.Values[i] = ec._Hold_uploadId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "active":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Hold_active(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var holdConnectionImplementors = []string{"HoldConnection"}
+
+func (ec *executionContext) _HoldConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.HoldConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, holdConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HoldConnection")
+		case "edges":
+			out.Values[i] = ec._HoldConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._HoldConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._HoldConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var holdEdgeImplementors = []string{"HoldEdge"}
+
+func (ec *executionContext) _HoldEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.HoldEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, holdEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HoldEdge")
+		case "node":
+			out.Values[i] = ec._HoldEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._HoldEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -9484,6 +10745,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "purgeUpload":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_purgeUpload(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "placeHold":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_placeHold(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "releaseHold":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_releaseHold(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -9751,38 +11026,44 @@ func (ec *executionContext) _Upload(ctx context.Context, sel ast.SelectionSet, o
 		case "id":
 			out.Values[i] = ec._Upload_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._Upload_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Upload_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "filename":
 			out.Values[i] = ec._Upload_filename(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "contentType":
 			out.Values[i] = ec._Upload_contentType(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "size":
 			out.Values[i] = ec._Upload_size(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._Upload_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "holds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Upload_holds(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9917,6 +11198,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_uploads(ctx, field, obj)
+				})
+		case "holds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_holds(ctx, field, obj)
 				})
 		case "deletionJobs":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -10699,6 +11986,52 @@ func (ec *executionContext) marshalNFile2githubᚗcomᚋ99designsᚋgqlgenᚋgra
 	return res
 }
 
+func (ec *executionContext) marshalNHold2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Hold) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHold2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHold(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHold2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHold(ctx context.Context, sel ast.SelectionSet, v *ent.Hold) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Hold!")
+		return graphql.Null
+	}
+	return ec._Hold(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHoldConnection2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldConnection(ctx context.Context, sel ast.SelectionSet, v *ent.HoldConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "HoldConnection!")
+		return graphql.Null
+	}
+	return ec._HoldConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNHoldOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldOrderField(ctx context.Context, v any) (*ent.HoldOrderField, error) {
+	var res = new(ent.HoldOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNHoldOrderField2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.HoldOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "HoldOrderField!")
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalNID2int(ctx context.Context, v any) (int, error) {
 	res, err := graphql.UnmarshalIntID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11303,6 +12636,33 @@ func (ec *executionContext) marshalODeletionReceipt2ᚖgithubᚗcomᚋsafedelete
 		return graphql.Null
 	}
 	return ec._DeletionReceipt(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOHold2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHold(ctx context.Context, sel ast.SelectionSet, v *ent.Hold) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Hold(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOHoldEdge2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.HoldEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOHoldEdge2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldEdge(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOHoldEdge2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐHoldEdge(ctx context.Context, sel ast.SelectionSet, v *ent.HoldEdge) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._HoldEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

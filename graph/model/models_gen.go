@@ -43,6 +43,8 @@ type DeleteUploadsPayload struct {
 	DeletedUploadIds []string `json:"deletedUploadIds"`
 	// The ids that name none of the caller's uploads, in the order given.
 	NotFoundIds []string `json:"notFoundIds"`
+	// The caller's uploads that a legal hold keeps, not deleted, in the order given.
+	HeldIds []string `json:"heldIds"`
 }
 
 type DeleteUploadsWherePayload struct {
@@ -52,6 +54,8 @@ type DeleteUploadsWherePayload struct {
 	MatchedCount int `json:"matchedCount"`
 	// Whether uploads that match are left (more than this call's 10,000): call again.
 	HasMore bool `json:"hasMore"`
+	// How many of the matched uploads a legal hold keeps: they are not deleted (and not counted in hasMore).
+	HeldCount int `json:"heldCount"`
 }
 
 type DeleteWebhookEndpointPayload struct {
@@ -83,6 +87,10 @@ const (
 	UploadEventKindRestored UploadEventKind = "RESTORED"
 	// upload.purged: an upload's object is gone from the bucket.
 	UploadEventKindPurged UploadEventKind = "PURGED"
+	// upload.hold_placed: a legal hold was placed on an upload.
+	UploadEventKindHoldPlaced UploadEventKind = "HOLD_PLACED"
+	// upload.hold_released: a legal hold on an upload was released.
+	UploadEventKindHoldReleased UploadEventKind = "HOLD_RELEASED"
 )
 
 var AllUploadEventKind = []UploadEventKind{
@@ -90,11 +98,13 @@ var AllUploadEventKind = []UploadEventKind{
 	UploadEventKindDeleted,
 	UploadEventKindRestored,
 	UploadEventKindPurged,
+	UploadEventKindHoldPlaced,
+	UploadEventKindHoldReleased,
 }
 
 func (e UploadEventKind) IsValid() bool {
 	switch e {
-	case UploadEventKindCreated, UploadEventKindDeleted, UploadEventKindRestored, UploadEventKindPurged:
+	case UploadEventKindCreated, UploadEventKindDeleted, UploadEventKindRestored, UploadEventKindPurged, UploadEventKindHoldPlaced, UploadEventKindHoldReleased:
 		return true
 	}
 	return false

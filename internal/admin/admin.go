@@ -17,15 +17,21 @@ import (
 
 // Options are the commands' flags.
 type Options struct {
-	Email    string
-	UserID   string
-	ID       string
-	Subject  string // users create, users link: the subject (sub claim) at Issuer
-	Issuer   string // AUTH_ISSUER: the issuer Subject signs in at
-	JSON     bool
-	Limit    int      // audit: most events shown, 0 for all; jobs list: most jobs shown
-	Detach   bool     // users delete: print the job's id and return
-	Statuses []string // jobs list: only jobs in these statuses
+	Email   string
+	UserID  string
+	ID      string
+	Subject string // users create, users link: the subject (sub claim) at Issuer
+	Issuer  string // AUTH_ISSUER: the issuer Subject signs in at
+	JSON    bool
+	Limit   int  // audit: most events shown, 0 for all; jobs list: most jobs shown
+	Detach  bool // users delete: print the job's id and return
+	// ExceptHeld (users delete) erases all but what a hold keeps, and
+	// keeps the user; without it a user with a hold is refused.
+	ExceptHeld bool
+	UploadID   string   // holds place: the upload to hold
+	Reason     string   // holds place: why
+	Until      string   // holds place: a date or an RFC 3339 time; empty: until released
+	Statuses   []string // jobs list: only jobs in these statuses
 
 	// Key is what a new API key may do and until when (keys create, users
 	// create): zero scopes mean every scope, a zero time never.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletionjob"
@@ -14,6 +16,7 @@ import (
 	"github.com/safedelete/uploads/ent/user"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/jobs"
 )
 
@@ -67,7 +70,7 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 		// A request authenticated just before the revocation may still
 		// create an upload: the user goes only once none is left.
 		deleted, err := deleter.DeleteOwnedBatches(ctx, audit.CLI, userID, 0, func(ctx context.Context, atMost int) ([]string, error) {
-			return client.Upload.Query().Where(upload.OwnerID(userID)).Limit(atMost).IDs(ctx)
+			return client.Upload.Query().Where(upload.OwnerID(userID), holds.NotHeld(time.Now())).Limit(atMost).IDs(ctx)
 		})
 		result.UploadsDeleted += deleted
 		if err != nil {
@@ -75,6 +78,10 @@ func EraseUser(ctx context.Context, client *ent.Client, deleter Deleter, userID 
 		}
 		if _, err := deleter.PurgeTrash(ctx, userID); err != nil {
 			return result, fmt.Errorf("purge the trash: %w", err)
+		}
+		// What a hold keeps stays, and so does its user.
+		if held, err := holds.ActiveOf(ctx, client, userID); err != nil || len(held) > 0 {
+			return result, err
 		}
 		err = database.WithTx(ctx, client, func(tx *ent.Tx) error {
 			identities, err := jobs.RemoveUser(ctx, tx, userID, "")
@@ -120,6 +127,15 @@ func RunErase(ctx context.Context, client *ent.Client, j *jobs.Jobs, logger *slo
 	if err := CheckErase(o); err != nil {
 		return err
 	}
+	if !o.ExceptHeld {
+		held, err := holds.ActiveOf(ctx, client, o.ID)
+		if err != nil {
+			return err
+		}
+		if len(held) > 0 {
+			return &HeldError{UserID: o.ID, Holds: held}
+		}
+	}
 	// Revoked here, before the job starts (which revokes too, finding
 	// nothing left), for this run's counts; for a user who does not exist
 	// it changes nothing.
@@ -159,6 +175,26 @@ func RunErase(ctx context.Context, client *ent.Client, j *jobs.Jobs, logger *slo
 		return fmt.Errorf("%w; the user stays, their keys revoked: run users delete again to erase them", err)
 	}
 	return nil
+}
+
+// HeldError is `users delete` of a user with holds in force, without
+// --except-held: nothing was changed.
+type HeldError struct {
+	UserID string
+	Holds  []*ent.Hold
+}
+
+func (e *HeldError) Error() string {
+	names := make([]string, len(e.Holds))
+	for i, h := range e.Holds {
+		what := "the user"
+		if h.UploadID != nil {
+			what = *h.UploadID
+		}
+		names[i] = fmt.Sprintf("%s (%s: %s)", h.ID, what, h.Reason)
+	}
+	return fmt.Sprintf("user %s is under legal hold, so nothing was deleted: %s; release the holds (uploads holds release --id HOLD_ID), or erase all else with --except-held",
+		e.UserID, strings.Join(names, ", "))
 }
 
 // erasedLine is the last JSON line of `users delete`: the job's final

@@ -29,6 +29,9 @@ const (
 	Restored = auditevent.KindRESTORED
 	Purged   = auditevent.KindPURGED
 	Expired  = auditevent.KindEXPIRED
+	// HoldPlaced and HoldReleased are legal holds on an upload (internal/holds).
+	HoldPlaced   = auditevent.KindHOLD_PLACED
+	HoldReleased = auditevent.KindHOLD_RELEASED
 )
 
 // Actor is who makes a change and through what.

@@ -32,6 +32,9 @@ var eventTypes = map[auditevent.Kind]string{
 	audit.Deleted:  webhook.EventUploadDeleted,
 	audit.Restored: webhook.EventUploadRestored,
 	audit.Purged:   webhook.EventUploadPurged,
+
+	audit.HoldPlaced:   webhook.EventUploadHoldPlaced,
+	audit.HoldReleased: webhook.EventUploadHoldReleased,
 }
 
 // Record writes, inside tx, the audit event of kind made by actor for each

@@ -47,6 +47,10 @@ func operationCost(limit int) gqllimit.Cost {
 			"DeletionJobConnection.edges":        perPage,
 			"DeletionJobConnection.totalCount":   count,
 			"AuditEventConnection.edges":         perPage,
+			"User.holds":                         connection,
+			"HoldConnection.edges":               perPage,
+			"HoldConnection.totalCount":          count,
+			"Upload.holds":                       {Elements: func(map[string]any) int { return graph.MaxUploadHolds }},
 			"Query.nodes": {Elements: func(args map[string]any) int {
 				return max(gqllimit.ListLen(args, "ids"), 1)
 			}},

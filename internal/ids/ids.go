@@ -23,6 +23,8 @@ const (
 	MessagePrefix = "msg_"
 	// JobPrefix names a deletion job.
 	JobPrefix = "job_"
+	// HoldPrefix names a legal hold.
+	HoldPrefix = "hold_"
 )
 
 const randomHexLen = 32
@@ -54,6 +56,9 @@ func NewMessage() string { return New(MessagePrefix) }
 
 // NewJob returns a fresh deletion job id.
 func NewJob() string { return New(JobPrefix) }
+
+// NewHold returns a fresh hold id.
+func NewHold() string { return New(HoldPrefix) }
 
 // asciiSpace is the whitespace Trim removes: ASCII's, as HTTP and JSON
 // write it. Ids are ASCII, so no other character can border one.

@@ -26,6 +26,7 @@ import (
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
@@ -154,7 +155,9 @@ func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) 
 // entry with an object ends with its purge.)
 func (j *Janitor) emptyTrash(ctx context.Context, now time.Time) error {
 	n, err := j.client.DeletedUpload.Delete().
-		Where(deletedupload.PurgeAtLTE(now), deletedupload.ObjectKey("")).
+		Where(deletedupload.PurgeAtLTE(now), deletedupload.ObjectKey(""),
+			// A hold keeps it in the trash, restorable, until released.
+			holds.TrashNotHeld(now)).
 		Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("empty the trash: %w", err)
@@ -172,7 +175,7 @@ func (j *Janitor) failStuck(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for {
 		stuck, err := j.client.Upload.Query().
-			Where(upload.StatusEQ(upload.StatusPENDING), upload.CreatedAtLT(deadline)).
+			Where(upload.StatusEQ(upload.StatusPENDING), upload.CreatedAtLT(deadline), holds.NotHeld(now)).
 			Limit(batchSize).
 			All(ctx)
 		if err != nil || len(stuck) == 0 {
@@ -186,7 +189,7 @@ func (j *Janitor) failStuck(ctx context.Context, now time.Time) (int, error) {
 				// Conditional: another janitor, the uploader or a delete
 				// may have settled it since it was read.
 				n, err := tx.Upload.Update().
-					Where(upload.ID(u.ID), upload.StatusEQ(upload.StatusPENDING)).
+					Where(upload.ID(u.ID), upload.StatusEQ(upload.StatusPENDING), holds.NotHeld(now)).
 					SetStatus(upload.StatusFAILED).
 					SetBucket("").SetObjectKey("").SetMultipartUploadID("").
 					Save(ctx)
@@ -231,7 +234,7 @@ func (j *Janitor) expireFailed(ctx context.Context, now time.Time) (int, error) 
 			OwnerID string `json:"owner_id"`
 		}
 		err := j.client.Upload.Query().
-			Where(upload.StatusEQ(upload.StatusFAILED), upload.UpdatedAtLT(cutoff)).
+			Where(upload.StatusEQ(upload.StatusFAILED), upload.UpdatedAtLT(cutoff), holds.NotHeld(now)).
 			Limit(batchSize).
 			Select(upload.FieldID, upload.FieldOwnerID).
 			Scan(ctx, &rows)

@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/signin"
 )
 
@@ -90,13 +91,29 @@ func RemoveUser(ctx context.Context, tx *ent.Tx, userID, keepJobID string) (iden
 func (w *worker) erase(ctx context.Context) error {
 	for stalled := 0; ; {
 		before := w.job.DeletedCount
-		if err := w.sweep(ctx, w.j.client.Upload.Query().Where(upload.OwnerID(w.job.OwnerID))); err != nil {
+		all := w.j.client.Upload.Query().Where(upload.OwnerID(w.job.OwnerID))
+		if err := w.sweep(ctx, all.Clone().Where(holds.NotHeld(time.Now()))); err != nil {
 			return err
 		}
 		if _, err := w.j.deleter.PurgeTrash(ctx, w.job.OwnerID); err != nil {
 			return fmt.Errorf("purge the trash: %w", err)
 		}
-		err := w.removeUser(ctx)
+		// A hold on the user or on any of their uploads keeps the user,
+		// with what is held: the rest is gone (users delete --except-held,
+		// or a hold placed while the erase ran).
+		held, err := holds.ActiveOf(ctx, w.j.client, w.job.OwnerID)
+		if err != nil {
+			return err
+		}
+		if len(held) > 0 {
+			return database.WithTx(ctx, w.j.client, func(tx *ent.Tx) error {
+				if err := w.countHeld(ctx, tx, all); err != nil {
+					return err
+				}
+				return w.succeed(ctx, tx)
+			})
+		}
+		err = w.removeUser(ctx)
 		if !errors.Is(err, ErrUploadsLeft) {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/queue"
 	"github.com/safedelete/uploads/internal/requestlog"
 )
@@ -201,10 +202,15 @@ func (w *worker) filter(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := w.sweep(ctx, matching); err != nil {
+	if err := w.sweep(ctx, matching.Clone().Where(holds.NotHeld(time.Now()))); err != nil {
 		return err
 	}
-	return database.WithTx(ctx, w.j.client, func(tx *ent.Tx) error { return w.succeed(ctx, tx) })
+	return database.WithTx(ctx, w.j.client, func(tx *ent.Tx) error {
+		if err := w.countHeld(ctx, tx, matching); err != nil {
+			return err
+		}
+		return w.succeed(ctx, tx)
+	})
 }
 
 // sweep deletes the uploads of matching a batch at a time, through the
@@ -240,6 +246,20 @@ func (w *worker) sweep(ctx context.Context, matching *ent.UploadQuery) error {
 		if _, err := w.j.deleter.DeleteOwnedBatchesTx(ctx, w.actor(), w.job.OwnerID, 0, next, w.progress); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// countHeld records, in tx, how many of matching a hold kept: the
+// uploads the job leaves.
+func (w *worker) countHeld(ctx context.Context, tx *ent.Tx, matching *ent.UploadQuery) error {
+	held, err := matching.Clone().Where(holds.Held(time.Now())).Count(ctx)
+	if err != nil {
+		return fmt.Errorf("count held uploads: %w", err)
+	}
+	n, err := tx.DeletionJob.Update().Where(w.fenced()...).SetHeldCount(held).Save(ctx)
+	if err != nil || n == 0 {
+		return cmp.Or(err, errClaimLost)
 	}
 	return nil
 }

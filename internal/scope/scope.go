@@ -18,6 +18,7 @@ const (
 	UploadsDelete                    // every delete, batch, filter and purge
 	WebhooksManage                   // webhook endpoints and their deliveries
 	AuditRead                        // the audit trail
+	HoldsManage                      // placing and releasing legal holds on one's own uploads
 )
 
 var names = []struct {
@@ -29,13 +30,14 @@ var names = []struct {
 	{UploadsDelete, "uploads:delete"},
 	{WebhooksManage, "webhooks:manage"},
 	{AuditRead, "audit:read"},
+	{HoldsManage, "holds:manage"},
 }
 
 // Set is a set of scopes.
 type Set uint8
 
 // All is every scope: what a key made without --scope has.
-const All = Set(UploadsRead | UploadsWrite | UploadsDelete | WebhooksManage | AuditRead)
+const All = Set(UploadsRead | UploadsWrite | UploadsDelete | WebhooksManage | AuditRead | HoldsManage)
 
 // DefaultForTokens is what an access token gets when its scope and scp
 // claims name none of this service's scopes (AUTH_DEFAULT_SCOPES' default):

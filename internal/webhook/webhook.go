@@ -36,11 +36,15 @@ const (
 	EventUploadDeleted  = "upload.deleted"
 	EventUploadRestored = "upload.restored"
 	EventUploadPurged   = "upload.purged"
+	// EventUploadHoldPlaced and EventUploadHoldReleased tell of legal
+	// holds on an upload (internal/holds).
+	EventUploadHoldPlaced   = "upload.hold_placed"
+	EventUploadHoldReleased = "upload.hold_released"
 )
 
 // EventTypes returns every event type an endpoint can subscribe to.
 func EventTypes() []string {
-	return []string{EventUploadCreated, EventUploadDeleted, EventUploadRestored, EventUploadPurged}
+	return []string{EventUploadCreated, EventUploadDeleted, EventUploadRestored, EventUploadPurged, EventUploadHoldPlaced, EventUploadHoldReleased}
 }
 
 // Event is something that happened to an upload, for its owner's endpoints.
