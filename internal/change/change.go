@@ -38,8 +38,15 @@ var eventTypes = map[auditevent.Kind]string{
 // subject, and queues it for the owners' endpoints unless endpoints says
 // they have none.
 func Record(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.Kind, endpoints Endpoints, subjects ...audit.Subject) error {
+	_, err := RecordHashed(ctx, tx, actor, kind, endpoints, subjects...)
+	return err
+}
+
+// RecordHashed is Record that returns the audit events' hashes (their
+// places in the owners' chains), in the order of subjects.
+func RecordHashed(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.Kind, endpoints Endpoints, subjects ...audit.Subject) ([]audit.Hash, error) {
 	if len(subjects) == 0 {
-		return nil
+		return nil, nil
 	}
 	if eventType, ok := eventTypes[kind]; ok && endpoints == MayHave {
 		now := time.Now()
@@ -51,7 +58,7 @@ func Record(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.
 			}
 		}
 		if err := webhook.Enqueue(ctx, tx, events...); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	return audit.Record(ctx, tx, actor, kind, subjects...)
