@@ -80,6 +80,7 @@ func TestCommandLineGolden(t *testing.T) {
 		{"help-jobs", nil, []string{"jobs"}},
 		{"help-jobs-list", nil, []string{"jobs", "list", "--help"}},
 		{"help-jobs-watch", nil, []string{"jobs", "watch", "--help"}},
+		{"help-audit-verify", nil, []string{"audit", "verify", "--help"}},
 		{"version", nil, []string{"version"}},
 		{"version-flag", nil, []string{"--version"}},
 		{"error-unknown-command", nil, []string{"user"}},
