@@ -17,6 +17,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/auditevent"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/internal/viewer"
 )
@@ -146,7 +147,9 @@ func Record(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, 
 const chunk = 1000
 
 // Prune deletes the events older than before, a batch at a time, and
-// returns how many.
+// returns how many. Each owner's chain head records the highest seq
+// pruned, so that verify tells the first events pruned from the first
+// events removed: the chain verifies from the first kept event on.
 func Prune(ctx context.Context, client *ent.Client, before time.Time) (int, error) {
 	total := 0
 	for {
@@ -157,10 +160,33 @@ func Prune(ctx context.Context, client *ent.Client, before time.Time) (int, erro
 		if err != nil || len(ids) == 0 {
 			return total, err
 		}
-		n, err := client.AuditEvent.Delete().Where(auditevent.IDIn(ids...)).Exec(ctx)
+		n, err := pruneBatch(ctx, client, ids)
 		total += n
 		if err != nil {
 			return total, err
 		}
 	}
+}
+
+// pruneBatch deletes the events ids and raises their owners' pruned_seq,
+// in one transaction.
+func pruneBatch(ctx context.Context, client *ent.Client, ids []int) (n int, err error) {
+	err = database.WithTx(ctx, client, func(tx *ent.Tx) error {
+		var pruned []struct {
+			OwnerID string `json:"owner_id"`
+			Max     int64  `json:"max"`
+		}
+		if err := tx.AuditEvent.Query().Where(auditevent.IDIn(ids...), auditevent.SeqGT(0)).
+			GroupBy(auditevent.FieldOwnerID).Aggregate(ent.Max(auditevent.FieldSeq)).Scan(ctx, &pruned); err != nil {
+			return err
+		}
+		for _, p := range pruned {
+			if _, err := tx.ExecContext(ctx, `UPDATE audit_chains SET pruned_seq = $1 WHERE owner_id = $2 AND pruned_seq < $1`, p.Max, p.OwnerID); err != nil {
+				return err
+			}
+		}
+		n, err = tx.AuditEvent.Delete().Where(auditevent.IDIn(ids...)).Exec(ctx)
+		return err
+	})
+	return n, err
 }

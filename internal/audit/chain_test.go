@@ -62,6 +62,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{"hash erased", "changed", 2, []string{"UPDATE audit_events SET hash = NULL, prev_hash = NULL, seq = NULL WHERE id = $3"}},
 		{"moved to another user", "removed", 3, []string{"UPDATE audit_events SET owner_id = 'usr_other' WHERE id = $3"}},
 		{"removed", "removed", 3, []string{"DELETE FROM audit_events WHERE id = $3"}},
+		{"first removed", "removed", 1, []string{"DELETE FROM audit_events WHERE id = $1"}},
 		{"last removed", "removed", 3, []string{"DELETE FROM audit_events WHERE id = $5"}},
 		{"swapped", "reordered", 2, []string{
 			"UPDATE audit_events SET id = -1 WHERE id = $3", "UPDATE audit_events SET id = $3 WHERE id = $4", "UPDATE audit_events SET id = $4 WHERE id = -1",
@@ -99,6 +100,29 @@ func TestVerifyCatchesTampering(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifyAfterPruning: AUDIT_RETENTION's pruning of the oldest events
+// leaves a chain that verifies from the first kept event; removing the
+// first kept one then is caught.
+func TestVerifyAfterPruning(t *testing.T) {
+	t.Parallel()
+	client := testenv.OpenDatabase(t)
+	ctx := context.Background()
+	ids := trail(t, client, 5, "usr_a", "usr_b")
+	third := client.AuditEvent.GetX(ctx, ids[2])
+	if n, err := audit.Prune(ctx, client, third.CreatedAt); err != nil || n < 2 {
+		t.Fatalf("pruned %d (%v)", n, err)
+	}
+	if r := verify(t, client, ""); len(r.Breaks) != 0 || r.Users != 2 {
+		t.Fatalf("after pruning: %+v", r)
+	}
+	if _, err := client.ExecContext(ctx, "DELETE FROM audit_events WHERE id = $1", ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	if r := verify(t, client, "usr_a"); len(r.Breaks) != 1 || r.Breaks[0].EventID != ids[3] || r.Breaks[0].Problem != "removed" {
+		t.Fatalf("after the first kept was removed: %+v", r.Breaks)
 	}
 }
 

@@ -102,6 +102,7 @@ type eventRow struct {
 // walk is one user's chain as far as verify has read it.
 type walk struct {
 	owner  string
+	first  *eventRow // the first chained event: seq 1, or the first kept after pruning
 	last   *eventRow // the last chained event
 	broken *Break
 }
@@ -142,7 +143,9 @@ func (w *walk) next(row eventRow, r *Report) {
 			w.fail(r, row.id, "changed", "seq %d does not match its prev_hash", row.Seq)
 			return
 		}
-		// seq > 1: the events before it were pruned; its prev_hash anchors it.
+		// seq > 1: the events before it were pruned, which end checks;
+		// its prev_hash anchors it.
+		w.first = &row
 	case row.Seq > w.last.Seq+1:
 		w.fail(r, row.id, "removed", "seq %d–%d missing between events %d and %d", w.last.Seq+1, row.Seq-1, w.last.id, row.id)
 		w.last = &row
@@ -159,12 +162,23 @@ func (w *walk) next(row eventRow, r *Report) {
 
 // end checks the user's last event against the chain's head.
 func (w *walk) end(ctx context.Context, client *ent.Client, r *Report) error {
-	if w == nil || w.broken != nil || w.last == nil {
+	if w == nil || w.first == nil {
 		return nil
 	}
-	var seq int64
+	var seq, prunedSeq int64
 	var hash []byte
-	err := queryRow(ctx, client, `SELECT seq, hash FROM audit_chains WHERE owner_id = $1`, []any{w.owner}, &seq, &hash)
+	err := queryRow(ctx, client, `SELECT seq, hash, pruned_seq FROM audit_chains WHERE owner_id = $1`, []any{w.owner}, &seq, &hash, &prunedSeq)
+	if err == nil && w.first.Seq-1 > prunedSeq {
+		// Missing from the start, yet never pruned: the chain's first break.
+		if w.broken != nil {
+			r.Breaks = r.Breaks[:len(r.Breaks)-1]
+		}
+		w.fail(r, w.first.id, "removed", "seq %d–%d missing before event %d, the first (pruned up to seq %d)", prunedSeq+1, w.first.Seq-1, w.first.id, prunedSeq)
+		return nil
+	}
+	if w.broken != nil {
+		return nil
+	}
 	switch {
 	case err != nil:
 		// A missing head (sql.ErrNoRows) is a break too: Record writes one with the first event.
