@@ -197,7 +197,7 @@ Without --expires it never expires.`,
 }
 
 func (c *commandLine) auditCommand() *cobra.Command {
-	return c.databaseCommand(admin.Audit, "audit --user USER_ID", "Show a user's audit trail, newest first",
+	cmd := c.databaseCommand(admin.Audit, "audit --user USER_ID", "Show a user's audit trail, newest first",
 		`Shows what happened to a user's uploads, newest first: created, deleted,
 restored, purged, expired; by which API key (its id, never the key), or by
 the cli, the janitor or the purger; through which interface; in which
@@ -206,6 +206,20 @@ request. An erased user's trail stays until AUDIT_RETENTION prunes it.`,
 			cmd.Flags().StringVar(&o.UserID, "user", "", "id of the user (usr_…) (required)")
 			cmd.Flags().IntVar(&o.Limit, "limit", 100, "most events shown; 0 for all")
 		})
+	cmd.AddCommand(c.databaseCommand(admin.AuditVerify, "verify [--user USER_ID]", "Check that no audit event was changed, removed or reordered",
+		`Walks every user's chain of audit events (or one user's), in id order, a
+page at a time: each event's hash must be that of its fields and of the
+event before it, and the last must be the chain's head. Events written
+before the chain are counted and left unchecked; where AUDIT_RETENTION
+pruned the oldest, the chain is checked from the first kept event.
+
+Exit status: 0 when every chain is whole, 1 when one is not (the report
+names each user's first event changed, removed or reordered) or on an
+error.`,
+		func(cmd *cobra.Command, o *admin.Options) {
+			cmd.Flags().StringVar(&o.UserID, "user", "", "only this user's chain (usr_…)")
+		}))
+	return cmd
 }
 
 // withSettings gives cmd the settings in scope as flags, each read from its

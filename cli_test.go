@@ -88,6 +88,7 @@ func TestCommandLineGolden(t *testing.T) {
 		{"help-receipts-rotate-key", nil, []string{"receipts", "rotate-key", "--help"}},
 		{"error-receipts-show-malformed-id", nil, []string{"receipts", "show", "--upload", "usr_1"}},
 		{"error-receipts-verify-missing-jwks", nil, []string{"receipts", "verify", "receipt.jws"}},
+		{"help-audit-verify", nil, []string{"audit", "verify", "--help"}},
 		{"version", nil, []string{"version"}},
 		{"version-flag", nil, []string{"--version"}},
 		{"error-unknown-command", nil, []string{"user"}},

@@ -302,6 +302,37 @@ func TestAuditCommand(t *testing.T) {
 			t.Errorf("%v: exit status %d, stderr %q", args, run.status, run.stderr)
 		}
 	}
+	// The trail of creates, deletes and purges verifies; an event changed
+	// in the database does not, and is named.
+	if run := runCommandLine(t, env, "audit", "verify"); run.status != 0 || !strings.Contains(run.stdout, "every chain is whole") {
+		t.Errorf("audit verify: exit status %d\n%s%s", run.status, run.stdout, run.stderr)
+	}
+	db, err := app.OpenDatabase(context.Background(), &config.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changed int
+	rows, err := db.QueryContext(context.Background(), "SELECT max(id) FROM audit_events WHERE owner_id = $1 AND kind = 'DELETED'", userID[1])
+	if err != nil || !rows.Next() || rows.Scan(&changed) != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	if _, err := db.ExecContext(context.Background(), "UPDATE audit_events SET actor = 'nobody' WHERE id = $1", changed); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	run = runCommandLine(t, env, "audit", "verify", "--user", userID[1], "--json")
+	var report struct {
+		Users  int
+		Breaks []struct {
+			EventID int    `json:"event_id"`
+			Problem string `json:"problem"`
+		}
+	}
+	if err := json.Unmarshal([]byte(run.stdout), &report); err != nil || run.status != 1 || report.Users != 1 ||
+		len(report.Breaks) != 1 || report.Breaks[0].EventID != changed || report.Breaks[0].Problem != "changed" {
+		t.Errorf("audit verify after event %d changed: exit status %d, %v\n%s%s", changed, run.status, err, run.stdout, run.stderr)
+	}
 }
 
 // TestKeysWithScopesAndExpiry: an operator issues a key limited to some

@@ -30,7 +30,13 @@ type AuditEvent struct {
 	// RequestID holds the value of the "request_id" field.
 	RequestID string `json:"request_id,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
-	CreatedAt    time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitempty"`
+	// The event's place in its owner's chain: 1, 2, 3 …; 0 before the chain.
+	Seq int64 `json:"seq,omitempty"`
+	// The hash of the owner's event before this one (32 zero bytes for the first): after pruning, the first kept event's is where verify starts.
+	PrevHash []byte `json:"prev_hash,omitempty"`
+	// SHA-256 of prev_hash and the event's fields, encoded as internal/audit/chain.go says.
+	Hash         []byte `json:"hash,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -39,7 +45,9 @@ func (*AuditEvent) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case auditevent.FieldID:
+		case auditevent.FieldPrevHash, auditevent.FieldHash:
+			values[i] = new([]byte)
+		case auditevent.FieldID, auditevent.FieldSeq:
 			values[i] = new(sql.NullInt64)
 		case auditevent.FieldUploadID, auditevent.FieldOwnerID, auditevent.FieldKind, auditevent.FieldActor, auditevent.FieldVia, auditevent.FieldRequestID:
 			values[i] = new(sql.NullString)
@@ -108,6 +116,24 @@ func (_m *AuditEvent) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.CreatedAt = value.Time
 			}
+		case auditevent.FieldSeq:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field seq", values[i])
+			} else if value.Valid {
+				_m.Seq = value.Int64
+			}
+		case auditevent.FieldPrevHash:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field prev_hash", values[i])
+			} else if value != nil {
+				_m.PrevHash = *value
+			}
+		case auditevent.FieldHash:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field hash", values[i])
+			} else if value != nil {
+				_m.Hash = *value
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -164,6 +190,15 @@ func (_m *AuditEvent) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("seq=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Seq))
+	builder.WriteString(", ")
+	builder.WriteString("prev_hash=")
+	builder.WriteString(fmt.Sprintf("%v", _m.PrevHash))
+	builder.WriteString(", ")
+	builder.WriteString("hash=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Hash))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -16,6 +16,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/safedelete/uploads/ent/apikey"
+	"github.com/safedelete/uploads/ent/auditchain"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
@@ -40,6 +41,8 @@ type Client struct {
 	Schema *migrate.Schema
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// AuditChain is the client for interacting with the AuditChain builders.
+	AuditChain *AuditChainClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
 	// DeletedUpload is the client for interacting with the DeletedUpload builders.
@@ -78,6 +81,7 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
+	c.AuditChain = NewAuditChainClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
 	c.DeletedUpload = NewDeletedUploadClient(c.config)
 	c.DeletionJob = NewDeletionJobClient(c.config)
@@ -184,6 +188,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ctx:             ctx,
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
+		AuditChain:      NewAuditChainClient(cfg),
 		AuditEvent:      NewAuditEventClient(cfg),
 		DeletedUpload:   NewDeletedUploadClient(cfg),
 		DeletionJob:     NewDeletionJobClient(cfg),
@@ -217,6 +222,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ctx:             ctx,
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
+		AuditChain:      NewAuditChainClient(cfg),
 		AuditEvent:      NewAuditEventClient(cfg),
 		DeletedUpload:   NewDeletedUploadClient(cfg),
 		DeletionJob:     NewDeletionJobClient(cfg),
@@ -259,9 +265,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.DeletionReceipt,
-		c.Hold, c.IdempotencyKey, c.Identity, c.ObjectPurge, c.RetiredIdentity,
-		c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
+		c.APIKey, c.AuditChain, c.AuditEvent, c.DeletedUpload, c.DeletionJob,
+		c.DeletionReceipt, c.Hold, c.IdempotencyKey, c.Identity, c.ObjectPurge,
+		c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Use(hooks...)
 	}
@@ -271,9 +277,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEvent, c.DeletedUpload, c.DeletionJob, c.DeletionReceipt,
-		c.Hold, c.IdempotencyKey, c.Identity, c.ObjectPurge, c.RetiredIdentity,
-		c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
+		c.APIKey, c.AuditChain, c.AuditEvent, c.DeletedUpload, c.DeletionJob,
+		c.DeletionReceipt, c.Hold, c.IdempotencyKey, c.Identity, c.ObjectPurge,
+		c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -287,6 +293,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *APIKeyMutation:
 		return c.APIKey.mutate(ctx, m)
+	case *AuditChainMutation:
+		return c.AuditChain.mutate(ctx, m)
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
 	case *DeletedUploadMutation:
@@ -464,6 +472,139 @@ func (c *APIKeyClient) mutate(ctx context.Context, m *APIKeyMutation) (Value, er
 		return (&APIKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown APIKey mutation op: %q", m.Op())
+	}
+}
+
+// AuditChainClient is a client for the AuditChain schema.
+type AuditChainClient struct {
+	config
+}
+
+// NewAuditChainClient returns a client for the AuditChain from the given config.
+func NewAuditChainClient(c config) *AuditChainClient {
+	return &AuditChainClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `auditchain.Hooks(f(g(h())))`.
+func (c *AuditChainClient) Use(hooks ...Hook) {
+	c.hooks.AuditChain = append(c.hooks.AuditChain, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `auditchain.Intercept(f(g(h())))`.
+func (c *AuditChainClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuditChain = append(c.inters.AuditChain, interceptors...)
+}
+
+// Create returns a builder for creating a AuditChain entity.
+func (c *AuditChainClient) Create() *AuditChainCreate {
+	mutation := newAuditChainMutation(c.config, OpCreate)
+	return &AuditChainCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuditChain entities.
+func (c *AuditChainClient) CreateBulk(builders ...*AuditChainCreate) *AuditChainCreateBulk {
+	return &AuditChainCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuditChainClient) MapCreateBulk(slice any, setFunc func(*AuditChainCreate, int)) *AuditChainCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuditChainCreateBulk{err: fmt.Errorf("calling to AuditChainClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuditChainCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuditChainCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuditChain.
+func (c *AuditChainClient) Update() *AuditChainUpdate {
+	mutation := newAuditChainMutation(c.config, OpUpdate)
+	return &AuditChainUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuditChainClient) UpdateOne(_m *AuditChain) *AuditChainUpdateOne {
+	mutation := newAuditChainMutation(c.config, OpUpdateOne, withAuditChain(_m))
+	return &AuditChainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuditChainClient) UpdateOneID(id string) *AuditChainUpdateOne {
+	mutation := newAuditChainMutation(c.config, OpUpdateOne, withAuditChainID(id))
+	return &AuditChainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuditChain.
+func (c *AuditChainClient) Delete() *AuditChainDelete {
+	mutation := newAuditChainMutation(c.config, OpDelete)
+	return &AuditChainDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuditChainClient) DeleteOne(_m *AuditChain) *AuditChainDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuditChainClient) DeleteOneID(id string) *AuditChainDeleteOne {
+	builder := c.Delete().Where(auditchain.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuditChainDeleteOne{builder}
+}
+
+// Query returns a query builder for AuditChain.
+func (c *AuditChainClient) Query() *AuditChainQuery {
+	return &AuditChainQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuditChain},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuditChain entity by its id.
+func (c *AuditChainClient) Get(ctx context.Context, id string) (*AuditChain, error) {
+	return c.Query().Where(auditchain.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuditChainClient) GetX(ctx context.Context, id string) *AuditChain {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuditChainClient) Hooks() []Hook {
+	return c.hooks.AuditChain
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuditChainClient) Interceptors() []Interceptor {
+	return c.inters.AuditChain
+}
+
+func (c *AuditChainClient) mutate(ctx context.Context, m *AuditChainMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuditChainCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuditChainUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuditChainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuditChainDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuditChain mutation op: %q", m.Op())
 	}
 }
 
@@ -2311,13 +2452,13 @@ func (c *WebhookEndpointClient) mutate(ctx context.Context, m *WebhookEndpointMu
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt, Hold,
-		IdempotencyKey, Identity, ObjectPurge, RetiredIdentity, Upload, User,
+		APIKey, AuditChain, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt,
+		Hold, IdempotencyKey, Identity, ObjectPurge, RetiredIdentity, Upload, User,
 		WebhookDelivery, WebhookEndpoint []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt, Hold,
-		IdempotencyKey, Identity, ObjectPurge, RetiredIdentity, Upload, User,
+		APIKey, AuditChain, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt,
+		Hold, IdempotencyKey, Identity, ObjectPurge, RetiredIdentity, Upload, User,
 		WebhookDelivery, WebhookEndpoint []ent.Interceptor
 	}
 )

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent/apikey"
+	"github.com/safedelete/uploads/ent/auditchain"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/deletionjob"
@@ -50,6 +51,20 @@ func init() {
 	apikey.DefaultID = apikeyDescID.Default.(func() string)
 	// apikey.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	apikey.IDValidator = apikeyDescID.Validators[0].(func(string) error)
+	auditchainFields := schema.AuditChain{}.Fields()
+	_ = auditchainFields
+	// auditchainDescSeq is the schema descriptor for seq field.
+	auditchainDescSeq := auditchainFields[1].Descriptor()
+	// auditchain.DefaultSeq holds the default value on creation for the seq field.
+	auditchain.DefaultSeq = auditchainDescSeq.Default.(int64)
+	// auditchainDescPrunedSeq is the schema descriptor for pruned_seq field.
+	auditchainDescPrunedSeq := auditchainFields[3].Descriptor()
+	// auditchain.DefaultPrunedSeq holds the default value on creation for the pruned_seq field.
+	auditchain.DefaultPrunedSeq = auditchainDescPrunedSeq.Default.(int64)
+	// auditchainDescID is the schema descriptor for id field.
+	auditchainDescID := auditchainFields[0].Descriptor()
+	// auditchain.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	auditchain.IDValidator = auditchainDescID.Validators[0].(func(string) error)
 	auditeventFields := schema.AuditEvent{}.Fields()
 	_ = auditeventFields
 	// auditeventDescUploadID is the schema descriptor for upload_id field.

@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
 	"github.com/safedelete/uploads/internal/admin"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -306,4 +307,9 @@ func TestRestoreRacesPurger(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d restored before the purger took them", restored, n)
+	// Creates, deletes, restores and purges, racing on one owner: one chain.
+	report, err := audit.Verify(ctx, env.Client(), "")
+	if err != nil || len(report.Breaks) != 0 || report.Events < 3*n {
+		t.Errorf("audit verify: %+v (%v)", report, err)
+	}
 }

@@ -42,6 +42,19 @@ var (
 			},
 		},
 	}
+	// AuditChainsColumns holds the columns for the "audit_chains" table.
+	AuditChainsColumns = []*schema.Column{
+		{Name: "owner_id", Type: field.TypeString},
+		{Name: "seq", Type: field.TypeInt64, Default: 0},
+		{Name: "hash", Type: field.TypeBytes, Nullable: true},
+		{Name: "pruned_seq", Type: field.TypeInt64, Default: 0},
+	}
+	// AuditChainsTable holds the schema information for the "audit_chains" table.
+	AuditChainsTable = &schema.Table{
+		Name:       "audit_chains",
+		Columns:    AuditChainsColumns,
+		PrimaryKey: []*schema.Column{AuditChainsColumns[0]},
+	}
 	// AuditEventsColumns holds the columns for the "audit_events" table.
 	AuditEventsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -52,6 +65,9 @@ var (
 		{Name: "via", Type: field.TypeEnum, Enums: []string{"REST", "GRAPHQL", "CLI", "JANITOR", "PURGER"}},
 		{Name: "request_id", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
+		{Name: "seq", Type: field.TypeInt64, Nullable: true},
+		{Name: "prev_hash", Type: field.TypeBytes, Nullable: true},
+		{Name: "hash", Type: field.TypeBytes, Nullable: true},
 	}
 	// AuditEventsTable holds the schema information for the "audit_events" table.
 	AuditEventsTable = &schema.Table{
@@ -452,6 +468,7 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
+		AuditChainsTable,
 		AuditEventsTable,
 		DeletedUploadsTable,
 		DeletionJobsTable,

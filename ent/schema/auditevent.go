@@ -43,6 +43,20 @@ func (AuditEvent) Fields() []ent.Field {
 		field.Time("created_at").
 			Immutable().
 			Default(time.Now),
+		// The chain (internal/audit/chain.go): zero and empty on events
+		// written before it, which verify reports as an unchained prefix.
+		field.Int64("seq").
+			Optional().
+			Immutable().
+			Comment("The event's place in its owner's chain: 1, 2, 3 …; 0 before the chain."),
+		field.Bytes("prev_hash").
+			Optional().
+			Immutable().
+			Comment("The hash of the owner's event before this one (32 zero bytes for the first): after pruning, the first kept event's is where verify starts."),
+		field.Bytes("hash").
+			Optional().
+			Immutable().
+			Comment("SHA-256 of prev_hash and the event's fields, encoded as internal/audit/chain.go says."),
 	}
 }
 

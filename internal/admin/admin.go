@@ -55,6 +55,7 @@ var (
 	KeysList    = Command{needsUser("keys list"), listKeys}
 	KeysRevoke  = Command{needsID("keys revoke"), revokeKey}
 	Audit       = Command{needsUser("audit"), showAudit}
+	AuditVerify = Command{nil, verifyAudit}
 )
 
 // Check says what is wrong with o's flags, if anything; it runs before

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -11,6 +12,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/user"
+	"github.com/safedelete/uploads/internal/audit"
 )
 
 // AuditEntry is one row of `audit`.
@@ -80,4 +82,38 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// ErrChainBroken is audit verify's answer when a user's chain is broken:
+// its report names the first event changed, removed or reordered.
+var ErrChainBroken = errors.New("the audit trail does not verify")
+
+func verifyAudit(ctx context.Context, client *ent.Client, o Options, out io.Writer) error {
+	report, err := audit.Verify(ctx, client, o.UserID)
+	if err != nil {
+		return err
+	}
+	if report.Breaks == nil {
+		report.Breaks = []audit.Break{}
+	}
+	if o.JSON {
+		err = json.NewEncoder(out).Encode(report)
+	} else {
+		fmt.Fprintf(out, "Checked %d events of %d users", report.Events, report.Users)
+		if report.LegacyEvents > 0 {
+			fmt.Fprintf(out, " (%d written before the chain, unchecked)", report.LegacyEvents)
+		}
+		if len(report.Breaks) == 0 {
+			_, err = fmt.Fprintln(out, ": every chain is whole.")
+		} else {
+			fmt.Fprintf(out, ": %d broken.\n", len(report.Breaks))
+			for _, b := range report.Breaks {
+				fmt.Fprintf(out, "%s: event %d %s: %s\n", b.UserID, b.EventID, b.Problem, b.Detail)
+			}
+		}
+	}
+	if err == nil && len(report.Breaks) > 0 {
+		return fmt.Errorf("%w: %d users' chains are broken", ErrChainBroken, len(report.Breaks))
+	}
+	return err
 }

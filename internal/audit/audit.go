@@ -10,7 +10,6 @@ package audit
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/auditevent"
+	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/requestlog"
 	"github.com/safedelete/uploads/internal/viewer"
 )
@@ -98,33 +98,61 @@ func OfDeleted(d *ent.DeletedUpload) Subject {
 }
 
 // Record writes, inside tx, one event of kind for each subject, made by
-// actor: it commits with the change, or neither does. Every delete runs
-// it, so it is one plain INSERT (from Ent's SQL builder, with no RETURNING
-// of the ids nobody reads) per chunk of events.
-func Record(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, subjects ...Subject) error {
-	requestID, now := requestlog.FromContext(ctx), time.Now()
-	for part := range slices.Chunk(subjects, chunk) {
+// actor: it commits with the change, or neither does. Each event is
+// chained to its owner's event before it (chain.go), and Record returns
+// their hashes in the order of subjects. Every delete runs it, so it is
+// three plain statements for a delete's events: take the owners' chain
+// heads (heads.go), one INSERT (from Ent's SQL builder, with no RETURNING
+// of the ids nobody reads) per chunk of events, and move the heads on.
+func Record(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, subjects ...Subject) ([]Hash, error) {
+	if len(subjects) == 0 {
+		return nil, nil
+	}
+	requestID := requestlog.FromContext(ctx)
+	// To the microsecond, as PostgreSQL stores it: the hash covers it.
+	now := time.Now().Truncate(time.Microsecond)
+	heads, err := takeHeads(ctx, tx, subjects)
+	if err != nil {
+		return nil, fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
+	}
+	hashes := make([]Hash, len(subjects))
+	for start, part := 0, []Subject(nil); start < len(subjects); start += len(part) {
+		part = subjects[start:min(start+chunk, len(subjects))]
 		// PostgreSQL's placeholders ($1) and quoting are also SQLite's.
 		insert := sql.Dialect(dialect.Postgres).Insert(auditevent.Table).Columns(
 			auditevent.FieldUploadID, auditevent.FieldOwnerID, auditevent.FieldKind, auditevent.FieldActor,
-			auditevent.FieldVia, auditevent.FieldRequestID, auditevent.FieldCreatedAt)
-		for _, s := range part {
-			insert.Values(s.ID, s.OwnerID, kind, actor.Name, actor.Via, requestID, now)
+			auditevent.FieldVia, auditevent.FieldRequestID, auditevent.FieldCreatedAt,
+			auditevent.FieldSeq, auditevent.FieldPrevHash, auditevent.FieldHash)
+		for i, s := range part {
+			head := heads[s.OwnerID]
+			e := Event{
+				Prev: head.hash, Seq: head.seq + 1, OwnerID: s.OwnerID, UploadID: s.ID, Kind: kind,
+				Actor: actor.Name, Via: actor.Via, RequestID: requestID, CreatedAt: now,
+			}
+			sum := e.Sum()
+			hashes[start+i] = sum
+			head.seq, head.hash = e.Seq, sum
+			insert.Values(s.ID, s.OwnerID, kind, actor.Name, actor.Via, requestID, now, e.Seq, e.Prev[:], sum[:])
 		}
 		query, args := insert.Query()
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
+			return nil, fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
 		}
 	}
-	return nil
+	if err := moveHeads(ctx, tx, heads); err != nil {
+		return nil, fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
+	}
+	return hashes, nil
 }
 
 // chunk keeps one INSERT's parameters under SQLite's and PostgreSQL's
-// limits (7 columns a row).
+// limits (10 columns a row).
 const chunk = 1000
 
 // Prune deletes the events older than before, a batch at a time, and
-// returns how many.
+// returns how many. Each owner's chain head records the highest seq
+// pruned, so that verify tells the first events pruned from the first
+// events removed: the chain verifies from the first kept event on.
 func Prune(ctx context.Context, client *ent.Client, before time.Time) (int, error) {
 	total := 0
 	for {
@@ -135,10 +163,33 @@ func Prune(ctx context.Context, client *ent.Client, before time.Time) (int, erro
 		if err != nil || len(ids) == 0 {
 			return total, err
 		}
-		n, err := client.AuditEvent.Delete().Where(auditevent.IDIn(ids...)).Exec(ctx)
+		n, err := pruneBatch(ctx, client, ids)
 		total += n
 		if err != nil {
 			return total, err
 		}
 	}
+}
+
+// pruneBatch deletes the events ids and raises their owners' pruned_seq,
+// in one transaction.
+func pruneBatch(ctx context.Context, client *ent.Client, ids []int) (n int, err error) {
+	err = database.WithTx(ctx, client, func(tx *ent.Tx) error {
+		var pruned []struct {
+			OwnerID string `json:"owner_id"`
+			Max     int64  `json:"max"`
+		}
+		if err := tx.AuditEvent.Query().Where(auditevent.IDIn(ids...), auditevent.SeqGT(0)).
+			GroupBy(auditevent.FieldOwnerID).Aggregate(ent.Max(auditevent.FieldSeq)).Scan(ctx, &pruned); err != nil {
+			return err
+		}
+		for _, p := range pruned {
+			if _, err := tx.ExecContext(ctx, `UPDATE audit_chains SET pruned_seq = $1 WHERE owner_id = $2 AND pruned_seq < $1`, p.Max, p.OwnerID); err != nil {
+				return err
+			}
+		}
+		n, err = tx.AuditEvent.Delete().Where(auditevent.IDIn(ids...)).Exec(ctx)
+		return err
+	})
+	return n, err
 }

@@ -77,7 +77,10 @@ func TestRecordMany(t *testing.T) {
 	for i := range subjects {
 		subjects[i] = audit.Subject{ID: "upl_many", OwnerID: "usr_1", Status: "FAILED"}
 	}
-	if err := database.WithTx(ctx, client, func(tx *ent.Tx) error { return audit.Record(ctx, tx, audit.Janitor, audit.Expired, subjects...) }); err != nil {
+	if err := database.WithTx(ctx, client, func(tx *ent.Tx) error {
+		_, err := audit.Record(ctx, tx, audit.Janitor, audit.Expired, subjects...)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if n := client.AuditEvent.Query().CountX(ctx); n != len(subjects) {

@@ -45,27 +45,29 @@ func Record(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.
 }
 
 // Receipts issues, inside tx, the deletion receipts of the subjects whose
-// audit events were just written (auditHashes: those events' hashes, in
-// subject order, or nil), and returns each receipt by upload id.
+// audit events were just written (auditHashes: those events' hashes, their
+// places in the owners' chains, in subject order), and returns each
+// receipt by upload id.
 type Receipts func(ctx context.Context, tx *ent.Tx, auditHashes []string) (map[string]string, error)
 
 // RecordWithReceipts is Record that also issues the subjects' deletion
 // receipts (receipts nil: none) once their audit events are written, so
-// that each receipt can name its event, and hands each to its webhook
+// that each receipt names its event's hash, and hands each to its webhook
 // event.
 func RecordWithReceipts(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.Kind, endpoints Endpoints, receipts Receipts, subjects ...audit.Subject) error {
 	if len(subjects) == 0 {
 		return nil
 	}
-	if err := audit.Record(ctx, tx, actor, kind, subjects...); err != nil {
+	hashes, err := audit.Record(ctx, tx, actor, kind, subjects...)
+	if err != nil {
 		return err
 	}
 	var issued map[string]string
 	if receipts != nil {
-		// The audit trail's events have no hashes yet: once audit.Record
-		// returns them (the hash chain), they go here, in subject order.
-		var auditHashes []string
-		var err error
+		auditHashes := make([]string, len(hashes))
+		for i, h := range hashes {
+			auditHashes[i] = h.String()
+		}
 		if issued, err = receipts(ctx, tx, auditHashes); err != nil {
 			return err
 		}

@@ -160,7 +160,7 @@ func TestRolledBackChangeHasNoEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ghost := audit.Subject{ID: "upl_rolledback", OwnerID: userID, Filename: "ghost.txt", Status: "COMPLETED"}
-	if err := audit.Record(ctx, tx, audit.CLI, audit.Deleted, ghost); err != nil {
+	if _, err := audit.Record(ctx, tx, audit.CLI, audit.Deleted, ghost); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Rollback(); err != nil {
@@ -172,7 +172,8 @@ func TestRolledBackChangeHasNoEvent(t *testing.T) {
 
 // On PostgreSQL an event's id is taken at insert, not at commit: a
 // transaction that took a lower id and commits after one with a higher id
-// must still reach subscribers, first, and one that rolls back never.
+// must still reach subscribers, and one that rolls back never. (Two
+// owners: one owner's transactions take turns on its audit chain's head.)
 func TestEventsOfConcurrentTransactionsInIDOrder(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
@@ -180,24 +181,26 @@ func TestEventsOfConcurrentTransactionsInIDOrder(t *testing.T) {
 		t.Skip("SQLite takes ids in commit order: one writer at a time")
 	}
 	userID, key := env.NewUser()
+	otherID, otherKey := env.NewUser()
 	s := subscribe(t, env, key, "")
-	env.Eventually(20*time.Second, "the subscription open", func() bool { return env.App.Events.Open() == 1 })
+	other := subscribe(t, env, otherKey, "")
+	env.Eventually(20*time.Second, "the subscriptions open", func() bool { return env.App.Events.Open() == 2 })
 	ctx := context.Background()
-	record := func(uploadID string) *ent.Tx {
+	record := func(userID, uploadID string) *ent.Tx {
 		tx, err := env.Client().Tx(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = tx.Rollback() }) // a failed test's open one holds the schema
-		if err := audit.Record(ctx, tx, audit.CLI, audit.Deleted, audit.Subject{ID: uploadID, OwnerID: userID, Status: "COMPLETED"}); err != nil {
+		if _, err := audit.Record(ctx, tx, audit.CLI, audit.Deleted, audit.Subject{ID: uploadID, OwnerID: userID, Status: "COMPLETED"}); err != nil {
 			t.Fatal(err)
 		}
 		return tx
 	}
 	for _, outcome := range []string{"commit", "rollback"} {
 		early, late := "upl_early_"+outcome, "upl_late_"+outcome
-		earlyTx := record(early)
-		if err := record(late).Commit(); err != nil {
+		earlyTx := record(userID, early)
+		if err := record(otherID, late).Commit(); err != nil {
 			t.Fatal(err)
 		}
 		// The feed reads the trail while late is committed and early is not.
@@ -213,7 +216,7 @@ func TestEventsOfConcurrentTransactionsInIDOrder(t *testing.T) {
 		if outcome == "commit" {
 			wantEvent(t, s.nextEvent(), "DELETED", early)
 		}
-		wantEvent(t, s.nextEvent(), "DELETED", late)
+		wantEvent(t, other.nextEvent(), "DELETED", late)
 	}
 }
 

@@ -208,7 +208,8 @@ func (j *Janitor) failStuck(ctx context.Context, now time.Time) (int, error) {
 				expired[i] = audit.Of(u)
 				expired[i].Status = upload.StatusFAILED.String()
 			}
-			return audit.Record(ctx, tx, audit.Janitor, audit.Expired, expired...)
+			_, err = audit.Record(ctx, tx, audit.Janitor, audit.Expired, expired...)
+			return err
 		})
 		if err != nil {
 			return total, fmt.Errorf("mark stuck uploads failed: %w", err)

@@ -77,7 +77,8 @@ func deletedBatch(b *testing.B, env *testenv.Env, ownerID string, size int, n *i
 		if jobs, err = tx.ObjectPurge.CreateBulk(creates...).Save(ctx); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.CLI, audit.Deleted, subjects...)
+		_, err = audit.Record(ctx, tx, audit.CLI, audit.Deleted, subjects...)
+		return err
 	})
 	if err != nil {
 		b.Fatal(err)
