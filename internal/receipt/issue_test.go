@@ -2,6 +2,7 @@ package receipt_test
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"testing"
 	"time"
@@ -91,8 +92,15 @@ func TestReceiptOnlyOnceTheObjectIsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The receipt anchors the owner's audit chain: it names the hash of
+	// the event that recorded the upload gone.
+	purged, err := env.Client().AuditEvent.Query().Where(auditevent.UploadID(u.ID), auditevent.KindEQ(auditevent.KindPURGED)).Only(ctx)
+	if err != nil || len(purged.Hash) == 0 {
+		t.Fatalf("the PURGED event: %v, hash %x", err, purged.Hash)
+	}
 	want := receipt.Claims{
-		IssuedAt: claims.IssuedAt, UploadID: u.ID, OwnerID: ownerID, Bucket: env.Bucket, ObjectKey: u.ObjectKey,
+		AuditEventHash: hex.EncodeToString(purged.Hash),
+		IssuedAt:       claims.IssuedAt, UploadID: u.ID, OwnerID: ownerID, Bucket: env.Bucket, ObjectKey: u.ObjectKey,
 		VersionsRemoved: receipt.VersionsAll, DeleteRequestedAt: deleted.CreatedAt.UTC(), DeleteRequestedBy: deleted.Actor,
 		DeleteRequestedVia: "REST", ObjectGoneAt: claims.ObjectGoneAt,
 	}
