@@ -99,7 +99,7 @@ func verifyAudit(ctx context.Context, client *ent.Client, o Options, out io.Writ
 	if o.JSON {
 		err = json.NewEncoder(out).Encode(report)
 	} else {
-		fmt.Fprintf(out, "Checked %d events of %d users", report.Events, report.Users)
+		fmt.Fprintf(out, "Checked %s of %s", plural(report.Events, "event"), plural(report.Users, "user"))
 		if report.LegacyEvents > 0 {
 			fmt.Fprintf(out, " (%d written before the chain, unchecked)", report.LegacyEvents)
 		}
@@ -116,4 +116,12 @@ func verifyAudit(ctx context.Context, client *ent.Client, o Options, out io.Writ
 		return fmt.Errorf("%w: %d users' chains are broken", ErrChainBroken, len(report.Breaks))
 	}
 	return err
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
