@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/safedelete/uploads/internal/keyfile"
 )
 
 // Type is the JWS "typ" header of every receipt: a verifier that checks it
@@ -69,7 +70,7 @@ func LoadOrCreateKeys(path string) (*Keys, error) {
 		if err != nil {
 			return nil, err
 		}
-		err = writeFile(path, data, false)
+		err = keyfile.Create(path, data)
 		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("create receipt key: %w", err)
 		}
@@ -94,7 +95,7 @@ func Rotate(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeFile(path, data, true); err != nil {
+	if err := keyfile.Replace(path, data); err != nil {
 		return "", fmt.Errorf("rotate receipt key: %w", err)
 	}
 	return key.KeyID, nil
@@ -202,40 +203,4 @@ func (k *Keys) sign(payload []byte) (string, error) {
 		return "", fmt.Errorf("sign receipt: %w", err)
 	}
 	return object.CompactSerialize()
-}
-
-// writeFile writes data to path, mode 0600, all at once: through a
-// temporary file renamed (replace) or hard-linked (not replace: fails with
-// fs.ErrExist when path exists, so instances starting together agree on
-// one key) into place. A reader or a crash never sees a partly written
-// file.
-func writeFile(path string, data []byte, replace bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".receipt-keys-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if closeErr := tmp.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		return err
-	}
-	if replace {
-		err = os.Rename(tmp.Name(), path)
-	} else {
-		err = os.Link(tmp.Name(), path)
-	}
-	if err != nil {
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = dir.Sync() // the new name survives a power cut
-		dir.Close()
-	}
-	return nil
 }

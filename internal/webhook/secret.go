@@ -20,6 +20,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/webhookendpoint"
+	"github.com/safedelete/uploads/internal/keyfile"
 )
 
 // KeySize is the length of the key endpoint secrets are sealed under
@@ -135,7 +136,7 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 		}
 		key := make([]byte, KeySize)
 		_, _ = rand.Read(key)
-		err = createFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
+		err = keyfile.Create(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
 		if errors.Is(err, fs.ErrExist) {
 			continue // another instance created it first: use its key
 		}
@@ -145,37 +146,6 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 		return key, nil
 	}
 	return nil, fmt.Errorf("create webhook key: %s exists but cannot be read", path)
-}
-
-// createFile creates the file at path with data, mode 0600, all at once
-// and only if there is none: the data goes to a temporary file, which is
-// then hard-linked to path. A link, like O_EXCL, fails when path exists, so
-// instances starting together agree on one key; unlike an O_EXCL write, it
-// never shows a reader (or a crash) a partly written file.
-func createFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".webhook-key-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if closeErr := tmp.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = dir.Sync() // the new name survives a power cut
-		dir.Close()
-	}
-	return nil
 }
 
 // CheckKey reports whether sealer opens the stored secrets, trying the
