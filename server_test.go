@@ -126,14 +126,14 @@ func TestSettingsInScope(t *testing.T) {
 	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 	var cfg config.Config
 	settings := config.Register(fs, &cfg, config.ForDatabase)
-	if len(settings) != 2 || fs.Lookup("data-dir") == nil || fs.Lookup("database-url") == nil || fs.Lookup("addr") != nil {
+	if len(settings) != 3 || fs.Lookup("data-dir") == nil || fs.Lookup("database-url") == nil || fs.Lookup("database-session-url") == nil || fs.Lookup("addr") != nil {
 		t.Errorf("database settings: %+v", settings)
 	}
 	// The issuer and audience go to the commands that link identities, and
 	// to no command that reaches the bucket (it would fetch the keys).
 	fs = pflag.NewFlagSet("", pflag.ContinueOnError)
 	settings = config.Register(fs, &cfg, config.ForDatabase|config.ForIdentities)
-	if len(settings) != 4 || fs.Lookup("auth-issuer") == nil || fs.Lookup("auth-audience") == nil || fs.Lookup("auth-create-users") != nil {
+	if len(settings) != 5 || fs.Lookup("auth-issuer") == nil || fs.Lookup("auth-audience") == nil || fs.Lookup("auth-create-users") != nil {
 		t.Errorf("database and identity settings: %+v", settings)
 	}
 	fs = pflag.NewFlagSet("", pflag.ContinueOnError)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/redis/go-redis/v9"
 
@@ -106,7 +107,12 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	a.Client = client
-	a.Queue = queue.New(client, cfg.DatabaseURL, logger)
+	sessionURL, err := sessionURL(ctx, cfg, client)
+	if err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	a.Queue = queue.New(client, sessionURL, logger)
 	a.Queue.OnLeadership = a.Metrics.Leader
 	// Whatever makes a purge or a delivery due now wakes their workers.
 	client.ObjectPurge.Use(a.Queue.WakeOnDue(purge.QueueKind))
@@ -364,4 +370,26 @@ func (a *App) Close(ctx context.Context) error {
 		errs = append(errs, a.embedded.Close(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// sessionURL is the database URL of what needs one server connection for
+// as long as it runs (the queue's LISTEN and its leader's lock):
+// DATABASE_SESSION_URL, which a DATABASE_URL through a transaction pooler
+// needs, or else DATABASE_URL.
+func sessionURL(ctx context.Context, cfg *config.Config, client *ent.Client) (string, error) {
+	if cfg.DatabaseSessionURL == "" {
+		if database.TransactionPooled(client) {
+			return "", errors.New("DATABASE_URL reaches PostgreSQL through a pooler in transaction mode (such as PgBouncer's pool_mode=transaction), " +
+				"where LISTEN/NOTIFY wake-ups and the periodic work's session lock do not hold: set DATABASE_SESSION_URL to a direct connection to PostgreSQL, " +
+				"or to a pooler in session mode (docs/operations.md, Connection poolers)")
+		}
+		return cfg.DatabaseURL, nil
+	}
+	if database.Dialect(client) != dialect.Postgres {
+		return "", errors.New("DATABASE_SESSION_URL is for a PostgreSQL DATABASE_URL; SQLite has no sessions to keep")
+	}
+	if err := database.SessionURL(ctx, cfg.DatabaseSessionURL); err != nil {
+		return "", err
+	}
+	return cfg.DatabaseSessionURL, nil
 }

@@ -25,6 +25,10 @@ type Config struct {
 	Addr        string
 	DataDir     string
 	DatabaseURL string
+	// DatabaseSessionURL, when DatabaseURL goes through a transaction
+	// pooler, reaches PostgreSQL directly (or through a session pooler)
+	// for LISTEN/NOTIFY and the leader's lock.
+	DatabaseSessionURL string
 
 	S3Bucket           string
 	S3Endpoint         string
@@ -201,6 +205,7 @@ func Register(fs *pflag.FlagSet, cfg *Config, scope Scope) []Setting {
 	str(&cfg.Addr, "ADDR", ":8080", ForServer, "address to listen on")
 	str(&cfg.DataDir, "DATA_DIR", "./data", ForDatabase, "directory of the embedded SQLite database and embedded bucket")
 	str(&cfg.DatabaseURL, "DATABASE_URL", "", ForDatabase, "sqlite://PATH or postgres://...; default: SQLite file in DATA_DIR")
+	str(&cfg.DatabaseSessionURL, "DATABASE_SESSION_URL", "", ForDatabase, "postgres://... reaching PostgreSQL directly, for LISTEN/NOTIFY and the periodic work's lock; needed when DATABASE_URL goes through a pooler in transaction mode")
 	str(&cfg.S3Bucket, "S3_BUCKET", "", ForBucket, "bucket for uploads; unset runs an embedded S3 server over DATA_DIR")
 	str(&cfg.S3Endpoint, "S3_ENDPOINT", "", ForBucket, "S3 endpoint URL for S3-compatible servers; unset for AWS S3")
 	str(&cfg.S3Region, "S3_REGION", "us-east-1", ForBucket, "S3 region")

@@ -25,11 +25,11 @@ func SQLiteURL(path string) string { return "sqlite://" + path }
 // the schema up to date with the versioned migrations (see Migrate). Reads
 // made with Prepare on the client run as prepared statements.
 func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
-	drv, checkpoints, err := openDriver(databaseURL)
+	drv, checkpoints, pooled, err := openDriver(ctx, databaseURL)
 	if err != nil {
 		return nil, explainStartError(err, databaseURL)
 	}
-	d := &driver{Driver: drv, checkpoints: checkpoints}
+	d := &driver{Driver: drv, checkpoints: checkpoints, pooled: pooled}
 	if _, err := Migrate(ctx, drv.DB(), drv.Dialect()); err != nil {
 		d.Close()
 		return nil, explainStartError(err, databaseURL)
@@ -47,41 +47,51 @@ type driver struct {
 	writers     *writers      // nil but on SQLite
 	checkpoints *checkpointer // nil but on SQLite
 	commits     commitWakeups
+	pooled      bool // PostgreSQL through a pooler in transaction mode (pooler.go)
 }
 
-// openDriver opens the database; on SQLite, with its checkpointer running.
-func openDriver(databaseURL string) (*entsql.Driver, *checkpointer, error) {
+// openDriver opens the database; on SQLite, with its checkpointer running;
+// on PostgreSQL, saying whether it goes through a transaction pooler.
+func openDriver(ctx context.Context, databaseURL string) (drv *entsql.Driver, checkpoints *checkpointer, pooled bool, err error) {
 	switch {
 	case strings.HasPrefix(databaseURL, "sqlite://"):
 		path, query, _ := strings.Cut(strings.TrimPrefix(databaseURL, "sqlite://"), "?")
 		params, _ := url.ParseQuery(query)
 		if err := privateSQLiteFiles(path, params.Get("mode")); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
-		checkpoints := newCheckpointer()
+		checkpoints = newCheckpointer()
 		db := sql.OpenDB(newSQLiteConnector(path, SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")), checkpoints.wake))
 		checkpoints.start(db)
 		// Every request reads, and new SQLite connections are costly to
 		// open (each sets its PRAGMAs): keep enough for concurrent callers.
 		db.SetMaxIdleConns(32)
-		return entsql.OpenDB(dialect.SQLite, db), checkpoints, nil
+		return entsql.OpenDB(dialect.SQLite, db), checkpoints, false, nil
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		connString, maxConns, err := PostgresPool(databaseURL)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
+		}
+		if pooled, err = transactionPooled(ctx, connString); err != nil {
+			return nil, nil, false, err
+		}
+		if pooled {
+			if connString, err = withoutNamedStatements(connString); err != nil {
+				return nil, nil, false, err
+			}
 		}
 		db, err := sql.Open("pgx", connString)
 		if err != nil {
-			return nil, nil, fmt.Errorf("open postgres: %w", err)
+			return nil, nil, false, fmt.Errorf("open postgres: %w", err)
 		}
 		// Bounded: a burst of callers waits for a connection here instead
 		// of taking the server past max_connections, which several
 		// instances share, and failing requests with "too many clients".
 		db.SetMaxOpenConns(maxConns)
 		db.SetMaxIdleConns(min(8, maxConns)) // a few warm connections
-		return entsql.OpenDB(dialect.Postgres, db), nil, nil
+		return entsql.OpenDB(dialect.Postgres, db), nil, pooled, nil
 	default:
-		return nil, nil, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))
+		return nil, nil, false, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))
 	}
 }
 

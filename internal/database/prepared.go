@@ -23,10 +23,13 @@ type Statement struct {
 }
 
 // Prepare returns query as a statement of client, prepared on its first
-// run. On a client not opened by Open it runs as a plain query.
+// run. On a client not opened by Open, or through a transaction pooler, it
+// runs as a plain query.
 func Prepare(client *ent.Client, query string) *Statement {
 	s := &Statement{client: client, query: query}
-	if d, ok := client.Driver().(*driver); ok {
+	// Through a transaction pooler a named statement would be prepared
+	// on one server connection and run on another.
+	if d, ok := client.Driver().(*driver); ok && !d.pooled {
 		s.db = d.DB()
 	}
 	return s
