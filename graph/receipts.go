@@ -78,7 +78,7 @@ func (r *Resolver) noObjectReceipts(keepUntil time.Time, deleted []*ent.Upload) 
 		removals := make([]receipt.Removal, len(at))
 		var hashes []string
 		for n, i := range at {
-			removals[n] = receipt.Removal{UploadID: deleted[i].ID, OwnerID: deleted[i].OwnerID, Queued: time.Now()}
+			removals[n] = receipt.Removal{UploadID: deleted[i].ID, OwnerID: deleted[i].OwnerID, Queued: time.Now(), JobID: receipt.JobOf(ctx)}
 			if i < len(auditHashes) {
 				hashes = append(hashes, auditHashes[i])
 			}
