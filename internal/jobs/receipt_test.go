@@ -179,4 +179,43 @@ func TestJobReceiptWaitsForTheTrash(t *testing.T) {
 	if claims.DeletedCount != 3 || claims.ReceiptCount != 2 {
 		t.Errorf("receipt counts: %+v", claims)
 	}
+	// GraphQL serves it, and its upload receipts page by page; their
+	// hashes, in order, make its digest.
+	digest := receipt.NewDigest()
+	var after any
+	for range 3 {
+		res := env.GraphQL(key, `query($id: ID!, $after: ID) { node(id: $id) { ... on DeletionJob { receipt {
+			jws receiptsDigest receiptCount uploadReceipts(first: 1, after: $after) { items { uploadId hash } endCursor hasNextPage } } } } }`,
+			map[string]any{"id": jobID, "after": after})
+		var got struct {
+			Node struct {
+				Receipt struct {
+					Jws, ReceiptsDigest string
+					ReceiptCount        int
+					UploadReceipts      struct {
+						Items       []struct{ UploadID, Hash string }
+						EndCursor   *string
+						HasNextPage bool
+					}
+				}
+			}
+		}
+		if err := res.Decode(&got); err != nil || len(res.Errors) > 0 {
+			t.Fatalf("DeletionJob.receipt: %v %v", err, res.Errors)
+		}
+		r := got.Node.Receipt
+		if r.ReceiptsDigest != claims.ReceiptsDigest || r.ReceiptCount != 2 || r.Jws == "" {
+			t.Fatalf("DeletionJob.receipt: %+v, want the signed claims %+v", r, claims)
+		}
+		for _, item := range r.UploadReceipts.Items {
+			digest.Add(item.Hash)
+		}
+		if !r.UploadReceipts.HasNextPage {
+			break
+		}
+		after = *r.UploadReceipts.EndCursor
+	}
+	if digest.Count() != 2 || digest.Sum() != claims.ReceiptsDigest {
+		t.Errorf("the pages' %d hashes digest to %s, want %s", digest.Count(), digest.Sum(), claims.ReceiptsDigest)
+	}
 }

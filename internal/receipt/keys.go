@@ -46,8 +46,8 @@ type Keys struct {
 	stamp   fileStamp
 	signer  jose.Signer
 	jobs    jose.Signer // signs with the same key, typ JobType
-	public  []byte // the JWKS document of the public keys
-	current string // the kid of the signing key
+	public  []byte      // the JWKS document of the public keys
+	current string      // the kid of the signing key
 }
 
 type fileStamp struct {
