@@ -36,25 +36,40 @@ type receiptView struct {
 }
 
 func (c *commandLine) receiptsShowCommand() *cobra.Command {
-	var uploadID string
-	var asJSON bool
+	var uploadID, jobID string
+	var asJSON, hashes bool
 	cmd := &cobra.Command{
-		Use:   "show --upload UPLOAD_ID",
-		Short: "Print an upload's deletion receipt and its payload",
+		Use:   "show --upload UPLOAD_ID | --job JOB_ID [--hashes]",
+		Short: "Print an upload's or a deletion job's deletion receipt and its payload",
 		Long: `Prints the deletion receipt of an upload gone for good (its record deleted
 and every version of its object removed): the receipt itself, a compact JWS
 to hand to whoever needs the proof, then its payload decoded. Save the first
-line to a file and check it with: uploads receipts verify FILE --jwks URL.`,
+line to a file and check it with: uploads receipts verify FILE --jwks URL.
+
+With --job, the receipt of a deletion job (a users delete erasure, or a
+filter's job), issued once the job has ended and every upload it deleted
+has its own receipt: its counts, and the digest of those receipts. With
+--hashes, the upload receipts' hashes follow instead of the payload, one
+"HASH  UPLOAD_ID" a line in upload id order (streamed, however many):
+receipts verify FILE --hashes LIST checks the digest against them.`,
 		Args: c.noArgs,
 	}
 	cfg := c.withSettings(cmd, config.ForDatabase)
-	cmd.Flags().StringVar(&uploadID, "upload", "", "id of the upload (upl_…) (required)")
+	cmd.Flags().StringVar(&uploadID, "upload", "", "id of the upload (upl_…)")
+	cmd.Flags().StringVar(&jobID, "job", "", "id of the deletion job (job_…)")
+	cmd.Flags().BoolVar(&hashes, "hashes", false, "with --job: print the hashes of the job's upload receipts, not the payload")
 	jsonFlag(cmd.Flags(), &asJSON)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if uploadID == "" {
-			return errors.New("--upload is required")
-		}
-		if !ids.Valid(ids.UploadPrefix, uploadID) {
+		switch {
+		case (uploadID == "") == (jobID == ""):
+			return errors.New("give one of --upload and --job")
+		case hashes && jobID == "":
+			return errors.New("--hashes goes with --job")
+		case jobID != "" && !ids.Valid(ids.JobPrefix, jobID):
+			return fmt.Errorf("--job %q is not a job id (job_ and 32 hex digits)", jobID)
+		case jobID != "":
+			return showJobReceipt(cmd.Context(), cfg, jobID, asJSON, hashes, c.stdout)
+		case !ids.Valid(ids.UploadPrefix, uploadID):
 			return fmt.Errorf("--upload %q is not an upload id (upl_ and 32 hex digits)", uploadID)
 		}
 		return showReceipt(cmd.Context(), cfg, uploadID, asJSON, c.stdout)
@@ -98,15 +113,19 @@ func writeReceiptText(w io.Writer, view receiptView) error {
 }
 
 func (c *commandLine) receiptsVerifyCommand() *cobra.Command {
-	var jwks string
+	var jwks, hashes string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "verify FILE --jwks FILE|URL",
+		Use:   "verify FILE --jwks FILE|URL [--hashes LIST]",
 		Short: "Check a deletion receipt's signature, offline",
 		Long: `Checks that the deletion receipt in FILE (a compact JWS, as receipts show
 prints it; - reads standard input) was signed by one of the keys in --jwks:
 a JSON Web Key Set file, or the URL of a server's /.well-known/jwks.json
 (fetched once). Nothing else is needed: no database, no credential.
+
+A deletion job's receipt (receipts show --job) is checked the same way;
+with --hashes LIST (as receipts show --job --hashes prints it), its digest
+is also checked against the hashes of the upload receipts listed.
 
 Exit status: 0 when the receipt is valid (its payload is printed), 1 when it
 is not (the reason is printed), 2 when FILE or the keys cannot be read.`,
@@ -114,6 +133,7 @@ is not (the reason is printed), 2 when FILE or the keys cannot be read.`,
 		Annotations: map[string]string{errorExitStatus: "2"},
 	}
 	cmd.Flags().StringVar(&jwks, "jwks", "", "the public keys: a JWKS file, or an http(s) URL (required)")
+	cmd.Flags().StringVar(&hashes, "hashes", "", "a job receipt's upload receipt hashes, one a line, to check its digest against")
 	jsonFlag(cmd.Flags(), &asJSON)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if jwks == "" {
@@ -126,6 +146,12 @@ is not (the reason is printed), 2 when FILE or the keys cannot be read.`,
 		keys, err := readJWKS(cmd.Context(), jwks)
 		if err != nil {
 			return err
+		}
+		if receipt.TypeOf(compact) == receipt.JobType {
+			return c.verifyJobReceipt(compact, keys, hashes, asJSON)
+		}
+		if hashes != "" {
+			return errHashesForUpload
 		}
 		kid, payload, err := receipt.Verify(compact, keys)
 		if errors.Is(err, receipt.ErrInvalid) {
@@ -200,6 +226,42 @@ func readJWKS(ctx context.Context, source string) ([]byte, error) {
 		return nil, fmt.Errorf("--jwks: %s answered %s", source, res.Status)
 	}
 	return io.ReadAll(io.LimitReader(res.Body, maxReceiptFile))
+}
+
+// verifyJobReceipt is receipts verify of a deletion job's receipt, and of
+// its digest against the hashes in the file hashes if given.
+func (c *commandLine) verifyJobReceipt(compact string, keys []byte, hashes string, asJSON bool) error {
+	kid, payload, err := receipt.VerifyJob(compact, keys)
+	if errors.Is(err, receipt.ErrInvalid) {
+		return &exitError{code: 1, err: err}
+	}
+	if err != nil {
+		return err
+	}
+	claims, err := receipt.DecodeJobClaims(payload)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if hashes != "" {
+		if err := checkJobDigest(claims, hashes); errors.Is(err, receipt.ErrInvalid) {
+			return &exitError{code: 1, err: err}
+		} else if err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		return json.NewEncoder(c.stdout).Encode(jobReceiptView{JWS: compact, KeyID: kid, Payload: claims})
+	}
+	indented, err := json.MarshalIndent(claims, "", "  ")
+	if err != nil {
+		return err
+	}
+	checked := ""
+	if hashes != "" {
+		checked = fmt.Sprintf(", and its digest matches the %d hashes listed", claims.ReceiptCount)
+	}
+	_, err = fmt.Fprintf(c.stdout, "valid: a deletion job's receipt, signed by kid %s%s\npayload: %s\n", kid, checked, indented)
+	return err
 }
 
 func (c *commandLine) receiptsRotateCommand() *cobra.Command {

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/testenv"
 )
@@ -93,4 +97,68 @@ func TestReceiptsCommandLine(t *testing.T) {
 func flipChar(c byte) byte {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 	return alphabet[strings.IndexByte(alphabet, c)^32]
+}
+
+// TestJobReceiptCommandLine: receipts show --job prints a deletion job's
+// receipt, --hashes its upload receipts' hashes; receipts verify checks
+// the receipt and, with --hashes, its digest: 0 with the list as shown, 1
+// with one hash left out, or with a byte of the receipt changed.
+func TestJobReceiptCommandLine(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	userID, key := env.NewUser()
+	for _, name := range []string{"a.txt", "b.txt", "c.txt"} {
+		env.MustUpload(key, name, []byte(name))
+	}
+	job, err := env.App.Jobs.Start(ctx, jobs.Filter{OwnerID: userID, Actor: audit.CLI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Eventually(time.Minute, "the job's receipt", func() bool {
+		return env.Client().DeletionJob.GetX(ctx, job.ID).Receipt != ""
+	})
+	settings := map[string]string{"DATA_DIR": env.Config.DataDir}
+	if env.Config.DatabaseURL != "" {
+		settings["DATABASE_URL"] = env.Config.DatabaseURL
+	}
+	run := runCommandLine(t, settings, "receipts", "show", "--job", job.ID, "--json")
+	var shown jobReceiptView
+	if err := json.Unmarshal([]byte(run.stdout), &shown); err != nil || run.status != 0 {
+		t.Fatalf("receipts show --job: exit status %d, %v\n%s%s", run.status, err, run.stdout, run.stderr)
+	}
+	if shown.Payload.JobID != job.ID || shown.Payload.DeletedCount != 3 || shown.Payload.ReceiptCount != 3 {
+		t.Errorf("receipts show --job: %+v", shown.Payload)
+	}
+	run = runCommandLine(t, settings, "receipts", "show", "--job", job.ID, "--hashes")
+	if lines := strings.Split(strings.TrimSpace(run.stdout), "\n"); run.status != 0 || len(lines) != 3 {
+		t.Fatalf("receipts show --job --hashes: exit status %d\n%s%s", run.status, run.stdout, run.stderr)
+	}
+	dir := t.TempDir()
+	file, list, short := filepath.Join(dir, "job.jws"), filepath.Join(dir, "hashes"), filepath.Join(dir, "short")
+	for path, content := range map[string]string{
+		file: shown.JWS + "\n", list: run.stdout, short: run.stdout[strings.Index(run.stdout, "\n")+1:],
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jwksURL := env.URL + receipt.JWKSPath
+	if run := runCommandLine(t, nil, "receipts", "verify", file, "--jwks", jwksURL, "--hashes", list); run.status != 0 ||
+		!strings.Contains(run.stdout, "its digest matches the 3 hashes listed") {
+		t.Errorf("verify --hashes: exit status %d\n%s%s", run.status, run.stdout, run.stderr)
+	}
+	if run := runCommandLine(t, nil, "receipts", "verify", file, "--jwks", jwksURL, "--hashes", short); run.status != 1 ||
+		!strings.Contains(run.stderr, "the 2 hashes in") {
+		t.Errorf("verify --hashes with one left out: exit status %d\n%s%s", run.status, run.stdout, run.stderr)
+	}
+	header, rest, _ := strings.Cut(shown.JWS, ".")
+	changed := []byte(rest)
+	changed[10] = flipChar(changed[10])
+	if err := os.WriteFile(file, []byte(header+"."+string(changed)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if run := runCommandLine(t, nil, "receipts", "verify", file, "--jwks", jwksURL); run.status != 1 || !strings.Contains(run.stderr, "the signature does not match") {
+		t.Errorf("verify of a changed job receipt: exit status %d\n%s%s", run.status, run.stdout, run.stderr)
+	}
 }

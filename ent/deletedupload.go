@@ -41,8 +41,10 @@ type DeletedUpload struct {
 	// When the restore window closes and the object is purged; purgeUpload closes it early.
 	PurgeAt time.Time `json:"purge_at,omitempty"`
 	// While later than now, a hold keeps it in the trash, restorable, past purge_at; its purge waits as long (internal/holds).
-	HeldUntil    *time.Time `json:"held_until,omitempty"`
-	selectValues sql.SelectValues
+	HeldUntil *time.Time `json:"held_until,omitempty"`
+	// The deletion job that deleted it, if one did: its receipt waits for this upload's, or for its restore (internal/receipt).
+	DeletionJobID string `json:"deletion_job_id,omitempty"`
+	selectValues  sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -52,7 +54,7 @@ func (*DeletedUpload) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case deletedupload.FieldSize:
 			values[i] = new(sql.NullInt64)
-		case deletedupload.FieldID, deletedupload.FieldOwnerID, deletedupload.FieldFilename, deletedupload.FieldContentType, deletedupload.FieldStatus, deletedupload.FieldBucket, deletedupload.FieldObjectKey, deletedupload.FieldMultipartUploadID:
+		case deletedupload.FieldID, deletedupload.FieldOwnerID, deletedupload.FieldFilename, deletedupload.FieldContentType, deletedupload.FieldStatus, deletedupload.FieldBucket, deletedupload.FieldObjectKey, deletedupload.FieldMultipartUploadID, deletedupload.FieldDeletionJobID:
 			values[i] = new(sql.NullString)
 		case deletedupload.FieldCreatedAt, deletedupload.FieldDeletedAt, deletedupload.FieldPurgeAt, deletedupload.FieldHeldUntil:
 			values[i] = new(sql.NullTime)
@@ -150,6 +152,12 @@ func (_m *DeletedUpload) assignValues(columns []string, values []any) error {
 				_m.HeldUntil = new(time.Time)
 				*_m.HeldUntil = value.Time
 			}
+		case deletedupload.FieldDeletionJobID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field deletion_job_id", values[i])
+			} else if value.Valid {
+				_m.DeletionJobID = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -223,6 +231,9 @@ func (_m *DeletedUpload) String() string {
 		builder.WriteString("held_until=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("deletion_job_id=")
+	builder.WriteString(_m.DeletionJobID)
 	builder.WriteByte(')')
 	return builder.String()
 }

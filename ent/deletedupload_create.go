@@ -132,6 +132,20 @@ func (_c *DeletedUploadCreate) SetNillableHeldUntil(v *time.Time) *DeletedUpload
 	return _c
 }
 
+// SetDeletionJobID sets the "deletion_job_id" field.
+func (_c *DeletedUploadCreate) SetDeletionJobID(v string) *DeletedUploadCreate {
+	_c.mutation.SetDeletionJobID(v)
+	return _c
+}
+
+// SetNillableDeletionJobID sets the "deletion_job_id" field if the given value is not nil.
+func (_c *DeletedUploadCreate) SetNillableDeletionJobID(v *string) *DeletedUploadCreate {
+	if v != nil {
+		_c.SetDeletionJobID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *DeletedUploadCreate) SetID(v string) *DeletedUploadCreate {
 	_c.mutation.SetID(v)
@@ -189,6 +203,10 @@ func (_c *DeletedUploadCreate) defaults() {
 		v := deletedupload.DefaultDeletedAt()
 		_c.mutation.SetDeletedAt(v)
 	}
+	if _, ok := _c.mutation.DeletionJobID(); !ok {
+		v := deletedupload.DefaultDeletionJobID
+		_c.mutation.SetDeletionJobID(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -240,6 +258,9 @@ func (_c *DeletedUploadCreate) check() error {
 	}
 	if _, ok := _c.mutation.PurgeAt(); !ok {
 		return &ValidationError{Name: "purge_at", err: errors.New(`ent: missing required field "DeletedUpload.purge_at"`)}
+	}
+	if _, ok := _c.mutation.DeletionJobID(); !ok {
+		return &ValidationError{Name: "deletion_job_id", err: errors.New(`ent: missing required field "DeletedUpload.deletion_job_id"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := deletedupload.IDValidator(v); err != nil {
@@ -328,6 +349,10 @@ func (_c *DeletedUploadCreate) createSpec() (*DeletedUpload, *sqlgraph.CreateSpe
 	if value, ok := _c.mutation.HeldUntil(); ok {
 		_spec.SetField(deletedupload.FieldHeldUntil, field.TypeTime, value)
 		_node.HeldUntil = &value
+	}
+	if value, ok := _c.mutation.DeletionJobID(); ok {
+		_spec.SetField(deletedupload.FieldDeletionJobID, field.TypeString, value)
+		_node.DeletionJobID = value
 	}
 	return _node, _spec
 }

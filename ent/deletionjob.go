@@ -43,6 +43,10 @@ type DeletionJob struct {
 	HeldCount int `json:"held_count,omitempty"`
 	// How many of the matched uploads were left when the job FAILED; 0 otherwise.
 	FailedCount int `json:"failed_count,omitempty"`
+	// How many uploads the job deleted still have no deletion receipt (their objects not purged yet, or waiting in the trash), less those restored. The job's receipt is issued once it has ended and this is 0.
+	PendingReceipts int `json:"pending_receipts,omitempty"`
+	// The job's deletion receipt, a compact JWS (internal/receipt.JobClaims); empty until issued.
+	Receipt string `json:"receipt,omitempty"`
 	// Why the job FAILED; empty otherwise.
 	Error string `json:"error,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
@@ -65,9 +69,9 @@ func (*DeletionJob) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case deletionjob.FieldDryRun:
 			values[i] = new(sql.NullBool)
-		case deletionjob.FieldMatchedCount, deletionjob.FieldDeletedCount, deletionjob.FieldHeldCount, deletionjob.FieldFailedCount, deletionjob.FieldAttempts:
+		case deletionjob.FieldMatchedCount, deletionjob.FieldDeletedCount, deletionjob.FieldHeldCount, deletionjob.FieldFailedCount, deletionjob.FieldPendingReceipts, deletionjob.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case deletionjob.FieldID, deletionjob.FieldOwnerID, deletionjob.FieldKind, deletionjob.FieldFilter, deletionjob.FieldActor, deletionjob.FieldVia, deletionjob.FieldRequestID, deletionjob.FieldStatus, deletionjob.FieldError:
+		case deletionjob.FieldID, deletionjob.FieldOwnerID, deletionjob.FieldKind, deletionjob.FieldFilter, deletionjob.FieldActor, deletionjob.FieldVia, deletionjob.FieldRequestID, deletionjob.FieldStatus, deletionjob.FieldReceipt, deletionjob.FieldError:
 			values[i] = new(sql.NullString)
 		case deletionjob.FieldCutoff, deletionjob.FieldCreatedAt, deletionjob.FieldStartedAt, deletionjob.FieldFinishedAt, deletionjob.FieldNextAttemptAt:
 			values[i] = new(sql.NullTime)
@@ -170,6 +174,18 @@ func (_m *DeletionJob) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field failed_count", values[i])
 			} else if value.Valid {
 				_m.FailedCount = int(value.Int64)
+			}
+		case deletionjob.FieldPendingReceipts:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field pending_receipts", values[i])
+			} else if value.Valid {
+				_m.PendingReceipts = int(value.Int64)
+			}
+		case deletionjob.FieldReceipt:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field receipt", values[i])
+			} else if value.Valid {
+				_m.Receipt = value.String
 			}
 		case deletionjob.FieldError:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -285,6 +301,12 @@ func (_m *DeletionJob) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("failed_count=")
 	builder.WriteString(fmt.Sprintf("%v", _m.FailedCount))
+	builder.WriteString(", ")
+	builder.WriteString("pending_receipts=")
+	builder.WriteString(fmt.Sprintf("%v", _m.PendingReceipts))
+	builder.WriteString(", ")
+	builder.WriteString("receipt=")
+	builder.WriteString(_m.Receipt)
 	builder.WriteString(", ")
 	builder.WriteString("error=")
 	builder.WriteString(_m.Error)

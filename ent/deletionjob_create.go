@@ -186,6 +186,34 @@ func (_c *DeletionJobCreate) SetNillableFailedCount(v *int) *DeletionJobCreate {
 	return _c
 }
 
+// SetPendingReceipts sets the "pending_receipts" field.
+func (_c *DeletionJobCreate) SetPendingReceipts(v int) *DeletionJobCreate {
+	_c.mutation.SetPendingReceipts(v)
+	return _c
+}
+
+// SetNillablePendingReceipts sets the "pending_receipts" field if the given value is not nil.
+func (_c *DeletionJobCreate) SetNillablePendingReceipts(v *int) *DeletionJobCreate {
+	if v != nil {
+		_c.SetPendingReceipts(*v)
+	}
+	return _c
+}
+
+// SetReceipt sets the "receipt" field.
+func (_c *DeletionJobCreate) SetReceipt(v string) *DeletionJobCreate {
+	_c.mutation.SetReceipt(v)
+	return _c
+}
+
+// SetNillableReceipt sets the "receipt" field if the given value is not nil.
+func (_c *DeletionJobCreate) SetNillableReceipt(v *string) *DeletionJobCreate {
+	if v != nil {
+		_c.SetReceipt(*v)
+	}
+	return _c
+}
+
 // SetError sets the "error" field.
 func (_c *DeletionJobCreate) SetError(v string) *DeletionJobCreate {
 	_c.mutation.SetError(v)
@@ -359,6 +387,14 @@ func (_c *DeletionJobCreate) defaults() {
 		v := deletionjob.DefaultFailedCount
 		_c.mutation.SetFailedCount(v)
 	}
+	if _, ok := _c.mutation.PendingReceipts(); !ok {
+		v := deletionjob.DefaultPendingReceipts
+		_c.mutation.SetPendingReceipts(v)
+	}
+	if _, ok := _c.mutation.Receipt(); !ok {
+		v := deletionjob.DefaultReceipt
+		_c.mutation.SetReceipt(v)
+	}
 	if _, ok := _c.mutation.Error(); !ok {
 		v := deletionjob.DefaultError
 		_c.mutation.SetError(v)
@@ -453,6 +489,12 @@ func (_c *DeletionJobCreate) check() error {
 		if err := deletionjob.FailedCountValidator(v); err != nil {
 			return &ValidationError{Name: "failed_count", err: fmt.Errorf(`ent: validator failed for field "DeletionJob.failed_count": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.PendingReceipts(); !ok {
+		return &ValidationError{Name: "pending_receipts", err: errors.New(`ent: missing required field "DeletionJob.pending_receipts"`)}
+	}
+	if _, ok := _c.mutation.Receipt(); !ok {
+		return &ValidationError{Name: "receipt", err: errors.New(`ent: missing required field "DeletionJob.receipt"`)}
 	}
 	if _, ok := _c.mutation.Error(); !ok {
 		return &ValidationError{Name: "error", err: errors.New(`ent: missing required field "DeletionJob.error"`)}
@@ -562,6 +604,14 @@ func (_c *DeletionJobCreate) createSpec() (*DeletionJob, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.FailedCount(); ok {
 		_spec.SetField(deletionjob.FieldFailedCount, field.TypeInt, value)
 		_node.FailedCount = value
+	}
+	if value, ok := _c.mutation.PendingReceipts(); ok {
+		_spec.SetField(deletionjob.FieldPendingReceipts, field.TypeInt, value)
+		_node.PendingReceipts = value
+	}
+	if value, ok := _c.mutation.Receipt(); ok {
+		_spec.SetField(deletionjob.FieldReceipt, field.TypeString, value)
+		_node.Receipt = value
 	}
 	if value, ok := _c.mutation.Error(); ok {
 		_spec.SetField(deletionjob.FieldError, field.TypeString, value)

@@ -126,6 +126,41 @@ func (_u *DeletionJobUpdate) AddFailedCount(v int) *DeletionJobUpdate {
 	return _u
 }
 
+// SetPendingReceipts sets the "pending_receipts" field.
+func (_u *DeletionJobUpdate) SetPendingReceipts(v int) *DeletionJobUpdate {
+	_u.mutation.ResetPendingReceipts()
+	_u.mutation.SetPendingReceipts(v)
+	return _u
+}
+
+// SetNillablePendingReceipts sets the "pending_receipts" field if the given value is not nil.
+func (_u *DeletionJobUpdate) SetNillablePendingReceipts(v *int) *DeletionJobUpdate {
+	if v != nil {
+		_u.SetPendingReceipts(*v)
+	}
+	return _u
+}
+
+// AddPendingReceipts adds value to the "pending_receipts" field.
+func (_u *DeletionJobUpdate) AddPendingReceipts(v int) *DeletionJobUpdate {
+	_u.mutation.AddPendingReceipts(v)
+	return _u
+}
+
+// SetReceipt sets the "receipt" field.
+func (_u *DeletionJobUpdate) SetReceipt(v string) *DeletionJobUpdate {
+	_u.mutation.SetReceipt(v)
+	return _u
+}
+
+// SetNillableReceipt sets the "receipt" field if the given value is not nil.
+func (_u *DeletionJobUpdate) SetNillableReceipt(v *string) *DeletionJobUpdate {
+	if v != nil {
+		_u.SetReceipt(*v)
+	}
+	return _u
+}
+
 // SetError sets the "error" field.
 func (_u *DeletionJobUpdate) SetError(v string) *DeletionJobUpdate {
 	_u.mutation.SetError(v)
@@ -324,6 +359,15 @@ func (_u *DeletionJobUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	if value, ok := _u.mutation.AddedFailedCount(); ok {
 		_spec.AddField(deletionjob.FieldFailedCount, field.TypeInt, value)
 	}
+	if value, ok := _u.mutation.PendingReceipts(); ok {
+		_spec.SetField(deletionjob.FieldPendingReceipts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPendingReceipts(); ok {
+		_spec.AddField(deletionjob.FieldPendingReceipts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Receipt(); ok {
+		_spec.SetField(deletionjob.FieldReceipt, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.Error(); ok {
 		_spec.SetField(deletionjob.FieldError, field.TypeString, value)
 	}
@@ -463,6 +507,41 @@ func (_u *DeletionJobUpdateOne) SetNillableFailedCount(v *int) *DeletionJobUpdat
 // AddFailedCount adds value to the "failed_count" field.
 func (_u *DeletionJobUpdateOne) AddFailedCount(v int) *DeletionJobUpdateOne {
 	_u.mutation.AddFailedCount(v)
+	return _u
+}
+
+// SetPendingReceipts sets the "pending_receipts" field.
+func (_u *DeletionJobUpdateOne) SetPendingReceipts(v int) *DeletionJobUpdateOne {
+	_u.mutation.ResetPendingReceipts()
+	_u.mutation.SetPendingReceipts(v)
+	return _u
+}
+
+// SetNillablePendingReceipts sets the "pending_receipts" field if the given value is not nil.
+func (_u *DeletionJobUpdateOne) SetNillablePendingReceipts(v *int) *DeletionJobUpdateOne {
+	if v != nil {
+		_u.SetPendingReceipts(*v)
+	}
+	return _u
+}
+
+// AddPendingReceipts adds value to the "pending_receipts" field.
+func (_u *DeletionJobUpdateOne) AddPendingReceipts(v int) *DeletionJobUpdateOne {
+	_u.mutation.AddPendingReceipts(v)
+	return _u
+}
+
+// SetReceipt sets the "receipt" field.
+func (_u *DeletionJobUpdateOne) SetReceipt(v string) *DeletionJobUpdateOne {
+	_u.mutation.SetReceipt(v)
+	return _u
+}
+
+// SetNillableReceipt sets the "receipt" field if the given value is not nil.
+func (_u *DeletionJobUpdateOne) SetNillableReceipt(v *string) *DeletionJobUpdateOne {
+	if v != nil {
+		_u.SetReceipt(*v)
+	}
 	return _u
 }
 
@@ -693,6 +772,15 @@ func (_u *DeletionJobUpdateOne) sqlSave(ctx context.Context) (_node *DeletionJob
 	}
 	if value, ok := _u.mutation.AddedFailedCount(); ok {
 		_spec.AddField(deletionjob.FieldFailedCount, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PendingReceipts(); ok {
+		_spec.SetField(deletionjob.FieldPendingReceipts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPendingReceipts(); ok {
+		_spec.AddField(deletionjob.FieldPendingReceipts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Receipt(); ok {
+		_spec.SetField(deletionjob.FieldReceipt, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.Error(); ok {
 		_spec.SetField(deletionjob.FieldError, field.TypeString, value)

@@ -23,6 +23,8 @@ type DeletionReceipt struct {
 	OwnerID string `json:"owner_id,omitempty"`
 	// The receipt: a compact JWS, EdDSA, whose payload names what was removed, when and at whose request.
 	Jws string `json:"jws,omitempty"`
+	// The deletion job that deleted the upload, if one did: the job's receipt digests the receipts that name it, in upload id order.
+	DeletionJobID string `json:"deletion_job_id,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt    time.Time `json:"created_at,omitempty"`
 	selectValues sql.SelectValues
@@ -35,7 +37,7 @@ func (*DeletionReceipt) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case deletionreceipt.FieldID:
 			values[i] = new(sql.NullInt64)
-		case deletionreceipt.FieldUploadID, deletionreceipt.FieldOwnerID, deletionreceipt.FieldJws:
+		case deletionreceipt.FieldUploadID, deletionreceipt.FieldOwnerID, deletionreceipt.FieldJws, deletionreceipt.FieldDeletionJobID:
 			values[i] = new(sql.NullString)
 		case deletionreceipt.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -77,6 +79,12 @@ func (_m *DeletionReceipt) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field jws", values[i])
 			} else if value.Valid {
 				_m.Jws = value.String
+			}
+		case deletionreceipt.FieldDeletionJobID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field deletion_job_id", values[i])
+			} else if value.Valid {
+				_m.DeletionJobID = value.String
 			}
 		case deletionreceipt.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -128,6 +136,9 @@ func (_m *DeletionReceipt) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("jws=")
 	builder.WriteString(_m.Jws)
+	builder.WriteString(", ")
+	builder.WriteString("deletion_job_id=")
+	builder.WriteString(_m.DeletionJobID)
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

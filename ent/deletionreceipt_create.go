@@ -38,6 +38,20 @@ func (_c *DeletionReceiptCreate) SetJws(v string) *DeletionReceiptCreate {
 	return _c
 }
 
+// SetDeletionJobID sets the "deletion_job_id" field.
+func (_c *DeletionReceiptCreate) SetDeletionJobID(v string) *DeletionReceiptCreate {
+	_c.mutation.SetDeletionJobID(v)
+	return _c
+}
+
+// SetNillableDeletionJobID sets the "deletion_job_id" field if the given value is not nil.
+func (_c *DeletionReceiptCreate) SetNillableDeletionJobID(v *string) *DeletionReceiptCreate {
+	if v != nil {
+		_c.SetDeletionJobID(*v)
+	}
+	return _c
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (_c *DeletionReceiptCreate) SetCreatedAt(v time.Time) *DeletionReceiptCreate {
 	_c.mutation.SetCreatedAt(v)
@@ -87,6 +101,10 @@ func (_c *DeletionReceiptCreate) ExecX(ctx context.Context) {
 
 // defaults sets the default values of the builder before save.
 func (_c *DeletionReceiptCreate) defaults() {
+	if _, ok := _c.mutation.DeletionJobID(); !ok {
+		v := deletionreceipt.DefaultDeletionJobID
+		_c.mutation.SetDeletionJobID(v)
+	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := deletionreceipt.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
@@ -118,6 +136,9 @@ func (_c *DeletionReceiptCreate) check() error {
 		if err := deletionreceipt.JwsValidator(v); err != nil {
 			return &ValidationError{Name: "jws", err: fmt.Errorf(`ent: validator failed for field "DeletionReceipt.jws": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.DeletionJobID(); !ok {
+		return &ValidationError{Name: "deletion_job_id", err: errors.New(`ent: missing required field "DeletionReceipt.deletion_job_id"`)}
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "DeletionReceipt.created_at"`)}
@@ -159,6 +180,10 @@ func (_c *DeletionReceiptCreate) createSpec() (*DeletionReceipt, *sqlgraph.Creat
 	if value, ok := _c.mutation.Jws(); ok {
 		_spec.SetField(deletionreceipt.FieldJws, field.TypeString, value)
 		_node.Jws = value
+	}
+	if value, ok := _c.mutation.DeletionJobID(); ok {
+		_spec.SetField(deletionreceipt.FieldDeletionJobID, field.TypeString, value)
+		_node.DeletionJobID = value
 	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(deletionreceipt.FieldCreatedAt, field.TypeTime, value)

@@ -2374,6 +2374,7 @@ type DeletedUploadMutation struct {
 	deleted_at          *time.Time
 	purge_at            *time.Time
 	held_until          *time.Time
+	deletion_job_id     *string
 	clearedFields       map[string]struct{}
 	done                bool
 	oldValue            func(context.Context) (*DeletedUpload, error)
@@ -2949,6 +2950,42 @@ func (m *DeletedUploadMutation) ResetHeldUntil() {
 	delete(m.clearedFields, deletedupload.FieldHeldUntil)
 }
 
+// SetDeletionJobID sets the "deletion_job_id" field.
+func (m *DeletedUploadMutation) SetDeletionJobID(s string) {
+	m.deletion_job_id = &s
+}
+
+// DeletionJobID returns the value of the "deletion_job_id" field in the mutation.
+func (m *DeletedUploadMutation) DeletionJobID() (r string, exists bool) {
+	v := m.deletion_job_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeletionJobID returns the old "deletion_job_id" field's value of the DeletedUpload entity.
+// If the DeletedUpload object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletedUploadMutation) OldDeletionJobID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeletionJobID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeletionJobID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeletionJobID: %w", err)
+	}
+	return oldValue.DeletionJobID, nil
+}
+
+// ResetDeletionJobID resets all changes to the "deletion_job_id" field.
+func (m *DeletedUploadMutation) ResetDeletionJobID() {
+	m.deletion_job_id = nil
+}
+
 // Where appends a list predicates to the DeletedUploadMutation builder.
 func (m *DeletedUploadMutation) Where(ps ...predicate.DeletedUpload) {
 	m.predicates = append(m.predicates, ps...)
@@ -2983,7 +3020,7 @@ func (m *DeletedUploadMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeletedUploadMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.owner_id != nil {
 		fields = append(fields, deletedupload.FieldOwnerID)
 	}
@@ -3020,6 +3057,9 @@ func (m *DeletedUploadMutation) Fields() []string {
 	if m.held_until != nil {
 		fields = append(fields, deletedupload.FieldHeldUntil)
 	}
+	if m.deletion_job_id != nil {
+		fields = append(fields, deletedupload.FieldDeletionJobID)
+	}
 	return fields
 }
 
@@ -3052,6 +3092,8 @@ func (m *DeletedUploadMutation) Field(name string) (ent.Value, bool) {
 		return m.PurgeAt()
 	case deletedupload.FieldHeldUntil:
 		return m.HeldUntil()
+	case deletedupload.FieldDeletionJobID:
+		return m.DeletionJobID()
 	}
 	return nil, false
 }
@@ -3085,6 +3127,8 @@ func (m *DeletedUploadMutation) OldField(ctx context.Context, name string) (ent.
 		return m.OldPurgeAt(ctx)
 	case deletedupload.FieldHeldUntil:
 		return m.OldHeldUntil(ctx)
+	case deletedupload.FieldDeletionJobID:
+		return m.OldDeletionJobID(ctx)
 	}
 	return nil, fmt.Errorf("unknown DeletedUpload field %s", name)
 }
@@ -3177,6 +3221,13 @@ func (m *DeletedUploadMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetHeldUntil(v)
+		return nil
+	case deletedupload.FieldDeletionJobID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeletionJobID(v)
 		return nil
 	}
 	return fmt.Errorf("unknown DeletedUpload field %s", name)
@@ -3287,6 +3338,9 @@ func (m *DeletedUploadMutation) ResetField(name string) error {
 	case deletedupload.FieldHeldUntil:
 		m.ResetHeldUntil()
 		return nil
+	case deletedupload.FieldDeletionJobID:
+		m.ResetDeletionJobID()
+		return nil
 	}
 	return fmt.Errorf("unknown DeletedUpload field %s", name)
 }
@@ -3342,37 +3396,40 @@ func (m *DeletedUploadMutation) ResetEdge(name string) error {
 // DeletionJobMutation represents an operation that mutates the DeletionJob nodes in the graph.
 type DeletionJobMutation struct {
 	config
-	op               Op
-	typ              string
-	id               *string
-	owner_id         *string
-	kind             *deletionjob.Kind
-	filter           *string
-	cutoff           *time.Time
-	dry_run          *bool
-	actor            *string
-	via              *string
-	request_id       *string
-	status           *deletionjob.Status
-	matched_count    *int
-	addmatched_count *int
-	deleted_count    *int
-	adddeleted_count *int
-	held_count       *int
-	addheld_count    *int
-	failed_count     *int
-	addfailed_count  *int
-	error            *string
-	created_at       *time.Time
-	started_at       *time.Time
-	finished_at      *time.Time
-	attempts         *int
-	addattempts      *int
-	next_attempt_at  *time.Time
-	clearedFields    map[string]struct{}
-	done             bool
-	oldValue         func(context.Context) (*DeletionJob, error)
-	predicates       []predicate.DeletionJob
+	op                  Op
+	typ                 string
+	id                  *string
+	owner_id            *string
+	kind                *deletionjob.Kind
+	filter              *string
+	cutoff              *time.Time
+	dry_run             *bool
+	actor               *string
+	via                 *string
+	request_id          *string
+	status              *deletionjob.Status
+	matched_count       *int
+	addmatched_count    *int
+	deleted_count       *int
+	adddeleted_count    *int
+	held_count          *int
+	addheld_count       *int
+	failed_count        *int
+	addfailed_count     *int
+	pending_receipts    *int
+	addpending_receipts *int
+	receipt             *string
+	error               *string
+	created_at          *time.Time
+	started_at          *time.Time
+	finished_at         *time.Time
+	attempts            *int
+	addattempts         *int
+	next_attempt_at     *time.Time
+	clearedFields       map[string]struct{}
+	done                bool
+	oldValue            func(context.Context) (*DeletionJob, error)
+	predicates          []predicate.DeletionJob
 }
 
 var _ ent.Mutation = (*DeletionJobMutation)(nil)
@@ -4040,6 +4097,98 @@ func (m *DeletionJobMutation) ResetFailedCount() {
 	m.addfailed_count = nil
 }
 
+// SetPendingReceipts sets the "pending_receipts" field.
+func (m *DeletionJobMutation) SetPendingReceipts(i int) {
+	m.pending_receipts = &i
+	m.addpending_receipts = nil
+}
+
+// PendingReceipts returns the value of the "pending_receipts" field in the mutation.
+func (m *DeletionJobMutation) PendingReceipts() (r int, exists bool) {
+	v := m.pending_receipts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPendingReceipts returns the old "pending_receipts" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldPendingReceipts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPendingReceipts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPendingReceipts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPendingReceipts: %w", err)
+	}
+	return oldValue.PendingReceipts, nil
+}
+
+// AddPendingReceipts adds i to the "pending_receipts" field.
+func (m *DeletionJobMutation) AddPendingReceipts(i int) {
+	if m.addpending_receipts != nil {
+		*m.addpending_receipts += i
+	} else {
+		m.addpending_receipts = &i
+	}
+}
+
+// AddedPendingReceipts returns the value that was added to the "pending_receipts" field in this mutation.
+func (m *DeletionJobMutation) AddedPendingReceipts() (r int, exists bool) {
+	v := m.addpending_receipts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPendingReceipts resets all changes to the "pending_receipts" field.
+func (m *DeletionJobMutation) ResetPendingReceipts() {
+	m.pending_receipts = nil
+	m.addpending_receipts = nil
+}
+
+// SetReceipt sets the "receipt" field.
+func (m *DeletionJobMutation) SetReceipt(s string) {
+	m.receipt = &s
+}
+
+// Receipt returns the value of the "receipt" field in the mutation.
+func (m *DeletionJobMutation) Receipt() (r string, exists bool) {
+	v := m.receipt
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReceipt returns the old "receipt" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldReceipt(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReceipt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReceipt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReceipt: %w", err)
+	}
+	return oldValue.Receipt, nil
+}
+
+// ResetReceipt resets all changes to the "receipt" field.
+func (m *DeletionJobMutation) ResetReceipt() {
+	m.receipt = nil
+}
+
 // SetError sets the "error" field.
 func (m *DeletionJobMutation) SetError(s string) {
 	m.error = &s
@@ -4336,7 +4485,7 @@ func (m *DeletionJobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeletionJobMutation) Fields() []string {
-	fields := make([]string, 0, 19)
+	fields := make([]string, 0, 21)
 	if m.owner_id != nil {
 		fields = append(fields, deletionjob.FieldOwnerID)
 	}
@@ -4375,6 +4524,12 @@ func (m *DeletionJobMutation) Fields() []string {
 	}
 	if m.failed_count != nil {
 		fields = append(fields, deletionjob.FieldFailedCount)
+	}
+	if m.pending_receipts != nil {
+		fields = append(fields, deletionjob.FieldPendingReceipts)
+	}
+	if m.receipt != nil {
+		fields = append(fields, deletionjob.FieldReceipt)
 	}
 	if m.error != nil {
 		fields = append(fields, deletionjob.FieldError)
@@ -4428,6 +4583,10 @@ func (m *DeletionJobMutation) Field(name string) (ent.Value, bool) {
 		return m.HeldCount()
 	case deletionjob.FieldFailedCount:
 		return m.FailedCount()
+	case deletionjob.FieldPendingReceipts:
+		return m.PendingReceipts()
+	case deletionjob.FieldReceipt:
+		return m.Receipt()
 	case deletionjob.FieldError:
 		return m.Error()
 	case deletionjob.FieldCreatedAt:
@@ -4475,6 +4634,10 @@ func (m *DeletionJobMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldHeldCount(ctx)
 	case deletionjob.FieldFailedCount:
 		return m.OldFailedCount(ctx)
+	case deletionjob.FieldPendingReceipts:
+		return m.OldPendingReceipts(ctx)
+	case deletionjob.FieldReceipt:
+		return m.OldReceipt(ctx)
 	case deletionjob.FieldError:
 		return m.OldError(ctx)
 	case deletionjob.FieldCreatedAt:
@@ -4587,6 +4750,20 @@ func (m *DeletionJobMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetFailedCount(v)
 		return nil
+	case deletionjob.FieldPendingReceipts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPendingReceipts(v)
+		return nil
+	case deletionjob.FieldReceipt:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReceipt(v)
+		return nil
 	case deletionjob.FieldError:
 		v, ok := value.(string)
 		if !ok {
@@ -4649,6 +4826,9 @@ func (m *DeletionJobMutation) AddedFields() []string {
 	if m.addfailed_count != nil {
 		fields = append(fields, deletionjob.FieldFailedCount)
 	}
+	if m.addpending_receipts != nil {
+		fields = append(fields, deletionjob.FieldPendingReceipts)
+	}
 	if m.addattempts != nil {
 		fields = append(fields, deletionjob.FieldAttempts)
 	}
@@ -4668,6 +4848,8 @@ func (m *DeletionJobMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedHeldCount()
 	case deletionjob.FieldFailedCount:
 		return m.AddedFailedCount()
+	case deletionjob.FieldPendingReceipts:
+		return m.AddedPendingReceipts()
 	case deletionjob.FieldAttempts:
 		return m.AddedAttempts()
 	}
@@ -4706,6 +4888,13 @@ func (m *DeletionJobMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddFailedCount(v)
+		return nil
+	case deletionjob.FieldPendingReceipts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPendingReceipts(v)
 		return nil
 	case deletionjob.FieldAttempts:
 		v, ok := value.(int)
@@ -4801,6 +4990,12 @@ func (m *DeletionJobMutation) ResetField(name string) error {
 	case deletionjob.FieldFailedCount:
 		m.ResetFailedCount()
 		return nil
+	case deletionjob.FieldPendingReceipts:
+		m.ResetPendingReceipts()
+		return nil
+	case deletionjob.FieldReceipt:
+		m.ResetReceipt()
+		return nil
 	case deletionjob.FieldError:
 		m.ResetError()
 		return nil
@@ -4874,17 +5069,18 @@ func (m *DeletionJobMutation) ResetEdge(name string) error {
 // DeletionReceiptMutation represents an operation that mutates the DeletionReceipt nodes in the graph.
 type DeletionReceiptMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *int
-	upload_id     *string
-	owner_id      *string
-	jws           *string
-	created_at    *time.Time
-	clearedFields map[string]struct{}
-	done          bool
-	oldValue      func(context.Context) (*DeletionReceipt, error)
-	predicates    []predicate.DeletionReceipt
+	op              Op
+	typ             string
+	id              *int
+	upload_id       *string
+	owner_id        *string
+	jws             *string
+	deletion_job_id *string
+	created_at      *time.Time
+	clearedFields   map[string]struct{}
+	done            bool
+	oldValue        func(context.Context) (*DeletionReceipt, error)
+	predicates      []predicate.DeletionReceipt
 }
 
 var _ ent.Mutation = (*DeletionReceiptMutation)(nil)
@@ -5093,6 +5289,42 @@ func (m *DeletionReceiptMutation) ResetJws() {
 	m.jws = nil
 }
 
+// SetDeletionJobID sets the "deletion_job_id" field.
+func (m *DeletionReceiptMutation) SetDeletionJobID(s string) {
+	m.deletion_job_id = &s
+}
+
+// DeletionJobID returns the value of the "deletion_job_id" field in the mutation.
+func (m *DeletionReceiptMutation) DeletionJobID() (r string, exists bool) {
+	v := m.deletion_job_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeletionJobID returns the old "deletion_job_id" field's value of the DeletionReceipt entity.
+// If the DeletionReceipt object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionReceiptMutation) OldDeletionJobID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeletionJobID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeletionJobID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeletionJobID: %w", err)
+	}
+	return oldValue.DeletionJobID, nil
+}
+
+// ResetDeletionJobID resets all changes to the "deletion_job_id" field.
+func (m *DeletionReceiptMutation) ResetDeletionJobID() {
+	m.deletion_job_id = nil
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *DeletionReceiptMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -5163,7 +5395,7 @@ func (m *DeletionReceiptMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeletionReceiptMutation) Fields() []string {
-	fields := make([]string, 0, 4)
+	fields := make([]string, 0, 5)
 	if m.upload_id != nil {
 		fields = append(fields, deletionreceipt.FieldUploadID)
 	}
@@ -5172,6 +5404,9 @@ func (m *DeletionReceiptMutation) Fields() []string {
 	}
 	if m.jws != nil {
 		fields = append(fields, deletionreceipt.FieldJws)
+	}
+	if m.deletion_job_id != nil {
+		fields = append(fields, deletionreceipt.FieldDeletionJobID)
 	}
 	if m.created_at != nil {
 		fields = append(fields, deletionreceipt.FieldCreatedAt)
@@ -5190,6 +5425,8 @@ func (m *DeletionReceiptMutation) Field(name string) (ent.Value, bool) {
 		return m.OwnerID()
 	case deletionreceipt.FieldJws:
 		return m.Jws()
+	case deletionreceipt.FieldDeletionJobID:
+		return m.DeletionJobID()
 	case deletionreceipt.FieldCreatedAt:
 		return m.CreatedAt()
 	}
@@ -5207,6 +5444,8 @@ func (m *DeletionReceiptMutation) OldField(ctx context.Context, name string) (en
 		return m.OldOwnerID(ctx)
 	case deletionreceipt.FieldJws:
 		return m.OldJws(ctx)
+	case deletionreceipt.FieldDeletionJobID:
+		return m.OldDeletionJobID(ctx)
 	case deletionreceipt.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	}
@@ -5238,6 +5477,13 @@ func (m *DeletionReceiptMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetJws(v)
+		return nil
+	case deletionreceipt.FieldDeletionJobID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeletionJobID(v)
 		return nil
 	case deletionreceipt.FieldCreatedAt:
 		v, ok := value.(time.Time)
@@ -5303,6 +5549,9 @@ func (m *DeletionReceiptMutation) ResetField(name string) error {
 		return nil
 	case deletionreceipt.FieldJws:
 		m.ResetJws()
+		return nil
+	case deletionreceipt.FieldDeletionJobID:
+		m.ResetDeletionJobID()
 		return nil
 	case deletionreceipt.FieldCreatedAt:
 		m.ResetCreatedAt()
@@ -7636,6 +7885,7 @@ type ObjectPurgeMutation struct {
 	size                *int64
 	addsize             *int64
 	upload_status       *string
+	deletion_job_id     *string
 	attempts            *int
 	addattempts         *int
 	next_attempt_at     *time.Time
@@ -8089,6 +8339,42 @@ func (m *ObjectPurgeMutation) ResetUploadStatus() {
 	m.upload_status = nil
 }
 
+// SetDeletionJobID sets the "deletion_job_id" field.
+func (m *ObjectPurgeMutation) SetDeletionJobID(s string) {
+	m.deletion_job_id = &s
+}
+
+// DeletionJobID returns the value of the "deletion_job_id" field in the mutation.
+func (m *ObjectPurgeMutation) DeletionJobID() (r string, exists bool) {
+	v := m.deletion_job_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeletionJobID returns the old "deletion_job_id" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldDeletionJobID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeletionJobID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeletionJobID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeletionJobID: %w", err)
+	}
+	return oldValue.DeletionJobID, nil
+}
+
+// ResetDeletionJobID resets all changes to the "deletion_job_id" field.
+func (m *ObjectPurgeMutation) ResetDeletionJobID() {
+	m.deletion_job_id = nil
+}
+
 // SetAttempts sets the "attempts" field.
 func (m *ObjectPurgeMutation) SetAttempts(i int) {
 	m.attempts = &i
@@ -8287,7 +8573,7 @@ func (m *ObjectPurgeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ObjectPurgeMutation) Fields() []string {
-	fields := make([]string, 0, 13)
+	fields := make([]string, 0, 14)
 	if m.bucket != nil {
 		fields = append(fields, objectpurge.FieldBucket)
 	}
@@ -8314,6 +8600,9 @@ func (m *ObjectPurgeMutation) Fields() []string {
 	}
 	if m.upload_status != nil {
 		fields = append(fields, objectpurge.FieldUploadStatus)
+	}
+	if m.deletion_job_id != nil {
+		fields = append(fields, objectpurge.FieldDeletionJobID)
 	}
 	if m.attempts != nil {
 		fields = append(fields, objectpurge.FieldAttempts)
@@ -8353,6 +8642,8 @@ func (m *ObjectPurgeMutation) Field(name string) (ent.Value, bool) {
 		return m.Size()
 	case objectpurge.FieldUploadStatus:
 		return m.UploadStatus()
+	case objectpurge.FieldDeletionJobID:
+		return m.DeletionJobID()
 	case objectpurge.FieldAttempts:
 		return m.Attempts()
 	case objectpurge.FieldNextAttemptAt:
@@ -8388,6 +8679,8 @@ func (m *ObjectPurgeMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldSize(ctx)
 	case objectpurge.FieldUploadStatus:
 		return m.OldUploadStatus(ctx)
+	case objectpurge.FieldDeletionJobID:
+		return m.OldDeletionJobID(ctx)
 	case objectpurge.FieldAttempts:
 		return m.OldAttempts(ctx)
 	case objectpurge.FieldNextAttemptAt:
@@ -8467,6 +8760,13 @@ func (m *ObjectPurgeMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUploadStatus(v)
+		return nil
+	case objectpurge.FieldDeletionJobID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeletionJobID(v)
 		return nil
 	case objectpurge.FieldAttempts:
 		v, ok := value.(int)
@@ -8598,6 +8898,9 @@ func (m *ObjectPurgeMutation) ResetField(name string) error {
 		return nil
 	case objectpurge.FieldUploadStatus:
 		m.ResetUploadStatus()
+		return nil
+	case objectpurge.FieldDeletionJobID:
+		m.ResetDeletionJobID()
 		return nil
 	case objectpurge.FieldAttempts:
 		m.ResetAttempts()

@@ -35,6 +35,8 @@ type ObjectPurge struct {
 	Size int64 `json:"size,omitempty"`
 	// UploadStatus holds the value of the "upload_status" field.
 	UploadStatus string `json:"upload_status,omitempty"`
+	// The deletion job that deleted the upload, if one did: the upload's receipt, issued when the purge ends, counts toward the job's (internal/receipt).
+	DeletionJobID string `json:"deletion_job_id,omitempty"`
 	// Attempts holds the value of the "attempts" field.
 	Attempts int `json:"attempts,omitempty"`
 	// The purge is claimed by moving this forward (a lease); it is due when in the past.
@@ -55,7 +57,7 @@ func (*ObjectPurge) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case objectpurge.FieldID, objectpurge.FieldSize, objectpurge.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldOwnerID, objectpurge.FieldFilename, objectpurge.FieldUploadStatus, objectpurge.FieldLastError:
+		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldOwnerID, objectpurge.FieldFilename, objectpurge.FieldUploadStatus, objectpurge.FieldDeletionJobID, objectpurge.FieldLastError:
 			values[i] = new(sql.NullString)
 		case objectpurge.FieldNextAttemptAt, objectpurge.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -133,6 +135,12 @@ func (_m *ObjectPurge) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field upload_status", values[i])
 			} else if value.Valid {
 				_m.UploadStatus = value.String
+			}
+		case objectpurge.FieldDeletionJobID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field deletion_job_id", values[i])
+			} else if value.Valid {
+				_m.DeletionJobID = value.String
 			}
 		case objectpurge.FieldAttempts:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -220,6 +228,9 @@ func (_m *ObjectPurge) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("upload_status=")
 	builder.WriteString(_m.UploadStatus)
+	builder.WriteString(", ")
+	builder.WriteString("deletion_job_id=")
+	builder.WriteString(_m.DeletionJobID)
 	builder.WriteString(", ")
 	builder.WriteString("attempts=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))

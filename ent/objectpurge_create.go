@@ -122,6 +122,20 @@ func (_c *ObjectPurgeCreate) SetNillableUploadStatus(v *string) *ObjectPurgeCrea
 	return _c
 }
 
+// SetDeletionJobID sets the "deletion_job_id" field.
+func (_c *ObjectPurgeCreate) SetDeletionJobID(v string) *ObjectPurgeCreate {
+	_c.mutation.SetDeletionJobID(v)
+	return _c
+}
+
+// SetNillableDeletionJobID sets the "deletion_job_id" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableDeletionJobID(v *string) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetDeletionJobID(*v)
+	}
+	return _c
+}
+
 // SetAttempts sets the "attempts" field.
 func (_c *ObjectPurgeCreate) SetAttempts(v int) *ObjectPurgeCreate {
 	_c.mutation.SetAttempts(v)
@@ -229,6 +243,10 @@ func (_c *ObjectPurgeCreate) defaults() {
 		v := objectpurge.DefaultUploadStatus
 		_c.mutation.SetUploadStatus(v)
 	}
+	if _, ok := _c.mutation.DeletionJobID(); !ok {
+		v := objectpurge.DefaultDeletionJobID
+		_c.mutation.SetDeletionJobID(v)
+	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		v := objectpurge.DefaultAttempts
 		_c.mutation.SetAttempts(v)
@@ -281,6 +299,9 @@ func (_c *ObjectPurgeCreate) check() error {
 	}
 	if _, ok := _c.mutation.UploadStatus(); !ok {
 		return &ValidationError{Name: "upload_status", err: errors.New(`ent: missing required field "ObjectPurge.upload_status"`)}
+	}
+	if _, ok := _c.mutation.DeletionJobID(); !ok {
+		return &ValidationError{Name: "deletion_job_id", err: errors.New(`ent: missing required field "ObjectPurge.deletion_job_id"`)}
 	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		return &ValidationError{Name: "attempts", err: errors.New(`ent: missing required field "ObjectPurge.attempts"`)}
@@ -360,6 +381,10 @@ func (_c *ObjectPurgeCreate) createSpec() (*ObjectPurge, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UploadStatus(); ok {
 		_spec.SetField(objectpurge.FieldUploadStatus, field.TypeString, value)
 		_node.UploadStatus = value
+	}
+	if value, ok := _c.mutation.DeletionJobID(); ok {
+		_spec.SetField(objectpurge.FieldDeletionJobID, field.TypeString, value)
+		_node.DeletionJobID = value
 	}
 	if value, ok := _c.mutation.Attempts(); ok {
 		_spec.SetField(objectpurge.FieldAttempts, field.TypeInt, value)

@@ -113,6 +113,10 @@ func init() {
 	deleteduploadDescDeletedAt := deleteduploadFields[10].Descriptor()
 	// deletedupload.DefaultDeletedAt holds the default value on creation for the deleted_at field.
 	deletedupload.DefaultDeletedAt = deleteduploadDescDeletedAt.Default.(func() time.Time)
+	// deleteduploadDescDeletionJobID is the schema descriptor for deletion_job_id field.
+	deleteduploadDescDeletionJobID := deleteduploadFields[13].Descriptor()
+	// deletedupload.DefaultDeletionJobID holds the default value on creation for the deletion_job_id field.
+	deletedupload.DefaultDeletionJobID = deleteduploadDescDeletionJobID.Default.(string)
 	// deleteduploadDescID is the schema descriptor for id field.
 	deleteduploadDescID := deleteduploadFields[0].Descriptor()
 	// deletedupload.IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -167,22 +171,30 @@ func init() {
 	deletionjob.DefaultFailedCount = deletionjobDescFailedCount.Default.(int)
 	// deletionjob.FailedCountValidator is a validator for the "failed_count" field. It is called by the builders before save.
 	deletionjob.FailedCountValidator = deletionjobDescFailedCount.Validators[0].(func(int) error)
+	// deletionjobDescPendingReceipts is the schema descriptor for pending_receipts field.
+	deletionjobDescPendingReceipts := deletionjobFields[14].Descriptor()
+	// deletionjob.DefaultPendingReceipts holds the default value on creation for the pending_receipts field.
+	deletionjob.DefaultPendingReceipts = deletionjobDescPendingReceipts.Default.(int)
+	// deletionjobDescReceipt is the schema descriptor for receipt field.
+	deletionjobDescReceipt := deletionjobFields[15].Descriptor()
+	// deletionjob.DefaultReceipt holds the default value on creation for the receipt field.
+	deletionjob.DefaultReceipt = deletionjobDescReceipt.Default.(string)
 	// deletionjobDescError is the schema descriptor for error field.
-	deletionjobDescError := deletionjobFields[14].Descriptor()
+	deletionjobDescError := deletionjobFields[16].Descriptor()
 	// deletionjob.DefaultError holds the default value on creation for the error field.
 	deletionjob.DefaultError = deletionjobDescError.Default.(string)
 	// deletionjobDescCreatedAt is the schema descriptor for created_at field.
-	deletionjobDescCreatedAt := deletionjobFields[15].Descriptor()
+	deletionjobDescCreatedAt := deletionjobFields[17].Descriptor()
 	// deletionjob.DefaultCreatedAt holds the default value on creation for the created_at field.
 	deletionjob.DefaultCreatedAt = deletionjobDescCreatedAt.Default.(func() time.Time)
 	// deletionjobDescAttempts is the schema descriptor for attempts field.
-	deletionjobDescAttempts := deletionjobFields[18].Descriptor()
+	deletionjobDescAttempts := deletionjobFields[20].Descriptor()
 	// deletionjob.DefaultAttempts holds the default value on creation for the attempts field.
 	deletionjob.DefaultAttempts = deletionjobDescAttempts.Default.(int)
 	// deletionjob.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	deletionjob.AttemptsValidator = deletionjobDescAttempts.Validators[0].(func(int) error)
 	// deletionjobDescNextAttemptAt is the schema descriptor for next_attempt_at field.
-	deletionjobDescNextAttemptAt := deletionjobFields[19].Descriptor()
+	deletionjobDescNextAttemptAt := deletionjobFields[21].Descriptor()
 	// deletionjob.DefaultNextAttemptAt holds the default value on creation for the next_attempt_at field.
 	deletionjob.DefaultNextAttemptAt = deletionjobDescNextAttemptAt.Default.(func() time.Time)
 	// deletionjobDescID is the schema descriptor for id field.
@@ -205,8 +217,12 @@ func init() {
 	deletionreceiptDescJws := deletionreceiptFields[2].Descriptor()
 	// deletionreceipt.JwsValidator is a validator for the "jws" field. It is called by the builders before save.
 	deletionreceipt.JwsValidator = deletionreceiptDescJws.Validators[0].(func(string) error)
+	// deletionreceiptDescDeletionJobID is the schema descriptor for deletion_job_id field.
+	deletionreceiptDescDeletionJobID := deletionreceiptFields[3].Descriptor()
+	// deletionreceipt.DefaultDeletionJobID holds the default value on creation for the deletion_job_id field.
+	deletionreceipt.DefaultDeletionJobID = deletionreceiptDescDeletionJobID.Default.(string)
 	// deletionreceiptDescCreatedAt is the schema descriptor for created_at field.
-	deletionreceiptDescCreatedAt := deletionreceiptFields[3].Descriptor()
+	deletionreceiptDescCreatedAt := deletionreceiptFields[4].Descriptor()
 	// deletionreceipt.DefaultCreatedAt holds the default value on creation for the created_at field.
 	deletionreceipt.DefaultCreatedAt = deletionreceiptDescCreatedAt.Default.(func() time.Time)
 	holdFields := schema.Hold{}.Fields()
@@ -343,18 +359,22 @@ func init() {
 	objectpurgeDescUploadStatus := objectpurgeFields[8].Descriptor()
 	// objectpurge.DefaultUploadStatus holds the default value on creation for the upload_status field.
 	objectpurge.DefaultUploadStatus = objectpurgeDescUploadStatus.Default.(string)
+	// objectpurgeDescDeletionJobID is the schema descriptor for deletion_job_id field.
+	objectpurgeDescDeletionJobID := objectpurgeFields[9].Descriptor()
+	// objectpurge.DefaultDeletionJobID holds the default value on creation for the deletion_job_id field.
+	objectpurge.DefaultDeletionJobID = objectpurgeDescDeletionJobID.Default.(string)
 	// objectpurgeDescAttempts is the schema descriptor for attempts field.
-	objectpurgeDescAttempts := objectpurgeFields[9].Descriptor()
+	objectpurgeDescAttempts := objectpurgeFields[10].Descriptor()
 	// objectpurge.DefaultAttempts holds the default value on creation for the attempts field.
 	objectpurge.DefaultAttempts = objectpurgeDescAttempts.Default.(int)
 	// objectpurge.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	objectpurge.AttemptsValidator = objectpurgeDescAttempts.Validators[0].(func(int) error)
 	// objectpurgeDescLastError is the schema descriptor for last_error field.
-	objectpurgeDescLastError := objectpurgeFields[11].Descriptor()
+	objectpurgeDescLastError := objectpurgeFields[12].Descriptor()
 	// objectpurge.DefaultLastError holds the default value on creation for the last_error field.
 	objectpurge.DefaultLastError = objectpurgeDescLastError.Default.(string)
 	// objectpurgeDescCreatedAt is the schema descriptor for created_at field.
-	objectpurgeDescCreatedAt := objectpurgeFields[12].Descriptor()
+	objectpurgeDescCreatedAt := objectpurgeFields[13].Descriptor()
 	// objectpurge.DefaultCreatedAt holds the default value on creation for the created_at field.
 	objectpurge.DefaultCreatedAt = objectpurgeDescCreatedAt.Default.(func() time.Time)
 	retiredidentityFields := schema.RetiredIdentity{}.Fields()

@@ -24,6 +24,7 @@ import (
 	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/scope"
 )
 
@@ -387,10 +388,13 @@ func deleteReturning(ctx context.Context, tx *ent.Tx, ownerID string, uploadIDs 
 // the deleted uploads that can be restored until keepUntil: none without a
 // restore window, nor for an upload deleted while still storing (its
 // storing was abandoned). What the "purged" event tells rides on the purge.
+// An entry names the deletion job that deleted it, if one did
+// (receipt.WithJob).
 func toTrash(ctx context.Context, tx *ent.Tx, now, keepUntil time.Time, deleted []*ent.Upload) error {
 	if keepUntil.IsZero() {
 		return nil
 	}
+	jobID := receipt.JobOf(ctx)
 	var creates []*ent.DeletedUploadCreate
 	for _, u := range deleted {
 		if u.Status == upload.StatusPENDING {
@@ -406,6 +410,7 @@ func toTrash(ctx context.Context, tx *ent.Tx, now, keepUntil time.Time, deleted 
 			SetBucket(u.Bucket).
 			SetObjectKey(u.ObjectKey).
 			SetMultipartUploadID(u.MultipartUploadID).
+			SetDeletionJobID(jobID).
 			SetCreatedAt(u.CreatedAt).
 			SetDeletedAt(now).
 			SetPurgeAt(keepUntil))

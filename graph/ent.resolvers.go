@@ -44,6 +44,9 @@ func (r *userResolver) Uploads(ctx context.Context, obj *ent.User, after *entgql
 	return obj.Uploads(ctx, after, first, before, last, orderBy, where)
 }
 
+// DeletionJob returns generated.DeletionJobResolver implementation.
+func (r *Resolver) DeletionJob() generated.DeletionJobResolver { return &deletionJobResolver{r} }
+
 // Hold returns generated.HoldResolver implementation.
 func (r *Resolver) Hold() generated.HoldResolver { return &holdResolver{r} }
 
@@ -57,8 +60,9 @@ func (r *Resolver) Upload() generated.UploadResolver { return &uploadResolver{r}
 func (r *Resolver) User() generated.UserResolver { return &userResolver{r} }
 
 type (
-	holdResolver   struct{ *Resolver }
-	queryResolver  struct{ *Resolver }
-	uploadResolver struct{ *Resolver }
-	userResolver   struct{ *Resolver }
+	deletionJobResolver struct{ *Resolver }
+	holdResolver        struct{ *Resolver }
+	queryResolver       struct{ *Resolver }
+	uploadResolver      struct{ *Resolver }
+	userResolver        struct{ *Resolver }
 )

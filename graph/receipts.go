@@ -78,11 +78,71 @@ func (r *Resolver) noObjectReceipts(keepUntil time.Time, deleted []*ent.Upload) 
 		removals := make([]receipt.Removal, len(at))
 		var hashes []string
 		for n, i := range at {
-			removals[n] = receipt.Removal{UploadID: deleted[i].ID, OwnerID: deleted[i].OwnerID, Queued: time.Now()}
+			removals[n] = receipt.Removal{UploadID: deleted[i].ID, OwnerID: deleted[i].OwnerID, Queued: time.Now(), JobID: receipt.JobOf(ctx)}
 			if i < len(auditHashes) {
 				hashes = append(hashes, auditHashes[i])
 			}
 		}
 		return r.options.Receipts.Issue(ctx, tx, removals, hashes)
 	}
+}
+
+// jobReceipt is DeletionJob.receipt: the job's receipt, decoded; nil until
+// it is issued.
+func (r *Resolver) jobReceipt(ctx context.Context, job *ent.DeletionJob) (*model.DeletionJobReceipt, error) {
+	if _, err := requireScope(ctx, scope.UploadsRead); err != nil {
+		return nil, err
+	}
+	if job.Receipt == "" {
+		return nil, nil
+	}
+	return JobReceiptModel(job.Receipt)
+}
+
+// JobReceiptModel decodes a stored job receipt for GraphQL (and the CLI's
+// --json).
+func JobReceiptModel(jws string) (*model.DeletionJobReceipt, error) {
+	kid, c, err := receipt.DecodeJob(jws)
+	if err != nil {
+		return nil, err
+	}
+	return &model.DeletionJobReceipt{
+		Jws: jws, KeyID: kid, JobID: c.JobID, OwnerID: c.OwnerID, Kind: c.Kind, Status: c.Status,
+		MatchedCount: c.MatchedCount, DeletedCount: c.DeletedCount, HeldCount: c.HeldCount, FailedCount: c.FailedCount,
+		ReceiptCount: c.ReceiptCount, ReceiptsDigest: c.ReceiptsDigest,
+		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt, CompletedAt: c.CompletedAt, IssuedAt: time.Unix(c.IssuedAt, 0).UTC(),
+	}, nil
+}
+
+// jobUploadReceipts is DeletionJobReceipt.uploadReceipts: a page of the
+// job's upload receipts' hashes, in upload id order.
+func (r *Resolver) jobUploadReceipts(ctx context.Context, job *model.DeletionJobReceipt, first *int, after *string) (*model.JobUploadReceiptPage, error) {
+	v, err := requireScope(ctx, scope.UploadsRead)
+	if err != nil {
+		return nil, err
+	}
+	if v.UserID != job.OwnerID {
+		return nil, ErrJobNotFound
+	}
+	limit, err := boundedFirst(first, nil)
+	if err != nil {
+		return nil, err
+	}
+	var from string
+	if after != nil {
+		from = *after
+	}
+	// One more than the page says whether another follows.
+	hashes, err := receipt.JobHashes(ctx, r.client, job.JobID, from, *limit+1)
+	if err != nil {
+		return nil, err
+	}
+	page := &model.JobUploadReceiptPage{HasNextPage: len(hashes) > *limit, Items: []*model.JobUploadReceipt{}}
+	for _, h := range hashes[:min(len(hashes), *limit)] {
+		page.Items = append(page.Items, &model.JobUploadReceipt{UploadID: h.UploadID, Hash: h.Hash})
+	}
+	if n := len(page.Items); n > 0 {
+		page.EndCursor = &page.Items[n-1].UploadID
+	}
+	return page, nil
 }

@@ -8,10 +8,29 @@ package graph
 import (
 	"context"
 
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/graph/generated"
 	"github.com/safedelete/uploads/graph/model"
 )
+
+// Receipt is the resolver for the receipt field.
+func (r *deletionJobResolver) Receipt(ctx context.Context, obj *ent.DeletionJob) (*model.DeletionJobReceipt, error) {
+	return r.jobReceipt(ctx, obj)
+}
+
+// UploadReceipts is the resolver for the uploadReceipts field.
+func (r *deletionJobReceiptResolver) UploadReceipts(ctx context.Context, obj *model.DeletionJobReceipt, first *int, after *string) (*model.JobUploadReceiptPage, error) {
+	return r.jobUploadReceipts(ctx, obj, first, after)
+}
 
 // DeletionReceipt is the resolver for the deletionReceipt field.
 func (r *queryResolver) DeletionReceipt(ctx context.Context, uploadID string) (*model.DeletionReceipt, error) {
 	return r.deletionReceipt(ctx, uploadID)
 }
+
+// DeletionJobReceipt returns generated.DeletionJobReceiptResolver implementation.
+func (r *Resolver) DeletionJobReceipt() generated.DeletionJobReceiptResolver {
+	return &deletionJobReceiptResolver{r}
+}
+
+type deletionJobReceiptResolver struct{ *Resolver }

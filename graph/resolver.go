@@ -76,7 +76,9 @@ func NewResolver(client *ent.Client, store *objectstore.Store, purger *purge.Pur
 	r := &Resolver{client: client, store: store, purger: purger, logger: logger, options: opts,
 		deletes:  cmp.Or(opts.Commits, database.NewGroup(client)),
 		ownedOne: database.Prepare(client, ownedOneQuery())}
-	r.jobs = jobs.New(client, r, logger, opts.Jobs)
+	jobOptions := opts.Jobs
+	jobOptions.Receipts = cmp.Or(jobOptions.Receipts, opts.Receipts)
+	r.jobs = jobs.New(client, r, logger, jobOptions)
 	return r
 }
 

@@ -78,6 +78,13 @@ func (r *Resolver) restoreUpload(ctx context.Context, uploadID string) (*ent.Upl
 		if n, err := tx.DeletedUpload.Delete().Where(deletedupload.ID(uploadID)).Exec(ctx); err != nil || n == 0 {
 			return cmp.Or(err, error(ErrNotInTrash))
 		}
+		// Back, it leaves the set of the job that deleted it, whose
+		// receipt then no longer waits for it.
+		if d.DeletionJobID != "" && r.options.Receipts != nil {
+			if err := r.options.Receipts.Settle(ctx, tx, d.DeletionJobID, -1); err != nil {
+				return err
+			}
+		}
 		restored, err = tx.Upload.Create().
 			SetID(d.ID).
 			SetOwnerID(d.OwnerID).
@@ -193,8 +200,8 @@ func (r *Resolver) purgeTrash(ctx context.Context, ownerID, uploadID string) (in
 				}
 			}
 			// The purge's end removes an entry with an object; one without
-			// has nothing to wait for.
-			if _, err := tx.DeletedUpload.Delete().Where(deletedupload.IDIn(objectless...)).Exec(ctx); err != nil {
+			// has nothing to wait for: it is gone for good now.
+			if _, err := r.purger.EndObjectless(ctx, tx, now, objectless...); err != nil {
 				return err
 			}
 			if uploadID != "" && closed > 0 {

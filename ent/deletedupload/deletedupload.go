@@ -40,6 +40,8 @@ const (
 	FieldPurgeAt = "purge_at"
 	// FieldHeldUntil holds the string denoting the held_until field in the database.
 	FieldHeldUntil = "held_until"
+	// FieldDeletionJobID holds the string denoting the deletion_job_id field in the database.
+	FieldDeletionJobID = "deletion_job_id"
 	// Table holds the table name of the deletedupload in the database.
 	Table = "deleted_uploads"
 )
@@ -59,6 +61,7 @@ var Columns = []string{
 	FieldDeletedAt,
 	FieldPurgeAt,
 	FieldHeldUntil,
+	FieldDeletionJobID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -84,6 +87,8 @@ var (
 	DefaultMultipartUploadID string
 	// DefaultDeletedAt holds the default value on creation for the "deleted_at" field.
 	DefaultDeletedAt func() time.Time
+	// DefaultDeletionJobID holds the default value on creation for the "deletion_job_id" field.
+	DefaultDeletionJobID string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
 	IDValidator func(string) error
 )
@@ -178,6 +183,11 @@ func ByPurgeAt(opts ...sql.OrderTermOption) OrderOption {
 // ByHeldUntil orders the results by the held_until field.
 func ByHeldUntil(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldHeldUntil, opts...).ToFunc()
+}
+
+// ByDeletionJobID orders the results by the deletion_job_id field.
+func ByDeletionJobID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeletionJobID, opts...).ToFunc()
 }
 
 // MarshalGQL implements graphql.Marshaler interface.

@@ -119,6 +119,11 @@ func HeldUntil(v time.Time) predicate.DeletedUpload {
 	return predicate.DeletedUpload(sql.FieldEQ(FieldHeldUntil, v))
 }
 
+// DeletionJobID applies equality check predicate on the "deletion_job_id" field. It's identical to DeletionJobIDEQ.
+func DeletionJobID(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldEQ(FieldDeletionJobID, v))
+}
+
 // OwnerIDEQ applies the EQ predicate on the "owner_id" field.
 func OwnerIDEQ(v string) predicate.DeletedUpload {
 	return predicate.DeletedUpload(sql.FieldEQ(FieldOwnerID, v))
@@ -737,6 +742,71 @@ func HeldUntilIsNil() predicate.DeletedUpload {
 // HeldUntilNotNil applies the NotNil predicate on the "held_until" field.
 func HeldUntilNotNil() predicate.DeletedUpload {
 	return predicate.DeletedUpload(sql.FieldNotNull(FieldHeldUntil))
+}
+
+// DeletionJobIDEQ applies the EQ predicate on the "deletion_job_id" field.
+func DeletionJobIDEQ(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldEQ(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDNEQ applies the NEQ predicate on the "deletion_job_id" field.
+func DeletionJobIDNEQ(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldNEQ(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDIn applies the In predicate on the "deletion_job_id" field.
+func DeletionJobIDIn(vs ...string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldIn(FieldDeletionJobID, vs...))
+}
+
+// DeletionJobIDNotIn applies the NotIn predicate on the "deletion_job_id" field.
+func DeletionJobIDNotIn(vs ...string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldNotIn(FieldDeletionJobID, vs...))
+}
+
+// DeletionJobIDGT applies the GT predicate on the "deletion_job_id" field.
+func DeletionJobIDGT(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldGT(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDGTE applies the GTE predicate on the "deletion_job_id" field.
+func DeletionJobIDGTE(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldGTE(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDLT applies the LT predicate on the "deletion_job_id" field.
+func DeletionJobIDLT(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldLT(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDLTE applies the LTE predicate on the "deletion_job_id" field.
+func DeletionJobIDLTE(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldLTE(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDContains applies the Contains predicate on the "deletion_job_id" field.
+func DeletionJobIDContains(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldContains(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDHasPrefix applies the HasPrefix predicate on the "deletion_job_id" field.
+func DeletionJobIDHasPrefix(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldHasPrefix(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDHasSuffix applies the HasSuffix predicate on the "deletion_job_id" field.
+func DeletionJobIDHasSuffix(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldHasSuffix(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDEqualFold applies the EqualFold predicate on the "deletion_job_id" field.
+func DeletionJobIDEqualFold(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldEqualFold(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDContainsFold applies the ContainsFold predicate on the "deletion_job_id" field.
+func DeletionJobIDContainsFold(v string) predicate.DeletedUpload {
+	return predicate.DeletedUpload(sql.FieldContainsFold(FieldDeletionJobID, v))
 }
 
 // And groups predicates with the AND operator between them.

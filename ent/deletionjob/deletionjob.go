@@ -42,6 +42,10 @@ const (
 	FieldHeldCount = "held_count"
 	// FieldFailedCount holds the string denoting the failed_count field in the database.
 	FieldFailedCount = "failed_count"
+	// FieldPendingReceipts holds the string denoting the pending_receipts field in the database.
+	FieldPendingReceipts = "pending_receipts"
+	// FieldReceipt holds the string denoting the receipt field in the database.
+	FieldReceipt = "receipt"
 	// FieldError holds the string denoting the error field in the database.
 	FieldError = "error"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
@@ -74,6 +78,8 @@ var Columns = []string{
 	FieldDeletedCount,
 	FieldHeldCount,
 	FieldFailedCount,
+	FieldPendingReceipts,
+	FieldReceipt,
 	FieldError,
 	FieldCreatedAt,
 	FieldStartedAt,
@@ -121,6 +127,10 @@ var (
 	DefaultFailedCount int
 	// FailedCountValidator is a validator for the "failed_count" field. It is called by the builders before save.
 	FailedCountValidator func(int) error
+	// DefaultPendingReceipts holds the default value on creation for the "pending_receipts" field.
+	DefaultPendingReceipts int
+	// DefaultReceipt holds the default value on creation for the "receipt" field.
+	DefaultReceipt string
 	// DefaultError holds the default value on creation for the "error" field.
 	DefaultError string
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
@@ -260,6 +270,16 @@ func ByHeldCount(opts ...sql.OrderTermOption) OrderOption {
 // ByFailedCount orders the results by the failed_count field.
 func ByFailedCount(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFailedCount, opts...).ToFunc()
+}
+
+// ByPendingReceipts orders the results by the pending_receipts field.
+func ByPendingReceipts(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPendingReceipts, opts...).ToFunc()
+}
+
+// ByReceipt orders the results by the receipt field.
+func ByReceipt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldReceipt, opts...).ToFunc()
 }
 
 // ByError orders the results by the error field.

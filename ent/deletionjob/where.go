@@ -119,6 +119,16 @@ func FailedCount(v int) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldEQ(FieldFailedCount, v))
 }
 
+// PendingReceipts applies equality check predicate on the "pending_receipts" field. It's identical to PendingReceiptsEQ.
+func PendingReceipts(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEQ(FieldPendingReceipts, v))
+}
+
+// Receipt applies equality check predicate on the "receipt" field. It's identical to ReceiptEQ.
+func Receipt(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEQ(FieldReceipt, v))
+}
+
 // Error applies equality check predicate on the "error" field. It's identical to ErrorEQ.
 func Error(v string) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldEQ(FieldError, v))
@@ -732,6 +742,111 @@ func FailedCountLT(v int) predicate.DeletionJob {
 // FailedCountLTE applies the LTE predicate on the "failed_count" field.
 func FailedCountLTE(v int) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldLTE(FieldFailedCount, v))
+}
+
+// PendingReceiptsEQ applies the EQ predicate on the "pending_receipts" field.
+func PendingReceiptsEQ(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEQ(FieldPendingReceipts, v))
+}
+
+// PendingReceiptsNEQ applies the NEQ predicate on the "pending_receipts" field.
+func PendingReceiptsNEQ(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldNEQ(FieldPendingReceipts, v))
+}
+
+// PendingReceiptsIn applies the In predicate on the "pending_receipts" field.
+func PendingReceiptsIn(vs ...int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldIn(FieldPendingReceipts, vs...))
+}
+
+// PendingReceiptsNotIn applies the NotIn predicate on the "pending_receipts" field.
+func PendingReceiptsNotIn(vs ...int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldNotIn(FieldPendingReceipts, vs...))
+}
+
+// PendingReceiptsGT applies the GT predicate on the "pending_receipts" field.
+func PendingReceiptsGT(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldGT(FieldPendingReceipts, v))
+}
+
+// PendingReceiptsGTE applies the GTE predicate on the "pending_receipts" field.
+func PendingReceiptsGTE(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldGTE(FieldPendingReceipts, v))
+}
+
+// PendingReceiptsLT applies the LT predicate on the "pending_receipts" field.
+func PendingReceiptsLT(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldLT(FieldPendingReceipts, v))
+}
+
+// PendingReceiptsLTE applies the LTE predicate on the "pending_receipts" field.
+func PendingReceiptsLTE(v int) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldLTE(FieldPendingReceipts, v))
+}
+
+// ReceiptEQ applies the EQ predicate on the "receipt" field.
+func ReceiptEQ(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEQ(FieldReceipt, v))
+}
+
+// ReceiptNEQ applies the NEQ predicate on the "receipt" field.
+func ReceiptNEQ(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldNEQ(FieldReceipt, v))
+}
+
+// ReceiptIn applies the In predicate on the "receipt" field.
+func ReceiptIn(vs ...string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldIn(FieldReceipt, vs...))
+}
+
+// ReceiptNotIn applies the NotIn predicate on the "receipt" field.
+func ReceiptNotIn(vs ...string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldNotIn(FieldReceipt, vs...))
+}
+
+// ReceiptGT applies the GT predicate on the "receipt" field.
+func ReceiptGT(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldGT(FieldReceipt, v))
+}
+
+// ReceiptGTE applies the GTE predicate on the "receipt" field.
+func ReceiptGTE(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldGTE(FieldReceipt, v))
+}
+
+// ReceiptLT applies the LT predicate on the "receipt" field.
+func ReceiptLT(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldLT(FieldReceipt, v))
+}
+
+// ReceiptLTE applies the LTE predicate on the "receipt" field.
+func ReceiptLTE(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldLTE(FieldReceipt, v))
+}
+
+// ReceiptContains applies the Contains predicate on the "receipt" field.
+func ReceiptContains(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldContains(FieldReceipt, v))
+}
+
+// ReceiptHasPrefix applies the HasPrefix predicate on the "receipt" field.
+func ReceiptHasPrefix(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldHasPrefix(FieldReceipt, v))
+}
+
+// ReceiptHasSuffix applies the HasSuffix predicate on the "receipt" field.
+func ReceiptHasSuffix(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldHasSuffix(FieldReceipt, v))
+}
+
+// ReceiptEqualFold applies the EqualFold predicate on the "receipt" field.
+func ReceiptEqualFold(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEqualFold(FieldReceipt, v))
+}
+
+// ReceiptContainsFold applies the ContainsFold predicate on the "receipt" field.
+func ReceiptContainsFold(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldContainsFold(FieldReceipt, v))
 }
 
 // ErrorEQ applies the EQ predicate on the "error" field.

@@ -19,6 +19,8 @@ const (
 	FieldOwnerID = "owner_id"
 	// FieldJws holds the string denoting the jws field in the database.
 	FieldJws = "jws"
+	// FieldDeletionJobID holds the string denoting the deletion_job_id field in the database.
+	FieldDeletionJobID = "deletion_job_id"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// Table holds the table name of the deletionreceipt in the database.
@@ -31,6 +33,7 @@ var Columns = []string{
 	FieldUploadID,
 	FieldOwnerID,
 	FieldJws,
+	FieldDeletionJobID,
 	FieldCreatedAt,
 }
 
@@ -51,6 +54,8 @@ var (
 	OwnerIDValidator func(string) error
 	// JwsValidator is a validator for the "jws" field. It is called by the builders before save.
 	JwsValidator func(string) error
+	// DefaultDeletionJobID holds the default value on creation for the "deletion_job_id" field.
+	DefaultDeletionJobID string
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 )
@@ -76,6 +81,11 @@ func ByOwnerID(opts ...sql.OrderTermOption) OrderOption {
 // ByJws orders the results by the jws field.
 func ByJws(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldJws, opts...).ToFunc()
+}
+
+// ByDeletionJobID orders the results by the deletion_job_id field.
+func ByDeletionJobID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeletionJobID, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

@@ -69,6 +69,11 @@ func Jws(v string) predicate.DeletionReceipt {
 	return predicate.DeletionReceipt(sql.FieldEQ(FieldJws, v))
 }
 
+// DeletionJobID applies equality check predicate on the "deletion_job_id" field. It's identical to DeletionJobIDEQ.
+func DeletionJobID(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldEQ(FieldDeletionJobID, v))
+}
+
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
 func CreatedAt(v time.Time) predicate.DeletionReceipt {
 	return predicate.DeletionReceipt(sql.FieldEQ(FieldCreatedAt, v))
@@ -267,6 +272,71 @@ func JwsEqualFold(v string) predicate.DeletionReceipt {
 // JwsContainsFold applies the ContainsFold predicate on the "jws" field.
 func JwsContainsFold(v string) predicate.DeletionReceipt {
 	return predicate.DeletionReceipt(sql.FieldContainsFold(FieldJws, v))
+}
+
+// DeletionJobIDEQ applies the EQ predicate on the "deletion_job_id" field.
+func DeletionJobIDEQ(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldEQ(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDNEQ applies the NEQ predicate on the "deletion_job_id" field.
+func DeletionJobIDNEQ(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldNEQ(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDIn applies the In predicate on the "deletion_job_id" field.
+func DeletionJobIDIn(vs ...string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldIn(FieldDeletionJobID, vs...))
+}
+
+// DeletionJobIDNotIn applies the NotIn predicate on the "deletion_job_id" field.
+func DeletionJobIDNotIn(vs ...string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldNotIn(FieldDeletionJobID, vs...))
+}
+
+// DeletionJobIDGT applies the GT predicate on the "deletion_job_id" field.
+func DeletionJobIDGT(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldGT(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDGTE applies the GTE predicate on the "deletion_job_id" field.
+func DeletionJobIDGTE(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldGTE(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDLT applies the LT predicate on the "deletion_job_id" field.
+func DeletionJobIDLT(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldLT(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDLTE applies the LTE predicate on the "deletion_job_id" field.
+func DeletionJobIDLTE(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldLTE(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDContains applies the Contains predicate on the "deletion_job_id" field.
+func DeletionJobIDContains(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldContains(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDHasPrefix applies the HasPrefix predicate on the "deletion_job_id" field.
+func DeletionJobIDHasPrefix(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldHasPrefix(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDHasSuffix applies the HasSuffix predicate on the "deletion_job_id" field.
+func DeletionJobIDHasSuffix(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldHasSuffix(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDEqualFold applies the EqualFold predicate on the "deletion_job_id" field.
+func DeletionJobIDEqualFold(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldEqualFold(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDContainsFold applies the ContainsFold predicate on the "deletion_job_id" field.
+func DeletionJobIDContainsFold(v string) predicate.DeletionReceipt {
+	return predicate.DeletionReceipt(sql.FieldContainsFold(FieldDeletionJobID, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.

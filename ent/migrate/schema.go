@@ -107,6 +107,7 @@ var (
 		{Name: "deleted_at", Type: field.TypeTime},
 		{Name: "purge_at", Type: field.TypeTime},
 		{Name: "held_until", Type: field.TypeTime, Nullable: true},
+		{Name: "deletion_job_id", Type: field.TypeString, Default: ""},
 	}
 	// DeletedUploadsTable holds the schema information for the "deleted_uploads" table.
 	DeletedUploadsTable = &schema.Table{
@@ -142,6 +143,8 @@ var (
 		{Name: "deleted_count", Type: field.TypeInt, Default: 0},
 		{Name: "held_count", Type: field.TypeInt, Default: 0},
 		{Name: "failed_count", Type: field.TypeInt, Default: 0},
+		{Name: "pending_receipts", Type: field.TypeInt, Default: 0},
+		{Name: "receipt", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "error", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "started_at", Type: field.TypeTime, Nullable: true},
@@ -158,17 +161,17 @@ var (
 			{
 				Name:    "deletionjob_owner_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[1], DeletionJobsColumns[15]},
+				Columns: []*schema.Column{DeletionJobsColumns[1], DeletionJobsColumns[17]},
 			},
 			{
 				Name:    "deletionjob_status_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[9], DeletionJobsColumns[19]},
+				Columns: []*schema.Column{DeletionJobsColumns[9], DeletionJobsColumns[21]},
 			},
 			{
 				Name:    "deletionjob_finished_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionJobsColumns[17]},
+				Columns: []*schema.Column{DeletionJobsColumns[19]},
 			},
 		},
 	}
@@ -178,6 +181,7 @@ var (
 		{Name: "upload_id", Type: field.TypeString, Unique: true},
 		{Name: "owner_id", Type: field.TypeString},
 		{Name: "jws", Type: field.TypeString, Size: 2147483647},
+		{Name: "deletion_job_id", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
 	}
 	// DeletionReceiptsTable holds the schema information for the "deletion_receipts" table.
@@ -189,7 +193,12 @@ var (
 			{
 				Name:    "deletionreceipt_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{DeletionReceiptsColumns[4]},
+				Columns: []*schema.Column{DeletionReceiptsColumns[5]},
+			},
+			{
+				Name:    "deletionreceipt_deletion_job_id_upload_id",
+				Unique:  false,
+				Columns: []*schema.Column{DeletionReceiptsColumns[4], DeletionReceiptsColumns[1]},
 			},
 		},
 	}
@@ -302,6 +311,7 @@ var (
 		{Name: "filename", Type: field.TypeString, Default: ""},
 		{Name: "size", Type: field.TypeInt64, Default: 0},
 		{Name: "upload_status", Type: field.TypeString, Default: ""},
+		{Name: "deletion_job_id", Type: field.TypeString, Default: ""},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime},
 		{Name: "last_error", Type: field.TypeString, Default: ""},
@@ -316,7 +326,7 @@ var (
 			{
 				Name:    "objectpurge_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{ObjectPurgesColumns[11]},
+				Columns: []*schema.Column{ObjectPurgesColumns[12]},
 			},
 			{
 				Name:    "objectpurge_upload_id",

@@ -31,6 +31,8 @@ const (
 	FieldSize = "size"
 	// FieldUploadStatus holds the string denoting the upload_status field in the database.
 	FieldUploadStatus = "upload_status"
+	// FieldDeletionJobID holds the string denoting the deletion_job_id field in the database.
+	FieldDeletionJobID = "deletion_job_id"
 	// FieldAttempts holds the string denoting the attempts field in the database.
 	FieldAttempts = "attempts"
 	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
@@ -55,6 +57,7 @@ var Columns = []string{
 	FieldFilename,
 	FieldSize,
 	FieldUploadStatus,
+	FieldDeletionJobID,
 	FieldAttempts,
 	FieldNextAttemptAt,
 	FieldLastError,
@@ -88,6 +91,8 @@ var (
 	DefaultSize int64
 	// DefaultUploadStatus holds the default value on creation for the "upload_status" field.
 	DefaultUploadStatus string
+	// DefaultDeletionJobID holds the default value on creation for the "deletion_job_id" field.
+	DefaultDeletionJobID string
 	// DefaultAttempts holds the default value on creation for the "attempts" field.
 	DefaultAttempts int
 	// AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
@@ -149,6 +154,11 @@ func BySize(opts ...sql.OrderTermOption) OrderOption {
 // ByUploadStatus orders the results by the upload_status field.
 func ByUploadStatus(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUploadStatus, opts...).ToFunc()
+}
+
+// ByDeletionJobID orders the results by the deletion_job_id field.
+func ByDeletionJobID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeletionJobID, opts...).ToFunc()
 }
 
 // ByAttempts orders the results by the attempts field.

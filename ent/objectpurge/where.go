@@ -99,6 +99,11 @@ func UploadStatus(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldUploadStatus, v))
 }
 
+// DeletionJobID applies equality check predicate on the "deletion_job_id" field. It's identical to DeletionJobIDEQ.
+func DeletionJobID(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldDeletionJobID, v))
+}
+
 // Attempts applies equality check predicate on the "attempts" field. It's identical to AttemptsEQ.
 func Attempts(v int) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldAttempts, v))
@@ -622,6 +627,71 @@ func UploadStatusEqualFold(v string) predicate.ObjectPurge {
 // UploadStatusContainsFold applies the ContainsFold predicate on the "upload_status" field.
 func UploadStatusContainsFold(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldContainsFold(FieldUploadStatus, v))
+}
+
+// DeletionJobIDEQ applies the EQ predicate on the "deletion_job_id" field.
+func DeletionJobIDEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDNEQ applies the NEQ predicate on the "deletion_job_id" field.
+func DeletionJobIDNEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDIn applies the In predicate on the "deletion_job_id" field.
+func DeletionJobIDIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldDeletionJobID, vs...))
+}
+
+// DeletionJobIDNotIn applies the NotIn predicate on the "deletion_job_id" field.
+func DeletionJobIDNotIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldDeletionJobID, vs...))
+}
+
+// DeletionJobIDGT applies the GT predicate on the "deletion_job_id" field.
+func DeletionJobIDGT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDGTE applies the GTE predicate on the "deletion_job_id" field.
+func DeletionJobIDGTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDLT applies the LT predicate on the "deletion_job_id" field.
+func DeletionJobIDLT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDLTE applies the LTE predicate on the "deletion_job_id" field.
+func DeletionJobIDLTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDContains applies the Contains predicate on the "deletion_job_id" field.
+func DeletionJobIDContains(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContains(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDHasPrefix applies the HasPrefix predicate on the "deletion_job_id" field.
+func DeletionJobIDHasPrefix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasPrefix(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDHasSuffix applies the HasSuffix predicate on the "deletion_job_id" field.
+func DeletionJobIDHasSuffix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasSuffix(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDEqualFold applies the EqualFold predicate on the "deletion_job_id" field.
+func DeletionJobIDEqualFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEqualFold(FieldDeletionJobID, v))
+}
+
+// DeletionJobIDContainsFold applies the ContainsFold predicate on the "deletion_job_id" field.
+func DeletionJobIDContainsFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContainsFold(FieldDeletionJobID, v))
 }
 
 // AttemptsEQ applies the EQ predicate on the "attempts" field.

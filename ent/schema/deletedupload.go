@@ -67,6 +67,11 @@ func (DeletedUpload) Fields() []ent.Field {
 			Nillable().
 			Annotations(entgql.Skip()).
 			Comment("While later than now, a hold keeps it in the trash, restorable, past purge_at; its purge waits as long (internal/holds)."),
+		field.String("deletion_job_id").
+			Immutable().
+			Default("").
+			Annotations(entgql.Skip()).
+			Comment("The deletion job that deleted it, if one did: its receipt waits for this upload's, or for its restore (internal/receipt)."),
 	}
 }
 

@@ -88,6 +88,14 @@ func (DeletionJob) Fields() []ent.Field {
 			Default(0).
 			NonNegative().
 			Comment("How many of the matched uploads were left when the job FAILED; 0 otherwise."),
+		field.Int("pending_receipts").
+			Default(0).
+			Annotations(entgql.Skip()).
+			Comment("How many uploads the job deleted still have no deletion receipt (their objects not purged yet, or waiting in the trash), less those restored. The job's receipt is issued once it has ended and this is 0."),
+		field.Text("receipt").
+			Default("").
+			Annotations(entgql.Skip()).
+			Comment("The job's deletion receipt, a compact JWS (internal/receipt.JobClaims); empty until issued."),
 		field.String("error").
 			Default("").
 			Comment("Why the job FAILED; empty otherwise."),

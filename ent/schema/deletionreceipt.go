@@ -33,6 +33,10 @@ func (DeletionReceipt) Fields() []ent.Field {
 			Immutable().
 			NotEmpty().
 			Comment("The receipt: a compact JWS, EdDSA, whose payload names what was removed, when and at whose request."),
+		field.String("deletion_job_id").
+			Immutable().
+			Default("").
+			Comment("The deletion job that deleted the upload, if one did: the job's receipt digests the receipts that name it, in upload id order."),
 		field.Time("created_at").
 			Immutable().
 			Default(time.Now),
@@ -44,6 +48,9 @@ func (DeletionReceipt) Indexes() []ent.Index {
 	return []ent.Index{
 		// The oldest, to prune with the audit trail.
 		index.Fields("created_at"),
+		// A job's receipts, streamed in upload id order for its digest,
+		// and paged.
+		index.Fields("deletion_job_id", "upload_id"),
 	}
 }
 

@@ -51,6 +51,10 @@ func (ObjectPurge) Fields() []ent.Field {
 		field.String("upload_status").
 			Immutable().
 			Default(""),
+		field.String("deletion_job_id").
+			Immutable().
+			Default("").
+			Comment("The deletion job that deleted the upload, if one did: the upload's receipt, issued when the purge ends, counts toward the job's (internal/receipt)."),
 		field.Int("attempts").
 			Default(0).
 			NonNegative(),

@@ -36,6 +36,8 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	DeletionJob() DeletionJobResolver
+	DeletionJobReceipt() DeletionJobReceiptResolver
 	Hold() HoldResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
@@ -123,6 +125,7 @@ type ComplexityRoot struct {
 		HeldCount    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		MatchedCount func(childComplexity int) int
+		Receipt      func(childComplexity int) int
 		StartedAt    func(childComplexity int) int
 		Status       func(childComplexity int) int
 	}
@@ -136,6 +139,26 @@ type ComplexityRoot struct {
 	DeletionJobEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	DeletionJobReceipt struct {
+		CompletedAt    func(childComplexity int) int
+		DeletedCount   func(childComplexity int) int
+		FailedCount    func(childComplexity int) int
+		FinishedAt     func(childComplexity int) int
+		HeldCount      func(childComplexity int) int
+		IssuedAt       func(childComplexity int) int
+		JobID          func(childComplexity int) int
+		Jws            func(childComplexity int) int
+		KeyID          func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		MatchedCount   func(childComplexity int) int
+		OwnerID        func(childComplexity int) int
+		ReceiptCount   func(childComplexity int) int
+		ReceiptsDigest func(childComplexity int) int
+		StartedAt      func(childComplexity int) int
+		Status         func(childComplexity int) int
+		UploadReceipts func(childComplexity int, first *int, after *string) int
 	}
 
 	DeletionReceipt struct {
@@ -175,6 +198,17 @@ type ComplexityRoot struct {
 	HoldEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	JobUploadReceipt struct {
+		Hash     func(childComplexity int) int
+		UploadID func(childComplexity int) int
+	}
+
+	JobUploadReceiptPage struct {
+		EndCursor   func(childComplexity int) int
+		HasNextPage func(childComplexity int) int
+		Items       func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -288,6 +322,12 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type DeletionJobResolver interface {
+	Receipt(ctx context.Context, obj *ent.DeletionJob) (*model.DeletionJobReceipt, error)
+}
+type DeletionJobReceiptResolver interface {
+	UploadReceipts(ctx context.Context, obj *model.DeletionJobReceipt, first *int, after *string) (*model.JobUploadReceiptPage, error)
+}
 type HoldResolver interface {
 	Active(ctx context.Context, obj *ent.Hold) (bool, error)
 }
@@ -622,6 +662,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeletionJob.MatchedCount(childComplexity), true
+	case "DeletionJob.receipt":
+		if e.ComplexityRoot.DeletionJob.Receipt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJob.Receipt(childComplexity), true
 	case "DeletionJob.startedAt":
 		if e.ComplexityRoot.DeletionJob.StartedAt == nil {
 			break
@@ -666,6 +712,114 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeletionJobEdge.Node(childComplexity), true
+
+	case "DeletionJobReceipt.completedAt":
+		if e.ComplexityRoot.DeletionJobReceipt.CompletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.CompletedAt(childComplexity), true
+	case "DeletionJobReceipt.deletedCount":
+		if e.ComplexityRoot.DeletionJobReceipt.DeletedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.DeletedCount(childComplexity), true
+	case "DeletionJobReceipt.failedCount":
+		if e.ComplexityRoot.DeletionJobReceipt.FailedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.FailedCount(childComplexity), true
+	case "DeletionJobReceipt.finishedAt":
+		if e.ComplexityRoot.DeletionJobReceipt.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.FinishedAt(childComplexity), true
+	case "DeletionJobReceipt.heldCount":
+		if e.ComplexityRoot.DeletionJobReceipt.HeldCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.HeldCount(childComplexity), true
+	case "DeletionJobReceipt.issuedAt":
+		if e.ComplexityRoot.DeletionJobReceipt.IssuedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.IssuedAt(childComplexity), true
+	case "DeletionJobReceipt.jobId":
+		if e.ComplexityRoot.DeletionJobReceipt.JobID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.JobID(childComplexity), true
+	case "DeletionJobReceipt.jws":
+		if e.ComplexityRoot.DeletionJobReceipt.Jws == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.Jws(childComplexity), true
+	case "DeletionJobReceipt.keyId":
+		if e.ComplexityRoot.DeletionJobReceipt.KeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.KeyID(childComplexity), true
+	case "DeletionJobReceipt.kind":
+		if e.ComplexityRoot.DeletionJobReceipt.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.Kind(childComplexity), true
+	case "DeletionJobReceipt.matchedCount":
+		if e.ComplexityRoot.DeletionJobReceipt.MatchedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.MatchedCount(childComplexity), true
+	case "DeletionJobReceipt.ownerId":
+		if e.ComplexityRoot.DeletionJobReceipt.OwnerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.OwnerID(childComplexity), true
+	case "DeletionJobReceipt.receiptCount":
+		if e.ComplexityRoot.DeletionJobReceipt.ReceiptCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.ReceiptCount(childComplexity), true
+	case "DeletionJobReceipt.receiptsDigest":
+		if e.ComplexityRoot.DeletionJobReceipt.ReceiptsDigest == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.ReceiptsDigest(childComplexity), true
+	case "DeletionJobReceipt.startedAt":
+		if e.ComplexityRoot.DeletionJobReceipt.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.StartedAt(childComplexity), true
+	case "DeletionJobReceipt.status":
+		if e.ComplexityRoot.DeletionJobReceipt.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.Status(childComplexity), true
+	case "DeletionJobReceipt.uploadReceipts":
+		if e.ComplexityRoot.DeletionJobReceipt.UploadReceipts == nil {
+			break
+		}
+
+		args, err := ec.field_DeletionJobReceipt_uploadReceipts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.DeletionJobReceipt.UploadReceipts(childComplexity, args["first"].(*int), args["after"].(*string)), true
 
 	case "DeletionReceipt.auditEventHash":
 		if e.ComplexityRoot.DeletionReceipt.AuditEventHash == nil {
@@ -832,6 +986,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.HoldEdge.Node(childComplexity), true
+
+	case "JobUploadReceipt.hash":
+		if e.ComplexityRoot.JobUploadReceipt.Hash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobUploadReceipt.Hash(childComplexity), true
+	case "JobUploadReceipt.uploadId":
+		if e.ComplexityRoot.JobUploadReceipt.UploadID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobUploadReceipt.UploadID(childComplexity), true
+
+	case "JobUploadReceiptPage.endCursor":
+		if e.ComplexityRoot.JobUploadReceiptPage.EndCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobUploadReceiptPage.EndCursor(childComplexity), true
+	case "JobUploadReceiptPage.hasNextPage":
+		if e.ComplexityRoot.JobUploadReceiptPage.HasNextPage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobUploadReceiptPage.HasNextPage(childComplexity), true
+	case "JobUploadReceiptPage.items":
+		if e.ComplexityRoot.JobUploadReceiptPage.Items == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobUploadReceiptPage.Items(childComplexity), true
 
 	case "Mutation.cancelDeletionJob":
 		if e.ComplexityRoot.Mutation.CancelDeletionJob == nil {
@@ -2179,6 +2365,75 @@ type DeletionReceipt {
   "The hash of the audit event that recorded the upload gone; null where the trail keeps no hashes."
   auditEventHash: String
 }
+
+extend type DeletionJob {
+  """
+  The job's own deletion receipt, once it has ended (SUCCEEDED, CANCELED or
+  FAILED) and every upload it deleted is gone for good, each with its own
+  receipt; null until then, and for a dry run. With a restore window
+  (DELETE_RETENTION) that is when the last of them leaves the trash: at the
+  end of its window, or when purged; an upload restored leaves the job's
+  set and is not waited for. Kept as long as the job (JOB_RETENTION).
+  """
+  receipt: DeletionJobReceipt
+}
+
+"""
+Signed proof of what a deletion job deleted: its counts, and a digest of the
+receipts of every upload it deleted (listed by ` + "`" + `uploadReceipts` + "`" + `). Every field
+but ` + "`" + `jws` + "`" + ` and ` + "`" + `uploadReceipts` + "`" + ` is decoded from ` + "`" + `jws` + "`" + `'s payload; verify ` + "`" + `jws` + "`" + `,
+header ` + "`" + `typ` + "`" + ` ` + "`" + `deletion-job-receipt+jwt` + "`" + `, with the keys at
+` + "`" + `/.well-known/jwks.json` + "`" + `.
+"""
+type DeletionJobReceipt {
+  "The receipt: a compact JWS (EdDSA)."
+  jws: String!
+  "The ` + "`" + `kid` + "`" + ` of the key that signed it."
+  keyId: String!
+  jobId: ID!
+  ownerId: ID!
+  "FILTER or USER_ERASE."
+  kind: String!
+  "How the job ended: SUCCEEDED, CANCELED or FAILED."
+  status: String!
+  matchedCount: Int!
+  deletedCount: Int!
+  heldCount: Int!
+  failedCount: Int!
+  "How many upload receipts the digest covers: deletedCount less the uploads restored from the trash."
+  receiptCount: Int!
+  """
+  The SHA-256 (hex) of the upload receipts' hashes in upload id order, each
+  hash (the hex SHA-256 of the receipt's ` + "`" + `jws` + "`" + `) followed by a newline: the
+  ` + "`" + `sha256sum` + "`" + ` of the list of ` + "`" + `uploadReceipts` + "`" + ` hashes, one a line.
+  """
+  receiptsDigest: String!
+  startedAt: Time
+  finishedAt: Time
+  "When the last of its uploads was gone for good."
+  completedAt: Time!
+  issuedAt: Time!
+  """
+  The receipts the digest covers, in upload id order: a page of at most
+  100 (100 when ` + "`" + `first` + "`" + ` is not given) after the upload id ` + "`" + `after` + "`" + `. Costs
+  as a connection of that many.
+  """
+  uploadReceipts(first: Int, after: ID): JobUploadReceiptPage!
+}
+
+"A page of a job's upload receipts."
+type JobUploadReceiptPage {
+  items: [JobUploadReceipt!]!
+  "The last upload id of the page: ` + "`" + `after` + "`" + ` for the next page."
+  endCursor: ID
+  hasNextPage: Boolean!
+}
+
+"An upload receipt of a deletion job: its upload, and the hex SHA-256 of its ` + "`" + `jws` + "`" + ` (see deletionReceipt)."
+type JobUploadReceipt {
+  uploadId: ID!
+  hash: String!
+}
 `, BuiltIn: false},
 	{Name: "../schema.graphqls", Input: `# The hand-written part of the API. Types of the Ent model (User, Upload,
 # UploadConnection, UploadWhereInput, UploadOrder, Node) are generated into
@@ -2683,6 +2938,8 @@ func (ec *executionContext) childFields_DeletionJob(ctx context.Context, field g
 		return ec.fieldContext_DeletionJob_startedAt(ctx, field)
 	case "finishedAt":
 		return ec.fieldContext_DeletionJob_finishedAt(ctx, field)
+	case "receipt":
+		return ec.fieldContext_DeletionJob_receipt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeletionJob", field.Name)
 }
@@ -2707,6 +2964,46 @@ func (ec *executionContext) childFields_DeletionJobEdge(ctx context.Context, fie
 		return ec.fieldContext_DeletionJobEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeletionJobEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_DeletionJobReceipt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "jws":
+		return ec.fieldContext_DeletionJobReceipt_jws(ctx, field)
+	case "keyId":
+		return ec.fieldContext_DeletionJobReceipt_keyId(ctx, field)
+	case "jobId":
+		return ec.fieldContext_DeletionJobReceipt_jobId(ctx, field)
+	case "ownerId":
+		return ec.fieldContext_DeletionJobReceipt_ownerId(ctx, field)
+	case "kind":
+		return ec.fieldContext_DeletionJobReceipt_kind(ctx, field)
+	case "status":
+		return ec.fieldContext_DeletionJobReceipt_status(ctx, field)
+	case "matchedCount":
+		return ec.fieldContext_DeletionJobReceipt_matchedCount(ctx, field)
+	case "deletedCount":
+		return ec.fieldContext_DeletionJobReceipt_deletedCount(ctx, field)
+	case "heldCount":
+		return ec.fieldContext_DeletionJobReceipt_heldCount(ctx, field)
+	case "failedCount":
+		return ec.fieldContext_DeletionJobReceipt_failedCount(ctx, field)
+	case "receiptCount":
+		return ec.fieldContext_DeletionJobReceipt_receiptCount(ctx, field)
+	case "receiptsDigest":
+		return ec.fieldContext_DeletionJobReceipt_receiptsDigest(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_DeletionJobReceipt_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_DeletionJobReceipt_finishedAt(ctx, field)
+	case "completedAt":
+		return ec.fieldContext_DeletionJobReceipt_completedAt(ctx, field)
+	case "issuedAt":
+		return ec.fieldContext_DeletionJobReceipt_issuedAt(ctx, field)
+	case "uploadReceipts":
+		return ec.fieldContext_DeletionJobReceipt_uploadReceipts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletionJobReceipt", field.Name)
 }
 
 func (ec *executionContext) childFields_DeletionReceipt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2785,6 +3082,28 @@ func (ec *executionContext) childFields_HoldEdge(ctx context.Context, field grap
 		return ec.fieldContext_HoldEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type HoldEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_JobUploadReceipt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "uploadId":
+		return ec.fieldContext_JobUploadReceipt_uploadId(ctx, field)
+	case "hash":
+		return ec.fieldContext_JobUploadReceipt_hash(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type JobUploadReceipt", field.Name)
+}
+
+func (ec *executionContext) childFields_JobUploadReceiptPage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "items":
+		return ec.fieldContext_JobUploadReceiptPage_items(ctx, field)
+	case "endCursor":
+		return ec.fieldContext_JobUploadReceiptPage_endCursor(ctx, field)
+	case "hasNextPage":
+		return ec.fieldContext_JobUploadReceiptPage_hasNextPage(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type JobUploadReceiptPage", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3052,6 +3371,28 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_DeletionJobReceipt_uploadReceipts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_cancelDeletionJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -4776,6 +5117,38 @@ func (ec *executionContext) fieldContext_DeletionJob_finishedAt(_ context.Contex
 	return graphql.NewScalarFieldContext("DeletionJob", field, false, false, "Time")
 }
 
+func (ec *executionContext) _DeletionJob_receipt(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJob_receipt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DeletionJob().Receipt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeletionJobReceipt) graphql.Marshaler {
+			return ec.marshalODeletionJobReceipt2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeletionJobReceipt(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJob_receipt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletionJob",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletionJobReceipt(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _DeletionJobConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.DeletionJobConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4916,6 +5289,418 @@ func (ec *executionContext) _DeletionJobEdge_cursor(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_DeletionJobEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeletionJobEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_jws(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_jws(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jws, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_jws(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_keyId(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_keyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_keyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_jobId(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_jobId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JobID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_jobId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_ownerId(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_ownerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OwnerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_ownerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_kind(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_status(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_matchedCount(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_matchedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MatchedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_matchedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_deletedCount(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_deletedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_deletedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_heldCount(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_heldCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_heldCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_failedCount(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_failedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_failedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_receiptCount(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_receiptCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReceiptCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_receiptCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_receiptsDigest(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_receiptsDigest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReceiptsDigest, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_receiptsDigest(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_startedAt(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_finishedAt(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_finishedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_completedAt(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_completedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CompletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_completedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_issuedAt(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_issuedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IssuedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_issuedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletionJobReceipt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeletionJobReceipt_uploadReceipts(ctx context.Context, field graphql.CollectedField, obj *model.DeletionJobReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletionJobReceipt_uploadReceipts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.DeletionJobReceipt().UploadReceipts(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.JobUploadReceiptPage) graphql.Marshaler {
+			return ec.marshalNJobUploadReceiptPage2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐJobUploadReceiptPage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletionJobReceipt_uploadReceipts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletionJobReceipt",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JobUploadReceiptPage(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_DeletionJobReceipt_uploadReceipts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _DeletionReceipt_jws(ctx context.Context, field graphql.CollectedField, obj *model.DeletionReceipt) (ret graphql.Marshaler) {
@@ -5564,6 +6349,130 @@ func (ec *executionContext) _HoldEdge_cursor(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_HoldEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("HoldEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _JobUploadReceipt_uploadId(ctx context.Context, field graphql.CollectedField, obj *model.JobUploadReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobUploadReceipt_uploadId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UploadID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JobUploadReceipt_uploadId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobUploadReceipt", field, false, false, "ID")
+}
+
+func (ec *executionContext) _JobUploadReceipt_hash(ctx context.Context, field graphql.CollectedField, obj *model.JobUploadReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobUploadReceipt_hash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JobUploadReceipt_hash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobUploadReceipt", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobUploadReceiptPage_items(ctx context.Context, field graphql.CollectedField, obj *model.JobUploadReceiptPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobUploadReceiptPage_items(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Items, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.JobUploadReceipt) graphql.Marshaler {
+			return ec.marshalNJobUploadReceipt2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐJobUploadReceiptᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JobUploadReceiptPage_items(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "JobUploadReceiptPage",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_JobUploadReceipt(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _JobUploadReceiptPage_endCursor(ctx context.Context, field graphql.CollectedField, obj *model.JobUploadReceiptPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobUploadReceiptPage_endCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndCursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobUploadReceiptPage_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobUploadReceiptPage", field, false, false, "ID")
+}
+
+func (ec *executionContext) _JobUploadReceiptPage_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.JobUploadReceiptPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobUploadReceiptPage_hasNextPage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HasNextPage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_JobUploadReceiptPage_hasNextPage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobUploadReceiptPage", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Mutation_uploadFile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -10290,58 +11199,64 @@ func (ec *executionContext) _DeletionJob(ctx context.Context, sel ast.SelectionS
 		case "id":
 			out.Values[i] = ec._DeletionJob_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "dryRun":
 			out.Values[i] = ec._DeletionJob_dryRun(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._DeletionJob_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "matchedCount":
 			out.Values[i] = ec._DeletionJob_matchedCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "deletedCount":
 			out.Values[i] = ec._DeletionJob_deletedCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "heldCount":
 			out.Values[i] = ec._DeletionJob_heldCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "failedCount":
 			out.Values[i] = ec._DeletionJob_failedCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "error":
 			out.Values[i] = ec._DeletionJob_error(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._DeletionJob_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "startedAt":
 			out.Values[i] = ec._DeletionJob_startedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "finishedAt":
 			out.Values[i] = ec._DeletionJob_finishedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "receipt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DeletionJob_receipt(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10423,6 +11338,120 @@ func (ec *executionContext) _DeletionJobEdge(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deletionJobReceiptImplementors = []string{"DeletionJobReceipt"}
+
+func (ec *executionContext) _DeletionJobReceipt(ctx context.Context, sel ast.SelectionSet, obj *model.DeletionJobReceipt) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deletionJobReceiptImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletionJobReceipt")
+		case "jws":
+			out.Values[i] = ec._DeletionJobReceipt_jws(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "keyId":
+			out.Values[i] = ec._DeletionJobReceipt_keyId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "jobId":
+			out.Values[i] = ec._DeletionJobReceipt_jobId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ownerId":
+			out.Values[i] = ec._DeletionJobReceipt_ownerId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._DeletionJobReceipt_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._DeletionJobReceipt_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "matchedCount":
+			out.Values[i] = ec._DeletionJobReceipt_matchedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deletedCount":
+			out.Values[i] = ec._DeletionJobReceipt_deletedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "heldCount":
+			out.Values[i] = ec._DeletionJobReceipt_heldCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "failedCount":
+			out.Values[i] = ec._DeletionJobReceipt_failedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "receiptCount":
+			out.Values[i] = ec._DeletionJobReceipt_receiptCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "receiptsDigest":
+			out.Values[i] = ec._DeletionJobReceipt_receiptsDigest(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "startedAt":
+			out.Values[i] = ec._DeletionJobReceipt_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "finishedAt":
+			out.Values[i] = ec._DeletionJobReceipt_finishedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "completedAt":
+			out.Values[i] = ec._DeletionJobReceipt_completedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "issuedAt":
+			out.Values[i] = ec._DeletionJobReceipt_issuedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "uploadReceipts":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DeletionJobReceipt_uploadReceipts(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10668,6 +11697,87 @@ func (ec *executionContext) _HoldEdge(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "cursor":
 			out.Values[i] = ec._HoldEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var jobUploadReceiptImplementors = []string{"JobUploadReceipt"}
+
+func (ec *executionContext) _JobUploadReceipt(ctx context.Context, sel ast.SelectionSet, obj *model.JobUploadReceipt) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, jobUploadReceiptImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("JobUploadReceipt")
+		case "uploadId":
+			out.Values[i] = ec._JobUploadReceipt_uploadId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hash":
+			out.Values[i] = ec._JobUploadReceipt_hash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var jobUploadReceiptPageImplementors = []string{"JobUploadReceiptPage"}
+
+func (ec *executionContext) _JobUploadReceiptPage(ctx context.Context, sel ast.SelectionSet, obj *model.JobUploadReceiptPage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, jobUploadReceiptPageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("JobUploadReceiptPage")
+		case "items":
+			out.Values[i] = ec._JobUploadReceiptPage_items(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "endCursor":
+			out.Values[i] = ec._JobUploadReceiptPage_endCursor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "hasNextPage":
+			out.Values[i] = ec._JobUploadReceiptPage_hasNextPage(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12117,6 +13227,38 @@ func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) marshalNJobUploadReceipt2ᚕᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐJobUploadReceiptᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.JobUploadReceipt) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNJobUploadReceipt2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐJobUploadReceipt(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNJobUploadReceipt2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐJobUploadReceipt(ctx context.Context, sel ast.SelectionSet, v *model.JobUploadReceipt) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "JobUploadReceipt!")
+		return graphql.Null
+	}
+	return ec._JobUploadReceipt(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNJobUploadReceiptPage2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐJobUploadReceiptPage(ctx context.Context, sel ast.SelectionSet, v *model.JobUploadReceiptPage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "JobUploadReceiptPage!")
+		return graphql.Null
+	}
+	return ec._JobUploadReceiptPage(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋsafedeleteᚋuploadsᚋentᚐNoder(ctx context.Context, sel ast.SelectionSet, v []ent.Noder) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -12629,6 +13771,13 @@ func (ec *executionContext) marshalODeletionJobEdge2ᚖgithubᚗcomᚋsafedelete
 		return graphql.Null
 	}
 	return ec._DeletionJobEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODeletionJobReceipt2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeletionJobReceipt(ctx context.Context, sel ast.SelectionSet, v *model.DeletionJobReceipt) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeletionJobReceipt(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalODeletionReceipt2ᚖgithubᚗcomᚋsafedeleteᚋuploadsᚋgraphᚋmodelᚐDeletionReceipt(ctx context.Context, sel ast.SelectionSet, v *model.DeletionReceipt) graphql.Marshaler {

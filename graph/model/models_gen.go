@@ -62,6 +62,20 @@ type DeleteWebhookEndpointPayload struct {
 	DeletedWebhookEndpointID string `json:"deletedWebhookEndpointId"`
 }
 
+// An upload receipt of a deletion job: its upload, and the hex SHA-256 of its `jws` (see deletionReceipt).
+type JobUploadReceipt struct {
+	UploadID string `json:"uploadId"`
+	Hash     string `json:"hash"`
+}
+
+// A page of a job's upload receipts.
+type JobUploadReceiptPage struct {
+	Items []*JobUploadReceipt `json:"items"`
+	// The last upload id of the page: `after` for the next page.
+	EndCursor   *string `json:"endCursor,omitempty"`
+	HasNextPage bool    `json:"hasNextPage"`
+}
+
 type PurgeUploadPayload struct {
 	PurgedUploadID string `json:"purgedUploadId"`
 }

@@ -19,3 +19,24 @@ type DeletionReceipt struct {
 	IssuedAt           time.Time
 	AuditEventHash     *string
 }
+
+// DeletionJobReceipt is a deletion job's receipt with its payload decoded
+// (internal/receipt.JobClaims), as GraphQL shows it.
+type DeletionJobReceipt struct {
+	Jws            string
+	KeyID          string
+	JobID          string
+	OwnerID        string
+	Kind           string
+	Status         string
+	MatchedCount   int
+	DeletedCount   int
+	HeldCount      int
+	FailedCount    int
+	ReceiptCount   int
+	ReceiptsDigest string
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+	CompletedAt    time.Time
+	IssuedAt       time.Time
+}

@@ -47,10 +47,15 @@ func operationCost(limit int) gqllimit.Cost {
 			"DeletionJobConnection.edges":        perPage,
 			"DeletionJobConnection.totalCount":   count,
 			"AuditEventConnection.edges":         perPage,
-			"User.holds":                         connection,
-			"HoldConnection.edges":               perPage,
-			"HoldConnection.totalCount":          count,
-			"Upload.holds":                       {Elements: func(map[string]any) int { return graph.MaxUploadHolds }},
+			"DeletionJobReceipt.uploadReceipts":  connection,
+			// A page, not a relay connection: priced per element of the
+			// page uploadReceipts asked for (PerPage wins; Elements is
+			// the most a page holds).
+			"JobUploadReceiptPage.items": {PerPage: true, Elements: func(map[string]any) int { return graph.MaxPageSize }},
+			"User.holds":                 connection,
+			"HoldConnection.edges":       perPage,
+			"HoldConnection.totalCount":  count,
+			"Upload.holds":               {Elements: func(map[string]any) int { return graph.MaxUploadHolds }},
 			"Query.nodes": {Elements: func(args map[string]any) int {
 				return max(gqllimit.ListLen(args, "ids"), 1)
 			}},

@@ -150,20 +150,41 @@ func (j *Janitor) RunOnce(ctx context.Context) (failed, expired int, err error) 
 	return failed, expired, nil
 }
 
-// emptyTrash removes the trash entries of uploads that never stored an
-// object once their window closed: there is no purge to end them. (An
-// entry with an object ends with its purge.)
+// emptyTrash ends the uploads in the trash that never stored an object
+// once their window closed: there is no purge to end them, so it records
+// them gone for good, each with its "purged" event and its deletion
+// receipt (purge.EndObjectless), a batch at a time. (An entry with an
+// object ends with its purge.)
 func (j *Janitor) emptyTrash(ctx context.Context, now time.Time) error {
-	n, err := j.client.DeletedUpload.Delete().
-		Where(deletedupload.PurgeAtLTE(now), deletedupload.ObjectKey(""),
-			// A hold keeps it in the trash, restorable, until released.
-			holds.TrashNotHeld(now)).
-		Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("empty the trash: %w", err)
+	total := 0
+	for {
+		expired, err := j.client.DeletedUpload.Query().
+			Where(deletedupload.PurgeAtLTE(now), deletedupload.ObjectKey(""),
+				// A hold keeps it in the trash, restorable, until released.
+				holds.TrashNotHeld(now)).
+			Limit(batchSize).
+			IDs(ctx)
+		if err != nil {
+			return fmt.Errorf("empty the trash: %w", err)
+		}
+		var n int
+		if len(expired) > 0 {
+			err = database.WithTx(ctx, j.client, func(tx *ent.Tx) (err error) {
+				n, err = j.purger.EndObjectless(ctx, tx, now, expired...)
+				return err
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("empty the trash: %w", err)
+		}
+		total += n
+		// Fewer than asked for, or none ended (restored meanwhile): done.
+		if len(expired) < batchSize || n == 0 {
+			break
+		}
 	}
-	if n > 0 {
-		j.logger.InfoContext(ctx, "trash emptied", "uploads", n)
+	if total > 0 {
+		j.logger.InfoContext(ctx, "trash emptied", "uploads", total)
 	}
 	return nil
 }

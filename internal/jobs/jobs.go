@@ -37,6 +37,7 @@ import (
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/metrics"
+	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/requestlog"
 )
 
@@ -71,6 +72,10 @@ type Options struct {
 	// Concurrency is how many jobs one instance runs at once.
 	Concurrency int
 	Metrics     *metrics.Metrics
+	// Receipts issues a job's deletion receipt once it has ended and the
+	// last of its uploads is gone for good (receipt.Issuer.Settle); nil:
+	// none.
+	Receipts *receipt.Issuer
 }
 
 // Jobs starts, lists, cancels, watches and runs deletion jobs.
@@ -319,11 +324,18 @@ func (j *Jobs) Cancel(ctx context.Context, jobID, ownerID string) (*ent.Deletion
 	if err != nil {
 		return nil, err
 	}
-	n, err := j.client.DeletionJob.Update().
-		Where(deletionjob.ID(job.ID), deletionjob.StatusIn(deletionjob.StatusQUEUED, deletionjob.StatusRUNNING)).
-		SetStatus(deletionjob.StatusCANCELED).
-		SetFinishedAt(time.Now()).
-		Save(ctx)
+	var n int
+	err = database.WithTx(ctx, j.client, func(tx *ent.Tx) (err error) {
+		n, err = tx.DeletionJob.Update().
+			Where(deletionjob.ID(job.ID), deletionjob.StatusIn(deletionjob.StatusQUEUED, deletionjob.StatusRUNNING)).
+			SetStatus(deletionjob.StatusCANCELED).
+			SetFinishedAt(time.Now()).
+			Save(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+		return j.settle(ctx, tx, job.ID)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cancel deletion job: %w", err)
 	}
@@ -332,6 +344,15 @@ func (j *Jobs) Cancel(ctx context.Context, jobID, ownerID string) (*ent.Deletion
 		j.notify()
 	}
 	return j.Get(ctx, jobID, ownerID)
+}
+
+// settle issues, in tx, the receipt of the job jobID that tx ends, if
+// none of its uploads is still waiting for its own.
+func (j *Jobs) settle(ctx context.Context, tx *ent.Tx, jobID string) error {
+	if j.opts.Receipts == nil {
+		return nil
+	}
+	return j.opts.Receipts.Settle(ctx, tx, jobID, 0)
 }
 
 // Prune deletes the jobs that finished before before, and returns how

@@ -21,6 +21,7 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/queue"
+	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/requestlog"
 )
 
@@ -147,7 +148,9 @@ func (j *Jobs) run(ctx context.Context, c claimed) {
 	w := &worker{j: j, job: &ent.DeletionJob{ID: c.ID}, claim: c.Claim}
 	err := w.begin(ctx)
 	if err == nil {
-		ctx = requestlog.NewContext(ctx, w.job.RequestID)
+		// What its batches delete names the job (its purges, trash
+		// entries and receipts), for the job's receipt.
+		ctx = receipt.WithJob(requestlog.NewContext(ctx, w.job.RequestID), w.job.ID)
 		switch w.job.Kind {
 		case deletionjob.KindUSER_ERASE:
 			err = w.erase(ctx)
@@ -271,6 +274,7 @@ func (w *worker) progress(ctx context.Context, tx *ent.Tx, deleted []string) err
 	n, err := tx.DeletionJob.Update().
 		Where(w.fenced()...).
 		AddDeletedCount(len(deleted)).
+		AddPendingReceipts(len(deleted)).
 		SetNextAttemptAt(time.Now().Add(w.j.opts.Lease)).
 		Save(ctx)
 	if err != nil || n == 0 {
@@ -291,7 +295,7 @@ func (w *worker) succeed(ctx context.Context, tx *ent.Tx) error {
 		return cmp.Or(err, errClaimLost)
 	}
 	tx.OnCommit(w.j.notifyAtCommit)
-	return nil
+	return w.j.settle(ctx, tx, w.job.ID)
 }
 
 // end settles a run that stopped: a lost claim is the new holder's (or
@@ -308,10 +312,16 @@ func (w *worker) end(ctx context.Context, err error) {
 		return
 	case errors.Is(err, errClaimLost):
 		logger.InfoContext(ctx, "deletion job stopped: canceled or taken over", "job_id", w.job.ID)
+		// Canceled where no receipt is issued (`uploads jobs cancel`),
+		// it gets its receipt here if nothing is left to wait for.
+		settle := context.WithoutCancel(ctx)
+		if err := database.WithTx(settle, w.j.client, func(tx *ent.Tx) error { return w.j.settle(settle, tx, w.job.ID) }); err != nil {
+			logger.WarnContext(ctx, "deletion job receipt", "job_id", w.job.ID, "error", err)
+		}
 		return
 	}
 	settle := context.WithoutCancel(ctx)
-	update := w.j.client.DeletionJob.Update().Where(w.fenced()...)
+	var change func(update *ent.DeletionJobUpdate)
 	failed := false
 	switch {
 	case ctx.Err() != nil:
@@ -319,18 +329,29 @@ func (w *worker) end(ctx context.Context, err error) {
 		// a long job across many deploys still has its maxAttempts tries.
 		// The next claim reuses this one's number; this worker writes
 		// nothing after this fenced update.
-		update.SetNextAttemptAt(time.Now()).AddAttempts(-1)
+		change = func(update *ent.DeletionJobUpdate) { update.SetNextAttemptAt(time.Now()).AddAttempts(-1) }
 	case w.claim >= maxAttempts:
 		failed = true
 		logger.ErrorContext(ctx, "deletion job failed", "job_id", w.job.ID, "error", err)
-		update.SetStatus(deletionjob.StatusFAILED).SetFinishedAt(time.Now()).
-			SetError(publicError(err)).SetFailedCount(w.left(settle))
+		left := w.left(settle)
+		change = func(update *ent.DeletionJobUpdate) {
+			update.SetStatus(deletionjob.StatusFAILED).SetFinishedAt(time.Now()).SetError(publicError(err)).SetFailedCount(left)
+		}
 	default:
 		wait := backoff.Delay(w.claim, time.Second, time.Minute)
 		logger.WarnContext(ctx, "deletion job interrupted; it resumes later", "job_id", w.job.ID, "error", err, "retry_in", wait)
-		update.SetNextAttemptAt(time.Now().Add(wait))
+		change = func(update *ent.DeletionJobUpdate) { update.SetNextAttemptAt(time.Now().Add(wait)) }
 	}
-	n, saveErr := update.Save(settle)
+	var n int
+	saveErr := database.WithTx(settle, w.j.client, func(tx *ent.Tx) (err error) {
+		update := tx.DeletionJob.Update().Where(w.fenced()...)
+		change(update)
+		if n, err = update.Save(settle); err != nil || n == 0 || !failed {
+			return err
+		}
+		// Failed, it ends with what it deleted: its receipt says so.
+		return w.j.settle(settle, tx, w.job.ID)
+	})
 	if saveErr != nil {
 		logger.ErrorContext(ctx, "settle deletion job; it resumes when its lease ends", "job_id", w.job.ID, "error", saveErr)
 		return

@@ -102,13 +102,13 @@ func (p *Purger) finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 		if _, err := tx.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx); err != nil {
 			return err
 		}
-		trashed, err := emptyTrash(ctx, tx, uploadIDs)
+		trashed, err := emptyTrash(ctx, tx, sql.In(deletedupload.FieldID, uploadIDs...))
 		if err != nil {
 			return err
 		}
-		for _, s := range trashed {
-			if !carried[s.ID] {
-				subjects = append(subjects, s)
+		for _, e := range trashed {
+			if !carried[e.ID] {
+				subjects = append(subjects, e.Subject)
 			}
 		}
 		return change.RecordWithReceipts(ctx, tx, audit.Purger, audit.Purged, change.MayHave, p.receipts(jobs, subjects), subjects...)
@@ -130,35 +130,42 @@ func (p *Purger) receipts(jobs []*ent.ObjectPurge, subjects []audit.Subject) cha
 		removals := make([]receipt.Removal, len(subjects))
 		for i, s := range subjects {
 			job := byUpload[s.ID]
-			removals[i] = receipt.Removal{UploadID: s.ID, OwnerID: s.OwnerID, Bucket: job.Bucket, ObjectKey: job.ObjectKey, Queued: job.CreatedAt}
+			removals[i] = receipt.Removal{UploadID: s.ID, OwnerID: s.OwnerID, Bucket: job.Bucket, ObjectKey: job.ObjectKey, Queued: job.CreatedAt, JobID: job.DeletionJobID}
 		}
 		return p.opts.Receipts.Issue(ctx, tx, removals, auditHashes)
 	}
 }
 
-// emptyTrash deletes the trash entries of the uploads, if they have any
-// (only those deleted with a restore window do), and returns what they
-// kept.
-func emptyTrash(ctx context.Context, tx *ent.Tx, uploadIDs []any) ([]audit.Subject, error) {
+// trashEntry is what a trash entry kept, for its "purged" event and its
+// receipt.
+type trashEntry struct {
+	audit.Subject
+	DeletedAt     time.Time
+	DeletionJobID string
+}
+
+// emptyTrash deletes the trash entries that where matches (of uploads
+// purged: only those deleted with a restore window have one) and returns
+// what they kept.
+func emptyTrash(ctx context.Context, tx *ent.Tx, where *sql.Predicate) ([]trashEntry, error) {
 	// Ent has no DELETE ... RETURNING; PostgreSQL's placeholders and quoting
 	// are also SQLite's.
-	query, args := sql.Dialect(dialect.Postgres).Delete(deletedupload.Table).
-		Where(sql.In(deletedupload.FieldID, uploadIDs...)).
-		Query()
+	query, args := sql.Dialect(dialect.Postgres).Delete(deletedupload.Table).Where(where).Query()
 	rows, err := tx.QueryContext(ctx, query+" RETURNING "+strings.Join([]string{
 		deletedupload.FieldID, deletedupload.FieldOwnerID, deletedupload.FieldFilename, deletedupload.FieldSize, deletedupload.FieldStatus,
+		deletedupload.FieldDeletedAt, deletedupload.FieldDeletionJobID,
 	}, ", "), args...)
 	if err != nil {
 		return nil, fmt.Errorf("empty the trash: %w", err)
 	}
 	defer rows.Close()
-	var trashed []audit.Subject
+	var trashed []trashEntry
 	for rows.Next() {
-		var s audit.Subject
-		if err := rows.Scan(&s.ID, &s.OwnerID, &s.Filename, &s.Size, &s.Status); err != nil {
+		var e trashEntry
+		if err := rows.Scan(&e.ID, &e.OwnerID, &e.Filename, &e.Size, &e.Status, &e.DeletedAt, &e.DeletionJobID); err != nil {
 			return nil, fmt.Errorf("empty the trash: %w", err)
 		}
-		trashed = append(trashed, s)
+		trashed = append(trashed, e)
 	}
 	return trashed, rows.Err()
 }

@@ -99,9 +99,13 @@ func (p *Purger) Flush() { p.done.wait() }
 // A purge attempted inline is due only after twice the inline timeout: it
 // counts as claimed by its caller, so the background loop does not race
 // the inline attempt, yet picks it up soon if the process dies first.
+//
+// In a deletion job's batch (receipt.WithJob), each purge names the job,
+// whose receipt then waits for the upload's.
 func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Time, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
 	now := time.Now()
 	keep := keepUntil.After(now)
+	jobID := receipt.JobOf(ctx)
 	var creates []*ent.ObjectPurgeCreate
 	for _, u := range uploads {
 		if u.ObjectKey == "" {
@@ -116,6 +120,7 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Tim
 			SetBucket(u.Bucket).
 			SetObjectKey(u.ObjectKey).
 			SetMultipartUploadID(u.MultipartUploadID).
+			SetDeletionJobID(jobID).
 			SetAttempts(1).
 			SetNextAttemptAt(now.Add(2 * p.opts.InlineTimeout))
 		if u.Status == upload.StatusPENDING {

@@ -66,6 +66,28 @@ var ErrInvalid = errors.New("invalid receipt")
 // JSON Web Key Set document) and returns its header's kid and its claims.
 // Every refusal wraps ErrInvalid and says why.
 func Verify(compact string, jwks []byte) (kid string, raw []byte, err error) {
+	return verify(compact, jwks, Type)
+}
+
+// VerifyJob is Verify for a deletion job's receipt (typ JobType); its
+// payload decodes with DecodeJobClaims.
+func VerifyJob(compact string, jwks []byte) (kid string, raw []byte, err error) {
+	return verify(compact, jwks, JobType)
+}
+
+// TypeOf returns the "typ" header of a compact JWS, unverified (Type or
+// JobType for a receipt), to choose between Verify and VerifyJob; "" when
+// it is not a compact EdDSA JWS.
+func TypeOf(compact string) string {
+	object, err := parse(compact)
+	if err != nil {
+		return ""
+	}
+	typ, _ := object.Signatures[0].Header.ExtraHeaders[jose.HeaderType].(string)
+	return typ
+}
+
+func verify(compact string, jwks []byte, wantType string) (kid string, raw []byte, err error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(jwks, &set); err != nil {
 		return "", nil, fmt.Errorf("read the public keys: not a JSON Web Key Set: %w", err)
@@ -78,8 +100,8 @@ func Verify(compact string, jwks []byte) (kid string, raw []byte, err error) {
 		return "", nil, fmt.Errorf("%w: %d signatures, want 1", ErrInvalid, len(object.Signatures))
 	}
 	header := object.Signatures[0].Header
-	if typ, _ := header.ExtraHeaders[jose.HeaderType].(string); typ != Type {
-		return header.KeyID, nil, fmt.Errorf("%w: type %q, want %q", ErrInvalid, typ, Type)
+	if typ, _ := header.ExtraHeaders[jose.HeaderType].(string); typ != wantType {
+		return header.KeyID, nil, fmt.Errorf("%w: type %q, want %q", ErrInvalid, typ, wantType)
 	}
 	keys := set.Key(header.KeyID)
 	if len(keys) == 0 {
@@ -95,12 +117,21 @@ func Verify(compact string, jwks []byte) (kid string, raw []byte, err error) {
 // Decode returns the kid and the claims of a receipt without checking its
 // signature: for showing a receipt the service itself stored.
 func Decode(compact string) (kid string, claims *Claims, err error) {
-	object, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.EdDSA})
-	if err != nil || len(object.Signatures) != 1 {
-		return "", nil, fmt.Errorf("%w: not a compact EdDSA JWS", ErrInvalid)
+	object, err := parse(compact)
+	if err != nil {
+		return "", nil, err
 	}
 	claims, err = decodeClaims(object.UnsafePayloadWithoutVerification())
 	return object.Signatures[0].Header.KeyID, claims, err
+}
+
+// parse parses a compact EdDSA JWS with one signature, unverified.
+func parse(compact string) (*jose.JSONWebSignature, error) {
+	object, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil || len(object.Signatures) != 1 {
+		return nil, fmt.Errorf("%w: not a compact EdDSA JWS", ErrInvalid)
+	}
+	return object, nil
 }
 
 // DecodeClaims parses a verified payload.

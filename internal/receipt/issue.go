@@ -26,6 +26,9 @@ type Removal struct {
 	// Queued is when its purge was written (its delete), for a receipt
 	// whose DELETED event is no longer kept.
 	Queued time.Time
+	// JobID is the deletion job that deleted it, if one did: the receipt
+	// counts toward the job's (Settle).
+	JobID string
 }
 
 // Issuer signs and stores deletion receipts.
@@ -88,8 +91,14 @@ func (i *Issuer) Issue(ctx context.Context, tx *ent.Tx, removals []Removal, audi
 	if err != nil {
 		return nil, err
 	}
-	if err := store(ctx, tx, removals, signed, now); err != nil {
+	issuedForJobs, err := store(ctx, tx, removals, signed, now)
+	if err != nil {
 		return nil, err
+	}
+	for jobID, n := range issuedForJobs {
+		if err := i.Settle(ctx, tx, jobID, -n); err != nil {
+			return nil, err
+		}
 	}
 	out := make(map[string]string, len(removals))
 	for n, r := range removals {
@@ -160,28 +169,61 @@ func (i *Issuer) signAll(claims []Claims) ([]string, error) {
 }
 
 // insertChunk keeps one INSERT's parameters under SQLite's and
-// PostgreSQL's limits (4 columns a row).
+// PostgreSQL's limits (5 columns a row).
 const insertChunk = 1000
 
 // store inserts the receipts, keeping any an upload already has (a purge
-// finished twice).
-func store(ctx context.Context, tx *ent.Tx, removals []Removal, signed []string, now time.Time) error {
+// finished twice), and returns how many it inserted for each deletion job
+// (none when no removal is a job's, the common case: no rows come back).
+func store(ctx context.Context, tx *ent.Tx, removals []Removal, signed []string, now time.Time) (map[string]int, error) {
+	var forJobs map[string]int
 	for start := 0; start < len(removals); start += insertChunk {
 		end := min(start+insertChunk, len(removals))
 		// PostgreSQL's placeholders and quoting are also SQLite's, and so
-		// is ON CONFLICT ... DO NOTHING.
+		// is ON CONFLICT ... DO NOTHING (RETURNING only what it inserted).
 		insert := sql.Dialect(dialect.Postgres).Insert(deletionreceipt.Table).Columns(
-			deletionreceipt.FieldUploadID, deletionreceipt.FieldOwnerID, deletionreceipt.FieldJws, deletionreceipt.FieldCreatedAt)
+			deletionreceipt.FieldUploadID, deletionreceipt.FieldOwnerID, deletionreceipt.FieldJws,
+			deletionreceipt.FieldDeletionJobID, deletionreceipt.FieldCreatedAt)
+		ofJobs := false
 		for n := start; n < end; n++ {
-			insert.Values(removals[n].UploadID, removals[n].OwnerID, signed[n], now)
+			insert.Values(removals[n].UploadID, removals[n].OwnerID, signed[n], removals[n].JobID, now)
+			ofJobs = ofJobs || removals[n].JobID != ""
 		}
 		insert.OnConflict(sql.ConflictColumns(deletionreceipt.FieldUploadID), sql.DoNothing())
 		query, args := insert.Query()
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("store %d deletion receipts: %w", len(removals), err)
+		if !ofJobs {
+			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+				return nil, fmt.Errorf("store %d deletion receipts: %w", len(removals), err)
+			}
+			continue
+		}
+		if forJobs == nil {
+			forJobs = map[string]int{}
+		}
+		if err := countJobs(ctx, tx, query+" RETURNING "+deletionreceipt.FieldDeletionJobID, args, forJobs); err != nil {
+			return nil, fmt.Errorf("store %d deletion receipts: %w", len(removals), err)
 		}
 	}
-	return nil
+	delete(forJobs, "")
+	return forJobs, nil
+}
+
+// countJobs runs query, which returns a deletion job's id a row, and
+// counts the rows of each job into counts.
+func countJobs(ctx context.Context, tx *ent.Tx, query string, args []any, counts map[string]int) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var jobID string
+		if err := rows.Scan(&jobID); err != nil {
+			return err
+		}
+		counts[jobID]++
+	}
+	return rows.Err()
 }
 
 // Prune deletes the receipts older than before, a batch at a time, and

@@ -27,6 +27,10 @@ import (
 // cannot be handed some other JWT signed with the same keys as a receipt.
 const Type = "deletion-receipt+jwt"
 
+// JobType is the "typ" header of a deletion job's receipt (JobClaims), so
+// that neither kind of receipt passes for the other.
+const JobType = "deletion-job-receipt+jwt"
+
 // Keys are the signing keys in the key file: the newest signs, every one
 // (the older ones after a rotation) is published, so that the receipts
 // they signed still verify. The file is a JSON Web Key Set of private
@@ -41,8 +45,9 @@ type Keys struct {
 	mu      sync.Mutex
 	stamp   fileStamp
 	signer  jose.Signer
-	public  []byte // the JWKS document of the public keys
-	current string // the kid of the signing key
+	jobs    jose.Signer // signs with the same key, typ JobType
+	public  []byte      // the JWKS document of the public keys
+	current string      // the kid of the signing key
 }
 
 type fileStamp struct {
@@ -162,6 +167,11 @@ func (k *Keys) reload() error {
 	if err != nil {
 		return fmt.Errorf("receipt key %s: %w", current.KeyID, err)
 	}
+	jobs, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: current},
+		(&jose.SignerOptions{}).WithType(JobType))
+	if err != nil {
+		return fmt.Errorf("receipt key %s: %w", current.KeyID, err)
+	}
 	public := make([]jose.JSONWebKey, len(keys))
 	for i, key := range keys {
 		public[i] = key.Public()
@@ -170,7 +180,7 @@ func (k *Keys) reload() error {
 	if err != nil {
 		return fmt.Errorf("encode receipt public keys: %w", err)
 	}
-	k.stamp, k.signer, k.public, k.current = stamp, signer, doc, current.KeyID
+	k.stamp, k.signer, k.jobs, k.public, k.current = stamp, signer, jobs, doc, current.KeyID
 	return nil
 }
 
@@ -198,6 +208,18 @@ func (k *Keys) sign(payload []byte) (string, error) {
 	k.mu.Lock()
 	signer := k.signer
 	k.mu.Unlock()
+	return signWith(signer, payload)
+}
+
+// signJob returns the compact JWS of a job receipt's payload.
+func (k *Keys) signJob(payload []byte) (string, error) {
+	k.mu.Lock()
+	signer := k.jobs
+	k.mu.Unlock()
+	return signWith(signer, payload)
+}
+
+func signWith(signer jose.Signer, payload []byte) (string, error) {
 	object, err := signer.Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("sign receipt: %w", err)
