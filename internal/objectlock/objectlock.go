@@ -204,7 +204,14 @@ const concurrency = 4
 
 // Run applies due notes until ctx ends: every PollInterval, and whenever
 // wake receives (a note was written due now).
+//
+// It first asks whether the store's bucket has Object Lock, so that the
+// upload path, which reads the answer, asks the database nothing when it
+// has not (see Stored).
 func (m *Mirror) Run(ctx context.Context, wake <-chan struct{}) {
+	if _, err := m.Lockable(ctx, m.store.Bucket()); err != nil && ctx.Err() == nil {
+		m.logger.WarnContext(ctx, "objectlock: could not tell whether the bucket has Object Lock; asking again at the first hold note", "error", err)
+	}
 	queue.Work(ctx, concurrency, m.opts.PollInterval, wake, m.claim,
 		func(err error) { m.logger.ErrorContext(ctx, "objectlock: claim notes", "error", err) },
 		func(ctx context.Context, note *ent.LegalHoldSync) {
