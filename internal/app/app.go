@@ -144,9 +144,8 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Receipts:      a.Receipts,
 	})
 	a.LegalHolds = objectlock.New(client, a.Store.Once(), logger, objectlock.Options{
-		PollInterval: cfg.PurgePollInterval,
-		MaxBackoff:   cfg.PurgeMaxBackoff,
-		Metrics:      a.Metrics,
+		MaxBackoff: cfg.PurgeMaxBackoff,
+		Metrics:    a.Metrics,
 	})
 	// The key is read (or made) on first use: serving and registering
 	// endpoints need it, commands that only delete do not.

@@ -46,7 +46,11 @@ type Metrics interface {
 
 // Options tune a Mirror.
 type Options struct {
-	PollInterval time.Duration // how often to look for due notes besides the wake-ups
+	// PollInterval is how often to look for due notes besides the
+	// wake-ups (default DefaultPollInterval): a note written due now wakes
+	// the mirror, and one it puts off (a retry, a hold's until) wakes it
+	// then, so the poll only finds the notes of an instance that died.
+	PollInterval time.Duration
 	MaxBackoff   time.Duration // the longest wait between two attempts of a note
 	Metrics      Metrics       // may be nil
 }
@@ -59,18 +63,22 @@ type Mirror struct {
 	opts   Options
 
 	buckets sync.Map // bucket name -> bool: whether it has Object Lock, once known
+	wakeup  chan struct{}
 }
+
+// DefaultPollInterval is Options.PollInterval's default.
+const DefaultPollInterval = time.Minute
 
 // New returns the mirror of client's holds onto store's buckets. store
 // should try S3 once per call (objectstore's Once): the mirror retries.
 func New(client *ent.Client, store *objectstore.Store, logger *slog.Logger, opts Options) *Mirror {
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = time.Second
+		opts.PollInterval = DefaultPollInterval
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 5 * time.Minute
 	}
-	return &Mirror{client: client, store: store, logger: logger, opts: opts}
+	return &Mirror{client: client, store: store, logger: logger, opts: opts, wakeup: make(chan struct{}, 1)}
 }
 
 // Lockable reports whether bucket has Object Lock, asking S3 the first
@@ -212,13 +220,38 @@ func (m *Mirror) Run(ctx context.Context, wake <-chan struct{}) {
 	if _, err := m.Lockable(ctx, m.store.Bucket()); err != nil && ctx.Err() == nil {
 		m.logger.WarnContext(ctx, "objectlock: could not tell whether the bucket has Object Lock; asking again at the first hold note", "error", err)
 	}
-	queue.Work(ctx, concurrency, m.opts.PollInterval, wake, m.claim,
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+				m.wake()
+			}
+		}
+	}()
+	queue.Work(ctx, concurrency, m.opts.PollInterval, m.wakeup, m.claim,
 		func(err error) { m.logger.ErrorContext(ctx, "objectlock: claim notes", "error", err) },
 		func(ctx context.Context, note *ent.LegalHoldSync) {
 			attemptCtx, cancel := context.WithTimeout(ctx, lease/2)
 			defer cancel()
 			_ = m.Attempt(attemptCtx, note)
 		})
+}
+
+func (m *Mirror) wake() {
+	select {
+	case m.wakeup <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// wakeAt wakes the mirror at t, for a note it put off until then, unless
+// the poll comes first.
+func (m *Mirror) wakeAt(t time.Time) {
+	if d := time.Until(t); d < m.opts.PollInterval {
+		time.AfterFunc(d, m.wake)
+	}
 }
 
 func (m *Mirror) claim(ctx context.Context, n int) ([]*ent.LegalHoldSync, error) {
@@ -255,6 +288,7 @@ func (m *Mirror) Attempt(ctx context.Context, note *ent.LegalHoldSync) error {
 		wait := backoff.Delay(note.Attempts, time.Second, m.opts.MaxBackoff)
 		m.logger.WarnContext(ctx, "objectlock: mirroring a legal hold failed; retrying", "upload_id", note.UploadID,
 			"attempts", note.Attempts, "retry_in", wait, "error", err)
+		m.wakeAt(time.Now().Add(wait))
 		if uerr := m.client.LegalHoldSync.UpdateOneID(note.ID).
 			SetNextAttemptAt(time.Now().Add(wait)).
 			SetLastError(err.Error()).
@@ -292,6 +326,7 @@ func (m *Mirror) attempt(ctx context.Context, note *ent.LegalHoldSync) error {
 		return m.client.LegalHoldSync.UpdateOneID(note.ID).SetNextAttemptAt(time.Now()).Exec(ctx)
 	case on && after.Before(forever):
 		m.record("on")
+		m.wakeAt(after)
 		return m.client.LegalHoldSync.UpdateOneID(note.ID).
 			SetNextAttemptAt(after).SetAttempts(0).SetLastError("").Exec(ctx)
 	}
