@@ -344,9 +344,10 @@ func (c *commandLine) reconcileCommand() *cobra.Command {
 		Use:   "reconcile",
 		Short: "Find drift between the bucket and the database (exit 0 clean, 1 drift, 2 error)",
 		Long: `Compares the bucket with the database and reports orphaned objects, orphaned
-multipart uploads, missing objects and stuck uploads. With --repair, it queues
-orphans older than --grace for the purger of a running service; it never
-deletes anything itself.
+multipart uploads, missing objects, stuck uploads and, on a bucket with S3
+Object Lock, held uploads whose object lacks the legal hold. With --repair, it
+queues orphans older than --grace for the purger of a running service, and
+unmirrored holds for its mirror; it never deletes anything itself.
 
 Exit status: 0 when it found no drift, 1 when it found some (repaired or
 not), 2 when it could not tell (an error), so that cron and CI can act on it.`,

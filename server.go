@@ -25,6 +25,7 @@ import (
 	"github.com/safedelete/uploads/internal/demo"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/jobs"
+	"github.com/safedelete/uploads/internal/objectlock"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/reconcile"
 	"github.com/safedelete/uploads/internal/requestlog"
@@ -130,6 +131,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	wg.Go(func() { a.Janitor.Run(workCtx, a.Queue.Leads) })
 	wg.Go(func() { sender.Run(workCtx, a.Queue.Wakeups(webhook.QueueKind)) })
 	wg.Go(func() { a.Jobs.Run(workCtx, a.Queue.Wakeups(jobs.QueueKind)) })
+	wg.Go(func() { a.LegalHolds.Run(workCtx, a.Queue.Wakeups(objectlock.QueueKind)) })
 	defer func() { stopWork(); wg.Wait() }()
 
 	srv := httpserver.NewServer(cfg.Addr, a.Handler)

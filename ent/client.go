@@ -24,6 +24,7 @@ import (
 	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
+	"github.com/safedelete/uploads/ent/legalholdsync"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/retiredidentity"
 	"github.com/safedelete/uploads/ent/upload"
@@ -57,6 +58,8 @@ type Client struct {
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
+	// LegalHoldSync is the client for interacting with the LegalHoldSync builders.
+	LegalHoldSync *LegalHoldSyncClient
 	// ObjectPurge is the client for interacting with the ObjectPurge builders.
 	ObjectPurge *ObjectPurgeClient
 	// RetiredIdentity is the client for interacting with the RetiredIdentity builders.
@@ -89,6 +92,7 @@ func (c *Client) init() {
 	c.Hold = NewHoldClient(c.config)
 	c.IdempotencyKey = NewIdempotencyKeyClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
+	c.LegalHoldSync = NewLegalHoldSyncClient(c.config)
 	c.ObjectPurge = NewObjectPurgeClient(c.config)
 	c.RetiredIdentity = NewRetiredIdentityClient(c.config)
 	c.Upload = NewUploadClient(c.config)
@@ -196,6 +200,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Hold:            NewHoldClient(cfg),
 		IdempotencyKey:  NewIdempotencyKeyClient(cfg),
 		Identity:        NewIdentityClient(cfg),
+		LegalHoldSync:   NewLegalHoldSyncClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
 		RetiredIdentity: NewRetiredIdentityClient(cfg),
 		Upload:          NewUploadClient(cfg),
@@ -230,6 +235,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Hold:            NewHoldClient(cfg),
 		IdempotencyKey:  NewIdempotencyKeyClient(cfg),
 		Identity:        NewIdentityClient(cfg),
+		LegalHoldSync:   NewLegalHoldSyncClient(cfg),
 		ObjectPurge:     NewObjectPurgeClient(cfg),
 		RetiredIdentity: NewRetiredIdentityClient(cfg),
 		Upload:          NewUploadClient(cfg),
@@ -266,8 +272,9 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditChain, c.AuditEvent, c.DeletedUpload, c.DeletionJob,
-		c.DeletionReceipt, c.Hold, c.IdempotencyKey, c.Identity, c.ObjectPurge,
-		c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
+		c.DeletionReceipt, c.Hold, c.IdempotencyKey, c.Identity, c.LegalHoldSync,
+		c.ObjectPurge, c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery,
+		c.WebhookEndpoint,
 	} {
 		n.Use(hooks...)
 	}
@@ -278,8 +285,9 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditChain, c.AuditEvent, c.DeletedUpload, c.DeletionJob,
-		c.DeletionReceipt, c.Hold, c.IdempotencyKey, c.Identity, c.ObjectPurge,
-		c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery, c.WebhookEndpoint,
+		c.DeletionReceipt, c.Hold, c.IdempotencyKey, c.Identity, c.LegalHoldSync,
+		c.ObjectPurge, c.RetiredIdentity, c.Upload, c.User, c.WebhookDelivery,
+		c.WebhookEndpoint,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -309,6 +317,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.IdempotencyKey.mutate(ctx, m)
 	case *IdentityMutation:
 		return c.Identity.mutate(ctx, m)
+	case *LegalHoldSyncMutation:
+		return c.LegalHoldSync.mutate(ctx, m)
 	case *ObjectPurgeMutation:
 		return c.ObjectPurge.mutate(ctx, m)
 	case *RetiredIdentityMutation:
@@ -1555,6 +1565,139 @@ func (c *IdentityClient) mutate(ctx context.Context, m *IdentityMutation) (Value
 	}
 }
 
+// LegalHoldSyncClient is a client for the LegalHoldSync schema.
+type LegalHoldSyncClient struct {
+	config
+}
+
+// NewLegalHoldSyncClient returns a client for the LegalHoldSync from the given config.
+func NewLegalHoldSyncClient(c config) *LegalHoldSyncClient {
+	return &LegalHoldSyncClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `legalholdsync.Hooks(f(g(h())))`.
+func (c *LegalHoldSyncClient) Use(hooks ...Hook) {
+	c.hooks.LegalHoldSync = append(c.hooks.LegalHoldSync, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `legalholdsync.Intercept(f(g(h())))`.
+func (c *LegalHoldSyncClient) Intercept(interceptors ...Interceptor) {
+	c.inters.LegalHoldSync = append(c.inters.LegalHoldSync, interceptors...)
+}
+
+// Create returns a builder for creating a LegalHoldSync entity.
+func (c *LegalHoldSyncClient) Create() *LegalHoldSyncCreate {
+	mutation := newLegalHoldSyncMutation(c.config, OpCreate)
+	return &LegalHoldSyncCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of LegalHoldSync entities.
+func (c *LegalHoldSyncClient) CreateBulk(builders ...*LegalHoldSyncCreate) *LegalHoldSyncCreateBulk {
+	return &LegalHoldSyncCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *LegalHoldSyncClient) MapCreateBulk(slice any, setFunc func(*LegalHoldSyncCreate, int)) *LegalHoldSyncCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &LegalHoldSyncCreateBulk{err: fmt.Errorf("calling to LegalHoldSyncClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*LegalHoldSyncCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &LegalHoldSyncCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for LegalHoldSync.
+func (c *LegalHoldSyncClient) Update() *LegalHoldSyncUpdate {
+	mutation := newLegalHoldSyncMutation(c.config, OpUpdate)
+	return &LegalHoldSyncUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *LegalHoldSyncClient) UpdateOne(_m *LegalHoldSync) *LegalHoldSyncUpdateOne {
+	mutation := newLegalHoldSyncMutation(c.config, OpUpdateOne, withLegalHoldSync(_m))
+	return &LegalHoldSyncUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *LegalHoldSyncClient) UpdateOneID(id int) *LegalHoldSyncUpdateOne {
+	mutation := newLegalHoldSyncMutation(c.config, OpUpdateOne, withLegalHoldSyncID(id))
+	return &LegalHoldSyncUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for LegalHoldSync.
+func (c *LegalHoldSyncClient) Delete() *LegalHoldSyncDelete {
+	mutation := newLegalHoldSyncMutation(c.config, OpDelete)
+	return &LegalHoldSyncDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *LegalHoldSyncClient) DeleteOne(_m *LegalHoldSync) *LegalHoldSyncDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *LegalHoldSyncClient) DeleteOneID(id int) *LegalHoldSyncDeleteOne {
+	builder := c.Delete().Where(legalholdsync.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &LegalHoldSyncDeleteOne{builder}
+}
+
+// Query returns a query builder for LegalHoldSync.
+func (c *LegalHoldSyncClient) Query() *LegalHoldSyncQuery {
+	return &LegalHoldSyncQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeLegalHoldSync},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a LegalHoldSync entity by its id.
+func (c *LegalHoldSyncClient) Get(ctx context.Context, id int) (*LegalHoldSync, error) {
+	return c.Query().Where(legalholdsync.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *LegalHoldSyncClient) GetX(ctx context.Context, id int) *LegalHoldSync {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *LegalHoldSyncClient) Hooks() []Hook {
+	return c.hooks.LegalHoldSync
+}
+
+// Interceptors returns the client interceptors.
+func (c *LegalHoldSyncClient) Interceptors() []Interceptor {
+	return c.inters.LegalHoldSync
+}
+
+func (c *LegalHoldSyncClient) mutate(ctx context.Context, m *LegalHoldSyncMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&LegalHoldSyncCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&LegalHoldSyncUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&LegalHoldSyncUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&LegalHoldSyncDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown LegalHoldSync mutation op: %q", m.Op())
+	}
+}
+
 // ObjectPurgeClient is a client for the ObjectPurge schema.
 type ObjectPurgeClient struct {
 	config
@@ -2453,13 +2596,13 @@ func (c *WebhookEndpointClient) mutate(ctx context.Context, m *WebhookEndpointMu
 type (
 	hooks struct {
 		APIKey, AuditChain, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt,
-		Hold, IdempotencyKey, Identity, ObjectPurge, RetiredIdentity, Upload, User,
-		WebhookDelivery, WebhookEndpoint []ent.Hook
+		Hold, IdempotencyKey, Identity, LegalHoldSync, ObjectPurge, RetiredIdentity,
+		Upload, User, WebhookDelivery, WebhookEndpoint []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditChain, AuditEvent, DeletedUpload, DeletionJob, DeletionReceipt,
-		Hold, IdempotencyKey, Identity, ObjectPurge, RetiredIdentity, Upload, User,
-		WebhookDelivery, WebhookEndpoint []ent.Interceptor
+		Hold, IdempotencyKey, Identity, LegalHoldSync, ObjectPurge, RetiredIdentity,
+		Upload, User, WebhookDelivery, WebhookEndpoint []ent.Interceptor
 	}
 )
 

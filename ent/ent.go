@@ -21,6 +21,7 @@ import (
 	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
+	"github.com/safedelete/uploads/ent/legalholdsync"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/retiredidentity"
 	"github.com/safedelete/uploads/ent/upload"
@@ -96,6 +97,7 @@ func checkColumn(t, c string) error {
 			hold.Table:            hold.ValidColumn,
 			idempotencykey.Table:  idempotencykey.ValidColumn,
 			identity.Table:        identity.ValidColumn,
+			legalholdsync.Table:   legalholdsync.ValidColumn,
 			objectpurge.Table:     objectpurge.ValidColumn,
 			retiredidentity.Table: retiredidentity.ValidColumn,
 			upload.Table:          upload.ValidColumn,

@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent/hold"
 	"github.com/safedelete/uploads/ent/idempotencykey"
 	"github.com/safedelete/uploads/ent/identity"
+	"github.com/safedelete/uploads/ent/legalholdsync"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/retiredidentity"
 	"github.com/safedelete/uploads/ent/schema"
@@ -325,6 +326,38 @@ func init() {
 	identity.DefaultID = identityDescID.Default.(func() string)
 	// identity.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	identity.IDValidator = identityDescID.Validators[0].(func(string) error)
+	legalholdsyncFields := schema.LegalHoldSync{}.Fields()
+	_ = legalholdsyncFields
+	// legalholdsyncDescUploadID is the schema descriptor for upload_id field.
+	legalholdsyncDescUploadID := legalholdsyncFields[0].Descriptor()
+	// legalholdsync.UploadIDValidator is a validator for the "upload_id" field. It is called by the builders before save.
+	legalholdsync.UploadIDValidator = legalholdsyncDescUploadID.Validators[0].(func(string) error)
+	// legalholdsyncDescOwnerID is the schema descriptor for owner_id field.
+	legalholdsyncDescOwnerID := legalholdsyncFields[1].Descriptor()
+	// legalholdsync.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	legalholdsync.OwnerIDValidator = legalholdsyncDescOwnerID.Validators[0].(func(string) error)
+	// legalholdsyncDescBucket is the schema descriptor for bucket field.
+	legalholdsyncDescBucket := legalholdsyncFields[2].Descriptor()
+	// legalholdsync.BucketValidator is a validator for the "bucket" field. It is called by the builders before save.
+	legalholdsync.BucketValidator = legalholdsyncDescBucket.Validators[0].(func(string) error)
+	// legalholdsyncDescObjectKey is the schema descriptor for object_key field.
+	legalholdsyncDescObjectKey := legalholdsyncFields[3].Descriptor()
+	// legalholdsync.ObjectKeyValidator is a validator for the "object_key" field. It is called by the builders before save.
+	legalholdsync.ObjectKeyValidator = legalholdsyncDescObjectKey.Validators[0].(func(string) error)
+	// legalholdsyncDescAttempts is the schema descriptor for attempts field.
+	legalholdsyncDescAttempts := legalholdsyncFields[4].Descriptor()
+	// legalholdsync.DefaultAttempts holds the default value on creation for the attempts field.
+	legalholdsync.DefaultAttempts = legalholdsyncDescAttempts.Default.(int)
+	// legalholdsync.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	legalholdsync.AttemptsValidator = legalholdsyncDescAttempts.Validators[0].(func(int) error)
+	// legalholdsyncDescLastError is the schema descriptor for last_error field.
+	legalholdsyncDescLastError := legalholdsyncFields[6].Descriptor()
+	// legalholdsync.DefaultLastError holds the default value on creation for the last_error field.
+	legalholdsync.DefaultLastError = legalholdsyncDescLastError.Default.(string)
+	// legalholdsyncDescCreatedAt is the schema descriptor for created_at field.
+	legalholdsyncDescCreatedAt := legalholdsyncFields[7].Descriptor()
+	// legalholdsync.DefaultCreatedAt holds the default value on creation for the created_at field.
+	legalholdsync.DefaultCreatedAt = legalholdsyncDescCreatedAt.Default.(func() time.Time)
 	objectpurgeFields := schema.ObjectPurge{}.Fields()
 	_ = objectpurgeFields
 	// objectpurgeDescBucket is the schema descriptor for bucket field.

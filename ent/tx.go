@@ -32,6 +32,8 @@ type Tx struct {
 	IdempotencyKey *IdempotencyKeyClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
+	// LegalHoldSync is the client for interacting with the LegalHoldSync builders.
+	LegalHoldSync *LegalHoldSyncClient
 	// ObjectPurge is the client for interacting with the ObjectPurge builders.
 	ObjectPurge *ObjectPurgeClient
 	// RetiredIdentity is the client for interacting with the RetiredIdentity builders.
@@ -184,6 +186,7 @@ func (tx *Tx) init() {
 	tx.Hold = NewHoldClient(tx.config)
 	tx.IdempotencyKey = NewIdempotencyKeyClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
+	tx.LegalHoldSync = NewLegalHoldSyncClient(tx.config)
 	tx.ObjectPurge = NewObjectPurgeClient(tx.config)
 	tx.RetiredIdentity = NewRetiredIdentityClient(tx.config)
 	tx.Upload = NewUploadClient(tx.config)

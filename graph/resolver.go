@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/internal/events"
 	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
+	"github.com/safedelete/uploads/internal/objectlock"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/receipt"
@@ -69,6 +70,9 @@ type Options struct {
 	Events *events.Feed
 	// Receipts issues deletion receipts; nil issues none.
 	Receipts *receipt.Issuer
+	// LegalHolds mirrors holds to the bucket's Object Lock: an upload of a
+	// held owner is noted as it is stored. nil mirrors nothing.
+	LegalHolds *objectlock.Mirror
 }
 
 // NewResolver returns the root resolver.

@@ -119,7 +119,7 @@ func (r *Resolver) storeFile(ctx context.Context, u *ent.Upload, file graphql.Up
 	}
 	completed, err := r.settle(ctx, u, func(update *ent.UploadUpdateOne) {
 		update.SetStatus(upload.StatusCOMPLETED).SetMultipartUploadID("")
-	})
+	}, r.options.LegalHolds.Stored)
 	if ent.IsNotFound(err) {
 		return nil, r.purgeAbandoned(ctx, u, upload.StatusCOMPLETED)
 	}
@@ -129,12 +129,22 @@ func (r *Resolver) storeFile(ctx context.Context, u *ent.Upload, file graphql.Up
 // settle writes an upload's final status and, in the same transaction, its
 // "created" event: an upload is created, for its owner's trail and
 // webhooks, once storing it has ended, COMPLETED or FAILED.
-func (r *Resolver) settle(ctx context.Context, u *ent.Upload, set func(*ent.UploadUpdateOne)) (settled *ent.Upload, err error) {
+//
+// also, if given, runs in that transaction too: the note of an upload whose
+// owner is held, for the mirror of holds to the bucket (objectlock).
+func (r *Resolver) settle(ctx context.Context, u *ent.Upload, set func(*ent.UploadUpdateOne),
+	also ...func(context.Context, *ent.Tx, *ent.Upload) error,
+) (settled *ent.Upload, err error) {
 	err = database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
 		update := tx.Upload.UpdateOne(u).Where(stillPending)
 		set(update)
 		if settled, err = update.Save(ctx); err != nil {
 			return err
+		}
+		for _, f := range also {
+			if err := f(ctx, tx, settled); err != nil {
+				return err
+			}
 		}
 		return change.Record(ctx, tx, audit.Caller(ctx), audit.Created, change.MayHave, audit.Of(settled))
 	})

@@ -117,6 +117,18 @@ func (f IdentityFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, er
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.IdentityMutation", m)
 }
 
+// The LegalHoldSyncFunc type is an adapter to allow the use of ordinary
+// function as LegalHoldSync mutator.
+type LegalHoldSyncFunc func(context.Context, *ent.LegalHoldSyncMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f LegalHoldSyncFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.LegalHoldSyncMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.LegalHoldSyncMutation", m)
+}
+
 // The ObjectPurgeFunc type is an adapter to allow the use of ordinary
 // function as ObjectPurge mutator.
 type ObjectPurgeFunc func(context.Context, *ent.ObjectPurgeMutation) (ent.Value, error)

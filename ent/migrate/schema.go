@@ -299,6 +299,31 @@ var (
 			},
 		},
 	}
+	// LegalHoldSyncsColumns holds the columns for the "legal_hold_syncs" table.
+	LegalHoldSyncsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "upload_id", Type: field.TypeString},
+		{Name: "owner_id", Type: field.TypeString},
+		{Name: "bucket", Type: field.TypeString},
+		{Name: "object_key", Type: field.TypeString},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "next_attempt_at", Type: field.TypeTime},
+		{Name: "last_error", Type: field.TypeString, Default: ""},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// LegalHoldSyncsTable holds the schema information for the "legal_hold_syncs" table.
+	LegalHoldSyncsTable = &schema.Table{
+		Name:       "legal_hold_syncs",
+		Columns:    LegalHoldSyncsColumns,
+		PrimaryKey: []*schema.Column{LegalHoldSyncsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "legalholdsync_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{LegalHoldSyncsColumns[6]},
+			},
+		},
+	}
 	// ObjectPurgesColumns holds the columns for the "object_purges" table.
 	ObjectPurgesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -486,6 +511,7 @@ var (
 		HoldsTable,
 		IdempotencyKeysTable,
 		IdentitiesTable,
+		LegalHoldSyncsTable,
 		ObjectPurgesTable,
 		RetiredIdentitiesTable,
 		UploadsTable,

@@ -33,6 +33,9 @@ type IdempotencyKey func(*sql.Selector)
 // Identity is the predicate function for identity builders.
 type Identity func(*sql.Selector)
 
+// LegalHoldSync is the predicate function for legalholdsync builders.
+type LegalHoldSync func(*sql.Selector)
+
 // ObjectPurge is the predicate function for objectpurge builders.
 type ObjectPurge func(*sql.Selector)
 

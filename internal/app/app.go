@@ -30,6 +30,7 @@ import (
 	"github.com/safedelete/uploads/internal/janitor"
 	"github.com/safedelete/uploads/internal/jobs"
 	"github.com/safedelete/uploads/internal/metrics"
+	"github.com/safedelete/uploads/internal/objectlock"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/oidc"
 	"github.com/safedelete/uploads/internal/purge"
@@ -62,7 +63,10 @@ type App struct {
 	Idempotency *idempotency.Store
 	// Receipts signs deletion receipts.
 	Receipts *receipt.Issuer
-	Handler  http.Handler
+	// LegalHolds mirrors holds to the bucket's S3 Object Lock (its
+	// worker: LegalHolds.Run).
+	LegalHolds *objectlock.Mirror
+	Handler    http.Handler
 
 	embedded       *embeds3.Server
 	ready          map[string]func(context.Context) error
@@ -118,6 +122,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	client.ObjectPurge.Use(a.Queue.WakeOnDue(purge.QueueKind))
 	client.WebhookDelivery.Use(a.Queue.WakeOnDue(webhook.QueueKind))
 	client.DeletionJob.Use(a.Queue.WakeOnDue(jobs.QueueKind))
+	client.LegalHoldSync.Use(a.Queue.WakeOnDue(objectlock.QueueKind))
 	a.Keys = apikey.NewAuthenticator(client)
 	a.Events = events.New(client, a.Queue.Wakeups(events.QueueKind), logger, events.Options{PerCredential: cfg.SubscriptionsPerCredential})
 	warnIfDataDirShared(logger, cfg)
@@ -144,6 +149,10 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Commits:       commits,
 		Receipts:      a.Receipts,
 	})
+	a.LegalHolds = objectlock.New(client, a.Store.Once(), logger, objectlock.Options{
+		MaxBackoff: cfg.PurgeMaxBackoff,
+		Metrics:    a.Metrics,
+	})
 	// The key is read (or made) on first use: serving and registering
 	// endpoints need it, commands that only delete do not.
 	a.sealer = sync.OnceValues(func() (*webhook.Sealer, error) {
@@ -165,6 +174,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Jobs:             jobs.Options{Metrics: a.Metrics},
 		Events:           a.Events,
 		Receipts:         a.Receipts,
+		LegalHolds:       a.LegalHolds,
 	})
 	a.Jobs = a.Resolver.Jobs()
 	a.webhookOptions = webhook.Options{

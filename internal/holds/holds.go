@@ -17,6 +17,10 @@
 // foreign key check locks the user's row FOR KEY SHARE); an upload inserted
 // later commits after the hold, so every DELETE that can see it also sees
 // the user's held_until.
+//
+// Placing and releasing a hold also notes, in its transaction, the objects
+// it covers for internal/objectlock, which mirrors the holds to the
+// bucket's S3 legal holds where the bucket has Object Lock.
 package holds
 
 import (
@@ -40,6 +44,7 @@ import (
 	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/objectlock"
 )
 
 // Forever is the held_until of a hold without an until: later than any
@@ -144,6 +149,9 @@ func Place(ctx context.Context, client *ent.Client, spec Spec, inTx func(ctx con
 			// Deleted (and purged, or being purged) since it was read:
 			// the delete won.
 			return ErrNotFound
+		}
+		if err := objectlock.Enqueue(ctx, tx, userID, spec.UploadID); err != nil {
+			return err
 		}
 		if err := record(ctx, tx, spec.Actor, audit.HoldPlaced, placed); err != nil {
 			return err
@@ -259,6 +267,9 @@ func Release(ctx context.Context, client *ent.Client, holdID string, actor audit
 			uploadID = *h.UploadID
 		}
 		if _, err := refresh(ctx, tx, h.UserID, uploadID, now); err != nil {
+			return err
+		}
+		if err := objectlock.Enqueue(ctx, tx, h.UserID, uploadID); err != nil {
 			return err
 		}
 		if released, err = tx.Hold.Get(ctx, holdID); err != nil {

@@ -31,6 +31,7 @@ type Metrics struct {
 	idempotency     *prometheus.CounterVec
 	idempotentPrune prometheus.Counter
 	deletionJobs    *prometheus.CounterVec
+	legalHolds      *prometheus.CounterVec
 
 	// Every request is counted and timed, and every delete counted: the
 	// children of the vectors are kept here by label, since looking one up
@@ -122,11 +123,14 @@ func New(queue QueueStats) *Metrics {
 		deletionJobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "uploads_deletion_jobs_total", Help: "Deletion jobs by status: queued (started), then succeeded, failed or canceled (ended).",
 		}, []string{"status"}),
+		legalHolds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "uploads_legal_hold_syncs_total", Help: "Legal holds mirrored to the bucket's Object Lock, by outcome: on, off, unlocked (the bucket has no Object Lock), retry (failed, will be retried).",
+		}, []string{"outcome"}),
 		idempotentPrune: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "uploads_idempotency_keys_pruned_total", Help: "Stored idempotent answers the janitor pruned past IDEMPOTENCY_RETENTION.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks, m.leader, m.idempotency, m.idempotentPrune, m.deletionJobs,
+	reg.MustRegister(m.requests, m.requestDuration, m.deletes, m.purgeAttempts, m.purgeFailures, m.s3Duration, m.janitor, m.webhooks, m.leader, m.idempotency, m.idempotentPrune, m.deletionJobs, m.legalHolds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if queue != nil {
 		reg.MustRegister(&queueCollector{stats: queue})
@@ -207,6 +211,14 @@ func (m *Metrics) IdempotencyPruned(n int) {
 func (m *Metrics) DeletionJob(status string) {
 	if m != nil {
 		m.deletionJobs.WithLabelValues(status).Inc()
+	}
+}
+
+// LegalHoldSync records one attempt to mirror a legal hold to the bucket
+// by outcome ("on", "off", "unlocked", "retry").
+func (m *Metrics) LegalHoldSync(outcome string) {
+	if m != nil {
+		m.legalHolds.WithLabelValues(outcome).Inc()
 	}
 }
 

@@ -327,6 +327,12 @@ func (s *Store) deleteAllVersions(ctx context.Context, bucket, key string) error
 
 // versionsOf lists every version and delete marker of exactly key.
 func (s *Store) versionsOf(ctx context.Context, bucket, key string) ([]types.ObjectIdentifier, error) {
+	return s.listVersions(ctx, bucket, key, true)
+}
+
+// listVersions lists every version of exactly key, and with markers its
+// delete markers.
+func (s *Store) listVersions(ctx context.Context, bucket, key string, markers bool) ([]types.ObjectIdentifier, error) {
 	var ids []types.ObjectIdentifier
 	p := s3.NewListObjectVersionsPaginator(s.client, &s3.ListObjectVersionsInput{
 		Bucket: aws.String(bucket),
@@ -343,7 +349,7 @@ func (s *Store) versionsOf(ctx context.Context, bucket, key string) ([]types.Obj
 			}
 		}
 		for _, m := range page.DeleteMarkers {
-			if aws.ToString(m.Key) == key {
+			if markers && aws.ToString(m.Key) == key {
 				ids = append(ids, types.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
 			}
 		}

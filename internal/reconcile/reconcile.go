@@ -7,7 +7,10 @@
 //     but are invisible to object listings);
 //   - missing objects: COMPLETED uploads whose object is gone;
 //   - stuck uploads: PENDING uploads older than the upload timeout plus
-//     StuckMargin, left behind by a crash mid-upload.
+//     StuckMargin, left behind by a crash mid-upload;
+//   - unmirrored holds: on a bucket with S3 Object Lock, held uploads whose
+//     object has a version without the legal hold (internal/objectlock);
+//     Repair queues a note for the service's mirror.
 //
 // Repair only ever queues orphans (objects and multipart uploads) for the
 // normal purger (package purge); it deletes nothing itself, so every
@@ -125,6 +128,7 @@ func Run(ctx context.Context, client *ent.Client, store *objectstore.Store, opts
 		OrphanedMultipartUploads: []OrphanedMultipartUpload{},
 		MissingObjects:           []MissingObject{},
 		StuckUploads:             []StuckUpload{},
+		UnmirroredHolds:          []UnmirroredHold{},
 	}
 
 	// The database is read before the bucket is listed. Records are written
@@ -151,6 +155,9 @@ func Run(ctx context.Context, client *ent.Client, store *objectstore.Store, opts
 	}
 	deadline := now.Add(-opts.UploadTimeout - StuckMargin)
 	if err := findStuck(ctx, client, bucket, deadline, opts.PageSize, refs, report); err != nil {
+		return nil, err
+	}
+	if err := findUnmirroredHolds(ctx, client, store, bucket, now, opts.Repair, report); err != nil {
 		return nil, err
 	}
 	return report, nil

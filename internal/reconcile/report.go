@@ -46,6 +46,10 @@ type Report struct {
 	OrphanedMultipartUploads []OrphanedMultipartUpload `json:"orphaned_multipart_uploads"`
 	MissingObjects           []MissingObject           `json:"missing_objects"`
 	StuckUploads             []StuckUpload             `json:"stuck_uploads"`
+	// ObjectLock says the bucket has S3 Object Lock, so that holds are
+	// mirrored to its objects' legal holds, and UnmirroredHolds was checked.
+	ObjectLock      bool             `json:"object_lock"`
+	UnmirroredHolds []UnmirroredHold `json:"unmirrored_holds"`
 }
 
 // OrphanedObject is an object that no upload record and no pending purge
@@ -102,7 +106,7 @@ type MissingObject struct {
 // Clean reports whether the run found no drift at all.
 func (r *Report) Clean() bool {
 	return len(r.OrphanedObjects) == 0 && len(r.OrphanedMultipartUploads) == 0 &&
-		len(r.MissingObjects) == 0 && len(r.StuckUploads) == 0
+		len(r.MissingObjects) == 0 && len(r.StuckUploads) == 0 && len(r.UnmirroredHolds) == 0
 }
 
 // WriteText writes the report for people: a summary line, then one line per
@@ -129,6 +133,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.RecordsInOtherBuckets > 0 {
 		fmt.Fprintf(tw, "%d records name objects in other buckets; they were not checked.\n", r.RecordsInOtherBuckets)
+	}
+	if r.ObjectLock {
+		fmt.Fprintln(tw, "The bucket has Object Lock: holds are mirrored to legal holds, and were checked.")
 	}
 	if r.Clean() {
 		fmt.Fprintln(tw, "No drift.")
@@ -159,7 +166,24 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(tw, "  %s\towner %s\t%s\tcreated %s\t%s\n", s.UploadID, s.OwnerID, s.Key, s.CreatedAt.UTC().Format(time.RFC3339), storedState(s))
 		}
 	}
+	if len(r.UnmirroredHolds) > 0 {
+		fmt.Fprintf(tw, "\nHeld uploads whose object lacks the S3 legal hold: %d\n", len(r.UnmirroredHolds))
+		for _, h := range r.UnmirroredHolds {
+			fmt.Fprintf(tw, "  %s\towner %s\t%s\t%d versions unlocked\t%s\n", h.UploadID, h.OwnerID, h.Key, h.VersionsUnlocked, mirrorAction(h))
+		}
+	}
 	return tw.Flush()
+}
+
+func mirrorAction(h UnmirroredHold) string {
+	switch {
+	case h.Pending:
+		return "the service's mirror is on it (a note is queued)"
+	case h.Queued:
+		return "queued for the service's mirror"
+	default:
+		return "would be queued by a repair"
+	}
 }
 
 func orphanAction(queued, tooYoung bool) string {
@@ -188,5 +212,5 @@ func storedState(s StuckUpload) string {
 // objects or multipart uploads, missing objects or stuck uploads, whether
 // or not it queued repairs for them.
 func (r *Report) Drift() bool {
-	return len(r.OrphanedObjects)+len(r.OrphanedMultipartUploads)+len(r.MissingObjects)+len(r.StuckUploads) > 0
+	return len(r.OrphanedObjects)+len(r.OrphanedMultipartUploads)+len(r.MissingObjects)+len(r.StuckUploads)+len(r.UnmirroredHolds) > 0
 }

@@ -44,6 +44,7 @@ import (
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/httpserver"
 	"github.com/safedelete/uploads/internal/jobs"
+	"github.com/safedelete/uploads/internal/objectlock"
 	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/requestlog"
@@ -98,10 +99,18 @@ func New(t testing.TB, opts Options) *Env {
 // newOn starts a service for t whose bucket is on the S3 server at endpoint.
 func newOn(t testing.TB, opts Options, endpoint string, creds aws.CredentialsProvider) *Env {
 	t.Helper()
+	return newOnBucket(t, opts, endpoint, creds, (*objectstore.Store).EnsureBucket)
+}
+
+// newOnBucket is newOn with the bucket made by create.
+func newOnBucket(t testing.TB, opts Options, endpoint string, creds aws.CredentialsProvider,
+	create func(*objectstore.Store, context.Context) error,
+) *Env {
+	t.Helper()
 	ctx := context.Background()
 	bucket := "test-" + randomHex(8)
 	direct := newStore(t, endpoint, creds, bucket)
-	if err := direct.EnsureBucket(ctx); err != nil {
+	if err := create(direct, ctx); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
 	proxy, err := faultproxy.Start(endpoint)
@@ -207,6 +216,7 @@ func (e *Env) start(opts Options) {
 		e.t.Fatalf("start the webhook sender: %v", err)
 	}
 	wg.Go(func() { sender.Run(ctx, a.Queue.Wakeups(webhook.QueueKind)) })
+	wg.Go(func() { a.LegalHolds.Run(ctx, a.Queue.Wakeups(objectlock.QueueKind)) })
 	if !opts.NoJobRunner {
 		wg.Go(func() { a.Jobs.Run(ctx, a.Queue.Wakeups(jobs.QueueKind)) })
 	}
