@@ -43,6 +43,7 @@ import (
 //
 //	go run ./internal/bench -instances 1,2,3 -database postgres://… -s3-endpoint … -s3-access-key … -s3-secret-key …
 //	go run ./internal/bench -instances 1,2 -n 500        # TEST_DATABASE_URL, embedded S3
+//	go run ./internal/bench -instances 1 -database sqlite # one instance on its SQLite file
 
 // instanceUsers is how many users share the load, each with one webhook
 // endpoint (a local receiver) subscribed to upload.deleted and upload.purged.
@@ -56,6 +57,8 @@ type instanceResult struct {
 	purgeLag       []time.Duration // upload.deleted's timestamp to upload.purged's
 	webhookLag     []time.Duration // upload.deleted's timestamp to its arrival
 	deliveryWindow time.Duration   // first delete sent to last upload.deleted delivery received
+	allWindow      time.Duration   // first delete sent to the last delivery received, of either event
+	delivered      int             // events delivered (either type, each once)
 	duplicatePurge int
 	duplicateDeliv int
 	missingDeliv   int
@@ -84,7 +87,11 @@ func runInstances(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "instances: separate processes of the service on one PostgreSQL database (a schema per N), S3 %s;\n", target.label)
+	db := "one PostgreSQL database (a schema per N)"
+	if o.database == "sqlite" {
+		db = "its own SQLite file"
+	}
+	fmt.Fprintf(stdout, "instances: separate processes of the service on %s, S3 %s;\n", db, target.label)
 	fmt.Fprintf(stdout, "%d deletes per N (REST and GraphQL alternating, spread in turn over the instances), %d callers, %d users with one webhook endpoint each\n\n",
 		o.requests, slices.Max(o.callers), instanceUsers)
 	var results []instanceResult
@@ -109,14 +116,18 @@ func buildService(ctx context.Context, dir string) (string, error) {
 }
 
 // instanceSchema returns the URL of a fresh schema on -database (or
-// TEST_DATABASE_URL) and a function that drops it.
-func instanceSchema(o options) (string, func(), error) {
+// TEST_DATABASE_URL) and a function that drops it; with -database sqlite,
+// that of a SQLite file in dir, for one instance.
+func instanceSchema(o options, dir string) (string, func(), error) {
+	if o.database == "sqlite" {
+		return database.SQLiteURL(filepath.Join(dir, "uploads.db")), func() {}, nil
+	}
 	base := o.database
 	if base == "" {
 		base = os.Getenv("TEST_DATABASE_URL")
 	}
 	if !strings.HasPrefix(base, "postgres://") && !strings.HasPrefix(base, "postgresql://") {
-		return "", nil, errors.New("-instances needs -database postgres://… (or TEST_DATABASE_URL): instances share one PostgreSQL database")
+		return "", nil, errors.New("-instances needs -database postgres://… (or TEST_DATABASE_URL), which the instances share, or -database sqlite for one instance")
 	}
 	db, err := sql.Open("pgx", base)
 	if err != nil {
@@ -208,7 +219,11 @@ func (in *instance) stop() {
 // runInstanceCount measures n instances.
 func runInstanceCount(ctx context.Context, o options, dir, bin string, target *s3Target, bucket string, n int) (instanceResult, error) {
 	r := instanceResult{instances: n}
-	dbURL, dropSchema, err := instanceSchema(o)
+	runDir := filepath.Join(dir, fmt.Sprintf("n%d", n))
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return r, err
+	}
+	dbURL, dropSchema, err := instanceSchema(o, runDir)
 	if err != nil {
 		return r, err
 	}
@@ -217,7 +232,6 @@ func runInstanceCount(ctx context.Context, o options, dir, bin string, target *s
 	if v, err := target.creds.Retrieve(ctx); err == nil {
 		access, secret = v.AccessKeyID, v.SecretAccessKey
 	}
-	runDir := filepath.Join(dir, fmt.Sprintf("n%d", n))
 	env := []string{
 		"DATABASE_URL=" + dbURL,
 		"S3_BUCKET=" + bucket, "S3_ENDPOINT=" + target.endpoint, "S3_FORCE_PATH_STYLE=true",
@@ -287,6 +301,7 @@ func runInstanceCount(ctx context.Context, o options, dir, bin string, target *s
 		r.cpu = append(r.cpu, processCPU(in.cmd)-cpuBefore[i])
 	}
 	r.purgeLag, r.webhookLag, r.deliveryWindow, r.duplicateDeliv, r.missingDeliv = rc.figures(uploads, began)
+	r.delivered, r.allWindow = rc.arrivals(began)
 	if r.duplicatePurge, err = duplicatePurges(ctx, client); err != nil {
 		return r, err
 	}
@@ -500,6 +515,18 @@ func (rc *hookReceiver) figures(uploads []seededUpload, began time.Time) (purgeL
 	return purgeLag, webhookLag, window, duplicates, missing
 }
 
+// arrivals are the events that arrived, and the time from began to the
+// last first arrival.
+func (rc *hookReceiver) arrivals(began time.Time) (int, time.Duration) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var last time.Duration
+	for _, at := range rc.arrived {
+		last = max(last, at.Sub(began))
+	}
+	return len(rc.arrived), last
+}
+
 func printInstances(w io.Writer, o options, results []instanceResult) error {
 	fmt.Fprintf(w, "%-9s %9s %8s %8s %-22s %10s %10s %10s %10s %9s\n",
 		"instances", "deletes/s", "p50", "p99", "cpu-s/1k deletes each", "purge p50", "purge p99", "hook p50", "hook p99", "hook pace")
@@ -519,8 +546,8 @@ func printInstances(w io.Writer, o options, results []instanceResult) error {
 			ms(percentile(r.purgeLag, 50)), ms(percentile(r.purgeLag, 99)),
 			ms(percentile(r.webhookLag, 50)), ms(percentile(r.webhookLag, 99)), pace)
 		deliveriesPerSecond := float64(len(r.webhookLag)) / max(r.deliveryWindow.Seconds(), 1e-9)
-		fmt.Fprintf(w, "          upload.deleted deliveries/s %.0f ÷ deletes/s %.0f = %.2f; checks: duplicate purges %d, duplicate deliveries %d, missing deliveries %d, left: uploads %d, objects %d, purges %d, deliveries %d\n",
-			deliveriesPerSecond, st.rps, deliveriesPerSecond/st.rps, r.duplicatePurge, r.duplicateDeliv, r.missingDeliv,
+		fmt.Fprintf(w, "          deliveries/s (both events) %.0f; upload.deleted deliveries/s %.0f ÷ deletes/s %.0f = %.2f; checks: duplicate purges %d, duplicate deliveries %d, missing deliveries %d, left: uploads %d, objects %d, purges %d, deliveries %d\n",
+			float64(r.delivered)/max(r.allWindow.Seconds(), 1e-9), deliveriesPerSecond, st.rps, deliveriesPerSecond/st.rps, r.duplicatePurge, r.duplicateDeliv, r.missingDeliv,
 			r.left.uploads, r.left.objects, r.left.purges, r.left.deliveries)
 		if r.duplicatePurge+r.duplicateDeliv+r.missingDeliv+r.left.uploads+r.left.objects+r.left.purges+r.left.deliveries > 0 {
 			broken = append(broken, fmt.Sprint(r.instances))

@@ -248,7 +248,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.ways, "ways", eraseWayNames(), "-erase: comma-separated ways to erase")
 	instances := fs.String("instances", "", "comma-separated counts of service instances (processes) on one PostgreSQL database, each measured in turn (see instances.go); instead of the side-by-side scenarios")
 	fs.DurationVar(&o.drain, "drain", 2*time.Minute, "-instances: how long to wait, after the deletes, for their purges and deliveries (what is pending then counts as left)")
-	fs.StringVar(&o.database, "database", "", "-instances: the PostgreSQL database (postgres://…) the instances share, a schema per count; default: TEST_DATABASE_URL")
+	fs.StringVar(&o.database, "database", "", "-instances: the PostgreSQL database (postgres://…) the instances share, a schema per count, or sqlite for one instance on its own SQLite file; default: TEST_DATABASE_URL")
 	if err := fs.Parse(args); err != nil {
 		return o, nil, err
 	}
@@ -274,6 +274,9 @@ func parseFlags(args []string) (options, []scenario, error) {
 	if len(o.instances) > 0 {
 		if o.requests < 1 {
 			return o, nil, errors.New("-instances: want -n >= 1")
+		}
+		if o.database == "sqlite" && slices.Max(o.instances) > 1 {
+			return o, nil, errors.New("-database sqlite: one instance only (-instances 1); instances share PostgreSQL")
 		}
 		return o, nil, nil
 	}

@@ -34,7 +34,7 @@ func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func (s *Sender) delivered(ctx context.Context, d *ent.WebhookDelivery, code int) {
 	s.opts.Metrics.WebhookDelivery("delivered")
-	if err := s.outcomes.record(ctx, outcome{delivery: d, delivered: true, code: code}); err != nil {
+	if err := s.outcomes.record(outcome{delivery: d, delivered: true, code: code}); err != nil {
 		// The lease expires and it is sent again, with the same webhook-id.
 		s.logger.ErrorContext(ctx, "record webhook delivery", "message_id", d.MessageID, "error", err)
 		return
@@ -59,7 +59,7 @@ func (s *Sender) failed(ctx context.Context, d *ent.WebhookDelivery, code int, m
 	if next.After(windowEnd) {
 		next = windowEnd // the last attempt comes when the window closes
 	}
-	if err := s.outcomes.record(ctx, outcome{delivery: d, code: code, msg: msg, next: next}); err != nil {
+	if err := s.outcomes.record(outcome{delivery: d, code: code, msg: msg, next: next}); err != nil {
 		s.logger.ErrorContext(ctx, "record webhook failure", "message_id", d.MessageID, "error", err)
 	}
 	s.logger.WarnContext(ctx, "webhook attempt failed; will retry", "message_id", d.MessageID, "endpoint_id", d.EndpointID,

@@ -53,7 +53,7 @@ type pendingOutcome struct {
 // and returns once it has committed or failed. It outlives ctx's
 // cancellation, as recordContext does: the sender stopping must not leave
 // a finished attempt unrecorded.
-func (r *outcomes) record(_ context.Context, o outcome) error {
+func (r *outcomes) record(o outcome) error {
 	p := &pendingOutcome{outcome: o, done: make(chan error, 1)}
 	r.mu.Lock()
 	r.pending = append(r.pending, p)
