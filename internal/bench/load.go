@@ -154,6 +154,12 @@ func drive(ctx context.Context, s *side, scenario string, k kind, n, c int) resu
 	if k.consumes() {
 		s.used[pool(scenario, k)] += n
 	}
+	return driveCalls(ctx, s.client, calls, c)
+}
+
+// driveCalls sends calls from c concurrent callers.
+func driveCalls(ctx context.Context, client *http.Client, calls []call, c int) result {
+	n := len(calls)
 	r := result{requests: n, latency: make([]time.Duration, n)}
 	var next atomic.Int64
 	var mu sync.Mutex
@@ -163,7 +169,7 @@ func drive(ctx context.Context, s *side, scenario string, k kind, n, c int) resu
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 				t := time.Now()
-				err := do(ctx, s.client, calls[i])
+				err := do(ctx, client, calls[i])
 				r.latency[i] = time.Since(t)
 				if err != nil {
 					mu.Lock()
@@ -212,15 +218,7 @@ type stats struct {
 }
 
 func (r result) stats() stats {
-	lat := slices.Clone(r.latency)
-	slices.Sort(lat)
-	pct := func(p int) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[(len(lat)*p+99)/100-1]
-	}
-	return stats{rps: float64(r.requests) / r.elapsed.Seconds(), p50: pct(50), p99: pct(99)}
+	return stats{rps: float64(r.requests) / r.elapsed.Seconds(), p50: percentile(r.latency, 50), p99: percentile(r.latency, 99)}
 }
 
 // newClient is the load generator's HTTP client for one side: keep-alive
@@ -232,4 +230,14 @@ func newClient(c int) *http.Client {
 		DisableCompression:  true,
 		IdleConnTimeout:     time.Minute,
 	}}
+}
+
+// percentile is the p-th percentile of d (a sorted copy's).
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)*p+99)/100-1]
 }

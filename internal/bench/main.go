@@ -124,6 +124,19 @@
 // delete), beside the S3 server's own DeleteObjects rate; see erase.go.
 //
 //	go run ./internal/bench -erase [-uploads 100000] [-ways delete-uploads,...] [-s3-endpoint ...]
+//
+// -instances measures how the service scales out instead: for each count N
+// of the list, N processes of the service (go build of this module) on one
+// PostgreSQL database (-database, or TEST_DATABASE_URL; a fresh schema per
+// N) and one S3 server share -n REST and GraphQL deletes from the largest
+// -c callers, and it prints deletes/s, p50/p99, each instance's CPU-seconds
+// per 1,000 deletes, purge lag and webhook lag (p50/p99), how the webhook
+// deliveries kept pace with the deletes (one endpoint per user, a local
+// receiver), and checks that no upload was purged twice, no event was
+// delivered twice or never, and nothing was left; see instances.go.
+//
+//	go run ./internal/bench -instances 1,2,3 -database postgres://… -s3-endpoint … -s3-access-key … -s3-secret-key …
+//	go run ./internal/bench -instances 1,2 -n 500     # TEST_DATABASE_URL, the embedded S3
 package main
 
 import (
@@ -139,6 +152,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/safedelete/uploads/internal/ids"
 )
@@ -157,9 +171,12 @@ type options struct {
 	busyWait                             bool
 	prepared                             bool
 	tokenPerRequest                      bool
-	erase                                bool   // -erase: the erase benchmark (erase.go) instead
-	uploads                              int    // -uploads, for -erase
-	ways                                 string // -ways, for -erase
+	erase                                bool          // -erase: the erase benchmark (erase.go) instead
+	uploads                              int           // -uploads, for -erase
+	ways                                 string        // -ways, for -erase
+	instances                            []int         // -instances: each count of service processes measured (instances.go)
+	database                             string        // -database, for -instances
+	drain                                time.Duration // -drain, for -instances
 }
 
 // scenario is one comparison: what the service is sent, and what the
@@ -229,8 +246,20 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.BoolVar(&o.erase, "erase", false, "erase one user's uploads six ways and compare with DeleteObjects alone (see erase.go)")
 	fs.IntVar(&o.uploads, "uploads", 0, fmt.Sprintf("-erase: uploads per way (default %d with -s3-endpoint, %d on the embedded S3)", eraseUploads, eraseUploadsEmbedded))
 	fs.StringVar(&o.ways, "ways", eraseWayNames(), "-erase: comma-separated ways to erase")
+	instances := fs.String("instances", "", "comma-separated counts of service instances (processes) on one PostgreSQL database, each measured in turn (see instances.go); instead of the side-by-side scenarios")
+	fs.DurationVar(&o.drain, "drain", 2*time.Minute, "-instances: how long to wait, after the deletes, for their purges and deliveries (what is pending then counts as left)")
+	fs.StringVar(&o.database, "database", "", "-instances: the PostgreSQL database (postgres://…) the instances share, a schema per count, or sqlite for one instance on its own SQLite file; default: TEST_DATABASE_URL")
 	if err := fs.Parse(args); err != nil {
 		return o, nil, err
+	}
+	if *instances != "" {
+		for _, c := range strings.Split(*instances, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(c))
+			if err != nil || n < 1 {
+				return o, nil, fmt.Errorf("-instances: want counts >= 1, got %q", c)
+			}
+			o.instances = append(o.instances, n)
+		}
 	}
 	for _, c := range strings.Split(*callers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -241,6 +270,15 @@ func parseFlags(args []string) (options, []scenario, error) {
 	}
 	if o.erase {
 		return o, nil, o.eraseDefaults(fs)
+	}
+	if len(o.instances) > 0 {
+		if o.requests < 1 {
+			return o, nil, errors.New("-instances: want -n >= 1")
+		}
+		if o.database == "sqlite" && slices.Max(o.instances) > 1 {
+			return o, nil, errors.New("-database sqlite: one instance only (-instances 1); instances share PostgreSQL")
+		}
+		return o, nil, nil
 	}
 	if o.requests < o.rounds || o.rounds < 1 {
 		return o, nil, errors.New("want -n >= -rounds >= 1")
@@ -285,6 +323,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	if o.erase {
 		return runErase(ctx, o, stdout)
+	}
+	if len(o.instances) > 0 {
+		return runInstances(ctx, o, stdout)
 	}
 	dir, err := os.MkdirTemp("", "uploads-bench-")
 	if err != nil {

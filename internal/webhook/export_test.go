@@ -52,3 +52,23 @@ func (s *Sender) Describe(ctx context.Context, err error) string {
 }
 
 const Unreachable = unreachable
+
+// Outcome is an attempt's outcome for RecordTogether: delivered with Code,
+// or failed with Code and Msg, due again at Next.
+type Outcome struct {
+	Delivery  *ent.WebhookDelivery
+	Delivered bool
+	Code      int
+	Msg       string
+	Next      time.Time
+}
+
+// RecordTogether records outcomes in one transaction, as attempts that
+// end together are.
+func (s *Sender) RecordTogether(outcomes ...Outcome) error {
+	batch := make([]*pendingOutcome, len(outcomes))
+	for i, o := range outcomes {
+		batch[i] = &pendingOutcome{outcome: outcome{delivery: o.Delivery, delivered: o.Delivered, code: o.Code, msg: o.Msg, next: o.Next}}
+	}
+	return s.outcomes.commit(batch)
+}

@@ -25,7 +25,7 @@ import (
 
 // world is one test's database and sealer.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	url    string // the database, to open it again as another instance would
 	client *ent.Client
 	sealer *webhook.Sealer
@@ -34,7 +34,7 @@ type world struct {
 
 // newWorld opens a database of the test's own: a SQLite file, or a
 // PostgreSQL schema when TEST_DATABASE_URL is set.
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	dbURL := testenv.PostgresSchema(t)
 	if dbURL == "" {
@@ -51,7 +51,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func openClient(t *testing.T, dbURL string) *ent.Client {
+func openClient(t testing.TB, dbURL string) *ent.Client {
 	t.Helper()
 	client, err := database.Open(context.Background(), dbURL)
 	if err != nil {

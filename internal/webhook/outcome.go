@@ -34,16 +34,7 @@ func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func (s *Sender) delivered(ctx context.Context, d *ent.WebhookDelivery, code int) {
 	s.opts.Metrics.WebhookDelivery("delivered")
-	ctx, cancel := recordContext(ctx)
-	defer cancel()
-	err := s.client.WebhookDelivery.Update().
-		Where(stillClaimed(d)).
-		SetStatus(webhookdelivery.StatusDELIVERED).
-		SetDeliveredAt(time.Now()).
-		SetLastStatusCode(code).
-		SetLastError("").
-		Exec(ctx)
-	if err != nil {
+	if err := s.outcomes.record(outcome{delivery: d, delivered: true, code: code}); err != nil {
 		// The lease expires and it is sent again, with the same webhook-id.
 		s.logger.ErrorContext(ctx, "record webhook delivery", "message_id", d.MessageID, "error", err)
 		return
@@ -55,11 +46,11 @@ func (s *Sender) delivered(ctx context.Context, d *ent.WebhookDelivery, code int
 // failed records a failed attempt: the delivery is due again after a
 // backoff, or, past the retry window, FAILED.
 func (s *Sender) failed(ctx context.Context, d *ent.WebhookDelivery, code int, msg string) {
-	ctx, cancel := recordContext(ctx)
-	defer cancel()
 	now := time.Now()
 	windowEnd := d.CreatedAt.Add(s.opts.RetryWindow)
 	if !now.Before(windowEnd) {
+		ctx, cancel := recordContext(ctx)
+		defer cancel()
 		s.giveUp(ctx, d, code, msg, now)
 		return
 	}
@@ -68,13 +59,7 @@ func (s *Sender) failed(ctx context.Context, d *ent.WebhookDelivery, code int, m
 	if next.After(windowEnd) {
 		next = windowEnd // the last attempt comes when the window closes
 	}
-	err := s.client.WebhookDelivery.Update().
-		Where(stillClaimed(d)).
-		SetNextAttemptAt(next).
-		SetLastError(msg).
-		SetLastStatusCode(code).
-		Exec(ctx)
-	if err != nil {
+	if err := s.outcomes.record(outcome{delivery: d, code: code, msg: msg, next: next}); err != nil {
 		s.logger.ErrorContext(ctx, "record webhook failure", "message_id", d.MessageID, "error", err)
 	}
 	s.logger.WarnContext(ctx, "webhook attempt failed; will retry", "message_id", d.MessageID, "endpoint_id", d.EndpointID,

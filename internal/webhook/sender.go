@@ -66,6 +66,8 @@ type Sender struct {
 	logger *slog.Logger
 	opts   Options
 	http   *http.Client
+	// outcomes records attempts' outcomes, several in one transaction.
+	outcomes *outcomes
 
 	mu sync.Mutex
 	// This sender's attempts in flight, by endpoint and by owner (see
@@ -85,6 +87,7 @@ func NewSender(client *ent.Client, sealer *Sealer, logger *slog.Logger, opts Opt
 	setDefault(&opts.RetryWindow, DefaultRetryWindow)
 	return &Sender{
 		client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts),
+		outcomes:     &outcomes{client: client},
 		endpointLoad: map[string]int{}, ownerLoad: map[string]int{}, silences: map[string]int{},
 		answering: map[string]string{},
 	}
