@@ -185,6 +185,10 @@ func init() {
 	deletionjobDescNextAttemptAt := deletionjobFields[19].Descriptor()
 	// deletionjob.DefaultNextAttemptAt holds the default value on creation for the next_attempt_at field.
 	deletionjob.DefaultNextAttemptAt = deletionjobDescNextAttemptAt.Default.(func() time.Time)
+	// deletionjobDescTraceparent is the schema descriptor for traceparent field.
+	deletionjobDescTraceparent := deletionjobFields[20].Descriptor()
+	// deletionjob.DefaultTraceparent holds the default value on creation for the traceparent field.
+	deletionjob.DefaultTraceparent = deletionjobDescTraceparent.Default.(string)
 	// deletionjobDescID is the schema descriptor for id field.
 	deletionjobDescID := deletionjobFields[0].Descriptor()
 	// deletionjob.DefaultID holds the default value on creation for the id field.
@@ -357,6 +361,10 @@ func init() {
 	objectpurgeDescCreatedAt := objectpurgeFields[12].Descriptor()
 	// objectpurge.DefaultCreatedAt holds the default value on creation for the created_at field.
 	objectpurge.DefaultCreatedAt = objectpurgeDescCreatedAt.Default.(func() time.Time)
+	// objectpurgeDescTraceparent is the schema descriptor for traceparent field.
+	objectpurgeDescTraceparent := objectpurgeFields[13].Descriptor()
+	// objectpurge.DefaultTraceparent holds the default value on creation for the traceparent field.
+	objectpurge.DefaultTraceparent = objectpurgeDescTraceparent.Default.(string)
 	retiredidentityFields := schema.RetiredIdentity{}.Fields()
 	_ = retiredidentityFields
 	// retiredidentityDescRetiredAt is the schema descriptor for retired_at field.
@@ -473,6 +481,10 @@ func init() {
 	webhookdeliveryDescCreatedAt := webhookdeliveryFields[10].Descriptor()
 	// webhookdelivery.DefaultCreatedAt holds the default value on creation for the created_at field.
 	webhookdelivery.DefaultCreatedAt = webhookdeliveryDescCreatedAt.Default.(func() time.Time)
+	// webhookdeliveryDescTraceparent is the schema descriptor for traceparent field.
+	webhookdeliveryDescTraceparent := webhookdeliveryFields[12].Descriptor()
+	// webhookdelivery.DefaultTraceparent holds the default value on creation for the traceparent field.
+	webhookdelivery.DefaultTraceparent = webhookdeliveryDescTraceparent.Default.(string)
 	webhookendpointFields := schema.WebhookEndpoint{}.Fields()
 	_ = webhookendpointFields
 	// webhookendpointDescOwnerID is the schema descriptor for owner_id field.
