@@ -18,6 +18,7 @@ import (
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/scope"
+	"github.com/safedelete/uploads/internal/tracing"
 	"github.com/safedelete/uploads/internal/viewer"
 	"github.com/safedelete/uploads/internal/webhook"
 )
@@ -69,6 +70,9 @@ type Options struct {
 	Events *events.Feed
 	// Receipts issues deletion receipts; nil issues none.
 	Receipts *receipt.Issuer
+	// Tracer traces each batch of a multi-batch delete (a deletion job's);
+	// nil traces none.
+	Tracer *tracing.Tracer
 }
 
 // NewResolver returns the root resolver.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/smithy-go/middleware"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
@@ -37,6 +38,7 @@ import (
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/signin"
+	"github.com/safedelete/uploads/internal/tracing"
 	"github.com/safedelete/uploads/internal/webhook"
 )
 
@@ -106,6 +108,13 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	a.Client = client
+	tracer := tracing.New(cfg.TracerProvider)
+	if tracer != nil {
+		// Queued work joins the trace of the request that queued it.
+		client.ObjectPurge.Use(tracing.StampQueued())
+		client.WebhookDelivery.Use(tracing.StampQueued())
+		client.DeletionJob.Use(tracing.StampQueued())
+	}
 	a.Queue = queue.New(client, cfg.DatabaseURL, logger)
 	a.Queue.OnLeadership = a.Metrics.Leader
 	// Whatever makes a purge or a delivery due now wakes their workers.
@@ -137,6 +146,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Metrics:       a.Metrics,
 		Commits:       commits,
 		Receipts:      a.Receipts,
+		Tracer:        tracer,
 	})
 	// The key is read (or made) on first use: serving and registering
 	// endpoints need it, commands that only delete do not.
@@ -156,9 +166,10 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WebhookAllowHTTP: cfg.WebhookAllowHTTP,
 		Metrics:          a.Metrics,
 		Commits:          commits,
-		Jobs:             jobs.Options{Metrics: a.Metrics},
+		Jobs:             jobs.Options{Metrics: a.Metrics, Tracer: tracer},
 		Events:           a.Events,
 		Receipts:         a.Receipts,
+		Tracer:           tracer,
 	})
 	a.Jobs = a.Resolver.Jobs()
 	a.webhookOptions = webhook.Options{
@@ -167,6 +178,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		AllowPrivateNetworks: cfg.WebhookAllowPrivateNetworks,
 		AllowHTTP:            cfg.WebhookAllowHTTP,
 		Metrics:              a.Metrics,
+		Tracer:               tracer,
 	}
 	a.Idempotency = idempotency.New(client, func() (idempotency.Sealer, error) { return a.sealer() }, idempotency.Options{
 		Retention: cfg.IdempotencyRetention,
@@ -216,6 +228,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Ready:           a.ready,
 		Idempotency:     a.Idempotency,
 		ReceiptKeys:     keys,
+		Tracer:          cfg.TracerProvider,
 	})
 	return a, nil
 }
@@ -248,7 +261,7 @@ func OpenDatabase(ctx context.Context, cfg *config.Config) (*ent.Client, error) 
 		}
 		databaseURL = database.SQLiteURL(cfg.SQLitePath())
 	}
-	return database.Open(ctx, databaseURL)
+	return database.Open(ctx, databaseURL, database.Options{Tracer: cfg.TracerProvider})
 }
 
 // warnIfDataDirShared warns when other users may read the data directory.
@@ -308,6 +321,9 @@ func (a *App) openStore(ctx context.Context, cfg *config.Config) error {
 		ForcePathStyle: cfg.S3ForcePathStyle,
 		Credentials:    cfg.S3Credentials,
 		APIOptions:     []func(*middleware.Stack) error{a.Metrics.S3APIOption},
+	}
+	if cfg.TracerProvider != nil { // a span per S3 call: S3.DeleteObject, ...
+		otelaws.AppendMiddlewares(&s3cfg.APIOptions, otelaws.WithTracerProvider(cfg.TracerProvider))
 	}
 	if cfg.EmbeddedS3() {
 		srv, err := embeds3.Start(cfg.EmbeddedS3Dir())

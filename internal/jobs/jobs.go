@@ -38,6 +38,7 @@ import (
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/requestlog"
+	"github.com/safedelete/uploads/internal/tracing"
 )
 
 // Deleter is graph's delete core, the one every delete goes through.
@@ -71,6 +72,9 @@ type Options struct {
 	// Concurrency is how many jobs one instance runs at once.
 	Concurrency int
 	Metrics     *metrics.Metrics
+	// Tracer traces each run of a job in the trace of the request that
+	// started it; nil traces none.
+	Tracer *tracing.Tracer
 }
 
 // Jobs starts, lists, cancels, watches and runs deletion jobs.
