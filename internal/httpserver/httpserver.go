@@ -91,7 +91,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.Handle("GET /playground/", playgroundHandler)
 	mux.Handle("GET /favicon.ico", playgroundHandler)
 	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
-	var graphQLServer, deleteUpload http.Handler = newGraphQLServer(cfg, maxRequest), rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger)
+	var graphQLServer, deleteUpload http.Handler = newGraphQLServer(cfg, maxRequest), rest.NewDeleteUploadHandler(traceResolver(tracing.New(cfg.Tracer), cfg.Resolver.Mutation()), cfg.Logger)
 	if cfg.Idempotency != nil {
 		graphQLServer = graphQLIdempotency(cfg.Idempotency, cfg).Wrap(graphQLServer)
 		deleteUpload = restIdempotency(cfg.Idempotency, cfg).Wrap(deleteUpload)

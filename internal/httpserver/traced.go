@@ -1,12 +1,15 @@
 package httpserver
 
 import (
+	"context"
 	"net/http"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/safedelete/uploads/graph/model"
 	"github.com/safedelete/uploads/internal/tracing"
+	"github.com/safedelete/uploads/rest"
 )
 
 // traceRequests makes a server span of each request, in the trace its
@@ -32,4 +35,25 @@ func traceRequests(tracer trace.TracerProvider, h http.Handler) http.Handler {
 			return r.Method + " " + r.URL.Path
 		}),
 	)
+}
+
+// traceResolver gives the REST route's call of the deleteUpload resolver
+// the span GraphQL's gets from the gqlgen extension; with no tracer it
+// returns the resolver itself.
+func traceResolver(tracer *tracing.Tracer, mutation rest.DeleteUploader) rest.DeleteUploader {
+	if tracer == nil {
+		return mutation
+	}
+	return tracedDeleteUploader{tracer: tracer, next: mutation}
+}
+
+type tracedDeleteUploader struct {
+	tracer *tracing.Tracer
+	next   rest.DeleteUploader
+}
+
+func (t tracedDeleteUploader) DeleteUpload(ctx context.Context, id string) (*model.DeleteUploadPayload, error) {
+	ctx, span := t.tracer.Start(ctx, "Mutation.deleteUpload")
+	defer span.End()
+	return t.next.DeleteUpload(ctx, id)
 }

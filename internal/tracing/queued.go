@@ -18,7 +18,8 @@ func StampQueued() ent.Hook {
 	return func(next ent.Mutator) ent.Mutator {
 		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 			if m.Op().Is(ent.OpCreate) {
-				if _, set := m.Field(TraceparentField); !set {
+				// Ent has set the default, "", before hooks run.
+				if v, _ := m.Field(TraceparentField); v == nil || v == "" {
 					if traceparent := Traceparent(ctx); traceparent != "" {
 						if err := m.SetField(TraceparentField, traceparent); err != nil {
 							return nil, err
