@@ -95,6 +95,11 @@ playground at /), the REST contract at DELETE /delete-upload-api, health at
 		if err != nil {
 			return err
 		}
+		stopTracing, err := startTracing(cmd.Context(), cfg, c.lookupEnv, c.buildInfo, logger)
+		if err != nil {
+			return err
+		}
+		defer stopTracing()
 		return serve(cmd.Context(), cfg, logger, c.stdout)
 	}
 	root.SetVersionTemplate(versionText(c.buildInfo()))

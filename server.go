@@ -18,6 +18,9 @@ import (
 	"runtime/debug"
 	"sync"
 	"syscall"
+	"time"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/safedelete/uploads/internal/admin"
 	"github.com/safedelete/uploads/internal/app"
@@ -29,6 +32,7 @@ import (
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/reconcile"
 	"github.com/safedelete/uploads/internal/requestlog"
+	"github.com/safedelete/uploads/internal/tracing"
 	"github.com/safedelete/uploads/internal/webhook"
 )
 
@@ -157,6 +161,37 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	return nil
+}
+
+// startTracing starts sending traces when the standard OTEL_* variables
+// ask for them (OTEL_EXPORTER_OTLP_ENDPOINT: internal/tracing), setting
+// cfg.TracerProvider. The function it returns sends the spans still
+// buffered, within a few seconds. Otherwise nothing is started.
+func startTracing(ctx context.Context, cfg *config.Config, lookupEnv func(string) (string, bool),
+	buildInfo func() (*debug.BuildInfo, bool), logger *slog.Logger,
+) (stop func(), err error) {
+	if !tracing.Enabled(lookupEnv) {
+		return func() {}, nil
+	}
+	version := "(devel)"
+	if info, ok := buildInfo(); ok && info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	provider, err := tracing.Start(ctx, lookupEnv, version)
+	if err != nil {
+		return nil, err
+	}
+	// The exporter's failures (a collector down) are logged, not fatal.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("tracing", "error", err) }))
+	cfg.TracerProvider = provider
+	logger.Info("tracing: sending traces to the OTLP endpoint")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := provider.Shutdown(ctx); err != nil {
+			logger.Warn("tracing: spans lost at shutdown", "error", err)
+		}
+	}, nil
 }
 
 // displayAddr makes a listen address pasteable: ":8080" listens on every

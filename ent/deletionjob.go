@@ -59,7 +59,9 @@ type DeletionJob struct {
 	Attempts int `json:"attempts,omitempty"`
 	// While QUEUED or RUNNING: when it is due; while claimed, when the lease ends.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitempty"`
-	selectValues  sql.SelectValues
+	// The W3C traceparent of the request that queued this work; empty when tracing is off.
+	Traceparent  string `json:"traceparent,omitempty"`
+	selectValues sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -71,7 +73,7 @@ func (*DeletionJob) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case deletionjob.FieldMatchedCount, deletionjob.FieldDeletedCount, deletionjob.FieldHeldCount, deletionjob.FieldFailedCount, deletionjob.FieldPendingReceipts, deletionjob.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case deletionjob.FieldID, deletionjob.FieldOwnerID, deletionjob.FieldKind, deletionjob.FieldFilter, deletionjob.FieldActor, deletionjob.FieldVia, deletionjob.FieldRequestID, deletionjob.FieldStatus, deletionjob.FieldReceipt, deletionjob.FieldError:
+		case deletionjob.FieldID, deletionjob.FieldOwnerID, deletionjob.FieldKind, deletionjob.FieldFilter, deletionjob.FieldActor, deletionjob.FieldVia, deletionjob.FieldRequestID, deletionjob.FieldStatus, deletionjob.FieldReceipt, deletionjob.FieldError, deletionjob.FieldTraceparent:
 			values[i] = new(sql.NullString)
 		case deletionjob.FieldCutoff, deletionjob.FieldCreatedAt, deletionjob.FieldStartedAt, deletionjob.FieldFinishedAt, deletionjob.FieldNextAttemptAt:
 			values[i] = new(sql.NullTime)
@@ -225,6 +227,12 @@ func (_m *DeletionJob) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.NextAttemptAt = value.Time
 			}
+		case deletionjob.FieldTraceparent:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field traceparent", values[i])
+			} else if value.Valid {
+				_m.Traceparent = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -329,6 +337,9 @@ func (_m *DeletionJob) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("next_attempt_at=")
 	builder.WriteString(_m.NextAttemptAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("traceparent=")
+	builder.WriteString(_m.Traceparent)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -298,6 +298,20 @@ func (_c *DeletionJobCreate) SetNillableNextAttemptAt(v *time.Time) *DeletionJob
 	return _c
 }
 
+// SetTraceparent sets the "traceparent" field.
+func (_c *DeletionJobCreate) SetTraceparent(v string) *DeletionJobCreate {
+	_c.mutation.SetTraceparent(v)
+	return _c
+}
+
+// SetNillableTraceparent sets the "traceparent" field if the given value is not nil.
+func (_c *DeletionJobCreate) SetNillableTraceparent(v *string) *DeletionJobCreate {
+	if v != nil {
+		_c.SetTraceparent(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *DeletionJobCreate) SetID(v string) *DeletionJobCreate {
 	_c.mutation.SetID(v)
@@ -411,6 +425,10 @@ func (_c *DeletionJobCreate) defaults() {
 		v := deletionjob.DefaultNextAttemptAt()
 		_c.mutation.SetNextAttemptAt(v)
 	}
+	if _, ok := _c.mutation.Traceparent(); !ok {
+		v := deletionjob.DefaultTraceparent
+		_c.mutation.SetTraceparent(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := deletionjob.DefaultID()
 		_c.mutation.SetID(v)
@@ -512,6 +530,9 @@ func (_c *DeletionJobCreate) check() error {
 	}
 	if _, ok := _c.mutation.NextAttemptAt(); !ok {
 		return &ValidationError{Name: "next_attempt_at", err: errors.New(`ent: missing required field "DeletionJob.next_attempt_at"`)}
+	}
+	if _, ok := _c.mutation.Traceparent(); !ok {
+		return &ValidationError{Name: "traceparent", err: errors.New(`ent: missing required field "DeletionJob.traceparent"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := deletionjob.IDValidator(v); err != nil {
@@ -636,6 +657,10 @@ func (_c *DeletionJobCreate) createSpec() (*DeletionJob, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.NextAttemptAt(); ok {
 		_spec.SetField(deletionjob.FieldNextAttemptAt, field.TypeTime, value)
 		_node.NextAttemptAt = value
+	}
+	if value, ok := _c.mutation.Traceparent(); ok {
+		_spec.SetField(deletionjob.FieldTraceparent, field.TypeString, value)
+		_node.Traceparent = value
 	}
 	return _node, _spec
 }

@@ -3428,6 +3428,7 @@ type DeletionJobMutation struct {
 	attempts            *int
 	addattempts         *int
 	next_attempt_at     *time.Time
+	traceparent         *string
 	clearedFields       map[string]struct{}
 	done                bool
 	oldValue            func(context.Context) (*DeletionJob, error)
@@ -4453,6 +4454,42 @@ func (m *DeletionJobMutation) ResetNextAttemptAt() {
 	m.next_attempt_at = nil
 }
 
+// SetTraceparent sets the "traceparent" field.
+func (m *DeletionJobMutation) SetTraceparent(s string) {
+	m.traceparent = &s
+}
+
+// Traceparent returns the value of the "traceparent" field in the mutation.
+func (m *DeletionJobMutation) Traceparent() (r string, exists bool) {
+	v := m.traceparent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTraceparent returns the old "traceparent" field's value of the DeletionJob entity.
+// If the DeletionJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeletionJobMutation) OldTraceparent(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTraceparent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTraceparent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTraceparent: %w", err)
+	}
+	return oldValue.Traceparent, nil
+}
+
+// ResetTraceparent resets all changes to the "traceparent" field.
+func (m *DeletionJobMutation) ResetTraceparent() {
+	m.traceparent = nil
+}
+
 // Where appends a list predicates to the DeletionJobMutation builder.
 func (m *DeletionJobMutation) Where(ps ...predicate.DeletionJob) {
 	m.predicates = append(m.predicates, ps...)
@@ -4487,7 +4524,7 @@ func (m *DeletionJobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DeletionJobMutation) Fields() []string {
-	fields := make([]string, 0, 21)
+	fields := make([]string, 0, 22)
 	if m.owner_id != nil {
 		fields = append(fields, deletionjob.FieldOwnerID)
 	}
@@ -4551,6 +4588,9 @@ func (m *DeletionJobMutation) Fields() []string {
 	if m.next_attempt_at != nil {
 		fields = append(fields, deletionjob.FieldNextAttemptAt)
 	}
+	if m.traceparent != nil {
+		fields = append(fields, deletionjob.FieldTraceparent)
+	}
 	return fields
 }
 
@@ -4601,6 +4641,8 @@ func (m *DeletionJobMutation) Field(name string) (ent.Value, bool) {
 		return m.Attempts()
 	case deletionjob.FieldNextAttemptAt:
 		return m.NextAttemptAt()
+	case deletionjob.FieldTraceparent:
+		return m.Traceparent()
 	}
 	return nil, false
 }
@@ -4652,6 +4694,8 @@ func (m *DeletionJobMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldAttempts(ctx)
 	case deletionjob.FieldNextAttemptAt:
 		return m.OldNextAttemptAt(ctx)
+	case deletionjob.FieldTraceparent:
+		return m.OldTraceparent(ctx)
 	}
 	return nil, fmt.Errorf("unknown DeletionJob field %s", name)
 }
@@ -4807,6 +4851,13 @@ func (m *DeletionJobMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetNextAttemptAt(v)
+		return nil
+	case deletionjob.FieldTraceparent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTraceparent(v)
 		return nil
 	}
 	return fmt.Errorf("unknown DeletionJob field %s", name)
@@ -5015,6 +5066,9 @@ func (m *DeletionJobMutation) ResetField(name string) error {
 		return nil
 	case deletionjob.FieldNextAttemptAt:
 		m.ResetNextAttemptAt()
+		return nil
+	case deletionjob.FieldTraceparent:
+		m.ResetTraceparent()
 		return nil
 	}
 	return fmt.Errorf("unknown DeletionJob field %s", name)
@@ -8633,6 +8687,7 @@ type ObjectPurgeMutation struct {
 	next_attempt_at     *time.Time
 	last_error          *string
 	created_at          *time.Time
+	traceparent         *string
 	clearedFields       map[string]struct{}
 	done                bool
 	oldValue            func(context.Context) (*ObjectPurge, error)
@@ -9281,6 +9336,42 @@ func (m *ObjectPurgeMutation) ResetCreatedAt() {
 	m.created_at = nil
 }
 
+// SetTraceparent sets the "traceparent" field.
+func (m *ObjectPurgeMutation) SetTraceparent(s string) {
+	m.traceparent = &s
+}
+
+// Traceparent returns the value of the "traceparent" field in the mutation.
+func (m *ObjectPurgeMutation) Traceparent() (r string, exists bool) {
+	v := m.traceparent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTraceparent returns the old "traceparent" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldTraceparent(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTraceparent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTraceparent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTraceparent: %w", err)
+	}
+	return oldValue.Traceparent, nil
+}
+
+// ResetTraceparent resets all changes to the "traceparent" field.
+func (m *ObjectPurgeMutation) ResetTraceparent() {
+	m.traceparent = nil
+}
+
 // Where appends a list predicates to the ObjectPurgeMutation builder.
 func (m *ObjectPurgeMutation) Where(ps ...predicate.ObjectPurge) {
 	m.predicates = append(m.predicates, ps...)
@@ -9315,7 +9406,7 @@ func (m *ObjectPurgeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ObjectPurgeMutation) Fields() []string {
-	fields := make([]string, 0, 14)
+	fields := make([]string, 0, 15)
 	if m.bucket != nil {
 		fields = append(fields, objectpurge.FieldBucket)
 	}
@@ -9358,6 +9449,9 @@ func (m *ObjectPurgeMutation) Fields() []string {
 	if m.created_at != nil {
 		fields = append(fields, objectpurge.FieldCreatedAt)
 	}
+	if m.traceparent != nil {
+		fields = append(fields, objectpurge.FieldTraceparent)
+	}
 	return fields
 }
 
@@ -9394,6 +9488,8 @@ func (m *ObjectPurgeMutation) Field(name string) (ent.Value, bool) {
 		return m.LastError()
 	case objectpurge.FieldCreatedAt:
 		return m.CreatedAt()
+	case objectpurge.FieldTraceparent:
+		return m.Traceparent()
 	}
 	return nil, false
 }
@@ -9431,6 +9527,8 @@ func (m *ObjectPurgeMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldLastError(ctx)
 	case objectpurge.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
+	case objectpurge.FieldTraceparent:
+		return m.OldTraceparent(ctx)
 	}
 	return nil, fmt.Errorf("unknown ObjectPurge field %s", name)
 }
@@ -9537,6 +9635,13 @@ func (m *ObjectPurgeMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetCreatedAt(v)
+		return nil
+	case objectpurge.FieldTraceparent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTraceparent(v)
 		return nil
 	}
 	return fmt.Errorf("unknown ObjectPurge field %s", name)
@@ -9655,6 +9760,9 @@ func (m *ObjectPurgeMutation) ResetField(name string) error {
 		return nil
 	case objectpurge.FieldCreatedAt:
 		m.ResetCreatedAt()
+		return nil
+	case objectpurge.FieldTraceparent:
+		m.ResetTraceparent()
 		return nil
 	}
 	return fmt.Errorf("unknown ObjectPurge field %s", name)
@@ -11837,6 +11945,7 @@ type WebhookDeliveryMutation struct {
 	addlast_status_code *int
 	created_at          *time.Time
 	delivered_at        *time.Time
+	traceparent         *string
 	clearedFields       map[string]struct{}
 	endpoint            *string
 	clearedendpoint     bool
@@ -12428,6 +12537,42 @@ func (m *WebhookDeliveryMutation) ResetDeliveredAt() {
 	delete(m.clearedFields, webhookdelivery.FieldDeliveredAt)
 }
 
+// SetTraceparent sets the "traceparent" field.
+func (m *WebhookDeliveryMutation) SetTraceparent(s string) {
+	m.traceparent = &s
+}
+
+// Traceparent returns the value of the "traceparent" field in the mutation.
+func (m *WebhookDeliveryMutation) Traceparent() (r string, exists bool) {
+	v := m.traceparent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTraceparent returns the old "traceparent" field's value of the WebhookDelivery entity.
+// If the WebhookDelivery object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookDeliveryMutation) OldTraceparent(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTraceparent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTraceparent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTraceparent: %w", err)
+	}
+	return oldValue.Traceparent, nil
+}
+
+// ResetTraceparent resets all changes to the "traceparent" field.
+func (m *WebhookDeliveryMutation) ResetTraceparent() {
+	m.traceparent = nil
+}
+
 // ClearEndpoint clears the "endpoint" edge to the WebhookEndpoint entity.
 func (m *WebhookDeliveryMutation) ClearEndpoint() {
 	m.clearedendpoint = true
@@ -12489,7 +12634,7 @@ func (m *WebhookDeliveryMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WebhookDeliveryMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.message_id != nil {
 		fields = append(fields, webhookdelivery.FieldMessageID)
 	}
@@ -12526,6 +12671,9 @@ func (m *WebhookDeliveryMutation) Fields() []string {
 	if m.delivered_at != nil {
 		fields = append(fields, webhookdelivery.FieldDeliveredAt)
 	}
+	if m.traceparent != nil {
+		fields = append(fields, webhookdelivery.FieldTraceparent)
+	}
 	return fields
 }
 
@@ -12558,6 +12706,8 @@ func (m *WebhookDeliveryMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case webhookdelivery.FieldDeliveredAt:
 		return m.DeliveredAt()
+	case webhookdelivery.FieldTraceparent:
+		return m.Traceparent()
 	}
 	return nil, false
 }
@@ -12591,6 +12741,8 @@ func (m *WebhookDeliveryMutation) OldField(ctx context.Context, name string) (en
 		return m.OldCreatedAt(ctx)
 	case webhookdelivery.FieldDeliveredAt:
 		return m.OldDeliveredAt(ctx)
+	case webhookdelivery.FieldTraceparent:
+		return m.OldTraceparent(ctx)
 	}
 	return nil, fmt.Errorf("unknown WebhookDelivery field %s", name)
 }
@@ -12683,6 +12835,13 @@ func (m *WebhookDeliveryMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetDeliveredAt(v)
+		return nil
+	case webhookdelivery.FieldTraceparent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTraceparent(v)
 		return nil
 	}
 	return fmt.Errorf("unknown WebhookDelivery field %s", name)
@@ -12804,6 +12963,9 @@ func (m *WebhookDeliveryMutation) ResetField(name string) error {
 		return nil
 	case webhookdelivery.FieldDeliveredAt:
 		m.ResetDeliveredAt()
+		return nil
+	case webhookdelivery.FieldTraceparent:
+		m.ResetTraceparent()
 		return nil
 	}
 	return fmt.Errorf("unknown WebhookDelivery field %s", name)

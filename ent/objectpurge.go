@@ -44,7 +44,9 @@ type ObjectPurge struct {
 	// LastError holds the value of the "last_error" field.
 	LastError string `json:"last_error,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
-	CreatedAt    time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitempty"`
+	// The W3C traceparent of the request that queued this work; empty when tracing is off.
+	Traceparent  string `json:"traceparent,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -57,7 +59,7 @@ func (*ObjectPurge) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case objectpurge.FieldID, objectpurge.FieldSize, objectpurge.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldOwnerID, objectpurge.FieldFilename, objectpurge.FieldUploadStatus, objectpurge.FieldDeletionJobID, objectpurge.FieldLastError:
+		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldOwnerID, objectpurge.FieldFilename, objectpurge.FieldUploadStatus, objectpurge.FieldDeletionJobID, objectpurge.FieldLastError, objectpurge.FieldTraceparent:
 			values[i] = new(sql.NullString)
 		case objectpurge.FieldNextAttemptAt, objectpurge.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -166,6 +168,12 @@ func (_m *ObjectPurge) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.CreatedAt = value.Time
 			}
+		case objectpurge.FieldTraceparent:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field traceparent", values[i])
+			} else if value.Valid {
+				_m.Traceparent = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -243,6 +251,9 @@ func (_m *ObjectPurge) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("traceparent=")
+	builder.WriteString(_m.Traceparent)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -184,6 +184,20 @@ func (_c *ObjectPurgeCreate) SetNillableCreatedAt(v *time.Time) *ObjectPurgeCrea
 	return _c
 }
 
+// SetTraceparent sets the "traceparent" field.
+func (_c *ObjectPurgeCreate) SetTraceparent(v string) *ObjectPurgeCreate {
+	_c.mutation.SetTraceparent(v)
+	return _c
+}
+
+// SetNillableTraceparent sets the "traceparent" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableTraceparent(v *string) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetTraceparent(*v)
+	}
+	return _c
+}
+
 // Mutation returns the ObjectPurgeMutation object of the builder.
 func (_c *ObjectPurgeCreate) Mutation() *ObjectPurgeMutation {
 	return _c.mutation
@@ -259,6 +273,10 @@ func (_c *ObjectPurgeCreate) defaults() {
 		v := objectpurge.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.Traceparent(); !ok {
+		v := objectpurge.DefaultTraceparent
+		_c.mutation.SetTraceparent(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -319,6 +337,9 @@ func (_c *ObjectPurgeCreate) check() error {
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "ObjectPurge.created_at"`)}
+	}
+	if _, ok := _c.mutation.Traceparent(); !ok {
+		return &ValidationError{Name: "traceparent", err: errors.New(`ent: missing required field "ObjectPurge.traceparent"`)}
 	}
 	return nil
 }
@@ -401,6 +422,10 @@ func (_c *ObjectPurgeCreate) createSpec() (*ObjectPurge, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(objectpurge.FieldCreatedAt, field.TypeTime, value)
 		_node.CreatedAt = value
+	}
+	if value, ok := _c.mutation.Traceparent(); ok {
+		_spec.SetField(objectpurge.FieldTraceparent, field.TypeString, value)
+		_node.Traceparent = value
 	}
 	return _node, _spec
 }

@@ -198,6 +198,10 @@ func init() {
 	deletionjobDescNextAttemptAt := deletionjobFields[21].Descriptor()
 	// deletionjob.DefaultNextAttemptAt holds the default value on creation for the next_attempt_at field.
 	deletionjob.DefaultNextAttemptAt = deletionjobDescNextAttemptAt.Default.(func() time.Time)
+	// deletionjobDescTraceparent is the schema descriptor for traceparent field.
+	deletionjobDescTraceparent := deletionjobFields[22].Descriptor()
+	// deletionjob.DefaultTraceparent holds the default value on creation for the traceparent field.
+	deletionjob.DefaultTraceparent = deletionjobDescTraceparent.Default.(string)
 	// deletionjobDescID is the schema descriptor for id field.
 	deletionjobDescID := deletionjobFields[0].Descriptor()
 	// deletionjob.DefaultID holds the default value on creation for the id field.
@@ -410,6 +414,10 @@ func init() {
 	objectpurgeDescCreatedAt := objectpurgeFields[13].Descriptor()
 	// objectpurge.DefaultCreatedAt holds the default value on creation for the created_at field.
 	objectpurge.DefaultCreatedAt = objectpurgeDescCreatedAt.Default.(func() time.Time)
+	// objectpurgeDescTraceparent is the schema descriptor for traceparent field.
+	objectpurgeDescTraceparent := objectpurgeFields[14].Descriptor()
+	// objectpurge.DefaultTraceparent holds the default value on creation for the traceparent field.
+	objectpurge.DefaultTraceparent = objectpurgeDescTraceparent.Default.(string)
 	retiredidentityFields := schema.RetiredIdentity{}.Fields()
 	_ = retiredidentityFields
 	// retiredidentityDescRetiredAt is the schema descriptor for retired_at field.
@@ -526,6 +534,10 @@ func init() {
 	webhookdeliveryDescCreatedAt := webhookdeliveryFields[10].Descriptor()
 	// webhookdelivery.DefaultCreatedAt holds the default value on creation for the created_at field.
 	webhookdelivery.DefaultCreatedAt = webhookdeliveryDescCreatedAt.Default.(func() time.Time)
+	// webhookdeliveryDescTraceparent is the schema descriptor for traceparent field.
+	webhookdeliveryDescTraceparent := webhookdeliveryFields[12].Descriptor()
+	// webhookdelivery.DefaultTraceparent holds the default value on creation for the traceparent field.
+	webhookdelivery.DefaultTraceparent = webhookdeliveryDescTraceparent.Default.(string)
 	webhookendpointFields := schema.WebhookEndpoint{}.Fields()
 	_ = webhookendpointFields
 	// webhookendpointDescOwnerID is the schema descriptor for owner_id field.

@@ -42,6 +42,8 @@ type WebhookDelivery struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// DeliveredAt holds the value of the "delivered_at" field.
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+	// The W3C traceparent of the request that queued this work; empty when tracing is off.
+	Traceparent string `json:"traceparent,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the WebhookDeliveryQuery when eager-loading is set.
 	Edges        WebhookDeliveryEdges `json:"edges"`
@@ -75,7 +77,7 @@ func (*WebhookDelivery) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case webhookdelivery.FieldID, webhookdelivery.FieldAttempts, webhookdelivery.FieldLastStatusCode:
 			values[i] = new(sql.NullInt64)
-		case webhookdelivery.FieldMessageID, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID, webhookdelivery.FieldEventType, webhookdelivery.FieldPayload, webhookdelivery.FieldStatus, webhookdelivery.FieldLastError:
+		case webhookdelivery.FieldMessageID, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID, webhookdelivery.FieldEventType, webhookdelivery.FieldPayload, webhookdelivery.FieldStatus, webhookdelivery.FieldLastError, webhookdelivery.FieldTraceparent:
 			values[i] = new(sql.NullString)
 		case webhookdelivery.FieldNextAttemptAt, webhookdelivery.FieldCreatedAt, webhookdelivery.FieldDeliveredAt:
 			values[i] = new(sql.NullTime)
@@ -173,6 +175,12 @@ func (_m *WebhookDelivery) assignValues(columns []string, values []any) error {
 				_m.DeliveredAt = new(time.Time)
 				*_m.DeliveredAt = value.Time
 			}
+		case webhookdelivery.FieldTraceparent:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field traceparent", values[i])
+			} else if value.Valid {
+				_m.Traceparent = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -251,6 +259,9 @@ func (_m *WebhookDelivery) String() string {
 		builder.WriteString("delivered_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("traceparent=")
+	builder.WriteString(_m.Traceparent)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -141,6 +141,20 @@ func (_c *WebhookDeliveryCreate) SetNillableDeliveredAt(v *time.Time) *WebhookDe
 	return _c
 }
 
+// SetTraceparent sets the "traceparent" field.
+func (_c *WebhookDeliveryCreate) SetTraceparent(v string) *WebhookDeliveryCreate {
+	_c.mutation.SetTraceparent(v)
+	return _c
+}
+
+// SetNillableTraceparent sets the "traceparent" field if the given value is not nil.
+func (_c *WebhookDeliveryCreate) SetNillableTraceparent(v *string) *WebhookDeliveryCreate {
+	if v != nil {
+		_c.SetTraceparent(*v)
+	}
+	return _c
+}
+
 // SetEndpoint sets the "endpoint" edge to the WebhookEndpoint entity.
 func (_c *WebhookDeliveryCreate) SetEndpoint(v *WebhookEndpoint) *WebhookDeliveryCreate {
 	return _c.SetEndpointID(v.ID)
@@ -200,6 +214,10 @@ func (_c *WebhookDeliveryCreate) defaults() {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := webhookdelivery.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
+	}
+	if _, ok := _c.mutation.Traceparent(); !ok {
+		v := webhookdelivery.DefaultTraceparent
+		_c.mutation.SetTraceparent(v)
 	}
 }
 
@@ -273,6 +291,9 @@ func (_c *WebhookDeliveryCreate) check() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "WebhookDelivery.created_at"`)}
 	}
+	if _, ok := _c.mutation.Traceparent(); !ok {
+		return &ValidationError{Name: "traceparent", err: errors.New(`ent: missing required field "WebhookDelivery.traceparent"`)}
+	}
 	if len(_c.mutation.EndpointIDs()) == 0 {
 		return &ValidationError{Name: "endpoint", err: errors.New(`ent: missing required edge "WebhookDelivery.endpoint"`)}
 	}
@@ -345,6 +366,10 @@ func (_c *WebhookDeliveryCreate) createSpec() (*WebhookDelivery, *sqlgraph.Creat
 	if value, ok := _c.mutation.DeliveredAt(); ok {
 		_spec.SetField(webhookdelivery.FieldDeliveredAt, field.TypeTime, value)
 		_node.DeliveredAt = &value
+	}
+	if value, ok := _c.mutation.Traceparent(); ok {
+		_spec.SetField(webhookdelivery.FieldTraceparent, field.TypeString, value)
+		_node.Traceparent = value
 	}
 	if nodes := _c.mutation.EndpointIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{

@@ -12,6 +12,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
@@ -140,28 +141,47 @@ func (r *Resolver) DeleteOwnedBatchesTx(ctx context.Context, actor audit.Actor, 
 		if limit > 0 {
 			atMost = min(atMost, limit-deleted)
 		}
-		batch, err := next(ctx, atMost)
-		if err != nil {
-			return deleted, r.deleteFailed(ctx, err)
-		}
-		if len(batch) == 0 {
-			return deleted, nil
-		}
-		uploads, _, purges, err := r.deleteRecords(ctx, actor, ownerID, batch, inBatch)
-		if err != nil {
+		n, err := r.deleteBatch(ctx, actor, ownerID, atMost, next, inBatch, func(ctx context.Context, purges []*ent.ObjectPurge) {
+			inFlight <- struct{}{}
+			purging.Go(func() {
+				defer func() { <-inFlight }()
+				r.purger.AttemptInline(ctx, purges...)
+			})
+		})
+		if err != nil || n == 0 {
 			return deleted, err
 		}
-		if len(uploads) == 0 {
-			return deleted, nil
-		}
-		deleted += len(uploads)
-		inFlight <- struct{}{}
-		purging.Go(func() {
-			defer func() { <-inFlight }()
-			r.purger.AttemptInline(ctx, purges...)
-		})
+		deleted += n
 	}
 	return deleted, nil
+}
+
+// deleteBatch is one batch of DeleteOwnedBatchesTx, in a span of its own
+// when traced: it takes the next at most atMost ids, deletes them, and
+// hands their purges to purge. It returns how many it deleted.
+func (r *Resolver) deleteBatch(ctx context.Context, actor audit.Actor, ownerID string, atMost int,
+	next func(ctx context.Context, atMost int) ([]string, error),
+	inBatch func(ctx context.Context, tx *ent.Tx, deleted []string) error,
+	purge func(ctx context.Context, purges []*ent.ObjectPurge),
+) (int, error) {
+	ctx, span := r.options.Tracer.Start(ctx, "delete batch")
+	defer span.End()
+	batch, err := next(ctx, atMost)
+	if err != nil {
+		return 0, r.deleteFailed(ctx, err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	uploads, _, purges, err := r.deleteRecords(ctx, actor, ownerID, batch, inBatch)
+	if err != nil || len(uploads) == 0 {
+		return 0, err
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("delete.count", len(uploads)))
+	}
+	purge(ctx, purges)
+	return len(uploads), nil
 }
 
 // purgesInFlight is how many batches' objects DeleteOwnedBatches removes at

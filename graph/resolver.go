@@ -19,6 +19,7 @@ import (
 	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/scope"
+	"github.com/safedelete/uploads/internal/tracing"
 	"github.com/safedelete/uploads/internal/viewer"
 	"github.com/safedelete/uploads/internal/webhook"
 )
@@ -73,6 +74,9 @@ type Options struct {
 	// LegalHolds mirrors holds to the bucket's Object Lock: an upload of a
 	// held owner is noted as it is stored. nil mirrors nothing.
 	LegalHolds *objectlock.Mirror
+	// Tracer traces each batch of a multi-batch delete (a deletion job's);
+	// nil traces none.
+	Tracer *tracing.Tracer
 }
 
 // NewResolver returns the root resolver.

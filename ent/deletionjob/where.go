@@ -159,6 +159,11 @@ func NextAttemptAt(v time.Time) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldEQ(FieldNextAttemptAt, v))
 }
 
+// Traceparent applies equality check predicate on the "traceparent" field. It's identical to TraceparentEQ.
+func Traceparent(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEQ(FieldTraceparent, v))
+}
+
 // OwnerIDEQ applies the EQ predicate on the "owner_id" field.
 func OwnerIDEQ(v string) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldEQ(FieldOwnerID, v))
@@ -1132,6 +1137,71 @@ func NextAttemptAtLT(v time.Time) predicate.DeletionJob {
 // NextAttemptAtLTE applies the LTE predicate on the "next_attempt_at" field.
 func NextAttemptAtLTE(v time.Time) predicate.DeletionJob {
 	return predicate.DeletionJob(sql.FieldLTE(FieldNextAttemptAt, v))
+}
+
+// TraceparentEQ applies the EQ predicate on the "traceparent" field.
+func TraceparentEQ(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEQ(FieldTraceparent, v))
+}
+
+// TraceparentNEQ applies the NEQ predicate on the "traceparent" field.
+func TraceparentNEQ(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldNEQ(FieldTraceparent, v))
+}
+
+// TraceparentIn applies the In predicate on the "traceparent" field.
+func TraceparentIn(vs ...string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldIn(FieldTraceparent, vs...))
+}
+
+// TraceparentNotIn applies the NotIn predicate on the "traceparent" field.
+func TraceparentNotIn(vs ...string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldNotIn(FieldTraceparent, vs...))
+}
+
+// TraceparentGT applies the GT predicate on the "traceparent" field.
+func TraceparentGT(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldGT(FieldTraceparent, v))
+}
+
+// TraceparentGTE applies the GTE predicate on the "traceparent" field.
+func TraceparentGTE(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldGTE(FieldTraceparent, v))
+}
+
+// TraceparentLT applies the LT predicate on the "traceparent" field.
+func TraceparentLT(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldLT(FieldTraceparent, v))
+}
+
+// TraceparentLTE applies the LTE predicate on the "traceparent" field.
+func TraceparentLTE(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldLTE(FieldTraceparent, v))
+}
+
+// TraceparentContains applies the Contains predicate on the "traceparent" field.
+func TraceparentContains(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldContains(FieldTraceparent, v))
+}
+
+// TraceparentHasPrefix applies the HasPrefix predicate on the "traceparent" field.
+func TraceparentHasPrefix(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldHasPrefix(FieldTraceparent, v))
+}
+
+// TraceparentHasSuffix applies the HasSuffix predicate on the "traceparent" field.
+func TraceparentHasSuffix(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldHasSuffix(FieldTraceparent, v))
+}
+
+// TraceparentEqualFold applies the EqualFold predicate on the "traceparent" field.
+func TraceparentEqualFold(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldEqualFold(FieldTraceparent, v))
+}
+
+// TraceparentContainsFold applies the ContainsFold predicate on the "traceparent" field.
+func TraceparentContainsFold(v string) predicate.DeletionJob {
+	return predicate.DeletionJob(sql.FieldContainsFold(FieldTraceparent, v))
 }
 
 // And groups predicates with the AND operator between them.

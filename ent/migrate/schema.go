@@ -151,6 +151,7 @@ var (
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime},
+		{Name: "traceparent", Type: field.TypeString, Default: ""},
 	}
 	// DeletionJobsTable holds the schema information for the "deletion_jobs" table.
 	DeletionJobsTable = &schema.Table{
@@ -341,6 +342,7 @@ var (
 		{Name: "next_attempt_at", Type: field.TypeTime},
 		{Name: "last_error", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
+		{Name: "traceparent", Type: field.TypeString, Default: ""},
 	}
 	// ObjectPurgesTable holds the schema information for the "object_purges" table.
 	ObjectPurgesTable = &schema.Table{
@@ -443,6 +445,7 @@ var (
 		{Name: "last_status_code", Type: field.TypeInt, Default: 0},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "traceparent", Type: field.TypeString, Default: ""},
 		{Name: "endpoint_id", Type: field.TypeString},
 	}
 	// WebhookDeliveriesTable holds the schema information for the "webhook_deliveries" table.
@@ -453,7 +456,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "webhook_deliveries_webhook_endpoints_deliveries",
-				Columns:    []*schema.Column{WebhookDeliveriesColumns[12]},
+				Columns:    []*schema.Column{WebhookDeliveriesColumns[13]},
 				RefColumns: []*schema.Column{WebhookEndpointsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -467,12 +470,12 @@ var (
 			{
 				Name:    "webhookdelivery_endpoint_id_upload_id",
 				Unique:  false,
-				Columns: []*schema.Column{WebhookDeliveriesColumns[12], WebhookDeliveriesColumns[2]},
+				Columns: []*schema.Column{WebhookDeliveriesColumns[13], WebhookDeliveriesColumns[2]},
 			},
 			{
 				Name:    "webhookdelivery_endpoint_id_status_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{WebhookDeliveriesColumns[12], WebhookDeliveriesColumns[5], WebhookDeliveriesColumns[7]},
+				Columns: []*schema.Column{WebhookDeliveriesColumns[13], WebhookDeliveriesColumns[5], WebhookDeliveriesColumns[7]},
 			},
 		},
 	}

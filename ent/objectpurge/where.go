@@ -124,6 +124,11 @@ func CreatedAt(v time.Time) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldCreatedAt, v))
 }
 
+// Traceparent applies equality check predicate on the "traceparent" field. It's identical to TraceparentEQ.
+func Traceparent(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldTraceparent, v))
+}
+
 // BucketEQ applies the EQ predicate on the "bucket" field.
 func BucketEQ(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldBucket, v))
@@ -877,6 +882,71 @@ func CreatedAtLT(v time.Time) predicate.ObjectPurge {
 // CreatedAtLTE applies the LTE predicate on the "created_at" field.
 func CreatedAtLTE(v time.Time) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldLTE(FieldCreatedAt, v))
+}
+
+// TraceparentEQ applies the EQ predicate on the "traceparent" field.
+func TraceparentEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldTraceparent, v))
+}
+
+// TraceparentNEQ applies the NEQ predicate on the "traceparent" field.
+func TraceparentNEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldTraceparent, v))
+}
+
+// TraceparentIn applies the In predicate on the "traceparent" field.
+func TraceparentIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldTraceparent, vs...))
+}
+
+// TraceparentNotIn applies the NotIn predicate on the "traceparent" field.
+func TraceparentNotIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldTraceparent, vs...))
+}
+
+// TraceparentGT applies the GT predicate on the "traceparent" field.
+func TraceparentGT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldTraceparent, v))
+}
+
+// TraceparentGTE applies the GTE predicate on the "traceparent" field.
+func TraceparentGTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldTraceparent, v))
+}
+
+// TraceparentLT applies the LT predicate on the "traceparent" field.
+func TraceparentLT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldTraceparent, v))
+}
+
+// TraceparentLTE applies the LTE predicate on the "traceparent" field.
+func TraceparentLTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldTraceparent, v))
+}
+
+// TraceparentContains applies the Contains predicate on the "traceparent" field.
+func TraceparentContains(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContains(FieldTraceparent, v))
+}
+
+// TraceparentHasPrefix applies the HasPrefix predicate on the "traceparent" field.
+func TraceparentHasPrefix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasPrefix(FieldTraceparent, v))
+}
+
+// TraceparentHasSuffix applies the HasSuffix predicate on the "traceparent" field.
+func TraceparentHasSuffix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasSuffix(FieldTraceparent, v))
+}
+
+// TraceparentEqualFold applies the EqualFold predicate on the "traceparent" field.
+func TraceparentEqualFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEqualFold(FieldTraceparent, v))
+}
+
+// TraceparentContainsFold applies the ContainsFold predicate on the "traceparent" field.
+func TraceparentContainsFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContainsFold(FieldTraceparent, v))
 }
 
 // And groups predicates with the AND operator between them.

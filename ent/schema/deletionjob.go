@@ -118,6 +118,7 @@ func (DeletionJob) Fields() []ent.Field {
 			Default(time.Now).
 			Annotations(entgql.Skip()).
 			Comment("While QUEUED or RUNNING: when it is due; while claimed, when the lease ends."),
+		traceparentField(),
 	}
 }
 

@@ -65,6 +65,7 @@ func (ObjectPurge) Fields() []ent.Field {
 		field.Time("created_at").
 			Immutable().
 			Default(time.Now),
+		traceparentField(),
 	}
 }
 

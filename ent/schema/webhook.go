@@ -114,6 +114,7 @@ func (WebhookDelivery) Fields() []ent.Field {
 		field.Time("delivered_at").
 			Optional().
 			Nillable(),
+		traceparentField(),
 	}
 }
 

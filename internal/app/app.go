@@ -16,6 +16,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/graph"
@@ -39,6 +40,7 @@ import (
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/scope"
 	"github.com/safedelete/uploads/internal/signin"
+	"github.com/safedelete/uploads/internal/tracing"
 	"github.com/safedelete/uploads/internal/webhook"
 )
 
@@ -111,6 +113,13 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	a.Client = client
+	tracer := tracing.New(cfg.TracerProvider)
+	if tracer != nil {
+		// Queued work joins the trace of the request that queued it.
+		client.ObjectPurge.Use(tracing.StampQueued())
+		client.WebhookDelivery.Use(tracing.StampQueued())
+		client.DeletionJob.Use(tracing.StampQueued())
+	}
 	sessionURL, err := sessionURL(ctx, cfg, client)
 	if err != nil {
 		a.Close(ctx)
@@ -148,6 +157,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Metrics:       a.Metrics,
 		Commits:       commits,
 		Receipts:      a.Receipts,
+		Tracer:        tracer,
 	})
 	a.LegalHolds = objectlock.New(client, a.Store.Once(), logger, objectlock.Options{
 		MaxBackoff: cfg.PurgeMaxBackoff,
@@ -171,10 +181,11 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		WebhookAllowHTTP: cfg.WebhookAllowHTTP,
 		Metrics:          a.Metrics,
 		Commits:          commits,
-		Jobs:             jobs.Options{Metrics: a.Metrics},
+		Jobs:             jobs.Options{Metrics: a.Metrics, Tracer: tracer},
 		Events:           a.Events,
 		Receipts:         a.Receipts,
 		LegalHolds:       a.LegalHolds,
+		Tracer:           tracer,
 	})
 	a.Jobs = a.Resolver.Jobs()
 	a.webhookOptions = webhook.Options{
@@ -183,6 +194,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		AllowPrivateNetworks: cfg.WebhookAllowPrivateNetworks,
 		AllowHTTP:            cfg.WebhookAllowHTTP,
 		Metrics:              a.Metrics,
+		Tracer:               tracer,
 	}
 	a.Idempotency = idempotency.New(client, func() (idempotency.Sealer, error) { return a.sealer() }, idempotency.Options{
 		Retention: cfg.IdempotencyRetention,
@@ -232,6 +244,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Ready:           a.ready,
 		Idempotency:     a.Idempotency,
 		ReceiptKeys:     keys,
+		Tracer:          cfg.TracerProvider,
 	})
 	return a, nil
 }
@@ -264,7 +277,7 @@ func OpenDatabase(ctx context.Context, cfg *config.Config) (*ent.Client, error) 
 		}
 		databaseURL = database.SQLiteURL(cfg.SQLitePath())
 	}
-	return database.Open(ctx, databaseURL)
+	return database.Open(ctx, databaseURL, database.Options{Tracer: cfg.TracerProvider})
 }
 
 // warnIfDataDirShared warns when other users may read the data directory.
@@ -324,6 +337,9 @@ func (a *App) openStore(ctx context.Context, cfg *config.Config) error {
 		ForcePathStyle: cfg.S3ForcePathStyle,
 		Credentials:    cfg.S3Credentials,
 		APIOptions:     []func(*middleware.Stack) error{a.Metrics.S3APIOption},
+	}
+	if cfg.TracerProvider != nil { // a span per S3 call: S3.DeleteObject, ...
+		otelaws.AppendMiddlewares(&s3cfg.APIOptions, otelaws.WithTracerProvider(cfg.TracerProvider))
 	}
 	if cfg.EmbeddedS3() {
 		srv, err := embeds3.Start(cfg.EmbeddedS3Dir())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/safedelete/uploads/internal/events"
 	"github.com/safedelete/uploads/internal/objectstore"
@@ -92,6 +93,11 @@ type Config struct {
 	// Demo seeds the demo user and uploads on a first start even where
 	// they would land in a bucket or database of the operator's.
 	Demo bool
+
+	// TracerProvider receives the service's traces; nil (tracing off)
+	// wraps nothing and starts no span. It is not a setting: the standard
+	// OTEL_* variables configure it (internal/tracing), and tests set it.
+	TracerProvider trace.TracerProvider
 }
 
 // S3's limits on multipart uploads

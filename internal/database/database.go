@@ -4,7 +4,6 @@ package database
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -12,8 +11,10 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "github.com/mattn/go-sqlite3"    // registers the "sqlite3" driver
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/safedelete/uploads/ent"
 )
@@ -21,11 +22,22 @@ import (
 // SQLiteURL returns the database URL of a SQLite file.
 func SQLiteURL(path string) string { return "sqlite://" + path }
 
+// Options change how Open connects.
+type Options struct {
+	// Tracer, when set, traces each SQL statement and transaction made
+	// within a traced request or job (traced.go); nil wraps nothing.
+	Tracer trace.TracerProvider
+}
+
 // Open connects to databaseURL (sqlite://PATH or postgres://...) and brings
 // the schema up to date with the versioned migrations (see Migrate). Reads
 // made with Prepare on the client run as prepared statements.
-func Open(ctx context.Context, databaseURL string) (*ent.Client, error) {
-	drv, checkpoints, pooled, err := openDriver(ctx, databaseURL)
+func Open(ctx context.Context, databaseURL string, opts ...Options) (*ent.Client, error) {
+	var o Options
+	for _, opt := range opts {
+		o = opt
+	}
+	drv, checkpoints, pooled, err := openDriver(ctx, databaseURL, o)
 	if err != nil {
 		return nil, explainStartError(err, databaseURL)
 	}
@@ -52,7 +64,7 @@ type driver struct {
 
 // openDriver opens the database; on SQLite, with its checkpointer running;
 // on PostgreSQL, saying whether it goes through a transaction pooler.
-func openDriver(ctx context.Context, databaseURL string) (drv *entsql.Driver, checkpoints *checkpointer, pooled bool, err error) {
+func openDriver(ctx context.Context, databaseURL string, opts Options) (drv *entsql.Driver, checkpoints *checkpointer, pooled bool, err error) {
 	switch {
 	case strings.HasPrefix(databaseURL, "sqlite://"):
 		path, query, _ := strings.Cut(strings.TrimPrefix(databaseURL, "sqlite://"), "?")
@@ -61,7 +73,7 @@ func openDriver(ctx context.Context, databaseURL string) (drv *entsql.Driver, ch
 			return nil, nil, false, err
 		}
 		checkpoints = newCheckpointer()
-		db := sql.OpenDB(newSQLiteConnector(path, SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")), checkpoints.wake))
+		db := openDB(newSQLiteConnector(path, SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")), checkpoints.wake), dialect.SQLite, opts.Tracer)
 		checkpoints.start(db)
 		// Every request reads, and new SQLite connections are costly to
 		// open (each sets its PRAGMAs): keep enough for concurrent callers.
@@ -80,10 +92,11 @@ func openDriver(ctx context.Context, databaseURL string) (drv *entsql.Driver, ch
 				return nil, nil, false, err
 			}
 		}
-		db, err := sql.Open("pgx", connString)
+		connector, err := stdlib.GetDefaultDriver().(*stdlib.Driver).OpenConnector(connString)
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("open postgres: %w", err)
 		}
+		db := openDB(connector, dialect.Postgres, opts.Tracer)
 		// Bounded: a burst of callers waits for a connection here instead
 		// of taking the server past max_connections, which several
 		// instances share, and failing requests with "too many clients".

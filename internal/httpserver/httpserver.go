@@ -19,6 +19,7 @@ import (
 	"github.com/rs/cors"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/safedelete/uploads/graph"
 	"github.com/safedelete/uploads/graph/generated"
@@ -32,6 +33,7 @@ import (
 	"github.com/safedelete/uploads/internal/ratelimit"
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/requestlog"
+	"github.com/safedelete/uploads/internal/tracing"
 	"github.com/safedelete/uploads/rest"
 )
 
@@ -68,6 +70,10 @@ type Config struct {
 	// ReceiptKeys are the keys of deletion receipts, whose public half is
 	// served at /.well-known/jwks.json; nil serves none.
 	ReceiptKeys *receipt.Keys
+	// Tracer, when set, traces each request (honouring an incoming
+	// traceparent) and each GraphQL operation and resolver; nil wraps
+	// nothing (traced.go).
+	Tracer trace.TracerProvider
 }
 
 // multipartOverhead is the room a multipart request needs beyond its file
@@ -85,7 +91,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.Handle("GET /playground/", playgroundHandler)
 	mux.Handle("GET /favicon.ico", playgroundHandler)
 	mux.Handle("GET /openapi.json", rest.OpenAPIHandler())
-	var graphQLServer, deleteUpload http.Handler = newGraphQLServer(cfg, maxRequest), rest.NewDeleteUploadHandler(cfg.Resolver.Mutation(), cfg.Logger)
+	var graphQLServer, deleteUpload http.Handler = newGraphQLServer(cfg, maxRequest), rest.NewDeleteUploadHandler(traceResolver(tracing.New(cfg.Tracer), cfg.Resolver.Mutation()), cfg.Logger)
 	if cfg.Idempotency != nil {
 		graphQLServer = graphQLIdempotency(cfg.Idempotency, cfg).Wrap(graphQLServer)
 		deleteUpload = restIdempotency(cfg.Idempotency, cfg).Wrap(deleteUpload)
@@ -116,9 +122,10 @@ func NewHandler(cfg Config) http.Handler {
 	h = boundBodyReads(cfg.BodyTimeout, cfg.UploadIdle, h)
 	h = rejectAmbiguousFraming(h)
 	// The routes registered without a method, and the methods they serve.
-	return requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest,
+	h = requestlog.Middleware(cfg.Logger, cfg.Metrics.ObserveRequest,
 		requestlog.Serves("/graphql", http.MethodGet, http.MethodPost, http.MethodOptions),
 		requestlog.Serves(rest.Path, http.MethodDelete))(h)
+	return traceRequests(cfg.Tracer, h) // outermost: the request log line carries the trace
 }
 
 // ReadyCacheTTL is how long /readyz answers with its last result. The
@@ -235,6 +242,9 @@ func newGraphQLServer(cfg Config, maxRequest int64) *handler.Server {
 		defer cancel() // the field is resolved, its children included, when next returns
 		return next(ctx)
 	})
+	if tracer := tracing.New(cfg.Tracer); tracer != nil {
+		srv.Use(tracing.GraphQL{Tracer: tracer})
+	}
 	srv.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger))
 	srv.SetRecoverFunc(graph.RecoverFunc(cfg.Logger))
 	return srv

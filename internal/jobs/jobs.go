@@ -39,6 +39,7 @@ import (
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/requestlog"
+	"github.com/safedelete/uploads/internal/tracing"
 )
 
 // Deleter is graph's delete core, the one every delete goes through.
@@ -76,6 +77,9 @@ type Options struct {
 	// last of its uploads is gone for good (receipt.Issuer.Settle); nil:
 	// none.
 	Receipts *receipt.Issuer
+	// Tracer traces each run of a job in the trace of the request that
+	// started it; nil traces none.
+	Tracer *tracing.Tracer
 }
 
 // Jobs starts, lists, cancels, watches and runs deletion jobs.

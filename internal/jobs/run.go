@@ -78,8 +78,9 @@ func (j *Jobs) RunJob(ctx context.Context, jobID string) (bool, error) {
 // claimed is a job taken for one lease: the claim's number (attempts
 // after it) fences every write of the holder.
 type claimed struct {
-	ID    string `sql:"id"`
-	Claim int    `sql:"attempts"`
+	ID          string `sql:"id"`
+	Claim       int    `sql:"attempts"`
+	Traceparent string `sql:"traceparent"`
 }
 
 // claim takes up to n due jobs (only jobID, if given), each for one
@@ -98,7 +99,7 @@ func (j *Jobs) claim(ctx context.Context, n int, jobID string) ([]claimed, error
 		where = append(where, onePerOwner(now))
 		one, err := queue.Claim[claimed](ctx, j.client, queue.Batch{
 			Table: deletionjob.Table, Where: where, Limit: 1, Now: now, LeaseEnd: now.Add(j.opts.Lease),
-			Returning: []string{deletionjob.FieldID, deletionjob.FieldAttempts},
+			Returning: []string{deletionjob.FieldID, deletionjob.FieldAttempts, deletionjob.FieldTraceparent},
 		})
 		if err != nil || len(one) == 0 {
 			return all, err
@@ -145,6 +146,11 @@ func (w *worker) fenced() []predicate.DeletionJob {
 
 // run runs a claimed job until it ends, fails, or its claim is lost.
 func (j *Jobs) run(ctx context.Context, c claimed) {
+	// In the trace of the request that started the job: each batch is a
+	// span of its own (graph's DeleteOwnedBatchesTx), whichever instance
+	// runs it.
+	ctx, span := j.opts.Tracer.Resume(ctx, c.Traceparent, "deletion job")
+	defer span.End()
 	w := &worker{j: j, job: &ent.DeletionJob{ID: c.ID}, claim: c.Claim}
 	err := w.begin(ctx)
 	if err == nil {

@@ -47,6 +47,8 @@ func (p *Purger) AttemptInline(ctx context.Context, jobs ...*ent.ObjectPurge) in
 	}
 	ctx, cancel := p.InlineContext(ctx)
 	defer cancel()
+	ctx, span := p.opts.Tracer.Start(ctx, "purge")
+	defer span.End()
 	if ctx.Err() != nil {
 		p.dueNow(jobs) // inline clean-ups pause: the background loop takes them
 		return 0

@@ -7,9 +7,13 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/internal/queue"
+	"github.com/safedelete/uploads/internal/tracing"
 )
 
 // outageThreshold is how many purges a pass tries first, one by one: if
@@ -31,9 +35,11 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 	for _, job := range claimed {
 		attempted++
 		attemptCtx, cancel := context.WithTimeout(ctx, p.attemptTimeout())
+		attemptCtx, span := p.opts.Tracer.Resume(attemptCtx, job.Traceparent, "purge")
 		if p.Attempt(attemptCtx, job) == nil {
 			purged++
 		}
+		span.End()
 		cancel()
 	}
 	if len(claimed) < outageThreshold {
@@ -49,6 +55,8 @@ func (p *Purger) RunOnce(ctx context.Context) (attempted, purged int, err error)
 	// Within the lease, which the claim just began.
 	batchCtx, cancel := context.WithTimeout(ctx, lease/2)
 	defer cancel()
+	batchCtx, span := p.resumeBatch(batchCtx, claimed)
+	defer span.End()
 	purged += p.AttemptBatch(batchCtx, claimed)
 	return attempted, purged, nil
 }
@@ -134,4 +142,21 @@ func (p *Purger) QueueStats(ctx context.Context) (int, time.Duration, error) {
 		return 0, 0, err
 	}
 	return overdue, now.Sub(oldest.NextAttemptAt), nil
+}
+
+// resumeBatch starts the span of a batch of purges that many requests
+// queued: in the trace of the first, linked to the others'.
+func (p *Purger) resumeBatch(ctx context.Context, jobs []*ent.ObjectPurge) (context.Context, trace.Span) {
+	if p.opts.Tracer == nil {
+		return p.opts.Tracer.Start(ctx, "")
+	}
+	var links []trace.Link
+	for _, job := range jobs[1:] {
+		if sc := tracing.SpanContext(job.Traceparent); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	ctx, span := p.opts.Tracer.Resume(ctx, jobs[0].Traceparent, "purge batch", trace.WithLinks(links...))
+	span.SetAttributes(attribute.Int("purge.count", len(jobs)))
+	return ctx, span
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/receipt"
+	"github.com/safedelete/uploads/internal/tracing"
 )
 
 // ObjectDiscarder removes everything stored under a key: incomplete
@@ -59,6 +60,8 @@ type Options struct {
 	// Receipts issues the deletion receipts of the uploads whose objects
 	// are gone; nil: none are issued.
 	Receipts *receipt.Issuer
+	// Tracer traces each purge; nil traces none.
+	Tracer *tracing.Tracer
 }
 
 // Purger runs purges.

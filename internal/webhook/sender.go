@@ -19,6 +19,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/queue"
+	"github.com/safedelete/uploads/internal/tracing"
 )
 
 // The sender's defaults, for internal/config.
@@ -57,6 +58,9 @@ type Options struct {
 	// endpoint registered over http while it was allowed gets nothing.
 	AllowHTTP bool
 	Metrics   *metrics.Metrics
+	// Tracer traces each attempt in the trace of the request that queued
+	// the delivery, and sends its traceparent; nil traces none.
+	Tracer *tracing.Tracer
 }
 
 // Sender sends due deliveries.
@@ -144,6 +148,8 @@ func (s *Sender) RunOnce(ctx context.Context) (attempted, delivered int, err err
 // reports whether the receiver accepted it.
 func (s *Sender) attempt(ctx context.Context, d *ent.WebhookDelivery) bool {
 	defer s.release(d)
+	ctx, span := s.opts.Tracer.Resume(ctx, d.Traceparent, "webhook delivery")
+	defer span.End()
 	endpoint := d.Edges.Endpoint
 	// Checked again at each attempt: an http endpoint registered while
 	// WEBHOOK_ALLOW_HTTP was true gets nothing once it is false.
@@ -191,6 +197,7 @@ func (s *Sender) post(ctx context.Context, endpointURL, messageID string, body, 
 	req.Header.Set("webhook-id", messageID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(timestamp, 10))
 	req.Header.Set("webhook-signature", sign(secret, messageID, timestamp, body))
+	tracing.Inject(ctx, req.Header) // the attempt's span, when traced
 	res, err := s.http.Do(req)
 	if err != nil {
 		return 0, err
