@@ -83,24 +83,40 @@ func (d *doneRows) wait() {
 // their rows are deleted, and so are the uploads' entries in the trash,
 // each with its "purged" event. The event tells what the purge carries
 // from the delete, or, for a purge written before purges carried it, what
-// the trash entry kept. The transaction is shared with others' where the
-// purger's Commits group them (the deletes' on SQLite). If it fails, the
-// (idempotent) purges run again.
+// the trash entry kept. Only the purges whose rows this transaction deleted
+// are recorded: a purge whose lease ran out while its object was being
+// removed may have been claimed, removed and recorded by another instance
+// too, and its upload must be recorded purged once, not once per instance.
+// The transaction is shared with others' where the purger's Commits group
+// them (the deletes' on SQLite). If it fails, the (idempotent) purges run
+// again.
 func (p *Purger) finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 	ids := make([]int, len(jobs))
-	uploadIDs := make([]any, len(jobs))
-	var subjects []audit.Subject
-	carried := make(map[string]bool, len(jobs))
 	for i, job := range jobs {
-		ids[i], uploadIDs[i] = job.ID, job.UploadID
-		if job.OwnerID != "" {
-			subjects = append(subjects, audit.Subject{ID: job.UploadID, OwnerID: job.OwnerID, Filename: job.Filename, Size: job.Size, Status: job.UploadStatus})
-			carried[job.UploadID] = true
-		}
+		ids[i] = job.ID
 	}
 	return p.opts.Commits.Do(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		if _, err := tx.ObjectPurge.Delete().Where(objectpurge.IDIn(ids...)).Exec(ctx); err != nil {
+		gone, err := deletePurges(ctx, tx, ids)
+		if err != nil {
 			return err
+		}
+		var mine []*ent.ObjectPurge
+		var uploadIDs []any
+		var subjects []audit.Subject
+		carried := make(map[string]bool, len(jobs))
+		for _, job := range jobs {
+			if !gone[job.ID] {
+				continue
+			}
+			mine = append(mine, job)
+			uploadIDs = append(uploadIDs, job.UploadID)
+			if job.OwnerID != "" {
+				subjects = append(subjects, audit.Subject{ID: job.UploadID, OwnerID: job.OwnerID, Filename: job.Filename, Size: job.Size, Status: job.UploadStatus})
+				carried[job.UploadID] = true
+			}
+		}
+		if len(mine) == 0 {
+			return nil
 		}
 		trashed, err := emptyTrash(ctx, tx, sql.In(deletedupload.FieldID, uploadIDs...))
 		if err != nil {
@@ -111,8 +127,34 @@ func (p *Purger) finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 				subjects = append(subjects, e.Subject)
 			}
 		}
-		return change.RecordWithReceipts(ctx, tx, audit.Purger, audit.Purged, change.MayHave, p.receipts(jobs, subjects), subjects...)
+		return change.RecordWithReceipts(ctx, tx, audit.Purger, audit.Purged, change.MayHave, p.receipts(mine, subjects), subjects...)
 	})
+}
+
+// deletePurges deletes the purge rows of ids and returns which of them it
+// deleted (rows another transaction had deleted are not among them).
+func deletePurges(ctx context.Context, tx *ent.Tx, ids []int) (map[int]bool, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	// Ent has no DELETE ... RETURNING; PostgreSQL's placeholders and quoting
+	// are also SQLite's.
+	query, qargs := sql.Dialect(dialect.Postgres).Delete(objectpurge.Table).Where(sql.In(objectpurge.FieldID, args...)).Query()
+	rows, err := tx.QueryContext(ctx, query+" RETURNING "+objectpurge.FieldID, qargs...)
+	if err != nil {
+		return nil, fmt.Errorf("delete finished purges: %w", err)
+	}
+	defer rows.Close()
+	gone := make(map[int]bool, len(ids))
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("delete finished purges: %w", err)
+		}
+		gone[id] = true
+	}
+	return gone, rows.Err()
 }
 
 // receipts returns what issues, in finish's transaction, the deletion

@@ -3,6 +3,8 @@ package purge
 import (
 	"context"
 	"time"
+
+	"github.com/safedelete/uploads/ent"
 )
 
 // The purger's fixed behaviour, for the tests to state their expectations
@@ -23,3 +25,9 @@ func (p *Purger) RunTicking(ctx context.Context, tick <-chan time.Time, passed f
 // EndInlinePause lets inline clean-ups run again at once, as they do
 // inlinePause after S3 let one run out of the inline timeout.
 func (p *Purger) EndInlinePause() { p.inline.until.Store(0) }
+
+// Finish records jobs' objects gone, as the purger does once S3 removed
+// them.
+func (p *Purger) Finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
+	return p.finish(ctx, jobs)
+}
