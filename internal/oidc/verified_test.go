@@ -36,7 +36,10 @@ func TestRememberedTokenExpires(t *testing.T) {
 	key := oidctest.NewKey(t, "RS256")
 	iss := oidctest.Start(t, key)
 	v := newVerifier(t, iss, 0)
-	exp := time.Now().Add(time.Second).Unix()
+	// exp is in whole seconds: now+1s truncated could leave only a few
+	// milliseconds, and on a loaded machine the token had expired before
+	// its first check (CI, once). now+2s truncated leaves at least a second.
+	exp := time.Now().Add(2 * time.Second).Unix()
 	token := iss.Token(key, oidctest.Claims{"sub": "alice", "aud": audience, "exp": exp})
 	accepted(t, v, token)
 	time.Sleep(time.Until(time.Unix(exp, 0)) + 50*time.Millisecond)
