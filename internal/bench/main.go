@@ -110,6 +110,24 @@
 //	go tool pprof -top -cum -tagfocus 'scenario:rest-delete-bearer$,credential:bearer' bearer.prof
 //	go tool pprof -top -cum -tagfocus 'scenario:rest-delete-key$,idempotency:key' key.prof
 //
+// -otlp-endpoint URL adds a fourth side to the scenarios that compare the
+// service with the baselines: service-traced, the service configured as
+// the service side is, with tracing on as OTEL_EXPORTER_OTLP_ENDPOINT=URL
+// turns it on (internal/tracing.Start: the default sampler samples every
+// request, the batch span processor sends the spans to URL; the other
+// OTEL_* variables of the environment apply). Each such scenario then
+// prints service-traced's figures and traced/untraced (its req/s, p50 and
+// p99 over the service's), a table of the req/s ratios, and how many spans
+// were made per request and the exporter's errors. Start a collector first,
+// e.g. Jaeger as .ci/run builds it (OTLP on 4317 and 4318). With four sides,
+// a multiple of 4 rounds puts each in each place as often. The profile's
+// label side=service matches service-traced too: focus on the untraced one
+// with 'side=^service$'. The traced side's samples include the batch span
+// processor's, which encodes and sends the spans (scenario export):
+//
+//	go run ./internal/bench -scenarios rest-delete,graphql -rounds 8 -otlp-endpoint http://127.0.0.1:4318 -cpuprofile traced.prof
+//	go tool pprof -top -cum -tagfocus side=service-traced traced.prof
+//
 // -handwritten-prepared makes the baselines run their two reads (the key's
 // owner, the upload) as prepared statements, as the service runs its own:
 // without it, the baselines have SQLite parse and plan both on every
@@ -177,6 +195,7 @@ type options struct {
 	instances                            []int         // -instances: each count of service processes measured (instances.go)
 	database                             string        // -database, for -instances
 	drain                                time.Duration // -drain, for -instances
+	otlpEndpoint                         string        // -otlp-endpoint: adds the service-traced side (traced.go)
 }
 
 // scenario is one comparison: what the service is sent, and what the
@@ -200,17 +219,22 @@ var scenarios = []scenario{
 }
 
 // sides are the sides sc drives: the service, then the hand-written
-// baselines or (self) the service again.
-func (sc scenario) sides(svc *side, baselines []*side) []*side {
+// baselines and the traced service if there is one, or (self) the service
+// again.
+func (sc scenario) sides(svc *side, baselines []*side, traced *side) []*side {
 	if sc.self {
 		return []*side{svc, svc}
 	}
-	return append([]*side{svc}, baselines...)
+	sides := append([]*side{svc}, baselines...)
+	if traced != nil {
+		sides = append(sides, traced)
+	}
+	return sides
 }
 
-// kind is what sc sends the i-th of its sides.
-func (sc scenario) kind(i int) kind {
-	if i == 0 {
+// kind is what sc sends s, the i-th of its sides.
+func (sc scenario) kind(i int, s *side) kind {
+	if i == 0 || s.name == serviceTracedSide {
 		return sc.service
 	}
 	return sc.baseline
@@ -248,6 +272,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	fs.StringVar(&o.ways, "ways", eraseWayNames(), "-erase: comma-separated ways to erase")
 	instances := fs.String("instances", "", "comma-separated counts of service instances (processes) on one PostgreSQL database, each measured in turn (see instances.go); instead of the side-by-side scenarios")
 	fs.DurationVar(&o.drain, "drain", 2*time.Minute, "-instances: how long to wait, after the deletes, for their purges and deliveries (what is pending then counts as left)")
+	fs.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "an OTLP collector (e.g. http://127.0.0.1:4318): adds the side service-traced, the service with tracing on sending there, and its req/s over the service's")
 	fs.StringVar(&o.database, "database", "", "-instances: the PostgreSQL database (postgres://…) the instances share, a schema per count, or sqlite for one instance on its own SQLite file; default: TEST_DATABASE_URL")
 	if err := fs.Parse(args); err != nil {
 		return o, nil, err
@@ -267,6 +292,9 @@ func parseFlags(args []string) (options, []scenario, error) {
 			return o, nil, fmt.Errorf("-c: want counts >= 1, got %q", c)
 		}
 		o.callers = append(o.callers, n)
+	}
+	if o.otlpEndpoint != "" && (o.erase || len(o.instances) > 0) {
+		return o, nil, errors.New("-otlp-endpoint: only for the side-by-side scenarios, not -erase or -instances")
 	}
 	if o.erase {
 		return o, nil, o.eraseDefaults(fs)
@@ -334,7 +362,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	defer os.RemoveAll(dir)
 	var cleanups []func()
 	defer runCleanups(&cleanups)
-	target, err := startS3(ctx, o, dir, []string{serviceSide, minimalSide, sameWorkSide}, &cleanups)
+	names := []string{serviceSide, minimalSide, sameWorkSide}
+	if o.otlpEndpoint != "" {
+		names = append(names, serviceTracedSide)
+	}
+	target, err := startS3(ctx, o, dir, names, &cleanups)
 	if err != nil {
 		return err
 	}
@@ -345,6 +377,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	svc, svcApp, err := startService(ctx, o, filepath.Join(dir, serviceSide), target.buckets[serviceSide], target, tokens, &cleanups)
 	if err != nil {
 		return err
+	}
+	var traced *side
+	var tr *tracer
+	if o.otlpEndpoint != "" {
+		if tr, err = startTracer(ctx, o.otlpEndpoint, &cleanups); err != nil {
+			return err
+		}
+		traced, _, err = startServiceAs(ctx, o, serviceTracedSide, filepath.Join(dir, serviceTracedSide),
+			target.buckets[serviceTracedSide], target, tokens, tr.provider, &cleanups)
+		if err != nil {
+			return err
+		}
 	}
 	var baselines []*side
 	for _, name := range []string{minimalSide, sameWorkSide} {
@@ -361,6 +405,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		svcIdentities = &identities{tokens, svcApp.Client}
 	}
 	all := append([]*side{svc}, baselines...)
+	if traced != nil {
+		all = append(all, traced)
+	}
 	for _, s := range all {
 		var identify *identities
 		if s == svc {
@@ -373,6 +420,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err := printSetup(ctx, stdout, o, target, tokens, all); err != nil {
 		return err
 	}
+	if tr != nil {
+		fmt.Fprintln(stdout, tracedSetup(tr))
+	}
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
 		if err != nil {
@@ -384,11 +434,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	results := measure(ctx, o, chosen, svc, baselines)
+	results := measure(ctx, o, chosen, svc, baselines, traced)
 	printResults(stdout, o, results)
 	if err := printChecks(ctx, stdout, target, all); err != nil {
 		return err
 	}
+	printTraced(stdout, o, tr, results)
 	for _, m := range results {
 		for _, r := range m.results {
 			if r.errors > 0 {
@@ -427,9 +478,10 @@ func seed(ctx context.Context, o options, chosen []scenario, s *side, t *s3Targe
 		switch {
 		case s.name == serviceSide && sc.self:
 			kinds = []kind{sc.service, sc.baseline}
-		case s.name == serviceSide:
+		case sc.self: // the others take no part
+		case s.name == serviceSide || s.name == serviceTracedSide:
 			kinds = []kind{sc.service}
-		case !sc.self:
+		default:
 			kinds = []kind{sc.baseline}
 		}
 		for _, k := range kinds {
@@ -461,14 +513,14 @@ type measurement struct {
 
 // measure runs each scenario at each count of callers: a warm-up of each
 // side, then rounds in which the order of the sides changes.
-func measure(ctx context.Context, o options, chosen []scenario, svc *side, baselines []*side) []measurement {
+func measure(ctx context.Context, o options, chosen []scenario, svc *side, baselines []*side, traced *side) []measurement {
 	var measured []measurement
 	for _, c := range o.callers {
 		for _, sc := range chosen {
-			sides := sc.sides(svc, baselines)
+			sides := sc.sides(svc, baselines, traced)
 			currentScenario.Store(sc.name + "-warmup")
 			for i, s := range sides {
-				drive(ctx, s, sc.name, sc.kind(i), o.warmups(), c)
+				drive(ctx, s, sc.name, sc.kind(i, s), o.warmups(), c)
 			}
 			currentScenario.Store(sc.name)
 			m := measurement{callers: c, sc: sc, results: make([]result, len(sides))}
@@ -482,7 +534,7 @@ func measure(ctx context.Context, o options, chosen []scenario, svc *side, basel
 					n = total - n*(o.rounds-1)
 				}
 				for _, i := range order(round, len(sides)) {
-					m.results[i].merge(drive(ctx, sides[i], sc.name, sc.kind(i), n, c))
+					m.results[i].merge(drive(ctx, sides[i], sc.name, sc.kind(i, sides[i]), n, c))
 				}
 			}
 			measured = append(measured, m)
@@ -491,26 +543,30 @@ func measure(ctx context.Context, o options, chosen []scenario, svc *side, basel
 	return measured
 }
 
-// order is the order in which round drives n sides: each of their n!
-// orders in turn, so that over n! rounds every side goes before every
-// other as often as after it, and in every place as often.
+// order is the order in which round drives n sides. Each block of n
+// rounds turns one order round through every place, so that by the end of
+// each block every side has been in every place once (with four sides,
+// -rounds 8 is balanced); the blocks take in turn each order of the sides
+// after the first, so that over n! rounds every order comes once and every
+// side goes before every other as often as after it.
 func order(round, n int) []int {
-	left := make([]int, n)
-	orders := 1
-	for i := range left {
-		left[i] = i
-		orders *= i + 1
+	orders := 1 // of the sides after side 0
+	left := []int{}
+	for i := 1; i < n; i++ {
+		left = append(left, i)
+		orders *= i
 	}
-	k := round % orders
-	var out []int
+	k := (round / n) % orders
+	base := []int{0}
 	for len(left) > 0 {
 		orders /= len(left) // the orders of what is left after this place
 		i := k / orders
 		k %= orders
-		out = append(out, left[i])
+		base = append(base, left[i])
 		left = slices.Delete(left, i, i+1)
 	}
-	return out
+	shift := round % n
+	return append(slices.Clone(base[shift:]), base[:shift]...)
 }
 
 // runCleanups runs what a run started, in the reverse order of starting.

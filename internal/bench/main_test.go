@@ -69,16 +69,34 @@ func TestRunHandwrittenFlags(t *testing.T) {
 
 // TestOrder checks that over n! rounds the sides are driven in each of
 // their orders once, so that each side goes first, and before each other,
-// as often as any other.
+// as often as any other; and that every n rounds each side has been in
+// each place once, so that a run of a few rounds (-rounds 8 with the traced
+// side's four) is balanced too.
 func TestOrder(t *testing.T) {
-	for n, rounds := range map[int]int{2: 2, 3: 6} {
+	for n, rounds := range map[int]int{2: 2, 3: 6, 4: 24} {
 		seen := map[string]bool{}
+		places := make([]map[int]bool, n) // place -> sides in it in this block of n rounds
 		for round := range rounds {
 			o := order(round, n)
 			if len(o) != n || !slices.Equal(slices.Sorted(slices.Values(o)), order(0, n)) {
 				t.Fatalf("order(%d, %d) = %v: not each side once", round, n, o)
 			}
 			seen[fmt.Sprint(o)] = true
+			if round%n == 0 {
+				for p := range places {
+					places[p] = map[int]bool{}
+				}
+			}
+			for p, side := range o {
+				places[p][side] = true
+			}
+			if round%n == n-1 {
+				for p := range places {
+					if len(places[p]) != n {
+						t.Errorf("%d sides, rounds %d to %d: place %d held only sides %v", n, round-n+1, round, p, places[p])
+					}
+				}
+			}
 		}
 		if len(seen) != rounds {
 			t.Errorf("%d sides: %d orders over %d rounds, want every one: %v", n, len(seen), rounds, seen)

@@ -79,7 +79,11 @@ func (m measurement) labels() (sides, ratios []string) {
 		return []string{"service, " + alg + " token", "service, API key"}, []string{"", "token/key"}
 	}
 	sides, ratios = []string{serviceSide}, []string{""}
-	for _, name := range []string{minimalSide, sameWorkSide} {
+	for _, name := range m.sides[1:] {
+		if name == serviceTracedSide { // the other way round: what tracing costs
+			sides, ratios = append(sides, name), append(ratios, "traced/untraced")
+			continue
+		}
 		if m.sc.service != m.sc.baseline {
 			name += " REST"
 		}
@@ -107,9 +111,12 @@ func printResults(w io.Writer, o options, measured []measurement) {
 			}
 			svc := m.results[0].stats()
 			for i, r := range m.results[1:] {
-				st := r.stats()
-				fmt.Fprintf(w, "%-30s %-26s %6s %7.2fx %8.2fx %8.2fx\n", "", ratios[i+1], "", svc.rps/st.rps,
-					float64(svc.p50)/float64(st.p50), float64(svc.p99)/float64(st.p99))
+				num, den := svc, r.stats()
+				if m.sides[i+1] == serviceTracedSide {
+					num, den = den, num
+				}
+				fmt.Fprintf(w, "%-30s %-26s %6s %7.2fx %8.2fx %8.2fx\n", "", ratios[i+1], "", num.rps/den.rps,
+					float64(num.p50)/float64(den.p50), float64(num.p99)/float64(den.p99))
 			}
 			for i, r := range m.results {
 				if r.firstErr != nil {

@@ -19,6 +19,7 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/safedelete/uploads/internal/app"
 	"github.com/safedelete/uploads/internal/config"
@@ -86,7 +87,16 @@ func newS3Client(ctx context.Context, t *s3Target) (*s3.Client, error) {
 // port, with bucket as its S3_BUCKET and, when tokens is not nil, its
 // issuer as AUTH_ISSUER.
 func startService(ctx context.Context, o options, dir, bucket string, t *s3Target, tokens *issuer, cleanups *[]func()) (*side, *app.App, error) {
+	return startServiceAs(ctx, o, serviceSide, dir, bucket, t, tokens, nil, cleanups)
+}
+
+// startServiceAs is startService for the side name, tracing to provider
+// when it is not nil, as server.go's startTracing makes the service do.
+func startServiceAs(ctx context.Context, o options, name, dir, bucket string, t *s3Target, tokens *issuer,
+	provider trace.TracerProvider, cleanups *[]func(),
+) (*side, *app.App, error) {
 	cfg := config.Defaults()
+	cfg.TracerProvider = provider
 	cfg.DataDir = dir
 	if o.sqliteSync != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -123,7 +133,7 @@ func startService(ctx context.Context, o options, dir, bucket string, t *s3Targe
 		return nil, nil, err
 	}
 	*cleanups = append(*cleanups, func() { _ = db.Close() })
-	s, err := serve(serviceSide, a.Handler, httpserver.Listener, db, o, cleanups)
+	s, err := serve(name, a.Handler, httpserver.Listener, db, o, cleanups)
 	if err != nil {
 		return nil, nil, err
 	}
