@@ -26,17 +26,25 @@ import (
 // commit (its record's), not two, and under load the database commits once
 // per group of finished purges. A row whose DELETE never happens (a crash,
 // a database error) only means its idempotent purge runs again, when due.
+//
+// A flush first lets the rows gather (finishGather), so that the rows of
+// many deletes end in one transaction: each one costs its statements (the
+// rows' DELETE, the trash's, the "purged" events' chain, the receipts' read
+// and insert, the endpoints' read) whatever its size, and, when no delete's
+// transaction is under way to share, a commit and its fsync (issue 22).
+// Nobody waits for them.
 type doneRows struct {
 	finish func(ctx context.Context, jobs []*ent.ObjectPurge) error
 	logger *slog.Logger
+	gather func() // returns once the rows have gathered
 	mu     sync.Mutex
 	idle   *sync.Cond // signalled when the queue is empty and no flush runs
 	busy   bool
 	jobs   []*ent.ObjectPurge
 }
 
-func newDoneRows(finish func(ctx context.Context, jobs []*ent.ObjectPurge) error, logger *slog.Logger) *doneRows {
-	d := &doneRows{finish: finish, logger: logger}
+func newDoneRows(finish func(ctx context.Context, jobs []*ent.ObjectPurge) error, logger *slog.Logger, gather time.Duration) *doneRows {
+	d := &doneRows{finish: finish, logger: logger, gather: func() { time.Sleep(gather) }}
 	d.idle = sync.NewCond(&d.mu)
 	return d
 }
@@ -53,6 +61,7 @@ func (d *doneRows) add(job *ent.ObjectPurge) {
 }
 
 func (d *doneRows) flush() {
+	d.gather() // busy meanwhile: wait waits for it too
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for len(d.jobs) > 0 {

@@ -2,6 +2,7 @@ package purge
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
@@ -31,3 +32,21 @@ func (p *Purger) EndInlinePause() { p.inline.until.Store(0) }
 func (p *Purger) Finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 	return p.finish(ctx, jobs)
 }
+
+// DoneRows is the queue of finished purges' rows, ending them with finish
+// once gather returns.
+type DoneRows struct{ d *doneRows }
+
+// NewDoneRows returns a queue of rows that ends them with finish, letting
+// them gather until gather returns.
+func NewDoneRows(finish func(ctx context.Context, jobs []*ent.ObjectPurge) error, gather func()) DoneRows {
+	d := newDoneRows(finish, slog.New(slog.DiscardHandler), 0)
+	d.gather = gather
+	return DoneRows{d}
+}
+
+// Add queues the row of a finished purge.
+func (q DoneRows) Add(job *ent.ObjectPurge) { q.d.add(job) }
+
+// Wait returns once every row queued is ended.
+func (q DoneRows) Wait() { q.d.wait() }

@@ -43,6 +43,9 @@ const (
 	// may still be storing: a request S3 is still finishing may land a
 	// little late. Its purge waits that long; after it, the upload is stuck.
 	PendingMargin = time.Minute
+	// finishGather is how long the rows of finished purges gather before
+	// one transaction ends them (doneRows).
+	finishGather = 20 * time.Millisecond
 )
 
 // Options are the purger's settings, all required.
@@ -80,7 +83,10 @@ func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts 
 		opts.Commits = database.NewGroup(client)
 	}
 	p := &Purger{client: client, objects: objects, logger: logger, opts: opts}
-	p.done = newDoneRows(p.finish, logger)
+	// Well within the lease of an inline attempt (twice the inline
+	// timeout), so that the background loop never takes a purge whose
+	// object is gone only because its row waits here.
+	p.done = newDoneRows(p.finish, logger, min(finishGather, opts.InlineTimeout/2))
 	return p
 }
 
