@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -36,8 +37,17 @@ const maxOutcomes = 64
 // changes: an outcome is recorded only while its claim holds
 // (stillClaimed), and one whose commit fails leaves the delivery to its
 // lease, after which it is sent again with the same webhook-id.
+//
+// A worker that will go on asks for its next delivery with its outcome:
+// the same transaction, after writing the outcomes, claims the next
+// deliveries for those workers (Sender.claimIn, fair as every claim is).
+// A worker then costs one commit per delivery, not a commit for its
+// outcome and another for its next claim; and an upload's next event,
+// waiting for the one just delivered (firstPendingOfUpload), is claimed in
+// the commit that delivered it.
 type outcomes struct {
 	client *ent.Client
+	sender *Sender // claims the next deliveries
 
 	mu      sync.Mutex
 	pending []*pendingOutcome
@@ -46,15 +56,18 @@ type outcomes struct {
 
 type pendingOutcome struct {
 	outcome
+	more bool                 // the worker asks for its next delivery
+	then *ent.WebhookDelivery // the delivery claimed for it, if any
 	done chan error
 }
 
 // record commits o, with the outcomes of other attempts ending meanwhile,
-// and returns once it has committed or failed. It outlives ctx's
-// cancellation, as recordContext does: the sender stopping must not leave
-// a finished attempt unrecorded.
-func (r *outcomes) record(o outcome) error {
-	p := &pendingOutcome{outcome: o, done: make(chan error, 1)}
+// and returns once it has committed or failed; with more, it also returns
+// the delivery claimed for this worker to send next in that commit, nil if
+// none was due. It outlives ctx's cancellation, as recordContext does: the
+// sender stopping must not leave a finished attempt unrecorded.
+func (r *outcomes) record(o outcome, more bool) (*ent.WebhookDelivery, error) {
+	p := &pendingOutcome{outcome: o, more: more, done: make(chan error, 1)}
 	r.mu.Lock()
 	r.pending = append(r.pending, p)
 	if !r.running {
@@ -62,7 +75,8 @@ func (r *outcomes) record(o outcome) error {
 		go r.run()
 	}
 	r.mu.Unlock()
-	return <-p.done
+	err := <-p.done
+	return p.then, err
 }
 
 // run commits the pending outcomes, a batch at a time, until none is left.
@@ -84,9 +98,49 @@ func (r *outcomes) run() {
 	}
 }
 
-// commit writes a batch of outcomes in one transaction: the deliveries, in
-// one statement per status code, and each failure with its own backoff.
+// commit writes a batch of outcomes in one transaction and claims there
+// the next deliveries of the workers that ask for them, handing them out
+// in the batch's order. If the claim fails, the outcomes are committed
+// alone: a failed claim must not cost a finished attempt its record.
 func (r *outcomes) commit(batch []*pendingOutcome) error {
+	wanted := 0
+	for _, p := range batch {
+		if p.more {
+			wanted++
+		}
+	}
+	if wanted == 0 || r.sender == nil {
+		_, err := r.commitClaiming(batch, 0)
+		return err
+	}
+	// Before the transaction begins: on SQLite it holds the one writer's
+	// turn, which a claim outside it (queue.Claim) waits for while holding
+	// s.claiming.
+	r.sender.claiming.Lock()
+	defer r.sender.claiming.Unlock()
+	next, err := r.commitClaiming(batch, wanted)
+	if errors.Is(err, errClaimNext) {
+		_, err = r.commitClaiming(batch, 0)
+	}
+	if err != nil {
+		return err
+	}
+	for _, p := range batch {
+		if p.more && len(next) > 0 {
+			p.then, next = next[0], next[1:]
+		}
+	}
+	return nil
+}
+
+// errClaimNext marks a failure of the claim in an outcomes' transaction.
+var errClaimNext = errors.New("claim the next deliveries")
+
+// commitClaiming writes a batch of outcomes in one transaction: the
+// deliveries, in one statement per status code, and each failure with its
+// own backoff; then, if wanted > 0, claims up to wanted due deliveries,
+// which it returns once committed.
+func (r *outcomes) commitClaiming(batch []*pendingOutcome, wanted int) ([]*ent.WebhookDelivery, error) {
 	ctx, cancel := recordContext(context.Background())
 	defer cancel()
 	now := time.Now()
@@ -96,7 +150,8 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 			deliveredByCode[p.code] = append(deliveredByCode[p.code], stillClaimed(p.delivery))
 		}
 	}
-	return database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
+	var next []*ent.WebhookDelivery
+	err := database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
 		for _, code := range slices.Sorted(maps.Keys(deliveredByCode)) {
 			err := tx.WebhookDelivery.Update().
 				Where(webhookdelivery.Or(deliveredByCode[code]...)).
@@ -123,6 +178,21 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 				return fmt.Errorf("record a failed attempt: %w", err)
 			}
 		}
+		if wanted == 0 {
+			return nil
+		}
+		var err error
+		if next, err = r.sender.claimIn(ctx, tx, wanted); err != nil {
+			return fmt.Errorf("%w: %w", errClaimNext, err)
+		}
 		return nil
 	})
+	if err != nil {
+		// What the claim counted in flight did not happen.
+		for _, d := range next {
+			r.sender.release(d)
+		}
+		return nil, err
+	}
+	return next, nil
 }

@@ -1,0 +1,105 @@
+package webhook_test
+
+import (
+	"context"
+	stdsql "database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/webhook"
+)
+
+// TestOneCommitPerDelivery: a worker whose attempt got an answer takes its
+// next delivery in the commit that records the outcome, so sending a
+// backlog costs one commit per delivery, not two (a claim, then the
+// outcome). Each commit waits for the disk (PostgreSQL's WAL flush), so
+// two per delivery halved the pace a worker keeps (issue 26). An upload's
+// upload.purged, waiting for its upload.deleted, is claimed in the commit
+// that records the upload.deleted delivered.
+func TestOneCommitPerDelivery(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rcv := newReceiver(t)
+	owner, _, secret := w.endpoint(rcv.URL)
+	rcv.trust(secret)
+	const uploads = 5
+	for range uploads {
+		upload := ids.NewUpload()
+		w.enqueue(event(webhook.EventUploadDeleted, owner, upload))
+		w.enqueue(event(webhook.EventUploadPurged, owner, upload))
+	}
+	var mu sync.Mutex
+	var writes []string
+	client := countingClient(t, w.url, func(write string) {
+		mu.Lock()
+		writes = append(writes, write)
+		mu.Unlock()
+	})
+	// One worker, and no poll: every claim after the first is one that
+	// attempts ending make.
+	sender := w.senderOn(client, webhook.Options{AllowPrivateNetworks: true, Concurrency: 1, PollInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sender.Run(ctx, nil) }()
+	eventually(t, 10*time.Second, "the backlog to be delivered", func() bool {
+		left, err := w.client.WebhookDelivery.Query().Where(webhookdelivery.StatusNEQ(webhookdelivery.StatusDELIVERED)).Count(ctx)
+		return err == nil && left == 0
+	})
+	cancel()
+	<-done
+	for i, a := range rcv.got() {
+		want := []string{webhook.EventUploadDeleted, webhook.EventUploadPurged}[i%2]
+		if a.Type != want {
+			t.Fatalf("delivery %d was %s, want %s: each upload's deleted, then its purged", i, a.Type, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The first claim, then one commit per delivery, each claiming the next.
+	if want := 1 + 2*uploads; len(writes) > want {
+		t.Fatalf("sending %d deliveries one at a time took %d writes that wait for the disk, want %d at most:\n%s",
+			2*uploads, len(writes), want, strings.Join(writes, "\n"))
+	}
+}
+
+// countingClient is a client of the world's database that calls write for
+// each commit of a transaction, and for each write statement sent outside
+// one (it commits on its own).
+func countingClient(t *testing.T, url string, write func(string)) *ent.Client {
+	t.Helper()
+	driverName, dsn, engine := "sqlite3", database.SQLiteDSN(strings.TrimPrefix(url, "sqlite://")), dialect.SQLite
+	if !strings.HasPrefix(url, "sqlite://") {
+		driverName, dsn, engine = "pgx", url, dialect.Postgres
+	}
+	db, err := stdsql.Open(driverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	counted := dialect.DebugWithContext(entsql.OpenDB(engine, db), func(_ context.Context, v ...any) {
+		msg := fmt.Sprint(v...)
+		statement, alone := strings.CutPrefix(msg, "driver.Query")
+		if !alone {
+			statement, alone = strings.CutPrefix(msg, "driver.Exec")
+		}
+		_, query, _ := strings.Cut(statement, "query=")
+		verb, _, _ := strings.Cut(query, " ")
+		switch {
+		case strings.HasSuffix(msg, "): committed"):
+			write("COMMIT")
+		case alone && (verb == "UPDATE" || verb == "INSERT" || verb == "DELETE"):
+			write(query)
+		}
+	})
+	return ent.NewClient(ent.Driver(counted))
+}
