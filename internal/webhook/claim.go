@@ -76,28 +76,33 @@ func (l *loads) ownerLimit(endpointID string) int {
 func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
 	s.claiming.Lock()
 	defer s.claiming.Unlock()
-	return s.claimIn(ctx, nil, slots)
+	picked, now, err := s.pickDue(ctx, slots)
+	if err != nil {
+		return nil, err
+	}
+	claimed, err := s.take(ctx, nil, picked, now)
+	s.count(claimed)
+	return claimed, err
 }
 
-// claimIn is claim, in tx if it is not nil (the claim then commits with
-// tx). The caller holds s.claiming: claims one after the other, each
-// counting the attempts the one before took, keep the shares.
-func (s *Sender) claimIn(ctx context.Context, tx *ent.Tx, slots int) ([]*ent.WebhookDelivery, error) {
-	client := s.client
-	if tx != nil {
-		client = tx.Client()
-	}
+// pickDue reads due deliveries and picks up to slots of them (see pick),
+// as due at the time it returns, for take to claim. The caller holds
+// s.claiming until it has counted what it took (count): claims one after
+// the other, each counting the attempts the one before took, keep the
+// shares. Its reads are outside any transaction: on SQLite a transaction
+// holds the one writer's turn, which deletes wait for.
+func (s *Sender) pickDue(ctx context.Context, slots int) ([]*ent.WebhookDelivery, time.Time, error) {
 	now := time.Now()
 	limit := 4 * s.opts.Concurrency
 	// The oldest due first: read in the order of an index, as far as limit.
-	candidates, err := client.WebhookDelivery.Query().
+	candidates, err := s.client.WebhookDelivery.Query().
 		Where(dueAt(now)...).
 		WithEndpoint().
 		Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
 		Limit(limit).
 		All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list due deliveries: %w", err)
+		return nil, now, fmt.Errorf("list due deliveries: %w", err)
 	}
 	// The loads read the sender's breaker maps in place, so they are used
 	// under s.mu only, and only for work without I/O.
@@ -117,22 +122,25 @@ func (s *Sender) claimIn(ctx context.Context, tx *ent.Tx, slots int) ([]*ent.Web
 	if more {
 		// The oldest are all of endpoints or owners that have their
 		// share, and there may be others' behind them, however many.
-		others, err := s.othersDue(ctx, client, now, limit, picked, room)
+		others, err := s.othersDue(ctx, now, limit, picked, room)
 		if err != nil {
-			return nil, err
+			return nil, now, err
 		}
 		s.mu.Lock()
 		picked = append(picked, l.pick(others, slots-len(picked))...)
 		s.mu.Unlock()
 	}
-	claimed, err := s.take(ctx, tx, picked, now)
+	return picked, now, nil
+}
+
+// count adds claimed deliveries to the sender's attempts in flight.
+func (s *Sender) count(claimed []*ent.WebhookDelivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range claimed {
 		s.endpointLoad[d.EndpointID]++
 		s.ownerLoad[d.Edges.Endpoint.OwnerID]++
 	}
-	return claimed, err
 }
 
 // dueAt are the conditions of a delivery due at now.
@@ -176,12 +184,12 @@ func (l *loads) room() []predicate.WebhookEndpoint {
 // endpoints that have due deliveries and room (see loads.room), besides
 // those picked: found endpoint by endpoint, so that a backlog of endpoints
 // without room is not read through.
-func (s *Sender) othersDue(ctx context.Context, client *ent.Client, now time.Time, limit int, picked []*ent.WebhookDelivery, room []predicate.WebhookEndpoint) ([]*ent.WebhookDelivery, error) {
+func (s *Sender) othersDue(ctx context.Context, now time.Time, limit int, picked []*ent.WebhookDelivery, room []predicate.WebhookEndpoint) ([]*ent.WebhookDelivery, error) {
 	endpointPreds := append([]predicate.WebhookEndpoint{
 		webhookendpoint.DisabledAtIsNil(),
 		webhookendpoint.HasDeliveriesWith(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), webhookdelivery.NextAttemptAtLTE(now)),
 	}, room...)
-	endpointIDs, err := client.WebhookEndpoint.Query().Where(endpointPreds...).Limit(limit).IDs(ctx)
+	endpointIDs, err := s.client.WebhookEndpoint.Query().Where(endpointPreds...).Limit(limit).IDs(ctx)
 	if err != nil || len(endpointIDs) == 0 {
 		return nil, err
 	}
@@ -193,7 +201,7 @@ func (s *Sender) othersDue(ctx context.Context, client *ent.Client, now time.Tim
 		}
 		preds = append(preds, webhookdelivery.IDNotIn(ids...))
 	}
-	others, err := client.WebhookDelivery.Query().
+	others, err := s.client.WebhookDelivery.Query().
 		Where(preds...).
 		WithEndpoint().
 		Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).

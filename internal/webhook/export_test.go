@@ -70,7 +70,7 @@ func (s *Sender) RecordTogether(outcomes ...Outcome) error {
 	for i, o := range outcomes {
 		batch[i] = &pendingOutcome{outcome: outcome{delivery: o.Delivery, delivered: o.Delivered, code: o.Code, msg: o.Msg, next: o.Next}}
 	}
-	_, err := s.outcomes.commitClaiming(batch, 0)
+	_, err := s.outcomes.commitTaking(batch, nil, time.Time{})
 	return err
 }
 

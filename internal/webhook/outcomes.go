@@ -39,12 +39,10 @@ const maxOutcomes = 64
 // lease, after which it is sent again with the same webhook-id.
 //
 // A worker that will go on asks for its next delivery with its outcome:
-// the same transaction, after writing the outcomes, claims the next
-// deliveries for those workers (Sender.claimIn, fair as every claim is).
-// A worker then costs one commit per delivery, not a commit for its
-// outcome and another for its next claim; and an upload's next event,
-// waiting for the one just delivered (firstPendingOfUpload), is claimed in
-// the commit that delivered it.
+// the same transaction claims the next deliveries for those workers,
+// picked as fairly as every claim (Sender.pickDue). A worker then costs
+// one commit per delivery, not a commit for its outcome and another for
+// its next claim.
 type outcomes struct {
 	client *ent.Client
 	sender *Sender // claims the next deliveries
@@ -100,8 +98,10 @@ func (r *outcomes) run() {
 
 // commit writes a batch of outcomes in one transaction and claims there
 // the next deliveries of the workers that ask for them, handing them out
-// in the batch's order. If the claim fails, the outcomes are committed
-// alone: a failed claim must not cost a finished attempt its record.
+// in the batch's order. They are read and picked before it begins (see
+// pickDue), and the transaction only takes them. If the claim fails, the
+// outcomes are committed alone: a failed claim must not cost a finished
+// attempt its record.
 func (r *outcomes) commit(batch []*pendingOutcome) error {
 	wanted := 0
 	for _, p := range batch {
@@ -110,21 +110,27 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 		}
 	}
 	if wanted == 0 || r.sender == nil {
-		_, err := r.commitClaiming(batch, 0)
+		_, err := r.commitTaking(batch, nil, time.Time{})
 		return err
 	}
-	// Before the transaction begins: on SQLite it holds the one writer's
-	// turn, which a claim outside it (queue.Claim) waits for while holding
-	// s.claiming.
-	r.sender.claiming.Lock()
-	defer r.sender.claiming.Unlock()
-	next, err := r.commitClaiming(batch, wanted)
+	s := r.sender
+	s.claiming.Lock()
+	defer s.claiming.Unlock()
+	ctx, cancel := recordContext(context.Background())
+	picked, at, err := s.pickDue(ctx, wanted)
+	cancel()
+	if err != nil {
+		s.logger.Error("webhook claim failed", "error", err)
+		picked = nil // the outcomes still commit
+	}
+	next, err := r.commitTaking(batch, picked, at)
 	if errors.Is(err, errClaimNext) {
-		_, err = r.commitClaiming(batch, 0)
+		next, err = r.commitTaking(batch, nil, at)
 	}
 	if err != nil {
 		return err
 	}
+	s.count(next)
 	for _, p := range batch {
 		if p.more && len(next) > 0 {
 			p.then, next = next[0], next[1:]
@@ -136,11 +142,11 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 // errClaimNext marks a failure of the claim in an outcomes' transaction.
 var errClaimNext = errors.New("claim the next deliveries")
 
-// commitClaiming writes a batch of outcomes in one transaction: the
+// commitTaking writes a batch of outcomes in one transaction: the
 // deliveries, in one statement per status code, and each failure with its
-// own backoff; then, if wanted > 0, claims up to wanted due deliveries,
+// own backoff; then claims those of picked still due at at (Sender.take),
 // which it returns once committed.
-func (r *outcomes) commitClaiming(batch []*pendingOutcome, wanted int) ([]*ent.WebhookDelivery, error) {
+func (r *outcomes) commitTaking(batch []*pendingOutcome, picked []*ent.WebhookDelivery, at time.Time) ([]*ent.WebhookDelivery, error) {
 	ctx, cancel := recordContext(context.Background())
 	defer cancel()
 	now := time.Now()
@@ -178,20 +184,16 @@ func (r *outcomes) commitClaiming(batch []*pendingOutcome, wanted int) ([]*ent.W
 				return fmt.Errorf("record a failed attempt: %w", err)
 			}
 		}
-		if wanted == 0 {
+		if len(picked) == 0 {
 			return nil
 		}
 		var err error
-		if next, err = r.sender.claimIn(ctx, tx, wanted); err != nil {
+		if next, err = r.sender.take(ctx, tx, picked, at); err != nil {
 			return fmt.Errorf("%w: %w", errClaimNext, err)
 		}
 		return nil
 	})
 	if err != nil {
-		// What the claim counted in flight did not happen.
-		for _, d := range next {
-			r.sender.release(d)
-		}
 		return nil, err
 	}
 	return next, nil

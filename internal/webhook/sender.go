@@ -74,7 +74,7 @@ type Sender struct {
 	// and claims there the next deliveries of the workers that go on.
 	outcomes *outcomes
 	// claiming is held by each claim from its read to its count of the
-	// attempts it took (see claimIn).
+	// attempts it took (see pickDue).
 	claiming sync.Mutex
 	// claimApart makes Run's workers claim apart from their outcomes, as
 	// before issue 26: the baseline of BenchmarkSenderDrain (tests only).
