@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
@@ -343,21 +344,26 @@ func (s *Sender) take(ctx context.Context, tx *ent.Tx, due []*ent.WebhookDeliver
 // calls, which for one upload follow each other (each change of an upload
 // commits before the next begins).
 //
-// PENDING is written as neither DELIVERED nor FAILED, which no index can
-// seek: the earlier delivery is then found by the (endpoint_id,
-// upload_id) index, whatever PostgreSQL's statistics say. With none yet
-// (a table that filled since its last ANALYZE), the planner took the
+// On PostgreSQL, PENDING is written as neither DELIVERED nor FAILED, which
+// no index can seek: the earlier delivery is then found by the
+// (endpoint_id, upload_id) index, whatever the statistics say. With none
+// yet (a table that filled since its last ANALYZE), the planner took the
 // (endpoint_id, status, next_attempt_at) index, which matches as many
 // columns, and read all of an endpoint's pending deliveries for each due
-// one: a claim took a second with 5,000 waiting (issue 26).
+// one: a claim took a second with 5,000 waiting (issue 26). SQLite's
+// planner finds it either way, and faster with PENDING.
 func firstPendingOfUpload() predicate.WebhookDelivery {
 	return func(s *sql.Selector) {
 		earlier := sql.Table(webhookdelivery.Table).As("earlier")
+		pending := sql.EQ(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING)
+		if s.Dialect() == dialect.Postgres {
+			pending = sql.NotIn(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusDELIVERED.String(), webhookdelivery.StatusFAILED.String())
+		}
 		s.Where(sql.NotExists(
 			sql.Dialect(s.Dialect()).Select(earlier.C(webhookdelivery.FieldID)).From(earlier).Where(sql.And(
 				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldEndpointID), s.C(webhookdelivery.FieldEndpointID)),
 				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldUploadID), s.C(webhookdelivery.FieldUploadID)),
-				sql.NotIn(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusDELIVERED.String(), webhookdelivery.StatusFAILED.String()),
+				pending,
 				sql.ColumnsLT(earlier.C(webhookdelivery.FieldID), s.C(webhookdelivery.FieldID)),
 			)),
 		))
