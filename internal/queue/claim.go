@@ -52,16 +52,53 @@ type Batch struct {
 // time, it runs in a transaction of client: in this process's queue of
 // writers (internal/database), not in SQLite's busy handler.
 func Claim[T any](ctx context.Context, client *ent.Client, b Batch) ([]T, error) {
+	name := database.Dialect(client)
+	if name == "" {
+		return nil, errors.New("queue: a client not opened by package database")
+	}
+	query, args, err := claimStatement(name, b)
+	if err != nil || query == "" {
+		return nil, err
+	}
+	var claimed []T
+	if name == dialect.Postgres {
+		claimed, err = scanClaimed[T](ctx, client, query, args)
+	} else {
+		err = database.WithTx(ctx, client, func(tx *ent.Tx) error {
+			claimed, err = scanClaimed[T](ctx, tx, query, args)
+			return err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim from %s: %w", b.Table, err)
+	}
+	return claimed, nil
+}
+
+// ClaimTx is Claim's statement run in tx: the claim commits with whatever
+// else tx writes, or not at all. A worker that records the outcomes of
+// finished jobs claims the next ones in the same commit.
+func ClaimTx[T any](ctx context.Context, tx *ent.Tx, b Batch) ([]T, error) {
+	query, args, err := claimStatement(database.Dialect(tx.Client()), b)
+	if err != nil || query == "" {
+		return nil, err
+	}
+	claimed, err := scanClaimed[T](ctx, tx, query, args)
+	if err != nil {
+		return nil, fmt.Errorf("claim from %s: %w", b.Table, err)
+	}
+	return claimed, nil
+}
+
+// claimStatement builds a batch's claim in SQL dialect name; an empty
+// query when the batch can take nothing.
+func claimStatement(name string, b Batch) (string, []any, error) {
 	limit := b.Limit
 	if limit == 0 {
 		limit = len(b.IDs)
 	}
 	if limit <= 0 {
-		return nil, nil
-	}
-	name := database.Dialect(client)
-	if name == "" {
-		return nil, errors.New("queue: a client not opened by package database")
+		return "", nil, nil
 	}
 	build := sql.Dialect(name)
 	due := build.Select(ColumnID).From(sql.Table(b.Table))
@@ -83,27 +120,23 @@ func Claim[T any](ctx context.Context, client *ent.Client, b Batch) ([]T, error)
 		Returning(b.Returning...)
 	query, args := claim.Query()
 	if err := claim.Err(); err != nil {
-		return nil, fmt.Errorf("claim from %s: %w", b.Table, err)
+		return "", nil, fmt.Errorf("claim from %s: %w", b.Table, err)
 	}
-	var claimed []T
-	var err error
-	scan := func(q interface {
-		QueryContext(context.Context, string, ...any) (*stdsql.Rows, error)
-	}) error {
-		rows, err := q.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		return sql.ScanSlice(rows, &claimed)
-	}
-	if name == dialect.Postgres {
-		err = scan(client)
-	} else {
-		err = database.WithTx(ctx, client, func(tx *ent.Tx) error { claimed = nil; return scan(tx) })
-	}
+	return query, args, nil
+}
+
+// scanClaimed runs a claim's statement on q and scans the rows it returns.
+func scanClaimed[T any](ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*stdsql.Rows, error)
+}, query string, args []any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("claim from %s: %w", b.Table, err)
+		return nil, err
+	}
+	defer rows.Close()
+	var claimed []T
+	if err := sql.ScanSlice(rows, &claimed); err != nil {
+		return nil, err
 	}
 	return claimed, nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
@@ -74,6 +75,24 @@ func (l *loads) ownerLimit(endpointID string) int {
 // disabled endpoints are not due, nor those waiting for an earlier one
 // (see firstPendingOfUpload).
 func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
+	s.claiming.Lock()
+	defer s.claiming.Unlock()
+	picked, now, err := s.pickDue(ctx, slots)
+	if err != nil {
+		return nil, err
+	}
+	claimed, err := s.take(ctx, nil, picked, now)
+	s.count(claimed)
+	return claimed, err
+}
+
+// pickDue reads due deliveries and picks up to slots of them (see pick),
+// as due at the time it returns, for take to claim. The caller holds
+// s.claiming until it has counted what it took (count): claims one after
+// the other, each counting the attempts the one before took, keep the
+// shares. Its reads are outside any transaction: on SQLite a transaction
+// holds the one writer's turn, which deletes wait for.
+func (s *Sender) pickDue(ctx context.Context, slots int) ([]*ent.WebhookDelivery, time.Time, error) {
 	now := time.Now()
 	limit := 4 * s.opts.Concurrency
 	// The oldest due first: read in the order of an index, as far as limit.
@@ -84,7 +103,7 @@ func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, 
 		Limit(limit).
 		All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list due deliveries: %w", err)
+		return nil, now, fmt.Errorf("list due deliveries: %w", err)
 	}
 	// The loads read the sender's breaker maps in place, so they are used
 	// under s.mu only, and only for work without I/O.
@@ -106,20 +125,23 @@ func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, 
 		// share, and there may be others' behind them, however many.
 		others, err := s.othersDue(ctx, now, limit, picked, room)
 		if err != nil {
-			return nil, err
+			return nil, now, err
 		}
 		s.mu.Lock()
 		picked = append(picked, l.pick(others, slots-len(picked))...)
 		s.mu.Unlock()
 	}
-	claimed, err := s.take(ctx, picked, now)
+	return picked, now, nil
+}
+
+// count adds claimed deliveries to the sender's attempts in flight.
+func (s *Sender) count(claimed []*ent.WebhookDelivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range claimed {
 		s.endpointLoad[d.EndpointID]++
 		s.ownerLoad[d.Edges.Endpoint.OwnerID]++
 	}
-	return claimed, err
 }
 
 // dueAt are the conditions of a delivery due at now.
@@ -268,11 +290,11 @@ func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.Webhoo
 	return picked
 }
 
-// take claims, in one statement (queue.Claim), those of the deliveries
-// that are still due at now, by moving their next_attempt_at a lease
-// forward, and returns them in their order: one that is not was claimed by
-// another sender since it was read.
-func (s *Sender) take(ctx context.Context, due []*ent.WebhookDelivery, now time.Time) ([]*ent.WebhookDelivery, error) {
+// take claims, in one statement (queue.Claim, or queue.ClaimTx in tx if
+// not nil), those of the deliveries that are still due at now, by moving
+// their next_attempt_at a lease forward, and returns them in their order:
+// one that is not was claimed by another sender since it was read.
+func (s *Sender) take(ctx context.Context, tx *ent.Tx, due []*ent.WebhookDelivery, now time.Time) ([]*ent.WebhookDelivery, error) {
 	ids := make([]int, 0, len(due))
 	for _, d := range due {
 		if d.Edges.Endpoint != nil { // else deleted since, with its deliveries
@@ -283,12 +305,19 @@ func (s *Sender) take(ctx context.Context, due []*ent.WebhookDelivery, now time.
 		ID       int `sql:"id"`
 		Attempts int `sql:"attempts"`
 	}
-	rows, err := queue.Claim[taken](ctx, s.client, queue.Batch{
+	batch := queue.Batch{
 		Table: webhookdelivery.Table, IDs: ids,
 		Where: []func(*sql.Selector){webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING)},
 		Now:   now, LeaseEnd: time.Now().Add(s.lease()),
 		Returning: []string{webhookdelivery.FieldID, webhookdelivery.FieldAttempts},
-	})
+	}
+	var rows []taken
+	var err error
+	if tx != nil {
+		rows, err = queue.ClaimTx[taken](ctx, tx, batch)
+	} else {
+		rows, err = queue.Claim[taken](ctx, s.client, batch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim %d deliveries: %w", len(ids), err)
 	}
@@ -314,14 +343,27 @@ func (s *Sender) take(ctx context.Context, due []*ent.WebhookDelivery, now time.
 // do not wait. Ids are handed out at INSERT: the order is that of Enqueue
 // calls, which for one upload follow each other (each change of an upload
 // commits before the next begins).
+//
+// On PostgreSQL, PENDING is written as neither DELIVERED nor FAILED, which
+// no index can seek: the earlier delivery is then found by the
+// (endpoint_id, upload_id) index, whatever the statistics say. With none
+// yet (a table that filled since its last ANALYZE), the planner took the
+// (endpoint_id, status, next_attempt_at) index, which matches as many
+// columns, and read all of an endpoint's pending deliveries for each due
+// one: a claim took a second with 5,000 waiting (issue 26). SQLite's
+// planner finds it either way, and faster with PENDING.
 func firstPendingOfUpload() predicate.WebhookDelivery {
 	return func(s *sql.Selector) {
 		earlier := sql.Table(webhookdelivery.Table).As("earlier")
+		pending := sql.EQ(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING)
+		if s.Dialect() == dialect.Postgres {
+			pending = sql.NotIn(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusDELIVERED.String(), webhookdelivery.StatusFAILED.String())
+		}
 		s.Where(sql.NotExists(
 			sql.Dialect(s.Dialect()).Select(earlier.C(webhookdelivery.FieldID)).From(earlier).Where(sql.And(
 				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldEndpointID), s.C(webhookdelivery.FieldEndpointID)),
 				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldUploadID), s.C(webhookdelivery.FieldUploadID)),
-				sql.EQ(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING),
+				pending,
 				sql.ColumnsLT(earlier.C(webhookdelivery.FieldID), s.C(webhookdelivery.FieldID)),
 			)),
 		))

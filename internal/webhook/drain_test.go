@@ -19,18 +19,22 @@ import (
 // spread over users with one endpoint each, two events per upload (deleted
 // then purged, the second waiting for the first), as deletes enqueue them.
 // It reports deliveries/s; the bench's -instances mode compares it with the
-// delete rate in one run.
+// delete rate in one run. claim=apart is the baseline: workers claim their
+// next delivery apart from their outcome's commit, as before issue 26;
+// claim=with-outcome is what Run does. With -count the two alternate.
 //
-//	go test -run '^$' -bench SenderDrain -benchtime 4000x ./internal/webhook
+//	go test -run '^$' -bench SenderDrain -benchtime 4000x -count 3 ./internal/webhook
 func BenchmarkSenderDrain(b *testing.B) {
 	for _, users := range []int{1, 16} {
-		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
-			benchDrain(b, users)
-		})
+		for _, apart := range []bool{true, false} {
+			b.Run(fmt.Sprintf("users=%d/claim=%s", users, map[bool]string{true: "apart", false: "with-outcome"}[apart]), func(b *testing.B) {
+				benchDrain(b, users, apart)
+			})
+		}
 	}
 }
 
-func benchDrain(b *testing.B, users int) {
+func benchDrain(b *testing.B, users int, apart bool) {
 	w := newWorld(b)
 	var received atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
@@ -57,6 +61,9 @@ func benchDrain(b *testing.B, users int) {
 		b.Fatal(err)
 	}
 	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, PollInterval: 50 * time.Millisecond})
+	if apart {
+		sender.ClaimApart()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	b.ResetTimer()

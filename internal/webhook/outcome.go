@@ -32,38 +32,46 @@ func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }
 
-func (s *Sender) delivered(ctx context.Context, d *ent.WebhookDelivery, code int) {
+// delivered records a delivered attempt. With more, it returns the
+// delivery claimed in the same commit for the worker to send next (nil if
+// none is due).
+func (s *Sender) delivered(ctx context.Context, d *ent.WebhookDelivery, code int, more bool) *ent.WebhookDelivery {
 	s.opts.Metrics.WebhookDelivery("delivered")
-	if err := s.outcomes.record(outcome{delivery: d, delivered: true, code: code}); err != nil {
+	next, err := s.outcomes.record(outcome{delivery: d, delivered: true, code: code}, more)
+	if err != nil {
 		// The lease expires and it is sent again, with the same webhook-id.
 		s.logger.ErrorContext(ctx, "record webhook delivery", "message_id", d.MessageID, "error", err)
-		return
+		return nil
 	}
 	s.logger.InfoContext(ctx, "webhook delivered", "message_id", d.MessageID, "endpoint_id", d.EndpointID,
 		"event_type", d.EventType, "status_code", code, "attempts", d.Attempts)
+	return next
 }
 
 // failed records a failed attempt: the delivery is due again after a
-// backoff, or, past the retry window, FAILED.
-func (s *Sender) failed(ctx context.Context, d *ent.WebhookDelivery, code int, msg string) {
+// backoff, or, past the retry window, FAILED. With more, it returns the
+// delivery claimed in the same commit for the worker to send next.
+func (s *Sender) failed(ctx context.Context, d *ent.WebhookDelivery, code int, msg string, more bool) *ent.WebhookDelivery {
 	now := time.Now()
 	windowEnd := d.CreatedAt.Add(s.opts.RetryWindow)
 	if !now.Before(windowEnd) {
 		ctx, cancel := recordContext(ctx)
 		defer cancel()
 		s.giveUp(ctx, d, code, msg, now)
-		return
+		return nil
 	}
 	s.opts.Metrics.WebhookDelivery("retry")
 	next := now.Add(backoff.Delay(d.Attempts, firstBackoff, s.opts.MaxBackoff))
 	if next.After(windowEnd) {
 		next = windowEnd // the last attempt comes when the window closes
 	}
-	if err := s.outcomes.record(outcome{delivery: d, code: code, msg: msg, next: next}); err != nil {
+	then, err := s.outcomes.record(outcome{delivery: d, code: code, msg: msg, next: next}, more)
+	if err != nil {
 		s.logger.ErrorContext(ctx, "record webhook failure", "message_id", d.MessageID, "error", err)
 	}
 	s.logger.WarnContext(ctx, "webhook attempt failed; will retry", "message_id", d.MessageID, "endpoint_id", d.EndpointID,
 		"attempts", d.Attempts, "retry_in", next.Sub(now).Round(time.Millisecond), "error", msg)
+	return then
 }
 
 // giveUp makes a delivery FAILED and disables its endpoint, unless another

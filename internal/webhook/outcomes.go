@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -36,8 +37,15 @@ const maxOutcomes = 64
 // changes: an outcome is recorded only while its claim holds
 // (stillClaimed), and one whose commit fails leaves the delivery to its
 // lease, after which it is sent again with the same webhook-id.
+//
+// A worker that will go on asks for its next delivery with its outcome:
+// the same transaction claims the next deliveries for those workers,
+// picked as fairly as every claim (Sender.pickDue). A worker then costs
+// one commit per delivery, not a commit for its outcome and another for
+// its next claim.
 type outcomes struct {
 	client *ent.Client
+	sender *Sender // claims the next deliveries
 
 	mu      sync.Mutex
 	pending []*pendingOutcome
@@ -46,15 +54,18 @@ type outcomes struct {
 
 type pendingOutcome struct {
 	outcome
+	more bool                 // the worker asks for its next delivery
+	then *ent.WebhookDelivery // the delivery claimed for it, if any
 	done chan error
 }
 
 // record commits o, with the outcomes of other attempts ending meanwhile,
-// and returns once it has committed or failed. It outlives ctx's
-// cancellation, as recordContext does: the sender stopping must not leave
-// a finished attempt unrecorded.
-func (r *outcomes) record(o outcome) error {
-	p := &pendingOutcome{outcome: o, done: make(chan error, 1)}
+// and returns once it has committed or failed; with more, it also returns
+// the delivery claimed for this worker to send next in that commit, nil if
+// none was due. It outlives ctx's cancellation, as recordContext does: the
+// sender stopping must not leave a finished attempt unrecorded.
+func (r *outcomes) record(o outcome, more bool) (*ent.WebhookDelivery, error) {
+	p := &pendingOutcome{outcome: o, more: more, done: make(chan error, 1)}
 	r.mu.Lock()
 	r.pending = append(r.pending, p)
 	if !r.running {
@@ -62,7 +73,8 @@ func (r *outcomes) record(o outcome) error {
 		go r.run()
 	}
 	r.mu.Unlock()
-	return <-p.done
+	err := <-p.done
+	return p.then, err
 }
 
 // run commits the pending outcomes, a batch at a time, until none is left.
@@ -84,9 +96,57 @@ func (r *outcomes) run() {
 	}
 }
 
-// commit writes a batch of outcomes in one transaction: the deliveries, in
-// one statement per status code, and each failure with its own backoff.
+// commit writes a batch of outcomes in one transaction and claims there
+// the next deliveries of the workers that ask for them, handing them out
+// in the batch's order. They are read and picked before it begins (see
+// pickDue), and the transaction only takes them. If the claim fails, the
+// outcomes are committed alone: a failed claim must not cost a finished
+// attempt its record.
 func (r *outcomes) commit(batch []*pendingOutcome) error {
+	wanted := 0
+	for _, p := range batch {
+		if p.more {
+			wanted++
+		}
+	}
+	if wanted == 0 || r.sender == nil {
+		_, err := r.commitTaking(batch, nil, time.Time{})
+		return err
+	}
+	s := r.sender
+	s.claiming.Lock()
+	defer s.claiming.Unlock()
+	ctx, cancel := recordContext(context.Background())
+	picked, at, err := s.pickDue(ctx, wanted)
+	cancel()
+	if err != nil {
+		s.logger.Error("webhook claim failed", "error", err)
+		picked = nil // the outcomes still commit
+	}
+	next, err := r.commitTaking(batch, picked, at)
+	if errors.Is(err, errClaimNext) {
+		next, err = r.commitTaking(batch, nil, at)
+	}
+	if err != nil {
+		return err
+	}
+	s.count(next)
+	for _, p := range batch {
+		if p.more && len(next) > 0 {
+			p.then, next = next[0], next[1:]
+		}
+	}
+	return nil
+}
+
+// errClaimNext marks a failure of the claim in an outcomes' transaction.
+var errClaimNext = errors.New("claim the next deliveries")
+
+// commitTaking writes a batch of outcomes in one transaction: the
+// deliveries, in one statement per status code, and each failure with its
+// own backoff; then claims those of picked still due at at (Sender.take),
+// which it returns once committed.
+func (r *outcomes) commitTaking(batch []*pendingOutcome, picked []*ent.WebhookDelivery, at time.Time) ([]*ent.WebhookDelivery, error) {
 	ctx, cancel := recordContext(context.Background())
 	defer cancel()
 	now := time.Now()
@@ -96,7 +156,8 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 			deliveredByCode[p.code] = append(deliveredByCode[p.code], stillClaimed(p.delivery))
 		}
 	}
-	return database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
+	var next []*ent.WebhookDelivery
+	err := database.WithTx(ctx, r.client, func(tx *ent.Tx) error {
 		for _, code := range slices.Sorted(maps.Keys(deliveredByCode)) {
 			err := tx.WebhookDelivery.Update().
 				Where(webhookdelivery.Or(deliveredByCode[code]...)).
@@ -123,6 +184,17 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 				return fmt.Errorf("record a failed attempt: %w", err)
 			}
 		}
+		if len(picked) == 0 {
+			return nil
+		}
+		var err error
+		if next, err = r.sender.take(ctx, tx, picked, at); err != nil {
+			return fmt.Errorf("%w: %w", errClaimNext, err)
+		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return next, nil
 }

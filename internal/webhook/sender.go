@@ -70,8 +70,15 @@ type Sender struct {
 	logger *slog.Logger
 	opts   Options
 	http   *http.Client
-	// outcomes records attempts' outcomes, several in one transaction.
+	// outcomes records attempts' outcomes, several in one transaction,
+	// and claims there the next deliveries of the workers that go on.
 	outcomes *outcomes
+	// claiming is held by each claim from its read to its count of the
+	// attempts it took (see pickDue).
+	claiming sync.Mutex
+	// claimApart makes Run's workers claim apart from their outcomes, as
+	// before issue 26: the baseline of BenchmarkSenderDrain (tests only).
+	claimApart bool
 
 	mu sync.Mutex
 	// This sender's attempts in flight, by endpoint and by owner (see
@@ -89,12 +96,13 @@ func NewSender(client *ent.Client, sealer *Sealer, logger *slog.Logger, opts Opt
 	setDefault(&opts.Timeout, DefaultTimeout)
 	setDefault(&opts.MaxBackoff, DefaultMaxBackoff)
 	setDefault(&opts.RetryWindow, DefaultRetryWindow)
-	return &Sender{
+	s := &Sender{
 		client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts),
-		outcomes:     &outcomes{client: client},
 		endpointLoad: map[string]int{}, ownerLoad: map[string]int{}, silences: map[string]int{},
 		answering: map[string]string{},
 	}
+	s.outcomes = &outcomes{client: client, sender: s}
+	return s
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {
@@ -112,15 +120,21 @@ func (s *Sender) lease() time.Duration { return 3 * s.opts.Timeout }
 const QueueKind = "webhook"
 
 // Run sends due deliveries until ctx is cancelled, Concurrency at a time:
-// whenever attempts end it claims more at once, and otherwise looks every
-// PollInterval and whenever wake receives (a delivery was enqueued: see
+// a worker whose attempt got an answer takes its next delivery from the
+// commit that records the outcome (see outcomes), and for workers that
+// stop it claims more at once; otherwise it looks every PollInterval and
+// whenever wake receives (a delivery was enqueued: see
 // queue.Queue.WakeOnDue). A slow endpoint holds only its own workers (see
 // pick), never a whole pass of everyone's. Run returns once its attempts
 // ended.
 func (s *Sender) Run(ctx context.Context, wake <-chan struct{}) {
 	queue.Work(ctx, s.opts.Concurrency, s.opts.PollInterval, wake, s.claim,
 		func(err error) { s.logger.ErrorContext(ctx, "webhook claim failed", "error", err) },
-		func(ctx context.Context, d *ent.WebhookDelivery) { s.attempt(ctx, d) })
+		func(ctx context.Context, d *ent.WebhookDelivery) {
+			for d != nil {
+				_, d = s.attemptThen(ctx, d, !s.claimApart)
+			}
+		})
 }
 
 // RunOnce claims up to Concurrency due deliveries, as fairly as Run does,
@@ -147,40 +161,60 @@ func (s *Sender) RunOnce(ctx context.Context) (attempted, delivered int, err err
 // attempt sends a claimed delivery once and records the outcome. It
 // reports whether the receiver accepted it.
 func (s *Sender) attempt(ctx context.Context, d *ent.WebhookDelivery) bool {
-	defer s.release(d)
+	ok, _ := s.attemptThen(ctx, d, false)
+	return ok
+}
+
+// attemptThen is attempt; with more, and if the endpoint answered and the
+// sender is not stopping, the commit that records the outcome also claims
+// the delivery this worker sends next, which it returns (nil if none is
+// due). An endpoint that did not answer gets its breaker's postponement
+// first (noAnswer), so the worker stops and the next claim sees it.
+func (s *Sender) attemptThen(ctx context.Context, d *ent.WebhookDelivery, more bool) (ok bool, next *ent.WebhookDelivery) {
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			s.release(d)
+		}
+	}
+	defer release()
 	ctx, span := s.opts.Tracer.Resume(ctx, d.Traceparent, "webhook delivery")
 	defer span.End()
 	endpoint := d.Edges.Endpoint
 	// Checked again at each attempt: an http endpoint registered while
 	// WEBHOOK_ALLOW_HTTP was true gets nothing once it is false.
 	if err := ValidateURL(endpoint.URL, s.opts.AllowHTTP); err != nil {
-		s.failed(ctx, d, 0, "not sent: "+err.Error()+"; register an https URL instead")
+		s.failed(ctx, d, 0, "not sent: "+err.Error()+"; register an https URL instead", false)
 		s.noAnswer(ctx, endpoint.ID)
-		return false
+		return false, nil
 	}
 	secret, err := s.sealer.Open(endpoint.ID, endpoint.Secret)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "webhook secret", "endpoint_id", endpoint.ID, "error", err)
-		s.failed(ctx, d, 0, "not sent: the service cannot read the endpoint's signing secret")
+		s.failed(ctx, d, 0, "not sent: the service cannot read the endpoint's signing secret", false)
 		s.noAnswer(ctx, endpoint.ID)
-		return false
+		return false, nil
 	}
 	code, err := s.post(ctx, endpoint.URL, d.MessageID, []byte(d.Payload), secret)
 	switch {
-	case err == nil:
-		s.delivered(ctx, d, code)
-	case ctx.Err() != nil:
-		s.failed(ctx, d, code, "interrupted: the sender stopped") // not the receiver's fault
-		return false
-	default:
-		s.failed(ctx, d, code, s.describe(ctx, endpoint.ID, err))
-	}
-	if code == 0 {
+	case err != nil && ctx.Err() != nil:
+		s.failed(ctx, d, code, "interrupted: the sender stopped", false) // not the receiver's fault
+		return false, nil
+	case code == 0:
+		s.failed(ctx, d, code, s.describe(ctx, endpoint.ID, err), false)
 		s.noAnswer(ctx, endpoint.ID)
-	} else {
-		s.answered(endpoint)
+		return false, nil
 	}
-	return err == nil
+	// An answer: the breaker closes, and the attempt leaves the loads,
+	// before the commit of its outcome claims this worker's next delivery.
+	s.answered(endpoint)
+	release()
+	more = more && ctx.Err() == nil
+	if err != nil {
+		return false, s.failed(ctx, d, code, s.describe(ctx, endpoint.ID, err), more)
+	}
+	return true, s.delivered(ctx, d, code, more)
 }
 
 // post makes one attempt: a POST signed as Standard Webhooks has it, with
