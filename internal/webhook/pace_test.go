@@ -175,8 +175,8 @@ func explainingClient(t *testing.T, url string, pages func(int)) *ent.Client {
 
 type explaining struct {
 	*entsql.Driver // its ExecContext and QueryContext too, which the queue's claim uses
-	t     *testing.T
-	pages func(int)
+	t              *testing.T
+	pages          func(int)
 }
 
 func (e explaining) Query(ctx context.Context, query string, args, v any) error {
