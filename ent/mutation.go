@@ -11945,6 +11945,8 @@ type WebhookDeliveryMutation struct {
 	addlast_status_code *int
 	created_at          *time.Time
 	delivered_at        *time.Time
+	after_id            *int
+	addafter_id         *int
 	traceparent         *string
 	clearedFields       map[string]struct{}
 	endpoint            *string
@@ -12537,6 +12539,76 @@ func (m *WebhookDeliveryMutation) ResetDeliveredAt() {
 	delete(m.clearedFields, webhookdelivery.FieldDeliveredAt)
 }
 
+// SetAfterID sets the "after_id" field.
+func (m *WebhookDeliveryMutation) SetAfterID(i int) {
+	m.after_id = &i
+	m.addafter_id = nil
+}
+
+// AfterID returns the value of the "after_id" field in the mutation.
+func (m *WebhookDeliveryMutation) AfterID() (r int, exists bool) {
+	v := m.after_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAfterID returns the old "after_id" field's value of the WebhookDelivery entity.
+// If the WebhookDelivery object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookDeliveryMutation) OldAfterID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAfterID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAfterID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAfterID: %w", err)
+	}
+	return oldValue.AfterID, nil
+}
+
+// AddAfterID adds i to the "after_id" field.
+func (m *WebhookDeliveryMutation) AddAfterID(i int) {
+	if m.addafter_id != nil {
+		*m.addafter_id += i
+	} else {
+		m.addafter_id = &i
+	}
+}
+
+// AddedAfterID returns the value that was added to the "after_id" field in this mutation.
+func (m *WebhookDeliveryMutation) AddedAfterID() (r int, exists bool) {
+	v := m.addafter_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearAfterID clears the value of the "after_id" field.
+func (m *WebhookDeliveryMutation) ClearAfterID() {
+	m.after_id = nil
+	m.addafter_id = nil
+	m.clearedFields[webhookdelivery.FieldAfterID] = struct{}{}
+}
+
+// AfterIDCleared returns if the "after_id" field was cleared in this mutation.
+func (m *WebhookDeliveryMutation) AfterIDCleared() bool {
+	_, ok := m.clearedFields[webhookdelivery.FieldAfterID]
+	return ok
+}
+
+// ResetAfterID resets all changes to the "after_id" field.
+func (m *WebhookDeliveryMutation) ResetAfterID() {
+	m.after_id = nil
+	m.addafter_id = nil
+	delete(m.clearedFields, webhookdelivery.FieldAfterID)
+}
+
 // SetTraceparent sets the "traceparent" field.
 func (m *WebhookDeliveryMutation) SetTraceparent(s string) {
 	m.traceparent = &s
@@ -12634,7 +12706,7 @@ func (m *WebhookDeliveryMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WebhookDeliveryMutation) Fields() []string {
-	fields := make([]string, 0, 13)
+	fields := make([]string, 0, 14)
 	if m.message_id != nil {
 		fields = append(fields, webhookdelivery.FieldMessageID)
 	}
@@ -12671,6 +12743,9 @@ func (m *WebhookDeliveryMutation) Fields() []string {
 	if m.delivered_at != nil {
 		fields = append(fields, webhookdelivery.FieldDeliveredAt)
 	}
+	if m.after_id != nil {
+		fields = append(fields, webhookdelivery.FieldAfterID)
+	}
 	if m.traceparent != nil {
 		fields = append(fields, webhookdelivery.FieldTraceparent)
 	}
@@ -12706,6 +12781,8 @@ func (m *WebhookDeliveryMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case webhookdelivery.FieldDeliveredAt:
 		return m.DeliveredAt()
+	case webhookdelivery.FieldAfterID:
+		return m.AfterID()
 	case webhookdelivery.FieldTraceparent:
 		return m.Traceparent()
 	}
@@ -12741,6 +12818,8 @@ func (m *WebhookDeliveryMutation) OldField(ctx context.Context, name string) (en
 		return m.OldCreatedAt(ctx)
 	case webhookdelivery.FieldDeliveredAt:
 		return m.OldDeliveredAt(ctx)
+	case webhookdelivery.FieldAfterID:
+		return m.OldAfterID(ctx)
 	case webhookdelivery.FieldTraceparent:
 		return m.OldTraceparent(ctx)
 	}
@@ -12836,6 +12915,13 @@ func (m *WebhookDeliveryMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDeliveredAt(v)
 		return nil
+	case webhookdelivery.FieldAfterID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAfterID(v)
+		return nil
 	case webhookdelivery.FieldTraceparent:
 		v, ok := value.(string)
 		if !ok {
@@ -12857,6 +12943,9 @@ func (m *WebhookDeliveryMutation) AddedFields() []string {
 	if m.addlast_status_code != nil {
 		fields = append(fields, webhookdelivery.FieldLastStatusCode)
 	}
+	if m.addafter_id != nil {
+		fields = append(fields, webhookdelivery.FieldAfterID)
+	}
 	return fields
 }
 
@@ -12869,6 +12958,8 @@ func (m *WebhookDeliveryMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedAttempts()
 	case webhookdelivery.FieldLastStatusCode:
 		return m.AddedLastStatusCode()
+	case webhookdelivery.FieldAfterID:
+		return m.AddedAfterID()
 	}
 	return nil, false
 }
@@ -12892,6 +12983,13 @@ func (m *WebhookDeliveryMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddLastStatusCode(v)
 		return nil
+	case webhookdelivery.FieldAfterID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAfterID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown WebhookDelivery numeric field %s", name)
 }
@@ -12902,6 +13000,9 @@ func (m *WebhookDeliveryMutation) ClearedFields() []string {
 	var fields []string
 	if m.FieldCleared(webhookdelivery.FieldDeliveredAt) {
 		fields = append(fields, webhookdelivery.FieldDeliveredAt)
+	}
+	if m.FieldCleared(webhookdelivery.FieldAfterID) {
+		fields = append(fields, webhookdelivery.FieldAfterID)
 	}
 	return fields
 }
@@ -12919,6 +13020,9 @@ func (m *WebhookDeliveryMutation) ClearField(name string) error {
 	switch name {
 	case webhookdelivery.FieldDeliveredAt:
 		m.ClearDeliveredAt()
+		return nil
+	case webhookdelivery.FieldAfterID:
+		m.ClearAfterID()
 		return nil
 	}
 	return fmt.Errorf("unknown WebhookDelivery nullable field %s", name)
@@ -12963,6 +13067,9 @@ func (m *WebhookDeliveryMutation) ResetField(name string) error {
 		return nil
 	case webhookdelivery.FieldDeliveredAt:
 		m.ResetDeliveredAt()
+		return nil
+	case webhookdelivery.FieldAfterID:
+		m.ResetAfterID()
 		return nil
 	case webhookdelivery.FieldTraceparent:
 		m.ResetTraceparent()

@@ -535,7 +535,7 @@ func init() {
 	// webhookdelivery.DefaultCreatedAt holds the default value on creation for the created_at field.
 	webhookdelivery.DefaultCreatedAt = webhookdeliveryDescCreatedAt.Default.(func() time.Time)
 	// webhookdeliveryDescTraceparent is the schema descriptor for traceparent field.
-	webhookdeliveryDescTraceparent := webhookdeliveryFields[12].Descriptor()
+	webhookdeliveryDescTraceparent := webhookdeliveryFields[13].Descriptor()
 	// webhookdelivery.DefaultTraceparent holds the default value on creation for the traceparent field.
 	webhookdelivery.DefaultTraceparent = webhookdeliveryDescTraceparent.Default.(string)
 	webhookendpointFields := schema.WebhookEndpoint{}.Fields()

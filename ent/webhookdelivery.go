@@ -42,6 +42,8 @@ type WebhookDelivery struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// DeliveredAt holds the value of the "delivered_at" field.
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+	// The delivery of the same upload to the same endpoint that was pending when this one was queued: this one waits until it is no longer PENDING, so a receiver hears of an upload's events in order. Null when none was.
+	AfterID *int `json:"after_id,omitempty"`
 	// The W3C traceparent of the request that queued this work; empty when tracing is off.
 	Traceparent string `json:"traceparent,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -75,7 +77,7 @@ func (*WebhookDelivery) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case webhookdelivery.FieldID, webhookdelivery.FieldAttempts, webhookdelivery.FieldLastStatusCode:
+		case webhookdelivery.FieldID, webhookdelivery.FieldAttempts, webhookdelivery.FieldLastStatusCode, webhookdelivery.FieldAfterID:
 			values[i] = new(sql.NullInt64)
 		case webhookdelivery.FieldMessageID, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID, webhookdelivery.FieldEventType, webhookdelivery.FieldPayload, webhookdelivery.FieldStatus, webhookdelivery.FieldLastError, webhookdelivery.FieldTraceparent:
 			values[i] = new(sql.NullString)
@@ -175,6 +177,13 @@ func (_m *WebhookDelivery) assignValues(columns []string, values []any) error {
 				_m.DeliveredAt = new(time.Time)
 				*_m.DeliveredAt = value.Time
 			}
+		case webhookdelivery.FieldAfterID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field after_id", values[i])
+			} else if value.Valid {
+				_m.AfterID = new(int)
+				*_m.AfterID = int(value.Int64)
+			}
 		case webhookdelivery.FieldTraceparent:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field traceparent", values[i])
@@ -258,6 +267,11 @@ func (_m *WebhookDelivery) String() string {
 	if v := _m.DeliveredAt; v != nil {
 		builder.WriteString("delivered_at=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.AfterID; v != nil {
+		builder.WriteString("after_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteString(", ")
 	builder.WriteString("traceparent=")

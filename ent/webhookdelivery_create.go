@@ -141,6 +141,20 @@ func (_c *WebhookDeliveryCreate) SetNillableDeliveredAt(v *time.Time) *WebhookDe
 	return _c
 }
 
+// SetAfterID sets the "after_id" field.
+func (_c *WebhookDeliveryCreate) SetAfterID(v int) *WebhookDeliveryCreate {
+	_c.mutation.SetAfterID(v)
+	return _c
+}
+
+// SetNillableAfterID sets the "after_id" field if the given value is not nil.
+func (_c *WebhookDeliveryCreate) SetNillableAfterID(v *int) *WebhookDeliveryCreate {
+	if v != nil {
+		_c.SetAfterID(*v)
+	}
+	return _c
+}
+
 // SetTraceparent sets the "traceparent" field.
 func (_c *WebhookDeliveryCreate) SetTraceparent(v string) *WebhookDeliveryCreate {
 	_c.mutation.SetTraceparent(v)
@@ -366,6 +380,10 @@ func (_c *WebhookDeliveryCreate) createSpec() (*WebhookDelivery, *sqlgraph.Creat
 	if value, ok := _c.mutation.DeliveredAt(); ok {
 		_spec.SetField(webhookdelivery.FieldDeliveredAt, field.TypeTime, value)
 		_node.DeliveredAt = &value
+	}
+	if value, ok := _c.mutation.AfterID(); ok {
+		_spec.SetField(webhookdelivery.FieldAfterID, field.TypeInt, value)
+		_node.AfterID = &value
 	}
 	if value, ok := _c.mutation.Traceparent(); ok {
 		_spec.SetField(webhookdelivery.FieldTraceparent, field.TypeString, value)

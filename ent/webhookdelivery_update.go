@@ -221,6 +221,9 @@ func (_u *WebhookDeliveryUpdate) sqlSave(ctx context.Context) (_node int, err er
 	if _u.mutation.DeliveredAtCleared() {
 		_spec.ClearField(webhookdelivery.FieldDeliveredAt, field.TypeTime)
 	}
+	if _u.mutation.AfterIDCleared() {
+		_spec.ClearField(webhookdelivery.FieldAfterID, field.TypeInt)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{webhookdelivery.Label}
@@ -463,6 +466,9 @@ func (_u *WebhookDeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Webhook
 	}
 	if _u.mutation.DeliveredAtCleared() {
 		_spec.ClearField(webhookdelivery.FieldDeliveredAt, field.TypeTime)
+	}
+	if _u.mutation.AfterIDCleared() {
+		_spec.ClearField(webhookdelivery.FieldAfterID, field.TypeInt)
 	}
 	_node = &WebhookDelivery{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -445,6 +445,7 @@ var (
 		{Name: "last_status_code", Type: field.TypeInt, Default: 0},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "after_id", Type: field.TypeInt, Nullable: true},
 		{Name: "traceparent", Type: field.TypeString, Default: ""},
 		{Name: "endpoint_id", Type: field.TypeString},
 	}
@@ -456,7 +457,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "webhook_deliveries_webhook_endpoints_deliveries",
-				Columns:    []*schema.Column{WebhookDeliveriesColumns[13]},
+				Columns:    []*schema.Column{WebhookDeliveriesColumns[14]},
 				RefColumns: []*schema.Column{WebhookEndpointsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -470,12 +471,12 @@ var (
 			{
 				Name:    "webhookdelivery_endpoint_id_upload_id",
 				Unique:  false,
-				Columns: []*schema.Column{WebhookDeliveriesColumns[13], WebhookDeliveriesColumns[2]},
+				Columns: []*schema.Column{WebhookDeliveriesColumns[14], WebhookDeliveriesColumns[2]},
 			},
 			{
 				Name:    "webhookdelivery_endpoint_id_status_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{WebhookDeliveriesColumns[13], WebhookDeliveriesColumns[5], WebhookDeliveriesColumns[7]},
+				Columns: []*schema.Column{WebhookDeliveriesColumns[14], WebhookDeliveriesColumns[5], WebhookDeliveriesColumns[7]},
 			},
 		},
 	}

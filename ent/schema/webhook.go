@@ -114,6 +114,11 @@ func (WebhookDelivery) Fields() []ent.Field {
 		field.Time("delivered_at").
 			Optional().
 			Nillable(),
+		field.Int("after_id").
+			Optional().
+			Nillable().
+			Immutable().
+			Comment("The delivery of the same upload to the same endpoint that was pending when this one was queued: this one waits until it is no longer PENDING, so a receiver hears of an upload's events in order. Null when none was."),
 		traceparentField(),
 	}
 }

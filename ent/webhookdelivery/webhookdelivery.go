@@ -41,6 +41,8 @@ const (
 	FieldCreatedAt = "created_at"
 	// FieldDeliveredAt holds the string denoting the delivered_at field in the database.
 	FieldDeliveredAt = "delivered_at"
+	// FieldAfterID holds the string denoting the after_id field in the database.
+	FieldAfterID = "after_id"
 	// FieldTraceparent holds the string denoting the traceparent field in the database.
 	FieldTraceparent = "traceparent"
 	// EdgeEndpoint holds the string denoting the endpoint edge name in mutations.
@@ -71,6 +73,7 @@ var Columns = []string{
 	FieldLastStatusCode,
 	FieldCreatedAt,
 	FieldDeliveredAt,
+	FieldAfterID,
 	FieldTraceparent,
 }
 
@@ -202,6 +205,11 @@ func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByDeliveredAt orders the results by the delivered_at field.
 func ByDeliveredAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDeliveredAt, opts...).ToFunc()
+}
+
+// ByAfterID orders the results by the after_id field.
+func ByAfterID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAfterID, opts...).ToFunc()
 }
 
 // ByTraceparent orders the results by the traceparent field.

@@ -110,6 +110,11 @@ func DeliveredAt(v time.Time) predicate.WebhookDelivery {
 	return predicate.WebhookDelivery(sql.FieldEQ(FieldDeliveredAt, v))
 }
 
+// AfterID applies equality check predicate on the "after_id" field. It's identical to AfterIDEQ.
+func AfterID(v int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldEQ(FieldAfterID, v))
+}
+
 // Traceparent applies equality check predicate on the "traceparent" field. It's identical to TraceparentEQ.
 func Traceparent(v string) predicate.WebhookDelivery {
 	return predicate.WebhookDelivery(sql.FieldEQ(FieldTraceparent, v))
@@ -733,6 +738,56 @@ func DeliveredAtIsNil() predicate.WebhookDelivery {
 // DeliveredAtNotNil applies the NotNil predicate on the "delivered_at" field.
 func DeliveredAtNotNil() predicate.WebhookDelivery {
 	return predicate.WebhookDelivery(sql.FieldNotNull(FieldDeliveredAt))
+}
+
+// AfterIDEQ applies the EQ predicate on the "after_id" field.
+func AfterIDEQ(v int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldEQ(FieldAfterID, v))
+}
+
+// AfterIDNEQ applies the NEQ predicate on the "after_id" field.
+func AfterIDNEQ(v int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldNEQ(FieldAfterID, v))
+}
+
+// AfterIDIn applies the In predicate on the "after_id" field.
+func AfterIDIn(vs ...int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldIn(FieldAfterID, vs...))
+}
+
+// AfterIDNotIn applies the NotIn predicate on the "after_id" field.
+func AfterIDNotIn(vs ...int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldNotIn(FieldAfterID, vs...))
+}
+
+// AfterIDGT applies the GT predicate on the "after_id" field.
+func AfterIDGT(v int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldGT(FieldAfterID, v))
+}
+
+// AfterIDGTE applies the GTE predicate on the "after_id" field.
+func AfterIDGTE(v int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldGTE(FieldAfterID, v))
+}
+
+// AfterIDLT applies the LT predicate on the "after_id" field.
+func AfterIDLT(v int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldLT(FieldAfterID, v))
+}
+
+// AfterIDLTE applies the LTE predicate on the "after_id" field.
+func AfterIDLTE(v int) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldLTE(FieldAfterID, v))
+}
+
+// AfterIDIsNil applies the IsNil predicate on the "after_id" field.
+func AfterIDIsNil() predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldIsNull(FieldAfterID))
+}
+
+// AfterIDNotNil applies the NotNil predicate on the "after_id" field.
+func AfterIDNotNil() predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldNotNull(FieldAfterID))
 }
 
 // TraceparentEQ applies the EQ predicate on the "traceparent" field.

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/safedelete/uploads/ent"
@@ -77,7 +76,7 @@ func (l *loads) ownerLimit(endpointID string) int {
 func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
 	s.claiming.Lock()
 	defer s.claiming.Unlock()
-	picked, now, err := s.pickDue(ctx, slots)
+	picked, now, err := s.pickDue(ctx, slots, false)
 	if err != nil {
 		return nil, err
 	}
@@ -86,13 +85,35 @@ func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, 
 	return claimed, err
 }
 
+// readAheadFor is how long the due deliveries a claim read and did not
+// pick may serve the next claims of workers going on (see pickDue).
+const readAheadFor = 100 * time.Millisecond
+
 // pickDue reads due deliveries and picks up to slots of them (see pick),
 // as due at the time it returns, for take to claim. The caller holds
 // s.claiming until it has counted what it took (count): claims one after
 // the other, each counting the attempts the one before took, keep the
 // shares. Its reads are outside any transaction: on SQLite a transaction
 // holds the one writer's turn, which deletes wait for.
-func (s *Sender) pickDue(ctx context.Context, slots int) ([]*ent.WebhookDelivery, time.Time, error) {
+//
+// With ahead, the deliveries an earlier read found due and nobody picked
+// serve instead, if they were read within readAheadFor and hold slots picks:
+// the workers going on after each commit of outcomes (see outcomes) then
+// read the queue once every several commits, not at each (issue 26). Take
+// claims only those still due, still first of their upload and to an
+// enabled endpoint; one picked by another sender meanwhile is not taken.
+// Deliveries that fall due meanwhile wait for the next read: readAheadFor
+// at most.
+func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) ([]*ent.WebhookDelivery, time.Time, error) {
+	if ahead && len(s.ahead) >= slots && time.Since(s.aheadAt) < s.readAheadFor {
+		s.mu.Lock()
+		picked, rest := s.loads().pick(s.ahead, slots)
+		s.mu.Unlock()
+		if len(picked) == slots {
+			s.ahead = rest
+			return picked, time.Now(), nil
+		}
+	}
 	now := time.Now()
 	limit := 4 * s.opts.Concurrency
 	// The oldest due first: read in the order of an index, as far as limit.
@@ -108,12 +129,9 @@ func (s *Sender) pickDue(ctx context.Context, slots int) ([]*ent.WebhookDelivery
 	// The loads read the sender's breaker maps in place, so they are used
 	// under s.mu only, and only for work without I/O.
 	s.mu.Lock()
-	l := &loads{
-		endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad),
-		silent: s.silences, answering: s.answering,
-		share: s.ownerShare(), spare: s.ownerSpare(),
-	}
-	picked := l.pick(candidates, slots)
+	l := s.loads()
+	picked, rest := l.pick(candidates, slots)
+	s.ahead, s.aheadAt = rest, now
 	more := len(candidates) == limit && len(picked) < slots
 	var room []predicate.WebhookEndpoint
 	if more {
@@ -128,10 +146,21 @@ func (s *Sender) pickDue(ctx context.Context, slots int) ([]*ent.WebhookDelivery
 			return nil, now, err
 		}
 		s.mu.Lock()
-		picked = append(picked, l.pick(others, slots-len(picked))...)
+		also, _ := l.pick(others, slots-len(picked))
+		picked = append(picked, also...)
 		s.mu.Unlock()
 	}
 	return picked, now, nil
+}
+
+// loads copies the sender's attempts in flight for one claim's picks. The
+// caller holds s.mu.
+func (s *Sender) loads() *loads {
+	return &loads{
+		endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad),
+		silent: s.silences, answering: s.answering,
+		share: s.ownerShare(), spare: s.ownerSpare(),
+	}
 }
 
 // count adds claimed deliveries to the sender's attempts in flight.
@@ -149,8 +178,25 @@ func dueAt(now time.Time) []predicate.WebhookDelivery {
 	return []predicate.WebhookDelivery{
 		webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
 		webhookdelivery.NextAttemptAtLTE(now),
-		webhookdelivery.HasEndpointWith(webhookendpoint.DisabledAtIsNil()),
+		endpointEnabled(),
 		firstPendingOfUpload(),
+	}
+}
+
+// endpointEnabled keeps back deliveries to disabled endpoints, written as
+// "not one of the disabled endpoints" (a set read once per claim: they
+// are few) rather than as a join with the endpoint: a join lets the
+// planner start from the endpoints and read each one's pending
+// deliveries, all of them, before it sorts out the oldest due. Without
+// one, the claim reads the deliveries in the order of the (status,
+// next_attempt_at) index and stops at its limit, however long the backlog
+// (issue 26). PostgreSQL took the join on tables it had no statistics of
+// yet, which is how a burst of deletes leaves them.
+func endpointEnabled() predicate.WebhookDelivery {
+	return func(s *sql.Selector) {
+		disabled := sql.Dialect(s.Dialect()).Select(webhookendpoint.FieldID).From(sql.Table(webhookendpoint.Table))
+		disabled.Where(sql.NotNull(disabled.C(webhookendpoint.FieldDisabledAt)))
+		s.Where(sql.NotIn(s.C(webhookdelivery.FieldEndpointID), disabled))
 	}
 }
 
@@ -246,7 +292,7 @@ func decrement(m map[string]int, key string) {
 // least busy endpoint. Counting attempts in flight and those picked (the
 // loads, which it updates), no endpoint gets more than its limit nor owner
 // more than its limit (its share, or its spare for endpoints that answer).
-func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.WebhookDelivery {
+func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) (picked, rest []*ent.WebhookDelivery) {
 	var owners []string
 	byOwner := map[string][]*ent.WebhookDelivery{}
 	for _, d := range candidates {
@@ -259,7 +305,6 @@ func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.Webhoo
 		}
 		byOwner[owner] = append(byOwner[owner], d)
 	}
-	var picked []*ent.WebhookDelivery
 	for progress := true; progress && len(picked) < slots; {
 		progress = false
 		for _, owner := range owners {
@@ -287,7 +332,12 @@ func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) []*ent.Webhoo
 			progress = true
 		}
 	}
-	return picked
+	for _, d := range candidates {
+		if d.Edges.Endpoint != nil && !slices.Contains(picked, d) {
+			rest = append(rest, d)
+		}
+	}
+	return picked, rest
 }
 
 // take claims, in one statement (queue.Claim, or queue.ClaimTx in tx if
@@ -307,7 +357,9 @@ func (s *Sender) take(ctx context.Context, tx *ent.Tx, due []*ent.WebhookDeliver
 	}
 	batch := queue.Batch{
 		Table: webhookdelivery.Table, IDs: ids,
-		Where: []func(*sql.Selector){webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING)},
+		// Read as due, perhaps a while ago (see pickDue): claimed only if
+		// still pending, first of their upload and to an enabled endpoint.
+		Where: []func(*sql.Selector){webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), firstPendingOfUpload(), endpointEnabled()},
 		Now:   now, LeaseEnd: time.Now().Add(s.lease()),
 		Returning: []string{webhookdelivery.FieldID, webhookdelivery.FieldAttempts},
 	}
@@ -336,37 +388,31 @@ func (s *Sender) take(ctx context.Context, tx *ent.Tx, due []*ent.WebhookDeliver
 	return claimed, nil
 }
 
-// firstPendingOfUpload keeps a delivery back while an earlier one (a lower
-// id) of the same upload to the same endpoint is PENDING, whether due,
-// backing off or in flight: a receiver hears of an upload's events in
-// order (deleted before purged), across retries. Other uploads' deliveries
-// do not wait. Ids are handed out at INSERT: the order is that of Enqueue
-// calls, which for one upload follow each other (each change of an upload
-// commits before the next begins).
+// firstPendingOfUpload keeps a delivery back while the delivery it was
+// queued after (after_id: the latest of the same upload to the same
+// endpoint still PENDING then) is PENDING, whether due, backing off or in
+// flight: a receiver hears of an upload's events in order (deleted before
+// purged), across retries. Other uploads' deliveries do not wait. That one
+// waits in turn for its own, so a delivery goes only once every earlier one
+// of its pair has ended; the order is that of Enqueue calls, which for one
+// upload follow each other (each change of an upload commits before the
+// next begins).
 //
-// On PostgreSQL, PENDING is written as neither DELIVERED nor FAILED, which
-// no index can seek: the earlier delivery is then found by the
-// (endpoint_id, upload_id) index, whatever the statistics say. With none
-// yet (a table that filled since its last ANALYZE), the planner took the
-// (endpoint_id, status, next_attempt_at) index, which matches as many
-// columns, and read all of an endpoint's pending deliveries for each due
-// one: a claim took a second with 5,000 waiting (issue 26). SQLite's
-// planner finds it either way, and faster with PENDING.
+// The check reads one row by its key. It used to search the pair's
+// earlier deliveries, which the planner could not always do through an
+// index: PostgreSQL without statistics on a table that filled since its
+// last ANALYZE read each endpoint's pending deliveries for each due one,
+// and even with the right index every claim read all of a backlog's
+// waiting deliveries (issue 26).
 func firstPendingOfUpload() predicate.WebhookDelivery {
 	return func(s *sql.Selector) {
 		earlier := sql.Table(webhookdelivery.Table).As("earlier")
-		pending := sql.EQ(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusPENDING)
-		if s.Dialect() == dialect.Postgres {
-			pending = sql.NotIn(earlier.C(webhookdelivery.FieldStatus), webhookdelivery.StatusDELIVERED.String(), webhookdelivery.StatusFAILED.String())
-		}
-		s.Where(sql.NotExists(
-			sql.Dialect(s.Dialect()).Select(earlier.C(webhookdelivery.FieldID)).From(earlier).Where(sql.And(
-				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldEndpointID), s.C(webhookdelivery.FieldEndpointID)),
-				sql.ColumnsEQ(earlier.C(webhookdelivery.FieldUploadID), s.C(webhookdelivery.FieldUploadID)),
-				pending,
-				sql.ColumnsLT(earlier.C(webhookdelivery.FieldID), s.C(webhookdelivery.FieldID)),
-			)),
-		))
+		status := sql.Dialect(s.Dialect()).Select(earlier.C(webhookdelivery.FieldStatus)).From(earlier).
+			Where(sql.ColumnsEQ(earlier.C(webhookdelivery.FieldID), s.C(webhookdelivery.FieldAfterID)))
+		s.Where(sql.P(func(b *sql.Builder) {
+			b.WriteString("COALESCE(").Wrap(func(b *sql.Builder) { b.Join(status) }).
+				WriteString(", '') <> ").Arg(webhookdelivery.StatusPENDING.String())
+		}))
 	}
 }
 

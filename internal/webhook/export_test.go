@@ -15,6 +15,24 @@ func (s *Sender) Claim(ctx context.Context) ([]*ent.WebhookDelivery, error) {
 	return s.claim(ctx, s.opts.Concurrency)
 }
 
+// ClaimNext claims up to slots deliveries as the commit of outcomes does
+// for the workers going on: from what an earlier read found due, if that
+// read is recent and holds enough (pickDue).
+func (s *Sender) ClaimNext(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
+	s.claiming.Lock()
+	defer s.claiming.Unlock()
+	picked, at, err := s.pickDue(ctx, slots, true)
+	if err != nil {
+		return nil, err
+	}
+	claimed, err := s.take(ctx, nil, picked, at)
+	s.count(claimed)
+	return claimed, err
+}
+
+// ReadAheadFor sets how long what a claim read ahead serves.
+func (s *Sender) ReadAheadFor(d time.Duration) { s.readAheadFor = d }
+
 // Take claims deliveries read as due at now, as the second half of a pass
 // does; the caller plays the first half with the database's client.
 func (s *Sender) Take(ctx context.Context, due []*ent.WebhookDelivery, now time.Time) ([]*ent.WebhookDelivery, error) {

@@ -117,7 +117,7 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 	s.claiming.Lock()
 	defer s.claiming.Unlock()
 	ctx, cancel := recordContext(context.Background())
-	picked, at, err := s.pickDue(ctx, wanted)
+	picked, at, err := s.pickDue(ctx, wanted, true)
 	cancel()
 	if err != nil {
 		s.logger.Error("webhook claim failed", "error", err)

@@ -81,17 +81,7 @@ func TestOneCommitPerDelivery(t *testing.T) {
 // one (it commits on its own).
 func countingClient(t *testing.T, url string, write func(string)) *ent.Client {
 	t.Helper()
-	driverName, dsn, engine := "sqlite3", database.SQLiteDSN(strings.TrimPrefix(url, "sqlite://")), dialect.SQLite
-	if !strings.HasPrefix(url, "sqlite://") {
-		driverName, dsn, engine = "pgx", url, dialect.Postgres
-	}
-	db, err := stdsql.Open(driverName, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	counted := dialect.DebugWithContext(entsql.OpenDB(engine, db), func(_ context.Context, v ...any) {
-		msg := fmt.Sprint(v...)
+	return debugClient(t, url, func(msg string) {
 		statement, alone := strings.CutPrefix(msg, "driver.Query")
 		if !alone {
 			statement, alone = strings.CutPrefix(msg, "driver.Exec")
@@ -105,7 +95,24 @@ func countingClient(t *testing.T, url string, write func(string)) *ent.Client {
 			write(query)
 		}
 	})
-	return ent.NewClient(ent.Driver(counted))
+}
+
+// debugClient is a client of the world's database that gives seen Ent's
+// debug line of each statement and transaction it runs.
+func debugClient(t *testing.T, url string, seen func(msg string)) *ent.Client {
+	t.Helper()
+	driverName, dsn, engine := "sqlite3", database.SQLiteDSN(strings.TrimPrefix(url, "sqlite://")), dialect.SQLite
+	if !strings.HasPrefix(url, "sqlite://") {
+		driverName, dsn, engine = "pgx", url, dialect.Postgres
+	}
+	db, err := stdsql.Open(driverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return ent.NewClient(ent.Driver(dialect.DebugWithContext(entsql.OpenDB(engine, db), func(_ context.Context, v ...any) {
+		seen(fmt.Sprint(v...))
+	})))
 }
 
 // TestClaimBehindABacklog: a claim stays cheap while thousands of
@@ -201,4 +208,84 @@ func (e explaining) Query(ctx context.Context, query string, args, v any) error 
 		}
 	}
 	return e.Driver.Query(ctx, query, args, v)
+}
+
+// TestClaimsReadAhead: a worker going on after its outcome's commit takes
+// its next delivery from the due deliveries an earlier claim read, rather
+// than read the queue at every commit (issue 26); but only one still due,
+// still first of its upload, to an endpoint still enabled.
+func TestClaimsReadAhead(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	owner, ep, _ := w.endpoint("https://hooks.example.com/ahead")
+	other, _, _ := w.endpoint("https://hooks.example.com/other")
+	held := ids.NewUpload()
+	w.enqueue(event(webhook.EventUploadDeleted, other, ids.NewUpload()))
+	w.enqueue(event(webhook.EventUploadDeleted, owner, held))
+	w.enqueue(event(webhook.EventUploadPurged, owner, held))
+	var events []webhook.Event
+	for range 6 {
+		events = append(events, event(webhook.EventUploadDeleted, owner, ids.NewUpload()))
+	}
+	w.enqueue(events...)
+	ctx := context.Background()
+	// The held upload's upload.deleted is delivered, so its upload.purged
+	// is due and first of its upload when the first claim reads it.
+	first := w.deliveries()[1]
+	w.client.WebhookDelivery.UpdateOne(first).SetStatus(webhookdelivery.StatusDELIVERED).ExecX(ctx)
+
+	var reads int
+	sender := w.senderOn(readCountingClient(t, w.url, func() { reads++ }), local)
+	sender.ReadAheadFor(time.Hour) // however slow the machine
+	claimed, err := sender.ClaimNext(ctx, 1)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("first claim: %d, %v", len(claimed), err)
+	}
+	// The upload.deleted it was queued after is to be sent again: the
+	// upload.purged read ahead must wait for it.
+	if _, err := webhook.Redeliver(ctx, w.client, owner, first.MessageID); err != nil {
+		t.Fatal(err)
+	}
+	var next []string
+	for range 3 {
+		claimed, err := sender.ClaimNext(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range claimed {
+			next = append(next, d.EventType)
+			if d.UploadID == held && d.EventType == webhook.EventUploadPurged {
+				t.Fatal("claimed an upload.purged read ahead while its upload.deleted is pending again")
+			}
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("4 claims of one delivery each read the due deliveries %d times, want once (the others from what it read)", reads)
+	}
+	if len(next) == 0 {
+		t.Fatal("the claims after the first took nothing of what was read ahead")
+	}
+	// Disabled since the read: what was read ahead of it is not claimed.
+	w.client.WebhookEndpoint.UpdateOne(ep).SetDisabledAt(time.Now()).ExecX(ctx)
+	claimed, err = sender.ClaimNext(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range claimed {
+		if d.EndpointID == ep.ID {
+			t.Fatal("claimed a delivery read ahead to an endpoint disabled since")
+		}
+	}
+}
+
+// readCountingClient is a client of the world's database that calls read
+// for each read of due deliveries (a SELECT of webhook deliveries in the
+// order they fall due).
+func readCountingClient(t *testing.T, url string, read func()) *ent.Client {
+	t.Helper()
+	return debugClient(t, url, func(msg string) {
+		if strings.Contains(msg, "query=SELECT") && strings.Contains(msg, "webhook_deliveries") && strings.Contains(msg, "ORDER BY") {
+			read()
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,30 @@ func TestOrderPerUpload(t *testing.T) {
 		if a.UploadID == stuck && a.Type == webhook.EventUploadPurged {
 			t.Fatal("the stuck upload's purged was sent while its deleted was pending")
 		}
+	}
+}
+
+// TestOrderWithinOneEnqueue: events of one upload queued together (as a
+// change with several events queues them) are sent in their order too:
+// while the first is in flight, the second is not claimed, though due.
+func TestOrderWithinOneEnqueue(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	owner, _, _ := w.endpoint("https://hooks.example.com/together")
+	upload, other := ids.NewUpload(), ids.NewUpload()
+	w.enqueue(event(webhook.EventUploadDeleted, owner, upload), event(webhook.EventUploadPurged, owner, upload),
+		event(webhook.EventUploadDeleted, owner, other))
+	claimed, err := w.sender(local).Claim(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range claimed {
+		got = append(got, d.EventType+" "+map[bool]string{true: "upload", false: "other"}[d.UploadID == upload])
+	}
+	slices.Sort(got)
+	if want := []string{"upload.deleted other", "upload.deleted upload"}; !slices.Equal(got, want) {
+		t.Fatalf("claimed %q, want %q: upload.purged waits for its upload.deleted", got, want)
 	}
 }
 

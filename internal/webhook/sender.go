@@ -76,6 +76,11 @@ type Sender struct {
 	// claiming is held by each claim from its read to its count of the
 	// attempts it took (see pickDue).
 	claiming sync.Mutex
+	// ahead are due deliveries the last read found and no claim picked,
+	// read at aheadAt (see pickDue); held under claiming.
+	ahead        []*ent.WebhookDelivery
+	aheadAt      time.Time
+	readAheadFor time.Duration // readAheadFor, but in tests
 	// claimApart makes Run's workers claim apart from their outcomes, as
 	// before issue 26: the baseline of BenchmarkSenderDrain (tests only).
 	claimApart bool
@@ -99,7 +104,7 @@ func NewSender(client *ent.Client, sealer *Sealer, logger *slog.Logger, opts Opt
 	s := &Sender{
 		client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts),
 		endpointLoad: map[string]int{}, ownerLoad: map[string]int{}, silences: map[string]int{},
-		answering: map[string]string{},
+		answering: map[string]string{}, readAheadFor: readAheadFor,
 	}
 	s.outcomes = &outcomes{client: client, sender: s}
 	return s

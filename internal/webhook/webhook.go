@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/webhookdelivery"
 	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/internal/ids"
 )
@@ -114,7 +115,7 @@ func Enqueue(ctx context.Context, tx *ent.Tx, events ...Event) error {
 		return nil
 	}
 	now := time.Now()
-	var creates []*ent.WebhookDeliveryCreate
+	var queued []queuedDelivery
 	for _, ev := range events {
 		var body string // the same bytes for every endpoint, made at most once
 		for _, ep := range endpoints {
@@ -126,22 +127,105 @@ func Enqueue(ctx context.Context, tx *ent.Tx, events ...Event) error {
 					return err
 				}
 			}
-			creates = append(creates, tx.WebhookDelivery.Create().
-				SetMessageID(ids.NewMessage()).
-				SetEndpointID(ep.ID).
-				SetUploadID(ev.UploadID).
-				SetEventType(ev.Type).
-				SetPayload(body).
-				SetNextAttemptAt(now).
-				SetCreatedAt(now))
+			queued = append(queued, queuedDelivery{
+				key: pairKey{endpointID: ep.ID, uploadID: ev.UploadID},
+				create: tx.WebhookDelivery.Create().
+					SetMessageID(ids.NewMessage()).
+					SetEndpointID(ep.ID).
+					SetUploadID(ev.UploadID).
+					SetEventType(ev.Type).
+					SetPayload(body).
+					SetNextAttemptAt(now).
+					SetCreatedAt(now),
+			})
 		}
 	}
-	for chunk := range slices.Chunk(creates, insertChunk) {
-		if err := tx.WebhookDelivery.CreateBulk(chunk...).Exec(ctx); err != nil {
-			return fmt.Errorf("webhook: enqueue %d deliveries: %w", len(chunk), err)
+	if len(queued) == 0 {
+		return nil
+	}
+	last, err := lastPending(ctx, tx, queued)
+	if err != nil {
+		return err
+	}
+	// Each delivery waits for the one queued before it of its upload to
+	// its endpoint: one still pending, or one of these. Those after one of
+	// these go in a later INSERT, once its id is known.
+	for len(queued) > 0 {
+		var round, later []queuedDelivery
+		inRound := map[pairKey]bool{}
+		for _, q := range queued {
+			if inRound[q.key] {
+				later = append(later, q)
+				continue
+			}
+			inRound[q.key] = true
+			if id, ok := last[q.key]; ok {
+				q.create.SetAfterID(id)
+			}
+			round = append(round, q)
 		}
+		for chunk := range slices.Chunk(round, insertChunk) {
+			creates := make([]*ent.WebhookDeliveryCreate, len(chunk))
+			for i, q := range chunk {
+				creates[i] = q.create
+			}
+			created, err := tx.WebhookDelivery.CreateBulk(creates...).Save(ctx)
+			if err != nil {
+				return fmt.Errorf("webhook: enqueue %d deliveries: %w", len(chunk), err)
+			}
+			for i, q := range chunk {
+				last[q.key] = created[i].ID
+			}
+		}
+		queued = later
 	}
 	return nil
+}
+
+// pairKey is an endpoint and an upload: the deliveries sent in order.
+type pairKey struct{ endpointID, uploadID string }
+
+// queuedDelivery is a delivery to insert, with its pair.
+type queuedDelivery struct {
+	key    pairKey
+	create *ent.WebhookDeliveryCreate
+}
+
+// lastPending returns, for each pair of the queued deliveries that has
+// any, the id of its latest delivery still PENDING (in flight, backing
+// off or due): the one a new delivery of the pair waits for (after_id),
+// so that the sender checks one row by its key rather than search the
+// pair's deliveries (see firstPendingOfUpload). One indexed read per
+// insertChunk uploads, made only for owners with endpoints.
+func lastPending(ctx context.Context, tx *ent.Tx, queued []queuedDelivery) (map[pairKey]int, error) {
+	var endpointIDs, uploadIDs []string
+	for _, q := range queued {
+		if !slices.Contains(endpointIDs, q.key.endpointID) {
+			endpointIDs = append(endpointIDs, q.key.endpointID)
+		}
+		uploadIDs = append(uploadIDs, q.key.uploadID)
+	}
+	slices.Sort(uploadIDs)
+	uploadIDs = slices.Compact(uploadIDs)
+	last := map[pairKey]int{}
+	for chunk := range slices.Chunk(uploadIDs, insertChunk) {
+		pending, err := tx.WebhookDelivery.Query().
+			Where(
+				webhookdelivery.EndpointIDIn(endpointIDs...),
+				webhookdelivery.UploadIDIn(chunk...),
+				webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+			).
+			Select(webhookdelivery.FieldID, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID).
+			All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("webhook: find pending deliveries: %w", err)
+		}
+		for _, d := range pending {
+			key := pairKey{endpointID: d.EndpointID, uploadID: d.UploadID}
+			last[key] = max(last[key], d.ID)
+		}
+	}
+	return last, nil
 }
 
 func marshalPayload(ev Event, now time.Time) (string, error) {
