@@ -70,6 +70,9 @@ type App struct {
 	LegalHolds *objectlock.Mirror
 	Handler    http.Handler
 
+	// background is Client, or on PostgreSQL the same database through
+	// connections of its own (database.Background): the webhook sender's.
+	background     *ent.Client
 	embedded       *embeds3.Server
 	ready          map[string]func(context.Context) error
 	stopTokens     context.CancelFunc
@@ -85,7 +88,7 @@ func (a *App) WebhookSender() (*webhook.Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	return webhook.NewSender(a.Client, sealer, a.logger, a.webhookOptions), nil
+	return webhook.NewSender(a.background, sealer, a.logger, a.webhookOptions), nil
 }
 
 // checkWebhookKey is the readiness check of webhooks: the key is readable
@@ -113,12 +116,21 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	a.Client = client
+	// The webhook sender's connections are its own (on PostgreSQL), so
+	// that requests waiting for one do not hold deliveries back.
+	a.background = database.Background(client)
+	clients := []*ent.Client{client}
+	if a.background != client {
+		clients = append(clients, a.background)
+	}
 	tracer := tracing.New(cfg.TracerProvider)
 	if tracer != nil {
 		// Queued work joins the trace of the request that queued it.
-		client.ObjectPurge.Use(tracing.StampQueued())
-		client.WebhookDelivery.Use(tracing.StampQueued())
-		client.DeletionJob.Use(tracing.StampQueued())
+		for _, c := range clients {
+			c.ObjectPurge.Use(tracing.StampQueued())
+			c.WebhookDelivery.Use(tracing.StampQueued())
+			c.DeletionJob.Use(tracing.StampQueued())
+		}
 	}
 	sessionURL, err := sessionURL(ctx, cfg, client)
 	if err != nil {
@@ -128,10 +140,12 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	a.Queue = queue.New(client, sessionURL, logger)
 	a.Queue.OnLeadership = a.Metrics.Leader
 	// Whatever makes a purge or a delivery due now wakes their workers.
-	client.ObjectPurge.Use(a.Queue.WakeOnDue(purge.QueueKind))
-	client.WebhookDelivery.Use(a.Queue.WakeOnDue(webhook.QueueKind))
-	client.DeletionJob.Use(a.Queue.WakeOnDue(jobs.QueueKind))
-	client.LegalHoldSync.Use(a.Queue.WakeOnDue(objectlock.QueueKind))
+	for _, c := range clients {
+		c.ObjectPurge.Use(a.Queue.WakeOnDue(purge.QueueKind))
+		c.WebhookDelivery.Use(a.Queue.WakeOnDue(webhook.QueueKind))
+		c.DeletionJob.Use(a.Queue.WakeOnDue(jobs.QueueKind))
+		c.LegalHoldSync.Use(a.Queue.WakeOnDue(objectlock.QueueKind))
+	}
 	a.Keys = apikey.NewAuthenticator(client)
 	a.Events = events.New(client, a.Queue.Wakeups(events.QueueKind), logger, events.Options{PerCredential: cfg.SubscriptionsPerCredential})
 	warnIfDataDirShared(logger, cfg)

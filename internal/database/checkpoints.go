@@ -146,10 +146,15 @@ func (c *checkpointer) close() {
 	c.stopped.Wait()
 }
 
-// Close stops the checkpointer, if any, then closes the database.
+// Close stops the checkpointer, if any, then closes the database, and
+// background work's connections to it.
 func (d *driver) Close() error {
 	if d.checkpoints != nil {
 		d.checkpoints.close()
 	}
-	return d.Driver.Close()
+	err := d.Driver.Close()
+	if d.background != nil {
+		err = errors.Join(err, d.background.Close())
+	}
+	return err
 }

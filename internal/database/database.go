@@ -37,11 +37,14 @@ func Open(ctx context.Context, databaseURL string, opts ...Options) (*ent.Client
 	for _, opt := range opts {
 		o = opt
 	}
-	drv, checkpoints, pooled, err := openDriver(ctx, databaseURL, o)
+	drv, background, checkpoints, pooled, err := openDriver(ctx, databaseURL, o)
 	if err != nil {
 		return nil, explainStartError(err, databaseURL)
 	}
 	d := &driver{Driver: drv, checkpoints: checkpoints, pooled: pooled}
+	if background != nil {
+		d.background = &driver{Driver: background, pooled: pooled}
+	}
 	if _, err := Migrate(ctx, drv.DB(), drv.Dialect()); err != nil {
 		d.Close()
 		return nil, explainStartError(err, databaseURL)
@@ -60,17 +63,38 @@ type driver struct {
 	checkpoints *checkpointer // nil but on SQLite
 	commits     commitWakeups
 	pooled      bool // PostgreSQL through a pooler in transaction mode (pooler.go)
+	// background is the same database through connections of its own,
+	// for background work (see Background); nil but on PostgreSQL.
+	background *driver
+}
+
+// Background returns the client background work (the queues' workers)
+// uses. On PostgreSQL it reaches the database through a few connections of
+// its own, part of the instance's (see backgroundConns): requests that
+// outnumber the other connections wait for one in the pool's queue, and a
+// worker waiting there behind them got a connection only as often as one
+// of dozens of callers did, so that under sustained deletes webhook
+// deliveries fell further behind the longer the deletes lasted (issue
+// 26). Its own connections keep it moving; it shares with requests only the
+// server. On SQLite it is client: writes take turns anyway (writers.go).
+// Hooks are the client's own: whoever uses both registers them on both.
+func Background(client *ent.Client) *ent.Client {
+	d, ok := client.Driver().(*driver)
+	if !ok || d.background == nil {
+		return client
+	}
+	return ent.NewClient(ent.Driver(d.background))
 }
 
 // openDriver opens the database; on SQLite, with its checkpointer running;
 // on PostgreSQL, saying whether it goes through a transaction pooler.
-func openDriver(ctx context.Context, databaseURL string, opts Options) (drv *entsql.Driver, checkpoints *checkpointer, pooled bool, err error) {
+func openDriver(ctx context.Context, databaseURL string, opts Options) (drv, background *entsql.Driver, checkpoints *checkpointer, pooled bool, err error) {
 	switch {
 	case strings.HasPrefix(databaseURL, "sqlite://"):
 		path, query, _ := strings.Cut(strings.TrimPrefix(databaseURL, "sqlite://"), "?")
 		params, _ := url.ParseQuery(query)
 		if err := privateSQLiteFiles(path, params.Get("mode")); err != nil {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 		checkpoints = newCheckpointer()
 		db := openDB(newSQLiteConnector(path, SQLiteDSN(strings.TrimPrefix(databaseURL, "sqlite://")), checkpoints.wake), dialect.SQLite, opts.Tracer)
@@ -78,33 +102,41 @@ func openDriver(ctx context.Context, databaseURL string, opts Options) (drv *ent
 		// Every request reads, and new SQLite connections are costly to
 		// open (each sets its PRAGMAs): keep enough for concurrent callers.
 		db.SetMaxIdleConns(32)
-		return entsql.OpenDB(dialect.SQLite, db), checkpoints, false, nil
+		return entsql.OpenDB(dialect.SQLite, db), nil, checkpoints, false, nil
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		connString, maxConns, err := PostgresPool(databaseURL)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 		if pooled, err = transactionPooled(ctx, connString); err != nil {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 		if pooled {
 			if connString, err = withoutNamedStatements(connString); err != nil {
-				return nil, nil, false, err
+				return nil, nil, nil, false, err
 			}
 		}
 		connector, err := stdlib.GetDefaultDriver().(*stdlib.Driver).OpenConnector(connString)
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("open postgres: %w", err)
+			return nil, nil, nil, false, fmt.Errorf("open postgres: %w", err)
 		}
 		db := openDB(connector, dialect.Postgres, opts.Tracer)
 		// Bounded: a burst of callers waits for a connection here instead
 		// of taking the server past max_connections, which several
 		// instances share, and failing requests with "too many clients".
-		db.SetMaxOpenConns(maxConns)
-		db.SetMaxIdleConns(min(8, maxConns)) // a few warm connections
-		return entsql.OpenDB(dialect.Postgres, db), nil, pooled, nil
+		// Background work has a few of them to itself (see Background).
+		forBackground := backgroundConns(maxConns)
+		db.SetMaxOpenConns(maxConns - forBackground)
+		db.SetMaxIdleConns(min(8, maxConns-forBackground)) // a few warm connections
+		if forBackground > 0 {
+			bg := openDB(connector, dialect.Postgres, opts.Tracer)
+			bg.SetMaxOpenConns(forBackground)
+			bg.SetMaxIdleConns(forBackground)
+			background = entsql.OpenDB(dialect.Postgres, bg)
+		}
+		return entsql.OpenDB(dialect.Postgres, db), background, nil, pooled, nil
 	default:
-		return nil, nil, false, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))
+		return nil, nil, nil, false, fmt.Errorf("unsupported DATABASE_URL scheme (want sqlite:// or postgres://): %q", redact(databaseURL))
 	}
 }
 
@@ -113,6 +145,16 @@ func openDriver(ctx context.Context, databaseURL string, opts Options) (drv *ent
 // three instances leave a quarter of PostgreSQL's default max_connections
 // (100) to everyone else.
 const DefaultPostgresConns = 25
+
+// backgroundConns is how many of an instance's maxConns connections to
+// PostgreSQL are background work's own (see Background): a fifth, from 1
+// to 4; none if there are fewer than 2, and then it shares them.
+func backgroundConns(maxConns int) int {
+	if maxConns < 2 {
+		return 0
+	}
+	return min(max(maxConns/5, 1), 4)
+}
 
 // PostgresPool returns databaseURL without its pool_max_conns parameter
 // (pgxpool's name for it; PostgreSQL itself would refuse it as a setting)

@@ -2,10 +2,14 @@ package database_test
 
 import (
 	"context"
+	stdsql "database/sql"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/ids"
 	"github.com/safedelete/uploads/internal/testenv"
@@ -67,6 +71,82 @@ func TestPostgresConnectionBound(t *testing.T) {
 	}
 	if most < 1 || most > 3 {
 		t.Fatalf("%d callers at once saw up to %d of this instance's connections open; want 1 to 3 (pool_max_conns=3)", callers, most)
+	}
+}
+
+// TestBackgroundHasItsOwnConnections: with every connection requests may
+// use taken (a burst of deletes), background work still gets one at once
+// through Background, within the instance's pool_max_conns: a worker that
+// queued for a connection behind the requests fell further behind the
+// longer the burst lasted (issue 26). On SQLite, Background is the client.
+func TestBackgroundHasItsOwnConnections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	lite, err := database.Open(ctx, database.SQLiteURL(filepath.Join(t.TempDir(), "lite.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lite.Close() })
+	if database.Background(lite) != lite {
+		t.Error("on SQLite, Background is not the client")
+	}
+	base := testenv.PostgresSchema(t)
+	if base == "" {
+		t.Skip("needs TEST_DATABASE_URL")
+	}
+	app := "background_" + strings.ToLower(ids.NewUser())
+	client, err := database.Open(ctx, base+"&pool_max_conns=5&application_name="+app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	requests := client.Driver().(interface{ DB() *stdsql.DB }).DB()
+	var held []*ent.Tx
+	for range requests.Stats().MaxOpenConnections {
+		tx, err := client.Tx(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, tx)
+	}
+	t.Cleanup(func() {
+		for _, tx := range held {
+			tx.Rollback()
+		}
+	})
+	// Fails at once if background work queues behind the requests.
+	bgCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queued := make(chan struct{})
+	go func() {
+		defer close(queued)
+		for bgCtx.Err() == nil {
+			if requests.Stats().WaitCount > 0 {
+				cancel()
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	var open int
+	err = database.WithTx(bgCtx, database.Background(client), func(tx *ent.Tx) error {
+		rows, err := tx.QueryContext(bgCtx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			err = rows.Scan(&open)
+		}
+		return err
+	})
+	cancel()
+	<-queued
+	if err != nil {
+		t.Fatalf("background work with the %d request connections taken: %v", len(held), err)
+	}
+	if open > 5 {
+		t.Fatalf("%d connections open, more than pool_max_conns=5", open)
 	}
 }
 
