@@ -143,7 +143,7 @@ func openDriver(ctx context.Context, databaseURL string, opts Options) (drv, bac
 // DefaultPostgresConns is how many connections one instance opens to
 // PostgreSQL at most, unless DATABASE_URL's pool_max_conns says otherwise:
 // three instances leave a quarter of PostgreSQL's default max_connections
-// (100) to everyone else.
+// (100) to everyone else. Background work has backgroundConns of them.
 const DefaultPostgresConns = 25
 
 // backgroundConns is how many of an instance's maxConns connections to
