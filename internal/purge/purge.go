@@ -17,6 +17,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
@@ -94,6 +95,15 @@ func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts 
 // Shutdown calls it, so that a restart does not redo purges already done.
 func (p *Purger) Flush() { p.done.wait() }
 
+// Request is who asked for a delete, through what, and when: the time of
+// its DELETED audit events (audit.RecordAt). A purge carries it to its
+// upload's receipt, which then reads no event back. The zero Request
+// carries nothing: the receipt reads the event.
+type Request struct {
+	Actor audit.Actor
+	At    time.Time
+}
+
 // ScheduleFor records, inside tx, that the bytes of the uploads, deleted in
 // the same transaction, must be removed from the bucket. Each purge carries
 // what the "purged" event of its upload tells (finish records it). It returns the
@@ -111,7 +121,10 @@ func (p *Purger) Flush() { p.done.wait() }
 //
 // In a deletion job's batch (receipt.WithJob), each purge names the job,
 // whose receipt then waits for the upload's.
-func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Time, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
+//
+// asked, if not the zero Request, is the delete's request, carried to the
+// receipts; the purges' created_at is then its time.
+func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Time, asked Request, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
 	now := time.Now()
 	keep := keepUntil.After(now)
 	jobID := receipt.JobOf(ctx)
@@ -132,6 +145,13 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Tim
 			SetDeletionJobID(jobID).
 			SetAttempts(1).
 			SetNextAttemptAt(now.Add(2 * p.opts.InlineTimeout))
+		if !asked.At.IsZero() {
+			// To the microsecond, as the event's (and PostgreSQL's): the
+			// receipt tells the same instant whichever way it learns it.
+			create.SetCreatedAt(asked.At.Truncate(time.Microsecond)).
+				SetRequestedBy(asked.Actor.Name).
+				SetRequestedVia(string(asked.Actor.Via))
+		}
 		if u.Status == upload.StatusPENDING {
 			// Its bytes may still be on their way: a purge now could run
 			// before the object exists, leaving it unknown once it arrives.
