@@ -128,29 +128,21 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Tim
 	now := time.Now()
 	keep := keepUntil.After(now)
 	jobID := receipt.JobOf(ctx)
-	var creates []*ent.ObjectPurgeCreate
+	var planned []*ent.ObjectPurge
 	for _, u := range uploads {
 		if u.ObjectKey == "" {
 			continue // a failed upload that never stored anything
 		}
-		create := tx.ObjectPurge.Create().
-			SetUploadID(u.ID).
-			SetOwnerID(u.OwnerID).
-			SetFilename(u.Filename).
-			SetSize(u.Size).
-			SetUploadStatus(u.Status.String()).
-			SetBucket(u.Bucket).
-			SetObjectKey(u.ObjectKey).
-			SetMultipartUploadID(u.MultipartUploadID).
-			SetDeletionJobID(jobID).
-			SetAttempts(1).
-			SetNextAttemptAt(now.Add(2 * p.opts.InlineTimeout))
+		job := &ent.ObjectPurge{
+			UploadID: u.ID, OwnerID: u.OwnerID, Filename: u.Filename, Size: u.Size, UploadStatus: u.Status.String(),
+			Bucket: u.Bucket, ObjectKey: u.ObjectKey, MultipartUploadID: u.MultipartUploadID, DeletionJobID: jobID,
+			Attempts: 1, NextAttemptAt: now.Add(2 * p.opts.InlineTimeout), CreatedAt: now,
+		}
 		if !asked.At.IsZero() {
 			// To the microsecond, as the event's (and PostgreSQL's): the
 			// receipt tells the same instant whichever way it learns it.
-			create.SetCreatedAt(asked.At.Truncate(time.Microsecond)).
-				SetRequestedBy(asked.Actor.Name).
-				SetRequestedVia(string(asked.Actor.Via))
+			job.CreatedAt = asked.At.Truncate(time.Microsecond)
+			job.RequestedBy, job.RequestedVia = asked.Actor.Name, string(asked.Actor.Via)
 		}
 		if u.Status == upload.StatusPENDING {
 			// Its bytes may still be on their way: a purge now could run
@@ -159,18 +151,18 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Tim
 			// began before now), then aborts every multipart upload of the
 			// key, recorded or not (a crash may have come between starting
 			// one and recording its id).
-			create.SetNextAttemptAt(now.Add(p.opts.UploadTimeout + PendingMargin)).SetAbortAllMultipart(true)
+			job.NextAttemptAt, job.AbortAllMultipart = now.Add(p.opts.UploadTimeout+PendingMargin), true
 		} else if keep {
-			create.SetNextAttemptAt(keepUntil).SetAttempts(0)
+			job.NextAttemptAt, job.Attempts = keepUntil, 0
 		}
-		creates = append(creates, create)
+		planned = append(planned, job)
 	}
-	if len(creates) == 0 {
+	if len(planned) == 0 {
 		return nil, nil
 	}
-	scheduled, err := tx.ObjectPurge.CreateBulk(creates...).Save(ctx)
+	scheduled, err := p.insertPurges(ctx, tx, planned)
 	if err != nil {
-		return nil, fmt.Errorf("schedule %d purges: %w", len(creates), err)
+		return nil, fmt.Errorf("schedule %d purges: %w", len(planned), err)
 	}
 	jobs := scheduled[:0]
 	for _, job := range scheduled {
