@@ -8682,6 +8682,8 @@ type ObjectPurgeMutation struct {
 	addsize             *int64
 	upload_status       *string
 	deletion_job_id     *string
+	requested_by        *string
+	requested_via       *string
 	attempts            *int
 	addattempts         *int
 	next_attempt_at     *time.Time
@@ -9172,6 +9174,78 @@ func (m *ObjectPurgeMutation) ResetDeletionJobID() {
 	m.deletion_job_id = nil
 }
 
+// SetRequestedBy sets the "requested_by" field.
+func (m *ObjectPurgeMutation) SetRequestedBy(s string) {
+	m.requested_by = &s
+}
+
+// RequestedBy returns the value of the "requested_by" field in the mutation.
+func (m *ObjectPurgeMutation) RequestedBy() (r string, exists bool) {
+	v := m.requested_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestedBy returns the old "requested_by" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldRequestedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestedBy: %w", err)
+	}
+	return oldValue.RequestedBy, nil
+}
+
+// ResetRequestedBy resets all changes to the "requested_by" field.
+func (m *ObjectPurgeMutation) ResetRequestedBy() {
+	m.requested_by = nil
+}
+
+// SetRequestedVia sets the "requested_via" field.
+func (m *ObjectPurgeMutation) SetRequestedVia(s string) {
+	m.requested_via = &s
+}
+
+// RequestedVia returns the value of the "requested_via" field in the mutation.
+func (m *ObjectPurgeMutation) RequestedVia() (r string, exists bool) {
+	v := m.requested_via
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestedVia returns the old "requested_via" field's value of the ObjectPurge entity.
+// If the ObjectPurge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ObjectPurgeMutation) OldRequestedVia(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestedVia is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestedVia requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestedVia: %w", err)
+	}
+	return oldValue.RequestedVia, nil
+}
+
+// ResetRequestedVia resets all changes to the "requested_via" field.
+func (m *ObjectPurgeMutation) ResetRequestedVia() {
+	m.requested_via = nil
+}
+
 // SetAttempts sets the "attempts" field.
 func (m *ObjectPurgeMutation) SetAttempts(i int) {
 	m.attempts = &i
@@ -9406,7 +9480,7 @@ func (m *ObjectPurgeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ObjectPurgeMutation) Fields() []string {
-	fields := make([]string, 0, 15)
+	fields := make([]string, 0, 17)
 	if m.bucket != nil {
 		fields = append(fields, objectpurge.FieldBucket)
 	}
@@ -9436,6 +9510,12 @@ func (m *ObjectPurgeMutation) Fields() []string {
 	}
 	if m.deletion_job_id != nil {
 		fields = append(fields, objectpurge.FieldDeletionJobID)
+	}
+	if m.requested_by != nil {
+		fields = append(fields, objectpurge.FieldRequestedBy)
+	}
+	if m.requested_via != nil {
+		fields = append(fields, objectpurge.FieldRequestedVia)
 	}
 	if m.attempts != nil {
 		fields = append(fields, objectpurge.FieldAttempts)
@@ -9480,6 +9560,10 @@ func (m *ObjectPurgeMutation) Field(name string) (ent.Value, bool) {
 		return m.UploadStatus()
 	case objectpurge.FieldDeletionJobID:
 		return m.DeletionJobID()
+	case objectpurge.FieldRequestedBy:
+		return m.RequestedBy()
+	case objectpurge.FieldRequestedVia:
+		return m.RequestedVia()
 	case objectpurge.FieldAttempts:
 		return m.Attempts()
 	case objectpurge.FieldNextAttemptAt:
@@ -9519,6 +9603,10 @@ func (m *ObjectPurgeMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldUploadStatus(ctx)
 	case objectpurge.FieldDeletionJobID:
 		return m.OldDeletionJobID(ctx)
+	case objectpurge.FieldRequestedBy:
+		return m.OldRequestedBy(ctx)
+	case objectpurge.FieldRequestedVia:
+		return m.OldRequestedVia(ctx)
 	case objectpurge.FieldAttempts:
 		return m.OldAttempts(ctx)
 	case objectpurge.FieldNextAttemptAt:
@@ -9607,6 +9695,20 @@ func (m *ObjectPurgeMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetDeletionJobID(v)
+		return nil
+	case objectpurge.FieldRequestedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestedBy(v)
+		return nil
+	case objectpurge.FieldRequestedVia:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestedVia(v)
 		return nil
 	case objectpurge.FieldAttempts:
 		v, ok := value.(int)
@@ -9748,6 +9850,12 @@ func (m *ObjectPurgeMutation) ResetField(name string) error {
 		return nil
 	case objectpurge.FieldDeletionJobID:
 		m.ResetDeletionJobID()
+		return nil
+	case objectpurge.FieldRequestedBy:
+		m.ResetRequestedBy()
+		return nil
+	case objectpurge.FieldRequestedVia:
+		m.ResetRequestedVia()
 		return nil
 	case objectpurge.FieldAttempts:
 		m.ResetAttempts()

@@ -37,6 +37,10 @@ type ObjectPurge struct {
 	UploadStatus string `json:"upload_status,omitempty"`
 	// The deletion job that deleted the upload, if one did: the upload's receipt, issued when the purge ends, counts toward the job's (internal/receipt).
 	DeletionJobID string `json:"deletion_job_id,omitempty"`
+	// Who asked for the delete and through what (its DELETED audit event's actor and via), carried from the delete for the upload's deletion receipt, whose delete_requested_at is then the purge's created_at (the event's own time). Empty for a purge written before purges carried it, or by no caller's delete: the receipt then reads the event.
+	RequestedBy string `json:"requested_by,omitempty"`
+	// RequestedVia holds the value of the "requested_via" field.
+	RequestedVia string `json:"requested_via,omitempty"`
 	// Attempts holds the value of the "attempts" field.
 	Attempts int `json:"attempts,omitempty"`
 	// The purge is claimed by moving this forward (a lease); it is due when in the past.
@@ -59,7 +63,7 @@ func (*ObjectPurge) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case objectpurge.FieldID, objectpurge.FieldSize, objectpurge.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldOwnerID, objectpurge.FieldFilename, objectpurge.FieldUploadStatus, objectpurge.FieldDeletionJobID, objectpurge.FieldLastError, objectpurge.FieldTraceparent:
+		case objectpurge.FieldBucket, objectpurge.FieldObjectKey, objectpurge.FieldMultipartUploadID, objectpurge.FieldUploadID, objectpurge.FieldOwnerID, objectpurge.FieldFilename, objectpurge.FieldUploadStatus, objectpurge.FieldDeletionJobID, objectpurge.FieldRequestedBy, objectpurge.FieldRequestedVia, objectpurge.FieldLastError, objectpurge.FieldTraceparent:
 			values[i] = new(sql.NullString)
 		case objectpurge.FieldNextAttemptAt, objectpurge.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -143,6 +147,18 @@ func (_m *ObjectPurge) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field deletion_job_id", values[i])
 			} else if value.Valid {
 				_m.DeletionJobID = value.String
+			}
+		case objectpurge.FieldRequestedBy:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field requested_by", values[i])
+			} else if value.Valid {
+				_m.RequestedBy = value.String
+			}
+		case objectpurge.FieldRequestedVia:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field requested_via", values[i])
+			} else if value.Valid {
+				_m.RequestedVia = value.String
 			}
 		case objectpurge.FieldAttempts:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -239,6 +255,12 @@ func (_m *ObjectPurge) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("deletion_job_id=")
 	builder.WriteString(_m.DeletionJobID)
+	builder.WriteString(", ")
+	builder.WriteString("requested_by=")
+	builder.WriteString(_m.RequestedBy)
+	builder.WriteString(", ")
+	builder.WriteString("requested_via=")
+	builder.WriteString(_m.RequestedVia)
 	builder.WriteString(", ")
 	builder.WriteString("attempts=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))

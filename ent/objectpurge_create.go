@@ -136,6 +136,34 @@ func (_c *ObjectPurgeCreate) SetNillableDeletionJobID(v *string) *ObjectPurgeCre
 	return _c
 }
 
+// SetRequestedBy sets the "requested_by" field.
+func (_c *ObjectPurgeCreate) SetRequestedBy(v string) *ObjectPurgeCreate {
+	_c.mutation.SetRequestedBy(v)
+	return _c
+}
+
+// SetNillableRequestedBy sets the "requested_by" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableRequestedBy(v *string) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetRequestedBy(*v)
+	}
+	return _c
+}
+
+// SetRequestedVia sets the "requested_via" field.
+func (_c *ObjectPurgeCreate) SetRequestedVia(v string) *ObjectPurgeCreate {
+	_c.mutation.SetRequestedVia(v)
+	return _c
+}
+
+// SetNillableRequestedVia sets the "requested_via" field if the given value is not nil.
+func (_c *ObjectPurgeCreate) SetNillableRequestedVia(v *string) *ObjectPurgeCreate {
+	if v != nil {
+		_c.SetRequestedVia(*v)
+	}
+	return _c
+}
+
 // SetAttempts sets the "attempts" field.
 func (_c *ObjectPurgeCreate) SetAttempts(v int) *ObjectPurgeCreate {
 	_c.mutation.SetAttempts(v)
@@ -261,6 +289,14 @@ func (_c *ObjectPurgeCreate) defaults() {
 		v := objectpurge.DefaultDeletionJobID
 		_c.mutation.SetDeletionJobID(v)
 	}
+	if _, ok := _c.mutation.RequestedBy(); !ok {
+		v := objectpurge.DefaultRequestedBy
+		_c.mutation.SetRequestedBy(v)
+	}
+	if _, ok := _c.mutation.RequestedVia(); !ok {
+		v := objectpurge.DefaultRequestedVia
+		_c.mutation.SetRequestedVia(v)
+	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		v := objectpurge.DefaultAttempts
 		_c.mutation.SetAttempts(v)
@@ -320,6 +356,12 @@ func (_c *ObjectPurgeCreate) check() error {
 	}
 	if _, ok := _c.mutation.DeletionJobID(); !ok {
 		return &ValidationError{Name: "deletion_job_id", err: errors.New(`ent: missing required field "ObjectPurge.deletion_job_id"`)}
+	}
+	if _, ok := _c.mutation.RequestedBy(); !ok {
+		return &ValidationError{Name: "requested_by", err: errors.New(`ent: missing required field "ObjectPurge.requested_by"`)}
+	}
+	if _, ok := _c.mutation.RequestedVia(); !ok {
+		return &ValidationError{Name: "requested_via", err: errors.New(`ent: missing required field "ObjectPurge.requested_via"`)}
 	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		return &ValidationError{Name: "attempts", err: errors.New(`ent: missing required field "ObjectPurge.attempts"`)}
@@ -406,6 +448,14 @@ func (_c *ObjectPurgeCreate) createSpec() (*ObjectPurge, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.DeletionJobID(); ok {
 		_spec.SetField(objectpurge.FieldDeletionJobID, field.TypeString, value)
 		_node.DeletionJobID = value
+	}
+	if value, ok := _c.mutation.RequestedBy(); ok {
+		_spec.SetField(objectpurge.FieldRequestedBy, field.TypeString, value)
+		_node.RequestedBy = value
+	}
+	if value, ok := _c.mutation.RequestedVia(); ok {
+		_spec.SetField(objectpurge.FieldRequestedVia, field.TypeString, value)
+		_node.RequestedVia = value
 	}
 	if value, ok := _c.mutation.Attempts(); ok {
 		_spec.SetField(objectpurge.FieldAttempts, field.TypeInt, value)

@@ -400,22 +400,30 @@ func init() {
 	objectpurgeDescDeletionJobID := objectpurgeFields[9].Descriptor()
 	// objectpurge.DefaultDeletionJobID holds the default value on creation for the deletion_job_id field.
 	objectpurge.DefaultDeletionJobID = objectpurgeDescDeletionJobID.Default.(string)
+	// objectpurgeDescRequestedBy is the schema descriptor for requested_by field.
+	objectpurgeDescRequestedBy := objectpurgeFields[10].Descriptor()
+	// objectpurge.DefaultRequestedBy holds the default value on creation for the requested_by field.
+	objectpurge.DefaultRequestedBy = objectpurgeDescRequestedBy.Default.(string)
+	// objectpurgeDescRequestedVia is the schema descriptor for requested_via field.
+	objectpurgeDescRequestedVia := objectpurgeFields[11].Descriptor()
+	// objectpurge.DefaultRequestedVia holds the default value on creation for the requested_via field.
+	objectpurge.DefaultRequestedVia = objectpurgeDescRequestedVia.Default.(string)
 	// objectpurgeDescAttempts is the schema descriptor for attempts field.
-	objectpurgeDescAttempts := objectpurgeFields[10].Descriptor()
+	objectpurgeDescAttempts := objectpurgeFields[12].Descriptor()
 	// objectpurge.DefaultAttempts holds the default value on creation for the attempts field.
 	objectpurge.DefaultAttempts = objectpurgeDescAttempts.Default.(int)
 	// objectpurge.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	objectpurge.AttemptsValidator = objectpurgeDescAttempts.Validators[0].(func(int) error)
 	// objectpurgeDescLastError is the schema descriptor for last_error field.
-	objectpurgeDescLastError := objectpurgeFields[12].Descriptor()
+	objectpurgeDescLastError := objectpurgeFields[14].Descriptor()
 	// objectpurge.DefaultLastError holds the default value on creation for the last_error field.
 	objectpurge.DefaultLastError = objectpurgeDescLastError.Default.(string)
 	// objectpurgeDescCreatedAt is the schema descriptor for created_at field.
-	objectpurgeDescCreatedAt := objectpurgeFields[13].Descriptor()
+	objectpurgeDescCreatedAt := objectpurgeFields[15].Descriptor()
 	// objectpurge.DefaultCreatedAt holds the default value on creation for the created_at field.
 	objectpurge.DefaultCreatedAt = objectpurgeDescCreatedAt.Default.(func() time.Time)
 	// objectpurgeDescTraceparent is the schema descriptor for traceparent field.
-	objectpurgeDescTraceparent := objectpurgeFields[14].Descriptor()
+	objectpurgeDescTraceparent := objectpurgeFields[16].Descriptor()
 	// objectpurge.DefaultTraceparent holds the default value on creation for the traceparent field.
 	objectpurge.DefaultTraceparent = objectpurgeDescTraceparent.Default.(string)
 	retiredidentityFields := schema.RetiredIdentity{}.Fields()

@@ -25,6 +25,7 @@ import (
 	"github.com/safedelete/uploads/internal/holds"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/scope"
 )
@@ -236,7 +237,10 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 			// with it would be a 200 it never gave).
 			return nil
 		}
-		if purges, err = r.purger.ScheduleFor(ctx, tx, keepUntil, deleted...); err != nil {
+		// The purges carry the delete's request and its events' time to
+		// their receipts (purge.Request).
+		asked := purge.Request{Actor: actor, At: time.Now()}
+		if purges, err = r.purger.ScheduleFor(ctx, tx, keepUntil, asked, deleted...); err != nil {
 			return err
 		}
 		if err = toTrash(ctx, tx, now, keepUntil, deleted); err != nil {
@@ -246,7 +250,7 @@ func (r *Resolver) deleteRecords(ctx context.Context, actor audit.Actor, ownerID
 			return err
 		}
 		receipts := r.noObjectReceipts(keepUntil, deleted)
-		if err = change.RecordWithReceipts(ctx, tx, actor, audit.Deleted, endpoints, receipts, subjectsOf(deleted)...); err != nil || inBatch == nil {
+		if err = change.RecordAt(ctx, tx, asked.At, actor, audit.Deleted, endpoints, receipts, subjectsOf(deleted)...); err != nil || inBatch == nil {
 			return err
 		}
 		inBatchErr = inBatch(ctx, tx, idsOfUploads(deleted))

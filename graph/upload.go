@@ -19,6 +19,7 @@ import (
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/idempotency"
 	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/purge"
 	"github.com/safedelete/uploads/internal/scope"
 )
 
@@ -166,7 +167,7 @@ func (r *Resolver) purgeAbandoned(ctx context.Context, u *ent.Upload, status upl
 	stopped.Status = status
 	var purges []*ent.ObjectPurge
 	err := database.WithTx(ctx, r.client, func(tx *ent.Tx) (err error) {
-		purges, err = r.purger.ScheduleFor(ctx, tx, time.Time{}, &stopped)
+		purges, err = r.purger.ScheduleFor(ctx, tx, time.Time{}, purge.Request{}, &stopped)
 		return err
 	})
 	if err != nil {

@@ -338,6 +338,8 @@ var (
 		{Name: "size", Type: field.TypeInt64, Default: 0},
 		{Name: "upload_status", Type: field.TypeString, Default: ""},
 		{Name: "deletion_job_id", Type: field.TypeString, Default: ""},
+		{Name: "requested_by", Type: field.TypeString, Default: ""},
+		{Name: "requested_via", Type: field.TypeString, Default: ""},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime},
 		{Name: "last_error", Type: field.TypeString, Default: ""},
@@ -353,7 +355,7 @@ var (
 			{
 				Name:    "objectpurge_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{ObjectPurgesColumns[12]},
+				Columns: []*schema.Column{ObjectPurgesColumns[14]},
 			},
 			{
 				Name:    "objectpurge_upload_id",

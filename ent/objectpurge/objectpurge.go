@@ -33,6 +33,10 @@ const (
 	FieldUploadStatus = "upload_status"
 	// FieldDeletionJobID holds the string denoting the deletion_job_id field in the database.
 	FieldDeletionJobID = "deletion_job_id"
+	// FieldRequestedBy holds the string denoting the requested_by field in the database.
+	FieldRequestedBy = "requested_by"
+	// FieldRequestedVia holds the string denoting the requested_via field in the database.
+	FieldRequestedVia = "requested_via"
 	// FieldAttempts holds the string denoting the attempts field in the database.
 	FieldAttempts = "attempts"
 	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
@@ -60,6 +64,8 @@ var Columns = []string{
 	FieldSize,
 	FieldUploadStatus,
 	FieldDeletionJobID,
+	FieldRequestedBy,
+	FieldRequestedVia,
 	FieldAttempts,
 	FieldNextAttemptAt,
 	FieldLastError,
@@ -96,6 +102,10 @@ var (
 	DefaultUploadStatus string
 	// DefaultDeletionJobID holds the default value on creation for the "deletion_job_id" field.
 	DefaultDeletionJobID string
+	// DefaultRequestedBy holds the default value on creation for the "requested_by" field.
+	DefaultRequestedBy string
+	// DefaultRequestedVia holds the default value on creation for the "requested_via" field.
+	DefaultRequestedVia string
 	// DefaultAttempts holds the default value on creation for the "attempts" field.
 	DefaultAttempts int
 	// AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
@@ -164,6 +174,16 @@ func ByUploadStatus(opts ...sql.OrderTermOption) OrderOption {
 // ByDeletionJobID orders the results by the deletion_job_id field.
 func ByDeletionJobID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDeletionJobID, opts...).ToFunc()
+}
+
+// ByRequestedBy orders the results by the requested_by field.
+func ByRequestedBy(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRequestedBy, opts...).ToFunc()
+}
+
+// ByRequestedVia orders the results by the requested_via field.
+func ByRequestedVia(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRequestedVia, opts...).ToFunc()
 }
 
 // ByAttempts orders the results by the attempts field.

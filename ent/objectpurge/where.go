@@ -104,6 +104,16 @@ func DeletionJobID(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldDeletionJobID, v))
 }
 
+// RequestedBy applies equality check predicate on the "requested_by" field. It's identical to RequestedByEQ.
+func RequestedBy(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldRequestedBy, v))
+}
+
+// RequestedVia applies equality check predicate on the "requested_via" field. It's identical to RequestedViaEQ.
+func RequestedVia(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldRequestedVia, v))
+}
+
 // Attempts applies equality check predicate on the "attempts" field. It's identical to AttemptsEQ.
 func Attempts(v int) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldEQ(FieldAttempts, v))
@@ -697,6 +707,136 @@ func DeletionJobIDEqualFold(v string) predicate.ObjectPurge {
 // DeletionJobIDContainsFold applies the ContainsFold predicate on the "deletion_job_id" field.
 func DeletionJobIDContainsFold(v string) predicate.ObjectPurge {
 	return predicate.ObjectPurge(sql.FieldContainsFold(FieldDeletionJobID, v))
+}
+
+// RequestedByEQ applies the EQ predicate on the "requested_by" field.
+func RequestedByEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldRequestedBy, v))
+}
+
+// RequestedByNEQ applies the NEQ predicate on the "requested_by" field.
+func RequestedByNEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldRequestedBy, v))
+}
+
+// RequestedByIn applies the In predicate on the "requested_by" field.
+func RequestedByIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldRequestedBy, vs...))
+}
+
+// RequestedByNotIn applies the NotIn predicate on the "requested_by" field.
+func RequestedByNotIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldRequestedBy, vs...))
+}
+
+// RequestedByGT applies the GT predicate on the "requested_by" field.
+func RequestedByGT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldRequestedBy, v))
+}
+
+// RequestedByGTE applies the GTE predicate on the "requested_by" field.
+func RequestedByGTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldRequestedBy, v))
+}
+
+// RequestedByLT applies the LT predicate on the "requested_by" field.
+func RequestedByLT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldRequestedBy, v))
+}
+
+// RequestedByLTE applies the LTE predicate on the "requested_by" field.
+func RequestedByLTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldRequestedBy, v))
+}
+
+// RequestedByContains applies the Contains predicate on the "requested_by" field.
+func RequestedByContains(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContains(FieldRequestedBy, v))
+}
+
+// RequestedByHasPrefix applies the HasPrefix predicate on the "requested_by" field.
+func RequestedByHasPrefix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasPrefix(FieldRequestedBy, v))
+}
+
+// RequestedByHasSuffix applies the HasSuffix predicate on the "requested_by" field.
+func RequestedByHasSuffix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasSuffix(FieldRequestedBy, v))
+}
+
+// RequestedByEqualFold applies the EqualFold predicate on the "requested_by" field.
+func RequestedByEqualFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEqualFold(FieldRequestedBy, v))
+}
+
+// RequestedByContainsFold applies the ContainsFold predicate on the "requested_by" field.
+func RequestedByContainsFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContainsFold(FieldRequestedBy, v))
+}
+
+// RequestedViaEQ applies the EQ predicate on the "requested_via" field.
+func RequestedViaEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEQ(FieldRequestedVia, v))
+}
+
+// RequestedViaNEQ applies the NEQ predicate on the "requested_via" field.
+func RequestedViaNEQ(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNEQ(FieldRequestedVia, v))
+}
+
+// RequestedViaIn applies the In predicate on the "requested_via" field.
+func RequestedViaIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldIn(FieldRequestedVia, vs...))
+}
+
+// RequestedViaNotIn applies the NotIn predicate on the "requested_via" field.
+func RequestedViaNotIn(vs ...string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldNotIn(FieldRequestedVia, vs...))
+}
+
+// RequestedViaGT applies the GT predicate on the "requested_via" field.
+func RequestedViaGT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGT(FieldRequestedVia, v))
+}
+
+// RequestedViaGTE applies the GTE predicate on the "requested_via" field.
+func RequestedViaGTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldGTE(FieldRequestedVia, v))
+}
+
+// RequestedViaLT applies the LT predicate on the "requested_via" field.
+func RequestedViaLT(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLT(FieldRequestedVia, v))
+}
+
+// RequestedViaLTE applies the LTE predicate on the "requested_via" field.
+func RequestedViaLTE(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldLTE(FieldRequestedVia, v))
+}
+
+// RequestedViaContains applies the Contains predicate on the "requested_via" field.
+func RequestedViaContains(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContains(FieldRequestedVia, v))
+}
+
+// RequestedViaHasPrefix applies the HasPrefix predicate on the "requested_via" field.
+func RequestedViaHasPrefix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasPrefix(FieldRequestedVia, v))
+}
+
+// RequestedViaHasSuffix applies the HasSuffix predicate on the "requested_via" field.
+func RequestedViaHasSuffix(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldHasSuffix(FieldRequestedVia, v))
+}
+
+// RequestedViaEqualFold applies the EqualFold predicate on the "requested_via" field.
+func RequestedViaEqualFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldEqualFold(FieldRequestedVia, v))
+}
+
+// RequestedViaContainsFold applies the ContainsFold predicate on the "requested_via" field.
+func RequestedViaContainsFold(v string) predicate.ObjectPurge {
+	return predicate.ObjectPurge(sql.FieldContainsFold(FieldRequestedVia, v))
 }
 
 // AttemptsEQ applies the EQ predicate on the "attempts" field.

@@ -55,6 +55,13 @@ func (ObjectPurge) Fields() []ent.Field {
 			Immutable().
 			Default("").
 			Comment("The deletion job that deleted the upload, if one did: the upload's receipt, issued when the purge ends, counts toward the job's (internal/receipt)."),
+		field.String("requested_by").
+			Immutable().
+			Default("").
+			Comment("Who asked for the delete and through what (its DELETED audit event's actor and via), carried from the delete for the upload's deletion receipt, whose delete_requested_at is then the purge's created_at (the event's own time). Empty for a purge written before purges carried it, or by no caller's delete: the receipt then reads the event."),
+		field.String("requested_via").
+			Immutable().
+			Default(""),
 		field.Int("attempts").
 			Default(0).
 			NonNegative(),

@@ -106,12 +106,19 @@ func OfDeleted(d *ent.DeletedUpload) Subject {
 // heads (heads.go), one INSERT (from Ent's SQL builder, with no RETURNING
 // of the ids nobody reads) per chunk of events, and move the heads on.
 func Record(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, subjects ...Subject) ([]Hash, error) {
+	return RecordAt(ctx, tx, actor, kind, time.Now(), subjects...)
+}
+
+// RecordAt is Record with the events' time given: a delete tells it to
+// the purges it writes too, so that their receipts name it without reading
+// the events back.
+func RecordAt(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, at time.Time, subjects ...Subject) ([]Hash, error) {
 	if len(subjects) == 0 {
 		return nil, nil
 	}
 	requestID := requestlog.FromContext(ctx)
 	// To the microsecond, as PostgreSQL stores it: the hash covers it.
-	now := time.Now().Truncate(time.Microsecond)
+	now := at.Truncate(time.Microsecond)
 	heads, err := takeHeads(ctx, tx, subjects)
 	if err != nil {
 		return nil, fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)

@@ -3,10 +3,10 @@ package audit
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/database"
 )
 
 // Break is where a user's chain stops verifying: the first event changed,
@@ -200,19 +200,5 @@ func (w *walk) end(ctx context.Context, client *ent.Client, r *Report) error {
 
 // queryRow scans the one row query returns into dest (sql.ErrNoRows: none).
 func queryRow(ctx context.Context, client *ent.Client, query string, args []any, dest ...any) error {
-	rows, err := client.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return sql.ErrNoRows
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return err
-	}
-	return rows.Close()
+	return database.QueryRow(ctx, client, query, args, dest...)
 }

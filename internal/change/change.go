@@ -55,10 +55,16 @@ type Receipts func(ctx context.Context, tx *ent.Tx, auditHashes []string) (map[s
 // that each receipt names its event's hash, and hands each to its webhook
 // event.
 func RecordWithReceipts(ctx context.Context, tx *ent.Tx, actor audit.Actor, kind auditevent.Kind, endpoints Endpoints, receipts Receipts, subjects ...audit.Subject) error {
+	return RecordAt(ctx, tx, time.Now(), actor, kind, endpoints, receipts, subjects...)
+}
+
+// RecordAt is RecordWithReceipts with the audit events' time given
+// (audit.RecordAt).
+func RecordAt(ctx context.Context, tx *ent.Tx, at time.Time, actor audit.Actor, kind auditevent.Kind, endpoints Endpoints, receipts Receipts, subjects ...audit.Subject) error {
 	if len(subjects) == 0 {
 		return nil
 	}
-	hashes, err := audit.Record(ctx, tx, actor, kind, subjects...)
+	hashes, err := audit.RecordAt(ctx, tx, actor, kind, at, subjects...)
 	if err != nil {
 		return err
 	}

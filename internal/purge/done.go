@@ -14,6 +14,7 @@ import (
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/deletedupload"
 	"github.com/safedelete/uploads/ent/objectpurge"
+	"github.com/safedelete/uploads/ent/webhookendpoint"
 	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/change"
 	"github.com/safedelete/uploads/internal/receipt"
@@ -105,7 +106,7 @@ func (p *Purger) finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 		ids[i] = job.ID
 	}
 	return p.opts.Commits.Do(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		gone, err := deletePurges(ctx, tx, ids)
+		gone, live, err := deletePurges(ctx, tx, ids)
 		if err != nil {
 			return err
 		}
@@ -131,18 +132,30 @@ func (p *Purger) finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 		if err != nil {
 			return err
 		}
+		// The DELETE said whether the owners it names have a live
+		// endpoint; an event told from a trash entry is an owner it did
+		// not name, so the outbox reads its endpoints.
+		endpoints := change.NoneLive
+		if live {
+			endpoints = change.MayHave
+		}
 		for _, e := range trashed {
 			if !carried[e.ID] {
 				subjects = append(subjects, e.Subject)
+				endpoints = change.MayHave
 			}
 		}
-		return change.RecordWithReceipts(ctx, tx, audit.Purger, audit.Purged, change.MayHave, p.receipts(mine, subjects), subjects...)
+		return change.RecordWithReceipts(ctx, tx, audit.Purger, audit.Purged, endpoints, p.receipts(mine, subjects), subjects...)
 	})
 }
 
 // deletePurges deletes the purge rows of ids and returns which of them it
-// deleted (rows another transaction had deleted are not among them).
-func deletePurges(ctx context.Context, tx *ent.Tx, ids []int) (map[int]bool, error) {
+// deleted (rows another transaction had deleted are not among them), and
+// whether the owner a deleted row names has a live webhook endpoint. That
+// is read by the same statement, in the transaction (as a delete reads it:
+// graph's deleteReturning), so that the "purged" events of owners without
+// one cost no read of the endpoints.
+func deletePurges(ctx context.Context, tx *ent.Tx, ids []int) (gone map[int]bool, live bool, err error) {
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id
@@ -150,21 +163,30 @@ func deletePurges(ctx context.Context, tx *ent.Tx, ids []int) (map[int]bool, err
 	// Ent has no DELETE ... RETURNING; PostgreSQL's placeholders and quoting
 	// are also SQLite's.
 	query, qargs := sql.Dialect(dialect.Postgres).Delete(objectpurge.Table).Where(sql.In(objectpurge.FieldID, args...)).Query()
-	rows, err := tx.QueryContext(ctx, query+" RETURNING "+objectpurge.FieldID, qargs...)
+	rows, err := tx.QueryContext(ctx, query+" RETURNING "+objectpurge.FieldID+", "+hasEndpoints, qargs...)
 	if err != nil {
-		return nil, fmt.Errorf("delete finished purges: %w", err)
+		return nil, false, fmt.Errorf("delete finished purges: %w", err)
 	}
 	defer rows.Close()
-	gone := make(map[int]bool, len(ids))
+	gone = make(map[int]bool, len(ids))
 	for rows.Next() {
 		var id int
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("delete finished purges: %w", err)
+		var ownerLive bool
+		if err := rows.Scan(&id, &ownerLive); err != nil {
+			return nil, false, fmt.Errorf("delete finished purges: %w", err)
 		}
 		gone[id] = true
+		live = live || ownerLive
 	}
-	return gone, rows.Err()
+	return gone, live, rows.Err()
 }
+
+// hasEndpoints tells, of a purge row, whether its owner has a live webhook
+// endpoint (webhook.Enqueue's reading of one). A purge without an owner has
+// none.
+var hasEndpoints = fmt.Sprintf("EXISTS (SELECT 1 FROM %s WHERE %s.%s = %s.%s AND %s.%s IS NULL)",
+	webhookendpoint.Table, webhookendpoint.Table, webhookendpoint.FieldOwnerID, objectpurge.Table, objectpurge.FieldOwnerID,
+	webhookendpoint.Table, webhookendpoint.FieldDisabledAt)
 
 // receipts returns what issues, in finish's transaction, the deletion
 // receipts of the uploads whose purged events it records (subjects): they
@@ -181,7 +203,10 @@ func (p *Purger) receipts(jobs []*ent.ObjectPurge, subjects []audit.Subject) cha
 		removals := make([]receipt.Removal, len(subjects))
 		for i, s := range subjects {
 			job := byUpload[s.ID]
-			removals[i] = receipt.Removal{UploadID: s.ID, OwnerID: s.OwnerID, Bucket: job.Bucket, ObjectKey: job.ObjectKey, Queued: job.CreatedAt, JobID: job.DeletionJobID}
+			removals[i] = receipt.Removal{
+				UploadID: s.ID, OwnerID: s.OwnerID, Bucket: job.Bucket, ObjectKey: job.ObjectKey, Queued: job.CreatedAt, JobID: job.DeletionJobID,
+				RequestedBy: job.RequestedBy, RequestedVia: job.RequestedVia,
+			}
 		}
 		return p.opts.Receipts.Issue(ctx, tx, removals, auditHashes)
 	}

@@ -50,3 +50,15 @@ func (q DoneRows) Add(job *ent.ObjectPurge) { q.d.add(job) }
 
 // Wait returns once every row queued is ended.
 func (q DoneRows) Wait() { q.d.wait() }
+
+// InsertOne writes one planned purge as ScheduleFor writes a single
+// delete's.
+func (p *Purger) InsertOne(ctx context.Context, tx *ent.Tx, job *ent.ObjectPurge) error {
+	return p.insertOne(ctx, tx, job)
+}
+
+// CreateBulk writes planned purges through Ent, as ScheduleFor writes a
+// batch's.
+func CreateBulk(ctx context.Context, tx *ent.Tx, planned []*ent.ObjectPurge) ([]*ent.ObjectPurge, error) {
+	return createBulk(ctx, tx, planned)
+}

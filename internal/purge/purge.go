@@ -17,6 +17,7 @@ import (
 
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
@@ -94,6 +95,15 @@ func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts 
 // Shutdown calls it, so that a restart does not redo purges already done.
 func (p *Purger) Flush() { p.done.wait() }
 
+// Request is who asked for a delete, through what, and when: the time of
+// its DELETED audit events (audit.RecordAt). A purge carries it to its
+// upload's receipt, which then reads no event back. The zero Request
+// carries nothing: the receipt reads the event.
+type Request struct {
+	Actor audit.Actor
+	At    time.Time
+}
+
 // ScheduleFor records, inside tx, that the bytes of the uploads, deleted in
 // the same transaction, must be removed from the bucket. Each purge carries
 // what the "purged" event of its upload tells (finish records it). It returns the
@@ -111,27 +121,29 @@ func (p *Purger) Flush() { p.done.wait() }
 //
 // In a deletion job's batch (receipt.WithJob), each purge names the job,
 // whose receipt then waits for the upload's.
-func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Time, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
+//
+// asked, if not the zero Request, is the delete's request, carried to the
+// receipts; the purges' created_at is then its time.
+func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Time, asked Request, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
 	now := time.Now()
 	keep := keepUntil.After(now)
 	jobID := receipt.JobOf(ctx)
-	var creates []*ent.ObjectPurgeCreate
+	var planned []*ent.ObjectPurge
 	for _, u := range uploads {
 		if u.ObjectKey == "" {
 			continue // a failed upload that never stored anything
 		}
-		create := tx.ObjectPurge.Create().
-			SetUploadID(u.ID).
-			SetOwnerID(u.OwnerID).
-			SetFilename(u.Filename).
-			SetSize(u.Size).
-			SetUploadStatus(u.Status.String()).
-			SetBucket(u.Bucket).
-			SetObjectKey(u.ObjectKey).
-			SetMultipartUploadID(u.MultipartUploadID).
-			SetDeletionJobID(jobID).
-			SetAttempts(1).
-			SetNextAttemptAt(now.Add(2 * p.opts.InlineTimeout))
+		job := &ent.ObjectPurge{
+			UploadID: u.ID, OwnerID: u.OwnerID, Filename: u.Filename, Size: u.Size, UploadStatus: u.Status.String(),
+			Bucket: u.Bucket, ObjectKey: u.ObjectKey, MultipartUploadID: u.MultipartUploadID, DeletionJobID: jobID,
+			Attempts: 1, NextAttemptAt: now.Add(2 * p.opts.InlineTimeout), CreatedAt: now,
+		}
+		if !asked.At.IsZero() {
+			// To the microsecond, as the event's (and PostgreSQL's): the
+			// receipt tells the same instant whichever way it learns it.
+			job.CreatedAt = asked.At.Truncate(time.Microsecond)
+			job.RequestedBy, job.RequestedVia = asked.Actor.Name, string(asked.Actor.Via)
+		}
 		if u.Status == upload.StatusPENDING {
 			// Its bytes may still be on their way: a purge now could run
 			// before the object exists, leaving it unknown once it arrives.
@@ -139,18 +151,18 @@ func (p *Purger) ScheduleFor(ctx context.Context, tx *ent.Tx, keepUntil time.Tim
 			// began before now), then aborts every multipart upload of the
 			// key, recorded or not (a crash may have come between starting
 			// one and recording its id).
-			create.SetNextAttemptAt(now.Add(p.opts.UploadTimeout + PendingMargin)).SetAbortAllMultipart(true)
+			job.NextAttemptAt, job.AbortAllMultipart = now.Add(p.opts.UploadTimeout+PendingMargin), true
 		} else if keep {
-			create.SetNextAttemptAt(keepUntil).SetAttempts(0)
+			job.NextAttemptAt, job.Attempts = keepUntil, 0
 		}
-		creates = append(creates, create)
+		planned = append(planned, job)
 	}
-	if len(creates) == 0 {
+	if len(planned) == 0 {
 		return nil, nil
 	}
-	scheduled, err := tx.ObjectPurge.CreateBulk(creates...).Save(ctx)
+	scheduled, err := p.insertPurges(ctx, tx, planned)
 	if err != nil {
-		return nil, fmt.Errorf("schedule %d purges: %w", len(creates), err)
+		return nil, fmt.Errorf("schedule %d purges: %w", len(planned), err)
 	}
 	jobs := scheduled[:0]
 	for _, job := range scheduled {

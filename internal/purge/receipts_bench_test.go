@@ -41,7 +41,7 @@ func BenchmarkBatchReceipts(b *testing.B) {
 				order[0], order[1] = order[1], order[0]
 			}
 			for _, side := range order {
-				jobs := deletedBatch(b, env, ownerID, batch, &n)
+				jobs := deletedBatch(b, env, ownerID, batch, &n, true)
 				start := time.Now()
 				if done := sides[side].AttemptBatch(ctx, jobs); done != batch {
 					b.Fatalf("%s: %d of %d purged", side, done, batch)
@@ -57,11 +57,15 @@ func BenchmarkBatchReceipts(b *testing.B) {
 }
 
 // deletedBatch writes, as a delete would, size purges of the owner's
-// uploads with their DELETED audit events, and returns the purges.
-func deletedBatch(b *testing.B, env *testenv.Env, ownerID string, size int, n *int) []*ent.ObjectPurge {
+// uploads with their DELETED audit events, and returns the purges. carried:
+// the purges carry who asked for the delete, as every delete's do since
+// they can (purge.Request); otherwise they are notes written before that,
+// whose receipts read the events.
+func deletedBatch(b *testing.B, env *testenv.Env, ownerID string, size int, n *int, carried bool) []*ent.ObjectPurge {
 	b.Helper()
 	ctx := context.Background()
 	var jobs []*ent.ObjectPurge
+	at := time.Now().Truncate(time.Microsecond)
 	err := database.WithTx(ctx, env.Client(), func(tx *ent.Tx) error {
 		creates := make([]*ent.ObjectPurgeCreate, size)
 		subjects := make([]audit.Subject, size)
@@ -71,13 +75,16 @@ func deletedBatch(b *testing.B, env *testenv.Env, ownerID string, size int, n *i
 			subjects[i] = audit.Subject{ID: id, OwnerID: ownerID, Filename: "f.txt", Size: 1, Status: "COMPLETED"}
 			creates[i] = tx.ObjectPurge.Create().SetBucket("bench").SetObjectKey(id).SetUploadID(id).
 				SetOwnerID(ownerID).SetFilename("f.txt").SetSize(1).SetUploadStatus("COMPLETED").
-				SetNextAttemptAt(time.Now().Add(time.Hour))
+				SetNextAttemptAt(time.Now().Add(time.Hour)).SetCreatedAt(at)
+			if carried {
+				creates[i].SetRequestedBy(audit.CLI.Name).SetRequestedVia(string(audit.CLI.Via))
+			}
 		}
 		var err error
 		if jobs, err = tx.ObjectPurge.CreateBulk(creates...).Save(ctx); err != nil {
 			return err
 		}
-		_, err = audit.Record(ctx, tx, audit.CLI, audit.Deleted, subjects...)
+		_, err = audit.RecordAt(ctx, tx, audit.CLI, audit.Deleted, at, subjects...)
 		return err
 	})
 	if err != nil {

@@ -2,12 +2,16 @@ package purge_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/ent/auditevent"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/ent/upload"
+	"github.com/safedelete/uploads/internal/audit"
 	"github.com/safedelete/uploads/internal/config"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/purge"
@@ -143,5 +147,60 @@ func TestTrashPurges(t *testing.T) {
 	inTx(func(tx *ent.Tx) (err error) { job, err = w.purger().Expedite(ctx, tx, "upl_kept"); return err })
 	if back || job != nil {
 		t.Errorf("an expedited purge was taken back (%v) or claimed again (%v)", back, job)
+	}
+}
+
+// TestScheduleOneAsMany: a single delete's purge note (written by a
+// statement of its own, not Ent's) is the note a batch writes for the same
+// upload, field for field, and what ScheduleFor hands back to attempt is
+// what was stored: kept in the trash, still storing, or purged at once.
+func TestScheduleOneAsMany(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	ctx := context.Background()
+	asked := purge.Request{Actor: audit.Actor{Name: "key_1", Via: auditevent.ViaREST}, At: time.Now()}
+	toDelete := func(id string, status upload.Status) *ent.Upload {
+		return &ent.Upload{ID: id, OwnerID: "usr_1", Filename: id + ".txt", Size: 7, Bucket: w.Bucket, ObjectKey: "k/" + id, MultipartUploadID: "mp-" + id, Status: status}
+	}
+	// Stored rows and returned purges, as comparable text: the id, upload
+	// and key aside, times to PostgreSQL's microsecond, and when the purge
+	// is due as a delay from the request (each call has its own now).
+	shape := func(j *ent.ObjectPurge) string {
+		return fmt.Sprintf("%s %s %s %v %s %s %d %s %s %s %s %d %s %q %s %q",
+			j.Bucket, strings.TrimPrefix(j.MultipartUploadID, "mp-"+j.UploadID), j.Filename[len(j.UploadID):], j.AbortAllMultipart, j.OwnerID,
+			j.UploadStatus, j.Size, j.DeletionJobID, j.RequestedBy, j.RequestedVia, j.CreatedAt.UTC().Truncate(time.Microsecond),
+			j.Attempts, j.NextAttemptAt.Sub(j.CreatedAt).Round(time.Second), j.LastError, j.ObjectKey[len("k/"+j.UploadID):], j.Traceparent)
+	}
+	for _, c := range []struct {
+		name      string
+		keepUntil time.Time
+		status    upload.Status
+	}{{"purged at once", time.Time{}, upload.StatusCOMPLETED}, {"kept", time.Now().Add(time.Hour), upload.StatusCOMPLETED}, {"still storing", time.Time{}, upload.StatusPENDING}} {
+		var one, many []*ent.ObjectPurge
+		err := database.WithTx(ctx, w.Client(), func(tx *ent.Tx) (err error) {
+			id := strings.ReplaceAll(c.name, " ", "-")
+			if one, err = w.purger().ScheduleFor(ctx, tx, c.keepUntil, asked, toDelete("upl_one-"+id, c.status)); err != nil {
+				return err
+			}
+			many, err = w.purger().ScheduleFor(ctx, tx, c.keepUntil, asked, toDelete("upl_many-"+id, c.status), toDelete("upl_more-"+id, c.status))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		stored := func(uploadID string) *ent.ObjectPurge {
+			return w.Client().ObjectPurge.Query().Where(objectpurge.UploadID(uploadID)).OnlyX(ctx)
+		}
+		oneRow := stored("upl_one-" + strings.ReplaceAll(c.name, " ", "-"))
+		manyRow := stored("upl_many-" + strings.ReplaceAll(c.name, " ", "-"))
+		if shape(oneRow) != shape(manyRow) {
+			t.Errorf("%s: a single delete's note\n  %s\na batch's\n  %s", c.name, shape(oneRow), shape(manyRow))
+		}
+		if len(one) != len(many)/2 {
+			t.Fatalf("%s: %d purges to attempt of one, %d of two", c.name, len(one), len(many))
+		}
+		if len(one) == 1 && (one[0].ID != oneRow.ID || shape(one[0]) != shape(oneRow)) {
+			t.Errorf("%s: handed back\n  %d %s\nstored\n  %d %s", c.name, one[0].ID, shape(one[0]), oneRow.ID, shape(oneRow))
+		}
 	}
 }

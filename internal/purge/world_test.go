@@ -137,7 +137,7 @@ type scheduler func(context.Context, *ent.Tx, ...*ent.Upload) ([]*ent.ObjectPurg
 // purge now), as a scheduler.
 func (w *world) scheduleFor(keepUntil time.Time) scheduler {
 	return func(ctx context.Context, tx *ent.Tx, uploads ...*ent.Upload) ([]*ent.ObjectPurge, error) {
-		return w.purger().ScheduleFor(ctx, tx, keepUntil, uploads...)
+		return w.purger().ScheduleFor(ctx, tx, keepUntil, purge.Request{}, uploads...)
 	}
 }
 

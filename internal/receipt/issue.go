@@ -29,6 +29,12 @@ type Removal struct {
 	// JobID is the deletion job that deleted it, if one did: the receipt
 	// counts toward the job's (Settle).
 	JobID string
+	// RequestedBy and RequestedVia, if RequestedBy is set, are who asked
+	// for the delete and through what, carried from the delete (its
+	// DELETED event's actor and via, the event's time being Queued):
+	// then Issue reads no event for the receipt.
+	RequestedBy  string
+	RequestedVia string
 }
 
 // Issuer signs and stores deletion receipts.
@@ -79,7 +85,9 @@ func (i *Issuer) Issue(ctx context.Context, tx *ent.Tx, removals []Removal, audi
 		if r.Bucket == "" {
 			c.VersionsRemoved = VersionsNone
 		}
-		if ev, ok := asked[r.UploadID]; ok {
+		if r.RequestedBy != "" {
+			c.DeleteRequestedBy, c.DeleteRequestedVia = r.RequestedBy, r.RequestedVia
+		} else if ev, ok := asked[r.UploadID]; ok {
 			c.DeleteRequestedAt, c.DeleteRequestedBy, c.DeleteRequestedVia = ev.CreatedAt.UTC(), ev.Actor, string(ev.Via)
 		}
 		if n < len(auditHashes) {
@@ -108,15 +116,23 @@ func (i *Issuer) Issue(ctx context.Context, tx *ent.Tx, removals []Removal, audi
 }
 
 // deleteRequests returns the latest DELETED audit event of each removed
-// upload: who asked for the delete, and when. One read a batch, on the
-// trail's (owner_id, upload_id) index.
+// upload that does not carry its request (RequestedBy): who asked for the
+// delete, and when. One read a batch, on the trail's (owner_id, upload_id)
+// index; none when every removal carries it (every delete's since they
+// do).
 func deleteRequests(ctx context.Context, tx *ent.Tx, removals []Removal) (map[string]*ent.AuditEvent, error) {
 	var owners, uploads []string
 	for _, r := range removals {
+		if r.RequestedBy != "" {
+			continue
+		}
 		if !slices.Contains(owners, r.OwnerID) { // nearly always one
 			owners = append(owners, r.OwnerID)
 		}
 		uploads = append(uploads, r.UploadID)
+	}
+	if len(uploads) == 0 {
+		return nil, nil
 	}
 	// No ORDER BY: ordered by id, the planner may walk the (owner_id, id)
 	// index through every event of the owner (an erasure's millions) to

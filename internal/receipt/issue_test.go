@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent/auditevent"
+	"github.com/safedelete/uploads/ent/deletionreceipt"
 	"github.com/safedelete/uploads/ent/objectpurge"
 	"github.com/safedelete/uploads/internal/faultproxy"
 	"github.com/safedelete/uploads/internal/receipt"
@@ -122,4 +123,63 @@ func TestReceiptOnlyOnceTheObjectIsGone(t *testing.T) {
 	if got := env.GraphQL(intruder, receiptQuery, map[string]any{"id": u.ID}); len(got.Errors) == 0 || got.Errors[0].Code() != "NOT_FOUND" {
 		t.Errorf("someone else's receipt: %+v %s", got.Errors, got.Data)
 	}
+}
+
+// TestReceiptNamesTheDeleteRequest: a receipt tells who asked for the
+// delete, through what and when exactly as the DELETED audit event does,
+// whether its purge ends right after the delete (the purge note carries
+// the request) or later from a purge note written before notes carried it
+// (the receipt then reads the event).
+func TestReceiptNamesTheDeleteRequest(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{NoPurgeLoop: true})
+	_, key := env.NewUser()
+	ctx := context.Background()
+	jwks := env.Do(http.MethodGet, receipt.JWKSPath, nil, nil).Body
+	check := func(uploadID, via string) {
+		t.Helper()
+		stored, err := env.Client().DeletionReceipt.Query().Where(deletionreceipt.UploadID(uploadID)).Only(ctx)
+		if err != nil {
+			t.Fatalf("receipt of %s: %v", uploadID, err)
+		}
+		_, payload, err := receipt.Verify(stored.Jws, []byte(jwks))
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims, err := receipt.DecodeClaims(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deleted := env.Client().AuditEvent.Query().Where(auditevent.UploadID(uploadID), auditevent.KindEQ(auditevent.KindDELETED)).OnlyX(ctx)
+		if !claims.DeleteRequestedAt.Equal(deleted.CreatedAt) || claims.DeleteRequestedBy != deleted.Actor || claims.DeleteRequestedVia != string(deleted.Via) || claims.DeleteRequestedVia != via {
+			t.Errorf("%s's receipt: delete requested at %s by %q via %q; the DELETED event: at %s by %q via %q (want via %s)",
+				uploadID, claims.DeleteRequestedAt, claims.DeleteRequestedBy, claims.DeleteRequestedVia, deleted.CreatedAt, deleted.Actor, deleted.Via, via)
+		}
+	}
+
+	inline := env.MustUpload(key, "a.txt", []byte("a"))
+	if got := env.GraphQL(key, `mutation($id: ID!) { deleteUpload(id: $id) { deletedUploadId } }`, map[string]any{"id": inline.ID}); len(got.Errors) > 0 {
+		t.Fatalf("delete: %+v", got.Errors)
+	}
+	env.App.Purger.Flush()
+	check(inline.ID, "GRAPHQL")
+
+	old := env.MustUpload(key, "b.txt", []byte("b"))
+	env.S3.SetMode(faultproxy.Unavailable)
+	if res := env.DeleteREST(key, old.ID); res.Status != http.StatusOK {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	env.App.Purger.Flush()
+	env.S3.SetMode(faultproxy.Pass)
+	// As a note written before notes carried the request (the columns are
+	// immutable to Ent), due now.
+	if _, err := env.Client().ExecContext(ctx, `UPDATE object_purges SET requested_by = '', requested_via = '', next_attempt_at = $1 WHERE upload_id = $2`,
+		time.Now().Add(-time.Second), old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, purged, err := env.App.Purger.RunOnce(ctx); err != nil || purged != 1 {
+		t.Fatalf("retry: purged %d, %v", purged, err)
+	}
+	env.App.Purger.Flush()
+	check(old.ID, "REST")
 }
