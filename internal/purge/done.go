@@ -96,7 +96,8 @@ func (d *doneRows) wait() {
 // the trash entry kept. Only the purges whose rows this transaction deleted
 // are recorded: a purge whose lease ran out while its object was being
 // removed may have been claimed, removed and recorded by another instance
-// too, and its upload must be recorded purged once, not once per instance.
+// too, and its upload must be recorded purged once, not once per instance
+// (nor twice if one instance queued the row twice).
 // The transaction is shared with others' where the purger's Commits group
 // them (the deletes' on SQLite). If it fails, the (idempotent) purges run
 // again.
@@ -118,6 +119,9 @@ func (p *Purger) finish(ctx context.Context, jobs []*ent.ObjectPurge) error {
 			if !gone[job.ID] {
 				continue
 			}
+			// Once: a row can be here twice, queued by an inline attempt
+			// that outlived its lease and by the loop that claimed it.
+			delete(gone, job.ID)
 			mine = append(mine, job)
 			uploadIDs = append(uploadIDs, job.UploadID)
 			if job.OwnerID != "" {
