@@ -55,7 +55,7 @@ type instanceResult struct {
 	deletes        result
 	cpu            []time.Duration // per instance, from before the deletes to the end of the drain
 	purgeLag       []time.Duration // upload.deleted's timestamp to upload.purged's
-	webhookLag     []time.Duration // upload.deleted's timestamp to its arrival
+	webhookLag     []time.Duration // upload.deleted's timestamp to its arrival, in the order of the timestamps
 	deliveryWindow time.Duration   // first delete sent to last upload.deleted delivery received
 	allWindow      time.Duration   // first delete sent to the last delivery received, of either event
 	delivered      int             // events delivered (either type, each once)
@@ -494,6 +494,11 @@ func (rc *hookReceiver) figures(uploads []seededUpload, began time.Time) (purgeL
 			duplicates++
 		}
 	}
+	type lag struct {
+		at    time.Time
+		delay time.Duration
+	}
+	var lags []lag
 	for _, u := range uploads {
 		deleted, purged := [2]string{u.id, deletedEvent}, [2]string{u.id, purgedEvent}
 		for _, k := range [][2]string{deleted, purged} {
@@ -505,14 +510,31 @@ func (rc *hookReceiver) figures(uploads []seededUpload, began time.Time) (purgeL
 			}
 		}
 		if at, ok := rc.arrived[deleted]; ok {
-			webhookLag = append(webhookLag, at.Sub(rc.eventAt[deleted]))
+			lags = append(lags, lag{rc.eventAt[deleted], at.Sub(rc.eventAt[deleted])})
 			window = max(window, at.Sub(began))
 		}
 		if _, ok := rc.arrived[purged]; ok && !rc.eventAt[deleted].IsZero() {
 			purgeLag = append(purgeLag, rc.eventAt[purged].Sub(rc.eventAt[deleted]))
 		}
 	}
+	slices.SortFunc(lags, func(a, b lag) int { return a.at.Compare(b.at) })
+	for _, l := range lags {
+		webhookLag = append(webhookLag, l.delay)
+	}
 	return purgeLag, webhookLag, window, duplicates, missing
+}
+
+// lagTrend returns the median webhook lag of the first and of the last
+// tenth of the deletes (lags in the order of the deletes): when deliveries
+// keep pace with deletes the two are alike; when they fall behind, the
+// lag grows with every delete, and the last tenth's is the larger by the
+// backlog built meanwhile.
+func lagTrend(lags []time.Duration) (first, last time.Duration) {
+	tenth := max(len(lags)/10, 1)
+	if len(lags) < tenth {
+		return 0, 0
+	}
+	return percentile(lags[:tenth], 50), percentile(lags[len(lags)-tenth:], 50)
 }
 
 // arrivals are the events that arrived, and the time from began to the
@@ -546,15 +568,17 @@ func printInstances(w io.Writer, o options, results []instanceResult) error {
 			ms(percentile(r.purgeLag, 50)), ms(percentile(r.purgeLag, 99)),
 			ms(percentile(r.webhookLag, 50)), ms(percentile(r.webhookLag, 99)), pace)
 		deliveriesPerSecond := float64(len(r.webhookLag)) / max(r.deliveryWindow.Seconds(), 1e-9)
-		fmt.Fprintf(w, "          deliveries/s (both events) %.0f; upload.deleted deliveries/s %.0f ÷ deletes/s %.0f = %.2f; checks: duplicate purges %d, duplicate deliveries %d, missing deliveries %d, left: uploads %d, objects %d, purges %d, deliveries %d\n",
-			float64(r.delivered)/max(r.allWindow.Seconds(), 1e-9), deliveriesPerSecond, st.rps, deliveriesPerSecond/st.rps, r.duplicatePurge, r.duplicateDeliv, r.missingDeliv,
-			r.left.uploads, r.left.objects, r.left.purges, r.left.deliveries)
+		first, last := lagTrend(r.webhookLag)
+		fmt.Fprintf(w, "          deliveries/s (both events) %.0f; upload.deleted deliveries/s %.0f ÷ deletes/s %.0f = %.2f; hook lag p50, first tenth of the deletes %s, last tenth %s; checks: duplicate purges %d, duplicate deliveries %d, missing deliveries %d, left: uploads %d, objects %d, purges %d, deliveries %d\n",
+			float64(r.delivered)/max(r.allWindow.Seconds(), 1e-9), deliveriesPerSecond, st.rps, deliveriesPerSecond/st.rps, ms(first), ms(last),
+			r.duplicatePurge, r.duplicateDeliv, r.missingDeliv, r.left.uploads, r.left.objects, r.left.purges, r.left.deliveries)
 		if r.duplicatePurge+r.duplicateDeliv+r.missingDeliv+r.left.uploads+r.left.objects+r.left.purges+r.left.deliveries > 0 {
 			broken = append(broken, fmt.Sprint(r.instances))
 		}
 	}
 	fmt.Fprintln(w, "\ncpu-s/1k: each instance's CPU time (user+system, /proc/PID/stat) from the first delete until the purges and deliveries drained, per 1,000 deletes of the whole run.")
 	fmt.Fprintln(w, "purge: upload.deleted's timestamp (in the delete's transaction) to upload.purged's (object gone); hook: upload.deleted's timestamp to its arrival at the receiver.")
+	fmt.Fprintln(w, "hook pace and upload.deleted ÷ deletes stay under 1.00 by the last deliveries' lag; the lag of the first and last tenth of the deletes tells whether deliveries kept pace (alike) or a backlog grew (the last larger).")
 	if len(broken) > 0 {
 		return fmt.Errorf("checks failed with %s instances", strings.Join(broken, ","))
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRun runs every scenario briefly on the embedded S3 server, at two
@@ -130,5 +131,26 @@ func TestRunInstances(t *testing.T) {
 	}
 	if want := "duplicate purges 0, duplicate deliveries 0, missing deliveries 0, left: uploads 0, objects 0, purges 0, deliveries 0"; strings.Count(out.String(), want) != len(counts) {
 		t.Errorf("want %q %d times in:\n%s", want, len(counts), out.String())
+	}
+}
+
+// TestLagTrend: the webhook lag of the first and last tenth of the deletes
+// tells a backlog that grew from deliveries that kept pace.
+func TestLagTrend(t *testing.T) {
+	t.Parallel()
+	growing := make([]time.Duration, 100)
+	steady := make([]time.Duration, 100)
+	for i := range growing {
+		growing[i] = time.Duration(i) * 100 * time.Millisecond
+		steady[i] = 300*time.Millisecond + time.Duration(i%3)*time.Millisecond
+	}
+	if first, last := lagTrend(growing); first > 500*time.Millisecond || last < 9*time.Second {
+		t.Errorf("a lag growing with each delete: first tenth %s, last %s; want under 0.5 s and over 9 s", first, last)
+	}
+	if first, last := lagTrend(steady); first != last {
+		t.Errorf("a steady lag: first tenth %s, last %s; want alike", first, last)
+	}
+	if first, last := lagTrend(nil); first != 0 || last != 0 {
+		t.Errorf("no lags: %s, %s", first, last)
 	}
 }
