@@ -398,7 +398,10 @@ func (s *Sender) take(ctx context.Context, tx *ent.Tx, due []*ent.WebhookDeliver
 // upload follow each other (each change of an upload commits before the
 // next begins).
 //
-// The check reads one row by its key. It used to search the pair's
+// The check reads one row by its key, written as that row's status (a
+// scalar subquery), which PostgreSQL evaluates per candidate by the
+// primary key; as NOT EXISTS it hashed every pending delivery first. It
+// used to search the pair's
 // earlier deliveries, which the planner could not always do through an
 // index: PostgreSQL without statistics on a table that filled since its
 // last ANALYZE read each endpoint's pending deliveries for each due one,
