@@ -42,7 +42,7 @@ type WebhookDelivery struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// DeliveredAt holds the value of the "delivered_at" field.
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
-	// The delivery of the same upload to the same endpoint that was pending when this one was queued: this one waits until it is no longer PENDING, so a receiver hears of an upload's events in order. Null when none was.
+	// The delivery of the same upload to the same endpoint that this one waits for until it is no longer PENDING, so a receiver hears of an upload's events in order: the latest pending when this one was queued, or an earlier one redelivered since. Null when none.
 	AfterID *int `json:"after_id,omitempty"`
 	// The W3C traceparent of the request that queued this work; empty when tracing is off.
 	Traceparent string `json:"traceparent,omitempty"`

@@ -132,6 +132,33 @@ func (_u *WebhookDeliveryUpdate) ClearDeliveredAt() *WebhookDeliveryUpdate {
 	return _u
 }
 
+// SetAfterID sets the "after_id" field.
+func (_u *WebhookDeliveryUpdate) SetAfterID(v int) *WebhookDeliveryUpdate {
+	_u.mutation.ResetAfterID()
+	_u.mutation.SetAfterID(v)
+	return _u
+}
+
+// SetNillableAfterID sets the "after_id" field if the given value is not nil.
+func (_u *WebhookDeliveryUpdate) SetNillableAfterID(v *int) *WebhookDeliveryUpdate {
+	if v != nil {
+		_u.SetAfterID(*v)
+	}
+	return _u
+}
+
+// AddAfterID adds value to the "after_id" field.
+func (_u *WebhookDeliveryUpdate) AddAfterID(v int) *WebhookDeliveryUpdate {
+	_u.mutation.AddAfterID(v)
+	return _u
+}
+
+// ClearAfterID clears the value of the "after_id" field.
+func (_u *WebhookDeliveryUpdate) ClearAfterID() *WebhookDeliveryUpdate {
+	_u.mutation.ClearAfterID()
+	return _u
+}
+
 // Mutation returns the WebhookDeliveryMutation object of the builder.
 func (_u *WebhookDeliveryUpdate) Mutation() *WebhookDeliveryMutation {
 	return _u.mutation
@@ -220,6 +247,12 @@ func (_u *WebhookDeliveryUpdate) sqlSave(ctx context.Context) (_node int, err er
 	}
 	if _u.mutation.DeliveredAtCleared() {
 		_spec.ClearField(webhookdelivery.FieldDeliveredAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.AfterID(); ok {
+		_spec.SetField(webhookdelivery.FieldAfterID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAfterID(); ok {
+		_spec.AddField(webhookdelivery.FieldAfterID, field.TypeInt, value)
 	}
 	if _u.mutation.AfterIDCleared() {
 		_spec.ClearField(webhookdelivery.FieldAfterID, field.TypeInt)
@@ -348,6 +381,33 @@ func (_u *WebhookDeliveryUpdateOne) ClearDeliveredAt() *WebhookDeliveryUpdateOne
 	return _u
 }
 
+// SetAfterID sets the "after_id" field.
+func (_u *WebhookDeliveryUpdateOne) SetAfterID(v int) *WebhookDeliveryUpdateOne {
+	_u.mutation.ResetAfterID()
+	_u.mutation.SetAfterID(v)
+	return _u
+}
+
+// SetNillableAfterID sets the "after_id" field if the given value is not nil.
+func (_u *WebhookDeliveryUpdateOne) SetNillableAfterID(v *int) *WebhookDeliveryUpdateOne {
+	if v != nil {
+		_u.SetAfterID(*v)
+	}
+	return _u
+}
+
+// AddAfterID adds value to the "after_id" field.
+func (_u *WebhookDeliveryUpdateOne) AddAfterID(v int) *WebhookDeliveryUpdateOne {
+	_u.mutation.AddAfterID(v)
+	return _u
+}
+
+// ClearAfterID clears the value of the "after_id" field.
+func (_u *WebhookDeliveryUpdateOne) ClearAfterID() *WebhookDeliveryUpdateOne {
+	_u.mutation.ClearAfterID()
+	return _u
+}
+
 // Mutation returns the WebhookDeliveryMutation object of the builder.
 func (_u *WebhookDeliveryUpdateOne) Mutation() *WebhookDeliveryMutation {
 	return _u.mutation
@@ -466,6 +526,12 @@ func (_u *WebhookDeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Webhook
 	}
 	if _u.mutation.DeliveredAtCleared() {
 		_spec.ClearField(webhookdelivery.FieldDeliveredAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.AfterID(); ok {
+		_spec.SetField(webhookdelivery.FieldAfterID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAfterID(); ok {
+		_spec.AddField(webhookdelivery.FieldAfterID, field.TypeInt, value)
 	}
 	if _u.mutation.AfterIDCleared() {
 		_spec.ClearField(webhookdelivery.FieldAfterID, field.TypeInt)

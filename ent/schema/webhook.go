@@ -117,8 +117,7 @@ func (WebhookDelivery) Fields() []ent.Field {
 		field.Int("after_id").
 			Optional().
 			Nillable().
-			Immutable().
-			Comment("The delivery of the same upload to the same endpoint that was pending when this one was queued: this one waits until it is no longer PENDING, so a receiver hears of an upload's events in order. Null when none was."),
+			Comment("The delivery of the same upload to the same endpoint that this one waits for until it is no longer PENDING, so a receiver hears of an upload's events in order: the latest pending when this one was queued, or an earlier one redelivered since. Null when none."),
 		traceparentField(),
 	}
 }

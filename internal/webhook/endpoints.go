@@ -235,6 +235,16 @@ func Deliveries(ctx context.Context, client *ent.Client, ownerID, endpointID str
 	return deliveries, nil
 }
 
+// waitForRedelivered makes the pending deliveries of a pair queued after a
+// redelivered one ($1) wait for it, but for those that wait for another of
+// them (which waits for it in turn): after_id is the one a delivery waits
+// for (see firstPendingOfUpload). PostgreSQL's placeholders are also
+// SQLite's.
+var waitForRedelivered = fmt.Sprintf(`UPDATE %[1]s SET %[2]s = $1 WHERE %[3]s = $2 AND %[4]s = $3 AND %[5]s = $4 AND %[6]s > $1
+	AND (%[2]s IS NULL OR %[2]s < $1 OR NOT EXISTS (SELECT 1 FROM %[1]s AS earlier WHERE earlier.%[6]s = %[1]s.%[2]s AND earlier.%[5]s = $4))`,
+	webhookdelivery.Table, webhookdelivery.FieldAfterID, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID,
+	webhookdelivery.FieldStatus, webhookdelivery.FieldID)
+
 // Redeliver sends a delivery of ownerID's again, with the same webhook-id:
 // a DELIVERED or FAILED one becomes PENDING and due at once (and gets one
 // attempt if it is older than the retry window). A PENDING one is returned
@@ -263,15 +273,25 @@ func Redeliver(ctx context.Context, client *ent.Client, ownerID, messageID strin
 	}
 	// Attempts is kept: it counts every attempt, and a claim's token
 	// (see stillClaimed) must never be reused.
-	_, err = client.WebhookDelivery.Update().
-		Where(
-			webhookdelivery.ID(delivery.ID),
-			webhookdelivery.StatusIn(webhookdelivery.StatusDELIVERED, webhookdelivery.StatusFAILED),
-		).
-		SetStatus(webhookdelivery.StatusPENDING).
-		SetNextAttemptAt(time.Now()).
-		ClearDeliveredAt().
-		Save(ctx)
+	err = database.WithTx(ctx, client, func(tx *ent.Tx) error {
+		n, err := tx.WebhookDelivery.Update().
+			Where(
+				webhookdelivery.ID(delivery.ID),
+				webhookdelivery.StatusIn(webhookdelivery.StatusDELIVERED, webhookdelivery.StatusFAILED),
+			).
+			SetStatus(webhookdelivery.StatusPENDING).
+			SetNextAttemptAt(time.Now()).
+			ClearDeliveredAt().
+			Save(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+		// The later deliveries of its upload to its endpoint still pending
+		// wait for it again, as they would have had it been pending when
+		// they were queued: each that waits for none of them waits for it.
+		_, err = tx.ExecContext(ctx, waitForRedelivered, delivery.ID, delivery.EndpointID, delivery.UploadID, webhookdelivery.StatusPENDING.String())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redeliver webhook: %w", err)
 	}

@@ -219,6 +219,43 @@ func TestOrderWithinOneEnqueue(t *testing.T) {
 	}
 }
 
+// TestRedeliveredHoldsLater: a delivery sent again (Redeliver) holds back
+// the later deliveries of its upload to its endpoint still pending, as it
+// would have had it been pending when they were queued: upload.deleted,
+// given up on, is redelivered while upload.purged retries; the purged one
+// waits for it.
+func TestRedeliveredHoldsLater(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	owner, _, _ := w.endpoint("https://hooks.example.com/again")
+	upload := ids.NewUpload()
+	w.enqueue(event(webhook.EventUploadDeleted, owner, upload))
+	deleted := w.deliveries()[0]
+	w.client.WebhookDelivery.UpdateOne(deleted).SetStatus(webhookdelivery.StatusFAILED).ExecX(ctx)
+	w.enqueue(event(webhook.EventUploadPurged, owner, upload))
+	w.enqueue(event(webhook.EventUploadRestored, owner, upload))
+	if _, err := webhook.Redeliver(ctx, w.client, owner, deleted.MessageID); err != nil {
+		t.Fatal(err)
+	}
+	sender := w.sender(local)
+	var sent []string
+	for range 3 {
+		claimed, err := sender.Claim(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(claimed) != 1 {
+			t.Fatalf("after %v, claimed %d deliveries of one upload at once, want 1", sent, len(claimed))
+		}
+		sent = append(sent, claimed[0].EventType)
+		w.client.WebhookDelivery.UpdateOne(claimed[0]).SetStatus(webhookdelivery.StatusDELIVERED).ExecX(ctx)
+	}
+	if want := []string{webhook.EventUploadDeleted, webhook.EventUploadPurged, webhook.EventUploadRestored}; !slices.Equal(sent, want) {
+		t.Fatalf("sent %v, want %v", sent, want)
+	}
+}
+
 // sameSet compares comma-separated lists as multisets.
 func sameSet(a, b string) bool {
 	count := map[string]int{}
