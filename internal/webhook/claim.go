@@ -76,7 +76,7 @@ func (l *loads) ownerLimit(endpointID string) int {
 func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
 	s.claiming.Lock()
 	defer s.claiming.Unlock()
-	picked, now, err := s.pickDue(ctx, slots, false)
+	picked, now, _, err := s.pickDue(ctx, slots, false)
 	if err != nil {
 		return nil, err
 	}
@@ -104,17 +104,21 @@ const readAheadFor = 100 * time.Millisecond
 // enabled endpoint; one picked by another sender meanwhile is not taken.
 // Deliveries that fall due meanwhile wait for the next read: readAheadFor
 // at most.
-func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) ([]*ent.WebhookDelivery, time.Time, error) {
+//
+// What was read ahead carries its endpoints as they were then: the caller
+// reads them again (fromAhead, see freshEndpoints) once it has claimed, so
+// that a secret rotated meanwhile signs nothing more.
+func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) (picked []*ent.WebhookDelivery, now time.Time, fromAhead bool, err error) {
 	if ahead && len(s.ahead) >= slots && time.Since(s.aheadAt) < s.readAheadFor {
 		s.mu.Lock()
 		picked, rest := s.loads().pick(s.ahead, slots)
 		s.mu.Unlock()
 		if len(picked) == slots {
 			s.ahead = rest
-			return picked, time.Now(), nil
+			return picked, time.Now(), true, nil
 		}
 	}
-	now := time.Now()
+	now = time.Now()
 	limit := 4 * s.opts.Concurrency
 	// The oldest due first: read in the order of an index, as far as limit.
 	candidates, err := s.client.WebhookDelivery.Query().
@@ -124,7 +128,7 @@ func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) ([]*ent.Web
 		Limit(limit).
 		All(ctx)
 	if err != nil {
-		return nil, now, fmt.Errorf("list due deliveries: %w", err)
+		return nil, now, false, fmt.Errorf("list due deliveries: %w", err)
 	}
 	// The loads read the sender's breaker maps in place, so they are used
 	// under s.mu only, and only for work without I/O.
@@ -143,14 +147,40 @@ func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) ([]*ent.Web
 		// share, and there may be others' behind them, however many.
 		others, err := s.othersDue(ctx, now, limit, picked, room)
 		if err != nil {
-			return nil, now, err
+			return nil, now, false, err
 		}
 		s.mu.Lock()
 		also, _ := l.pick(others, slots-len(picked))
 		picked = append(picked, also...)
 		s.mu.Unlock()
 	}
-	return picked, now, nil
+	return picked, now, false, nil
+}
+
+// freshEndpoints reads again the endpoints of deliveries read ahead (see
+// pickDue) and gives each delivery its endpoint as it is now.
+func (s *Sender) freshEndpoints(ctx context.Context, claimed []*ent.WebhookDelivery) error {
+	if len(claimed) == 0 {
+		return nil
+	}
+	var ids []string
+	for _, d := range claimed {
+		if !slices.Contains(ids, d.EndpointID) {
+			ids = append(ids, d.EndpointID)
+		}
+	}
+	endpoints, err := s.client.WebhookEndpoint.Query().Where(webhookendpoint.IDIn(ids...)).All(ctx)
+	if err != nil {
+		return fmt.Errorf("read webhook endpoints: %w", err)
+	}
+	for _, d := range claimed {
+		for _, ep := range endpoints {
+			if ep.ID == d.EndpointID {
+				d.Edges.Endpoint = ep
+			}
+		}
+	}
+	return nil
 }
 
 // loads copies the sender's attempts in flight for one claim's picks. The

@@ -21,11 +21,14 @@ func (s *Sender) Claim(ctx context.Context) ([]*ent.WebhookDelivery, error) {
 func (s *Sender) ClaimNext(ctx context.Context, slots int) ([]*ent.WebhookDelivery, error) {
 	s.claiming.Lock()
 	defer s.claiming.Unlock()
-	picked, at, err := s.pickDue(ctx, slots, true)
+	picked, at, ahead, err := s.pickDue(ctx, slots, true)
 	if err != nil {
 		return nil, err
 	}
 	claimed, err := s.take(ctx, nil, picked, at)
+	if err == nil && ahead {
+		err = s.freshEndpoints(ctx, claimed)
+	}
 	s.count(claimed)
 	return claimed, err
 }

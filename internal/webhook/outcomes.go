@@ -117,7 +117,7 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 	s.claiming.Lock()
 	defer s.claiming.Unlock()
 	ctx, cancel := recordContext(context.Background())
-	picked, at, err := s.pickDue(ctx, wanted, true)
+	picked, at, ahead, err := s.pickDue(ctx, wanted, true)
 	cancel()
 	if err != nil {
 		s.logger.Error("webhook claim failed", "error", err)
@@ -129,6 +129,14 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 	}
 	if err != nil {
 		return err
+	}
+	if ahead {
+		ctx, cancel := recordContext(context.Background())
+		if err := s.freshEndpoints(ctx, next); err != nil {
+			// Sent as read: an endpoint changed since signs one more.
+			s.logger.Error("webhook claim: read endpoints again", "error", err)
+		}
+		cancel()
 	}
 	s.count(next)
 	for _, p := range batch {

@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
 	stdsql "database/sql"
 	"encoding/json"
@@ -288,4 +289,35 @@ func readCountingClient(t *testing.T, url string, read func()) *ent.Client {
 			read()
 		}
 	})
+}
+
+// TestReadAheadSignsWithTheSecretOfNow: a delivery taken from what a claim
+// read ahead, after its endpoint's secret was rotated, carries the new
+// secret: the old one signs nothing from the rotation on.
+func TestReadAheadSignsWithTheSecretOfNow(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	owner, ep, _ := w.endpoint("https://hooks.example.com/rotated")
+	var events []webhook.Event
+	for range 4 {
+		events = append(events, event(webhook.EventUploadDeleted, owner, ids.NewUpload()))
+	}
+	w.enqueue(events...)
+	sender := w.sender(local)
+	sender.ReadAheadFor(time.Hour) // however slow the machine
+	if claimed, err := sender.ClaimNext(ctx, 1); err != nil || len(claimed) != 1 {
+		t.Fatalf("first claim: %d, %v", len(claimed), err)
+	}
+	rotated, _, err := webhook.RotateSecret(ctx, w.client, w.sealer, owner, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := sender.ClaimNext(ctx, 1)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("second claim: %d, %v", len(claimed), err)
+	}
+	if !bytes.Equal(claimed[0].Edges.Endpoint.Secret, rotated.Secret) {
+		t.Fatal("a delivery claimed after the secret's rotation carries the old secret")
+	}
 }
