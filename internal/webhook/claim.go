@@ -81,7 +81,7 @@ func (s *Sender) claim(ctx context.Context, slots int) ([]*ent.WebhookDelivery, 
 		return nil, err
 	}
 	claimed, err := s.take(ctx, nil, picked, now)
-	s.count(claimed)
+	s.taken(ctx, claimed, false)
 	return claimed, err
 }
 
@@ -106,8 +106,7 @@ const readAheadFor = 100 * time.Millisecond
 // at most.
 //
 // What was read ahead carries its endpoints as they were then: the caller
-// reads them again (fromAhead, see freshEndpoints) once it has claimed, so
-// that a secret rotated meanwhile signs nothing more.
+// gives fromAhead to taken once it has claimed, which reads them again.
 func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) (picked []*ent.WebhookDelivery, now time.Time, fromAhead bool, err error) {
 	if ahead && len(s.ahead) >= slots && time.Since(s.aheadAt) < s.readAheadFor {
 		s.mu.Lock()
@@ -157,12 +156,22 @@ func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) (picked []*
 	return picked, now, false, nil
 }
 
-// freshEndpoints reads again the endpoints of deliveries read ahead (see
-// pickDue) and gives each delivery its endpoint as it is now.
-func (s *Sender) freshEndpoints(ctx context.Context, claimed []*ent.WebhookDelivery) error {
-	if len(claimed) == 0 {
-		return nil
+// taken counts claimed deliveries in the sender's attempts in flight;
+// those read ahead (see pickDue) first get their endpoints as they are now,
+// so that a secret rotated since the read signs nothing more. If that read
+// fails, they go with the endpoints as read (logged).
+func (s *Sender) taken(ctx context.Context, claimed []*ent.WebhookDelivery, readAhead bool) {
+	if readAhead && len(claimed) > 0 {
+		if err := s.freshEndpoints(ctx, claimed); err != nil {
+			s.logger.ErrorContext(ctx, "webhook claim: read endpoints again", "error", err)
+		}
 	}
+	s.count(claimed)
+}
+
+// freshEndpoints reads the claimed deliveries' endpoints again and gives
+// each delivery its endpoint as it is now.
+func (s *Sender) freshEndpoints(ctx context.Context, claimed []*ent.WebhookDelivery) error {
 	var ids []string
 	for _, d := range claimed {
 		if !slices.Contains(ids, d.EndpointID) {
@@ -173,11 +182,13 @@ func (s *Sender) freshEndpoints(ctx context.Context, claimed []*ent.WebhookDeliv
 	if err != nil {
 		return fmt.Errorf("read webhook endpoints: %w", err)
 	}
+	byID := make(map[string]*ent.WebhookEndpoint, len(endpoints))
+	for _, ep := range endpoints {
+		byID[ep.ID] = ep
+	}
 	for _, d := range claimed {
-		for _, ep := range endpoints {
-			if ep.ID == d.EndpointID {
-				d.Edges.Endpoint = ep
-			}
+		if ep := byID[d.EndpointID]; ep != nil {
+			d.Edges.Endpoint = ep
 		}
 	}
 	return nil
@@ -418,9 +429,9 @@ func (s *Sender) take(ctx context.Context, tx *ent.Tx, due []*ent.WebhookDeliver
 	return claimed, nil
 }
 
-// firstPendingOfUpload keeps a delivery back while the delivery it was
-// queued after (after_id: the latest of the same upload to the same
-// endpoint still PENDING then) is PENDING, whether due, backing off or in
+// firstPendingOfUpload keeps a delivery back while the delivery it waits
+// for (after_id: the latest of the same upload to the same endpoint still
+// PENDING when it was queued, or one redelivered since) is PENDING, whether due, backing off or in
 // flight: a receiver hears of an upload's events in order (deleted before
 // purged), across retries. Other uploads' deliveries do not wait. That one
 // waits in turn for its own, so a delivery goes only once every earlier one
@@ -431,9 +442,8 @@ func (s *Sender) take(ctx context.Context, tx *ent.Tx, due []*ent.WebhookDeliver
 // The check reads one row by its key, written as that row's status (a
 // scalar subquery), which PostgreSQL evaluates per candidate by the
 // primary key; as NOT EXISTS it hashed every pending delivery first. It
-// used to search the pair's
-// earlier deliveries, which the planner could not always do through an
-// index: PostgreSQL without statistics on a table that filled since its
+// used to search the pair's earlier deliveries, which the planner could
+// not always do through an index: PostgreSQL without statistics on a table that filled since its
 // last ANALYZE read each endpoint's pending deliveries for each due one,
 // and even with the right index every claim read all of a backlog's
 // waiting deliveries (issue 26).

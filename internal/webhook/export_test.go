@@ -26,10 +26,7 @@ func (s *Sender) ClaimNext(ctx context.Context, slots int) ([]*ent.WebhookDelive
 		return nil, err
 	}
 	claimed, err := s.take(ctx, nil, picked, at)
-	if err == nil && ahead {
-		err = s.freshEndpoints(ctx, claimed)
-	}
-	s.count(claimed)
+	s.taken(ctx, claimed, ahead)
 	return claimed, err
 }
 

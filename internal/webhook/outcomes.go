@@ -130,15 +130,9 @@ func (r *outcomes) commit(batch []*pendingOutcome) error {
 	if err != nil {
 		return err
 	}
-	if ahead {
-		ctx, cancel := recordContext(context.Background())
-		if err := s.freshEndpoints(ctx, next); err != nil {
-			// Sent as read: an endpoint changed since signs one more.
-			s.logger.Error("webhook claim: read endpoints again", "error", err)
-		}
-		cancel()
-	}
-	s.count(next)
+	ctx, cancel = recordContext(context.Background())
+	s.taken(ctx, next, ahead)
+	cancel()
 	for _, p := range batch {
 		if p.more && len(next) > 0 {
 			p.then, next = next[0], next[1:]

@@ -193,9 +193,8 @@ func Enqueue(ctx context.Context, tx *ent.Tx, events ...Event) error {
 // lastPendingOfPair is lastPending's read for one endpoint and one upload,
 // through the (endpoint_id, upload_id) index. PostgreSQL's placeholders are
 // also SQLite's.
-var lastPendingOfPair = fmt.Sprintf("SELECT MAX(%s) FROM %s WHERE %s = $1 AND %s = $2 AND %s = $3 HAVING MAX(%s) IS NOT NULL",
-	webhookdelivery.FieldID, webhookdelivery.Table, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID,
-	webhookdelivery.FieldStatus, webhookdelivery.FieldID)
+var lastPendingOfPair = fmt.Sprintf("SELECT %[1]s FROM %[2]s WHERE %[3]s = $1 AND %[4]s = $2 AND %[5]s = $3 ORDER BY %[1]s DESC LIMIT 1",
+	webhookdelivery.FieldID, webhookdelivery.Table, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID, webhookdelivery.FieldStatus)
 
 // pairKey is an endpoint and an upload: the deliveries sent in order.
 type pairKey struct{ endpointID, uploadID string }
