@@ -205,6 +205,10 @@ func (e *Env) start(opts Options) {
 	}
 	e.App = a
 	e.handler.Store(a.Handler)
+	// The legal-hold mirror asks S3 whether the bucket has Object Lock when
+	// it starts, once; asked here first, that request is over before the
+	// test runs, not counted among the requests a test watches for.
+	_, _ = a.LegalHolds.Lockable(context.Background(), e.Bucket)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Queue.Listen(ctx) })
