@@ -163,6 +163,10 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 	}
 	warnIfKeyShared(logger, "receipt key", "it signs deletion receipts, which anyone could then forge", cfg.ReceiptKeyPath())
 	a.Receipts = receipt.NewIssuer(keys, cfg.S3DeleteMarkerOnly)
+	a.LegalHolds = objectlock.New(client, a.Store.Once(), logger, objectlock.Options{
+		MaxBackoff: cfg.PurgeMaxBackoff,
+		Metrics:    a.Metrics,
+	})
 	a.Purger = purge.New(client, a.Store.Once(), logger, purge.Options{
 		PollInterval:  cfg.PurgePollInterval,
 		MaxBackoff:    cfg.PurgeMaxBackoff,
@@ -172,10 +176,7 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, er
 		Commits:       commits,
 		Receipts:      a.Receipts,
 		Tracer:        tracer,
-	})
-	a.LegalHolds = objectlock.New(client, a.Store.Once(), logger, objectlock.Options{
-		MaxBackoff: cfg.PurgeMaxBackoff,
-		Metrics:    a.Metrics,
+		Refused:       a.LegalHolds.Refused,
 	})
 	// The key is read (or made) on first use: serving and registering
 	// endpoints need it, commands that only delete do not.

@@ -165,6 +165,59 @@ func (m *Mirror) Stored(ctx context.Context, tx *ent.Tx, u *ent.Upload) error {
 		Exec(ctx)
 }
 
+// Refused is the purger's report that S3 refused to remove a version of
+// the object of a purge as protected, as it refuses one whose legal hold
+// is on (objectstore.Protected). The holds of a deleted upload are off once its note is applied, but
+// some servers (versitygw) keep a version's hold on when it is turned
+// off while the removal of the newer version makes that one current, and
+// the purge would then be refused for good. Unless a note of the upload
+// waits already, Refused writes one due now: the mirror sets the holds as
+// the holds say again, and the purge's next attempt finds them off (or,
+// if a hold does cover the upload, still on).
+func (m *Mirror) Refused(ctx context.Context, job *ent.ObjectPurge) {
+	if m == nil || !m.mayLock(job.Bucket) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := m.noteAgain(ctx, job); err != nil {
+		m.logger.ErrorContext(ctx, "objectlock: note a purge refused", "upload_id", job.UploadID, "error", err)
+	}
+}
+
+func (m *Mirror) noteAgain(ctx context.Context, job *ent.ObjectPurge) error {
+	waiting, err := m.client.LegalHoldSync.Query().
+		Where(legalholdsync.UploadID(job.UploadID), legalholdsync.Bucket(job.Bucket), legalholdsync.ObjectKey(job.ObjectKey)).
+		Exist(ctx)
+	if err != nil || waiting {
+		return err
+	}
+	owner := job.OwnerID
+	for _, read := range []func() (string, error){
+		// A purge of the trash names no owner; its entry does.
+		func() (string, error) {
+			return m.client.DeletedUpload.Query().Where(deletedupload.ID(job.UploadID)).Select(deletedupload.FieldOwnerID).String(ctx)
+		},
+		func() (string, error) {
+			return m.client.Upload.Query().Where(upload.ID(job.UploadID)).Select(upload.FieldOwnerID).String(ctx)
+		},
+	} {
+		if owner != "" {
+			break
+		}
+		if owner, err = read(); err != nil && !ent.IsNotFound(err) {
+			return err
+		}
+	}
+	if owner == "" {
+		return nil // a purge of no one's upload (reconcile's): no hold covers it
+	}
+	return m.client.LegalHoldSync.Create().
+		SetUploadID(job.UploadID).SetOwnerID(owner).SetBucket(job.Bucket).SetObjectKey(job.ObjectKey).
+		SetNextAttemptAt(time.Now()).
+		Exec(ctx)
+}
+
 // covering matches the holds in force at now on the upload uploadID of
 // ownerID: its own, and its owner's.
 func covering(ownerID, uploadID string, now time.Time) predicate.Hold {

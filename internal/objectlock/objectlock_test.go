@@ -121,6 +121,40 @@ func TestHoldLocksEveryVersion(t *testing.T) {
 	})
 }
 
+// TestPurgeRefusedSetsTheHoldAgain: a purge that S3 refuses because a
+// version's legal hold is on, though no hold covers the deleted upload,
+// has the mirror set the holds as the holds say again, and then ends. A
+// server can leave a hold on so: versitygw keeps the hold of the older
+// version when it is turned off while the removal of the newer one makes
+// that one current (TestHoldLocksEveryVersion met it about once in ten
+// runs), and the purge was refused for good.
+func TestPurgeRefusedSetsTheHoldAgain(t *testing.T) {
+	t.Parallel()
+	env := testenv.NewObjectLocked(t, testenv.Options{})
+	_, apiKey := env.NewUser()
+	u := env.MustUpload(apiKey, "contract.pdf", []byte("signed"))
+	h := place(t, env, holds.Spec{UploadID: u.ID})
+	waitLegalHolds(t, env, u.ObjectKey, 1, true)
+	release(t, env, h)
+	waitLegalHolds(t, env, u.ObjectKey, 1, false)
+	// As the server's race leaves it: the hold on, with none in force.
+	if err := env.Direct.SetLegalHold(context.Background(), env.Bucket, u.ObjectKey, true); err != nil {
+		t.Fatal(err)
+	}
+
+	// The delete's own attempt is refused, and says so before it answers.
+	if res := env.DeleteREST(apiKey, u.ID); res.Status != http.StatusOK {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	waitForNoNotes(t, env)
+	if on, _ := legalHolds(t, env, u.ObjectKey); on != 0 {
+		t.Fatalf("the purge was refused, and %d version of the deleted upload's object keeps its legal hold", on)
+	}
+	env.Eventually(10*time.Second, "the purge to remove the object", func() bool {
+		return env.PendingPurges() == 0 && env.Versions(u.ObjectKey) == 0
+	})
+}
+
 // TestUserHoldLocksFutureUploads: a hold on a user locks the objects of
 // their uploads stored before it and after it; releasing it unlocks both.
 func TestUserHoldLocksFutureUploads(t *testing.T) {

@@ -418,13 +418,32 @@ func (s *Store) deleteBatch(ctx context.Context, bucket string, ids []types.Obje
 			}
 			for _, e := range out.Errors {
 				if code := aws.ToString(e.Code); code != "NoSuchKey" && code != "NoSuchVersion" {
-					failed[aws.ToString(e.Key)] = fmt.Errorf("version %q: %s: %s", aws.ToString(e.VersionId), code, aws.ToString(e.Message))
+					failed[aws.ToString(e.Key)] = &VersionError{VersionID: aws.ToString(e.VersionId), Code: code, Message: aws.ToString(e.Message)}
 				}
 			}
 		})
 	}
 	wg.Wait()
 	return failed
+}
+
+// VersionError is S3's refusal to remove one version of a key, as
+// DeleteObjects reports it.
+type VersionError struct {
+	VersionID, Code, Message string
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("version %q: %s: %s", e.VersionID, e.Code, e.Message)
+}
+
+// Protected reports whether S3 refused to remove a version as one it
+// must keep, as Object Lock keeps a version whose legal hold is on: AWS
+// and versitygw answer AccessDenied (so would a bucket policy's refusal),
+// MinIO InvalidRequest ("Object is WORM protected").
+func Protected(err error) bool {
+	var versionErr *VersionError
+	return errors.As(err, &versionErr) && (versionErr.Code == "AccessDenied" || versionErr.Code == "InvalidRequest")
 }
 
 // A set of keys goes to DeleteObjects in requests of at most

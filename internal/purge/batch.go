@@ -50,6 +50,7 @@ func (p *Purger) attemptBucket(ctx context.Context, bucket string, jobs []*ent.O
 		p.opts.Metrics.PurgeAttempt(err)
 		if err != nil {
 			retry = append(retry, job)
+			p.refused(ctx, job, err)
 		} else {
 			done = append(done, job)
 		}

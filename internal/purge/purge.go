@@ -21,6 +21,7 @@ import (
 	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/database"
 	"github.com/safedelete/uploads/internal/metrics"
+	"github.com/safedelete/uploads/internal/objectstore"
 	"github.com/safedelete/uploads/internal/receipt"
 	"github.com/safedelete/uploads/internal/tracing"
 )
@@ -66,6 +67,12 @@ type Options struct {
 	Receipts *receipt.Issuer
 	// Tracer traces each purge; nil traces none.
 	Tracer *tracing.Tracer
+	// Refused is told of each purge whose object S3 refused to remove as
+	// a version it must keep (objectstore.Protected), as Object Lock keeps
+	// one whose legal hold is on: the legal-hold mirror then sets the
+	// object's holds as the holds say again (objectlock.Mirror.Refused).
+	// nil: nobody is told.
+	Refused func(context.Context, *ent.ObjectPurge)
 }
 
 // Purger runs purges.
@@ -225,8 +232,16 @@ func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) 
 
 func (p *Purger) fail(ctx context.Context, job *ent.ObjectPurge, cause error) error {
 	p.reschedule(ctx, job, cause)
+	p.refused(ctx, job, cause)
 	p.logger.WarnContext(ctx, "object purge failed; will retry", "upload_id", job.UploadID, "key", job.ObjectKey, "attempts", job.Attempts, "error", cause)
 	return cause
+}
+
+// refused tells Options.Refused of a purge S3 refused as protected.
+func (p *Purger) refused(ctx context.Context, job *ent.ObjectPurge, cause error) {
+	if p.opts.Refused != nil && objectstore.Protected(cause) {
+		p.opts.Refused(ctx, job)
+	}
 }
 
 // reschedule records a failed attempt: the purge is due again after a
