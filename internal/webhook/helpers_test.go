@@ -40,6 +40,12 @@ func newWorld(t testing.TB) *world {
 	if dbURL == "" {
 		dbURL = database.SQLiteURL(filepath.Join(t.TempDir(), "webhook.db"))
 	}
+	return newWorldOn(t, dbURL)
+}
+
+// newWorldOn is newWorld on the database at dbURL.
+func newWorldOn(t testing.TB, dbURL string) *world {
+	t.Helper()
 	w := &world{t: t, url: dbURL, client: openClient(t, dbURL), logs: &testenv.SyncBuffer{}}
 	key := make([]byte, webhook.KeySize)
 	_, _ = rand.Read(key)

@@ -239,20 +239,29 @@ func lastPending(ctx context.Context, tx *ent.Tx, queued []queuedDelivery) (map[
 		return last, nil
 	}
 	for chunk := range slices.Chunk(uploadIDs, insertChunk) {
-		pending, err := tx.WebhookDelivery.Query().
+		// Every delivery of the pairs, the status sorted out here: with
+		// "status = PENDING" in the statement, SQLite searched the
+		// (endpoint_id, status, next_attempt_at) index, all of each
+		// endpoint's pending deliveries, so that a backlog made every
+		// purge's end (which queues upload.purged for many uploads at once)
+		// slower in the one writer's turn, and the backlog grew faster
+		// (issue 26). Without it, only the (endpoint_id, upload_id) index
+		// fits: a few rows per pair.
+		deliveries, err := tx.WebhookDelivery.Query().
 			Where(
 				webhookdelivery.EndpointIDIn(endpointIDs...),
 				webhookdelivery.UploadIDIn(chunk...),
-				webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
 			).
-			Select(webhookdelivery.FieldID, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID).
+			Select(webhookdelivery.FieldID, webhookdelivery.FieldEndpointID, webhookdelivery.FieldUploadID, webhookdelivery.FieldStatus).
 			All(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("webhook: find pending deliveries: %w", err)
 		}
-		for _, d := range pending {
-			key := pairKey{endpointID: d.EndpointID, uploadID: d.UploadID}
-			last[key] = max(last[key], d.ID)
+		for _, d := range deliveries {
+			if d.Status == webhookdelivery.StatusPENDING {
+				key := pairKey{endpointID: d.EndpointID, uploadID: d.UploadID}
+				last[key] = max(last[key], d.ID)
+			}
 		}
 	}
 	return last, nil
