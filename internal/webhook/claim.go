@@ -17,17 +17,26 @@ import (
 	"github.com/safedelete/uploads/internal/queue"
 )
 
+// ownerBase is the number of workers the owners' limits are counted
+// against, at most: a sender with more workers sends to more owners at
+// once, but no more to one owner than a sender of ownerBase workers.
+const ownerBase = 16
+
+// fairBase is what the owners' limits are counted against: the workers,
+// up to ownerBase.
+func (s *Sender) fairBase() int { return min(s.opts.Concurrency, ownerBase) }
+
 // ownerShare bounds a sender's attempts in flight to one owner's endpoints
-// that have not shown they answer: a quarter of its workers (at least 2),
-// so that one owner's hanging endpoints leave the rest to everyone else.
-func (s *Sender) ownerShare() int { return max(2, s.opts.Concurrency/4) }
+// that have not shown they answer: a quarter of fairBase (at least 2), so
+// that one owner's hanging endpoints leave the rest to everyone else.
+func (s *Sender) ownerShare() int { return max(2, s.fairBase()/4) }
 
 // ownerSpare bounds them when they go to endpoints whose last attempt got
-// an answer: every worker but a share, which stays free for the others. A
-// busy endpoint that answers then drains its backlog at several times the
-// share's pace, and one that starts hanging holds these workers for one
-// Timeout at most (then it is silent, and gets one at a time).
-func (s *Sender) ownerSpare() int { return max(s.ownerShare(), s.opts.Concurrency-s.ownerShare()) }
+// an answer: fairBase but a share. A busy endpoint that answers then
+// drains its backlog at several times the share's pace, and one that
+// starts hanging holds these workers for one Timeout at most (then it is
+// silent, and gets one at a time).
+func (s *Sender) ownerSpare() int { return max(s.ownerShare(), s.fairBase()-s.ownerShare()) }
 
 // maxAnswering bounds the endpoints a sender remembers as answering; past
 // it, it forgets them all and they show again that they answer.

@@ -95,3 +95,7 @@ func (s *Sender) RecordTogether(outcomes ...Outcome) error {
 // ClaimApart makes the sender's workers claim apart from their outcomes'
 // commits, as before issue 26 (a baseline to measure against).
 func (s *Sender) ClaimApart() { s.claimApart = true }
+
+// OwnerShare is how many attempts one owner's endpoints that have not
+// answered may have in flight.
+func (s *Sender) OwnerShare() int { return s.ownerShare() }

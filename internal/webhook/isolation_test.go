@@ -18,7 +18,8 @@ import (
 func TestHangingEndpointsDelayNoOneElse(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	const hangingEndpoints, uploads = 3, 30 // a backlog past what one read of the oldest sees
+	const hangingEndpoints = 3
+	uploads := 4*webhook.DefaultConcurrency + 10 // a backlog past what one read of the oldest sees
 	var mu sync.Mutex
 	hanging, mostHanging, ended := 0, 0, 0
 	release := make(chan struct{})
@@ -41,9 +42,11 @@ func TestHangingEndpointsDelayNoOneElse(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() { close(release) }) // before the servers close: cleanups run last first
-	for range uploads {
-		w.enqueue(event(webhook.EventUploadDeleted, ownerA, ids.NewUpload()))
+	backlog := make([]webhook.Event, uploads)
+	for i := range backlog {
+		backlog[i] = event(webhook.EventUploadDeleted, ownerA, ids.NewUpload())
 	}
+	w.enqueue(backlog...)
 	rcvB := newReceiver(t)
 	ownerB, _, secretB := w.endpoint(rcvB.URL)
 	rcvB.trust(secretB)
@@ -52,23 +55,26 @@ func TestHangingEndpointsDelayNoOneElse(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	began := time.Now()
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Timeout: time.Minute})
 	go func() {
 		defer close(done)
-		w.sender(webhook.Options{AllowPrivateNetworks: true, Timeout: time.Minute}).Run(ctx, nil)
+		sender.Run(ctx, nil)
 	}()
 	defer func() { cancel(); <-done }()
 
 	// A's attempts are let hang as long as they come: with all the
-	// workers theirs (a pass of the sixteen oldest), B's would wait a
-	// minute, for their timeout.
-	const share = webhook.DefaultConcurrency / 4
+	// workers theirs (a pass of the oldest), B's would wait a minute, for
+	// their timeout.
+	share := sender.OwnerShare()
+	if share != 4 {
+		t.Fatalf("an owner's share of the default sender is %d attempts, want 4 (a quarter of 16) however many workers it has", share)
+	}
 	for len(rcvB.got()) == 0 {
 		mu.Lock()
 		most := mostHanging
 		mu.Unlock()
 		if most > share {
-			t.Fatalf("%d of A's attempts hang at once (more than a quarter of %d workers) and B's delivery has not arrived",
-				most, webhook.DefaultConcurrency)
+			t.Fatalf("%d of A's attempts hang at once (more than an owner's share, %d) and B's delivery has not arrived", most, share)
 		}
 		if time.Since(began) > 20*time.Second {
 			t.Fatal("B's delivery has not arrived")

@@ -25,8 +25,10 @@ type outcome struct {
 	next      time.Time
 }
 
-// maxOutcomes bounds the outcomes of one transaction.
-const maxOutcomes = 64
+// maxOutcomes bounds the outcomes of one transaction: twice the default
+// workers, so that one commit records every attempt that ended while the
+// last one waited for its turn.
+const maxOutcomes = 2 * DefaultConcurrency
 
 // outcomes commits the outcomes of attempts that end together in one
 // transaction: the first to end is committed at once, and those that end
