@@ -193,19 +193,8 @@ func (m *Mirror) noteAgain(ctx context.Context, job *ent.ObjectPurge) error {
 		return err
 	}
 	owner := job.OwnerID
-	for _, read := range []func() (string, error){
-		// A purge of the trash names no owner; its entry does.
-		func() (string, error) {
-			return m.client.DeletedUpload.Query().Where(deletedupload.ID(job.UploadID)).Select(deletedupload.FieldOwnerID).String(ctx)
-		},
-		func() (string, error) {
-			return m.client.Upload.Query().Where(upload.ID(job.UploadID)).Select(upload.FieldOwnerID).String(ctx)
-		},
-	} {
-		if owner != "" {
-			break
-		}
-		if owner, err = read(); err != nil && !ent.IsNotFound(err) {
+	if owner == "" { // a purge of the trash names no owner; its entry does
+		if owner, err = m.ownerOf(ctx, job.UploadID); err != nil {
 			return err
 		}
 	}
@@ -216,6 +205,19 @@ func (m *Mirror) noteAgain(ctx context.Context, job *ent.ObjectPurge) error {
 		SetUploadID(job.UploadID).SetOwnerID(owner).SetBucket(job.Bucket).SetObjectKey(job.ObjectKey).
 		SetNextAttemptAt(time.Now()).
 		Exec(ctx)
+}
+
+// ownerOf returns the owner of the upload uploadID, in the trash or
+// stored; "" once it is gone.
+func (m *Mirror) ownerOf(ctx context.Context, uploadID string) (string, error) {
+	owner, err := m.client.DeletedUpload.Query().Where(deletedupload.ID(uploadID)).Select(deletedupload.FieldOwnerID).String(ctx)
+	if ent.IsNotFound(err) {
+		owner, err = m.client.Upload.Query().Where(upload.ID(uploadID)).Select(upload.FieldOwnerID).String(ctx)
+	}
+	if ent.IsNotFound(err) {
+		return "", nil
+	}
+	return owner, err
 }
 
 // covering matches the holds in force at now on the upload uploadID of
