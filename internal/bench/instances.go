@@ -45,9 +45,10 @@ import (
 //	go run ./internal/bench -instances 1,2 -n 500        # TEST_DATABASE_URL, embedded S3
 //	go run ./internal/bench -instances 1 -database sqlite # one instance on its SQLite file
 
-// instanceUsers is how many users share the load, each with one webhook
-// endpoint (a local receiver) subscribed to upload.deleted and upload.purged.
-const instanceUsers = 16
+// defaultInstanceUsers is how many users share the load unless -users
+// says otherwise, each with one webhook endpoint (a local receiver)
+// subscribed to upload.deleted and upload.purged.
+const defaultInstanceUsers = 16
 
 // instanceResult is one N's figures.
 type instanceResult struct {
@@ -93,7 +94,7 @@ func runInstances(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "instances: separate processes of the service on %s, S3 %s;\n", db, target.label)
 	fmt.Fprintf(stdout, "%d deletes per N (REST and GraphQL alternating, spread in turn over the instances), %d callers, %d users with one webhook endpoint each\n\n",
-		o.requests, slices.Max(o.callers), instanceUsers)
+		o.requests, slices.Max(o.callers), o.users)
 	var results []instanceResult
 	for i, n := range o.instances {
 		r, err := runInstanceCount(ctx, o, dir, bin, target, target.buckets[names[i]], n)
@@ -313,7 +314,7 @@ func runInstanceCount(ctx context.Context, o options, dir, bin string, target *s
 // endpoint to hook, created over GraphQL as a user would), and -n uploads
 // with their objects, owned in turn.
 func seedInstances(ctx context.Context, o options, client *ent.Client, target *s3Target, bucket string, first *instance, hook string) ([]user, []seededUpload, error) {
-	users := make([]user, instanceUsers)
+	users := make([]user, o.users)
 	for i := range users {
 		secret, prefix, digest := apikey.Generate()
 		users[i] = user{id: ids.NewUser(), key: secret}

@@ -194,6 +194,7 @@ type options struct {
 	ways                                 string        // -ways, for -erase
 	instances                            []int         // -instances: each count of service processes measured (instances.go)
 	database                             string        // -database, for -instances
+	users                                int           // -users, for -instances
 	drain                                time.Duration // -drain, for -instances
 	otlpEndpoint                         string        // -otlp-endpoint: adds the service-traced side (traced.go)
 }
@@ -273,6 +274,7 @@ func parseFlags(args []string) (options, []scenario, error) {
 	instances := fs.String("instances", "", "comma-separated counts of service instances (processes) on one PostgreSQL database, each measured in turn (see instances.go); instead of the side-by-side scenarios")
 	fs.DurationVar(&o.drain, "drain", 2*time.Minute, "-instances: how long to wait, after the deletes, for their purges and deliveries (what is pending then counts as left)")
 	fs.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "an OTLP collector (e.g. http://127.0.0.1:4318): adds the side service-traced, the service with tracing on sending there, and its req/s over the service's")
+	fs.IntVar(&o.users, "users", defaultInstanceUsers, "-instances: users the deletes are spread over, each with one webhook endpoint (1: one owner's endpoint gets every event)")
 	fs.StringVar(&o.database, "database", "", "-instances: the PostgreSQL database (postgres://…) the instances share, a schema per count, or sqlite for one instance on its own SQLite file; default: TEST_DATABASE_URL")
 	if err := fs.Parse(args); err != nil {
 		return o, nil, err
@@ -300,8 +302,8 @@ func parseFlags(args []string) (options, []scenario, error) {
 		return o, nil, o.eraseDefaults(fs)
 	}
 	if len(o.instances) > 0 {
-		if o.requests < 1 {
-			return o, nil, errors.New("-instances: want -n >= 1")
+		if o.requests < 1 || o.users < 1 {
+			return o, nil, errors.New("-instances: want -n >= 1 and -users >= 1")
 		}
 		if o.database == "sqlite" && slices.Max(o.instances) > 1 {
 			return o, nil, errors.New("-database sqlite: one instance only (-instances 1); instances share PostgreSQL")
