@@ -38,6 +38,29 @@ func (s *Sender) ownerShare() int { return max(2, s.fairBase()/4) }
 // silent, and gets one at a time).
 func (s *Sender) ownerSpare() int { return max(s.ownerShare(), s.fairBase()-s.ownerShare()) }
 
+// ownerClaims bounds an owner's claimed deliveries to endpoints that
+// answer: all the workers but a share, which are left to the other owners
+// (and at least its spare). No more than its spare are sent to one
+// endpoint at once: the others wait for their turn in this sender (see
+// gate).
+//
+// A worker takes its next delivery in the commit that records its
+// outcome (see outcomes), and on SQLite those commits take turns with the
+// deletes' group commits. An owner with no more claimed than it may send
+// at once got at most its spare per commit, 12 deliveries a turn, and one
+// owner deleting on its own outran its endpoint (issue 26: 0.59 of the
+// deletes' pace). Claimed ahead, a turn hands it as many as the workers
+// that wait for it, while its receiver still sees no more than the spare
+// at once.
+func (s *Sender) ownerClaims() int { return max(s.ownerSpare(), s.opts.Concurrency-s.ownerShare()) }
+
+// aheadWait bounds how long a delivery claimed ahead waits for its turn to
+// be sent (see Sender.enter): a receiver that answers takes milliseconds,
+// so a second's wait means its attempts are slow or hang. Past it, the
+// claims are given back and their workers serve other owners, rather than
+// waiting out a hanging attempt's Timeout.
+const aheadWait = time.Second
+
 // maxAnswering bounds the endpoints a sender remembers as answering; past
 // it, it forgets them all and they show again that they answer.
 const maxAnswering = 100_000
@@ -51,28 +74,28 @@ type loads struct {
 	endpoint, owner map[string]int
 	silent          map[string]int
 	answering       map[string]string // endpoint id -> owner id
-	share, spare    int
+	share, claims   int               // claims: see ownerClaims
 }
 
-// endpointLimit is how many attempts an endpoint may have in flight: one
-// (a probe) while it does not answer, its owner's spare once it answers,
-// and its owner's share until then.
+// endpointLimit is how many attempts an endpoint may have claimed: one (a
+// probe) while it does not answer, its owner's claims once it answers
+// (sent its owner's spare at a time: see gate), and its owner's share
+// until then.
 func (l *loads) endpointLimit(endpointID string) int {
 	switch {
 	case l.silent[endpointID] > 0:
 		return 1
 	case l.answering[endpointID] != "":
-		return l.spare
+		return l.claims
 	}
 	return l.share
 }
 
-// ownerLimit is how many attempts an owner may have in flight, counting
-// one more to endpointID: its spare if that endpoint answers, else its
-// share.
+// ownerLimit is how many attempts an owner may have claimed, counting one
+// more to endpointID: its claims if that endpoint answers, else its share.
 func (l *loads) ownerLimit(endpointID string) int {
 	if l.silent[endpointID] == 0 && l.answering[endpointID] != "" {
-		return l.spare
+		return l.claims
 	}
 	return l.share
 }
@@ -209,7 +232,7 @@ func (s *Sender) loads() *loads {
 	return &loads{
 		endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad),
 		silent: s.silences, answering: s.answering,
-		share: s.ownerShare(), spare: s.ownerSpare(),
+		share: s.ownerShare(), claims: s.ownerClaims(),
 	}
 }
 
@@ -257,7 +280,7 @@ func (l *loads) room() []predicate.WebhookEndpoint {
 	if full := fullKeys(l.endpoint, l.endpointLimit); len(full) > 0 {
 		room = append(room, webhookendpoint.IDNotIn(full...))
 	}
-	if full := fullKeys(l.owner, func(string) int { return l.spare }); len(full) > 0 {
+	if full := fullKeys(l.owner, func(string) int { return l.claims }); len(full) > 0 {
 		room = append(room, webhookendpoint.OwnerIDNotIn(full...))
 	}
 	// An owner with its share in flight has room only at endpoints that answer.
@@ -341,7 +364,7 @@ func decrement(m map[string]int, key string) {
 // owner with room in turn, oldest first, takes the oldest candidate of its
 // least busy endpoint. Counting attempts in flight and those picked (the
 // loads, which it updates), no endpoint gets more than its limit nor owner
-// more than its limit (its share, or its spare for endpoints that answer).
+// more than its limit (its share, or its claims for endpoints that answer).
 func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) (picked, rest []*ent.WebhookDelivery) {
 	var owners []string
 	byOwner := map[string][]*ent.WebhookDelivery{}
@@ -358,7 +381,7 @@ func (l *loads) pick(candidates []*ent.WebhookDelivery, slots int) (picked, rest
 	for progress := true; progress && len(picked) < slots; {
 		progress = false
 		for _, owner := range owners {
-			if len(picked) == slots || l.owner[owner] >= l.spare {
+			if len(picked) == slots || l.owner[owner] >= l.claims {
 				continue
 			}
 			queue := byOwner[owner]
@@ -505,7 +528,7 @@ func (s *Sender) noAnswer(ctx context.Context, endpointID string) {
 }
 
 // answered closes the endpoint's circuit breaker, and lets it have its
-// owner's spare workers (see ownerSpare).
+// owner's claims (see ownerClaims), sent its spare at a time (see gate).
 func (s *Sender) answered(endpoint *ent.WebhookEndpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

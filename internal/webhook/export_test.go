@@ -99,3 +99,6 @@ func (s *Sender) ClaimApart() { s.claimApart = true }
 // OwnerShare is how many attempts one owner's endpoints that have not
 // answered may have in flight.
 func (s *Sender) OwnerShare() int { return s.ownerShare() }
+
+// AheadWait sets how long a delivery claimed ahead waits for its turn.
+func (s *Sender) AheadWait(d time.Duration) { s.aheadWait = d }

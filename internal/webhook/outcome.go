@@ -48,6 +48,15 @@ func (s *Sender) delivered(ctx context.Context, d *ent.WebhookDelivery, code int
 	return next
 }
 
+// giveBack returns a claimed delivery unsent (see Sender.enter), due at
+// next: its claim is not counted among its attempts.
+func (s *Sender) giveBack(ctx context.Context, d *ent.WebhookDelivery, next time.Time) {
+	if _, err := s.outcomes.record(outcome{delivery: d, returned: true, next: next}, false); err != nil {
+		// The lease expires and it is sent then.
+		s.logger.ErrorContext(ctx, "give back a webhook delivery", "message_id", d.MessageID, "error", err)
+	}
+}
+
 // failed records a failed attempt: the delivery is due again after a
 // backoff, or, past the retry window, FAILED. With more, it returns the
 // delivery claimed in the same commit for the worker to send next.

@@ -16,10 +16,12 @@ import (
 )
 
 // outcome is what an attempt ended with, to record: delivered with code,
-// or failed with code and msg, due again at next.
+// or failed with code and msg, due again at next; or, returned, a claim
+// given back unsent, due again at next with its claim uncounted.
 type outcome struct {
 	delivery  *ent.WebhookDelivery
 	delivered bool
+	returned  bool
 	code      int
 	msg       string
 	next      time.Time
@@ -176,6 +178,17 @@ func (r *outcomes) commitTaking(batch []*pendingOutcome, picked []*ent.WebhookDe
 		}
 		for _, p := range batch {
 			if p.delivered {
+				continue
+			}
+			if p.returned {
+				err := tx.WebhookDelivery.Update().
+					Where(stillClaimed(p.delivery)).
+					SetNextAttemptAt(p.next).
+					AddAttempts(-1).
+					Exec(ctx)
+				if err != nil {
+					return fmt.Errorf("give back a claim: %w", err)
+				}
 				continue
 			}
 			err := tx.WebhookDelivery.Update().

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/queue"
 	"github.com/safedelete/uploads/internal/tracing"
@@ -83,6 +84,10 @@ type Sender struct {
 	// outcomes records attempts' outcomes, several in one transaction,
 	// and claims there the next deliveries of the workers that go on.
 	outcomes *outcomes
+	// gate holds attempts to an endpoint beyond its owner's spare, for
+	// aheadWait at most (see enter).
+	gate      *gate
+	aheadWait time.Duration
 	// claiming is held by each claim from its read to its count of the
 	// attempts it took (see pickDue).
 	claiming sync.Mutex
@@ -115,6 +120,7 @@ func NewSender(client *ent.Client, sealer *Sealer, logger *slog.Logger, opts Opt
 		client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts),
 		endpointLoad: map[string]int{}, ownerLoad: map[string]int{}, silences: map[string]int{},
 		answering: map[string]string{}, readAheadFor: readAheadFor,
+		gate: newGate(), aheadWait: min(aheadWait, opts.Timeout*3/2), // its lease holds the wait and the attempt
 	}
 	s.outcomes = &outcomes{client: client, sender: s}
 	return s
@@ -211,25 +217,70 @@ func (s *Sender) attemptThen(ctx context.Context, d *ent.WebhookDelivery, more b
 		s.noAnswer(ctx, endpoint.ID)
 		return false, nil
 	}
+	if sendAt, ok := s.enter(ctx, endpoint.ID); !ok {
+		s.giveBack(ctx, d, sendAt)
+		return false, nil
+	}
 	code, err := s.post(ctx, endpoint.URL, d.MessageID, []byte(d.Payload), secret)
 	switch {
 	case err != nil && ctx.Err() != nil:
+		s.gate.leave(endpoint.ID)
 		s.failed(ctx, d, code, "interrupted: the sender stopped", false) // not the receiver's fault
 		return false, nil
 	case code == 0:
 		s.failed(ctx, d, code, s.describe(ctx, endpoint.ID, err), false)
 		s.noAnswer(ctx, endpoint.ID)
+		s.gate.leave(endpoint.ID) // those waiting now see it silent
 		return false, nil
 	}
-	// An answer: the breaker closes, and the attempt leaves the loads,
-	// before the commit of its outcome claims this worker's next delivery.
+	// An answer: the breaker closes, and the attempt leaves the gate and
+	// the loads, before the commit of its outcome claims this worker's
+	// next delivery.
 	s.answered(endpoint)
+	s.gate.leave(endpoint.ID)
 	release()
 	more = more && ctx.Err() == nil
 	if err != nil {
 		return false, s.failed(ctx, d, code, s.describe(ctx, endpoint.ID, err), more)
 	}
 	return true, s.delivered(ctx, d, code, more)
+}
+
+// enter waits for the endpoint's gate (see gate): no more than its
+// owner's spare are sent to one endpoint at once. It reports whether the
+// delivery goes now; if not, it is given back, due at sendAt:
+//   - the sender stopped: at once, for the next sender;
+//   - the endpoint stopped answering while it waited: after the breaker's
+//     backoff, as the breaker postponed the others;
+//   - it waited aheadWait: the endpoint's attempts are slow or hang, and
+//     the workers its claims hold are kept from other owners. It is due
+//     at once, and the endpoint is claimed no further ahead (its owner's
+//     share, as before it answered) until an attempt gets an answer.
+func (s *Sender) enter(ctx context.Context, endpointID string) (sendAt time.Time, ok bool) {
+	wait, cancel := context.WithTimeout(ctx, s.aheadWait)
+	defer cancel()
+	waited, err := s.gate.enter(wait, endpointID, s.ownerSpare())
+	if err == nil && !waited {
+		return time.Time{}, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	silences := s.silences[endpointID]
+	switch {
+	case ctx.Err() == nil && silences == 0 && err == nil:
+		return time.Time{}, true
+	case err == nil:
+		s.gate.leave(endpointID)
+	}
+	now := time.Now()
+	switch {
+	case ctx.Err() != nil:
+		return now, false
+	case silences > 0:
+		return now.Add(backoff.Delay(silences, firstBackoff, s.opts.MaxBackoff)), false
+	}
+	delete(s.answering, endpointID)
+	return now, false
 }
 
 // post makes one attempt: a POST signed as Standard Webhooks has it, with

@@ -1,0 +1,175 @@
+package webhook_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/safedelete/uploads/ent/webhookdelivery"
+	"github.com/safedelete/uploads/internal/ids"
+	"github.com/safedelete/uploads/internal/webhook"
+)
+
+// answeringEndpoint registers one owner's endpoint at rcv and lets sender
+// deliver one event to it: the endpoint has answered, as a busy one has.
+func answeringEndpoint(t *testing.T, w *world, rcv *receiver, sender *webhook.Sender) (owner string) {
+	t.Helper()
+	owner, _, secret := w.endpoint(rcv.URL)
+	rcv.trust(secret)
+	w.enqueue(event(webhook.EventUploadDeleted, owner, ids.NewUpload()))
+	if attempted, delivered, err := sender.RunOnce(context.Background()); attempted != 1 || delivered != 1 || err != nil {
+		t.Fatalf("first delivery: RunOnce = %d, %d, %v; want 1, 1", attempted, delivered, err)
+	}
+	return owner
+}
+
+// TestOneOwnerClaimsAheadOfItsSends: the default sender lets one owner
+// whose endpoint answers have claimed all its workers but a share, so that
+// each commit of outcomes hands that owner's workers as many deliveries as
+// they wait for (issue 26: one owner deleting alone on SQLite outran its
+// endpoint at 12 a commit); its endpoint still gets no more than the
+// owner's spare, 12, at once.
+func TestOneOwnerClaimsAheadOfItsSends(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rcv := newReceiver(t)
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true})
+	owner := answeringEndpoint(t, w, rcv, sender)
+	const spare = 12
+	// The first spare are held until all are in (the endpoint gets that
+	// many at once); the rest stay long enough to overlap with any sent
+	// beside them.
+	held := newHolding(spare)
+	var mu sync.Mutex
+	inFlight, most, answered := 0, 0, 0
+	rcv.setAnswer(func(a arrival) int {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		answered++
+		first := answered <= spare
+		mu.Unlock()
+		if first {
+			held.hold("one")
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return http.StatusNoContent
+	})
+	want := webhook.DefaultConcurrency - sender.OwnerShare()
+	w.enqueue(backlogOf(owner, webhook.DefaultConcurrency+10)...)
+	if attempted, delivered, err := sender.RunOnce(context.Background()); attempted != want || delivered != want || err != nil {
+		t.Fatalf("RunOnce = %d attempted, %d delivered, %v; want %d each (all the workers but a share)", attempted, delivered, err, want)
+	}
+	if heldAtOnce, _ := held.peaks(); most != spare || heldAtOnce != spare {
+		t.Fatalf("the endpoint got %d attempts at once (%d of the first %d held together); want its owner's spare, %d, and no more",
+			most, heldAtOnce, spare, spare)
+	}
+}
+
+// TestWaitingTurnEndsWhenTheEndpointFallsSilent: deliveries claimed ahead
+// for an endpoint that answered, waiting for their turn while it starts
+// to hang, are not sent once its attempts time out: the endpoint gets
+// the spare's attempts, not one wave of them per timeout. The others are
+// given back as they were (no attempt counted, no error), due after the
+// breaker's backoff.
+func TestWaitingTurnEndsWhenTheEndpointFallsSilent(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rcv := newReceiver(t)
+	// 32 workers: an owner's share is 4, its spare 12, its claims 28.
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: 32, Timeout: 300 * time.Millisecond})
+	sender.AheadWait(time.Minute) // they wait for the endpoint's silence, not for their own bound
+	owner := answeringEndpoint(t, w, rcv, sender)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var attempts atomic.Int64
+	rcv.setAnswer(func(arrival) int { attempts.Add(1); <-release; return http.StatusNoContent })
+	const claims, spare = 28, 12
+	w.enqueue(backlogOf(owner, claims)...)
+	attempted, delivered, err := sender.RunOnce(context.Background())
+	if attempted != claims || delivered != 0 || err != nil {
+		t.Fatalf("RunOnce = %d attempted, %d delivered, %v; want %d claimed, none delivered", attempted, delivered, err, claims)
+	}
+	if n := attempts.Load(); n != spare {
+		t.Fatalf("the endpoint got %d attempts; want %d (the first wave, which timed out), the rest not sent", n, spare)
+	}
+	givenBack := 0
+	for _, d := range w.deliveries() {
+		if d.Status != webhookdelivery.StatusPENDING || d.Attempts != 0 {
+			continue
+		}
+		givenBack++
+		if d.LastError != "" || !d.NextAttemptAt.After(time.Now()) {
+			t.Errorf("a delivery given back has last_error %q, is due at %s; want none, after a backoff", d.LastError, d.NextAttemptAt)
+		}
+	}
+	if givenBack != claims-spare {
+		t.Fatalf("%d deliveries were given back unsent; want %d", givenBack, claims-spare)
+	}
+}
+
+// TestSlowEndpointGivesBackItsClaims: when an endpoint that answered
+// starts to hang, the deliveries claimed ahead for it wait for their turn
+// no longer than the sender's bound: they are given back (due at once,
+// nothing counted), the endpoint is claimed no further ahead, and the
+// workers they held serve another owner while its attempts still hang.
+func TestSlowEndpointGivesBackItsClaims(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	slow := newReceiver(t)
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: 32, Timeout: time.Minute})
+	sender.AheadWait(100 * time.Millisecond)
+	ownerA := answeringEndpoint(t, w, slow, sender)
+	release, done := make(chan struct{}), make(chan struct{})
+	var hanging atomic.Int64
+	slow.setAnswer(func(arrival) int { hanging.Add(1); <-release; return http.StatusNoContent })
+	const claims, spare = 28, 12
+	w.enqueue(backlogOf(ownerA, claims)...)
+	ctx := context.Background()
+	go func() { defer close(done); _, _, _ = sender.RunOnce(ctx) }()
+	t.Cleanup(func() { close(release); <-done })
+	eventually(t, 10*time.Second, "the deliveries waiting for their turn to be given back", func() bool {
+		givenBack := 0
+		for _, d := range w.deliveries() {
+			if d.EndpointID != "" && d.Status == webhookdelivery.StatusPENDING && d.Attempts == 0 && !d.NextAttemptAt.After(time.Now()) {
+				givenBack++
+			}
+		}
+		return givenBack == claims-spare
+	})
+	if n := hanging.Load(); n != spare {
+		t.Fatalf("%d attempts reached the hanging endpoint; want %d", n, spare)
+	}
+	// A's 16 are due again, and A has 12 in flight: more than its share,
+	// so a claim takes none of A's; another owner's delivery goes.
+	fast := newReceiver(t)
+	ownerB, _, secretB := w.endpoint(fast.URL)
+	fast.trust(secretB)
+	w.enqueue(event(webhook.EventUploadDeleted, ownerB, ids.NewUpload()))
+	claimed, err := sender.Claim(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 1 || claimed[0].Edges.Endpoint.OwnerID != ownerB {
+		var owners []string
+		for _, d := range claimed {
+			owners = append(owners, d.Edges.Endpoint.OwnerID)
+		}
+		t.Fatalf("a claim while A's attempts hang took %d deliveries (owners %v); want B's one only", len(claimed), owners)
+	}
+}
+
+func backlogOf(owner string, n int) []webhook.Event {
+	events := make([]webhook.Event, n)
+	for i := range events {
+		events[i] = event(webhook.EventUploadDeleted, owner, ids.NewUpload())
+	}
+	return events
+}
