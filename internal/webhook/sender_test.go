@@ -274,7 +274,7 @@ func TestSendsConcurrently(t *testing.T) {
 	}
 }
 
-// TestManyOwnersAtOnce: the default sender has 128 attempts in flight
+// TestManyOwnersAtOnce: the default sender has 256 attempts in flight
 // when enough owners' deliveries are due, so that on SQLite each commit
 // of outcomes records enough of them to keep pace with the deletes (issue
 // 26), shared among the owners in turns. That one owner still gets no
@@ -283,7 +283,7 @@ func TestSendsConcurrently(t *testing.T) {
 func TestManyOwnersAtOnce(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	const owners, each, want = 40, 8, 128
+	const owners, each, want = 80, 8, 256
 	held := newHolding(want)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		held.hold(r.URL.Path)
