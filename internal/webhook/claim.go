@@ -39,10 +39,12 @@ func (s *Sender) ownerShare() int { return max(2, s.fairBase()/4) }
 func (s *Sender) ownerSpare() int { return max(s.ownerShare(), s.fairBase()-s.ownerShare()) }
 
 // ownerClaims bounds an owner's claimed deliveries to endpoints that
-// answer: all the workers but a share, which are left to the other owners
-// (and at least its spare). No more than its spare are sent to one
-// endpoint at once: the others wait for their turn in this sender (see
-// gate).
+// answer promptly (within promptAnswer): all the workers but a share,
+// which are left to the other owners (and at least its spare). No more
+// than its spare are sent to one endpoint at once: the others wait for
+// their turn in this sender (see gate). An endpoint that answers slowly
+// is claimed its spare at most: its own pace is the limit then, and
+// claims ahead would only wait.
 //
 // A worker takes its next delivery in the commit that records its
 // outcome (see outcomes), and on SQLite those commits take turns with the
@@ -53,6 +55,10 @@ func (s *Sender) ownerSpare() int { return max(s.ownerShare(), s.fairBase()-s.ow
 // that wait for it, while its receiver still sees no more than the spare
 // at once.
 func (s *Sender) ownerClaims() int { return max(s.ownerSpare(), s.opts.Concurrency-s.ownerShare()) }
+
+// promptAnswer is how soon an answer must come for its endpoint to be
+// claimed ahead (see ownerClaims): well within a commit of outcomes.
+const promptAnswer = 50 * time.Millisecond
 
 // aheadWait bounds how long a delivery claimed ahead waits for its turn to
 // be sent (see Sender.enter): a receiver that answers takes milliseconds,
@@ -74,30 +80,42 @@ type loads struct {
 	endpoint, owner map[string]int
 	silent          map[string]int
 	answering       map[string]string // endpoint id -> owner id
-	share, claims   int               // claims: see ownerClaims
+	prompt          map[string]bool   // answering endpoints whose last answer was prompt
+	share, spare    int
+	claims          int // see ownerClaims
 }
 
 // endpointLimit is how many attempts an endpoint may have claimed: one (a
-// probe) while it does not answer, its owner's claims once it answers
-// (sent its owner's spare at a time: see gate), and its owner's share
-// until then.
+// probe) while it does not answer; once it answers, its owner's spare, or
+// its owner's claims while it answers promptly (sent the spare at a time:
+// see gate); and its owner's share until then.
 func (l *loads) endpointLimit(endpointID string) int {
 	switch {
 	case l.silent[endpointID] > 0:
 		return 1
 	case l.answering[endpointID] != "":
-		return l.claims
+		return l.answeringLimit(endpointID)
 	}
 	return l.share
 }
 
 // ownerLimit is how many attempts an owner may have claimed, counting one
-// more to endpointID: its claims if that endpoint answers, else its share.
+// more to endpointID: as endpointLimit, but its share while the endpoint
+// does not answer.
 func (l *loads) ownerLimit(endpointID string) int {
 	if l.silent[endpointID] == 0 && l.answering[endpointID] != "" {
-		return l.claims
+		return l.answeringLimit(endpointID)
 	}
 	return l.share
+}
+
+// answeringLimit is the limit of an endpoint that answers: the owner's
+// claims if its last answer was prompt, else its spare.
+func (l *loads) answeringLimit(endpointID string) int {
+	if l.prompt[endpointID] {
+		return l.claims
+	}
+	return l.spare
 }
 
 // claim takes up to slots due deliveries, with their endpoints, for one
@@ -231,8 +249,8 @@ func (s *Sender) freshEndpoints(ctx context.Context, claimed []*ent.WebhookDeliv
 func (s *Sender) loads() *loads {
 	return &loads{
 		endpoint: maps.Clone(s.endpointLoad), owner: maps.Clone(s.ownerLoad),
-		silent: s.silences, answering: s.answering,
-		share: s.ownerShare(), claims: s.ownerClaims(),
+		silent: s.silences, answering: s.answering, prompt: s.prompt,
+		share: s.ownerShare(), spare: s.ownerSpare(), claims: s.ownerClaims(),
 	}
 }
 
@@ -528,13 +546,20 @@ func (s *Sender) noAnswer(ctx context.Context, endpointID string) {
 }
 
 // answered closes the endpoint's circuit breaker, and lets it have its
+// owner's spare, or, if the answer took less than promptAnswer, its
 // owner's claims (see ownerClaims), sent its spare at a time (see gate).
-func (s *Sender) answered(endpoint *ent.WebhookEndpoint) {
+func (s *Sender) answered(endpoint *ent.WebhookEndpoint, took time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.silences, endpoint.ID)
 	if len(s.answering) >= maxAnswering {
 		clear(s.answering)
+		clear(s.prompt)
 	}
 	s.answering[endpoint.ID] = endpoint.OwnerID
+	if took < s.promptAnswer {
+		s.prompt[endpoint.ID] = true
+	} else {
+		delete(s.prompt, endpoint.ID)
+	}
 }

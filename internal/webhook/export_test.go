@@ -102,3 +102,7 @@ func (s *Sender) OwnerShare() int { return s.ownerShare() }
 
 // AheadWait sets how long a delivery claimed ahead waits for its turn.
 func (s *Sender) AheadWait(d time.Duration) { s.aheadWait = d }
+
+// PromptAnswer sets how soon an answer must come for its endpoint to be
+// claimed ahead.
+func (s *Sender) PromptAnswer(d time.Duration) { s.promptAnswer = d }

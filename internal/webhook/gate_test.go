@@ -37,6 +37,7 @@ func TestOneOwnerClaimsAheadOfItsSends(t *testing.T) {
 	w := newWorld(t)
 	rcv := newReceiver(t)
 	sender := w.sender(webhook.Options{AllowPrivateNetworks: true})
+	sender.PromptAnswer(time.Minute) // its answer is prompt, however busy the machine
 	owner := answeringEndpoint(t, w, rcv, sender)
 	const spare = 12
 	// The first spare are held until all are in (the endpoint gets that
@@ -85,7 +86,8 @@ func TestWaitingTurnEndsWhenTheEndpointFallsSilent(t *testing.T) {
 	rcv := newReceiver(t)
 	// 32 workers: an owner's share is 4, its spare 12, its claims 28.
 	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: 32, Timeout: 300 * time.Millisecond})
-	sender.AheadWait(time.Minute) // they wait for the endpoint's silence, not for their own bound
+	sender.AheadWait(time.Minute)    // they wait for the endpoint's silence, not for their own bound
+	sender.PromptAnswer(time.Minute) // its answer is prompt, however busy the machine
 	owner := answeringEndpoint(t, w, rcv, sender)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
@@ -126,6 +128,7 @@ func TestSlowEndpointGivesBackItsClaims(t *testing.T) {
 	slow := newReceiver(t)
 	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: 32, Timeout: time.Minute})
 	sender.AheadWait(100 * time.Millisecond)
+	sender.PromptAnswer(time.Minute) // its answer is prompt, however busy the machine
 	ownerA := answeringEndpoint(t, w, slow, sender)
 	release, done := make(chan struct{}), make(chan struct{})
 	var hanging atomic.Int64
@@ -172,4 +175,22 @@ func backlogOf(owner string, n int) []webhook.Event {
 		events[i] = event(webhook.EventUploadDeleted, owner, ids.NewUpload())
 	}
 	return events
+}
+
+// TestSlowAnswersAreNotClaimedAhead: an endpoint whose last answer came
+// slowly (past 50 ms) is claimed its owner's spare only, as many as it is
+// sent at once: its own pace is the limit, and claims ahead of it would
+// only wait for their turn and be given back.
+func TestSlowAnswersAreNotClaimedAhead(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	rcv := newReceiver(t)
+	rcv.setAnswer(func(arrival) int { time.Sleep(80 * time.Millisecond); return http.StatusNoContent })
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: 32})
+	owner := answeringEndpoint(t, w, rcv, sender)
+	const spare = 12
+	w.enqueue(backlogOf(owner, 28)...)
+	if attempted, delivered, err := sender.RunOnce(context.Background()); attempted != spare || delivered != spare || err != nil {
+		t.Fatalf("RunOnce = %d attempted, %d delivered, %v; want the spare, %d, each", attempted, delivered, err, spare)
+	}
 }

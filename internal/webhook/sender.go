@@ -88,8 +88,9 @@ type Sender struct {
 	outcomes *outcomes
 	// gate holds attempts to an endpoint beyond its owner's spare, for
 	// aheadWait at most (see enter).
-	gate      *gate
-	aheadWait time.Duration
+	gate         *gate
+	aheadWait    time.Duration
+	promptAnswer time.Duration // promptAnswer, but in tests
 	// claiming is held by each claim from its read to its count of the
 	// attempts it took (see pickDue).
 	claiming sync.Mutex
@@ -109,6 +110,7 @@ type Sender struct {
 	endpointLoad, ownerLoad map[string]int
 	silences                map[string]int
 	answering               map[string]string // endpoint id -> owner id
+	prompt                  map[string]bool   // of those, the ones whose last answer was prompt
 }
 
 // NewSender returns a Sender.
@@ -121,8 +123,9 @@ func NewSender(client *ent.Client, sealer *Sealer, logger *slog.Logger, opts Opt
 	s := &Sender{
 		client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts),
 		endpointLoad: map[string]int{}, ownerLoad: map[string]int{}, silences: map[string]int{},
-		answering: map[string]string{}, readAheadFor: readAheadFor,
-		gate: newGate(), aheadWait: min(aheadWait, opts.Timeout*3/2), // its lease holds the wait and the attempt
+		answering: map[string]string{}, prompt: map[string]bool{}, readAheadFor: readAheadFor,
+		gate: newGate(), promptAnswer: promptAnswer,
+		aheadWait: min(aheadWait, opts.Timeout*3/2), // its lease holds the wait and the attempt
 	}
 	s.outcomes = &outcomes{client: client, sender: s}
 	return s
@@ -223,6 +226,7 @@ func (s *Sender) attemptThen(ctx context.Context, d *ent.WebhookDelivery, more b
 		s.giveBack(ctx, d, sendAt)
 		return false, nil
 	}
+	began := time.Now()
 	code, err := s.post(ctx, endpoint.URL, d.MessageID, []byte(d.Payload), secret)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -238,7 +242,7 @@ func (s *Sender) attemptThen(ctx context.Context, d *ent.WebhookDelivery, more b
 	// An answer: the breaker closes, and the attempt leaves the gate and
 	// the loads, before the commit of its outcome claims this worker's
 	// next delivery.
-	s.answered(endpoint)
+	s.answered(endpoint, time.Since(began))
 	s.gate.leave(endpoint.ID)
 	release()
 	more = more && ctx.Err() == nil
@@ -257,7 +261,7 @@ func (s *Sender) attemptThen(ctx context.Context, d *ent.WebhookDelivery, more b
 //   - it waited aheadWait: the endpoint's attempts are slow or hang, and
 //     the workers its claims hold are kept from other owners. It is due
 //     at once, and the endpoint is claimed no further ahead (its owner's
-//     share, as before it answered) until an attempt gets an answer.
+//     spare) until an attempt gets a prompt answer.
 func (s *Sender) enter(ctx context.Context, endpointID string) (sendAt time.Time, ok bool) {
 	wait, cancel := context.WithTimeout(ctx, s.aheadWait)
 	defer cancel()
@@ -281,7 +285,7 @@ func (s *Sender) enter(ctx context.Context, endpointID string) (sendAt time.Time
 	case silences > 0:
 		return now.Add(backoff.Delay(silences, firstBackoff, s.opts.MaxBackoff)), false
 	}
-	delete(s.answering, endpointID)
+	delete(s.prompt, endpointID)
 	return now, false
 }
 
