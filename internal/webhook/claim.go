@@ -82,7 +82,8 @@ type loads struct {
 	answering       map[string]string // endpoint id -> owner id
 	prompt          map[string]bool   // answering endpoints whose last answer was prompt
 	share, spare    int
-	claims          int // see ownerClaims
+	claims          int  // see ownerClaims
+	ahead           bool // prompt endpoints may have their owner's claims, not just its spare
 }
 
 // endpointLimit is how many attempts an endpoint may have claimed: one (a
@@ -110,9 +111,10 @@ func (l *loads) ownerLimit(endpointID string) int {
 }
 
 // answeringLimit is the limit of an endpoint that answers: the owner's
-// claims if its last answer was prompt, else its spare.
+// claims if its last answer was prompt and the picks go ahead (see
+// pickDue), else its spare.
 func (l *loads) answeringLimit(endpointID string) int {
-	if l.prompt[endpointID] {
+	if l.ahead && l.prompt[endpointID] {
 		return l.claims
 	}
 	return l.spare
@@ -160,7 +162,11 @@ const readAheadFor = 100 * time.Millisecond
 func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) (picked []*ent.WebhookDelivery, now time.Time, fromAhead bool, err error) {
 	if ahead && len(s.ahead) >= slots && time.Since(s.aheadAt) < s.readAheadFor {
 		s.mu.Lock()
-		picked, rest := s.loads().pick(s.ahead, slots)
+		l := s.loads()
+		picked, rest := l.pick(s.ahead, slots)
+		if len(picked) < slots && s.aheadSawAll {
+			picked, rest = l.pickAhead(picked, rest, slots)
+		}
 		s.mu.Unlock()
 		if len(picked) == slots {
 			s.ahead = rest
@@ -184,7 +190,6 @@ func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) (picked []*
 	s.mu.Lock()
 	l := s.loads()
 	picked, rest := l.pick(candidates, slots)
-	s.ahead, s.aheadAt = rest, now
 	more := len(candidates) == limit && len(picked) < slots
 	var room []predicate.WebhookEndpoint
 	if more {
@@ -199,11 +204,45 @@ func (s *Sender) pickDue(ctx context.Context, slots int, ahead bool) (picked []*
 			return nil, now, false, err
 		}
 		s.mu.Lock()
-		also, _ := l.pick(others, slots-len(picked))
+		also, unpicked := l.pick(others, slots-len(picked))
 		picked = append(picked, also...)
+		rest = appendNew(rest, unpicked)
 		s.mu.Unlock()
 	}
+	s.mu.Lock()
+	if len(picked) < slots {
+		picked, rest = l.pickAhead(picked, rest, slots)
+	}
+	s.mu.Unlock()
+	s.ahead, s.aheadAt, s.aheadSawAll = rest, now, len(candidates) < limit
 	return picked, now, false, nil
+}
+
+// appendNew appends to ds those of more it does not hold yet.
+func appendNew(ds, more []*ent.WebhookDelivery) []*ent.WebhookDelivery {
+	held := make(map[int]bool, len(ds))
+	for _, d := range ds {
+		held[d.ID] = true
+	}
+	for _, d := range more {
+		if !held[d.ID] {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// pickAhead adds to picked, from rest, up to slots in all, with the
+// owners of endpoints that answer promptly taking their claims ahead (see
+// ownerClaims), and returns picked and what is left. Every owner first
+// had its turns within its spare, and owners the read did not reach had
+// theirs through othersDue: claims ahead take only slots nobody else
+// wanted.
+func (l *loads) pickAhead(picked, rest []*ent.WebhookDelivery, slots int) ([]*ent.WebhookDelivery, []*ent.WebhookDelivery) {
+	l.ahead = true
+	defer func() { l.ahead = false }()
+	more, rest := l.pick(rest, slots-len(picked))
+	return append(picked, more...), rest
 }
 
 // taken counts claimed deliveries in the sender's attempts in flight;

@@ -3,54 +3,70 @@ package webhook
 import (
 	"context"
 	"sync"
+
+	"golang.org/x/sync/semaphore"
 )
 
-// gate bounds the attempts a sender sends to one endpoint at once. An
-// owner may have more claimed for an endpoint that answers than it may
-// send to it at once (see ownerClaims); the others wait here for a turn.
+// gate bounds the attempts a sender sends to one owner's endpoints at
+// once. An owner may have more claimed for endpoints that answer promptly
+// than it may send at once (see ownerClaims); the others wait here for a
+// turn, first come first served.
 type gate struct {
-	mu      sync.Mutex
-	sending map[string]int           // endpoint id -> attempts being sent
-	freed   map[string]chan struct{} // closed when one of them ends, for those waiting
+	limit int64
+	mu    sync.Mutex
+	turns map[string]*turns // owner id -> its semaphore, while anyone holds or waits for it
 }
 
-func newGate() *gate {
-	return &gate{sending: map[string]int{}, freed: map[string]chan struct{}{}}
+type turns struct {
+	sem   *semaphore.Weighted
+	users int // attempts holding or waiting for a turn
 }
 
-// enter waits until fewer than limit attempts are being sent to the
-// endpoint, and counts one more. It reports whether it had to wait, and
-// ctx's error if ctx ended first (then it counted none).
-func (g *gate) enter(ctx context.Context, endpointID string, limit int) (waited bool, err error) {
-	for {
-		g.mu.Lock()
-		if g.sending[endpointID] < limit {
-			g.sending[endpointID]++
-			g.mu.Unlock()
-			return waited, nil
-		}
-		freed := g.freed[endpointID]
-		if freed == nil {
-			freed = make(chan struct{})
-			g.freed[endpointID] = freed
-		}
-		g.mu.Unlock()
-		waited = true
-		select {
-		case <-freed:
-		case <-ctx.Done():
-			return waited, ctx.Err()
-		}
+func newGate(limit int) *gate {
+	return &gate{limit: int64(limit), turns: map[string]*turns{}}
+}
+
+// enter waits until fewer than the gate's limit of the owner's attempts
+// are being sent, and counts one more. It reports whether it had to wait,
+// and ctx's error if ctx ended first (then it counted none).
+func (g *gate) enter(ctx context.Context, ownerID string) (waited bool, err error) {
+	t := g.use(ownerID)
+	if t.sem.TryAcquire(1) {
+		return false, nil
 	}
+	if err := t.sem.Acquire(ctx, 1); err != nil {
+		g.done(ownerID, t)
+		return true, err
+	}
+	return true, nil
 }
 
-// leave ends an attempt that entered, and lets those waiting try again.
-func (g *gate) leave(endpointID string) {
+// leave ends an attempt that entered, and lets the next one waiting go.
+func (g *gate) leave(ownerID string) {
+	g.mu.Lock()
+	t := g.turns[ownerID]
+	g.mu.Unlock()
+	t.sem.Release(1)
+	g.done(ownerID, t)
+}
+
+func (g *gate) use(ownerID string) *turns {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	decrement(g.sending, endpointID)
-	if freed := g.freed[endpointID]; freed != nil {
-		close(freed)
-		delete(g.freed, endpointID)
+	t := g.turns[ownerID]
+	if t == nil {
+		t = &turns{sem: semaphore.NewWeighted(g.limit)}
+		g.turns[ownerID] = t
+	}
+	t.users++
+	return t
+}
+
+// done forgets the owner's semaphore once nobody holds or waits for it.
+func (g *gate) done(ownerID string, t *turns) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.users--; t.users == 0 {
+		delete(g.turns, ownerID)
 	}
 }

@@ -38,29 +38,21 @@ func TestOneOwnerClaimsAheadOfItsSends(t *testing.T) {
 	rcv := newReceiver(t)
 	sender := w.sender(webhook.Options{AllowPrivateNetworks: true})
 	sender.PromptAnswer(time.Minute) // its answer is prompt, however busy the machine
+	sender.AheadWait(time.Minute)    // and the claims wait their turn, however long it takes
 	owner := answeringEndpoint(t, w, rcv, sender)
 	const spare = 12
 	// The first spare are held until all are in (the endpoint gets that
 	// many at once); the rest stay long enough to overlap with any sent
 	// beside them.
 	held := newHolding(spare)
-	var mu sync.Mutex
-	inFlight, most, answered := 0, 0, 0
+	var seen overlaps
+	var answered atomic.Int64
 	rcv.setAnswer(func(a arrival) int {
-		mu.Lock()
-		inFlight++
-		most = max(most, inFlight)
-		answered++
-		first := answered <= spare
-		mu.Unlock()
-		if first {
-			held.hold("one")
+		if answered.Add(1) <= spare {
+			seen.during(func() { held.hold("one") })
 		} else {
-			time.Sleep(20 * time.Millisecond)
+			seen.during(func() { time.Sleep(20 * time.Millisecond) })
 		}
-		mu.Lock()
-		inFlight--
-		mu.Unlock()
 		return http.StatusNoContent
 	})
 	want := webhook.DefaultConcurrency - sender.OwnerShare()
@@ -68,9 +60,9 @@ func TestOneOwnerClaimsAheadOfItsSends(t *testing.T) {
 	if attempted, delivered, err := sender.RunOnce(context.Background()); attempted != want || delivered != want || err != nil {
 		t.Fatalf("RunOnce = %d attempted, %d delivered, %v; want %d each (all the workers but a share)", attempted, delivered, err, want)
 	}
-	if heldAtOnce, _ := held.peaks(); most != spare || heldAtOnce != spare {
+	if heldAtOnce, _ := held.peaks(); seen.peak() != spare || heldAtOnce != spare {
 		t.Fatalf("the endpoint got %d attempts at once (%d of the first %d held together); want its owner's spare, %d, and no more",
-			most, heldAtOnce, spare, spare)
+			seen.peak(), heldAtOnce, spare, spare)
 	}
 }
 
@@ -78,8 +70,8 @@ func TestOneOwnerClaimsAheadOfItsSends(t *testing.T) {
 // for an endpoint that answered, waiting for their turn while it starts
 // to hang, are not sent once its attempts time out: the endpoint gets
 // the spare's attempts, not one wave of them per timeout. The others are
-// given back as they were (no attempt counted, no error), due after the
-// breaker's backoff.
+// given back with no error recorded (their claim counted, as every
+// claim is), and wait: the breaker postpones the endpoint's deliveries.
 func TestWaitingTurnEndsWhenTheEndpointFallsSilent(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -104,12 +96,12 @@ func TestWaitingTurnEndsWhenTheEndpointFallsSilent(t *testing.T) {
 	}
 	givenBack := 0
 	for _, d := range w.deliveries() {
-		if d.Status != webhookdelivery.StatusPENDING || d.Attempts != 0 {
+		if d.Status != webhookdelivery.StatusPENDING || d.LastError != "" {
 			continue
 		}
 		givenBack++
-		if d.LastError != "" || !d.NextAttemptAt.After(time.Now()) {
-			t.Errorf("a delivery given back has last_error %q, is due at %s; want none, after a backoff", d.LastError, d.NextAttemptAt)
+		if d.Attempts != 1 || !d.NextAttemptAt.After(time.Now()) {
+			t.Errorf("a delivery given back has %d attempts, is due at %s; want its one claim, later", d.Attempts, d.NextAttemptAt)
 		}
 	}
 	if givenBack != claims-spare {
@@ -119,8 +111,8 @@ func TestWaitingTurnEndsWhenTheEndpointFallsSilent(t *testing.T) {
 
 // TestSlowEndpointGivesBackItsClaims: when an endpoint that answered
 // starts to hang, the deliveries claimed ahead for it wait for their turn
-// no longer than the sender's bound: they are given back (due at once,
-// nothing counted), the endpoint is claimed no further ahead, and the
+// no longer than the sender's bound: they are given back (due at once, no
+// error recorded), the endpoint is claimed no further ahead, and the
 // workers they held serve another owner while its attempts still hang.
 func TestSlowEndpointGivesBackItsClaims(t *testing.T) {
 	t.Parallel()
@@ -141,7 +133,7 @@ func TestSlowEndpointGivesBackItsClaims(t *testing.T) {
 	eventually(t, 10*time.Second, "the deliveries waiting for their turn to be given back", func() bool {
 		givenBack := 0
 		for _, d := range w.deliveries() {
-			if d.EndpointID != "" && d.Status == webhookdelivery.StatusPENDING && d.Attempts == 0 && !d.NextAttemptAt.After(time.Now()) {
+			if d.Status == webhookdelivery.StatusPENDING && d.Attempts == 1 && d.LastError == "" && !d.NextAttemptAt.After(time.Now()) {
 				givenBack++
 			}
 		}
@@ -193,4 +185,100 @@ func TestSlowAnswersAreNotClaimedAhead(t *testing.T) {
 	if attempted, delivered, err := sender.RunOnce(context.Background()); attempted != spare || delivered != spare || err != nil {
 		t.Fatalf("RunOnce = %d attempted, %d delivered, %v; want the spare, %d, each", attempted, delivered, err, spare)
 	}
+}
+
+// TestOwnerSendsItsSpareAcrossEndpoints: the spare bounds what one owner
+// is sent at once across all its endpoints, claimed ahead or not: an
+// owner cannot multiply it by registering more endpoints at one receiver.
+func TestOwnerSendsItsSpareAcrossEndpoints(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: 32})
+	sender.PromptAnswer(time.Minute)
+	sender.AheadWait(time.Minute)
+	var seen overlaps
+	owner := ids.NewUser()
+	for range 3 {
+		rcv := newReceiver(t)
+		_, secret := w.endpointOf(owner, rcv.URL)
+		rcv.trust(secret)
+		rcv.setAnswer(func(arrival) int {
+			seen.during(func() { time.Sleep(20 * time.Millisecond) })
+			return http.StatusNoContent
+		})
+	}
+	// An event goes to each of the owner's endpoints: all three answer,
+	// and are claimed ahead from now on.
+	w.enqueue(event(webhook.EventUploadDeleted, owner, ids.NewUpload()))
+	if attempted, delivered, err := sender.RunOnce(context.Background()); attempted != 3 || delivered != 3 || err != nil {
+		t.Fatalf("first deliveries: RunOnce = %d, %d, %v; want 3, 3", attempted, delivered, err)
+	}
+	w.enqueue(backlogOf(owner, 10)...) // 30 deliveries
+	const claims, spare = 28, 12
+	if attempted, delivered, err := sender.RunOnce(context.Background()); attempted != claims || delivered != claims || err != nil {
+		t.Fatalf("RunOnce = %d attempted, %d delivered, %v; want %d each", attempted, delivered, err, claims)
+	}
+	if most := seen.peak(); most > spare {
+		t.Fatalf("the owner's three endpoints got %d attempts at once; want its spare, %d, at most", most, spare)
+	}
+}
+
+// TestOtherOwnersBeforeClaimsAhead: claims ahead take only what nobody
+// else wants. An owner whose prompt endpoint has a backlog past what one
+// read sees does not take every slot the workers going on ask for: another
+// owner's delivery, behind that backlog, is claimed first.
+func TestOtherOwnersBeforeClaimsAhead(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	sender := w.sender(webhook.Options{AllowPrivateNetworks: true, Concurrency: 32}) // reads 128 at a time
+	sender.PromptAnswer(time.Minute)
+	rcvA := newReceiver(t)
+	ownerA := answeringEndpoint(t, w, rcvA, sender)
+	w.enqueue(backlogOf(ownerA, 200)...)
+	rcvB := newReceiver(t)
+	ownerB, _, _ := w.endpoint(rcvB.URL)
+	w.enqueue(event(webhook.EventUploadDeleted, ownerB, ids.NewUpload()))
+	ctx := context.Background()
+	var ofA, ofB int
+	for range 3 { // as workers going on after three commits of outcomes
+		claimed, err := sender.ClaimNext(ctx, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range claimed {
+			if d.Edges.Endpoint.OwnerID == ownerB {
+				ofB++
+			} else {
+				ofA++
+			}
+		}
+	}
+	if ofB != 1 {
+		t.Fatalf("three claims of 8 took %d of A's backlog and %d of B's one delivery; want B's claimed", ofA, ofB)
+	}
+}
+
+// overlaps counts the most calls of during at once.
+type overlaps struct {
+	mu       sync.Mutex
+	in, most int
+}
+
+func (o *overlaps) during(f func()) {
+	o.mu.Lock()
+	o.in++
+	o.most = max(o.most, o.in)
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.in--
+		o.mu.Unlock()
+	}()
+	f()
+}
+
+func (o *overlaps) peak() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.most
 }

@@ -49,7 +49,7 @@ func (s *Sender) delivered(ctx context.Context, d *ent.WebhookDelivery, code int
 }
 
 // giveBack returns a claimed delivery unsent (see Sender.enter), due at
-// next: its claim is not counted among its attempts.
+// next, with no error recorded: nothing was sent.
 func (s *Sender) giveBack(ctx context.Context, d *ent.WebhookDelivery, next time.Time) {
 	if _, err := s.outcomes.record(outcome{delivery: d, returned: true, next: next}, false); err != nil {
 		// The lease expires and it is sent then.

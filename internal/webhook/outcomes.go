@@ -17,7 +17,8 @@ import (
 
 // outcome is what an attempt ended with, to record: delivered with code,
 // or failed with code and msg, due again at next; or, returned, a claim
-// given back unsent, due again at next with its claim uncounted.
+// given back unsent, due again at next. Its claim stays counted in its
+// attempts, which only grow: they are the claim's token (stillClaimed).
 type outcome struct {
 	delivery  *ent.WebhookDelivery
 	delivered bool
@@ -184,7 +185,6 @@ func (r *outcomes) commitTaking(batch []*pendingOutcome, picked []*ent.WebhookDe
 				err := tx.WebhookDelivery.Update().
 					Where(stillClaimed(p.delivery)).
 					SetNextAttemptAt(p.next).
-					AddAttempts(-1).
 					Exec(ctx)
 				if err != nil {
 					return fmt.Errorf("give back a claim: %w", err)

@@ -86,8 +86,8 @@ type Sender struct {
 	// outcomes records attempts' outcomes, several in one transaction,
 	// and claims there the next deliveries of the workers that go on.
 	outcomes *outcomes
-	// gate holds attempts to an endpoint beyond its owner's spare, for
-	// aheadWait at most (see enter).
+	// gate holds an owner's attempts beyond its spare, for aheadWait at
+	// most (see enter).
 	gate         *gate
 	aheadWait    time.Duration
 	promptAnswer time.Duration // promptAnswer, but in tests
@@ -98,6 +98,7 @@ type Sender struct {
 	// read at aheadAt (see pickDue); held under claiming.
 	ahead        []*ent.WebhookDelivery
 	aheadAt      time.Time
+	aheadSawAll  bool          // that read found fewer than its limit: every due delivery
 	readAheadFor time.Duration // readAheadFor, but in tests
 	// claimApart makes Run's workers claim apart from their outcomes, as
 	// before issue 26: the baseline of BenchmarkSenderDrain (tests only).
@@ -124,9 +125,9 @@ func NewSender(client *ent.Client, sealer *Sealer, logger *slog.Logger, opts Opt
 		client: client, sealer: sealer, logger: logger, opts: opts, http: newHTTPClient(opts),
 		endpointLoad: map[string]int{}, ownerLoad: map[string]int{}, silences: map[string]int{},
 		answering: map[string]string{}, prompt: map[string]bool{}, readAheadFor: readAheadFor,
-		gate: newGate(), promptAnswer: promptAnswer,
-		aheadWait: min(aheadWait, opts.Timeout*3/2), // its lease holds the wait and the attempt
+		promptAnswer: promptAnswer, aheadWait: aheadWait,
 	}
+	s.gate = newGate(s.ownerSpare())
 	s.outcomes = &outcomes{client: client, sender: s}
 	return s
 }
@@ -137,10 +138,11 @@ func setDefault[T int | time.Duration](v *T, def T) {
 	}
 }
 
-// lease is how long a claim lasts. An attempt ends within Timeout; the rest
-// is room to record its outcome. A claim whose holder died expires after
+// lease is how long a claim lasts. A claim waits for its turn aheadWait at
+// most (see enter), and its attempt ends within Timeout; the rest is room
+// to record its outcome. A claim whose holder died expires after
 // it, and the delivery is sent again (with the same webhook-id).
-func (s *Sender) lease() time.Duration { return 3 * s.opts.Timeout }
+func (s *Sender) lease() time.Duration { return s.aheadWait + 3*s.opts.Timeout }
 
 // QueueKind names deliveries in the queue's wake-ups.
 const QueueKind = "webhook"
@@ -222,7 +224,7 @@ func (s *Sender) attemptThen(ctx context.Context, d *ent.WebhookDelivery, more b
 		s.noAnswer(ctx, endpoint.ID)
 		return false, nil
 	}
-	if sendAt, ok := s.enter(ctx, endpoint.ID); !ok {
+	if sendAt, ok := s.enter(ctx, endpoint); !ok {
 		s.giveBack(ctx, d, sendAt)
 		return false, nil
 	}
@@ -230,20 +232,20 @@ func (s *Sender) attemptThen(ctx context.Context, d *ent.WebhookDelivery, more b
 	code, err := s.post(ctx, endpoint.URL, d.MessageID, []byte(d.Payload), secret)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		s.gate.leave(endpoint.ID)
+		s.gate.leave(endpoint.OwnerID)
 		s.failed(ctx, d, code, "interrupted: the sender stopped", false) // not the receiver's fault
 		return false, nil
 	case code == 0:
 		s.failed(ctx, d, code, s.describe(ctx, endpoint.ID, err), false)
 		s.noAnswer(ctx, endpoint.ID)
-		s.gate.leave(endpoint.ID) // those waiting now see it silent
+		s.gate.leave(endpoint.OwnerID) // those waiting now see it silent
 		return false, nil
 	}
 	// An answer: the breaker closes, and the attempt leaves the gate and
 	// the loads, before the commit of its outcome claims this worker's
 	// next delivery.
 	s.answered(endpoint, time.Since(began))
-	s.gate.leave(endpoint.ID)
+	s.gate.leave(endpoint.OwnerID)
 	release()
 	more = more && ctx.Err() == nil
 	if err != nil {
@@ -252,40 +254,39 @@ func (s *Sender) attemptThen(ctx context.Context, d *ent.WebhookDelivery, more b
 	return true, s.delivered(ctx, d, code, more)
 }
 
-// enter waits for the endpoint's gate (see gate): no more than its
-// owner's spare are sent to one endpoint at once. It reports whether the
+// enter waits for the owner's gate (see gate): no more than its spare
+// are sent to one owner's endpoints at once. It reports whether the
 // delivery goes now; if not, it is given back, due at sendAt:
 //   - the sender stopped: at once, for the next sender;
-//   - the endpoint stopped answering while it waited: after the breaker's
-//     backoff, as the breaker postponed the others;
-//   - it waited aheadWait: the endpoint's attempts are slow or hang, and
-//     the workers its claims hold are kept from other owners. It is due
-//     at once, and the endpoint is claimed no further ahead (its owner's
+//   - its endpoint stopped answering while it waited: after the
+//     breaker's backoff, as the breaker postponed the others;
+//   - it waited aheadWait: the owner's attempts are slow or hang, and the
+//     workers its claims hold are kept from other owners. It is due at
+//     once, and the endpoint is claimed no further ahead (its owner's
 //     spare) until an attempt gets a prompt answer.
-func (s *Sender) enter(ctx context.Context, endpointID string) (sendAt time.Time, ok bool) {
+func (s *Sender) enter(ctx context.Context, endpoint *ent.WebhookEndpoint) (sendAt time.Time, ok bool) {
 	wait, cancel := context.WithTimeout(ctx, s.aheadWait)
 	defer cancel()
-	waited, err := s.gate.enter(wait, endpointID, s.ownerSpare())
+	waited, err := s.gate.enter(wait, endpoint.OwnerID)
 	if err == nil && !waited {
 		return time.Time{}, true
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	silences := s.silences[endpointID]
-	switch {
-	case ctx.Err() == nil && silences == 0 && err == nil:
+	silences := s.silences[endpoint.ID]
+	if err != nil && ctx.Err() == nil && silences == 0 {
+		delete(s.prompt, endpoint.ID)
+	}
+	s.mu.Unlock()
+	if err == nil && ctx.Err() == nil && silences == 0 {
 		return time.Time{}, true
-	case err == nil:
-		s.gate.leave(endpointID)
+	}
+	if err == nil {
+		s.gate.leave(endpoint.OwnerID)
 	}
 	now := time.Now()
-	switch {
-	case ctx.Err() != nil:
-		return now, false
-	case silences > 0:
+	if silences > 0 && ctx.Err() == nil {
 		return now.Add(backoff.Delay(silences, firstBackoff, s.opts.MaxBackoff)), false
 	}
-	delete(s.prompt, endpointID)
 	return now, false
 }
 
