@@ -565,7 +565,7 @@ func (s *Sender) noAnswer(ctx context.Context, endpointID string) {
 	s.mu.Unlock()
 	ctx, cancel := recordContext(ctx)
 	defer cancel()
-	until := time.Now().Add(backoff.Delay(silences, firstBackoff, s.opts.MaxBackoff))
+	until := s.postponedUntil(silences)
 	// Deliveries in flight move too, which only lengthens their lease:
 	// their outcome is recorded by attempts (stillClaimed), not by time.
 	n, err := s.client.WebhookDelivery.Update().
@@ -582,6 +582,12 @@ func (s *Sender) noAnswer(ctx context.Context, endpointID string) {
 	}
 	s.logger.WarnContext(ctx, "webhook endpoint did not answer; its deliveries wait", "endpoint_id", endpointID,
 		"attempts_without_answer", silences, "postponed", n, "until", until)
+}
+
+// postponedUntil is when the breaker lets an endpoint be tried again
+// after silences attempts in a row got no answer.
+func (s *Sender) postponedUntil(silences int) time.Time {
+	return time.Now().Add(backoff.Delay(silences, firstBackoff, s.opts.MaxBackoff))
 }
 
 // answered closes the endpoint's circuit breaker, and lets it have its

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/safedelete/uploads/ent"
-	"github.com/safedelete/uploads/internal/backoff"
 	"github.com/safedelete/uploads/internal/metrics"
 	"github.com/safedelete/uploads/internal/queue"
 	"github.com/safedelete/uploads/internal/tracing"
@@ -271,23 +270,24 @@ func (s *Sender) enter(ctx context.Context, endpoint *ent.WebhookEndpoint) (send
 	if err == nil && !waited {
 		return time.Time{}, true
 	}
+	stopped := ctx.Err() != nil
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	silences := s.silences[endpoint.ID]
-	if err != nil && ctx.Err() == nil && silences == 0 {
-		delete(s.prompt, endpoint.ID)
-	}
-	s.mu.Unlock()
-	if err == nil && ctx.Err() == nil && silences == 0 {
+	if err == nil && !stopped && silences == 0 {
 		return time.Time{}, true
 	}
 	if err == nil {
 		s.gate.leave(endpoint.OwnerID)
 	}
-	now := time.Now()
-	if silences > 0 && ctx.Err() == nil {
-		return now.Add(backoff.Delay(silences, firstBackoff, s.opts.MaxBackoff)), false
+	switch {
+	case stopped:
+		return time.Now(), false
+	case silences > 0:
+		return s.postponedUntil(silences), false
 	}
-	return now, false
+	delete(s.prompt, endpoint.ID) // it waited aheadWait
+	return time.Now(), false
 }
 
 // post makes one attempt: a POST signed as Standard Webhooks has it, with
