@@ -86,8 +86,9 @@ func observedUpload(t *testing.T) (s *statements, env *testenv.Env, key string, 
 // webhook endpoint) a REST delete runs the statements its promises need
 // and no others, in one transaction: the key's lookup, the ownership read
 // that keeps a 404 off the write lock, then the record's delete, its purge
-// note and its audit event, chained: the owner's chain head taken (locked)
-// before it and moved on after it (two statements more since issue 25). No
+// note and its audit event, chained: the owner's chain head moved on from
+// the one this process last wrote (the upload's "created" event), which
+// locks it (one statement more since issue 25; two before the guess). No
 // trash entry, no read of the owner's
 // endpoints, no check that another record shares the object. Once the
 // object is gone, one background transaction ends the purge, records its
@@ -103,14 +104,14 @@ func TestDeleteStatements(t *testing.T) {
 	request, background := s.deleting(t, env, func() testenv.Response { return env.DeleteREST(key, a.ID) })
 	want := []string{
 		"SELECT api_keys", "SELECT uploads",
-		"BEGIN", "DELETE uploads", "INSERT object_purges", "INSERT audit_chains", "INSERT audit_events", "INSERT audit_chains", "COMMIT",
+		"BEGIN", "DELETE uploads", "INSERT object_purges", "UPDATE audit_chains", "INSERT audit_events", "COMMIT",
 	}
 	if !slices.Equal(request, want) {
 		t.Errorf("the delete ran %d statements:\n  %s\nwant %d:\n  %s", len(request), strings.Join(request, "\n  "), len(want), strings.Join(want, "\n  "))
 	}
 	wantAfter := []string{
 		"BEGIN", "DELETE object_purges", "DELETE deleted_uploads",
-		"INSERT audit_chains", "INSERT audit_events", "INSERT audit_chains", // the chained "purged" event
+		"UPDATE audit_chains", "INSERT audit_events", // the chained "purged" event
 		"INSERT deletion_receipts", // the receipt, naming who asked for the delete as the purge note carries it
 		"COMMIT",
 	}
@@ -137,7 +138,7 @@ func TestKeyedDeleteStatements(t *testing.T) {
 	request, _ := s.deleting(t, env, keyed)
 	want := []string{
 		"SELECT api_keys", "SELECT idempotency_keys", "SELECT uploads",
-		"BEGIN", "DELETE uploads", "INSERT object_purges", "INSERT idempotency_keys", "INSERT audit_chains", "INSERT audit_events", "INSERT audit_chains", "COMMIT",
+		"BEGIN", "DELETE uploads", "INSERT object_purges", "INSERT idempotency_keys", "UPDATE audit_chains", "INSERT audit_events", "COMMIT",
 	}
 	if !slices.Equal(request, want) {
 		t.Errorf("the keyed delete ran %d statements:\n  %s\nwant %d:\n  %s", len(request), strings.Join(request, "\n  "), len(want), strings.Join(want, "\n  "))

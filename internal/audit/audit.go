@@ -10,6 +10,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -112,40 +113,72 @@ func Record(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, 
 // RecordAt is Record with the events' time given: a delete tells it to
 // the purges it writes too, so that their receipts name it without reading
 // the events back.
+//
+// The events of one owner whose chain head this process remembers
+// (hints) take two statements: the head moved on from the remembered one,
+// which locks it as takeHeads does, and the INSERT.
 func RecordAt(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, at time.Time, subjects ...Subject) ([]Hash, error) {
 	if len(subjects) == 0 {
 		return nil, nil
 	}
-	requestID := requestlog.FromContext(ctx)
-	// To the microsecond, as PostgreSQL stores it: the hash covers it.
-	now := at.Truncate(time.Microsecond)
-	heads, err := takeHeads(ctx, tx, subjects)
+	fail := func(err error) ([]Hash, error) {
+		return nil, fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
+	}
+	c := chaining{
+		kind: kind, actor: actor, requestID: requestlog.FromContext(ctx),
+		now: at.Truncate(time.Microsecond), // to the microsecond, as PostgreSQL stores it: the hash covers it
+	}
+	hashes, rows, heads, err := c.fromHint(ctx, tx, subjects)
 	if err != nil {
-		return nil, fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
+		return fail(err)
 	}
-	hashes := make([]Hash, len(subjects))
-	for start, part := 0, []Subject(nil); start < len(subjects); start += len(part) {
-		part = subjects[start:min(start+chunk, len(subjects))]
-		args := make([]any, 0, len(part)*len(eventColumns))
-		for i, s := range part {
-			head := heads[s.OwnerID]
-			e := Event{
-				Prev: head.hash, Seq: head.seq + 1, OwnerID: s.OwnerID, UploadID: s.ID, Kind: kind,
-				Actor: actor.Name, Via: actor.Via, RequestID: requestID, CreatedAt: now,
-			}
-			sum := e.Sum()
-			hashes[start+i] = sum
-			head.seq, head.hash = e.Seq, sum
-			args = append(args, s.ID, s.OwnerID, kind, actor.Name, actor.Via, requestID, now, e.Seq, e.Prev[:], sum[:]) // eventColumns' order
+	taken := heads == nil
+	if taken {
+		if heads, err = takeHeads(ctx, tx, subjects); err != nil {
+			return fail(err)
 		}
-		if _, err := tx.ExecContext(ctx, insertEvents(len(part)), args...); err != nil {
-			return nil, fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
+		hashes, rows = c.chain(heads, subjects)
+	}
+	for part := range slices.Chunk(rows, chunk) {
+		if _, err := tx.ExecContext(ctx, insertEvents(len(part)), slices.Concat(part...)...); err != nil {
+			return fail(err)
 		}
 	}
-	if err := moveHeads(ctx, tx, heads); err != nil {
-		return nil, fmt.Errorf("record %d %s events: %w", len(subjects), kind, err)
+	if taken {
+		if err := moveHeads(ctx, tx, heads); err != nil {
+			return fail(err)
+		}
 	}
+	hints.remember(heads)
 	return hashes, nil
+}
+
+// chaining is what RecordAt's events share.
+type chaining struct {
+	kind      auditevent.Kind
+	actor     Actor
+	requestID string
+	now       time.Time
+}
+
+// chain makes the subjects' events, each chained to its owner's head in
+// heads, which it moves on; it returns their hashes and their rows'
+// values, in eventColumns' order.
+func (c chaining) chain(heads map[string]*head, subjects []Subject) ([]Hash, [][]any) {
+	hashes := make([]Hash, len(subjects))
+	rows := make([][]any, len(subjects))
+	for i, s := range subjects {
+		head := heads[s.OwnerID]
+		e := Event{
+			Prev: head.hash, Seq: head.seq + 1, OwnerID: s.OwnerID, UploadID: s.ID, Kind: c.kind,
+			Actor: c.actor.Name, Via: c.actor.Via, RequestID: c.requestID, CreatedAt: c.now,
+		}
+		sum := e.Sum()
+		hashes[i] = sum
+		head.seq, head.hash = e.Seq, sum
+		rows[i] = []any{s.ID, s.OwnerID, c.kind, c.actor.Name, c.actor.Via, c.requestID, c.now, e.Seq, e.Prev[:], sum[:]}
+	}
+	return hashes, rows
 }
 
 // eventColumns are the columns Record writes, in the order of its values.

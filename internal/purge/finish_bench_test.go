@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,12 +53,12 @@ func BenchmarkFinishPurges(b *testing.B) {
 					for i := range ways {
 						way := ways[(i+round)%len(ways)]
 						jobs := deletedBatch(b, env, way.ownerID, batch, &n, way.carried)
-						start, startCPU := time.Now(), cpuTime(b)
+						start, startCPU := time.Now(), testenv.CPUTime(b)
 						if done := purger.AttemptBatch(ctx, jobs); done != batch {
 							b.Fatalf("%s: %d of %d purged", way.name, done, batch)
 						}
 						spent[way.name] += time.Since(start)
-						cpu[way.name] += cpuTime(b) - startCPU
+						cpu[way.name] += testenv.CPUTime(b) - startCPU
 					}
 				}
 			}
@@ -81,13 +80,4 @@ func BenchmarkFinishPurges(b *testing.B) {
 			b.ReportMetric(perCPU("after")/perCPU("before"), "cpu-after/before")
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var usage syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
 }

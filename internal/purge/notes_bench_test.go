@@ -51,14 +51,14 @@ func BenchmarkPurgeNote(b *testing.B) {
 		for i := range order {
 			way := order[(i+round)%len(order)]
 			err := database.WithTx(ctx, env.Client(), func(tx *ent.Tx) error {
-				start, startCPU := time.Now(), cpuTime(b)
+				start, startCPU := time.Now(), testenv.CPUTime(b)
 				for range perRound {
 					if err := ways[way](tx); err != nil {
 						return err
 					}
 				}
 				wall[way] += time.Since(start)
-				cpu[way] += cpuTime(b) - startCPU
+				cpu[way] += testenv.CPUTime(b) - startCPU
 				return nil
 			})
 			if err != nil {

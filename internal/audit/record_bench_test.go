@@ -1,0 +1,63 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/audit"
+	"github.com/safedelete/uploads/internal/database"
+	"github.com/safedelete/uploads/internal/testenv"
+)
+
+// BenchmarkRecordOne prices a single delete's audit event, as the hot
+// path records it (one owner, one event, in the delete's transaction), two
+// ways taking turns, in this process, on the test database (SQLite, or
+// PostgreSQL with TEST_DATABASE_URL):
+//
+//   - taken: the owner's chain head taken (an upsert that locks and
+//     returns it), the event inserted, the head moved on: every event
+//     before issue 22's chain-head guess, and now one whose guess is
+//     missing or wrong;
+//   - guessed: the head moved on from the one this process last wrote
+//     (one UPDATE that matches only if it still is), the event inserted.
+//
+// It reports the time and the process's CPU (the database's included on
+// SQLite) per event spent in Record, and guessed/taken; the commit is not
+// counted (the same both ways).
+//
+//	go test -run '^$' -bench RecordOne -benchtime 2000x ./internal/audit/
+func BenchmarkRecordOne(b *testing.B) {
+	client := testenv.OpenDatabase(b)
+	ctx := context.Background()
+	ways := []string{"taken", "guessed"}
+	spent, cpu := map[string]time.Duration{}, map[string]time.Duration{}
+	for i := range b.N {
+		for j := range ways {
+			way := ways[(i+j)%len(ways)]
+			if way == "taken" {
+				audit.ForgetHints()
+			}
+			err := database.WithTx(ctx, client, func(tx *ent.Tx) error {
+				start, startCPU := time.Now(), testenv.CPUTime(b)
+				_, err := audit.Record(ctx, tx, audit.CLI, audit.Deleted, audit.Subject{ID: fmt.Sprintf("upl_%d_%s", i, way), OwnerID: "usr_bench"})
+				spent[way] += time.Since(start)
+				cpu[way] += testenv.CPUTime(b) - startCPU
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if r, err := audit.Verify(ctx, client, "usr_bench"); err != nil || len(r.Breaks) != 0 {
+		b.Fatalf("%+v %v", r, err)
+	}
+	for _, way := range ways {
+		b.ReportMetric(float64(spent[way].Microseconds())/float64(b.N), "µs/event-"+way)
+		b.ReportMetric(float64(cpu[way].Microseconds())/float64(b.N), "cpu-µs/event-"+way)
+	}
+	b.ReportMetric(float64(spent["guessed"])/float64(spent["taken"]), "guessed/taken")
+}
