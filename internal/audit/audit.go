@@ -116,7 +116,8 @@ func Record(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, 
 //
 // The events of one owner whose chain head this process remembers
 // (hints) take two statements: the head moved on from the remembered one,
-// which locks it as takeHeads does, and the INSERT.
+// which locks it as takeHeads does, and the INSERT; a wrong guess takes
+// three, as no guess does.
 func RecordAt(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind, at time.Time, subjects ...Subject) ([]Hash, error) {
 	if len(subjects) == 0 {
 		return nil, nil
@@ -128,15 +129,16 @@ func RecordAt(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind
 		kind: kind, actor: actor, requestID: requestlog.FromContext(ctx),
 		now: at.Truncate(time.Microsecond), // to the microsecond, as PostgreSQL stores it: the hash covers it
 	}
-	hashes, rows, heads, err := c.fromHint(ctx, tx, subjects)
+	hashes, rows, heads, moved, err := c.moveFromGuess(ctx, tx, subjects)
 	if err != nil {
 		return fail(err)
 	}
-	taken := heads == nil
-	if taken {
+	if heads == nil {
 		if heads, err = takeHeads(ctx, tx, subjects); err != nil {
 			return fail(err)
 		}
+	}
+	if !moved {
 		hashes, rows = c.chain(heads, subjects)
 	}
 	for part := range slices.Chunk(rows, chunk) {
@@ -144,7 +146,7 @@ func RecordAt(ctx context.Context, tx *ent.Tx, actor Actor, kind auditevent.Kind
 			return fail(err)
 		}
 	}
-	if taken {
+	if !moved {
 		if err := moveHeads(ctx, tx, heads); err != nil {
 			return fail(err)
 		}

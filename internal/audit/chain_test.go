@@ -193,19 +193,15 @@ func TestRecordReturnsHashes(t *testing.T) {
 	}
 }
 
-// TestChainAfterRollback: an owner's events recorded in a transaction that
-// rolls back leave no mark on the chain: the next event follows the last
-// committed one (seq and prev), though this process last moved the head
-// past it.
-func TestChainAfterRollback(t *testing.T) {
-	t.Parallel()
-	client := testenv.OpenDatabase(t)
-	ctx := context.Background()
-	record := func(id string, rollBack bool) {
+// recorder returns a function that records one event of owner's in a
+// transaction of its own, committed or rolled back.
+func recorder(t *testing.T, client *ent.Client, owner string) func(uploadID string, rollBack bool) {
+	return func(uploadID string, rollBack bool) {
 		t.Helper()
+		ctx := context.Background()
 		undone := fmt.Errorf("rolled back")
 		err := database.WithTx(ctx, client, func(tx *ent.Tx) error {
-			if _, err := audit.Record(ctx, tx, audit.CLI, audit.Deleted, audit.Subject{ID: id, OwnerID: "usr_undone"}); err != nil {
+			if _, err := audit.Record(ctx, tx, audit.CLI, audit.Deleted, audit.Subject{ID: uploadID, OwnerID: owner}); err != nil {
 				return err
 			}
 			if rollBack {
@@ -217,6 +213,17 @@ func TestChainAfterRollback(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestChainAfterRollback: an owner's events recorded in a transaction that
+// rolls back leave no mark on the chain: the next event follows the last
+// committed one (seq and prev), though this process last moved the head
+// past it.
+func TestChainAfterRollback(t *testing.T) {
+	t.Parallel()
+	client := testenv.OpenDatabase(t)
+	ctx := context.Background()
+	record := recorder(t, client, "usr_undone")
 	record("upl_1", false)
 	record("upl_1", false)
 	record("upl_2", true)
@@ -233,5 +240,44 @@ func TestChainAfterRollback(t *testing.T) {
 		if e.Seq != int64(i+1) {
 			t.Errorf("event %d (%s): seq %d, want %d", i, e.UploadID, e.Seq, i+1)
 		}
+	}
+}
+
+// TestChainAfterAnotherProcess: this process remembers a head (seq 2) that
+// a rolled-back transaction left; another process then moves the chain to
+// seq 2 itself, with another event. The next event here follows the other
+// process's, whose hash differs from the one remembered at the same seq.
+func TestChainAfterAnotherProcess(t *testing.T) {
+	t.Parallel()
+	client := testenv.OpenDatabase(t)
+	record := recorder(t, client, "usr_stale")
+	record("upl_1", false)
+	record("upl_2a", true)
+	restore := audit.SaveHints()
+	audit.ForgetHints() // the other process, which remembers nothing
+	record("upl_2b", false)
+	restore()
+	record("upl_3", false)
+	if r := verify(t, client, "usr_stale"); len(r.Breaks) != 0 || r.Events != 3 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// TestChainGuessHolds: an owner's events move on the head this process
+// wrote last from its guess (one statement fewer), on either engine: the
+// guess's hash compares equal to the stored one. Not parallel: the count
+// is the process's.
+func TestChainGuessHolds(t *testing.T) {
+	client := testenv.OpenDatabase(t)
+	record := recorder(t, client, "usr_guessed")
+	record("upl_1", false) // no guess yet
+	before := audit.GuessesHeld()
+	record("upl_2", false)
+	record("upl_3", false)
+	if held := audit.GuessesHeld() - before; held != 2 {
+		t.Errorf("%d of 2 events moved the head on from the guess", held)
+	}
+	if r := verify(t, client, "usr_guessed"); len(r.Breaks) != 0 || r.Events != 3 {
+		t.Fatalf("%+v", r)
 	}
 }
