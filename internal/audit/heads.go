@@ -169,7 +169,8 @@ func (c chaining) moveFromGuess(ctx context.Context, tx *ent.Tx, subjects []Subj
 		return nil, nil, nil, false, nil
 	}
 	next := guess
-	hashes, rows = c.chain(map[string]*head{owner: &next}, subjects)
+	moving := map[string]*head{owner: &next}
+	hashes, rows = c.chain(moving, subjects)
 	if database.Dialect(tx.Client()) != dialect.Postgres {
 		// SQLite numbers $N parameters in the order they first appear.
 		res, err := tx.ExecContext(ctx, "UPDATE audit_chains SET seq = $1, hash = $2 WHERE owner_id = $3 AND seq = $4 AND hash = $5",
@@ -181,7 +182,7 @@ func (c chaining) moveFromGuess(ctx context.Context, tx *ent.Tx, subjects []Subj
 			return nil, nil, nil, false, err
 		}
 		guessesHeld.Add(1)
-		return hashes, rows, map[string]*head{owner: &next}, true, nil
+		return hashes, rows, moving, true, nil
 	}
 	// An owner without a row gets one at seq 0, as takeHeads makes it: a
 	// guess never is seq 0.
