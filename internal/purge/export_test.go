@@ -62,3 +62,10 @@ func (p *Purger) InsertOne(ctx context.Context, tx *ent.Tx, job *ent.ObjectPurge
 func CreateBulk(ctx context.Context, tx *ent.Tx, planned []*ent.ObjectPurge) ([]*ent.ObjectPurge, error) {
 	return createBulk(ctx, tx, planned)
 }
+
+// SharedWaiting counts the inline removals waiting for a shared request.
+func (p *Purger) SharedWaiting() int {
+	p.shared.mu.Lock()
+	defer p.shared.mu.Unlock()
+	return len(p.shared.pending)
+}

@@ -37,8 +37,9 @@ func (p *Purger) InlineContext(ctx context.Context) (context.Context, context.Ca
 }
 
 // AttemptInline makes the attempt right after a delete, within
-// InlineContext: one purge as one Attempt, several as one batch
-// (AttemptBatch). While inline clean-ups pause it does not try: the purges
+// InlineContext: one purge as one Attempt, whose removal goes in one
+// request with those of other deletes that arrive meanwhile (shared.go),
+// several as one batch (AttemptBatch). While inline clean-ups pause it does not try: the purges
 // stay due for the background loop, untouched. It returns how many objects
 // it purged.
 func (p *Purger) AttemptInline(ctx context.Context, jobs ...*ent.ObjectPurge) int {
@@ -54,7 +55,7 @@ func (p *Purger) AttemptInline(ctx context.Context, jobs ...*ent.ObjectPurge) in
 		return 0
 	}
 	if len(jobs) == 1 {
-		if p.Attempt(ctx, jobs[0]) != nil {
+		if p.attempt(ctx, jobs[0], true) != nil {
 			return 0
 		}
 		return 1

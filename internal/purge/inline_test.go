@@ -38,14 +38,7 @@ func TestInlineAttempt(t *testing.T) {
 	if n := w.purger().AttemptInline(gone, w.scheduled(keys[3])...); n != 1 {
 		t.Errorf("AttemptInline after the caller left = %d purged, want 1", n)
 	}
-	for _, key := range keys {
-		if w.ObjectExists(key) {
-			t.Errorf("object %s left in the bucket", key)
-		}
-	}
-	if pending := w.pending(); pending != 0 {
-		t.Errorf("%d purges pending, want all done", pending)
-	}
+	w.allPurged(keys)
 }
 
 // TestInlineFailure: an inline attempt that fails leaves the purge to the

@@ -82,7 +82,8 @@ type Purger struct {
 	logger  *slog.Logger
 	opts    Options
 	done    *doneRows
-	inline  inlineBreaker // when inline clean-ups resume (inline.go)
+	inline  inlineBreaker  // when inline clean-ups resume (inline.go)
+	shared  sharedRemovals // inline removals sent together (shared.go)
 }
 
 // New returns a Purger.
@@ -90,7 +91,7 @@ func New(client *ent.Client, objects ObjectDiscarder, logger *slog.Logger, opts 
 	if opts.Commits == nil {
 		opts.Commits = database.NewGroup(client)
 	}
-	p := &Purger{client: client, objects: objects, logger: logger, opts: opts}
+	p := &Purger{client: client, objects: objects, logger: logger, opts: opts, shared: sharedRemovals{objects: objects}}
 	// Well within the lease of an inline attempt (twice the inline
 	// timeout), so that the background loop never takes a purge whose
 	// object is gone only because its row waits here.
@@ -214,12 +215,23 @@ func (p *Purger) ScheduleStopped(ctx context.Context, tx *ent.Tx, uploads ...*en
 // rescheduled with backoff and the error returned. No other record can
 // use the object: the database holds each key once (the uploads' unique
 // (bucket, object_key) index), and a key holds its upload's id.
-func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) (err error) {
+func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) error {
+	return p.attempt(ctx, job, false)
+}
+
+// attempt is Attempt; shared sends the removal of an object without a
+// multipart upload together with those of other callers' that arrive
+// meanwhile (sharedRemovals), as a delete's inline attempt does.
+func (p *Purger) attempt(ctx context.Context, job *ent.ObjectPurge, shared bool) (err error) {
 	defer func() { p.opts.Metrics.PurgeAttempt(err) }()
-	if job.AbortAllMultipart {
-		err = p.objects.AbortAll(ctx, job.Bucket, job.ObjectKey)
-	}
-	if err == nil {
+	switch {
+	case job.AbortAllMultipart:
+		if err = p.objects.AbortAll(ctx, job.Bucket, job.ObjectKey); err == nil {
+			err = p.objects.Discard(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
+		}
+	case shared && job.MultipartUploadID == "":
+		err = p.shared.discard(ctx, job.Bucket, job.ObjectKey)
+	default:
 		err = p.objects.Discard(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
 	}
 	if err != nil {

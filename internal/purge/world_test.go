@@ -107,6 +107,20 @@ func (w *world) pending() int {
 	return n
 }
 
+// allPurged fails the test if an object of keys is left in the bucket or a
+// purge is still pending.
+func (w *world) allPurged(keys []string) {
+	w.t.Helper()
+	for _, key := range keys {
+		if w.ObjectExists(key) {
+			w.t.Errorf("object %s left in the bucket", key)
+		}
+	}
+	if pending := w.pending(); pending != 0 {
+		w.t.Errorf("%d purges pending, want all done", pending)
+	}
+}
+
 // flush waits for the rows of the purges p finished to be deleted, and
 // fails the test if that never ends.
 func flush(t testing.TB, p *purge.Purger) {

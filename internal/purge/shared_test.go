@@ -1,0 +1,165 @@
+package purge_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/safedelete/uploads/ent"
+	"github.com/safedelete/uploads/internal/config"
+)
+
+// heldS3 holds the first DeleteObject at the fault proxy until released, and
+// counts the removal requests that reach S3.
+type heldS3 struct {
+	arrived, release chan struct{}
+
+	mu                     sync.Mutex
+	singles, batches, keys int // DeleteObject requests; DeleteObjects requests and their keys
+}
+
+func (w *world) holdFirstRemoval() *heldS3 {
+	h := &heldS3{arrived: make(chan struct{}), release: make(chan struct{})}
+	w.S3.Observe(func(r *http.Request) {
+		switch {
+		case r.Method == http.MethodDelete:
+			h.mu.Lock()
+			h.singles++
+			first := h.singles == 1
+			h.mu.Unlock()
+			if first {
+				close(h.arrived)
+				<-h.release
+			}
+		case r.Method == http.MethodPost && r.URL.Query().Has("delete"):
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			h.mu.Lock()
+			h.batches++
+			h.keys += strings.Count(string(body), "<Key>")
+			h.mu.Unlock()
+		}
+	})
+	w.t.Cleanup(func() {
+		select {
+		case <-h.release:
+		default:
+			close(h.release)
+		}
+	})
+	return h
+}
+
+func (h *heldS3) counts() (singles, batches, keys int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.singles, h.batches, h.keys
+}
+
+// attemptTogether runs the inline attempt of each job in a goroutine of its
+// own, as the deletes a group commit answers at once do: the first one's
+// request is held at S3 until the others wait for it; then it is let go.
+// It returns how many objects each attempt purged.
+func (w *world) attemptTogether(ctx context.Context, h *heldS3, jobs []*ent.ObjectPurge) []int {
+	w.t.Helper()
+	purged := make([]int, len(jobs))
+	var attempts sync.WaitGroup
+	attempt := func(i int) { attempts.Go(func() { purged[i] = w.purger().AttemptInline(ctx, jobs[i]) }) }
+	attempt(0)
+	select {
+	case <-h.arrived:
+	case <-time.After(10 * time.Second):
+		w.t.Fatal("the first removal never reached S3")
+	}
+	for i := 1; i < len(jobs); i++ {
+		attempt(i)
+	}
+	w.Eventually(10*time.Second, "the other removals waiting", func() bool {
+		singles, _, _ := h.counts()
+		return w.purger().SharedWaiting() == len(jobs)-1 || singles > 1
+	})
+	if singles, _, _ := h.counts(); singles > 1 {
+		w.t.Errorf("%d DeleteObject requests while the first was under way; want the others to wait for it", singles-1)
+	}
+	close(h.release)
+	attempts.Wait()
+	return purged
+}
+
+// TestInlineRemovalsShareARequest: the objects of deletes answered together
+// reach S3 in one request, not one each. While one removal is under way,
+// those that arrive wait for it and then go together in one DeleteObjects;
+// each caller's object is gone and its purge done.
+func TestInlineRemovalsShareARequest(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	keys := w.storeObjects(5)
+	jobs := w.scheduled(keys...)
+	h := w.holdFirstRemoval()
+
+	for i, n := range w.attemptTogether(context.Background(), h, jobs) {
+		if n != 1 {
+			t.Errorf("attempt %d purged %d, want 1", i, n)
+		}
+	}
+	if singles, batches, batched := h.counts(); singles != 1 || batches != 1 || batched != 4 {
+		t.Errorf("S3 saw %d DeleteObject and %d DeleteObjects for %d keys; want the first alone, then the other 4 in one request",
+			singles, batches, batched)
+	}
+	w.allPurged(keys)
+}
+
+// TestSharedRemovalFailures: in a shared request, a key S3 could not delete
+// fails only its own purge, and a request S3 refused fails each of its
+// purges; a failed purge stays for the background loop, after the backoff
+// of a first failure. The others are done.
+func TestSharedRemovalFailures(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		refuse func(w *world, keys []string)
+		failed []int // of the 5 attempts (the first goes alone)
+	}{
+		{"one key refused", func(w *world, keys []string) {
+			w.S3.FailKeys(func(key string) bool { return key == keys[2] })
+		}, []int{2}},
+		{"the request refused", func(w *world, _ []string) {
+			w.S3.FailWhen(func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("delete") })
+		}, []int{1, 2, 3, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
+			keys := w.storeObjects(5)
+			jobs := w.scheduled(keys...)
+			tc.refuse(w, keys)
+			h := w.holdFirstRemoval()
+
+			purged := w.attemptTogether(context.Background(), h, jobs)
+			if _, batches, _ := h.counts(); batches != 1 {
+				t.Fatalf("%d DeleteObjects requests, want the 4 waiting removals in one", batches)
+			}
+			for i, job := range jobs {
+				failed := false
+				for _, f := range tc.failed {
+					failed = failed || f == i
+				}
+				row := w.row(job.ID)
+				switch {
+				case failed && (purged[i] != 0 || row == nil):
+					t.Errorf("attempt %d: purged %d, row kept %v; want its failure left to the loop", i, purged[i], row != nil)
+				case failed && (row.Attempts != 1 || row.LastError == "" || time.Until(row.NextAttemptAt) < 0):
+					t.Errorf("attempt %d: attempts %d, last error %q, due in %s; want the failure recorded, due after a backoff",
+						i, row.Attempts, row.LastError, time.Until(row.NextAttemptAt))
+				case !failed && (purged[i] != 1 || row != nil):
+					t.Errorf("attempt %d: purged %d, row kept %v; want it done", i, purged[i], row != nil)
+				}
+			}
+		})
+	}
+}
