@@ -284,6 +284,19 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	return nil
 }
 
+// PlainDeletes reports whether removing a key of bucket is known to take
+// one DeleteObject, with no versions to list first: deletes are
+// marker-only, or the bucket was found never versioned (by a Discard or
+// DeleteKeys within unversionedRecheck). It asks S3 nothing: until one of
+// those has looked, the answer is false.
+func (s *Store) PlainDeletes(bucket string) bool {
+	if s.opts.MarkerOnlyDeletes {
+		return true
+	}
+	v, ok := s.versioned.Load(bucket)
+	return ok && !v.(versioning).enabled && time.Since(v.(versioning).checked) < unversionedRecheck
+}
+
 // isVersioned reports whether versioning was ever enabled on bucket. Once
 // enabled it can only be suspended, never turned off, so a true answer is
 // kept for good; a false one for unversionedRecheck.

@@ -34,6 +34,9 @@ type ObjectDiscarder interface {
 	Abort(ctx context.Context, bucket, key, multipartID string) error
 	AbortAll(ctx context.Context, bucket, key string) error
 	DeleteKeys(ctx context.Context, bucket string, keys []string) (failed map[string]error)
+	// PlainDeletes reports whether removing a key of bucket is known to
+	// take one request (no versions to list first), without asking S3.
+	PlainDeletes(bucket string) bool
 }
 
 // Fixed behaviour, not settings.
@@ -220,8 +223,11 @@ func (p *Purger) Attempt(ctx context.Context, job *ent.ObjectPurge) error {
 }
 
 // attempt is Attempt; shared sends the removal of an object without a
-// multipart upload together with those of other callers' that arrive
-// meanwhile (sharedRemovals), as a delete's inline attempt does.
+// multipart upload, on a bucket whose deletes take one request each,
+// together with those of other callers' that arrive meanwhile
+// (sharedRemovals), as a delete's inline attempt does. On a versioned
+// bucket every removal lists the key's versions first: those go alone,
+// side by side, as before.
 func (p *Purger) attempt(ctx context.Context, job *ent.ObjectPurge, shared bool) (err error) {
 	defer func() { p.opts.Metrics.PurgeAttempt(err) }()
 	switch {
@@ -229,7 +235,7 @@ func (p *Purger) attempt(ctx context.Context, job *ent.ObjectPurge, shared bool)
 		if err = p.objects.AbortAll(ctx, job.Bucket, job.ObjectKey); err == nil {
 			err = p.objects.Discard(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)
 		}
-	case shared && job.MultipartUploadID == "":
+	case shared && job.MultipartUploadID == "" && p.objects.PlainDeletes(job.Bucket):
 		err = p.shared.discard(ctx, job.Bucket, job.ObjectKey)
 	default:
 		err = p.objects.Discard(ctx, job.Bucket, job.ObjectKey, job.MultipartUploadID)

@@ -2,7 +2,9 @@ package purge
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 )
 
 // sharedRemovals sends the inline removals of single objects that arrive
@@ -17,11 +19,14 @@ import (
 //
 // A removal that finds no request under way is sent at once, alone, by its
 // caller (Discard, exactly as before). Those that arrive while a request is
-// under way wait for it to end, then go together in the next one
-// (DeleteKeys: one DeleteObjects request for up to a thousand keys, every
-// version of each on a versioned bucket, as Discard removes them). Each
-// caller hears how its own key fared. Nothing is retried here:
-// a removal that fails leaves its purge to the background loop, as before.
+// under way wait for it to end, then go together in the next one: one
+// DeleteKeys a bucket (DeleteObjects requests of up to 250 keys; a single
+// key as a DeleteObject). Only removals that take one request each are
+// shared (Purger.attempt): on a versioned bucket, where each lists its
+// key's versions first, they go alone, side by side, as before. Each
+// caller hears how its own key fared, and stops waiting at its own
+// deadline. Nothing is retried here: a removal that fails leaves its purge
+// to the background loop, as before.
 type sharedRemovals struct {
 	objects ObjectDiscarder
 
@@ -42,9 +47,11 @@ type removal struct {
 // DeleteObjects requests of its own size).
 const maxShared = 1000
 
-// discard removes the object at key (no multipart upload to abort), in a
-// request shared with the removals that arrive meanwhile, and returns how
-// its own key fared.
+// discard removes the object at key (no multipart upload to abort, no
+// versions to list), in a request shared with the removals that arrive
+// meanwhile, and returns how its own key fared. It waits no longer than
+// ctx allows: a caller that stops waiting is told ctx's error, and its key
+// may still be removed (its purge, retried, then finds it gone).
 func (s *sharedRemovals) discard(ctx context.Context, bucket, key string) error {
 	s.mu.Lock()
 	if !s.sending {
@@ -56,10 +63,12 @@ func (s *sharedRemovals) discard(ctx context.Context, bucket, key string) error 
 	r := &removal{ctx: ctx, bucket: bucket, key: key, done: make(chan struct{})}
 	s.pending = append(s.pending, r)
 	s.mu.Unlock()
-	// No longer than the caller's own inline timeout: the request under way
-	// is bounded by the same timeout, begun earlier, and so is the next.
-	<-r.done
-	return r.err
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // handOver ends a request: the removals that arrived meanwhile are sent by
@@ -92,33 +101,19 @@ func (s *sharedRemovals) sendPending() {
 	}
 }
 
-// send removes the batch's objects and tells each caller. The request runs
-// under the context of the removal that has waited longest, whose deadline
-// (the inline timeout) comes first, and in its trace; one whose deadline
-// has passed already is not sent.
+// send removes the batch's objects, a bucket at a time, and tells each
+// caller as soon as its bucket's request is over. A removal whose caller's
+// deadline has passed is not sent. Each request runs in the trace of the
+// removal that has waited longest, until the latest deadline of those it
+// carries (each caller still stops waiting at its own).
 func (s *sharedRemovals) send(batch []*removal) {
-	defer func() {
-		for _, r := range batch {
-			close(r.done)
-		}
-	}()
-	var live []*removal
-	for _, r := range batch {
-		if r.err = r.ctx.Err(); r.err == nil {
-			live = append(live, r)
-		}
-	}
-	switch len(live) {
-	case 0:
-		return
-	case 1:
-		r := live[0]
-		r.err = s.objects.Discard(r.ctx, r.bucket, r.key, "")
-		return
-	}
 	byBucket := map[string][]*removal{}
 	var buckets []string
-	for _, r := range live {
+	for _, r := range batch {
+		if r.err = r.ctx.Err(); r.err != nil {
+			close(r.done)
+			continue
+		}
 		if _, ok := byBucket[r.bucket]; !ok {
 			buckets = append(buckets, r.bucket)
 		}
@@ -134,9 +129,51 @@ func (s *sharedRemovals) send(batch []*removal) {
 				keys = append(keys, r.key)
 			}
 		}
-		failed := s.objects.DeleteKeys(removals[0].ctx, bucket, keys)
+		ctx, cancel := latestDeadline(removals)
+		failed := s.remove(ctx, bucket, keys)
+		cancel()
 		for _, r := range removals {
 			r.err = failed[r.key]
+			close(r.done)
 		}
 	}
+}
+
+// remove removes the keys of bucket, one alone as Discard does, and
+// returns those that failed. A panic fails them all rather than the
+// process: it happens on a goroutine no request recovers.
+func (s *sharedRemovals) remove(ctx context.Context, bucket string, keys []string) (failed map[string]error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err := fmt.Errorf("remove %d objects: panic: %v", len(keys), v)
+			failed = make(map[string]error, len(keys))
+			for _, key := range keys {
+				failed[key] = err
+			}
+		}
+	}()
+	if len(keys) == 1 {
+		if err := s.objects.Discard(ctx, bucket, keys[0], ""); err != nil {
+			return map[string]error{keys[0]: err}
+		}
+		return nil
+	}
+	return s.objects.DeleteKeys(ctx, bucket, keys)
+}
+
+// latestDeadline is the context of the removal that has waited longest,
+// its values (the trace) kept, its deadline the latest of the removals'.
+func latestDeadline(removals []*removal) (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(removals[0].ctx)
+	var latest time.Time
+	for _, r := range removals {
+		d, ok := r.ctx.Deadline()
+		if !ok {
+			return ctx, func() {}
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(ctx, latest)
 }

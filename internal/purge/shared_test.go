@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/safedelete/uploads/ent"
 	"github.com/safedelete/uploads/internal/config"
+	"github.com/safedelete/uploads/internal/testenv"
 )
 
 // heldS3 holds the first DeleteObject at the fault proxy until released, and
@@ -61,6 +65,22 @@ func (h *heldS3) counts() (singles, batches, keys int) {
 	return h.singles, h.batches, h.keys
 }
 
+// knowBuckets has the purger remove an object from each bucket, alone, so
+// that it knows they are not versioned: a removal is shared only then.
+func (w *world) knowBuckets(buckets ...string) {
+	w.t.Helper()
+	ctx := context.Background()
+	for _, bucket := range buckets {
+		key := "first-of-" + bucket
+		if _, err := w.Direct.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader("x")}); err != nil {
+			w.t.Fatal(err)
+		}
+		if n := w.purger().AttemptInline(ctx, w.queue(bucket, time.Now().Add(time.Hour), key)...); n != 1 {
+			w.t.Fatalf("removing %s from %s: purged %d", key, bucket, n)
+		}
+	}
+}
+
 // attemptTogether runs the inline attempt of each job in a goroutine of its
 // own, as the deletes a group commit answers at once do: the first one's
 // request is held at S3 until the others wait for it; then it is let go.
@@ -100,6 +120,7 @@ func TestInlineRemovalsShareARequest(t *testing.T) {
 	w := newWorld(t, nil)
 	keys := w.storeObjects(5)
 	jobs := w.scheduled(keys...)
+	w.knowBuckets(w.Bucket)
 	h := w.holdFirstRemoval()
 
 	for i, n := range w.attemptTogether(context.Background(), h, jobs) {
@@ -137,6 +158,7 @@ func TestSharedRemovalFailures(t *testing.T) {
 			w := newWorld(t, func(c *config.Config) { c.PurgeMaxBackoff = time.Hour })
 			keys := w.storeObjects(5)
 			jobs := w.scheduled(keys...)
+			w.knowBuckets(w.Bucket)
 			tc.refuse(w, keys)
 			h := w.holdFirstRemoval()
 
@@ -162,4 +184,105 @@ func TestSharedRemovalFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSharedRemovalsAcrossBuckets: removals of two buckets that wait
+// together each go to their own bucket; and once they are over, the next
+// removal goes out at once, alone, as the first did.
+func TestSharedRemovalsAcrossBuckets(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, func(c *config.Config) { c.PurgeInlineTimeout = time.Second })
+	ctx := context.Background()
+	other := w.Bucket + "-other"
+	if _, err := w.Direct.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(other)}); err != nil {
+		t.Fatal(err)
+	}
+	keys := w.storeObjects(4)
+	elsewhere := []string{"elsewhere-1", "elsewhere-2"}
+	for _, key := range elsewhere {
+		if _, err := w.Direct.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(other), Key: aws.String(key), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs := append(w.scheduled(keys[:3]...), w.queue(other, time.Now().Add(time.Hour), elsewhere...)...)
+	w.knowBuckets(w.Bucket, other)
+	h := w.holdFirstRemoval()
+
+	for i, n := range w.attemptTogether(ctx, h, jobs) {
+		if n != 1 {
+			t.Errorf("attempt %d purged %d, want 1", i, n)
+		}
+	}
+	for _, key := range elsewhere {
+		if _, err := w.Direct.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(other), Key: aws.String(key)}); err == nil {
+			t.Errorf("object %s left in bucket %s", key, other)
+		}
+	}
+	if n := w.purger().AttemptInline(ctx, w.scheduled(keys[3])...); n != 1 {
+		t.Errorf("the next removal, once the shared ones are over, purged %d, want 1", n)
+	}
+	w.allPurged(keys)
+}
+
+// TestVersionedRemovalsGoAlone: on a versioned bucket each removal lists its
+// key's versions first, so removals are not shared: while one is under way,
+// the others go to S3 on their own, side by side, as they always did.
+func TestVersionedRemovalsGoAlone(t *testing.T) {
+	t.Parallel()
+	w := &world{Env: testenv.NewVersioned(t, testenv.Options{NoPurgeLoop: true}), t: t}
+	keys := w.storeObjects(4)
+	jobs := w.scheduled(keys...)
+	w.knowBuckets(w.Bucket)
+	ctx := context.Background()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var listings sync.Mutex
+	listed := 0
+	w.S3.Observe(func(r *http.Request) {
+		if r.Method != http.MethodGet || !r.URL.Query().Has("versions") {
+			return
+		}
+		listings.Lock()
+		listed++
+		first := listed == 1
+		listings.Unlock()
+		if first {
+			close(arrived)
+			<-release
+		}
+	})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+
+	var held sync.WaitGroup
+	held.Go(func() {
+		if n := w.purger().AttemptInline(ctx, jobs[0]); n != 1 {
+			t.Errorf("the held removal purged %d, want 1", n)
+		}
+	})
+	<-arrived
+	var others sync.WaitGroup
+	finished := make(chan struct{}, len(jobs))
+	for _, job := range jobs[1:] {
+		others.Go(func() {
+			if n := w.purger().AttemptInline(ctx, job); n != 1 {
+				t.Errorf("a removal beside the held one purged %d, want 1", n)
+			}
+			finished <- struct{}{}
+		})
+	}
+	w.Eventually(10*time.Second, "the other removals done, or waiting", func() bool {
+		return len(finished) == len(jobs)-1 || w.purger().SharedWaiting() > 0
+	})
+	if waiting := w.purger().SharedWaiting(); waiting > 0 {
+		t.Errorf("%d removals wait for the one under way on a versioned bucket; want them on their own", waiting)
+	}
+	close(release)
+	others.Wait()
+	held.Wait()
+	w.allPurged(keys)
 }

@@ -270,6 +270,8 @@ func (f *fakeObjects) DeleteKeys(_ context.Context, _ string, keys []string) map
 	return failed
 }
 
+func (f *fakeObjects) PlainDeletes(string) bool { return true }
+
 // times reports how often key was asked to be removed.
 func (f *fakeObjects) times(key string) int {
 	f.mu.Lock()
