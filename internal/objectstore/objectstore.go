@@ -293,18 +293,27 @@ func (s *Store) PlainDeletes(bucket string) bool {
 	if s.opts.MarkerOnlyDeletes {
 		return true
 	}
+	versioned, known := s.knownVersioning(bucket)
+	return known && !versioned
+}
+
+// knownVersioning is what GetBucketVersioning said of bucket, while it
+// still holds: a true answer for good, a false one for unversionedRecheck.
+func (s *Store) knownVersioning(bucket string) (versioned, known bool) {
 	v, ok := s.versioned.Load(bucket)
-	return ok && !v.(versioning).enabled && time.Since(v.(versioning).checked) < unversionedRecheck
+	if !ok {
+		return false, false
+	}
+	seen := v.(versioning)
+	return seen.enabled, seen.enabled || time.Since(seen.checked) < unversionedRecheck
 }
 
 // isVersioned reports whether versioning was ever enabled on bucket. Once
 // enabled it can only be suspended, never turned off, so a true answer is
 // kept for good; a false one for unversionedRecheck.
 func (s *Store) isVersioned(ctx context.Context, bucket string) (bool, error) {
-	if v, ok := s.versioned.Load(bucket); ok {
-		if v := v.(versioning); v.enabled || time.Since(v.checked) < unversionedRecheck {
-			return v.enabled, nil
-		}
+	if versioned, known := s.knownVersioning(bucket); known {
+		return versioned, nil
 	}
 	out, err := s.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)}, s.removals...)
 	var apiErr smithy.APIError

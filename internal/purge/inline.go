@@ -39,9 +39,9 @@ func (p *Purger) InlineContext(ctx context.Context) (context.Context, context.Ca
 // AttemptInline makes the attempt right after a delete, within
 // InlineContext: one purge as one Attempt, whose removal goes in one
 // request with those of other deletes that arrive meanwhile (shared.go),
-// several as one batch (AttemptBatch). While inline clean-ups pause it does not try: the purges
-// stay due for the background loop, untouched. It returns how many objects
-// it purged.
+// several as one batch (AttemptBatch). While inline clean-ups pause it does
+// not try: the purges stay due for the background loop, untouched. It
+// returns how many objects it purged.
 func (p *Purger) AttemptInline(ctx context.Context, jobs ...*ent.ObjectPurge) int {
 	if len(jobs) == 0 {
 		return 0

@@ -18,28 +18,38 @@ import (
 	"github.com/safedelete/uploads/internal/testenv"
 )
 
-// heldS3 holds the first DeleteObject at the fault proxy until released, and
-// counts the removal requests that reach S3.
+// heldS3 holds the first request of a kind at the fault proxy until
+// released, and counts the removal requests that reach S3.
 type heldS3 struct {
 	arrived, release chan struct{}
 
 	mu                     sync.Mutex
+	holding                bool
 	singles, batches, keys int // DeleteObject requests; DeleteObjects requests and their keys
 }
 
+// holdFirstRemoval holds the first DeleteObject.
 func (w *world) holdFirstRemoval() *heldS3 {
+	return w.holdFirst(func(r *http.Request) bool { return r.Method == http.MethodDelete })
+}
+
+// holdFirst holds the first request for which held is true.
+func (w *world) holdFirst(held func(*http.Request) bool) *heldS3 {
 	h := &heldS3{arrived: make(chan struct{}), release: make(chan struct{})}
 	w.S3.Observe(func(r *http.Request) {
+		h.mu.Lock()
+		first := !h.holding && held(r)
+		h.holding = h.holding || first
+		h.mu.Unlock()
+		if first {
+			close(h.arrived)
+			<-h.release
+		}
 		switch {
 		case r.Method == http.MethodDelete:
 			h.mu.Lock()
 			h.singles++
-			first := h.singles == 1
 			h.mu.Unlock()
-			if first {
-				close(h.arrived)
-				<-h.release
-			}
 		case r.Method == http.MethodPost && r.URL.Query().Has("delete"):
 			body, _ := io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -234,29 +244,7 @@ func TestVersionedRemovalsGoAlone(t *testing.T) {
 	jobs := w.scheduled(keys...)
 	w.knowBuckets(w.Bucket)
 	ctx := context.Background()
-	arrived, release := make(chan struct{}), make(chan struct{})
-	var listings sync.Mutex
-	listed := 0
-	w.S3.Observe(func(r *http.Request) {
-		if r.Method != http.MethodGet || !r.URL.Query().Has("versions") {
-			return
-		}
-		listings.Lock()
-		listed++
-		first := listed == 1
-		listings.Unlock()
-		if first {
-			close(arrived)
-			<-release
-		}
-	})
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	})
+	h := w.holdFirst(func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Query().Has("versions") })
 
 	var held sync.WaitGroup
 	held.Go(func() {
@@ -264,7 +252,7 @@ func TestVersionedRemovalsGoAlone(t *testing.T) {
 			t.Errorf("the held removal purged %d, want 1", n)
 		}
 	})
-	<-arrived
+	<-h.arrived
 	var others sync.WaitGroup
 	finished := make(chan struct{}, len(jobs))
 	for _, job := range jobs[1:] {
@@ -281,7 +269,7 @@ func TestVersionedRemovalsGoAlone(t *testing.T) {
 	if waiting := w.purger().SharedWaiting(); waiting > 0 {
 		t.Errorf("%d removals wait for the one under way on a versioned bucket; want them on their own", waiting)
 	}
-	close(release)
+	close(h.release)
 	others.Wait()
 	held.Wait()
 	w.allPurged(keys)
