@@ -25,6 +25,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3afero"
@@ -189,6 +190,67 @@ func writePartialBody(t *testing.T, name string) {
 	if err := os.WriteFile(name, bytes.Repeat([]byte{partialByte}, 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Deleted objects leave no file behind, whether deleted alone, several in
+// one DeleteObjects, or deleted when already gone: the directory then holds
+// the kept objects' data and metadata and nothing else (a delete takes the
+// files out of sight first and frees their space after; see detachLocked).
+func TestDeletesLeaveNoFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := newClient(t, start(t, dir).URL)
+	createBucket(t, client)
+	put(t, client, "kept/object", "stays")
+	withKept := filesUnder(t, dir)
+	var keys []types.ObjectIdentifier
+	for i := range 40 {
+		key := fmt.Sprintf("gone/%02d", i)
+		put(t, client, key, strings.Repeat("body ", 1000))
+		keys = append(keys, types.ObjectIdentifier{Key: aws.String(key)})
+	}
+	put(t, client, "alone", "deleted by itself")
+
+	if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("alone")}); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, types.ObjectIdentifier{Key: aws.String("never/was")}, types.ObjectIdentifier{Key: aws.String("alone")})
+	out, err := client.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(bucket), Delete: &types.Delete{Objects: keys}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Errors) != 0 || len(out.Deleted) != len(keys) {
+		t.Fatalf("DeleteObjects of %d keys: %d deleted, errors %v", len(keys), len(out.Deleted), out.Errors)
+	}
+	list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Contents) != 1 || aws.ToString(list.Contents[0].Key) != "kept/object" {
+		t.Errorf("listing after the deletes: %d objects, want only kept/object", len(list.Contents))
+	}
+	if left := filesUnder(t, dir); !slices.Equal(left, withKept) {
+		t.Errorf("files after the deletes:\n%v\nwant those there were with only kept/object stored:\n%v", left, withKept)
+	}
+}
+
+// filesUnder lists the regular files under dir, by path relative to it.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		names = append(names, rel)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
 }
 
 func start(t *testing.T, dir string) *embeds3.Server {

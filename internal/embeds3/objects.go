@@ -2,6 +2,7 @@ package embeds3
 
 import (
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/johannesboyne/gofakes3"
 )
@@ -252,41 +255,93 @@ func (s *store) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta map
 // DeleteObject removes an object; a missing one is not an error, as on S3.
 func (s *store) DeleteObject(bucket, key string) (gofakes3.ObjectDeleteResult, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.requireBucket(bucket); err != nil {
+		s.mu.Unlock()
 		return gofakes3.ObjectDeleteResult{}, err
 	}
-	return gofakes3.ObjectDeleteResult{}, s.deleteLocked(bucket, key)
+	detached, err := s.detachLocked(nil, bucket, key)
+	s.mu.Unlock()
+	removeDetached(detached)
+	return gofakes3.ObjectDeleteResult{}, err
 }
 
-// deleteLocked removes the data before the metadata, the reverse of a
-// commit, so that a crash in between leaves nothing visible.
-func (s *store) deleteLocked(bucket, key string) error {
+// detachLocked takes an object out of sight by renaming its files into
+// staging, where nothing is an object: the data first, then the metadata,
+// the reverse of a commit, so that a crash in between leaves nothing
+// visible. It appends the files' new names to detached, for
+// removeDetached.
+//
+// Renaming is cheap; removing is not, for a file with data: freeing its
+// blocks took about 0.2 ms a file on a disk mounted with discard, against
+// 0.03 ms for a rename. Every delete and commit waits for s.mu, so the
+// blocks are freed after it is released, side by side with other requests'
+// work. A crash before then leaves the files in staging, which the next
+// start that finds the server alone empties.
+func (s *store) detachLocked(detached []string, bucket, key string) ([]string, error) {
 	if !canonicalKey(key) {
-		return nil
+		return detached, nil
 	}
 	dataPath := s.dataPath(bucket, key)
 	if info, err := os.Lstat(dataPath); err == nil && !info.IsDir() {
-		if err := os.Remove(dataPath); err != nil && !notFound(err) {
-			return err
+		if detached, err = s.detach(detached, dataPath); err != nil {
+			return detached, err
 		}
 	}
-	if err := os.Remove(s.metaPath(bucket, key)); err != nil && !notFound(err) {
-		return err
+	return s.detach(detached, s.metaPath(bucket, key))
+}
+
+// detach renames the file at name into staging and appends its new name to
+// detached; a missing file is left out.
+func (s *store) detach(detached []string, name string) ([]string, error) {
+	staged := filepath.Join(s.staging, "gone-"+rand.Text())
+	if err := os.Rename(name, staged); err != nil {
+		if notFound(err) {
+			return detached, nil
+		}
+		return detached, err
 	}
-	return nil
+	return append(detached, staged), nil
+}
+
+// removers bounds the goroutines that remove one request's detached files:
+// freeing blocks is the kernel's work, on the CPU, so a large DeleteObjects
+// spreads it over the cores.
+const removers = 4
+
+// removeDetached removes the files that detachLocked moved into staging. A
+// file it fails to remove is no object: it stays in staging until the
+// next start that finds the server alone.
+func removeDetached(names []string) {
+	if len(names) <= 2 { // one object's: the request's own goroutine
+		for _, name := range names {
+			_ = os.Remove(name)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(removers, len(names)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
+				_ = os.Remove(names[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // DeleteMulti removes several objects, reporting each outcome.
 func (s *store) DeleteMulti(bucket string, keys ...string) (gofakes3.MultiDeleteResult, error) {
 	var result gofakes3.MultiDeleteResult
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.requireBucket(bucket); err != nil {
+		s.mu.Unlock()
 		return result, err
 	}
+	var detached []string
 	for _, key := range keys {
-		if err := s.deleteLocked(bucket, key); err != nil {
+		var err error
+		if detached, err = s.detachLocked(detached, bucket, key); err != nil {
 			result.Error = append(result.Error, gofakes3.ErrorResult{
 				Code: gofakes3.ErrInternal, Message: gofakes3.ErrInternal.Message(), Key: key,
 			})
@@ -294,5 +349,7 @@ func (s *store) DeleteMulti(bucket string, keys ...string) (gofakes3.MultiDelete
 		}
 		result.Deleted = append(result.Deleted, gofakes3.ObjectID{Key: key})
 	}
+	s.mu.Unlock()
+	removeDetached(detached)
 	return result, nil
 }
