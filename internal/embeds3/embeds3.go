@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
@@ -28,9 +29,11 @@ const (
 
 // Server is a running embedded S3 endpoint.
 type Server struct {
-	URL     string
-	http    *http.Server
-	staging *os.File // its lock tells other servers over the directory this one is alive
+	URL      string
+	http     *http.Server
+	store    *store
+	staging  *os.File // its lock tells other servers over the directory this one is alive
+	stopping sync.Once
 }
 
 // Start serves the objects stored under dir on a loopback port.
@@ -53,17 +56,22 @@ func Start(dir string) (*Server, error) {
 		return nil, fmt.Errorf("embedded s3: %w", err)
 	}
 	srv := &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second}
+	backend.startFreeing()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			panic("embedded s3: " + err.Error())
 		}
 	}()
-	return &Server{URL: "http://" + ln.Addr().String(), http: srv, staging: staging}, nil
+	return &Server{URL: "http://" + ln.Addr().String(), http: srv, store: backend, staging: staging}, nil
 }
 
-// Close stops the server, letting requests in flight finish.
+// Close stops the server, letting requests in flight finish, and removes
+// the files of the objects deleted.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
-	s.staging.Close()
+	s.stopping.Do(func() {
+		s.store.stopFreeing()
+		s.staging.Close()
+	})
 	return err
 }

@@ -193,14 +193,16 @@ func writePartialBody(t *testing.T, name string) {
 }
 
 // Deleted objects leave no file behind, whether deleted alone, several in
-// one DeleteObjects, or deleted when already gone: the directory then holds
-// the kept objects' data and metadata and nothing else (a delete takes the
-// files out of sight first and frees their space after; see detachLocked).
+// one DeleteObjects, or deleted when already gone: once the server is
+// closed, the directory holds the kept object's data and metadata and
+// nothing else (a delete takes the files out of sight, answers, and frees
+// their space after; see detachLocked).
 func TestDeletesLeaveNoFiles(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	client := newClient(t, start(t, dir).URL)
+	srv := start(t, dir)
+	client := newClient(t, srv.URL)
 	createBucket(t, client)
 	put(t, client, "kept/object", "stays")
 	withKept := filesUnder(t, dir)
@@ -229,6 +231,10 @@ func TestDeletesLeaveNoFiles(t *testing.T) {
 	}
 	if len(list.Contents) != 1 || aws.ToString(list.Contents[0].Key) != "kept/object" {
 		t.Errorf("listing after the deletes: %d objects, want only kept/object", len(list.Contents))
+	}
+	// The files' space is freed after the answers, by the time Close returns.
+	if err := srv.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if left := filesUnder(t, dir); !slices.Equal(left, withKept) {
 		t.Errorf("files after the deletes:\n%v\nwant those there were with only kept/object stored:\n%v", left, withKept)

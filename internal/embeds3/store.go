@@ -38,6 +38,14 @@ type store struct {
 	mu      sync.RWMutex
 	dir     string
 	staging string
+
+	// freeing carries the files that deletes took out of sight to the
+	// goroutine that removes them (startFreeing), so that a delete is
+	// answered once its object is gone from view, not once its space is
+	// back; stop ends that goroutine, which first removes what waits.
+	freeing chan []string
+	stop    chan struct{}
+	freed   sync.WaitGroup
 }
 
 // objectMeta has the fields of s3afero.Metadata: the files are the same.
@@ -52,7 +60,7 @@ type objectMeta struct {
 var _ gofakes3.Backend = (*store)(nil)
 
 func newStore(dir string) (*store, error) {
-	s := &store{dir: dir, staging: filepath.Join(dir, stagingDir)}
+	s := &store{dir: dir, staging: filepath.Join(dir, stagingDir), freeing: make(chan []string, freeingQueue), stop: make(chan struct{})}
 	for _, sub := range []string{"buckets", "metadata"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, err
