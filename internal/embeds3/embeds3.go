@@ -65,13 +65,17 @@ func Start(dir string) (*Server, error) {
 	return &Server{URL: "http://" + ln.Addr().String(), http: srv, store: backend, staging: staging}, nil
 }
 
-// Close stops the server, letting requests in flight finish, and removes
-// the files of the objects deleted.
+// Close stops the server, letting requests in flight finish until ctx is
+// done, and removes the files of the objects deleted. If ctx ends first,
+// the server keeps its hold on staging until the process exits, so that
+// another server starting alone does not empty staging under the requests
+// still running; files of deletes they answer wait there for the next
+// start.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
-	s.stopping.Do(func() {
-		s.store.stopFreeing()
+	s.stopping.Do(s.store.stopFreeing)
+	if err == nil {
 		s.staging.Close()
-	})
+	}
 	return err
 }

@@ -241,6 +241,41 @@ func TestDeletesLeaveNoFiles(t *testing.T) {
 	}
 }
 
+// A delete that cannot take the object's files out of sight (its staging
+// directory removed from under it) fails, and the object stays, whole: it
+// is never reported deleted while still there.
+func TestDeleteWithoutStagingFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	client := newClient(t, start(t, dir).URL)
+	createBucket(t, client)
+	put(t, client, "stays", "still here")
+	if err := os.RemoveAll(filepath.Join(dir, ".staging")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("stays")}); err == nil {
+		t.Error("DeleteObject succeeded without staging")
+	}
+	out, err := client.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(bucket), Delete: &types.Delete{
+		Objects: []types.ObjectIdentifier{{Key: aws.String("stays")}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Deleted) != 0 || len(out.Errors) != 1 {
+		t.Errorf("DeleteObjects without staging: %d deleted, %d errors; want the key's error", len(out.Deleted), len(out.Errors))
+	}
+	got, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("stays")})
+	if err != nil {
+		t.Fatalf("the object is gone after failed deletes: %v", err)
+	}
+	defer got.Body.Close()
+	if body, err := io.ReadAll(got.Body); err != nil || string(body) != "still here" {
+		t.Errorf("the object reads back %q, %v", body, err)
+	}
+}
+
 // filesUnder lists the regular files under dir, by path relative to it.
 func filesUnder(t *testing.T, dir string) []string {
 	t.Helper()

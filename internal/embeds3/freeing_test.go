@@ -1,7 +1,9 @@
 package embeds3
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,5 +35,30 @@ func TestStopFreeingRemovesWhatWaits(t *testing.T) {
 	}
 	if len(left) != 0 {
 		t.Errorf("%d of 100 deleted objects' files left in staging after stopFreeing", len(left))
+	}
+}
+
+// A delete that finds maxFreeing files waiting to be removed removes its
+// own before it is answered.
+func TestFreeingIsBounded(t *testing.T) {
+	t.Parallel()
+	s, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(s.staging, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.waiting.Store(maxFreeing) // as many as may wait, none removed yet
+	name := filepath.Join(s.staging, "gone-over-the-bound")
+	if err := os.WriteFile(name, []byte("a deleted object's bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.free([]string{name})
+	if _, err := os.Stat(name); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a delete over the bound left its file to wait: stat says %v", err)
+	}
+	if got := s.waiting.Load(); got != maxFreeing {
+		t.Errorf("%d files counted waiting after a delete removed its own, want %d", got, maxFreeing)
 	}
 }

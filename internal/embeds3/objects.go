@@ -291,11 +291,13 @@ func (s *store) detachLocked(detached []string, bucket, key string) ([]string, e
 }
 
 // detach renames the file at name into staging and appends its new name to
-// detached; a missing file is left out.
+// detached; a missing file is left out. A rename that fails for want of
+// staging itself (removed by hand, or by another server starting alone) is
+// an error: the object is still there.
 func (s *store) detach(detached []string, name string) ([]string, error) {
 	staged := filepath.Join(s.staging, "gone-"+rand.Text())
 	if err := os.Rename(name, staged); err != nil {
-		if notFound(err) {
+		if _, serr := os.Lstat(name); notFound(serr) {
 			return detached, nil
 		}
 		return detached, err
@@ -303,21 +305,31 @@ func (s *store) detach(detached []string, name string) ([]string, error) {
 	return append(detached, staged), nil
 }
 
-// freeingQueue is how many deletes' files may wait to be removed; a
-// delete that finds the queue full removes its own, before its answer, so
-// that deletes cannot outrun the removal of their files for long.
-const freeingQueue = 256
+const (
+	// maxFreeing bounds the files waiting to be removed: a delete that
+	// would take them past it removes its own before its answer, so that
+	// deletes cannot run far ahead of the removal of their files (nor a
+	// disk's space stay taken long after it was asked back).
+	maxFreeing = 4096
+	// freeingQueue is how many deletes may wait; past it, the same.
+	freeingQueue = 1024
+)
 
 // free hands the files of a delete to the goroutine that removes them.
 func (s *store) free(detached []string) {
-	if len(detached) == 0 {
+	n := int64(len(detached))
+	if n == 0 {
 		return
 	}
-	select {
-	case s.freeing <- detached:
-	default:
-		removeDetached(detached)
+	if s.waiting.Add(n) <= maxFreeing {
+		select {
+		case s.freeing <- detached:
+			return
+		default:
+		}
 	}
+	s.waiting.Add(-n)
+	removeDetached(detached)
 }
 
 // startFreeing starts the goroutine that removes detached files, until
@@ -328,11 +340,13 @@ func (s *store) startFreeing() {
 			select {
 			case names := <-s.freeing:
 				removeDetached(names)
+				s.waiting.Add(-int64(len(names)))
 			case <-s.stop:
 				for {
 					select {
 					case names := <-s.freeing:
 						removeDetached(names)
+						s.waiting.Add(-int64(len(names)))
 					default:
 						return
 					}
@@ -358,7 +372,7 @@ const removers = 4
 // file it fails to remove is no object: it stays in staging until the
 // next start that finds the server alone.
 func removeDetached(names []string) {
-	if len(names) <= 2 { // one object's: the request's own goroutine
+	if len(names) <= 2 { // one object's: no goroutine of its own
 		for _, name := range names {
 			_ = os.Remove(name)
 		}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +45,7 @@ type store struct {
 	// answered once its object is gone from view, not once its space is
 	// back; stop ends that goroutine, which first removes what waits.
 	freeing chan []string
+	waiting atomic.Int64 // files sent to freeing and not yet removed
 	stop    chan struct{}
 	freed   sync.WaitGroup
 }
