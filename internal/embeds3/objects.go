@@ -268,8 +268,7 @@ func (s *store) DeleteObject(bucket, key string) (gofakes3.ObjectDeleteResult, e
 // detachLocked takes an object out of sight by renaming its files into
 // staging, where nothing is an object: the data first, then the metadata,
 // the reverse of a commit, so that a crash in between leaves nothing
-// visible. It appends the files' new names to detached, for
-// removeDetached.
+// visible. It appends the files' new names to detached, for free.
 //
 // Renaming is cheap; removing is not, for a file with data: freeing its
 // blocks took about 0.2 ms a file on a disk mounted with discard, against
