@@ -13,13 +13,7 @@ import (
 // including those still waiting for their turn to be freed.
 func TestStopFreeingRemovesWhatWaits(t *testing.T) {
 	t.Parallel()
-	s, err := newStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(s.staging, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	s := stagingStore(t)
 	for i := range 100 {
 		name := filepath.Join(s.staging, fmt.Sprint("gone-", i))
 		if err := os.WriteFile(name, []byte("a deleted object's bytes"), 0o600); err != nil {
@@ -42,13 +36,7 @@ func TestStopFreeingRemovesWhatWaits(t *testing.T) {
 // own before it is answered.
 func TestFreeingIsBounded(t *testing.T) {
 	t.Parallel()
-	s, err := newStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(s.staging, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	s := stagingStore(t)
 	s.waiting.Store(maxFreeing) // as many as may wait, none removed yet
 	name := filepath.Join(s.staging, "gone-over-the-bound")
 	if err := os.WriteFile(name, []byte("a deleted object's bytes"), 0o600); err != nil {
@@ -61,4 +49,18 @@ func TestFreeingIsBounded(t *testing.T) {
 	if got := s.waiting.Load(); got != maxFreeing {
 		t.Errorf("%d files counted waiting after a delete removed its own, want %d", got, maxFreeing)
 	}
+}
+
+// stagingStore is a store over a new directory, with its staging made and
+// no goroutine freeing files yet.
+func stagingStore(t *testing.T) *store {
+	t.Helper()
+	s, err := newStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(s.staging, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -338,14 +338,12 @@ func (s *store) startFreeing() {
 		for {
 			select {
 			case names := <-s.freeing:
-				removeDetached(names)
-				s.waiting.Add(-int64(len(names)))
+				s.removeWaiting(names)
 			case <-s.stop:
 				for {
 					select {
 					case names := <-s.freeing:
-						removeDetached(names)
-						s.waiting.Add(-int64(len(names)))
+						s.removeWaiting(names)
 					default:
 						return
 					}
@@ -353,6 +351,12 @@ func (s *store) startFreeing() {
 			}
 		}
 	})
+}
+
+// removeWaiting removes files that waited in s.freeing.
+func (s *store) removeWaiting(names []string) {
+	removeDetached(names)
+	s.waiting.Add(-int64(len(names)))
 }
 
 // stopFreeing removes the files that wait and stops their goroutine. Files
