@@ -247,9 +247,7 @@ func TestDeletesLeaveNoFiles(t *testing.T) {
 func TestDeleteWithoutStagingFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := t.TempDir()
-	client := newClient(t, start(t, dir).URL)
-	createBucket(t, client)
+	client, dir := newBucket(t)
 	put(t, client, "stays", "still here")
 	if err := os.RemoveAll(filepath.Join(dir, ".staging")); err != nil {
 		t.Fatal(err)

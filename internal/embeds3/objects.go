@@ -165,8 +165,14 @@ func (s *store) prepareCommitLocked(bucket, key string, conditions *gofakes3.Put
 		}
 	}
 	dataPath := s.dataPath(bucket, key)
-	if existing, err := os.Stat(dataPath); err == nil && existing.IsDir() {
-		return fmt.Errorf("key %q is a prefix of other keys", key)
+	if existing, err := os.Lstat(dataPath); err == nil && existing.IsDir() {
+		// Directories with no file in them are no keys' prefix: deletes by
+		// earlier versions, or a crash before a delete's pruning, left them.
+		if removed, err := removeEmptyDirs(dataPath); err != nil {
+			return err
+		} else if !removed {
+			return fmt.Errorf("key %q is a prefix of other keys", key)
+		}
 	}
 	for _, dir := range []string{filepath.Dir(dataPath), filepath.Dir(s.metaPath(bucket, key))} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -285,8 +291,67 @@ func (s *store) detachLocked(detached []string, bucket, key string) ([]string, e
 		if detached, err = s.detach(detached, dataPath); err != nil {
 			return detached, err
 		}
+		s.removeEmptyParentsLocked(bucket, dataPath)
 	}
 	return s.detach(detached, s.metaPath(bucket, key))
+}
+
+// removeEmptyParentsLocked removes the directories above a detached data
+// file that it leaves empty, up to the bucket's, which stays: as on S3, a
+// prefix with no key left is no longer there, and its name may be stored
+// as a key. It stops at the first that holds something (or fails), so a
+// delete beside other keys costs one failed removal. Under s.mu, so that a
+// commit never finds the directory it made gone before its rename.
+func (s *store) removeEmptyParentsLocked(bucket, dataPath string) {
+	root := s.bucketPath(bucket)
+	for dir := filepath.Dir(dataPath); len(dir) > len(root); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			return
+		}
+	}
+}
+
+// removeEmptyDirs removes dir if it holds only directories that hold no
+// file, at any depth, and reports whether it did.
+func removeEmptyDirs(dir string) (bool, error) {
+	if os.Remove(dir) == nil {
+		return true, nil
+	}
+	if empty, err := removeEmptySubdirs(dir); !empty {
+		return false, err
+	}
+	if err := os.Remove(dir); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// removeEmptySubdirs removes the directories in dir that hold no file and
+// reports whether dir is then empty. It stops at the first file it meets,
+// reading entries a few at a time, so that a directory full of keys costs
+// little to refuse.
+func removeEmptySubdirs(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for {
+		entries, err := f.ReadDir(16)
+		for _, e := range entries {
+			if !e.IsDir() {
+				return false, nil
+			}
+			if removed, err := removeEmptyDirs(filepath.Join(dir, e.Name())); !removed {
+				return false, err
+			}
+		}
+		if err == io.EOF {
+			return true, nil
+		} else if err != nil {
+			return false, err
+		}
+	}
 }
 
 // detach renames the file at name into staging and appends its new name to
