@@ -287,11 +287,7 @@ func (m *Mirror) Run(ctx context.Context, wake <-chan struct{}) {
 	}()
 	queue.Work(ctx, concurrency, m.opts.PollInterval, m.wakeup, m.claim,
 		func(err error) { m.logger.ErrorContext(ctx, "objectlock: claim notes", "error", err) },
-		func(ctx context.Context, note *ent.LegalHoldSync) {
-			attemptCtx, cancel := context.WithTimeout(ctx, lease/2)
-			defer cancel()
-			_ = m.Attempt(attemptCtx, note)
-		})
+		func(ctx context.Context, note *ent.LegalHoldSync) { _ = m.Attempt(ctx, note) })
 }
 
 func (m *Mirror) wake() {
@@ -335,23 +331,65 @@ func (m *Mirror) RunOnce(ctx context.Context) (applied int, err error) {
 // again; if they changed meanwhile (a note applied at the same time may
 // have written the other answer), the note is due again at once. Applied,
 // the note is removed, or, while a hold with an until keeps the upload,
-// made due when that hold ends. Failed, it is retried with backoff.
+// made due when that hold ends. Failed, it is retried with backoff. S3 and
+// the database get half the lease, so that a failure is written while the
+// note is still claimed.
 func (m *Mirror) Attempt(ctx context.Context, note *ent.LegalHoldSync) error {
-	err := m.attempt(ctx, note)
+	attemptCtx, cancel := context.WithTimeout(ctx, lease/2)
+	err := m.attempt(attemptCtx, note)
+	cancel()
 	if err != nil {
 		m.record("retry")
 		wait := backoff.Delay(note.Attempts, time.Second, m.opts.MaxBackoff)
 		m.logger.WarnContext(ctx, "objectlock: mirroring a legal hold failed; retrying", "upload_id", note.UploadID,
 			"attempts", note.Attempts, "retry_in", wait, "error", err)
-		m.wakeAt(time.Now().Add(wait))
-		if uerr := m.client.LegalHoldSync.UpdateOneID(note.ID).
-			SetNextAttemptAt(time.Now().Add(wait)).
-			SetLastError(err.Error()).
-			Exec(context.WithoutCancel(ctx)); uerr != nil && !ent.IsNotFound(uerr) {
-			m.logger.ErrorContext(ctx, "objectlock: reschedule a note", "upload_id", note.UploadID, "error", uerr)
-		}
+		m.retry(ctx, note, time.Now().Add(wait), err)
 	}
 	return err
+}
+
+// retry makes a failed note due again at at. Until that is written the
+// note stays claimed, for the rest of its lease (up to a minute): so a
+// write that fails is made again, with backoff, while the lease lasts, and
+// only then is the note left for its lease to end, with a wake-up then. A
+// write past the lease could undo another worker's claim. Ending ctx (the
+// mirror stopping) stops the writes, not the one under way.
+func (m *Mirror) retry(ctx context.Context, note *ent.LegalHoldSync, at time.Time, cause error) {
+	leaseEnd := note.NextAttemptAt // a claimed note is due when its lease ends
+	writeCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd)
+	defer cancel()
+	for failures := 1; ; failures++ {
+		err := m.putOff(writeCtx, m.client.LegalHoldSync.UpdateOneID(note.ID).SetLastError(cause.Error()), at)
+		if err == nil || ent.IsNotFound(err) {
+			return
+		}
+		pause := backoff.Delay(failures, time.Second, m.opts.MaxBackoff)
+		m.logger.ErrorContext(ctx, "objectlock: reschedule a note", "upload_id", note.UploadID, "retry_in", pause, "error", err)
+		if time.Now().Add(pause).After(leaseEnd) {
+			m.wakeAt(leaseEnd)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+	}
+}
+
+// putOff writes update with the note due at at, then wakes the mirror at
+// that instant. Both come in that order and from one instant: a wake-up
+// set before the write, or for an instant read off the clock apart from
+// the one written, can come while the note is still claimed or just before
+// it is due; its claim then finds nothing, and the note waits for the poll
+// (a minute). CI lost a retry so on a loaded machine, whose pause between
+// two readings of the clock outlasted the timer's lateness.
+func (m *Mirror) putOff(ctx context.Context, update *ent.LegalHoldSyncUpdateOne, at time.Time) error {
+	if err := update.SetNextAttemptAt(at).Exec(ctx); err != nil {
+		return err
+	}
+	m.wakeAt(at)
+	return nil
 }
 
 func (m *Mirror) attempt(ctx context.Context, note *ent.LegalHoldSync) error {
@@ -381,9 +419,7 @@ func (m *Mirror) attempt(ctx context.Context, note *ent.LegalHoldSync) error {
 		return m.client.LegalHoldSync.UpdateOneID(note.ID).SetNextAttemptAt(time.Now()).Exec(ctx)
 	case on && after.Before(forever):
 		m.record("on")
-		m.wakeAt(after)
-		return m.client.LegalHoldSync.UpdateOneID(note.ID).
-			SetNextAttemptAt(after).SetAttempts(0).SetLastError("").Exec(ctx)
+		return m.putOff(ctx, m.client.LegalHoldSync.UpdateOneID(note.ID).SetAttempts(0).SetLastError(""), after)
 	}
 	m.record(map[bool]string{true: "on", false: "off"}[on])
 	return m.client.LegalHoldSync.DeleteOneID(note.ID).Exec(ctx)

@@ -3,6 +3,7 @@ package objectlock_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -239,6 +240,34 @@ func TestMirrorRetriesAndReconcileReports(t *testing.T) {
 	}
 	if len(report.UnmirroredHolds) != 0 {
 		t.Fatalf("reconcile after the mirror caught up: %+v", report.UnmirroredHolds)
+	}
+}
+
+// TestRetryOutlivesAFailedReschedule: when the write that puts a failed
+// note off fails too (a database under load), the mirror writes it again
+// rather than leaving the note claimed until its lease ends, a minute
+// later: the note is applied within seconds once S3 answers.
+func TestRetryOutlivesAFailedReschedule(t *testing.T) {
+	t.Parallel()
+	env := testenv.NewObjectLocked(t, testenv.Options{})
+	_, apiKey := env.NewUser()
+	u := env.MustUpload(apiKey, "a.txt", []byte("a"))
+	var refused atomic.Bool
+	env.Client().LegalHoldSync.Use(func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			lastError, rescheduling := m.(*ent.LegalHoldSyncMutation).LastError()
+			if rescheduling && lastError != "" && refused.CompareAndSwap(false, true) {
+				env.S3.FailWhen(nil) // the next attempt succeeds
+				return nil, errors.New("injected: the database refused the write")
+			}
+			return next.Mutate(ctx, m)
+		})
+	})
+	env.S3.FailWhen(func(r *http.Request) bool { return r.URL.Query().Has("legal-hold") })
+	place(t, env, holds.Spec{UploadID: u.ID})
+	waitLegalHolds(t, env, u.ObjectKey, 1, true)
+	if !refused.Load() {
+		t.Fatal("no reschedule was refused: the test tested nothing")
 	}
 }
 
