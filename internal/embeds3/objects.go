@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/johannesboyne/gofakes3"
 )
@@ -142,11 +144,28 @@ func (s *store) PutObject(bucket, key string, meta map[string]string, input io.R
 		return result, err
 	}
 	stagedMeta = ""
-	if err := os.Rename(stagedData, dataPath); err != nil {
+	if err := renameIntoDir(stagedData, dataPath); err != nil {
 		return result, err
 	}
 	stagedData = ""
 	return result, nil
+}
+
+// renameIntoDir renames a staged file to name, making name's directory
+// again if it went meanwhile: another process's embedded server over the
+// same directory (a CLI's erase beside the server) may have deleted the
+// last key beside name, and its directory with it, since this one made it.
+func renameIntoDir(staged, name string) error {
+	err := os.Rename(staged, name)
+	for tries := 0; errors.Is(err, fs.ErrNotExist) && tries < 3; tries++ {
+		if _, serr := os.Lstat(staged); serr != nil {
+			return err // the staged file is what is missing
+		}
+		if err = os.MkdirAll(filepath.Dir(name), 0o700); err == nil {
+			err = os.Rename(staged, name)
+		}
+	}
+	return err
 }
 
 // prepareCommitLocked checks that the object may be written and makes the
@@ -165,12 +184,17 @@ func (s *store) prepareCommitLocked(bucket, key string, conditions *gofakes3.Put
 		}
 	}
 	dataPath := s.dataPath(bucket, key)
-	if existing, err := os.Lstat(dataPath); err == nil && existing.IsDir() {
+	if existing, err := os.Stat(dataPath); err == nil && existing.IsDir() {
 		// Directories with no file in them are no keys' prefix: deletes by
 		// earlier versions, or a crash before a delete's pruning, left them.
-		if removed, err := removeEmptyDirs(dataPath); err != nil {
-			return err
-		} else if !removed {
+		// A symbolic link to a directory (an operator's) is always a prefix.
+		removed := false
+		if own, err := os.Lstat(dataPath); err == nil && own.IsDir() {
+			if removed, err = removeEmptyDirs(dataPath); err != nil {
+				return err
+			}
+		}
+		if !removed {
 			return fmt.Errorf("key %q is a prefix of other keys", key)
 		}
 	}
@@ -300,27 +324,31 @@ func (s *store) detachLocked(detached []string, bucket, key string) ([]string, e
 // file that it leaves empty, up to the bucket's, which stays: as on S3, a
 // prefix with no key left is no longer there, and its name may be stored
 // as a key. It stops at the first that holds something (or fails), so a
-// delete beside other keys costs one failed removal. Under s.mu, so that a
-// commit never finds the directory it made gone before its rename.
+// delete beside other keys costs one failed rmdir. rmdir, not os.Remove:
+// a symbolic link to a directory (an operator's) fails it, where an
+// unlink would take the link. Under s.mu, so that a commit of this server
+// never finds the directory it made gone before its rename (another
+// process's may: renameIntoDir).
 func (s *store) removeEmptyParentsLocked(bucket, dataPath string) {
 	root := s.bucketPath(bucket)
 	for dir := filepath.Dir(dataPath); len(dir) > len(root); dir = filepath.Dir(dir) {
-		if os.Remove(dir) != nil {
+		if syscall.Rmdir(dir) != nil {
 			return
 		}
 	}
 }
 
 // removeEmptyDirs removes dir if it holds only directories that hold no
-// file, at any depth, and reports whether it did.
+// file, at any depth, and reports whether it did. A symbolic link counts
+// as a file.
 func removeEmptyDirs(dir string) (bool, error) {
-	if os.Remove(dir) == nil {
+	if syscall.Rmdir(dir) == nil {
 		return true, nil
 	}
 	if empty, err := removeEmptySubdirs(dir); !empty {
 		return false, err
 	}
-	if err := os.Remove(dir); err != nil {
+	if err := syscall.Rmdir(dir); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -240,3 +240,34 @@ func dirsUnder(t *testing.T, root string) []string {
 	}
 	return names
 }
+
+// A symbolic link an operator put in the bucket's directory is not a
+// directory a delete or a PUT may clear: deleting the last key reached
+// through it keeps the link (and the keys beside it), and a PUT of the
+// link's own name is refused as a prefix of other keys.
+func TestSymbolicLinksAreNeverCleared(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	client, dir := newBucket(t)
+	put(t, client, "real/kept", "kept")
+	put(t, client, "real/gone", "gone")
+	link := filepath.Join(bucketDir(dir), "link")
+	if err := os.Symlink(filepath.Join(bucketDir(dir), "real"), link); err != nil {
+		t.Fatal(err)
+	}
+
+	deleteKeys(t, client, false, []string{"link/gone"})
+	if _, err := os.Lstat(link); err != nil {
+		t.Fatalf("the link went with the last key deleted through it: %v", err)
+	}
+	assertBody(t, client, "real/kept", "kept")
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String("link"), Body: strings.NewReader("over a link"),
+	}); err == nil {
+		t.Error("PUT over a link to a directory of keys succeeded")
+	}
+	if info, err := os.Lstat(link); err != nil || info.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the link is no longer a link: %v, %v", info, err)
+	}
+	assertBody(t, client, "real/kept", "kept")
+}
